@@ -1,0 +1,128 @@
+"""Physical image geometry (ITK/DICOM LPS, millimetres) and its napari affine.
+
+ITK stores spacing, origin and direction in index order (x, y, z); napari and numpy use
+(z, y, x). ``Geometry`` keeps the ITK values exactly as SimpleITK reports them and derives the
+napari affine so that for every index (k, j, i)::
+
+    layer.data_to_world((k, j, i)) == reversed(img.TransformIndexToPhysicalPoint((i, j, k)))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Spacing, origin (mm) and direction cosines in ITK order (x, y, z), as SimpleITK has them."""
+
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
+    direction: tuple[float, ...]  # row-major, ndim*ndim
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial dimensions (2 or 3)."""
+        return len(self.spacing)
+
+    @classmethod
+    def from_itk(cls, img: sitk.Image) -> Geometry:
+        """Geometry of a SimpleITK image."""
+        return cls(
+            tuple(float(s) for s in img.GetSpacing()),
+            tuple(float(o) for o in img.GetOrigin()),
+            tuple(float(d) for d in img.GetDirection()),
+        )
+
+    @classmethod
+    def identity(cls, ndim: int) -> Geometry:
+        """Unit spacing, zero origin, identity direction."""
+        return cls((1.0,) * ndim, (0.0,) * ndim, tuple(np.eye(ndim).ravel().tolist()))
+
+    def apply_to_itk(self, img: sitk.Image) -> sitk.Image:
+        """Set this geometry on ``img`` (in place) and return it."""
+        img.SetSpacing(self.spacing)
+        img.SetOrigin(self.origin)
+        img.SetDirection(self.direction)
+        return img
+
+    def direction_matrix(self) -> np.ndarray:
+        """Direction cosines as an ndim×ndim matrix (columns are the index axes i, j, k)."""
+        return np.asarray(self.direction, dtype=float).reshape(self.ndim, self.ndim)
+
+    def index_to_physical_matrix(self) -> np.ndarray:
+        """Homogeneous matrix mapping ITK index (i, j, k, 1) to LPS point (x, y, z, 1)."""
+        n = self.ndim
+        m = np.eye(n + 1)
+        m[:n, :n] = self.direction_matrix() @ np.diag(self.spacing)
+        m[:n, n] = self.origin
+        return m
+
+    def napari_affine(self, leading_axes: int = 0) -> np.ndarray:
+        """Homogeneous affine from napari data (…, z, y, x) to world (…, z, y, x) in mm.
+
+        ``leading_axes`` non-spatial axes (e.g. a volume axis for 4D series) map by identity.
+        """
+        n = self.ndim
+        flip = np.eye(n)[::-1]
+        m = self.index_to_physical_matrix()
+        spatial = flip @ m[:n, :n] @ flip
+        translate = flip @ m[:n, n]
+        total = n + leading_axes
+        aff = np.eye(total + 1)
+        aff[leading_axes:total, leading_axes:total] = spatial
+        aff[leading_axes:total, total] = translate
+        return aff
+
+    def index_to_world(self, index_zyx: Any) -> np.ndarray:
+        """World point(s) (z, y, x) in mm of napari index/indices (…, ndim) given as (z, y, x)."""
+        idx = np.asarray(index_zyx, dtype=float)[..., ::-1]
+        m = self.index_to_physical_matrix()
+        n = self.ndim
+        pts = idx @ m[:n, :n].T + m[:n, n]
+        return pts[..., ::-1]
+
+    def world_to_index(self, world_zyx: Any) -> np.ndarray:
+        """Continuous napari index (z, y, x) of world point(s) (z, y, x) in mm."""
+        p = np.asarray(world_zyx, dtype=float)[..., ::-1]
+        m = self.index_to_physical_matrix()
+        n = self.ndim
+        idx = np.linalg.solve(m[:n, :n], (p - m[:n, n]).T).T
+        return idx[..., ::-1]
+
+    @property
+    def spacing_zyx(self) -> tuple[float, ...]:
+        """Voxel spacing in napari axis order, mm."""
+        return tuple(reversed(self.spacing))
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        """Volume of one voxel (area of one pixel in 2D), mm³ (mm²)."""
+        return float(np.prod(self.spacing) * abs(np.linalg.det(self.direction_matrix())))
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """JSON-friendly form (ITK order, as SimpleITK reports)."""
+        return {
+            "spacing": list(self.spacing),
+            "origin": list(self.origin),
+            "direction": list(self.direction),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Geometry:
+        """Inverse of :meth:`to_dict`."""
+        return cls(tuple(d["spacing"]), tuple(d["origin"]), tuple(d["direction"]))
+
+    def close_to(self, other: Geometry, atol_mm: float = 1e-4) -> bool:
+        """True when both grids place every voxel within ``atol_mm`` (for equal shapes)."""
+        if self.ndim != other.ndim:
+            return False
+        return bool(
+            np.allclose(self.spacing, other.spacing, atol=atol_mm)
+            and np.allclose(self.origin, other.origin, atol=atol_mm)
+            and np.allclose(self.direction, other.direction, atol=1e-6)
+        )
