@@ -1,0 +1,91 @@
+"""``clinlabel demo``: napari with a sample image open from a real file and the widgets docked."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+# sample key -> (file name written to the workspace, schema, widgets docked)
+DEMOS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
+    "ct": ("ct_phantom.nii.gz", "abdomen-ct", ("Segmentation", "Lesion boxes")),
+    "ct_oblique": ("ct_phantom_oblique.nii.gz", "abdomen-ct", ("Segmentation", "Lesion boxes")),
+    "mammogram": ("mammogram.nrrd", "birads", ("Grading", "Lesion boxes")),
+    "fundus": ("fundus.png", "icdr", ("Grading",)),
+    "slide": ("slide.tif", "isup", ("Tile grading",)),
+}
+COMMON_WIDGETS = ("Session", "Audit log")
+EXTRA_WIDGETS = ("Pre-label", "Review proposals")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``demo`` subcommand."""
+    p = sub.add_parser("demo", help="open napari with sample data and the plugin's widgets")
+    p.add_argument("--sample", default="ct", choices=sorted(DEMOS), help="sample to open")
+    p.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="folder for the sample file and its sidecar log (default: ~/.clinlabel/demo)",
+    )
+    p.add_argument(
+        "--screenshot",
+        type=Path,
+        default=None,
+        help="save a screenshot of the window to this PNG and quit (for docs and checks)",
+    )
+    p.set_defaults(func=run)
+
+
+def sample_file(key: str, workspace: Path) -> Path:
+    """Write sample ``key`` to ``workspace`` once (so its sidecar log has a home) and return it."""
+    import SimpleITK as sitk
+
+    from ..core import samples
+
+    name = DEMOS[key][0]
+    path = workspace / name
+    if not path.exists():
+        workspace.mkdir(parents=True, exist_ok=True)
+        if key == "slide":
+            samples.write_slide_tiff(path)
+        else:
+            tmp = path.with_name(f".tmp-{path.name}")
+            sitk.WriteImage(samples.SAMPLES[key]().to_itk(), str(tmp), True)
+            tmp.replace(path)
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start napari with the demo; returns when the window closes."""
+    import napari
+
+    from .._session import get_session
+    from ..core.schema import load_schema
+
+    workspace = args.workspace or Path(
+        os.environ.get("CLINLABEL_DEMO_DIR", Path.home() / ".clinlabel" / "demo")
+    )
+    path = sample_file(args.sample, workspace)
+    viewer = napari.Viewer(title=f"napari-clinlabel demo — {args.sample}")
+    layers = viewer.open(str(path), plugin="napari-clinlabel")
+    _file, schema_name, widgets = DEMOS[args.sample]
+    session = get_session(viewer)
+    if schema_name:
+        for layer in layers:
+            session.set_schema(layer, load_schema(schema_name))
+    for name in (*COMMON_WIDGETS, *widgets, *(EXTRA_WIDGETS if args.sample.startswith("ct") else ())):
+        try:
+            viewer.window.add_plugin_dock_widget("napari-clinlabel", name)
+        except KeyError:  # widget not available in this build
+            continue
+    if args.screenshot is not None:
+        from qtpy.QtCore import QTimer
+
+        def shoot() -> None:
+            viewer.screenshot(str(args.screenshot), canvas_only=False)
+            viewer.close()
+
+        QTimer.singleShot(1500, shoot)
+    napari.run()
+    return 0

@@ -1,0 +1,49 @@
+"""Packaging contracts: the npe2 manifest, the core/Qt boundary, the console script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_manifest_validates_with_imports():
+    npe2 = pytest.importorskip("npe2")
+    manifest = npe2.PluginManifest.from_file(ROOT / "src" / "napari_clinlabel" / "napari.yaml")
+    manifest.validate_imports()
+    assert manifest.name == "napari-clinlabel"
+    assert {r.command for r in manifest.contributions.readers} == {"napari-clinlabel.get_reader"}
+
+
+def test_manifest_is_registered_entry_point():
+    from importlib.metadata import entry_points
+
+    eps = [ep for ep in entry_points(group="napari.manifest") if ep.name == "napari-clinlabel"]
+    assert eps and eps[0].value == "napari_clinlabel:napari.yaml"
+
+
+def test_core_never_imports_qt_or_napari():
+    """import-linter's contract (pyproject.toml), plus a runtime check in a clean interpreter."""
+    code = (
+        "import sys, pkgutil, importlib, napari_clinlabel.core as c\n"
+        "for m in pkgutil.walk_packages(c.__path__, c.__name__ + '.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "bad = [n for n in sys.modules if n.split('.')[0] in "
+        "('napari', 'qtpy', 'PyQt6', 'PyQt5', 'PySide6', 'magicgui')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    lint = subprocess.run(["lint-imports"], cwd=ROOT, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_console_script_help():
+    out = subprocess.run(
+        [sys.executable, "-m", "napari_clinlabel.cli", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0
+    assert "clinlabel" in out.stdout
