@@ -12,7 +12,6 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -399,7 +398,7 @@ class _Parser:
 
     def scales(self, node: yaml.Node) -> dict[str, Scale]:
         out: dict[str, Scale] = {}
-        for sc_id, (knode, vnode) in self.mapping(node, "scales").items():
+        for sc_id, (_k, vnode) in self.mapping(node, "scales").items():
             what = f"scale {sc_id!r}"
             m = self.mapping(vnode, what)
             self.only(m, {"name", "kind", "values", "per", "required", "description"}, what)
