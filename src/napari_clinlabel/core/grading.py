@@ -1,0 +1,169 @@
+"""Clinical grades on schema scales (BI-RADS, ICDR, ISUP, …): one ``grade.set`` record per choice.
+
+A grade's ``target`` is ``{"scale": <scale id>, "item": <"image" | study id | tile id>}``; its
+``data`` holds the stored ``value``, its human ``label``, the scale ``kind`` and a ``note``. The
+latest record per (scale, item) is the grade in force; earlier ones are its history. An image is
+marked done (``image.done``) only once every required per-image / per-study scale is graded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .audit_log import AuditLog, iter_records
+from .errors import ClinlabelError, SchemaError
+
+IMAGE_ITEM = "image"
+
+
+@dataclass
+class Grade:
+    """A grade in force for one (scale, item), with the grades it replaced (oldest first)."""
+
+    scale: str
+    item: str
+    value: str
+    label: str
+    grader: str
+    time: str
+    seq: int
+    note: str = ""
+    history: list[Grade] = field(default_factory=list)
+
+
+def require_scale(schema: Any, scale_id: str, where: str = "this image") -> Any:
+    """The scale ``scale_id`` of ``schema``; clear errors when there is no schema or no such scale."""
+    if schema is None:
+        raise SchemaError(
+            f"{where}: no grading schema is chosen; pick one (e.g. birads, icdr, isup) before "
+            "grading. Nothing was recorded."
+        )
+    scale = schema.scales.get(scale_id)
+    if scale is None:
+        have = ", ".join(schema.scales) or "none"
+        raise SchemaError(
+            f"{where}: schema {schema.id!r} has no scale {scale_id!r} (it has: {have})."
+        )
+    return scale
+
+
+def resolve_value(scale: Any, value: Any) -> Any:
+    """The scale value matching ``value`` (a stored value, else a keyboard key)."""
+    text = str(value).strip()
+    for v in scale.values:
+        if v.value == text:
+            return v
+    for v in scale.values:
+        if v.value.lower() == text.lower():
+            return v
+    allowed = ", ".join(f"{v.value} (key {v.key})" for v in scale.values)
+    raise ClinlabelError(
+        f"{text!r} is not a grade of {scale.name} ({scale.id}); choose one of: {allowed}. "
+        "Nothing was recorded."
+    )
+
+
+def set_grade(
+    log: AuditLog,
+    scale: Any,
+    value: Any,
+    *,
+    item: str | None = None,
+    companion: dict[str, Any] | None = None,
+    note: str = "",
+) -> dict[str, Any]:
+    """Log grade ``value`` of ``scale`` for ``item`` (default: the image) and return the record.
+
+    ``companion`` holds related facts recorded with the grade (e.g. ``{"study": uid}``).
+    Refused (nothing logged) when the log has no schema in force or the value is not on the scale.
+    """
+    if scale is None or log.schema is None:
+        raise SchemaError(
+            f"{log.path.name}: no grading schema is in force for this image; pick one (e.g. "
+            "birads, icdr, isup) before grading. Nothing was recorded."
+        )
+    chosen = resolve_value(scale, value)
+    data: dict[str, Any] = {
+        "value": chosen.value,
+        "label": chosen.label,
+        "scale_kind": scale.kind,
+        "note": str(note or ""),
+    }
+    if companion:
+        data["companion"] = dict(companion)
+    return log.append("grade.set", {"scale": scale.id, "item": item or IMAGE_ITEM}, data)
+
+
+def grades_from_records(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Grade]:
+    """Latest grade per (scale, item) from records, each with its history."""
+    out: dict[tuple[str, str], Grade] = {}
+    for rec in records:
+        if rec.get("action") != "grade.set":
+            continue
+        tgt, data = rec.get("target") or {}, rec.get("data") or {}
+        key = (str(tgt.get("scale")), str(tgt.get("item") or IMAGE_ITEM))
+        g = Grade(
+            key[0],
+            key[1],
+            str(data.get("value")),
+            str(data.get("label", "")),
+            str((rec.get("actor") or {}).get("id", "")),
+            str(rec.get("time", "")),
+            int(rec.get("seq", -1)),
+            str(data.get("note", "")),
+        )
+        prev = out.get(key)
+        if prev is not None:
+            g.history = [*prev.history, prev]
+            prev.history = []
+        out[key] = g
+    return out
+
+
+def load_grades(log_path: str | os.PathLike[str]) -> dict[tuple[str, str], Grade]:
+    """Latest grade per (scale, item) in a sidecar log, with history (empty if no log)."""
+    return grades_from_records(iter_records(log_path))
+
+
+def missing_grades(schema: Any, grades: dict[tuple[str, str], Grade]) -> list[str]:
+    """Names of the required per-image / per-study scales that have no grade yet."""
+    out = []
+    for sc in schema.scales.values():
+        if sc.required and sc.per != "tile" and not any(k[0] == sc.id for k in grades):
+            out.append(f"{sc.name} ({sc.id})")
+    return out
+
+
+def mark_done(log: AuditLog, schema: Any) -> dict[str, Any]:
+    """Log ``image.done``; refused with the list of missing required grades until all exist."""
+    if schema is None:
+        raise SchemaError(
+            f"{log.path.name}: no grading schema is chosen, so the image cannot be marked done; "
+            "pick one and grade it first."
+        )
+    grades = load_grades(log.path)
+    missing = missing_grades(schema, grades)
+    if missing:
+        raise ClinlabelError(
+            f"{log.path.name}: cannot mark the image done: required grade(s) missing: "
+            f"{'; '.join(missing)}. Grade them first."
+        )
+    in_force = {f"{s}:{i}": g.value for (s, i), g in sorted(grades.items()) if i == IMAGE_ITEM}
+    return log.append("image.done", {"image": IMAGE_ITEM}, {"grades": in_force})
+
+
+def is_done(records: Iterable[dict[str, Any]]) -> bool:
+    """True when the latest ``image.done`` comes after every ``grade.set`` (a later change reopens)."""
+    last_done, last_grade = -1, -1
+    for rec in records:
+        if rec.get("action") == "image.done":
+            last_done = int(rec["seq"])
+        elif rec.get("action") == "grade.set" and (rec.get("target") or {}).get("item") in (
+            None,
+            IMAGE_ITEM,
+        ):
+            last_grade = int(rec["seq"])
+    return last_done > last_grade
