@@ -201,6 +201,7 @@ class _Parser:
         self.path = path
         self.text = text
         self.sha256 = sha256
+        self.per_nodes: dict[str, yaml.Node] = {}
 
     def fail(self, node: yaml.Node | None, what: str) -> SchemaError:
         line = node.start_mark.line + 1 if node is not None else 1
@@ -315,8 +316,9 @@ class _Parser:
             for sc_id, sc in schema.scales.items():
                 if sc.per == "tile" and schema.tile_size is None:
                     raise self.fail(
-                        top["scales"][0],
-                        f"scale {sc_id!r} is graded per tile but tile_size is not set.",
+                        self.per_nodes[sc_id],
+                        f"scale {sc_id!r} is graded per tile but tile_size is not set; add "
+                        "tile_size (pixels) at the top level.",
                     )
         if "thresholds" in g:
             schema.thresholds = self.thresholds(g["thresholds"])
@@ -409,6 +411,7 @@ class _Parser:
                     m["kind"][1], f"unknown kind {kind!r} of {what} (use ordinal or nominal)."
                 )
             per = self.text_of(m["per"][1], f"per of {what}") if "per" in m else "image"
+            self.per_nodes[sc_id] = m["per"][1] if "per" in m else vnode
             if per not in PER:
                 raise self.fail(
                     m["per"][1], f"{what}: per must be image, study or tile, not {per!r}."
