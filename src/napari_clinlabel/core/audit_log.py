@@ -13,6 +13,9 @@ import hashlib
 import io
 import json
 import os
+import re
+import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +31,7 @@ FORMAT_VERSION = 1
 GENESIS = "0" * 64
 HUMAN = {"kind": "human"}
 _HASH_TAIL_LEN = len(',"hash":""}') + 64
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def canonical_bytes(rec: dict[str, Any]) -> bytes:
@@ -58,6 +62,36 @@ def sidecar_paths(image_path: str | os.PathLike[str]) -> tuple[Path, Path]:
 def model_source(name: str, version: str, sha256: str) -> dict[str, str]:
     """The ``source`` field for work a model did (still run and confirmed by a human actor)."""
     return {"kind": "model", "name": name, "version": version, "sha256": sha256}
+
+
+def _json_default(obj: Any) -> Any:
+    """numpy scalars/arrays and tuples-as-lists, so callers may pass what numpy hands them."""
+    if isinstance(obj, np.integer | np.bool_):
+        return obj.item()
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON")
+
+
+def normalise_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """The record as any reader will parse it back (so its hash is the hash a verifier computes).
+
+    A JSON round trip turns int dict keys into strings (whose sort order differs), tuples into
+    lists and numpy scalars into numbers; NaN and infinity are refused (not JSON).
+    """
+    try:
+        text = json.dumps(rec, default=_json_default, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+    except (TypeError, ValueError, UnicodeEncodeError) as exc:
+        raise LogError(
+            f"Cannot log action {rec.get('action')!r}: its record is not plain JSON ({exc}); "
+            "pass numbers, strings, lists and dicts only. Nothing was recorded."
+        ) from None
+    return json.loads(text)
 
 
 def _encode_line(rec: dict[str, Any]) -> tuple[bytes, str]:
@@ -101,8 +135,14 @@ class ObjectStore:
             ) from None
         return digest
 
+    def has(self, digest: str) -> bool:
+        """True when object ``digest`` is stored (not checked against its digest)."""
+        return bool(_DIGEST_RE.fullmatch(str(digest))) and (self.folder / digest).is_file()
+
     def get(self, digest: str) -> bytes:
         """Bytes of object ``digest``, checked against the digest."""
+        if not _DIGEST_RE.fullmatch(str(digest)):
+            raise LogIntegrityError(f"{self.folder}: {str(digest)[:80]!r} is not an object digest.")
         path = self.folder / digest
         try:
             data = path.read_bytes()
@@ -120,14 +160,20 @@ class ObjectStore:
 
     def get_arrays(self, digest: str) -> dict[str, np.ndarray]:
         """Arrays of an ``.npz`` object written by :meth:`put_arrays`."""
-        with np.load(io.BytesIO(self.get(digest)), allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        data = self.get(digest)
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (ValueError, OSError, EOFError) as exc:
+            raise LogIntegrityError(
+                f"{self.folder / digest}: log object is not a numpy archive ({exc})."
+            ) from None
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file, fsync and rename (never half-written)."""
     p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -179,9 +225,12 @@ class AuditLog:
         self.actor = actor
         self.schema = schema
         if objects is None:
-            objects = Path(str(self.path)[: -len(".jsonl")]) / "objects"
+            stem = str(self.path).removesuffix(".jsonl")
+            objects = Path(stem if stem != str(self.path) else stem + ".clinlabel") / "objects"
         self.objects = ObjectStore(objects)
         self._fd: int | None = None
+        self._pid = os.getpid()
+        self._thread_lock = threading.RLock()  # flock does not exclude threads sharing one fd
         self._known: tuple[int, int, str] | None = None  # (file size, last seq, last hash)
         if self.path.exists():
             self._check_image()
@@ -221,6 +270,20 @@ class AuditLog:
         if src.get("kind") == "model" and not all(src.get(k) for k in ("name", "version", "sha256")):
             raise LogError("A model's work must name the model (name, version, sha256).")
 
+        if not isinstance(action, str) or not action:
+            raise LogError("An action name is required (e.g. 'label.paint'). Nothing was recorded.")
+        if data is not None and not isinstance(data, dict):
+            raise LogError(f"Action {action!r}: data must be a dict. Nothing was recorded.")
+        named = (data or {}).get("objects") or {}
+        if not isinstance(named, dict):
+            raise LogError(f"Action {action!r}: data['objects'] must map roles to digests.")
+        for role, digest in named.items():
+            if not self.objects.has(digest):
+                raise LogError(
+                    f"{self.path}: object {role!r} ({str(digest)[:12]}…) is not in "
+                    f"{self.objects.folder}; store it with put_object first. Nothing was recorded."
+                )
+
         def write() -> dict[str, Any]:
             seq, prev = self._tail()
             rec = {
@@ -236,6 +299,7 @@ class AuditLog:
                 "schema": rec_schema if rec_schema is not False else None,
                 "prev": prev,
             }
+            rec = normalise_record(rec)
             line, h = _encode_line(rec)
             self._write_line(line)
             rec["hash"] = h
@@ -279,6 +343,10 @@ class AuditLog:
 
     # -- internals -------------------------------------------------------------------------
     def _open(self) -> int:
+        if self._fd is not None and self._pid != os.getpid():
+            # a forked child shares the parent's open file, hence its flock: open our own
+            os.close(self._fd)
+            self._fd, self._known, self._pid = None, None, os.getpid()
         if self._fd is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -291,12 +359,13 @@ class AuditLog:
         return self._fd
 
     def _with_lock(self, fn: Any) -> Any:
-        fd = self._open()
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            return fn()
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        with self._thread_lock:
+            fd = self._open()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                return fn()
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _write_line(self, line: bytes) -> None:
         fd = self._open()
@@ -354,9 +423,15 @@ class AuditLog:
         torn = os.read(fd, size - torn_at)
         digest = hashlib.sha256(torn).hexdigest()
         aside = self.path.with_name(f"{self.path.name}.torn-{digest[:16]}")
-        atomic_write_bytes(aside, torn)
-        os.ftruncate(fd, torn_at)
-        os.fsync(fd)
+        try:
+            atomic_write_bytes(aside, torn)
+            os.ftruncate(fd, torn_at)
+            os.fsync(fd)
+        except OSError as exc:
+            raise LogError(
+                f"{self.path}: the log ends in a torn record and cannot be repaired here "
+                f"({exc.strerror}); make the folder writable and open it again."
+            ) from None
         self._known = None
         seq, prev = self._tail()
         rec = {
@@ -367,7 +442,12 @@ class AuditLog:
             "action": "log.recover",
             "image": self.image,
             "target": {"log": self.path.name},
-            "data": {"torn_bytes": len(torn), "torn_sha256": digest, "kept_as": aside.name},
+            "data": {
+                "torn_bytes": len(torn),
+                "torn_sha256": digest,
+                "kept_as": aside.name,
+                "at_offset": torn_at,
+            },
             "source": dict(HUMAN),
             "schema": self.schema,
             "prev": prev,
@@ -376,7 +456,12 @@ class AuditLog:
         self._write_line(line)
 
     def _check_image(self) -> None:
-        first = next(iter_records(self.path), None)
+        try:
+            first = next(iter_records(self.path), None)
+        except LogIntegrityError as exc:
+            raise LogIntegrityError(
+                f"{exc} Run 'clinlabel log verify' and restore the log from a backup.", 0
+            ) from None
         if first is None:
             return
         theirs = (first.get("image") or {}).get("sha256")
@@ -420,7 +505,11 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     except FileNotFoundError:
         return
     with fh:
-        for line in fh:
+        for n, line in enumerate(fh):
             if not line.endswith(b"\n"):
                 return
-            yield json.loads(line)
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                raise LogIntegrityError(f"{path}: line {n + 1} is not valid JSON.", n) from None
+            yield rec

@@ -74,9 +74,14 @@ def load_roster(path: str | os.PathLike[str]) -> Roster:
     except tomllib.TOMLDecodeError as exc:
         raise ClinlabelError(f"{p}: roster is not valid TOML ({exc}); fix the file.") from None
     users: dict[str, dict[str, Any]] = {}
-    for i, u in enumerate(data.get("users", [])):
+    listed = data.get("users", [])
+    if not isinstance(listed, list) or not all(isinstance(u, dict) for u in listed):
+        raise ClinlabelError(f"{p}: 'users' must be a list of [[users]] tables; fix the file.")
+    for i, u in enumerate(listed):
         if "id" not in u:
             raise ClinlabelError(f"{p}: users[{i}] has no 'id'; give every user an id.")
+        if str(u["id"]) in users:
+            raise ClinlabelError(f"{p}: user {u['id']!r} is listed twice; keep one entry.")
         for r in u.get("roles") or [u.get("role", "annotator")]:
             if r not in ROLES:
                 raise ClinlabelError(
