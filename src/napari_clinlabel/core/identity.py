@@ -110,7 +110,7 @@ def current_actor(near: str | os.PathLike[str] | None = None, role: str | None =
 
     ``role`` asks for a specific role (e.g. adjudicator); it must be one the roster grants.
     """
-    user_id = os.environ.get("CLINLABEL_USER") or _os_login()
+    user_id = os.environ.get("CLINLABEL_USER") or login_name()
     wanted = role or os.environ.get("CLINLABEL_ROLE")
     roster = find_roster(near)
     name = user_id
@@ -131,7 +131,8 @@ def current_actor(near: str | os.PathLike[str] | None = None, role: str | None =
     return Actor(user_id, name, wanted or "annotator")
 
 
-def _os_login() -> str:
+def login_name() -> str:
+    """The OS login name (``uid<N>`` where the system has none)."""
     try:
         return getpass.getuser()
     except Exception:  # no login name (containers): fall back to the uid

@@ -1,0 +1,366 @@
+"""Verify a sidecar log against format v1: chain, fields, objects, signatures and anchors.
+
+A record is valid when it is a JSON object holding exactly the v1 fields, ``v`` is 1, ``seq``
+follows the previous one (0 first), ``prev`` is the previous ``hash`` (64 zeros at seq 0) and
+``hash`` is the sha256 of the canonical JSON of the record without ``hash``. Beyond the hash
+chain this checks: a human actor with a v1 role, a ``human`` or fully named ``model`` source, the
+same ``image`` as seq 0, every object named in ``data["objects"]`` present and matching its
+digest, every ``sign`` record's signature (and, given a roster, that the key is the signer's),
+and that every head a record carries (``data["head"]``) is a record of this chain.
+
+Time running backwards is reported as a *warning*, not a failure: the chain, not the clock,
+proves order, and a workstation clock stepped back by NTP is not tampering. A torn last line
+(a crash mid-append) is reported (``torn_tail_present``) and does not fail the log; the next
+open of the log keeps it aside and records it.
+
+Speed: the writer puts ``"hash"`` last, so a line's canonical bytes are the line without its
+last member (``line[:-75] + b"}"``); the verifier hashes that slice and re-dumps the record
+only when the layout differs or the slice does not hash to ``hash``. ``strict=True`` re-dumps
+every record, so a writer that hashed non-canonical bytes is caught as the spec demands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .audit_log import GENESIS, Head
+from .errors import LogError
+from .identity import ROLES, Roster
+
+FIELDS = frozenset(
+    ("v", "seq", "time", "actor", "action", "image", "target", "data", "source", "schema",
+     "prev", "hash")
+)  # fmt: skip
+MEANINGS = ("review", "approval", "adjudication")
+_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TAIL = b',"hash":"'
+_ENC = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_MAX_WARNINGS = 20
+
+
+@dataclass
+class VerifyReport:
+    """Outcome of :func:`verify_log`; ``records`` counts the valid records before any failure."""
+
+    ok: bool
+    records: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+    head: Head | None = None
+    signatures_checked: int = 0
+    torn_tail_present: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: ``valid: N records, head …`` or ``broken at seq N: why``."""
+        if not self.ok:
+            return f"broken at seq {self.first_bad_seq}: {self.reason}"
+        head = f"head seq {self.head.seq} {self.head.hash}" if self.head else "empty log"
+        sig = f", {self.signatures_checked} signature(s) valid" if self.signatures_checked else ""
+        torn = ", torn last line present (kept aside at next open)" if self.torn_tail_present else ""
+        return f"valid: {self.records} records, {head}{sig}{torn}"
+
+
+class _Broken(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def verify_log(
+    path: str | Path,
+    *,
+    roster: Roster | None = None,
+    public_keys: Mapping[str, Any] | None = None,
+    check_objects: bool = True,
+    objects: str | Path | None = None,
+    strict: bool = False,
+) -> VerifyReport:
+    """Check a whole log; the report names the first bad seq and why.
+
+    ``public_keys`` maps user ids to a base64 key or a list of them (added to the roster's).
+    ``objects`` is the objects folder (default ``<log minus .jsonl>/objects``).
+    """
+    return _verify(Path(path), roster, public_keys, check_objects, objects, strict)[0]
+
+
+def verify_against_anchor(
+    path: str | Path, head: Mapping[str, Any] | Head, **kwargs: Any
+) -> VerifyReport:
+    """Verify the log and that it still holds ``head`` (``{"seq", "hash"}``) an export or a
+    signature recorded: a log truncated below it, or regrown differently past it, fails."""
+    seq, h = (head.seq, head.hash) if isinstance(head, Head) else (head["seq"], head["hash"])
+    rep, hashes = _verify(Path(path), kwargs.pop("roster", None), kwargs.pop("public_keys", None),
+                          kwargs.pop("check_objects", True), kwargs.pop("objects", None),
+                          kwargs.pop("strict", False))  # fmt: skip
+    if not isinstance(seq, int) or seq < 0:
+        raise LogError(f"Anchor seq {seq!r} is not a record number; give SEQ:HASH from an export.")
+    if not rep.ok and rep.first_bad_seq is not None and rep.first_bad_seq <= seq:
+        return rep
+    if len(hashes) <= seq:
+        rep.ok, rep.first_bad_seq = False, len(hashes)
+        rep.reason = (
+            f"log truncated: an export or signature covers seq {seq} ({h[:12]}…) but the log "
+            f"holds only {len(hashes)} record(s)"
+        )
+    elif hashes[seq] != h:
+        rep.ok, rep.first_bad_seq = False, seq
+        rep.reason = (
+            f"record {seq} is not the one an export or signature covers (recorded hash "
+            f"{h[:12]}…, log has {hashes[seq][:12]}…): the log was rewritten at or before seq {seq}"
+        )
+    return rep
+
+
+def _verify(
+    path: Path,
+    roster: Roster | None,
+    public_keys: Mapping[str, Any] | None,
+    check_objects: bool,
+    objects: str | Path | None,
+    strict: bool,
+) -> tuple[VerifyReport, list[str]]:
+    try:
+        buf = path.read_bytes()
+    except FileNotFoundError:
+        raise LogError(f"{path}: no such log; check the path (<image>.clinlabel.jsonl).") from None
+    except OSError as exc:
+        raise LogError(f"{path}: cannot read the log ({exc.strerror}).") from None
+    if objects is None:
+        stem = str(path).removesuffix(".jsonl")
+        objects = Path(stem if stem != str(path) else stem + ".clinlabel") / "objects"
+    ctx = _Context(Path(objects), roster, public_keys, check_objects)
+    rep = VerifyReport(ok=True, records=0)
+    hashes: list[str] = []
+    prev, last_time, image0 = GENESIS, "", None
+    sha256, loads, tail = hashlib.sha256, json.loads, _TAIL
+    pos, n, expected = 0, len(buf), 0
+    while pos < n:
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            rep.torn_tail_present = True
+            break
+        line = buf[pos:nl]
+        pos = nl + 1
+        try:
+            try:
+                rec = loads(line)
+            except ValueError:
+                raise _Broken("not valid JSON") from None
+            if type(rec) is not dict:
+                raise _Broken("not a JSON object")
+            if rec.keys() != FIELDS:
+                raise _Broken(_field_problem(rec))
+            h = rec["hash"]
+            # fast path: canonical bytes are the line minus its last member, when hash is last
+            if (
+                not strict
+                and line[-75:-66] == tail
+                and line[-2:] == b'"}'
+                and type(h) is str
+                and line[-66:-2] == h.encode()
+                and b'"hash":' not in line[:-75]
+                and sha256(line[:-75] + b"}").hexdigest() == h
+            ):
+                pass
+            else:
+                _check_canonical_hash(rec, h)
+            if type(rec["v"]) is not int or rec["v"] != 1:
+                raise _Broken(f"v is {rec['v']!r}, this verifier knows format v1")
+            s = rec["seq"]
+            if type(s) is not int or s != expected:
+                raise _Broken(f"seq is {s!r}, expected {expected} (a record was deleted, "
+                              "inserted or reordered)")  # fmt: skip
+            if rec["prev"] != prev:
+                raise _Broken("prev is not the previous record's hash (a record before it was "
+                              "deleted, edited or reordered)")  # fmt: skip
+            _check_actor(rec["actor"])
+            _check_source(rec["source"])
+            a = rec["action"]
+            if type(a) is not str or not a:
+                raise _Broken("action is missing or not a string")
+            if image0 is None:
+                image0 = _check_image(rec["image"])
+            elif rec["image"] != image0:
+                raise _Broken("image differs from seq 0's image (records of another image)")
+            t = rec["time"]
+            if type(t) is not str or not _TIME_RE.fullmatch(t):
+                raise _Broken(f"time {str(t)[:40]!r} is not UTC ISO 8601 (…T…Z)")
+            if _time_key(t, last_time) < _time_key(last_time, t):
+                _warn(rep, f"seq {s}: time {t} is before the previous record's {last_time}")
+            last_time = t
+            d = rec["data"]
+            if type(d) is not dict:
+                raise _Broken("data is not an object")
+            if rec["schema"] is not None and type(rec["schema"]) is not dict:
+                raise _Broken("schema is neither an object nor null")
+            if "objects" in d:
+                ctx.check_objects(d["objects"])
+            if "head" in d:
+                _check_head(d["head"], hashes, "data.head")
+            if a == "sign":
+                ctx.check_sign(rec, hashes, rep)
+        except _Broken as exc:
+            rep.ok, rep.first_bad_seq, rep.reason = False, expected, exc.reason
+            break
+        hashes.append(h)
+        prev = h
+        expected += 1
+    rep.records = expected
+    if expected:
+        rep.head = Head(expected - 1, hashes[-1])
+    if rep.ok and ctx.unregistered:
+        _warn(rep, f"{ctx.unregistered} signature(s) checked against the key they carry only; "
+                   "pass a roster to check whose keys they are")  # fmt: skip
+    return rep, hashes
+
+
+def _field_problem(rec: dict[str, Any]) -> str:
+    missing = sorted(FIELDS - rec.keys())
+    extra = sorted(rec.keys() - FIELDS)
+    parts = []
+    if missing:
+        parts.append("missing " + ", ".join(missing))
+    if extra:
+        parts.append("unexpected " + ", ".join(str(e)[:40] for e in extra))
+    return "fields: " + "; ".join(parts)
+
+
+def _check_canonical_hash(rec: dict[str, Any], h: Any) -> None:
+    body = {k: v for k, v in rec.items() if k != "hash"}
+    try:
+        canon = _ENC.encode(body).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        raise _Broken("record cannot be written as canonical JSON") from None
+    if type(h) is not str or hashlib.sha256(canon).hexdigest() != h:
+        raise _Broken("hash does not match the record's content (the record was edited)")
+
+
+def _check_actor(actor: Any) -> None:
+    if type(actor) is not dict:
+        raise _Broken("actor is missing: every record names a human")
+    if type(actor.get("id")) is not str or not actor["id"]:
+        raise _Broken("actor has no id")
+    if type(actor.get("name")) is not str:
+        raise _Broken("actor has no name")
+    if actor.get("role") not in ROLES:
+        raise _Broken(f"actor role {actor.get('role')!r} is not one of {', '.join(ROLES)}")
+
+
+def _check_source(src: Any) -> None:
+    if type(src) is not dict:
+        raise _Broken("source is not an object")
+    kind = src.get("kind")
+    if kind == "model":
+        for k in ("name", "version", "sha256"):
+            if type(src.get(k)) is not str or not src[k]:
+                raise _Broken(f"a model source must name its {k}")
+    elif kind != "human":
+        raise _Broken(f"source kind {kind!r} is neither 'human' nor 'model'")
+
+
+def _check_image(image: Any) -> dict[str, Any]:
+    if type(image) is not dict or type(image.get("sha256")) is not str:
+        raise _Broken("image has no voxel sha256")
+    if "uid" not in image or not (image["uid"] is None or type(image["uid"]) is str):
+        raise _Broken("image uid is neither a string nor null")
+    return image
+
+
+def _check_head(head: Any, hashes: list[str], what: str) -> int:
+    if type(head) is not dict or type(head.get("seq")) is not int or type(head.get("hash")) is not str:
+        raise _Broken(f"{what} is not {{seq, hash}}")
+    s = head["seq"]
+    if not 0 <= s < len(hashes):
+        raise _Broken(f"{what} names seq {s}, not an earlier record of this log")
+    if hashes[s] != head["hash"]:
+        raise _Broken(f"{what} names record {s} with hash {head['hash'][:12]}…, but record {s} "
+                      f"has {hashes[s][:12]}…")  # fmt: skip
+    return s
+
+
+def _time_key(t: str, other: str) -> str:
+    """Comparable form of an ISO time (fractions padded when the two differ in length)."""
+    if len(t) == len(other) or not t:
+        return t
+    frac = t[20:-1] if len(t) > 20 else ""
+    return t[:19] + "." + frac.ljust(9, "0")
+
+
+def _warn(rep: VerifyReport, text: str) -> None:
+    if len(rep.warnings) < _MAX_WARNINGS:
+        rep.warnings.append(text)
+    elif len(rep.warnings) == _MAX_WARNINGS:
+        rep.warnings.append("… more warnings not shown")
+
+
+class _Context:
+    """What checking objects and signatures needs across records."""
+
+    def __init__(
+        self,
+        objects: Path,
+        roster: Roster | None,
+        public_keys: Mapping[str, Any] | None,
+        check_objects: bool,
+    ) -> None:
+        self.objects = objects
+        self.check = check_objects
+        self.seen: set[str] = set()
+        self.registry: dict[str, set[str]] | None = None
+        if roster is not None or public_keys is not None:
+            self.registry = {}
+            for uid, u in (roster.users.items() if roster else ()):
+                keys = [u.get("public_key")] + list(u.get("public_keys") or [])
+                self.registry.setdefault(uid, set()).update(k for k in keys if k)
+            for uid, keys in (public_keys or {}).items():
+                keys = [keys] if isinstance(keys, str) else list(keys)
+                self.registry.setdefault(uid, set()).update(keys)
+        self.unregistered = 0
+
+    def check_objects(self, named: Any) -> None:
+        if type(named) is not dict:
+            raise _Broken("data.objects is not an object of role: digest")
+        for role, digest in named.items():
+            if type(digest) is not str or not _HEX64.fullmatch(digest):
+                raise _Broken(f"object {role!r} is not named by a sha256 digest")
+            if not self.check or digest in self.seen:
+                continue
+            try:
+                with open(self.objects / digest, "rb") as fh:
+                    got = hashlib.file_digest(fh, "sha256").hexdigest()
+            except FileNotFoundError:
+                raise _Broken(f"object {role!r} ({digest[:12]}…) is missing from "
+                              f"{self.objects}") from None  # fmt: skip
+            if got != digest:
+                raise _Broken(f"object {role!r} ({digest[:12]}…) does not match its digest "
+                              "(altered)")  # fmt: skip
+            self.seen.add(digest)
+
+    def check_sign(self, rec: dict[str, Any], hashes: list[str], rep: VerifyReport) -> None:
+        from .signing import verify_signature  # cryptography only when a log holds signatures
+
+        d = rec["data"]
+        if d.get("meaning") not in MEANINGS:
+            raise _Broken(f"sign meaning {d.get('meaning')!r} is not one of {', '.join(MEANINGS)}")
+        target = _check_head(rec["target"], hashes, "sign target")
+        if _check_head(d.get("head"), hashes, "sign head") < target:
+            raise _Broken("sign head is before the record it signs")
+        key = d.get("public_key")
+        if type(key) is not str or type(d.get("signature")) is not str:
+            raise _Broken("sign record lacks signature or public_key")
+        if not verify_signature(rec, key):
+            raise _Broken(f"signature by {rec['actor']['id']!r} does not verify (key {key[:16]}…)")
+        if self.registry is None:
+            self.unregistered += 1
+        elif key not in self.registry.get(rec["actor"]["id"], ()):
+            raise _Broken(f"sign by {rec['actor']['id']!r} uses key {key[:16]}…, which the roster "
+                          "does not list for that user")  # fmt: skip
+        rep.signatures_checked += 1
