@@ -1,0 +1,75 @@
+"""Builders shared by the agreement, gold-panel and CLI tests: label maps, grade tables, reader logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from napari_clinlabel.core.audit_log import AuditLog, model_source
+from napari_clinlabel.core.geometry import Geometry
+from napari_clinlabel.core.identity import Actor
+from napari_clinlabel.core.label_edits import diff_between, record_label_change, record_labels_create
+
+GEOM = Geometry((0.8, 0.7, 2.0), (-10.0, 5.0, 30.0), tuple(np.eye(3).ravel()))
+
+
+def ellipsoid(shape, centre, radii) -> np.ndarray:
+    zz, yy, xx = np.ogrid[tuple(slice(0, n) for n in shape)]
+    return (
+        ((zz - centre[0]) / radii[0]) ** 2 + ((yy - centre[1]) / radii[1]) ** 2 + ((xx - centre[2]) / radii[2]) ** 2
+    ) <= 1.0
+
+
+def reader_maps(shape=(16, 32, 36)) -> tuple[np.ndarray, np.ndarray]:
+    a = np.zeros(shape, np.uint8)
+    b = np.zeros(shape, np.uint8)
+    a[ellipsoid(shape, (8, 16, 18), (5, 10, 11))] = 1
+    b[ellipsoid(shape, (8, 17, 17), (5, 9, 12))] = 1
+    a[ellipsoid(shape, (4, 6, 6), (2, 3, 3))] = 2
+    b[ellipsoid(shape, (4, 7, 6), (2, 3, 4))] = 2
+    b[ellipsoid(shape, (12, 26, 30), (2, 3, 3))] = 3
+    return a, b
+
+
+def write_map(path: Path, arr: np.ndarray, geom: Geometry = GEOM) -> Path:
+    img = geom.apply_to_itk(sitk.GetImageFromArray(arr))
+    sitk.WriteImage(img, str(path))
+    return path
+
+
+def write_grades(path: Path, rows: list[tuple[str, str]], header: bool = True) -> Path:
+    lines = (["item,grade"] if header else []) + [f"{i},{g}" for i, g in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_reader_log(
+    path: Path,
+    labels: np.ndarray,
+    reader: str,
+    image_sha: str = "ab" * 32,
+    geom: Geometry = GEOM,
+    pending_proposal: bool = False,
+    via_model: bool = False,
+) -> Path:
+    """A reader's log: image.open with geometry, labels.create, then the labels as one stroke."""
+    log = AuditLog(path, {"uid": None, "sha256": image_sha}, Actor(reader, reader.title(), "annotator"))
+    log.append("image.open", None, {"shape": list(labels.shape), "geometry": geom.to_dict()})
+    record_labels_create(log, "Labels", labels.shape, labels.dtype)
+    work = np.zeros_like(labels)
+    idx, old, new = diff_between(work, labels)
+    if via_model:
+        src = model_source("baseline", "1", "cd" * 32)
+        log.append("proposal.add", {"proposal": "p1"}, {"kind": "segmentation"}, src)
+        record_label_change(
+            log, work, "Labels", idx, old, new, action="proposal.accept", source=src,
+            target={"proposal": "p1"}, applied=False,
+        )
+    else:
+        record_label_change(log, work, "Labels", idx, old, new, applied=False)
+    if pending_proposal:
+        log.append("proposal.add", {"proposal": "p2"}, {"kind": "segmentation"}, model_source("baseline", "1", "cd" * 32))
+    log.close()
+    return path
