@@ -1,0 +1,53 @@
+"""``clinlabel export PATH --format FMT -o OUT``: final labels, boxes or grades in a standard form."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..core.export import FORMATS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``export`` subcommand."""
+    p = sub.add_parser(
+        "export",
+        help="export final labels (NIfTI/NRRD/MHA/DICOM SEG) or boxes and grades (JSON/CSV/COCO)",
+        description="Refuses (exit 2) while model proposals are undecided, unless "
+        "--exclude-pending. Every export is recorded in the sidecar log with its digest.",
+    )
+    p.add_argument("path", type=Path, help="the image file or DICOM series folder")
+    p.add_argument("--format", required=True, choices=FORMATS, dest="fmt")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output file")
+    p.add_argument(
+        "--exclude-pending",
+        action="store_true",
+        help="export although proposals are undecided (they are left out; the record says so)",
+    )
+    p.add_argument("--labels", default="labels", help="label layer name (default: labels)")
+    p.add_argument("--schema", default=None, help="schema file or builtin name, if not the log's")
+    p.add_argument(
+        "--include-empty", action="store_true", help="DICOM SEG: also a segment per unused label"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export and print one line per file written (name, bytes, sha256)."""
+    from ..core.export import export
+
+    res = export(
+        args.path,
+        args.fmt,
+        args.output,
+        exclude_pending=args.exclude_pending,
+        labels_name=args.labels,
+        schema=args.schema,
+        include_empty=args.include_empty,
+    )
+    for o in res.outputs:
+        print(f"{o.path}\t{o.bytes} bytes\tsha256 {o.sha256}")
+    for note in res.notes:
+        print(f"note: {note}")
+    print(f"recorded as seq {res.record['seq']} ({res.record['hash'][:12]}…)")
+    return 0
