@@ -1,0 +1,186 @@
+"""Load a model from a local file (never the network): TorchScript + card, or a built-in.
+
+``load_model("builtin:baseline")`` is the classical scikit-image detector;
+``load_model("builtin:phantom-unet")`` the small UNet shipped in the package;
+``load_model("/path/model.pt")`` a TorchScript file with its card at ``/path/model.pt.json`` (or
+``/path/model.json``, or ``card=``). The sha256 of the exact bytes loaded is the model's identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+from .card import ModelCard, load_card
+
+BUILTIN_MODELS = ("baseline", "phantom-unet")
+_SHIPPED = {"phantom-unet": "phantom_unet.pt"}
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Name, version and sha256 of a model: what the log records as ``source``."""
+
+    name: str
+    version: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, str]:
+        """``{"name", "version", "sha256"}``."""
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+    def source(self) -> dict[str, str]:
+        """The log's ``source`` field for this model's work."""
+        from ..audit_log import model_source
+
+        return model_source(self.name, self.version, self.sha256)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run: its card, identity, device and the callable network (or detector)."""
+
+    card: ModelCard
+    identity: ModelIdentity
+    device: str
+    module: Any  # torch.jit.ScriptModule / nn.Module, or a BaselineDetector
+    spec: str = ""
+
+    @property
+    def is_torch(self) -> bool:
+        """True for a torch network (False for the classical baseline)."""
+        return not hasattr(self.module, "detect")
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"cuda"`` or ``"cpu"`` for ``auto|cpu|cuda`` (``cuda:N`` too); errors when CUDA is absent."""
+    import torch
+
+    dev = (device or "auto").strip().lower()
+    if dev == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if dev == "cpu":
+        return "cpu"
+    if dev == "cuda" or dev.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ModelError(
+                "--device cuda: no CUDA device is available here (torch "
+                f"{torch.__version__}); use --device cpu or auto."
+            )
+        return dev
+    raise ModelError(f"--device {device!r}: use auto, cpu or cuda.")
+
+
+def load_model(
+    spec: str | os.PathLike[str],
+    device: str = "auto",
+    card: str | os.PathLike[str] | None = None,
+    verify: bool = True,
+) -> LoadedModel:
+    """Load ``builtin:NAME`` or a local TorchScript file with its card; ``verify`` runs one probe patch.
+
+    Raises :class:`ModelError` for a missing/garbage file, a missing or bad card, or a network whose
+    input channels or output classes differ from its card.
+    """
+    text = str(spec)
+    if text.startswith("builtin:"):
+        name = text.split(":", 1)[1]
+        if name == "baseline":
+            from .baseline import BaselineDetector
+
+            det = BaselineDetector()
+            return LoadedModel(det.card, det.identity, "cpu", det, text)
+        if name not in _SHIPPED:
+            raise ModelError(
+                f"{text}: no such built-in model; use one of "
+                f"{', '.join('builtin:' + n for n in BUILTIN_MODELS)} or a .pt file."
+            )
+        ref = resources.files("napari_clinlabel") / "models" / _SHIPPED[name]
+        with resources.as_file(ref) as path:
+            return _load_torchscript(Path(path), device, card, verify, text)
+    return _load_torchscript(Path(text), device, card, verify, text)
+
+
+def _card_path(model_path: Path, card: str | os.PathLike[str] | None) -> Path:
+    if card is not None:
+        return Path(card)
+    for cand in (model_path.with_name(model_path.name + ".json"), model_path.with_suffix(".json")):
+        if cand.is_file():
+            return cand
+    raise ModelError(
+        f"{model_path}: no model card found (looked for {model_path.name}.json and "
+        f"{model_path.with_suffix('.json').name}); write one beside the model or pass --card."
+    )
+
+
+def _load_torchscript(
+    path: Path, device: str, card: str | os.PathLike[str] | None, verify: bool, spec: str
+) -> LoadedModel:
+    import torch
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: model file not found; check the path.") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: is a folder, not a TorchScript model file.") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: model file cannot be read ({exc.strerror}).") from None
+    model_card = load_card(_card_path(path, card))
+    if not data:
+        raise ModelError(f"{path}: model file is empty (0 bytes); copy the model again.")
+    dev = resolve_device(device)
+    try:
+        module = torch.jit.load(io.BytesIO(data), map_location=dev)
+    except Exception:  # torch raises RuntimeError/ValueError/zipfile errors for non-TorchScript
+        raise ModelError(
+            f"{path}: not a TorchScript model (corrupt, truncated, or a plain state dict); export "
+            "it with torch.jit.script(model).save(path)."
+        ) from None
+    module.eval()
+    identity = ModelIdentity(model_card.name, model_card.version, hashlib.sha256(data).hexdigest())
+    loaded = LoadedModel(model_card, identity, dev, module, spec)
+    if verify:
+        check_model_io(loaded, where=str(path))
+    return loaded
+
+
+def check_model_io(model: LoadedModel, where: str = "model") -> None:
+    """Run one zero patch through the network; its channels and classes must match the card."""
+    import torch
+
+    c = model.card
+    x = torch.zeros((1, c.in_channels, *c.patch_size), device=model.device)
+    try:
+        with torch.inference_mode():
+            y = model.module(x)
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"{where}: the network does not accept the card's input (in_channels={c.in_channels}, "
+            f"patch_size={list(c.patch_size)}): {msg}; fix the card or the model."
+        ) from None
+    if isinstance(y, tuple | list | dict):
+        raise ModelError(f"{where}: the network must return one tensor, not {type(y).__name__}.")
+    expected_spatial = tuple(c.patch_size) if c.task != "grading" else ()
+    if y.ndim < 2 or y.shape[1] != c.n_classes:
+        raise ModelError(
+            f"{where}: the network outputs {y.shape[1] if y.ndim > 1 else '?'} classes but the card "
+            f"lists {c.n_classes}; fix the card's 'classes' or use the matching model."
+        )
+    if expected_spatial and tuple(y.shape[2:]) != expected_spatial:
+        raise ModelError(
+            f"{where}: the network's output grid {tuple(y.shape[2:])} differs from its input "
+            f"patch {expected_spatial}; a segmentation model must keep the grid."
+        )
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 hex of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,0 +1,204 @@
+"""Run a loaded model on a :class:`Volume` and turn its output into proposal drafts.
+
+Segmentation: one draft per connected component of each class (26-connectivity), scored by the
+mean probability of its class. Detection: one box per component. Grading: one grade for the image,
+with the class probabilities. The baseline detector makes its drafts itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Generator
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+from ..proposals import ProposalDraft
+from ..volume import Volume
+from .inference import iter_sliding_window, normalize_intensity, resample_like, resample_to_spacing
+from .loader import LoadedModel
+
+Progress = Callable[[int, int], None]
+
+
+def _channels_first(volume: Volume, model: LoadedModel) -> np.ndarray:
+    card = model.card
+    if volume.multiscale:
+        raise ModelError("Multiscale images are not supported by volume models; open one level.")
+    a = np.asarray(volume.base)
+    if volume.leading_axes:
+        raise ModelError(
+            f"Image has {volume.leading_axes} non-spatial leading axis (a series of volumes); "
+            "run the model on one volume at a time."
+        )
+    a = np.moveaxis(a, -1, 0) if volume.rgb else a[None]
+    if a.shape[0] != card.in_channels:
+        raise ModelError(
+            f"Model {card.name} expects {card.in_channels} input channel(s) but the image has "
+            f"{a.shape[0]}; choose a model made for this kind of image."
+        )
+    if a.ndim - 1 != len(card.patch_size):
+        raise ModelError(
+            f"Model {card.name} works on {len(card.patch_size)}D images but this image is "
+            f"{a.ndim - 1}D; choose a model made for this kind of image."
+        )
+    if not np.all(np.isfinite(a)) if a.dtype.kind == "f" else False:
+        raise ModelError("Image holds NaN or infinite values; fix the image before running a model.")
+    return np.stack([normalize_intensity(ch, card.normalization) for ch in a])
+
+
+def _needs_resampling(volume: Volume, model: LoadedModel) -> bool:
+    sp = model.card.input_spacing
+    return sp is not None and not np.allclose(volume.geometry.spacing_zyx, sp, rtol=1e-3)
+
+
+def iter_predict_labels(
+    volume: Volume, model: LoadedModel, batch_size: int = 4, overlap: float = 0.25,
+    cancel: threading.Event | None = None,
+) -> Generator[tuple[int, int], None, tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(done, total)``; return (class index per voxel, its probability) on the image grid.
+
+    With an ``input_spacing`` differing from the image's, the image is resampled (linear) to it,
+    and each class probability is resampled back (linear) before the argmax: one class at a time,
+    so memory stays at a few image-sized arrays.
+    """
+    import SimpleITK as sitk
+
+    card = model.card
+    x = _channels_first(volume, model)
+    resample = _needs_resampling(volume, model)
+    ref = None
+    if resample:
+        ref = volume.to_itk(x[0])
+        x = np.stack([
+            sitk.GetArrayFromImage(resample_to_spacing(volume.to_itk(ch), card.input_spacing))
+            for ch in x
+        ])
+    pred = yield from iter_sliding_window(
+        x, model.module, card.patch_size, overlap, batch_size, model.device,
+        output="probabilities" if resample else "argmax", out_dtype=np.float16, cancel=cancel,
+    )
+    if not resample:
+        return pred.labels, pred.confidence
+    probs = pred.probabilities
+    grid = resample_to_spacing(ref, card.input_spacing)  # the model grid's geometry
+    best = np.full(volume.spatial_shape, -1.0, dtype=np.float32)
+    labels = np.zeros(volume.spatial_shape, dtype=np.uint8 if len(probs) <= 256 else np.uint16)
+    for c in range(len(probs)):
+        img = sitk.GetImageFromArray(probs[c].astype(np.float32))
+        img.CopyInformation(grid)
+        back = sitk.GetArrayFromImage(resample_like(img, ref))
+        better = back > best
+        labels[better] = c
+        best[better] = back[better]
+    return labels, best.astype(np.float16)
+
+
+def predict_labels(volume: Volume, model: LoadedModel, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Synchronous :func:`iter_predict_labels`: (class index per voxel, its probability)."""
+    return _drain(iter_predict_labels(volume, model, **kwargs), kwargs.get("progress"))
+
+
+def _drain(gen: Generator[Any, None, Any], progress: Progress | None = None) -> Any:
+    while True:
+        try:
+            step = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(*step)
+
+
+def _components(mask: np.ndarray) -> list[np.ndarray]:
+    """Flat indices of each 26-connected component of ``mask``, largest first."""
+    from scipy import ndimage
+
+    lab, n = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
+    if n == 0:
+        return []
+    flat = lab.reshape(-1)
+    nz = np.flatnonzero(flat)
+    comp = flat[nz]
+    order = np.argsort(comp, kind="stable")
+    counts = np.bincount(comp, minlength=n + 1)[1:]
+    parts = np.split(nz[order], np.cumsum(counts)[:-1])
+    return sorted(parts, key=lambda p: -p.size)
+
+
+def drafts_from_labels(
+    labels: np.ndarray, confidence: np.ndarray, model: LoadedModel, voxel_volume_mm3: float
+) -> list[ProposalDraft]:
+    """One segment (segmentation) or box (detection) draft per connected component of each class."""
+    card = model.card
+    min_mm3 = float(card.params.get("min_component_mm3", 10.0))
+    conf = confidence.reshape(-1)
+    drafts = []
+    for cls in card.classes:
+        if cls.is_background:
+            continue
+        for idx in _components(labels == cls.index):
+            if idx.size * voxel_volume_mm3 < min_mm3:
+                continue
+            score = float(np.mean(conf[idx], dtype=np.float64))
+            if card.task == "segmentation":
+                drafts.append(ProposalDraft("segment", int(cls.label), score, idx, labels.shape,
+                                            name=cls.name))
+            else:
+                coords = np.unravel_index(idx, labels.shape)
+                box = {"zyx_min": [int(c.min()) for c in coords],
+                       "zyx_max": [int(c.max()) for c in coords],
+                       "class": cls.name, "label": int(cls.label), "voxels": int(idx.size)}
+                drafts.append(ProposalDraft("box", int(cls.label), score, payload=box, name=cls.name))
+    return drafts
+
+
+def _grade(volume: Volume, model: LoadedModel) -> list[ProposalDraft]:
+    import SimpleITK as sitk
+    import torch
+
+    card = model.card
+    x = _channels_first(volume, model)
+    size = tuple(reversed(card.patch_size))
+    chans = []
+    for ch in x:
+        img = volume.to_itk(ch)
+        spacing = [s * n / m for s, n, m in zip(img.GetSpacing(), img.GetSize(), size, strict=True)]
+        out = sitk.Resample(img, size, sitk.Transform(), sitk.sitkLinear, img.GetOrigin(), spacing,
+                            img.GetDirection(), 0.0, sitk.sitkFloat32)
+        chans.append(sitk.GetArrayFromImage(out))
+    t = torch.from_numpy(np.stack(chans)[None]).to(model.device)
+    with torch.inference_mode():
+        p = torch.softmax(model.module(t).float().reshape(1, -1), dim=1)[0].cpu().numpy()
+    k = int(p.argmax())
+    probs = {str(c.grade): round(float(p[c.index]), 6) for c in card.classes}
+    value = str(card.classes[k].grade)
+    return [ProposalDraft("grade", value, float(p[k]),
+                          payload={"scale": card.scale, "value": value, "probabilities": probs})]
+
+
+def iter_run_model(
+    volume: Volume, model: LoadedModel, batch_size: int = 4, overlap: float = 0.25,
+    cancel: threading.Event | None = None,
+) -> Generator[tuple[int, int], None, list[ProposalDraft]]:
+    """Yield ``(done, total)`` progress; return the drafts (for napari's ``thread_worker``)."""
+    if not model.is_torch:
+        yield 0, 1
+        drafts = model.module.detect(volume, cancel=cancel)
+        yield 1, 1
+        return drafts
+    if model.card.task == "grading":
+        yield 0, 1
+        drafts = _grade(volume, model)
+        yield 1, 1
+        return drafts
+    labels, conf = yield from iter_predict_labels(volume, model, batch_size, overlap, cancel)
+    return drafts_from_labels(labels, conf, model, volume.geometry.voxel_volume_mm3)
+
+
+def run_model(
+    volume: Volume, model: LoadedModel, progress: Progress | None = None,
+    cancel: threading.Event | None = None, batch_size: int = 4, overlap: float = 0.25,
+) -> list[ProposalDraft]:
+    """Run ``model`` on ``volume``; one draft per component (segmentation), box or grade."""
+    return _drain(iter_run_model(volume, model, batch_size, overlap, cancel), progress)
