@@ -1,0 +1,144 @@
+"""Small helpers shared by the box, grading and tile-grading widgets (no domain logic here).
+
+Keyboard policy (:class:`KeyBinder`): napari resolves a key through the selected layer's keymap
+first, then the viewer's. A widget that grades by digit keys therefore binds its keys on the
+viewer *and* on the image layer it works on (the image layer's own digit keys choose its
+pan/transform modes, which would otherwise win). Each binding remembers what was bound before and
+puts it back when the widget closes or switches image, so other widgets' and napari's keys keep
+working; keys of a selected Labels/Shapes layer (its tools) are never taken over. The widget
+itself forwards key presses it receives to the same handlers, so keys work while it has focus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from napari.layers import Image
+
+from ..core.geometry import Geometry
+from ..core.volume import Volume
+
+
+def image_layers(viewer: Any) -> list[Image]:
+    """Image layers of the viewer, in order."""
+    return [lay for lay in viewer.layers if isinstance(lay, Image)]
+
+
+def _meta(layer: Any) -> dict[str, Any]:
+    return dict(layer.metadata.get("clinlabel") or {})
+
+
+def volume_of(layer: Image) -> Volume:
+    """The :class:`Volume` behind an image layer (geometry from its metadata or transform)."""
+    try:
+        from .._layers import volume_from_layer
+    except ImportError:
+        volume_from_layer = None
+    if volume_from_layer is not None:
+        try:
+            return volume_from_layer(layer)
+        except Exception:  # noqa: BLE001 - fall back to the layer's own transform
+            pass
+    meta = _meta(layer)
+    base = layer.data[0] if layer.multiscale else layer.data
+    ndim = base.ndim - (1 if layer.rgb else 0)
+    geom = meta.get("geometry")
+    if isinstance(geom, dict) and "spacing" in geom:
+        geometry = Geometry.from_dict(geom)
+    else:
+        scale = [float(s) for s in layer.scale[-ndim:]]
+        trans = [float(t) for t in layer.translate[-ndim:]]
+        geometry = Geometry(
+            tuple(reversed(scale)), tuple(reversed(trans)), tuple(np.eye(ndim).ravel().tolist())
+        )
+    info = {k: v for k, v in meta.items() if k in ("sample", "source_path", "series_uid", "sha256")}
+    info["rgb"] = bool(layer.rgb)
+    data = list(layer.data) if layer.multiscale else layer.data
+    return Volume(data, geometry, info)
+
+
+def add_volume(viewer: Any, volume: Volume, name: str | None = None) -> Image:
+    """Add a Volume as an image layer with its geometry (as the plugin's reader would)."""
+    try:
+        from .._layers import volume_to_layer_data
+    except ImportError:
+        volume_to_layer_data = None
+    if volume_to_layer_data is not None:
+        data, kwargs, _kind = volume_to_layer_data(volume)
+        if name:
+            kwargs = {**kwargs, "name": name}
+        return viewer.add_image(data, **kwargs)
+    meta = {k: v for k, v in volume.meta.items() if isinstance(v, str | int | float | bool)}
+    meta["geometry"] = volume.geometry.to_dict()
+    meta["sha256"] = volume.sha256
+    return viewer.add_image(
+        volume.array,
+        name=name or str(volume.meta.get("sample", "image")),
+        affine=volume.geometry.napari_affine(volume.leading_axes),
+        rgb=volume.rgb,
+        multiscale=volume.multiscale,
+        metadata={"clinlabel": meta},
+    )
+
+
+def copy_transform(layer: Any) -> dict[str, Any]:
+    """Keyword arguments that put a new layer on ``layer``'s world grid."""
+    return {
+        "affine": layer.affine,
+        "scale": layer.scale,
+        "translate": layer.translate,
+        "rotate": layer.rotate,
+        "shear": layer.shear,
+    }
+
+
+def display_name(layer: Any) -> str:
+    """A PHI-free name for messages (file name or layer name)."""
+    src = _meta(layer).get("source_path")
+    return Path(src).name if src else str(layer.name)
+
+
+class KeyBinder:
+    """Binds keys on the viewer and on one layer, restoring whatever was bound before."""
+
+    def __init__(self, viewer: Any) -> None:
+        self._viewer = viewer
+        self._saved: list[tuple[Any, str, Any]] = []  # (provider, key, previous or None)
+
+    def bind(self, keys: dict[str, Callable[[], None]], layer: Any = None) -> None:
+        """Bind ``keys`` (napari key strings → callbacks) on the viewer and on ``layer``."""
+        self.release()
+        for provider in (self._viewer, layer):
+            if provider is None:
+                continue
+            for key, fn in keys.items():
+                previous = provider.keymap.get(_coerce(key))
+                self._saved.append((provider, key, previous))
+                provider.bind_key(key, _wrap(fn), overwrite=True)
+
+    def release(self) -> None:
+        """Remove our bindings and put back what was there before."""
+        for provider, key, previous in reversed(self._saved):
+            try:
+                provider.bind_key(key, None)
+                if previous is not None:
+                    provider.bind_key(key, previous, overwrite=True)
+            except Exception:  # noqa: BLE001 - the layer may be gone already
+                pass
+        self._saved = []
+
+
+def _coerce(key: str) -> Any:
+    from app_model.types import KeyBinding
+
+    return KeyBinding.from_str(key)
+
+
+def _wrap(fn: Callable[[], None]) -> Callable[[Any], None]:
+    def handler(_provider: Any) -> None:
+        fn()
+
+    return handler

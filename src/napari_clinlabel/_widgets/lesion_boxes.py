@@ -1,0 +1,522 @@
+"""Lesion-box widget: rectangles drawn on a slice (napari Shapes), extended over a slice range.
+
+The Shapes layer "lesions" sits on the image's world grid (same transform). Each rectangle carries
+its box id in the layer's ``box_id`` feature; after every ``events.data`` with action
+``added`` / ``changed`` / ``removed`` (napari 0.9 emits these for drawing, moving, resizing,
+deleting, pasting) the layer is reconciled with the boxes in force and each difference becomes
+one record through :mod:`napari_clinlabel.core.boxes`. A 3D box shows as its editable rectangle
+on one slice plus thin outlines on the other slices of its range ("lesions 3D extent").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Shapes
+from napari.layers.base._base_constants import ActionType
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._session import get_session
+from ..core.boxes import (
+    LesionBox,
+    add_box,
+    box_size_mm,
+    box_volume_ml,
+    delete_box,
+    edit_box,
+    load_boxes,
+    with_slices,
+)
+from ..core.errors import ClinlabelError
+from ..core.schema import load_schema
+from ._common import copy_transform, image_layers, volume_of
+
+LAYER_NAME = "lesions"
+EXTENT_NAME = "lesions 3D extent"
+CLASS_COLORS = {"benign": "#33cc66", "malignant": "#ff3333", "indeterminate": "#ffaa00"}
+_OTHER_COLORS = ["#33aaff", "#cc66ff", "#ffff33"]
+_DONE = {ActionType.ADDED, ActionType.CHANGED, ActionType.REMOVED}
+
+
+class LesionBoxWidget(QWidget):
+    """Draw, attribute, size, list and edit lesion boxes; every change is one log record."""
+
+    def __init__(self, viewer: Any) -> None:
+        super().__init__()
+        self._viewer = viewer
+        self._session = get_session(viewer)
+        self._schema = load_schema("lesions")
+        self._image: Image | None = None
+        self._volume: Any = None
+        self._layer: Shapes | None = None
+        self._extent: Shapes | None = None
+        self._boxes: dict[str, LesionBox] = {}
+        self._anchor: dict[str, int] = {}  # box id -> slice its editable rectangle sits on
+        self._selected: str | None = None
+        self._busy = False  # True while this widget itself changes the layer or the form
+
+        self._image_combo = QComboBox()
+        self._draw_btn = QPushButton("Draw box (R)")
+        self._class = QComboBox()
+        self._confidence = QComboBox()
+        self._attrs: dict[str, QComboBox] = {}
+        self._z_from, self._z_to = QSpinBox(), QSpinBox()
+        self._apply_3d = QPushButton("Make 3D")
+        self._size = QLabel("No box selected.")
+        self._table = QTableWidget(0, 6)
+        self._delete_btn = QPushButton("Delete box")
+        self._build()
+        self._wire()
+        self._refresh_images()
+
+    # -- layout and wiring ---------------------------------------------------------------
+    def _build(self) -> None:
+        form = QFormLayout()
+        form.addRow("Image", self._image_combo)
+        form.addRow("Class", self._class)
+        form.addRow("Confidence", self._confidence)
+        for name in self._schema.lesion_attributes:
+            self._attrs[name] = QComboBox()
+            form.addRow(name.capitalize(), self._attrs[name])
+        self._fill_form_choices()
+        slices = QHBoxLayout()
+        slices.addWidget(QLabel("3D: slices from"))
+        slices.addWidget(self._z_from)
+        slices.addWidget(QLabel("to"))
+        slices.addWidget(self._z_to)
+        slices.addWidget(self._apply_3d)
+        self._size.setWordWrap(True)
+        self._table.setHorizontalHeaderLabels(["#", "class", "conf", "slices", "size mm", "mL"])
+        self._table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self._table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self._table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self._table.verticalHeader().setVisible(False)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self._draw_btn)
+        lay.addLayout(slices)
+        lay.addWidget(self._size)
+        lay.addWidget(self._table)
+        lay.addWidget(self._delete_btn)
+
+    def _fill_form_choices(self) -> None:
+        self._class.addItems(self._schema.lesion_classes or ["indeterminate"])
+        self._confidence.addItems([""] + [str(c) for c in self._schema.confidence])
+        for name, combo in self._attrs.items():
+            combo.addItems([""] + self._schema.lesion_attributes[name])
+
+    def _wire(self) -> None:
+        self._image_combo.currentIndexChanged.connect(self._on_image_chosen)
+        self._draw_btn.clicked.connect(self._on_draw)
+        self._class.currentTextChanged.connect(lambda _t: self._on_form_changed())
+        self._confidence.currentTextChanged.connect(lambda _t: self._on_form_changed())
+        for combo in self._attrs.values():
+            combo.currentTextChanged.connect(lambda _t: self._on_form_changed())
+        self._apply_3d.clicked.connect(self._on_make_3d)
+        self._table.cellClicked.connect(self._on_row_clicked)
+        self._delete_btn.clicked.connect(self._on_delete)
+        self._viewer.layers.events.inserted.connect(self._refresh_images)
+        self._viewer.layers.events.removed.connect(self._refresh_images)
+
+    # -- image choice and restore --------------------------------------------------------
+    def _refresh_images(self, _event: Any = None) -> None:
+        images = image_layers(self._viewer)
+        names = [lay.name for lay in images]
+        current = self._image.name if self._image in images else None
+        self._busy = True
+        self._image_combo.clear()
+        self._image_combo.addItems(names)
+        self._busy = False
+        if current is None and images:
+            active = self._session.active_image()
+            current = (active if active in images else images[-1]).name
+        if current is not None:
+            self._image_combo.setCurrentText(current)
+            self._on_image_chosen()
+
+    def _on_image_chosen(self, _index: int = 0) -> None:
+        if self._busy:
+            return
+        name = self._image_combo.currentText()
+        image = next((lay for lay in image_layers(self._viewer) if lay.name == name), None)
+        if image is None or image is self._image:
+            return
+        self._image = image
+        self._volume = volume_of(image)
+        self._boxes = load_boxes(self._session.log_path_for(image))
+        self._anchor = {bid: _middle_slice(b) for bid, b in self._boxes.items()}
+        self._selected = None
+        nz = self._volume.spatial_shape[0] - 1 if len(self._volume.spatial_shape) == 3 else 0
+        for spin in (self._z_from, self._z_to):
+            spin.setRange(0, nz)
+            spin.setEnabled(nz > 0)
+        self._apply_3d.setEnabled(nz > 0)
+        self._ensure_layers()
+        self._rebuild()
+
+    def _ensure_layers(self) -> None:
+        ndim = len(self._volume.spatial_shape)
+        for name, attr in ((EXTENT_NAME, "_extent"), (LAYER_NAME, "_layer")):
+            old = getattr(self, attr)
+            if old is not None and old in self._viewer.layers:
+                self._viewer.layers.remove(old)
+            layer = Shapes(
+                ndim=ndim,
+                name=name,
+                features={
+                    "box_id": np.array([], dtype=object),
+                    "label": np.array([], dtype=object),
+                },
+                shape_type="rectangle",
+                face_color="transparent",
+                edge_width=2 if name == LAYER_NAME else 1,
+                opacity=1.0 if name == LAYER_NAME else 0.6,
+                **copy_transform(self._image),
+            )
+            layer.feature_defaults["box_id"] = ""
+            layer.feature_defaults["label"] = ""
+            setattr(self, attr, layer)
+            self._viewer.add_layer(layer)
+        self._extent.editable = False
+        self._layer.events.data.connect(self._on_shapes_data)
+        self._layer.events.set_data.connect(lambda _e: self._show_size())
+        self._layer.events.highlight.connect(self._on_selection)
+
+    # -- shapes layer → records ------------------------------------------------------------
+    def _on_shapes_data(self, event: Any) -> None:
+        if self._busy or getattr(event, "action", None) not in _DONE:
+            return
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Turn every difference between the Shapes layer and the boxes in force into records."""
+        layer, log = self._layer, self._log()
+        if log is None:
+            return
+        ids = [str(v) for v in layer.features["box_id"]]
+        seen: set[str] = set()
+        rejected: list[int] = []
+        for i, bid in enumerate(ids):
+            lo, hi = self._extent_of(np.asarray(layer.data[i]))
+            if not bid or bid in seen or bid not in self._boxes:
+                box = LesionBox(lo, hi, **self._form_values())
+                try:
+                    add_box(log, box, self._volume, self._schema)
+                except ClinlabelError as exc:
+                    self._session.report_error(exc)
+                    rejected.append(i)
+                    continue
+                self._boxes[box.id] = box
+                self._anchor[box.id] = int(round(lo[0])) if len(lo) == 3 else 0
+                if layer.features["box_id"].dtype != object:
+                    layer.features["box_id"] = layer.features["box_id"].astype(object)
+                layer.features.loc[i, "box_id"] = box.id
+                seen.add(box.id)
+                self._selected = box.id
+                continue
+            seen.add(bid)
+            old = self._boxes[bid]
+            if old.is_3d:  # a rectangle edits the in-plane extent; the slice range stays
+                lo, hi = (old.zyx_min[0], *lo[1:]), (old.zyx_max[0], *hi[1:])
+            if np.allclose(lo, old.zyx_min) and np.allclose(hi, old.zyx_max):
+                continue
+            self._edit(bid, {"zyx_min": lo, "zyx_max": hi})
+        for bid in [b for b in self._boxes if b not in seen]:
+            try:
+                delete_box(log, bid)
+            except ClinlabelError as exc:
+                self._session.report_error(exc)
+                continue
+            del self._boxes[bid]
+            self._anchor.pop(bid, None)
+        if rejected:
+            self._busy = True
+            try:
+                layer.remove(rejected)
+            finally:
+                self._busy = False
+        self._schedule_rebuild()
+
+    def _extent_of(self, verts: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        lo, hi = verts.min(axis=0), verts.max(axis=0)
+        if verts.shape[1] == 3:  # a rectangle drawn on one slice: snap to that slice
+            z = float(np.round(verts[:, 0].mean()))
+            lo[0] = hi[0] = z
+        return tuple(float(v) for v in lo), tuple(float(v) for v in hi)
+
+    def _edit(self, bid: str, changes: dict[str, Any]) -> bool:
+        log = self._log()
+        if log is None:
+            return False
+        try:
+            new, _rec = edit_box(log, self._boxes[bid], changes, self._volume, self._schema)
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            self._schedule_rebuild()  # put the rectangle back where the log has it
+            return False
+        self._boxes[bid] = new
+        return True
+
+    def _log(self) -> Any:
+        if self._image is None:
+            return None
+        try:
+            self._session.set_schema(self._image, self._schema)
+            return self._session.log_for(self._image)
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            return None
+
+    # -- form, 3D, table ------------------------------------------------------------------
+    def _form_values(self) -> dict[str, Any]:
+        conf = self._confidence.currentText()
+        return {
+            "cls": self._class.currentText(),
+            "confidence": int(conf) if conf else None,
+            "attributes": {k: c.currentText() for k, c in self._attrs.items() if c.currentText()},
+        }
+
+    def _on_form_changed(self) -> None:
+        if self._busy or self._selected not in self._boxes:
+            return
+        vals = self._form_values()
+        box = self._boxes[self._selected]
+        changes = {
+            k: v
+            for k, v in vals.items()
+            if v != {"cls": box.cls, "confidence": box.confidence, "attributes": box.attributes}[k]
+        }
+        if changes and self._edit(self._selected, changes):
+            self._schedule_rebuild()
+
+    def _on_make_3d(self) -> None:
+        bid = self._selected
+        if bid not in self._boxes:
+            self._session.report_error(ClinlabelError("Select a box first, then set its slices."))
+            return
+        a, b = sorted((self._z_from.value(), self._z_to.value()))
+        new = with_slices(self._boxes[bid], a, b)
+        if self._edit(bid, {"zyx_min": new.zyx_min, "zyx_max": new.zyx_max}):
+            self._anchor[bid] = min(max(self._anchor.get(bid, a), a), b)
+            self._rebuild()
+
+    def _on_delete(self) -> None:
+        if self._selected is None or self._layer is None:
+            return
+        ids = list(self._layer.features["box_id"])
+        if self._selected in ids:
+            self._layer.remove([ids.index(self._selected)])  # → events.data removed → record
+
+    def _on_draw(self) -> None:
+        if self._layer is None:
+            return
+        self._viewer.layers.selection.active = self._layer
+        self._layer.mode = "add_rectangle"
+
+    def _on_row_clicked(self, row: int, _col: int) -> None:
+        ids = list(self._boxes)
+        if 0 <= row < len(ids):
+            self.select_box(ids[row], jump=True)
+
+    def select_box(self, bid: str, jump: bool = True) -> None:
+        """Select box ``bid`` in the layer and the form; ``jump`` moves the view to it."""
+        self._selected = bid
+        box = self._boxes[bid]
+        ids = list(self._layer.features["box_id"])
+        if jump:
+            centre = (np.asarray(box.zyx_min) + np.asarray(box.zyx_max)) / 2
+            if len(centre) == 3:
+                centre[0] = self._anchor.get(bid, round(centre[0]))
+            world = np.asarray(self._layer.data_to_world(centre), dtype=float)
+            self._viewer.dims.set_point(range(len(world)), world)
+            shown = list(self._viewer.dims.displayed)
+            _camera(self._viewer).center = tuple(world[shown[-2:]])
+        if bid in ids:
+            self._layer.selected_data = {ids.index(bid)}
+        self._show_box(bid)
+
+    def _on_selection(self, _event: Any = None) -> None:
+        if self._busy or self._layer is None:
+            return
+        sel = sorted(self._layer.selected_data)
+        ids = list(self._layer.features["box_id"])
+        if len(sel) == 1 and sel[0] < len(ids) and ids[sel[0]] in self._boxes:
+            if ids[sel[0]] != self._selected:
+                self._selected = ids[sel[0]]
+                self._show_box(self._selected)
+        elif not sel and self._selected is not None:
+            self._selected = None  # the form now sets the class etc. of the next box drawn
+            self._table.clearSelection()
+            self._show_size()
+
+    def _show_box(self, bid: str) -> None:
+        box = self._boxes[bid]
+        self._busy = True
+        try:
+            self._class.setCurrentText(box.cls)
+            self._confidence.setCurrentText("" if box.confidence is None else str(box.confidence))
+            for k, combo in self._attrs.items():
+                combo.setCurrentText(box.attributes.get(k, ""))
+            rng = box.slice_range
+            if rng is not None:
+                self._z_from.setValue(rng[0])
+                self._z_to.setValue(rng[1])
+            row = list(self._boxes).index(bid)
+            self._table.selectRow(row)
+        finally:
+            self._busy = False
+        self._show_size()
+
+    def _show_size(self) -> None:
+        bid = self._selected
+        if bid not in self._boxes or self._volume is None:
+            self._size.setText("No box selected.")
+            return
+        box = self._boxes[bid]
+        ids = list(self._layer.features["box_id"]) if self._layer is not None else []
+        if bid in ids and not self._busy:  # live: follow the rectangle while it is dragged
+            lo, hi = self._extent_of(np.asarray(self._layer.data[ids.index(bid)]))
+            if box.is_3d:
+                lo, hi = (box.zyx_min[0], *lo[1:]), (box.zyx_max[0], *hi[1:])
+            box = LesionBox(lo, hi, id=box.id)
+        self._size.setText(_size_text(box, self._volume.geometry))
+
+    # -- layer ← boxes ---------------------------------------------------------------------
+    def _schedule_rebuild(self) -> None:
+        QTimer.singleShot(0, self._rebuild)
+
+    def _rebuild(self) -> None:
+        """Redraw both shapes layers and the table from the boxes in force."""
+        if self._layer is None:
+            return
+        rects, extent, ids, labels, colors, ext_colors = [], [], [], [], [], []
+        for n, (bid, box) in enumerate(self._boxes.items(), start=1):
+            color = _color(box.cls, self._schema.lesion_classes)
+            z = self._anchor.get(bid, _middle_slice(box))
+            rects.append(_rect(box, z))
+            ids.append(bid)
+            labels.append(f"L{n} {box.cls}")
+            colors.append(color)
+            rng = box.slice_range
+            if rng is not None and box.is_3d:
+                for k in range(rng[0], rng[1] + 1):
+                    if k != z:
+                        extent.append(_rect(box, k))
+                        ext_colors.append(color)
+        self._busy = True
+        try:
+            for layer, data, cols in (
+                (self._layer, rects, colors),
+                (self._extent, extent, ext_colors),
+            ):
+                layer.selected_data = set()
+                layer.data = []
+                if data:
+                    layer.add_rectangles(data, edge_color=cols, face_color="transparent")
+            self._layer.features = {
+                "box_id": np.array(ids, dtype=object),
+                "label": np.array(labels, dtype=object),
+            }
+            self._layer.feature_defaults["box_id"] = ""
+            self._layer.feature_defaults["label"] = ""
+            self._layer.text = {
+                "string": "{label}",
+                "color": "yellow",
+                "anchor": "upper_left",
+                "size": 9,
+            }
+            if self._selected in ids:
+                self._layer.selected_data = {ids.index(self._selected)}
+        finally:
+            self._busy = False
+        self._fill_table()
+        if self._selected in self._boxes:
+            self._show_box(self._selected)
+        else:
+            self._show_size()
+
+    def _fill_table(self) -> None:
+        geom = self._volume.geometry
+        self._table.setRowCount(len(self._boxes))
+        for r, box in enumerate(self._boxes.values()):
+            size = box_size_mm(box, geom)
+            rng = box.slice_range
+            vol = box_volume_ml(box, geom)
+            cells = [
+                f"L{r + 1}",
+                box.cls,
+                "" if box.confidence is None else str(box.confidence),
+                "" if rng is None else f"{rng[0]}–{rng[1]}",
+                " × ".join(f"{s:.1f}" for s in size if s > 0),
+                "" if vol is None else f"{vol:.2f}",
+            ]
+            for c, text in enumerate(cells):
+                self._table.setItem(r, c, QTableWidgetItem(text))
+        self._table.resizeColumnsToContents()
+
+    # -- for tests and scripts -------------------------------------------------------------
+    @property
+    def boxes(self) -> dict[str, LesionBox]:
+        """The boxes in force (id → box), in drawing order."""
+        return dict(self._boxes)
+
+    @property
+    def layer(self) -> Shapes | None:
+        """The editable Shapes layer of boxes."""
+        return self._layer
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        """Stop listening to the viewer."""
+        self._viewer.layers.events.inserted.disconnect(self._refresh_images)
+        self._viewer.layers.events.removed.disconnect(self._refresh_images)
+        super().closeEvent(event)
+
+
+def _camera(viewer: Any) -> Any:
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
+
+
+def _middle_slice(box: LesionBox) -> int:
+    rng = box.slice_range
+    return 0 if rng is None else (rng[0] + rng[1]) // 2
+
+
+def _rect(box: LesionBox, z: int) -> np.ndarray:
+    (y0, x0), (y1, x1) = box.zyx_min[-2:], box.zyx_max[-2:]
+    corners = np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]], dtype=float)
+    if len(box.zyx_min) == 2:
+        return corners
+    return np.column_stack([np.full(4, float(z)), corners])
+
+
+def _color(cls: str, classes: list[str]) -> str:
+    if cls in CLASS_COLORS:
+        return CLASS_COLORS[cls]
+    return _OTHER_COLORS[(classes.index(cls) if cls in classes else 0) % len(_OTHER_COLORS)]
+
+
+def _size_text(box: LesionBox, geometry: Any) -> str:
+    size = box_size_mm(box, geometry)
+    text = f"Size: {size[-2]:.1f} × {size[-1]:.1f} mm (y × x)"
+    if box.is_3d:
+        text += f", {size[0]:.1f} mm deep ({box.slice_range[0]}–{box.slice_range[1]}); "
+        text += f"volume {box_volume_ml(box, geometry):.2f} mL"
+    elif box.slice_range is not None:
+        text += f" on slice {box.slice_range[0]}"
+    return text

@@ -1,0 +1,178 @@
+"""Lesion-box widget driven like a user: drag rectangles, pick attributes, extend to 3D, move,
+delete; every step is one record; a new viewer restores the boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari.utils._test_utils import read_only_mouse_event
+from napari.utils.interactions import (
+    mouse_move_callbacks,
+    mouse_press_callbacks,
+    mouse_release_callbacks,
+)
+from qtpy.QtCore import Qt
+
+from napari_clinlabel._session import get_session
+from napari_clinlabel._widgets._common import add_volume
+from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget
+from napari_clinlabel.core.audit_log import iter_records
+from napari_clinlabel.core.samples import ct_phantom
+
+LEFT = Qt.MouseButton.LeftButton
+
+
+def _drag(viewer, layer, start, end):
+    """Press at ``start``, move to ``end``, release (data coordinates, z y x) as the mouse does."""
+
+    def ev(kind, pos, dragging):
+        world = tuple(float(v) for v in layer.data_to_world(pos))
+        return read_only_mouse_event(
+            type=kind, is_dragging=dragging, position=world, dims_displayed=[1, 2]
+        )
+
+    mid = tuple((np.asarray(start) + np.asarray(end)) / 2)
+    mouse_press_callbacks(layer, ev("mouse_press", start, False))
+    mouse_move_callbacks(layer, ev("mouse_move", start, True))
+    mouse_move_callbacks(layer, ev("mouse_move", mid, True))
+    mouse_move_callbacks(layer, ev("mouse_move", end, True))
+    mouse_release_callbacks(layer, ev("mouse_release", end, True))
+
+
+def _box_records(log_path):
+    return [r for r in iter_records(log_path) if r["action"].startswith("box.")]
+
+
+@pytest.fixture
+def ct():
+    return ct_phantom(shape=(24, 96, 96))
+
+
+def _open(make_napari_viewer, qtbot, ct):
+    viewer = make_napari_viewer()
+    image = add_volume(viewer, ct, name="ct")
+    widget = LesionBoxWidget(viewer)
+    qtbot.addWidget(widget)
+    return viewer, image, widget
+
+
+def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot, ct):
+    viewer, image, w = _open(make_napari_viewer, qtbot, ct)
+    layer = w.layer
+    log_path = get_session(viewer).log_path_for(image)
+    viewer.dims.set_point(0, float(image.data_to_world((10, 0, 0))[0]))
+
+    # first lesion: malignant, confidence 4, spiculated mass — chosen before drawing
+    w._class.setCurrentText("malignant")
+    w._confidence.setCurrentText("4")
+    w._attrs["margin"].setCurrentText("spiculated")
+    w._attrs["finding"].setCurrentText("mass")
+    qtbot.mouseClick(w._draw_btn, LEFT)
+    assert layer.mode == "add_rectangle"
+    _drag(viewer, layer, (10, 20, 30), (10, 45, 60))
+    recs = _box_records(log_path)
+    assert [r["action"] for r in recs] == ["box.add"]
+    a = recs[0]["data"]
+    assert a["class"] == "malignant" and a["confidence"] == 4
+    assert a["attributes"] == {"margin": "spiculated", "finding": "mass"}
+    assert a["zyx_min"] == pytest.approx([10, 20, 30], abs=1e-6)
+    # size by hand: 25 rows × 0.8 mm, 30 columns × 0.8 mm, flat on one slice
+    assert a["size_mm"] == pytest.approx([0.0, 25 * 0.8, 30 * 0.8])
+    assert a["volume_ml"] is None
+    assert "20.0 × 24.0 mm" in w._size.text()
+
+    # second lesion on slice 14: deselect, set benign / confidence 2, draw
+    layer.mode = "select"
+    layer.selected_data = set()
+    viewer.dims.set_point(0, float(image.data_to_world((14, 0, 0))[0]))
+    w._class.setCurrentText("benign")
+    w._confidence.setCurrentText("2")
+    w._attrs["margin"].setCurrentText("circumscribed")
+    w._attrs["finding"].setCurrentText("cyst")
+    layer.mode = "add_rectangle"
+    _drag(viewer, layer, (14, 60, 10), (14, 70, 25))
+    qtbot.wait(10)
+    recs = _box_records(log_path)
+    assert [r["action"] for r in recs] == ["box.add", "box.add"]
+    b = recs[1]["data"]
+    assert (b["class"], b["confidence"], b["attributes"]["margin"]) == (
+        "benign",
+        2,
+        "circumscribed",
+    )
+    assert b["size_mm"] == pytest.approx([0.0, 10 * 0.8, 15 * 0.8])
+    assert w._table.rowCount() == 2
+    id_a, id_b = a["id"], b["id"]
+
+    # table row click jumps to the first box: slice 10, camera on its centre
+    w._table.setCurrentCell(0, 0)
+    w._table.cellClicked.emit(0, 0)
+    assert viewer.dims.point[0] == pytest.approx(image.data_to_world((10, 0, 0))[0])
+    centre = image.data_to_world((10, 32.5, 45))
+    assert viewer.scene.camera.center[-2:] == pytest.approx(tuple(centre[1:]), abs=1e-3)
+
+    # extend it over slices 8..12: 5 slices × 2.5 mm deep
+    w._z_from.setValue(8)
+    w._z_to.setValue(12)
+    qtbot.mouseClick(w._apply_3d, LEFT)
+    rec = _box_records(log_path)[-1]
+    assert rec["action"] == "box.edit" and rec["target"] == {"box": id_a}
+    assert rec["data"]["size_mm"] == pytest.approx([5 * 2.5, 20.0, 24.0])
+    assert rec["data"]["volume_ml"] == pytest.approx(12.5 * 20 * 24 / 1000)
+    assert len(rec["data"]["world_corners_mm"]) == 8
+    assert "volume 6.00 mL" in w._size.text()
+    qtbot.wait(10)
+    assert len(w._extent.data) == 4  # outlines on the other slices of 8..12
+
+    # move the second box by dragging it 5 rows down and 4 columns right
+    layer.mode = "select"
+    ids = list(layer.features["box_id"])
+    i_b = ids.index(id_b)
+    viewer.dims.set_point(0, float(image.data_to_world((14, 0, 0))[0]))
+    layer.selected_data = {i_b}
+    _drag(viewer, layer, (14, 65, 17.5), (14, 70, 21.5))
+    rec = _box_records(log_path)[-1]
+    assert rec["action"] == "box.edit" and rec["target"] == {"box": id_b}
+    assert rec["data"]["zyx_min"] == pytest.approx([14, 65, 14], abs=1e-6)
+    assert rec["data"]["size_mm"] == pytest.approx([0.0, 8.0, 12.0])
+
+    # change the class of the selected box in the form → one box.edit
+    qtbot.wait(10)
+    w.select_box(id_b, jump=False)
+    w._class.setCurrentText("indeterminate")
+    rec = _box_records(log_path)[-1]
+    assert rec["action"] == "box.edit" and rec["data"]["class"] == "indeterminate"
+    assert rec["data"]["changed"] == ["class"]
+
+    # delete it with the Delete button → box.delete
+    qtbot.wait(10)
+    w.select_box(id_b, jump=False)
+    qtbot.mouseClick(w._delete_btn, LEFT)
+    rec = _box_records(log_path)[-1]
+    assert rec["action"] == "box.delete" and rec["target"] == {"box": id_b}
+    qtbot.wait(10)
+    assert list(w.boxes) == [id_a] and w._table.rowCount() == 1
+    n_records = len(list(iter_records(log_path)))
+
+    # reopen in a new viewer: the 3D box with its attributes comes back, nothing new logged
+    viewer2, image2, w2 = _open(make_napari_viewer, qtbot, ct)
+    assert list(w2.boxes) == [id_a]
+    box = w2.boxes[id_a]
+    assert box.slice_range == (8, 12) and box.cls == "malignant" and box.confidence == 4
+    assert box.attributes == {"margin": "spiculated", "finding": "mass"}
+    assert len(w2.layer.data) == 1 and w2._table.rowCount() == 1
+    assert len(list(iter_records(log_path))) == n_records
+
+
+def test_box_outside_image_is_refused(make_napari_viewer, qtbot, ct, monkeypatch):
+    viewer, image, w = _open(make_napari_viewer, qtbot, ct)
+    shown = []
+    monkeypatch.setattr(get_session(viewer), "report_error", lambda exc: shown.append(str(exc)))
+    log_path = get_session(viewer).log_path_for(image)
+    before = len(list(iter_records(log_path)))
+    rect = np.array([[5, 80, 80], [5, 80, 120], [5, 110, 120], [5, 110, 80]], float)
+    w.layer.add_rectangles([rect])
+    assert len(shown) == 1
+    assert "ct" in shown[0] and "outside the image" in shown[0] and "80..120" in shown[0]
+    assert _box_records(log_path) == [] and len(w.layer.data) == 0
+    assert len(list(iter_records(log_path))) <= before + 1  # at most the image.open record
