@@ -80,7 +80,9 @@ def test_unknown_items_subprocess_exit_code(tmp_path):
     pb = write_grades(tmp_path / "b.csv", [("c1", "1"), ("zz", "2")])
     proc = subprocess.run(
         [sys.executable, "-m", "napari_clinlabel.cli", "agreement", str(pa), str(pb), "--json"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("clinlabel agreement: error: 1 item(s) of")

@@ -10,7 +10,11 @@ import SimpleITK as sitk
 from napari_clinlabel.core.audit_log import AuditLog, model_source
 from napari_clinlabel.core.geometry import Geometry
 from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.label_edits import diff_between, record_label_change, record_labels_create
+from napari_clinlabel.core.label_edits import (
+    diff_between,
+    record_label_change,
+    record_labels_create,
+)
 
 GEOM = Geometry((0.8, 0.7, 2.0), (-10.0, 5.0, 30.0), tuple(np.eye(3).ravel()))
 
@@ -18,7 +22,9 @@ GEOM = Geometry((0.8, 0.7, 2.0), (-10.0, 5.0, 30.0), tuple(np.eye(3).ravel()))
 def ellipsoid(shape, centre, radii) -> np.ndarray:
     zz, yy, xx = np.ogrid[tuple(slice(0, n) for n in shape)]
     return (
-        ((zz - centre[0]) / radii[0]) ** 2 + ((yy - centre[1]) / radii[1]) ** 2 + ((xx - centre[2]) / radii[2]) ** 2
+        ((zz - centre[0]) / radii[0]) ** 2
+        + ((yy - centre[1]) / radii[1]) ** 2
+        + ((xx - centre[2]) / radii[2]) ** 2
     ) <= 1.0
 
 
@@ -55,7 +61,9 @@ def write_reader_log(
     via_model: bool = False,
 ) -> Path:
     """A reader's log: image.open with geometry, labels.create, then the labels as one stroke."""
-    log = AuditLog(path, {"uid": None, "sha256": image_sha}, Actor(reader, reader.title(), "annotator"))
+    log = AuditLog(
+        path, {"uid": None, "sha256": image_sha}, Actor(reader, reader.title(), "annotator")
+    )
     log.append("image.open", None, {"shape": list(labels.shape), "geometry": geom.to_dict()})
     record_labels_create(log, "Labels", labels.shape, labels.dtype)
     work = np.zeros_like(labels)
@@ -64,12 +72,25 @@ def write_reader_log(
         src = model_source("baseline", "1", "cd" * 32)
         log.append("proposal.add", {"proposal": "p1"}, {"kind": "segmentation"}, src)
         record_label_change(
-            log, work, "Labels", idx, old, new, action="proposal.accept", source=src,
-            target={"proposal": "p1"}, applied=False,
+            log,
+            work,
+            "Labels",
+            idx,
+            old,
+            new,
+            action="proposal.accept",
+            source=src,
+            target={"proposal": "p1"},
+            applied=False,
         )
     else:
         record_label_change(log, work, "Labels", idx, old, new, applied=False)
     if pending_proposal:
-        log.append("proposal.add", {"proposal": "p2"}, {"kind": "segmentation"}, model_source("baseline", "1", "cd" * 32))
+        log.append(
+            "proposal.add",
+            {"proposal": "p2"},
+            {"kind": "segmentation"},
+            model_source("baseline", "1", "cd" * 32),
+        )
     log.close()
     return path

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from agreement_fixtures import GEOM, reader_maps, write_grades, write_map, write_reader_log
 from sklearn.metrics import cohen_kappa_score
 
 from napari_clinlabel.core.agreement import agreement, detect_kind, resolve_scale
 from napari_clinlabel.core.errors import InputError, PendingProposalsError
 from napari_clinlabel.core.geometry import Geometry
-
-from agreement_fixtures import GEOM, reader_maps, write_grades, write_map, write_reader_log
 
 BIRADS = ["0", "1", "2", "3", "4A", "4B", "4C", "5", "6"]
 
@@ -30,10 +29,19 @@ def test_label_map_files(tmp_path, suffix):
     assert set(res) == {"labels"} and set(res["labels"]) == {"1", "2", "3"}
     for v in (1, 2):
         rec = res["labels"][str(v)]
-        assert set(rec) == {"dice", "hd95_mm", "mean_surface_distance_mm", "volume_difference_ml", "voxels_a", "voxels_b"}
+        assert set(rec) == {
+            "dice",
+            "hd95_mm",
+            "mean_surface_distance_mm",
+            "volume_difference_ml",
+            "voxels_a",
+            "voxels_b",
+        }
         assert rec["dice"] == pytest.approx(_sitk_dice(pa, pb, v), abs=1e-9)
         assert rec["voxels_a"] == int((a == v).sum()) and rec["voxels_b"] == int((b == v).sum())
-        assert rec["volume_difference_ml"] == pytest.approx((rec["voxels_b"] - rec["voxels_a"]) * 0.8 * 0.7 * 2.0 / 1000)
+        assert rec["volume_difference_ml"] == pytest.approx(
+            (rec["voxels_b"] - rec["voxels_a"]) * 0.8 * 0.7 * 2.0 / 1000
+        )
     assert res["labels"]["3"]["voxels_a"] == 0 and res["labels"]["3"]["hd95_mm"] == float("inf")
 
 
@@ -41,7 +49,9 @@ def test_label_maps_different_shape_or_geometry_are_refused(tmp_path):
     a, b = reader_maps()
     pa = write_map(tmp_path / "a.nii.gz", a)
     pb = write_map(tmp_path / "b.nii.gz", b[:, :, :-1])
-    with pytest.raises(InputError, match=r"a\.nii\.gz is \(16, 32, 36\) voxels but .*b\.nii\.gz is \(16, 32, 35\)"):
+    with pytest.raises(
+        InputError, match=r"a\.nii\.gz is \(16, 32, 36\) voxels but .*b\.nii\.gz is \(16, 32, 35\)"
+    ):
         agreement(pa, pb)
     shifted = Geometry(GEOM.spacing, (GEOM.origin[0] + 0.5, *GEOM.origin[1:]), GEOM.direction)
     pc = write_map(tmp_path / "c.nii.gz", b, shifted)
@@ -95,7 +105,9 @@ def test_grade_tables_match_sklearn_on_full_scale(tmp_path):
 def test_grade_scale_inferred_numeric(tmp_path):
     rows_a = [("i1", "0"), ("i2", "2"), ("i3", "10"), ("i4", "3")]
     rows_b = [("i1", "0"), ("i2", "3"), ("i3", "10"), ("i4", "2")]
-    res = agreement(write_grades(tmp_path / "a.csv", rows_a), write_grades(tmp_path / "b.csv", rows_b))
+    res = agreement(
+        write_grades(tmp_path / "a.csv", rows_a), write_grades(tmp_path / "b.csv", rows_b)
+    )
     assert res["scale"] == ["0", "2", "3", "10"]  # numeric order, not string order
     a, b = [g for _, g in rows_a], [g for _, g in rows_b]
     assert res["weighted_kappa_quadratic"] == pytest.approx(
@@ -107,7 +119,10 @@ def test_grade_tables_with_unknown_items_are_refused(tmp_path):
     pa = write_grades(tmp_path / "a.csv", [(f"c{i}", "1") for i in range(10)])
     pb = write_grades(tmp_path / "b.csv", [(f"c{i}", "1") for i in range(2, 10)] + [("x1", "2")])
     before = pa.read_bytes(), pb.read_bytes()
-    with pytest.raises(InputError, match=r"2 item\(s\) of .*a\.csv are missing from .*\('c0', 'c1'\).*1 item\(s\) of .*b\.csv are not in .*'x1'"):
+    with pytest.raises(
+        InputError,
+        match=r"2 item\(s\) of .*a\.csv are missing from .*\('c0', 'c1'\).*1 item\(s\) of .*b\.csv are not in .*'x1'",
+    ):
         agreement(pa, pb)
     assert (pa.read_bytes(), pb.read_bytes()) == before
 

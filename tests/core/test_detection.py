@@ -16,7 +16,10 @@ from napari_clinlabel.core.errors import InputError
 def _raster(lo, hi, shape, scale=2):
     """Box as a fine voxel mask (coordinates scaled by ``scale`` so half-voxel edges are exact)."""
     m = np.zeros(shape, bool)
-    sl = tuple(slice(int(round((a + 0.5) * scale)), int(round((b + 0.5) * scale))) for a, b in zip(lo, hi, strict=True))
+    sl = tuple(
+        slice(int(round((a + 0.5) * scale)), int(round((b + 0.5) * scale)))
+        for a, b in zip(lo, hi, strict=True)
+    )
     m[sl] = True
     return m
 
@@ -28,7 +31,9 @@ def test_iou_matches_voxel_counting_3d_and_2d_on_slice():
         lo = rng.integers(0, 8, 3).astype(float) - 0.5
         hi = lo + rng.integers(1, 6, 3)
         boxes.append({"zyx_min": lo.tolist(), "zyx_max": hi.tolist(), "class": "x"})
-    boxes.append({"zyx_min": [3.0, 1.5, 2.5], "zyx_max": [3.0, 6.5, 7.5], "class": "x"})  # 2D on slice 3
+    boxes.append(
+        {"zyx_min": [3.0, 1.5, 2.5], "zyx_max": [3.0, 6.5, 7.5], "class": "x"}
+    )  # 2D on slice 3
     iou = iou_matrix(boxes, boxes)
     shape = (32, 32, 32)
     for (i, a), (j, b) in itertools.product(enumerate(boxes), repeat=2):
@@ -64,7 +69,9 @@ def _boxes_2d(rng, n):
     out = []
     for _ in range(n):
         lo = rng.uniform(0, 10, 2)
-        out.append({"zyx_min": lo.tolist(), "zyx_max": (lo + rng.uniform(2, 5, 2)).tolist(), "class": "m"})
+        out.append(
+            {"zyx_min": lo.tolist(), "zyx_max": (lo + rng.uniform(2, 5, 2)).tolist(), "class": "m"}
+        )
     return out
 
 
@@ -86,8 +93,14 @@ def test_hungarian_is_optimal_and_greedy_is_valid(seed):
 def test_greedy_and_hungarian_differ_where_expected():
     # greedy grabs the single best pair and strands the rest; Hungarian finds two matches
     # IoUs: T1-P1 0.5, T2-P1 3/7, T1-P2 0.45, T2-P2 0
-    t = [{"zyx_min": [0, 0], "zyx_max": [4, 4], "class": "c"}, {"zyx_min": [0, 3], "zyx_max": [4, 8], "class": "c"}]
-    p = [{"zyx_min": [0, 1], "zyx_max": [4, 6], "class": "c"}, {"zyx_min": [0, 0], "zyx_max": [4, 1.8], "class": "c"}]
+    t = [
+        {"zyx_min": [0, 0], "zyx_max": [4, 4], "class": "c"},
+        {"zyx_min": [0, 3], "zyx_max": [4, 8], "class": "c"},
+    ]
+    p = [
+        {"zyx_min": [0, 1], "zyx_max": [4, 6], "class": "c"},
+        {"zyx_min": [0, 0], "zyx_max": [4, 1.8], "class": "c"},
+    ]
     assert len(match_boxes(t, p, 0.3, "hungarian")) == 2
     assert len(match_boxes(t, p, 0.3, "greedy")) == 1
 

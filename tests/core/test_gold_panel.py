@@ -22,7 +22,9 @@ def _panel(tmp_path, reader_shift=0):
     a, b = reader_maps()
     for i in range(3):
         write_map(gold / f"case{i}.nii.gz", a)
-        write_map(reader / f"case{i}.nii.gz", np.roll(a, reader_shift, axis=2) if reader_shift else b)
+        write_map(
+            reader / f"case{i}.nii.gz", np.roll(a, reader_shift, axis=2) if reader_shift else b
+        )
     return gold, reader
 
 
@@ -44,7 +46,9 @@ def test_segmentation_fails_default_threshold_and_figures_match_simpleitk(tmp_pa
     # label 3 exists only in the reader's maps: Dice 0 counts against them
     dices = [m["dice"] for c in seg["cases"].values() for m in c.values()]
     assert seg["mean_dice"] == pytest.approx(np.mean(dices)) and seg["mean_dice"] < 0.85
-    assert not res.passed and res.failures == [f"mean Dice {seg['mean_dice']:.3f} is below the threshold 0.85"]
+    assert not res.passed and res.failures == [
+        f"mean Dice {seg['mean_dice']:.3f} is below the threshold 0.85"
+    ]
 
 
 def test_identical_reader_passes(tmp_path):
@@ -71,7 +75,10 @@ def test_grades_quadratic_kappa_on_ordinal_schema_scale(tmp_path):
     items = [f"eye{i}" for i in range(50)]
     pg = write_grades(tmp_path / "gold.csv", list(zip(items, g, strict=True)))
     # the reader graded two extra images beyond the panel: ignored
-    pr = write_grades(tmp_path / "reader.csv", list(zip(items, r, strict=True)) + [("x1", values[0]), ("x2", values[1])])
+    pr = write_grades(
+        tmp_path / "reader.csv",
+        list(zip(items, r, strict=True)) + [("x1", values[0]), ("x2", values[1])],
+    )
     res = score_reader(gold_grades=pg, reader_grades=pr, schema=schema, scale=scale_id)
     ref = cohen_kappa_score(g, r, labels=values, weights="quadratic")
     assert res.grading["kappa"] == pytest.approx(ref, abs=1e-9)
@@ -88,14 +95,18 @@ def test_grades_nominal_inferred_uses_cohen(tmp_path):
         reader_grades=write_grades(tmp_path / "r.csv", list(zip(items, r, strict=True))),
     )
     assert res.grading["kappa_kind"] == "kappa"
-    assert res.grading["kappa"] == pytest.approx(cohen_kappa_score(g, r, labels=sorted(set(g))), abs=1e-9)
+    assert res.grading["kappa"] == pytest.approx(
+        cohen_kappa_score(g, r, labels=sorted(set(g))), abs=1e-9
+    )
     assert not res.passed and "kappa" in res.failures[0]
 
 
 def test_bad_input(tmp_path):
     gold, reader = _panel(tmp_path)
     (reader / "case2.nii.gz").unlink()
-    with pytest.raises(InputError, match=r"1 gold case\(s\) have no label map from the reader \(case2\)"):
+    with pytest.raises(
+        InputError, match=r"1 gold case\(s\) have no label map from the reader \(case2\)"
+    ):
         score_reader(gold, reader)
     with pytest.raises(InputError, match="needs label maps"):
         score_reader()

@@ -36,11 +36,15 @@ def _readers(seed: int, n: int = 200, scale=BIRADS, unused=("6",)):
 def test_kappas_match_sklearn_with_full_scale(seed):
     a, b = _readers(seed)
     assert "6" not in a + b  # a grade nobody used still shifts positions on the scale
-    assert cohen_kappa(a, b, BIRADS) == pytest.approx(cohen_kappa_score(a, b, labels=BIRADS), abs=1e-9)
+    assert cohen_kappa(a, b, BIRADS) == pytest.approx(
+        cohen_kappa_score(a, b, labels=BIRADS), abs=1e-9
+    )
     for w in ("linear", "quadratic"):
         ours = weighted_kappa(a, b, BIRADS, weights=w)
         assert ours == pytest.approx(cohen_kappa_score(a, b, labels=BIRADS, weights=w), abs=1e-9)
-    np.testing.assert_array_equal(confusion_matrix(a, b, BIRADS), sk_confusion_matrix(a, b, labels=BIRADS))
+    np.testing.assert_array_equal(
+        confusion_matrix(a, b, BIRADS), sk_confusion_matrix(a, b, labels=BIRADS)
+    )
 
 
 def test_weighted_kappa_depends_on_full_scale_position():
@@ -65,7 +69,10 @@ def test_per_class_prf_matches_sklearn():
     for i, v in enumerate(BIRADS):
         for key, ref in (("precision", p[i]), ("recall", r[i]), ("f1", f[i])):
             got = res[v][key]
-            assert (math.isnan(got) and math.isnan(ref)) or got == pytest.approx(ref, abs=1e-12), (v, key)
+            assert (math.isnan(got) and math.isnan(ref)) or got == pytest.approx(ref, abs=1e-12), (
+                v,
+                key,
+            )
         assert res[v]["support"] == s[i]
 
 
@@ -131,10 +138,17 @@ def _alpha_pairwise(data, level):
         between = sum(1 for v in pooled if lo <= v <= hi)
         return (between - (pooled.count(c) + pooled.count(k)) / 2) ** 2
 
-    do = sum(
-        d2(u[i], u[j]) / (len(u) - 1) for u in units for i, j in itertools.permutations(range(len(u)), 2)
-    ) / n
-    de = sum(d2(pooled[i], pooled[j]) for i, j in itertools.permutations(range(n), 2)) / (n * (n - 1))
+    do = (
+        sum(
+            d2(u[i], u[j]) / (len(u) - 1)
+            for u in units
+            for i, j in itertools.permutations(range(len(u)), 2)
+        )
+        / n
+    )
+    de = sum(d2(pooled[i], pooled[j]) for i, j in itertools.permutations(range(n), 2)) / (
+        n * (n - 1)
+    )
     return 1 - do / de
 
 
@@ -146,9 +160,13 @@ def test_krippendorff_published_values():
 
 @pytest.mark.parametrize("level", ["nominal", "ordinal", "interval"])
 def test_krippendorff_matches_pairwise_enumeration(level):
-    assert krippendorff_alpha(KRIPP, level) == pytest.approx(_alpha_pairwise(KRIPP, level), abs=1e-12)
+    assert krippendorff_alpha(KRIPP, level) == pytest.approx(
+        _alpha_pairwise(KRIPP, level), abs=1e-12
+    )
     nan_data = [[float("nan") if v is None else v for v in row] for row in KRIPP]
-    assert krippendorff_alpha(nan_data, level) == pytest.approx(_alpha_pairwise(KRIPP, level), abs=1e-12)
+    assert krippendorff_alpha(nan_data, level) == pytest.approx(
+        _alpha_pairwise(KRIPP, level), abs=1e-12
+    )
 
 
 def test_krippendorff_bad_input():

@@ -136,8 +136,16 @@ def test_empty_conventions():
     z = np.zeros((5, 6, 7), bool)
     m = z.copy()
     m[1:3, 2:4, 2:5] = True
-    assert math.isnan(dice(z, z)) and math.isnan(hd95_mm(z, z)) and math.isnan(mean_surface_distance_mm(z, z))
-    assert dice(m, z) == 0.0 and hd95_mm(m, z) == math.inf and mean_surface_distance_mm(z, m) == math.inf
+    assert (
+        math.isnan(dice(z, z))
+        and math.isnan(hd95_mm(z, z))
+        and math.isnan(mean_surface_distance_mm(z, z))
+    )
+    assert (
+        dice(m, z) == 0.0
+        and hd95_mm(m, z) == math.inf
+        and mean_surface_distance_mm(z, m) == math.inf
+    )
     assert volume_difference_ml(m, z, 1000.0) == pytest.approx(-12.0)
     res = label_map_agreement(m.astype(np.uint8), z.astype(np.uint8))
     assert res["1"]["hd95_mm"] == math.inf and res["1"]["voxels_b"] == 0
@@ -150,8 +158,13 @@ def test_2d_masks():
     a[5:20, 5:20] = 3
     b[6:22, 4:19] = 3
     res = label_map_agreement(a, b, Geometry((0.5, 0.25), (0.0, 0.0), (1.0, 0.0, 0.0, 1.0)))
-    d_ab, d_ba = _brute_directed(a == 3, b == 3, (0.25, 0.5)), _brute_directed(b == 3, a == 3, (0.25, 0.5))
-    assert res["3"]["hd95_mm"] == pytest.approx(max(np.percentile(d_ab, 95), np.percentile(d_ba, 95)))
+    d_ab, d_ba = (
+        _brute_directed(a == 3, b == 3, (0.25, 0.5)),
+        _brute_directed(b == 3, a == 3, (0.25, 0.5)),
+    )
+    assert res["3"]["hd95_mm"] == pytest.approx(
+        max(np.percentile(d_ab, 95), np.percentile(d_ba, 95))
+    )
     assert res["3"]["dice"] == pytest.approx(_sitk_dice(a, b, 3, (1.0, 1.0)), abs=1e-9)
 
 

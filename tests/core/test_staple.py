@@ -50,7 +50,9 @@ def test_binary_staple_matches_numpy_em():
     np.testing.assert_allclose(res.specificities, q, atol=1e-4)
     np.testing.assert_allclose(res.probability, w, atol=1e-3)
     # the noisiest reader is estimated worst
-    assert res.sensitivities[2] < res.sensitivities[0] and res.specificities[2] < res.specificities[0]
+    assert (
+        res.sensitivities[2] < res.sensitivities[0] and res.specificities[2] < res.specificities[0]
+    )
 
 
 def test_identical_readers_give_certain_consensus():
@@ -66,7 +68,9 @@ def test_multilabel_staple_recovers_truth_and_confusion():
     assert (res.labels == t).mean() > 0.99
     for cm in res.confusion_matrices:
         assert cm.shape == (3, 3)
-        np.testing.assert_allclose(cm.sum(axis=0), 1.0, atol=1e-6)  # columns: P(reader says i | truth j)
+        np.testing.assert_allclose(
+            cm.sum(axis=0), 1.0, atol=1e-6
+        )  # columns: P(reader says i | truth j)
     assert res.confusion_matrices[0][1, 1] > res.confusion_matrices[2][1, 1]
 
 

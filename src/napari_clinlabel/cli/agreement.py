@@ -24,7 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "label maps or two readers' logs of one image; kappa, quadratic-weighted kappa and "
         "per-class precision/recall/F1 (B against A) for two grade tables.",
     )
-    p.add_argument("a", help="reader A: label map (.nii/.nii.gz/.nrrd/.mha), grade table (.csv) or log (.clinlabel.jsonl)")
+    p.add_argument(
+        "a",
+        help="reader A: label map (.nii/.nii.gz/.nrrd/.mha), grade table (.csv) or log (.clinlabel.jsonl)",
+    )
     p.add_argument("b", help="reader B: the same kind of file as A")
     p.add_argument("--json", action="store_true", help="print JSON (NaN/inf as null)")
     p.add_argument(
@@ -33,7 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="grade scale, e.g. birads:assessment or icdr:dr (default: the grades found, numeric order if numeric)",
     )
-    p.add_argument("--labels", metavar="NAME", default=None, help="label layer to compare when logs hold several")
+    p.add_argument(
+        "--labels",
+        metavar="NAME",
+        default=None,
+        help="label layer to compare when logs hold several",
+    )
     p.add_argument(
         "--exclude-pending",
         action="store_true",
@@ -63,7 +71,9 @@ def _num(x: Any, digits: int = 3) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(lines)
@@ -73,13 +83,22 @@ def format_result(res: dict[str, Any]) -> str:
     """Readable tables of an agreement result (labels or grades)."""
     if "labels" in res:
         rows = [
-            [v, _num(m["dice"], 4), _num(m["hd95_mm"], 2), _num(m["mean_surface_distance_mm"], 2),
-             _num(m["volume_difference_ml"], 3), str(m["voxels_a"]), str(m["voxels_b"])]
+            [
+                v,
+                _num(m["dice"], 4),
+                _num(m["hd95_mm"], 2),
+                _num(m["mean_surface_distance_mm"], 2),
+                _num(m["volume_difference_ml"], 3),
+                str(m["voxels_a"]),
+                str(m["voxels_b"]),
+            ]
             for v, m in sorted(res["labels"].items(), key=lambda kv: int(kv[0]))
         ]
         if not rows:
             return "no labels in either map"
-        return _table(["label", "dice", "hd95_mm", "msd_mm", "dvol_ml(B-A)", "voxels_a", "voxels_b"], rows)
+        return _table(
+            ["label", "dice", "hd95_mm", "msd_mm", "dvol_ml(B-A)", "voxels_a", "voxels_b"], rows
+        )
     head = (
         f"n={res['n']}  kappa={_num(res['kappa'], 4)}  "
         f"weighted_kappa_quadratic={_num(res['weighted_kappa_quadratic'], 4)}  "
@@ -87,19 +106,33 @@ def format_result(res: dict[str, Any]) -> str:
     )
     per = _table(
         ["grade", "precision", "recall", "f1", "support"],
-        [[v, _num(m["precision"]), _num(m["recall"]), _num(m["f1"]), str(m["support"])] for v, m in res["per_class"].items()],
+        [
+            [v, _num(m["precision"]), _num(m["recall"]), _num(m["f1"]), str(m["support"])]
+            for v, m in res["per_class"].items()
+        ],
     )
     scale = res["scale"]
     cm = _table(
         ["A \\ B", *scale],
-        [[a, *(str(c) for c in row)] for a, row in zip(scale, res["confusion_matrix"], strict=True)],
+        [
+            [a, *(str(c) for c in row)]
+            for a, row in zip(scale, res["confusion_matrix"], strict=True)
+        ],
     )
-    return f"{head}\n\nper class (B against A):\n{per}\n\nconfusion matrix (rows A, columns B):\n{cm}"
+    return (
+        f"{head}\n\nper class (B against A):\n{per}\n\nconfusion matrix (rows A, columns B):\n{cm}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Compute and print the agreement of A and B; exit 0."""
-    res = agreement(args.a, args.b, scale=args.scale, labels_name=args.labels, exclude_pending=args.exclude_pending)
+    res = agreement(
+        args.a,
+        args.b,
+        scale=args.scale,
+        labels_name=args.labels,
+        exclude_pending=args.exclude_pending,
+    )
     if args.json:
         print(json.dumps(_finite_or_none(res), indent=2, allow_nan=False))
     else:

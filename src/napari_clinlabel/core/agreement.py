@@ -51,7 +51,7 @@ _DECIDED = {"proposal.accept", "proposal.edit", "proposal.reject"}
 
 
 def detect_kind(path: str | os.PathLike[str]) -> str:
-    """"label_map", "grades" or "log" from the file name; InputError for anything else."""
+    """Kind of input from the file name: "label_map", "grades" or "log" (InputError otherwise)."""
     name = Path(path).name.lower()
     if name.endswith(".jsonl"):
         return "log"
@@ -76,18 +76,26 @@ def read_label_map(path: str | os.PathLike[str]) -> tuple[np.ndarray, Geometry]:
         img = sitk.ReadImage(str(p))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
-        raise InputError(f"{p}: cannot be read as a label map ({first[:160]}); is it truncated or corrupt?") from None
+        raise InputError(
+            f"{p}: cannot be read as a label map ({first[:160]}); is it truncated or corrupt?"
+        ) from None
     if img.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"{p}: has {img.GetNumberOfComponentsPerPixel()} components per voxel; a label map has one")
+        raise InputError(
+            f"{p}: has {img.GetNumberOfComponentsPerPixel()} components per voxel; a label map has one"
+        )
     arr = sitk.GetArrayFromImage(img)
     if not np.issubdtype(arr.dtype, np.integer):
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise InputError(f"{p}: holds non-integer values ({arr.dtype}); a label map holds integer labels")
+            raise InputError(
+                f"{p}: holds non-integer values ({arr.dtype}); a label map holds integer labels"
+            )
         arr = arr.astype(np.int64)
     return arr, Geometry.from_itk(img)
 
 
-def label_maps_agreement(a_path: str | os.PathLike[str], b_path: str | os.PathLike[str]) -> dict[str, Any]:
+def label_maps_agreement(
+    a_path: str | os.PathLike[str], b_path: str | os.PathLike[str]
+) -> dict[str, Any]:
     """``{"labels": {...}}`` for two label-map files on the same grid."""
     a, ga = read_label_map(a_path)
     b, gb = read_label_map(b_path)
@@ -95,7 +103,9 @@ def label_maps_agreement(a_path: str | os.PathLike[str], b_path: str | os.PathLi
     return {"labels": label_map_agreement(a, b, ga)}
 
 
-def _check_same_grid(sa: tuple, ga: Geometry, sb: tuple, gb: Geometry, a_path: Any, b_path: Any) -> None:
+def _check_same_grid(
+    sa: tuple, ga: Geometry, sb: tuple, gb: Geometry, a_path: Any, b_path: Any
+) -> None:
     if tuple(sa) != tuple(sb):
         raise InputError(
             f"{a_path} is {tuple(sa)} voxels but {b_path} is {tuple(sb)}; both readers' labels must "
@@ -128,10 +138,14 @@ def read_grade_table(path: str | os.PathLike[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for n, r in enumerate(rows, start=1):
         if len(r) < 2 or not r[0].strip() or not r[1].strip():
-            raise InputError(f"{p}: data row {n} is not 'item,grade' (got {len(r)} field(s) or an empty one)")
+            raise InputError(
+                f"{p}: data row {n} is not 'item,grade' (got {len(r)} field(s) or an empty one)"
+            )
         item = r[0].strip()
         if item in out:
-            raise InputError(f"{p}: item {item!r} is graded twice (data row {n}); keep one grade per item")
+            raise InputError(
+                f"{p}: item {item!r} is graded twice (data row {n}); keep one grade per item"
+            )
         out[item] = r[1].strip()
     return out
 
@@ -144,7 +158,9 @@ def resolve_scale(name: str) -> list[str]:
         schema_id, scale_id = name.split(":", 1)
         schema = load_schema(schema_id)
         if scale_id not in schema.scales:
-            raise InputError(f"schema {schema_id!r} has no scale {scale_id!r} (it has: {', '.join(schema.scales)})")
+            raise InputError(
+                f"schema {schema_id!r} has no scale {scale_id!r} (it has: {', '.join(schema.scales)})"
+            )
         return schema.scales[scale_id].value_list()
     if name in builtin_schema_names():
         schema = load_schema(name)
@@ -153,12 +169,17 @@ def resolve_scale(name: str) -> list[str]:
         choices = ", ".join(f"{name}:{s}" for s in schema.scales)
         raise InputError(f"schema {name!r} has several scales; choose one of {choices}")
     found = [
-        (s, sc) for s in builtin_schema_names() for sc_id, sc in load_schema(s).scales.items() if sc_id == name
+        (s, sc)
+        for s in builtin_schema_names()
+        for sc_id, sc in load_schema(s).scales.items()
+        if sc_id == name
     ]
     if len(found) == 1:
         return found[0][1].value_list()
     known = [f"{s}:{sc}" for s in builtin_schema_names() for sc in load_schema(s).scales]
-    raise InputError(f"no single built-in scale is called {name!r}; choose one of {', '.join(known)}")
+    raise InputError(
+        f"no single built-in scale is called {name!r}; choose one of {', '.join(known)}"
+    )
 
 
 def _infer_scale(values: set[str]) -> list[str]:
@@ -182,7 +203,9 @@ def grades_agreement(
     if only_a or only_b:
         parts = []
         if only_a:
-            parts.append(f"{len(only_a)} item(s) of {a_path} are missing from {b_path} ({_few(only_a)})")
+            parts.append(
+                f"{len(only_a)} item(s) of {a_path} are missing from {b_path} ({_few(only_a)})"
+            )
         if only_b:
             parts.append(f"{len(only_b)} item(s) of {b_path} are not in {a_path} ({_few(only_b)})")
         raise InputError("; ".join(parts) + "; both tables must grade the same items")
@@ -216,7 +239,9 @@ def _image_sha(records: list[dict[str, Any]], path: Any) -> str:
         sha = (r.get("image") or {}).get("sha256")
         if sha:
             return str(sha)
-    raise InputError(f"{path}: the log names no image (no record carries image.sha256); is it a clinlabel log?")
+    raise InputError(
+        f"{path}: the log names no image (no record carries image.sha256); is it a clinlabel log?"
+    )
 
 
 def _label_names(records: list[dict[str, Any]]) -> list[str]:
@@ -243,7 +268,9 @@ def _pending(records: list[dict[str, Any]]) -> int:
 
 def _log_geometry(records: list[dict[str, Any]], log_path: Path) -> Geometry:
     for r in records:
-        if r.get("action") == "image.open" and isinstance((r.get("data") or {}).get("geometry"), dict):
+        if r.get("action") == "image.open" and isinstance(
+            (r.get("data") or {}).get("geometry"), dict
+        ):
             return Geometry.from_dict(r["data"]["geometry"])
     image = Path(str(log_path)[: -len(LOG_SUFFIX)]) if str(log_path).endswith(LOG_SUFFIX) else None
     if image is not None and image.is_file():
@@ -297,7 +324,9 @@ def logs_agreement(
         except LogError:
             raise
         except (ValueError, KeyError) as exc:
-            raise InputError(f"{p}: not a readable clinlabel log ({exc}); run 'clinlabel log verify'") from None
+            raise InputError(
+                f"{p}: not a readable clinlabel log ({exc}); run 'clinlabel log verify'"
+            ) from None
     sha_a, sha_b = _image_sha(recs[0], paths[0]), _image_sha(recs[1], paths[1])
     if sha_a != sha_b:
         raise InputError(
@@ -317,7 +346,9 @@ def logs_agreement(
     for p, ns in zip(paths, names, strict=True):
         if labels_name is not None:
             if labels_name not in ns:
-                raise InputError(f"{p}: has no labels called {labels_name!r} (it has: {', '.join(ns) or 'none'})")
+                raise InputError(
+                    f"{p}: has no labels called {labels_name!r} (it has: {', '.join(ns) or 'none'})"
+                )
             chosen.append(labels_name)
         elif len(ns) == 1:
             chosen.append(ns[0])
@@ -326,7 +357,9 @@ def logs_agreement(
         else:
             common = [n for n in names[0] if n in names[1]]
             if len(common) != 1:
-                raise InputError(f"{p}: holds several label layers ({', '.join(ns)}); choose one with --labels NAME")
+                raise InputError(
+                    f"{p}: holds several label layers ({', '.join(ns)}); choose one with --labels NAME"
+                )
             chosen.append(common[0])
     arrays = [final_labels_from_log(p, n) for p, n in zip(paths, chosen, strict=True)]
     geoms = [_log_geometry(r, p) for r, p in zip(recs, paths, strict=True)]
@@ -344,7 +377,9 @@ def agreement(
     """Agreement of two readers' label maps, grade tables or sidecar logs (see module docstring)."""
     ka, kb = detect_kind(a_path), detect_kind(b_path)
     if ka != kb:
-        raise InputError(f"{a_path} is a {ka.replace('_', ' ')} but {b_path} is a {kb.replace('_', ' ')}; compare like with like")
+        raise InputError(
+            f"{a_path} is a {ka.replace('_', ' ')} but {b_path} is a {kb.replace('_', ' ')}; compare like with like"
+        )
     if ka == "label_map":
         return label_maps_agreement(a_path, b_path)
     if ka == "grades":

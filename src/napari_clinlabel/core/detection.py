@@ -51,8 +51,12 @@ def iou_matrix(truth: Sequence[Any], pred: Sequence[Any]) -> np.ndarray:
     tl, th = box_arrays(truth)
     pl, ph = box_arrays(pred)
     if tl.shape[1] != pl.shape[1]:
-        raise InputError(f"cannot compare {tl.shape[1]}-D truth boxes with {pl.shape[1]}-D predicted boxes")
-    inter_ext = np.clip(np.minimum(th[:, None], ph[None]) - np.maximum(tl[:, None], pl[None]), 0, None)
+        raise InputError(
+            f"cannot compare {tl.shape[1]}-D truth boxes with {pl.shape[1]}-D predicted boxes"
+        )
+    inter_ext = np.clip(
+        np.minimum(th[:, None], ph[None]) - np.maximum(tl[:, None], pl[None]), 0, None
+    )
     inter = inter_ext.prod(axis=2)
     vol_t, vol_p = (th - tl).prod(axis=1), (ph - pl).prod(axis=1)
     union = vol_t[:, None] + vol_p[None] - inter

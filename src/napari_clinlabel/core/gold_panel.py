@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from .agreement import LABEL_MAP_SUFFIXES, _check_same_grid, read_grade_table, read_label_map, resolve_scale
+from .agreement import (
+    LABEL_MAP_SUFFIXES,
+    _check_same_grid,
+    read_grade_table,
+    read_label_map,
+    resolve_scale,
+)
 from .errors import InputError
 from .kappa import cohen_kappa, per_class_prf, weighted_kappa
 from .metrics import label_map_agreement
@@ -66,19 +72,25 @@ def case_files(folder: str | os.PathLike[str]) -> dict[str, Path]:
         if name is None or not p.is_file():
             continue
         if name in out:
-            raise InputError(f"{f}: case {name!r} has two label maps ({out[name].name}, {p.name}); keep one")
+            raise InputError(
+                f"{f}: case {name!r} has two label maps ({out[name].name}, {p.name}); keep one"
+            )
         out[name] = p
     if not out:
         raise InputError(f"{f}: holds no label maps (.nii, .nii.gz, .nrrd, .mha)")
     return out
 
 
-def _segmentation(gold_dir: Any, reader_dir: Any, threshold: float) -> tuple[dict[str, Any], list[str]]:
+def _segmentation(
+    gold_dir: Any, reader_dir: Any, threshold: float
+) -> tuple[dict[str, Any], list[str]]:
     gold, reader = case_files(gold_dir), case_files(reader_dir)
     missing = sorted(set(gold) - set(reader))
     if missing:
         shown = ", ".join(missing[:3]) + (", …" if len(missing) > 3 else "")
-        raise InputError(f"{reader_dir}: {len(missing)} gold case(s) have no label map from the reader ({shown})")
+        raise InputError(
+            f"{reader_dir}: {len(missing)} gold case(s) have no label map from the reader ({shown})"
+        )
     cases: dict[str, Any] = {}
     per_label: dict[str, list[float]] = {}
     for name, gpath in gold.items():
@@ -95,7 +107,9 @@ def _segmentation(gold_dir: Any, reader_dir: Any, threshold: float) -> tuple[dic
     failures = [] if passed else [f"mean Dice {mean:.3f} is below the threshold {threshold:.2f}"]
     seg = {
         "cases": cases,
-        "per_label_mean_dice": {v: float(np.mean(ds)) for v, ds in sorted(per_label.items(), key=lambda kv: int(kv[0]))},
+        "per_label_mean_dice": {
+            v: float(np.mean(ds)) for v, ds in sorted(per_label.items(), key=lambda kv: int(kv[0]))
+        },
         "mean_dice": mean,
         "n_cases": len(gold),
         "passed": passed,
@@ -110,7 +124,9 @@ def _grading(
     missing = sorted(set(gold) - set(reader))
     if missing:
         shown = ", ".join(missing[:3]) + (", …" if len(missing) > 3 else "")
-        raise InputError(f"{reader_csv}: {len(missing)} gold item(s) are not graded by the reader ({shown})")
+        raise InputError(
+            f"{reader_csv}: {len(missing)} gold item(s) are not graded by the reader ({shown})"
+        )
     items = sorted(gold)  # items the reader graded beyond the panel do not count
     g = [gold[i] for i in items]
     r = [reader[i] for i in items]
@@ -141,7 +157,9 @@ def _scale_of(schema: Any, scale: str | None) -> tuple[list[str], bool] | None:
         elif scale in schema.scales:
             sc = schema.scales[scale]
         else:
-            raise InputError(f"schema {schema.id!r} has no scale {scale!r}; choose one of {', '.join(schema.scales)}")
+            raise InputError(
+                f"schema {schema.id!r} has no scale {scale!r}; choose one of {', '.join(schema.scales)}"
+            )
         return sc.value_list(), sc.kind == "ordinal"
     if scale is not None:
         return resolve_scale(scale), True
@@ -164,7 +182,9 @@ def score_reader(
     thresholds = dict(DEFAULT_THRESHOLDS)
     if schema is not None:
         thresholds.update(schema.thresholds)
-    if (gold_maps is None) != (reader_maps is None) or (gold_grades is None) != (reader_grades is None):
+    if (gold_maps is None) != (reader_maps is None) or (gold_grades is None) != (
+        reader_grades is None
+    ):
         raise InputError("give the gold AND the reader's version of each part (label maps, grades)")
     if gold_maps is None and gold_grades is None:
         raise InputError("a gold panel needs label maps, a grade table, or both")
@@ -175,12 +195,16 @@ def score_reader(
     if gold_grades is not None:
         found = _scale_of(schema, scale)
         if found is None:
-            both = set(read_grade_table(gold_grades).values()) | set(read_grade_table(reader_grades).values())
+            both = set(read_grade_table(gold_grades).values()) | set(
+                read_grade_table(reader_grades).values()
+            )
             try:
                 found = (sorted(both, key=float), True)
             except ValueError:
                 found = (sorted(both), False)
-        result.grading, fails = _grading(gold_grades, reader_grades, found[0], found[1], thresholds["kappa"])
+        result.grading, fails = _grading(
+            gold_grades, reader_grades, found[0], found[1], thresholds["kappa"]
+        )
         result.failures += fails
     result.passed = not result.failures
     return result

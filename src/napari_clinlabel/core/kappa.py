@@ -41,10 +41,14 @@ def _indices(values: Sequence[Hashable], scale: Sequence[Hashable], who: str) ->
     return np.fromiter((pos[v] for v in values), dtype=np.intp, count=len(values))
 
 
-def confusion_matrix(a: Sequence[Hashable], b: Sequence[Hashable], values: Sequence[Hashable]) -> np.ndarray:
+def confusion_matrix(
+    a: Sequence[Hashable], b: Sequence[Hashable], values: Sequence[Hashable]
+) -> np.ndarray:
     """Counts ``C[i, j]`` of items graded ``values[i]`` by A and ``values[j]`` by B."""
     if len(a) != len(b):
-        raise InputError(f"the two readers graded {len(a)} and {len(b)} items; pair them item by item")
+        raise InputError(
+            f"the two readers graded {len(a)} and {len(b)} items; pair them item by item"
+        )
     ia, ib = _indices(a, values, "reader A"), _indices(b, values, "reader B")
     k = len(values)
     return np.bincount(ia * k + ib, minlength=k * k).reshape(k, k).astype(np.int64)
@@ -61,7 +65,9 @@ def _kappa_from(cm: np.ndarray, w: np.ndarray) -> float:
     return 1.0 - float((w * cm).sum()) / denom
 
 
-def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable], scale_values: Sequence[Hashable]) -> float:
+def cohen_kappa(
+    a: Sequence[Hashable], b: Sequence[Hashable], scale_values: Sequence[Hashable]
+) -> float:
     """Cohen's (unweighted) kappa of two readers over the full scale; NaN when undefined."""
     cm = confusion_matrix(a, b, scale_values)
     k = len(scale_values)
@@ -183,5 +189,10 @@ def per_class_prf(
         r = tp[i] / true_n[i] if true_n[i] else float("nan")
         denom = 2 * tp[i] + (pred_n[i] - tp[i]) + (true_n[i] - tp[i])
         f1 = 2 * tp[i] / denom if denom else float("nan")
-        out[v] = {"precision": float(p), "recall": float(r), "f1": float(f1), "support": int(true_n[i])}
+        out[v] = {
+            "precision": float(p),
+            "recall": float(r),
+            "f1": float(f1),
+            "support": int(true_n[i]),
+        }
     return out

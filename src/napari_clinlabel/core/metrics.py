@@ -58,7 +58,9 @@ def _spacing(spacing_zyx: Sequence[float] | None, ndim: int) -> tuple[float, ...
         return (1.0,) * ndim
     sp = tuple(float(s) for s in spacing_zyx)
     if len(sp) != ndim or not all(np.isfinite(sp)) or min(sp) <= 0:
-        raise InputError(f"spacing {sp} does not fit a {ndim}-D mask; give {ndim} positive values (z, y, x)")
+        raise InputError(
+            f"spacing {sp} does not fit a {ndim}-D mask; give {ndim} positive values (z, y, x)"
+        )
     return sp
 
 
@@ -83,12 +85,19 @@ def _crop_box(a: np.ndarray, b: np.ndarray) -> tuple[slice, ...] | None:
         objs = ndi.find_objects(m.view(np.uint8) if m.dtype == bool else m)
         if objs and objs[0] is not None:
             sl = objs[0]
-            box = sl if box is None else tuple(
-                slice(min(p.start, q.start), max(p.stop, q.stop)) for p, q in zip(box, sl, strict=True)
+            box = (
+                sl
+                if box is None
+                else tuple(
+                    slice(min(p.start, q.start), max(p.stop, q.stop))
+                    for p, q in zip(box, sl, strict=True)
+                )
             )
     if box is None:
         return None
-    return tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, a.shape, strict=True))
+    return tuple(
+        slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, a.shape, strict=True)
+    )
 
 
 def _directed(surf_from: np.ndarray, surf_to: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
@@ -130,7 +139,9 @@ def _hd95_from(d_ab: np.ndarray, d_ba: np.ndarray, pooled: bool) -> float:
     return float(max(np.percentile(d_ab, 95), np.percentile(d_ba, 95)))
 
 
-def hd95_mm(a: Any, b: Any, spacing_zyx: Sequence[float] | None = None, pooled: bool = False) -> float:
+def hd95_mm(
+    a: Any, b: Any, spacing_zyx: Sequence[float] | None = None, pooled: bool = False
+) -> float:
     """95th-percentile symmetric Hausdorff distance in mm (max of the two directed P95s).
 
     ``pooled=True`` takes P95 of both directed sets together instead (medpy's ``hd95``).
@@ -166,7 +177,9 @@ def _check_label_map(m: Any, name: str) -> np.ndarray:
     if not np.issubdtype(m.dtype, np.integer):
         raise InputError(f"label map {name} has dtype {m.dtype}; label maps must hold integers")
     if np.issubdtype(m.dtype, np.signedinteger) and m.size and m.min() < 0:
-        raise InputError(f"label map {name} holds negative values; labels must be 0 (background) or positive")
+        raise InputError(
+            f"label map {name} holds negative values; labels must be 0 (background) or positive"
+        )
     return m
 
 
@@ -206,7 +219,10 @@ def label_map_agreement(
             continue
         boxes = [s for s in (sa, sb) if s is not None]
         box = tuple(
-            slice(max(min(s[d].start for s in boxes) - 1, 0), min(max(s[d].stop for s in boxes) + 1, n))
+            slice(
+                max(min(s[d].start for s in boxes) - 1, 0),
+                min(max(s[d].stop for s in boxes) + 1, n),
+            )
             for d, n in enumerate(a.shape)
         )
         ma, mb = a[box] == v, b[box] == v

@@ -40,7 +40,9 @@ def _check(arrays: Sequence[np.ndarray], what: str) -> list[np.ndarray]:
         raise InputError(f"STAPLE needs the {what} of at least two readers, got {len(arrs)}")
     shapes = {m.shape for m in arrs}
     if len(shapes) != 1:
-        raise InputError(f"the readers' {what} have different shapes {sorted(shapes)}; they must share one grid")
+        raise InputError(
+            f"the readers' {what} have different shapes {sorted(shapes)}; they must share one grid"
+        )
     return arrs
 
 
@@ -69,7 +71,9 @@ def staple(
     )
 
 
-def multilabel_staple(label_maps: Sequence[np.ndarray], undecided_label: int | None = None) -> MultiLabelStapleResult:
+def multilabel_staple(
+    label_maps: Sequence[np.ndarray], undecided_label: int | None = None
+) -> MultiLabelStapleResult:
     """Multi-label STAPLE (Rohlfing 2004) over readers' label maps.
 
     Voxels whose posterior ties are set to ``undecided_label`` (default: one above the largest
@@ -87,5 +91,8 @@ def multilabel_staple(label_maps: Sequence[np.ndarray], undecided_label: int | N
     f.SetLabelForUndecidedPixels(int(top + 1 if undecided_label is None else undecided_label))
     out = f.Execute(images)
     k = top + 1
-    cms = [np.asarray(f.GetConfusionMatrix(i), dtype=float).reshape(k + 1, k)[:k] for i in range(len(arrs))]
+    cms = [
+        np.asarray(f.GetConfusionMatrix(i), dtype=float).reshape(k + 1, k)[:k]
+        for i in range(len(arrs))
+    ]
     return MultiLabelStapleResult(sitk.GetArrayFromImage(out), cms)
