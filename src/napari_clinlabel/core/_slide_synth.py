@@ -90,9 +90,9 @@ def _draw_gland(img, yf, xf, iy, ix, cy, cx, shape, seed, f, noise) -> None:  # 
         return  # stroma-only cell
     radius = CELL * (0.42, 0.26, 0.40, 0.44)[kind] * rng.uniform(0.8, 1.1)
     wobble = (0.04, 0.12, 0.18, 0.25)[kind]
-    harm = rng.uniform(0, 2 * np.pi, 3)
+    harm = rng.uniform(0, 2 * np.pi, 3).astype(np.float32)
     ecc = rng.uniform(0.75, 1.0)
-    rot = rng.uniform(0, np.pi)
+    rot = np.float32(rng.uniform(0, np.pi))
     # bounding box in level pixels
     ext = radius * (1 + wobble) + 2
     h, w = img.shape[:2]
@@ -119,8 +119,10 @@ def _draw_gland(img, yf, xf, iy, ix, cy, cx, shape, seed, f, noise) -> None:  # 
     sub[inside] = CYTOPLASM - 10 * nz[inside, None]
     nuclei_band = (rho > 0.78) & (rho <= 0.96)
     n_nuclei = int(2 * np.pi * radius / 9)
-    bead = 0.5 + 0.5 * np.sin(n_nuclei * theta + harm[0]) > (0.35 + 0.25 * (kind >= 2))
-    sub[nuclei_band & bead] = NUCLEUS + 25 * nz[nuclei_band & bead, None]
+    band = np.nonzero(nuclei_band)
+    bead = 0.5 + 0.5 * np.sin(n_nuclei * theta[band] + harm[0]) > (0.35 + 0.25 * (kind >= 2))
+    on = (band[0][bead], band[1][bead])
+    sub[on] = NUCLEUS + 25 * nz[on][:, None]
     if kind == 0:
         lumen = rho < 0.62
     elif kind == 1:
