@@ -203,10 +203,10 @@ def _verify(
                 raise _Broken("schema is neither an object nor null")
             if "objects" in d:
                 ctx.check_objects(d["objects"])
-            if "head" in d:
-                _check_head(d["head"], hashes, "data.head")
             if a == "sign":
                 ctx.check_sign(rec, hashes, rep)
+            elif "head" in d:
+                _check_head(d["head"], hashes, "data.head")
         except _Broken as exc:
             rep.ok, rep.first_bad_seq, rep.reason = False, expected, exc.reason
             break
