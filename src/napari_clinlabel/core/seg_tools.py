@@ -232,7 +232,7 @@ def label_volumes_ml(labels: np.ndarray, geometry: Geometry | float) -> dict[int
     return {int(v): float(counts[v]) * voxel_mm3 / 1000.0 for v in present if v != 0}
 
 
-def apply_tool_result(
+def tool_change(
     labels: np.ndarray,
     mask: np.ndarray,
     value: int,
@@ -240,18 +240,17 @@ def apply_tool_result(
     overwrite_other_labels: bool = False,
     from_value: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Set ``labels[mask] = value`` in place and return the change ``(indices, old, new)``.
+    """The change ``(indices, old, new)`` that setting ``labels[mask] = value`` would make.
 
     Voxels already holding another non-zero label are left alone unless
     ``overwrite_other_labels``; ``from_value`` restricts the change to voxels currently holding
     that value (erasing needs it: ``value=0, from_value=label`` clears only that label).
+    ``labels`` is not modified.
     """
     if labels.shape != np.shape(mask):
         raise ClinlabelError(
             f"Tool result {np.shape(mask)} is not on the label grid {labels.shape}."
         )
-    if not labels.flags.c_contiguous:
-        raise ClinlabelError("Label arrays must be C-contiguous to be edited in place.")
     info = np.iinfo(labels.dtype)
     if not info.min <= value <= info.max:
         raise ClinlabelError(
@@ -266,7 +265,25 @@ def apply_tool_result(
     elif not overwrite_other_labels:
         keep &= current == 0
     idx = idx[keep].astype(np.int64)
-    old = current[keep]
-    new = np.full(idx.shape, value, dtype=labels.dtype)
-    flat[idx] = new
+    return idx, current[keep], np.full(idx.shape, value, dtype=labels.dtype)
+
+
+def apply_tool_result(
+    labels: np.ndarray,
+    mask: np.ndarray,
+    value: int,
+    *,
+    overwrite_other_labels: bool = False,
+    from_value: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Set ``labels[mask] = value`` in place per :func:`tool_change`; return ``(indices, old, new)``.
+
+    Log the returned change with ``record_label_change`` (which undoes it if the log fails).
+    """
+    if not labels.flags.c_contiguous:
+        raise ClinlabelError("Label arrays must be C-contiguous to be edited in place.")
+    idx, old, new = tool_change(
+        labels, mask, value, overwrite_other_labels=overwrite_other_labels, from_value=from_value
+    )
+    labels.reshape(-1)[idx] = new
     return idx, old, new
