@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from scipy import ndimage
 from _viewer_helpers import click, drag, show_slice
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt
+from scipy import ndimage
 
 from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets._common import add_volume
