@@ -1,0 +1,115 @@
+"""``clinlabel log verify|show|replay`` and ``clinlabel keys init`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import SimpleITK as sitk
+
+from napari_clinlabel.cli import main
+from napari_clinlabel.core.audit_log import AuditLog, model_source
+from napari_clinlabel.core.geometry import Geometry
+from napari_clinlabel.core.identity import Actor
+from napari_clinlabel.core.label_edits import diff_between, record_label_change
+from napari_clinlabel.core.label_edits import record_labels_create
+from napari_clinlabel.core.signing import init_keys, load_private_key, sign_head
+
+IMAGE = {"uid": None, "sha256": "ab" * 32}
+GEOM = Geometry((0.5, 0.5, 3.0), (1.0, -2.0, 7.0), tuple(np.eye(3).ravel().tolist()))
+
+
+def _log(tmp_path):
+    log = AuditLog(tmp_path / "ct.nii.gz.clinlabel.jsonl", IMAGE, Actor("ann", "Ann"))
+    log.append("image.open", {"image": "ct.nii.gz"},
+               {"shape": [3, 4, 5], "dtype": "int16", "geometry": GEOM.to_dict()})  # fmt: skip
+    record_labels_create(log, "L", (3, 4, 5), np.uint8)
+    lab = np.zeros((3, 4, 5), np.uint8)
+    before = lab.copy()
+    lab[1, 1:3, 1:4] = 2
+    record_label_change(log, lab, "L", *diff_between(before, lab))
+    log.append("proposal.add", {"proposal": "p1"}, {"label": 2},
+               model_source("liver-net", "1.2", "e" * 64), actor=Actor("rev", "Rev", "reviewer"))
+    return log, lab
+
+
+def test_verify_ok_and_broken(tmp_path, capsys):
+    log, _ = _log(tmp_path)
+    assert main(["log", "verify", str(log.path)]) == 0
+    out = capsys.readouterr().out
+    assert "valid: 4 records" in out and log.head().hash in out
+    head = log.head()
+    assert main(["log", "verify", str(log.path), "--anchor", f"{head.seq}:{head.hash}"]) == 0
+    capsys.readouterr()
+    lines = log.path.read_bytes().splitlines(keepends=True)
+    rec = json.loads(lines[2])
+    rec["data"]["voxels"] = 1
+    lines[2] = json.dumps(rec).encode() + b"\n"
+    log.path.write_bytes(b"".join(lines))
+    assert main(["log", "verify", str(log.path)]) == 1
+    assert "broken at seq 2: hash does not match" in capsys.readouterr().out
+
+
+def test_verify_exit_codes_from_a_real_process(tmp_path):
+    log, _ = _log(tmp_path)
+    cmd = [sys.executable, "-m", "napari_clinlabel.cli", "log", "verify", str(log.path)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    log.path.write_bytes(b"".join(log.path.read_bytes().splitlines(keepends=True)[1:]))
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 1 and "broken at seq 0" in res.stdout
+
+
+def test_verify_with_roster_and_anchor(tmp_path, capsys):
+    log, _ = _log(tmp_path)
+    _, pub = init_keys("rev", tmp_path / "keys")
+    rev = AuditLog(log.path, IMAGE, Actor("rev", "Rev", "reviewer"))
+    sign_head(rev, "review", key=load_private_key("rev", tmp_path / "keys"))
+    roster = tmp_path / "clinlabel-roster.toml"
+    roster.write_text(f'[[users]]\nid = "rev"\nrole = "reviewer"\npublic_key = "{pub}"\n')
+    assert main(["log", "verify", str(log.path), "--roster", str(roster)]) == 0
+    assert "1 signature(s) valid" in capsys.readouterr().out
+    anchor = f"2:{'0' * 64}"
+    assert main(["log", "verify", str(log.path), "--anchor", anchor]) == 1
+    assert "broken at seq 2" in capsys.readouterr().out
+    assert main(["log", "verify", str(log.path), "--anchor", "nonsense"]) == 2
+    assert "SEQ:HASH" in capsys.readouterr().err
+    assert main(["log", "verify", str(tmp_path / "missing.jsonl")]) == 2
+    assert "no such log" in capsys.readouterr().err
+
+
+def test_show_table_json_and_filters(tmp_path, capsys):
+    log, _ = _log(tmp_path)
+    assert main(["log", "show", str(log.path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["seq", "time", "(UTC)", "actor", "role", "action", "target", "source"]
+    assert len(out) == 5 and "model:liver-net@1.2" in out[4] and "reviewer" in out[4]
+    assert main(["log", "show", str(log.path), "--json", "--action", "label.paint"]) == 0
+    recs = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["seq"] for r in recs] == [2]
+    assert main(["log", "show", str(log.path), "--json", "--actor", "rev"]) == 0
+    assert [json.loads(x)["seq"] for x in capsys.readouterr().out.splitlines()] == [3]
+
+
+def test_replay_writes_nifti_with_geometry(tmp_path, capsys):
+    log, lab = _log(tmp_path)
+    out = tmp_path / "at2.nii.gz"
+    assert main(["log", "replay", str(log.path), "--at", "2", "-o", str(out)]) == 0
+    img = sitk.ReadImage(str(out))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(img), lab)
+    assert img.GetSpacing() == GEOM.spacing and img.GetOrigin() == GEOM.origin
+    assert main(["log", "replay", str(log.path), "--at", "1", "-o", str(out)]) == 0
+    assert not sitk.GetArrayFromImage(sitk.ReadImage(str(out))).any()
+    assert main(["log", "replay", str(log.path), "--at", "0", "-o", str(tmp_path / "x.nii.gz")]) == 2
+    assert "no labels exist" in capsys.readouterr().err
+
+
+def test_keys_init_prints_the_roster_lines(tmp_path, capsys):
+    assert main(["keys", "init", "--user", "rev", "--folder", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    pub = (tmp_path / "rev.ed25519.pub").read_text().strip()
+    assert f'public_key = "{pub}"' in out and 'id = "rev"' in out
+    assert main(["keys", "init", "--user", "rev", "--folder", str(tmp_path)]) == 2
+    assert "exists already" in capsys.readouterr().err
