@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from napari_clinlabel.core.audit_log import AuditLog, model_source
+from napari_clinlabel.core.audit_log import AuditLog
 from napari_clinlabel.core.geometry import Geometry
 from napari_clinlabel.core.identity import Actor
 from napari_clinlabel.core.label_edits import (
@@ -15,6 +15,7 @@ from napari_clinlabel.core.label_edits import (
     record_label_change,
     record_labels_create,
 )
+from napari_clinlabel.core.proposals import ProposalDraft, accept, add_proposals
 
 GEOM = Geometry((0.8, 0.7, 2.0), (-10.0, 5.0, 30.0), tuple(np.eye(3).ravel()))
 
@@ -60,37 +61,29 @@ def write_reader_log(
     pending_proposal: bool = False,
     via_model: bool = False,
 ) -> Path:
-    """A reader's log: image.open with geometry, labels.create, then the labels as one stroke."""
-    log = AuditLog(
-        path, {"uid": None, "sha256": image_sha}, Actor(reader, reader.title(), "annotator")
-    )
+    """A reader's log: image.open with geometry, labels.create, then the labels.
+
+    Drawn as one stroke, or (``via_model``) proposed per label by a model and accepted one by one;
+    ``pending_proposal`` leaves one more proposal undecided.
+    """
+    actor = Actor(reader, reader.title(), "annotator")
+    log = AuditLog(path, {"uid": None, "sha256": image_sha}, actor)
     log.append("image.open", None, {"shape": list(labels.shape), "geometry": geom.to_dict()})
     record_labels_create(log, "Labels", labels.shape, labels.dtype)
     work = np.zeros_like(labels)
-    idx, old, new = diff_between(work, labels)
+    model = {"name": "baseline", "version": "1", "sha256": "cd" * 32}
     if via_model:
-        src = model_source("baseline", "1", "cd" * 32)
-        log.append("proposal.add", {"proposal": "p1"}, {"kind": "segmentation"}, src)
-        record_label_change(
-            log,
-            work,
-            "Labels",
-            idx,
-            old,
-            new,
-            action="proposal.accept",
-            source=src,
-            target={"proposal": "p1"},
-            applied=False,
-        )
+        drafts = [
+            ProposalDraft("segment", int(v), 0.9, np.flatnonzero(labels == v), labels.shape)
+            for v in np.unique(labels[labels > 0])
+        ]
+        for prop in add_proposals(log, drafts, model):
+            accept(log, prop, work, "Labels")
     else:
+        idx, old, new = diff_between(work, labels)
         record_label_change(log, work, "Labels", idx, old, new, applied=False)
     if pending_proposal:
-        log.append(
-            "proposal.add",
-            {"proposal": "p2"},
-            {"kind": "segmentation"},
-            model_source("baseline", "1", "cd" * 32),
-        )
+        extra = ProposalDraft("segment", 1, 0.5, np.arange(5), labels.shape)
+        add_proposals(log, [extra], model)
     log.close()
     return path

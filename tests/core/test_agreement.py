@@ -9,7 +9,7 @@ from agreement_fixtures import GEOM, reader_maps, write_grades, write_map, write
 from sklearn.metrics import cohen_kappa_score
 
 from napari_clinlabel.core.agreement import agreement, detect_kind, resolve_scale
-from napari_clinlabel.core.errors import InputError, PendingProposalsError
+from napari_clinlabel.core.errors import InputError, LogIntegrityError, PendingProposalsError
 from napari_clinlabel.core.geometry import Geometry
 
 BIRADS = ["0", "1", "2", "3", "4A", "4B", "4C", "5", "6"]
@@ -185,3 +185,16 @@ def test_logs_with_undecided_proposals_are_refused_unless_excluded(tmp_path):
     with pytest.raises(PendingProposalsError, match="1 model proposal"):
         agreement(la, lb)
     assert agreement(la, lb, exclude_pending=True)["labels"]["1"]["voxels_b"] == int((b == 1).sum())
+
+
+def test_tampered_log_is_refused(tmp_path):
+    a, b = reader_maps()
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r2").mkdir()
+    la = write_reader_log(tmp_path / "r1" / "ct.clinlabel.jsonl", a, "alice")
+    lb = write_reader_log(tmp_path / "r2" / "ct.clinlabel.jsonl", b, "bob")
+    lines = lb.read_text().splitlines()
+    lines[1] = lines[1].replace('"Labels"', '"Labelz"', 1)  # edit a record: its hash no longer fits
+    lb.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LogIntegrityError, match="seq 1"):
+        agreement(la, lb, labels_name="Labels")

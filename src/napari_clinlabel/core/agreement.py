@@ -10,7 +10,8 @@ The kind of input is detected from the files:
   "confusion_matrix", "scale"}``; A is the reference for per-class precision/recall
   (rows of the confusion matrix: A's grade, columns: B's);
 - two **sidecar logs** (``*.clinlabel.jsonl``) of the same image (same voxel sha256): the final
-  labels of each reader, replayed from the log, compared as label maps. Logs holding undecided
+  labels of each reader, replayed from the log, compared as label maps. Each log is verified
+  first (a broken chain or a missing object is refused). Logs holding undecided
   model proposals are refused unless ``exclude_pending`` (proposals never count as labels).
 
 Metric definitions (HD95 convention, empty labels) are in :mod:`.metrics`.
@@ -19,7 +20,6 @@ Metric definitions (HD95 convention, empty labels) are in :mod:`.metrics`.
 from __future__ import annotations
 
 import csv
-import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -28,10 +28,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from .audit_log import iter_records
-from .errors import InputError, LogError, PendingProposalsError
+from .errors import InputError, LogError, LogIntegrityError, PendingProposalsError
 from .geometry import Geometry
 from .kappa import cohen_kappa, confusion_matrix, per_class_prf, weighted_kappa
+from .log_verify import verify_log
 from .metrics import label_map_agreement
+from .proposals import pending_count
 
 __all__ = [
     "agreement",
@@ -47,7 +49,6 @@ __all__ = [
 
 LABEL_MAP_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 LOG_SUFFIX = ".clinlabel.jsonl"
-_DECIDED = {"proposal.accept", "proposal.edit", "proposal.reject"}
 
 
 def detect_kind(path: str | os.PathLike[str]) -> str:
@@ -253,25 +254,7 @@ def _label_names(records: list[dict[str, Any]]) -> list[str]:
     return names
 
 
-def _pending(records: list[dict[str, Any]]) -> int:
-    added: dict[Any, bool] = {}
-    for r in records:
-        action, t = r.get("action"), r.get("target")
-        pid = t.get("proposal", t.get("id")) if isinstance(t, dict) else None
-        pid = repr(pid) if isinstance(pid, list | dict) else pid
-        if action == "proposal.add":
-            added.setdefault(pid, False)
-        elif action in _DECIDED:
-            added[pid] = True
-    return sum(1 for decided in added.values() if not decided)
-
-
-def _log_geometry(records: list[dict[str, Any]], log_path: Path) -> Geometry:
-    for r in records:
-        if r.get("action") == "image.open" and isinstance(
-            (r.get("data") or {}).get("geometry"), dict
-        ):
-            return Geometry.from_dict(r["data"]["geometry"])
+def _geometry_beside(log_path: Path) -> Geometry:
     image = Path(str(log_path)[: -len(LOG_SUFFIX)]) if str(log_path).endswith(LOG_SUFFIX) else None
     if image is not None and image.is_file():
         reader = sitk.ImageFileReader()
@@ -284,27 +267,20 @@ def _log_geometry(records: list[dict[str, Any]], log_path: Path) -> Geometry:
     )
 
 
-def final_labels_from_log(log_path: str | os.PathLike[str], labels_name: str) -> np.ndarray:
-    """The final label array ``labels_name`` replayed from a sidecar log (final labels only)."""
-    try:
-        replay = importlib.import_module("napari_clinlabel.core.replay")
-        fn = replay.replay_labels
-    except (ImportError, AttributeError):
-        fn = None
-    if fn is not None:
-        try:
-            out = fn(log_path, labels_name)
-            out = out[labels_name] if isinstance(out, dict) else getattr(out, "labels", out)
-            if isinstance(out, np.ndarray):
-                return out
-        except TypeError:
-            pass
-    from .provenance import walk_provenance
+def final_labels_from_log(
+    log_path: str | os.PathLike[str], labels_name: str
+) -> tuple[np.ndarray, Geometry]:
+    """The final label array ``labels_name`` replayed from a verified log, and the image geometry.
 
-    labels = walk_provenance(log_path, labels_name).labels
+    Only final labels are in the array: proposals reach it only once a human accepted them.
+    """
+    from .replay import replay_labels
+
+    res = replay_labels(log_path)
+    labels = res.labels.get(labels_name)
     if labels is None:
         raise InputError(f"{log_path}: labels {labels_name!r} were never created in this log")
-    return labels
+    return labels, res.geometry or _geometry_beside(Path(log_path))
 
 
 def logs_agreement(
@@ -333,8 +309,15 @@ def logs_agreement(
             f"{paths[0]} and {paths[1]} are logs of different images (voxel sha256 {sha_a[:12]}… vs "
             f"{sha_b[:12]}…); compare two readers' logs of the same image"
         )
-    for p, r in zip(paths, recs, strict=True):
-        n = _pending(r)
+    for p in paths:
+        report = verify_log(p)
+        if not report.ok:
+            raise LogIntegrityError(
+                f"{p}: {report.summary()}; its labels cannot be trusted — restore the log from a "
+                "backup (see 'clinlabel log verify')",
+                report.first_bad_seq,
+            )
+        n = pending_count(p)
         if n and not exclude_pending:
             raise PendingProposalsError(
                 f"{p}: {n} model proposal(s) are still undecided; decide them, or pass "
@@ -361,8 +344,8 @@ def logs_agreement(
                     f"{p}: holds several label layers ({', '.join(ns)}); choose one with --labels NAME"
                 )
             chosen.append(common[0])
-    arrays = [final_labels_from_log(p, n) for p, n in zip(paths, chosen, strict=True)]
-    geoms = [_log_geometry(r, p) for r, p in zip(recs, paths, strict=True)]
+    replayed = [final_labels_from_log(p, n) for p, n in zip(paths, chosen, strict=True)]
+    arrays, geoms = [r[0] for r in replayed], [r[1] for r in replayed]
     _check_same_grid(arrays[0].shape, geoms[0], arrays[1].shape, geoms[1], paths[0], paths[1])
     return {"labels": label_map_agreement(arrays[0], arrays[1], geoms[0])}
 
