@@ -24,7 +24,7 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from .errors import GeometryError, InputError
+from .errors import ClinlabelWarning, GeometryError, InputError
 
 # uncompressed transfer syntaxes: pixel data length is known, so truncation is detectable
 _UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
@@ -70,6 +70,7 @@ class SliceHeader:
     window: tuple[float, float] | None
     enhanced: bool
     frame_positions: tuple[tuple[float, ...], ...] | None  # enhanced: per-frame IPP
+    problem: str | None = None  # why the file cannot be used (e.g. truncated pixel data)
 
 
 def _first(value: object) -> float | None:
@@ -103,7 +104,8 @@ def _functional(ds: pydicom.Dataset, item: str, attr: str) -> object:
 def read_header(path: Path) -> SliceHeader | None:
     """Header facts of one file; None when it is not a DICOM image (text, SR, RT plan, …).
 
-    Raises :class:`InputError` for an empty file, a corrupt header or truncated pixel data.
+    Raises :class:`InputError` for an empty file or a corrupt header; truncated pixel data is
+    noted in ``problem`` (the series it belongs to is refused when read).
     """
     size = path.stat().st_size
     if size == 0:
@@ -133,10 +135,11 @@ def read_header(path: Path) -> SliceHeader | None:
     frames = _int(ds, "NumberOfFrames") or 1
     samples = _int(ds, "SamplesPerPixel") or 1
     syntax = str(getattr(ds.file_meta, "TransferSyntaxUID", ""))
+    problem = None
     if syntax in _UNCOMPRESSED:
         expected = rows * cols * frames * samples * (_int(ds, "BitsAllocated") or 16) // 8
         if pixel_offset >= size or size - pixel_offset < expected + 8:
-            raise InputError(
+            problem = (
                 f"{path}: the pixel data is truncated ({max(size - pixel_offset, 0)} of "
                 f"{expected} bytes present). Re-export or re-copy the file, or remove it."
             )
@@ -181,17 +184,32 @@ def read_header(path: Path) -> SliceHeader | None:
         window=(wc, ww) if wc is not None and ww else None,
         enhanced=enhanced,
         frame_positions=frame_positions,
+        problem=problem,
     )
 
 
-def scan_folder(folder: Path) -> list[SliceHeader]:
-    """Headers of every DICOM image under ``folder`` (recursively); other files are skipped."""
+def scan_folder(folder: Path, recursive: bool = True, strict: bool = True) -> list[SliceHeader]:
+    """Headers of every DICOM image in ``folder``; files that are not DICOM are skipped.
+
+    With ``strict`` an empty or corrupt file raises :class:`InputError`; otherwise it is
+    skipped with a :class:`ClinlabelWarning` naming it (used when one file's series is asked for).
+    """
+    import warnings
+
     headers = []
-    for root, _dirs, names in os.walk(folder):
+    walk = os.walk(folder) if recursive else [(str(folder), [], os.listdir(folder))]
+    for root, _dirs, names in walk:
         for name in sorted(names):
-            if name.startswith(".") or name.upper() == "DICOMDIR":
+            path = Path(root) / name
+            if name.startswith(".") or name.upper() == "DICOMDIR" or not path.is_file():
                 continue
-            h = read_header(Path(root) / name)
+            try:
+                h = read_header(path)
+            except InputError as exc:
+                if strict:
+                    raise
+                warnings.warn(ClinlabelWarning(f"skipped a file: {exc}"), stacklevel=2)
+                continue
             if h is not None:
                 headers.append(h)
     return headers
@@ -301,6 +319,9 @@ def _stack_geometry(
 def plan_series(headers: list[SliceHeader]) -> SeriesPlan:
     """Validate one series and sort it; raises :class:`GeometryError` naming the problem."""
     where = _where(headers)
+    for h in headers:
+        if h.problem:
+            raise InputError(h.problem)
     if len(headers) == 1 and headers[0].enhanced and headers[0].frame_positions:
         return _plan_enhanced(headers[0])
     if len(headers) == 1 and (headers[0].ipp is None or headers[0].frames > 1):
@@ -343,7 +364,7 @@ def plan_series(headers: list[SliceHeader]) -> SeriesPlan:
     pix = headers[0].pixel_spacing
     spacing = (float(pix[1]), float(pix[0]), step if step > 0 else 1.0)
     origin = tuple(float(v) for v in positions[per_position[0][0]])
-    return SeriesPlan(headers, files, spacing, origin, tuple(float(v) for v in rot.ravel()))
+    return SeriesPlan(headers, files, spacing, origin, tuple(float(v) + 0.0 for v in rot.ravel()))
 
 
 def _plan_enhanced(h: SliceHeader) -> SeriesPlan:
@@ -363,4 +384,6 @@ def _plan_enhanced(h: SliceHeader) -> SeriesPlan:
         )
     spacing = (float(h.pixel_spacing[1]), float(h.pixel_spacing[0]), step if step > 0 else 1.0)
     origin = tuple(float(v) for v in positions[order[0]])
-    return SeriesPlan([h], [[h.path]], spacing, origin, tuple(float(v) for v in rot.ravel()), order)
+    return SeriesPlan(
+        [h], [[h.path]], spacing, origin, tuple(float(v) + 0.0 for v in rot.ravel()), order
+    )

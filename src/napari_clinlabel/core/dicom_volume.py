@@ -232,19 +232,11 @@ def read_dicom_file(path: Path) -> list[Volume]:
         )
     if h.enhanced or h.frames > 1 or h.ipp is None:
         return _read_groups([[h]])
-    same = [x for x in scan_folder_flat(path.parent) if x.series_uid == h.series_uid]
+    if h.problem:
+        raise InputError(h.problem)
+    others = scan_folder(path.parent, recursive=False, strict=False)
+    same = [x for x in others if x.series_uid == h.series_uid]
     return _read_groups([same or [h]])
-
-
-def scan_folder_flat(folder: Path) -> list[SliceHeader]:
-    """Headers of the DICOM images directly in ``folder`` (not its subfolders)."""
-    out = []
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and not p.name.startswith(".") and p.name.upper() != "DICOMDIR":
-            h = read_header(p)
-            if h is not None:
-                out.append(h)
-    return out
 
 
 def read_dicom_files(paths: Sequence[Path]) -> list[Volume]:

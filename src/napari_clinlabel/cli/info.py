@@ -1,0 +1,79 @@
+"""``clinlabel info PATH [--json]``: geometry as SimpleITK reports it, pixel type, UIDs; no PHI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.volume import Volume
+from ..core.volume_io import read_volumes
+
+
+def _pixel_type(volume: Volume) -> str:
+    """SimpleITK's name for the voxel type (vector types for RGB)."""
+    dtype = np.dtype(volume.base.dtype)
+    shape = (1,) * volume.geometry.ndim + ((volume.base.shape[-1],) if volume.rgb else ())
+    img = sitk.GetImageFromArray(np.zeros(shape, dtype), isVector=volume.rgb)
+    return img.GetPixelIDTypeAsString()
+
+
+def describe(volume: Volume) -> dict[str, Any]:
+    """PHI-free description of one volume; size/spacing/origin/direction in ITK order (x, y, z)."""
+    g = volume.geometry
+    meta = volume.meta
+    return {
+        "name": meta.get("series_description") or None,
+        "size": [int(n) for n in reversed(volume.spatial_shape)],
+        "spacing": list(g.spacing),
+        "origin": list(g.origin),
+        "direction": list(g.direction),
+        "pixel_type": _pixel_type(volume),
+        "rgb": volume.rgb,
+        "n_volumes": int(volume.base.shape[0]) if volume.leading_axes else 1,
+        "levels": len(volume.array) if volume.multiscale else 1,
+        "modality": meta.get("modality"),
+        "study_uid": meta.get("study_uid"),
+        "series_uid": meta.get("series_uid"),
+        "frame_of_reference_uid": meta.get("frame_of_reference_uid"),
+        "sha256": volume.sha256,
+        "sha256_of": meta.get("sha256_kind", "voxels"),
+    }
+
+
+def _fmt(values: list[float]) -> str:
+    return "(" + ", ".join(f"{v:.10g}" for v in values) + ")"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print one block (or one JSON document) describing every volume at PATH."""
+    volumes = read_volumes(args.path)
+    info = [describe(v) for v in volumes]
+    if args.json:
+        print(json.dumps({"path": str(args.path), "volumes": info}, indent=2))
+        return 0
+    for i, d in enumerate(info):
+        print(f"[{i}] {d['name'] or '(unnamed)'}")
+        print(f"  size        {tuple(d['size'])}  volumes {d['n_volumes']}  levels {d['levels']}")
+        print(f"  spacing     {_fmt(d['spacing'])} mm")
+        print(f"  origin      {_fmt(d['origin'])} mm")
+        print(f"  direction   {_fmt(d['direction'])}")
+        print(f"  pixel type  {d['pixel_type']}{'  (RGB)' if d['rgb'] else ''}")
+        print(f"  modality    {d['modality'] or '-'}   series UID {d['series_uid'] or '-'}")
+        print(f"  sha256      {d['sha256']} ({d['sha256_of']})")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``info`` subcommand."""
+    p = subparsers.add_parser(
+        "info",
+        help="describe an image: geometry (ITK order), pixel type, modality, UIDs (no PHI)",
+        description=__doc__,
+    )
+    p.add_argument("path", help="DICOM folder or file, NIfTI, NRRD, MHA/MHD, TIFF/PNG/JPEG")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    p.set_defaults(func=run)
