@@ -137,18 +137,22 @@ def missing_grades(schema: Any, grades: dict[tuple[str, str], Grade]) -> list[st
     return out
 
 
-def mark_done(log: AuditLog, schema: Any) -> dict[str, Any]:
-    """Log ``image.done``; refused with the list of missing required grades until all exist."""
+def mark_done(log: AuditLog, schema: Any, *, where: str | None = None) -> dict[str, Any]:
+    """Log ``image.done``; refused with the list of missing required grades until all exist.
+
+    ``where`` names the image in messages (default: the log file's name).
+    """
+    where = where or log.path.name
     if schema is None:
         raise SchemaError(
-            f"{log.path.name}: no grading schema is chosen, so the image cannot be marked done; "
+            f"{where}: no grading schema is chosen, so the image cannot be marked done; "
             "pick one and grade it first."
         )
     grades = load_grades(log.path)
     missing = missing_grades(schema, grades)
     if missing:
         raise ClinlabelError(
-            f"{log.path.name}: cannot mark the image done: required grade(s) missing: "
+            f"{where}: cannot mark the image done: required grade(s) missing: "
             f"{'; '.join(missing)}. Grade them first."
         )
     in_force = {f"{s}:{i}": g.value for (s, i), g in sorted(grades.items()) if i == IMAGE_ITEM}
@@ -167,3 +171,13 @@ def is_done(records: Iterable[dict[str, Any]]) -> bool:
         ):
             last_grade = int(rec["seq"])
     return last_done > last_grade
+
+
+def graded_schema_ref(log_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The schema (``{"id", "version", "sha256"}``) of the latest per-image grade, or None."""
+    ref = None
+    for rec in iter_records(log_path):
+        item = (rec.get("target") or {}).get("item") if rec.get("action") == "grade.set" else "-"
+        if item in (None, IMAGE_ITEM) and rec.get("schema"):
+            ref = rec["schema"]
+    return ref

@@ -1,0 +1,293 @@
+"""Grading widget: the image's schema scales (BI-RADS assessment + density, ICDR DR + DME, …).
+
+Keyboard: one scale is *active* (marked ▶). Its keys (the schema's ``key`` per grade: digits, and
+letters such as ``a``/``b``/``c`` for BI-RADS 4A/4B/4C) choose a grade, which is logged at once
+and moves the focus to the next scale; Up/Down change the active scale; Enter marks the image done.
+Keys are bound on the viewer and on the graded image layer (see ``_common.KeyBinder``: previous
+bindings come back when the widget closes), and also work while this widget has focus. While a
+Labels or Shapes layer is selected, its own tool keys win: select the image to grade.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from napari.layers import Image
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._session import get_session
+from ..core.annotation_state import restore_state
+from ..core.errors import ClinlabelError
+from ..core.grading import graded_schema_ref, mark_done, missing_grades, set_grade
+from ..core.schema import builtin_schema_names, load_schema
+from ._common import KeyBinder, display_name, image_layers
+
+NO_SCHEMA = "— choose a schema —"
+
+
+def gradable_schemas() -> list[str]:
+    """Built-in schemas with per-image or per-study scales."""
+    out = []
+    for name in builtin_schema_names():
+        try:
+            if any(s.per != "tile" for s in load_schema(name).scales.values()):
+                out.append(name)
+        except ClinlabelError:
+            continue
+    return out
+
+
+class GradingWidget(QWidget):
+    """Grade the selected image on its schema's scales by keyboard or mouse; mark it done."""
+
+    def __init__(self, viewer: Any) -> None:
+        super().__init__()
+        self._viewer = viewer
+        self._session = get_session(viewer)
+        self._keys = KeyBinder(viewer)
+        self._image: Image | None = None
+        self._schema: Any = None
+        self._active = 0  # index of the active scale
+        self._grades: dict[str, str] = {}  # scale id -> value in force
+        self._buttons: dict[str, dict[str, QRadioButton]] = {}
+        self._boxes: dict[str, QGroupBox] = {}
+        self._busy = False
+
+        self._image_combo = QComboBox()
+        self._schema_combo = QComboBox()
+        self._schema_combo.addItems([NO_SCHEMA, *gradable_schemas()])
+        self._scales_box = QVBoxLayout()
+        self._note = QLineEdit()
+        self._note.setPlaceholderText("Note (saved with the next grade)")
+        self._done_btn = QPushButton("Mark done (Enter)")
+        self._status = QLabel("")
+        self._status.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Image", self._image_combo)
+        form.addRow("Schema", self._schema_combo)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addLayout(self._scales_box)
+        lay.addWidget(self._note)
+        lay.addWidget(self._done_btn)
+        lay.addWidget(self._status)
+        lay.addStretch(1)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+        self._image_combo.currentIndexChanged.connect(self._on_image_chosen)
+        self._schema_combo.currentTextChanged.connect(self._on_schema_chosen)
+        self._done_btn.clicked.connect(self._on_mark_done)
+        viewer.layers.events.inserted.connect(self._refresh_images)
+        viewer.layers.events.removed.connect(self._refresh_images)
+        self._refresh_images()
+
+    # -- image and schema ----------------------------------------------------------------
+    def _refresh_images(self, _event: Any = None) -> None:
+        images = image_layers(self._viewer)
+        keep = self._image.name if self._image in images else None
+        self._busy = True
+        self._image_combo.clear()
+        self._image_combo.addItems([lay.name for lay in images])
+        self._busy = False
+        if keep is None and images:
+            active = self._session.active_image()
+            keep = (active if active in images else images[-1]).name
+        if keep is not None:
+            self._image_combo.setCurrentText(keep)
+            self._on_image_chosen()
+
+    def _on_image_chosen(self, _index: int = 0) -> None:
+        if self._busy:
+            return
+        name = self._image_combo.currentText()
+        image = next((lay for lay in image_layers(self._viewer) if lay.name == name), None)
+        if image is None or image is self._image:
+            return
+        self._image = image
+        log_path = self._session.log_path_for(image)
+        ref = graded_schema_ref(log_path) or self._session.schema_for(image)
+        state = restore_state(log_path)
+        self._grades = {s: g.value for (s, i), g in state.grades.items() if i == "image"}
+        schema_name = ref["id"] if ref and ref.get("id") in gradable_schemas() else NO_SCHEMA
+        self._busy = True
+        self._schema_combo.setCurrentText(schema_name)
+        self._busy = False
+        self._on_schema_chosen(schema_name, done=state.done)
+
+    def _on_schema_chosen(self, name: str, done: bool = False) -> None:
+        if self._busy:
+            return
+        self._schema = None if name == NO_SCHEMA else load_schema(name)
+        if self._schema is not None and self._image is not None:
+            self._session.set_schema(self._image, self._schema)
+        self._active = 0
+        self._build_scales()
+        self._bind_keys()
+        self._show_status(done)
+
+    def _build_scales(self) -> None:
+        while self._scales_box.count():
+            item = self._scales_box.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self._buttons, self._boxes = {}, {}
+        if self._schema is None:
+            return
+        for scale in self._scales():
+            box = QGroupBox(scale.name)
+            col = QVBoxLayout(box)
+            self._buttons[scale.id] = {}
+            for v in scale.values:
+                btn = QRadioButton(f"[{v.key}]  {v.value} — {v.label}")
+                btn.setChecked(self._grades.get(scale.id) == v.value)
+                btn.clicked.connect(lambda _c=False, s=scale, val=v.value: self.choose(s.id, val))
+                col.addWidget(btn)
+                self._buttons[scale.id][v.value] = btn
+            self._boxes[scale.id] = box
+            self._scales_box.addWidget(box)
+        self._mark_active()
+
+    def _scales(self) -> list[Any]:
+        return [s for s in self._schema.scales.values() if s.per != "tile"] if self._schema else []
+
+    # -- keyboard ------------------------------------------------------------------------
+    def _bind_keys(self) -> None:
+        keys: dict[str, Any] = {}
+        for scale in self._scales():
+            for v in scale.values:
+                keys[v.key.lower()] = lambda k=v.key: self.press(k)
+        if keys:
+            keys["Up"] = lambda: self._move_active(-1)
+            keys["Down"] = lambda: self._move_active(1)
+            keys["Enter"] = self._on_mark_done
+        self._keys.bind(keys, self._image)
+
+    def press(self, key: str) -> None:
+        """A grading key: choose the active scale's grade bound to ``key``."""
+        scales = self._scales()
+        if not scales:
+            self._session.report_error(
+                ClinlabelError(f"{self._name()}: choose a schema before grading.")
+            )
+            return
+        scale = scales[self._active]
+        chosen = scale.by_key(key)
+        if chosen is None:
+            keys = ", ".join(v.key for v in scale.values)
+            self._status.setText(f"Key {key!r} is not a grade of {scale.name} (keys: {keys}).")
+            return
+        self.choose(scale.id, chosen.value)
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        """Grading keys also work while the widget itself has focus."""
+        text = event.text()
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self._on_mark_done()
+        elif event.key() == Qt.Key.Key_Up:
+            self._move_active(-1)
+        elif event.key() == Qt.Key.Key_Down:
+            self._move_active(1)
+        elif text and text.isalnum() and not self._note.hasFocus():
+            self.press(text)
+        else:
+            super().keyPressEvent(event)
+
+    def _move_active(self, step: int) -> None:
+        n = len(self._scales())
+        if n:
+            self._active = (self._active + step) % n
+            self._mark_active()
+
+    def _mark_active(self) -> None:
+        for i, scale in enumerate(self._scales()):
+            box = self._boxes.get(scale.id)
+            if box is not None:
+                box.setTitle(("▶ " if i == self._active else "") + scale.name)
+
+    # -- actions -------------------------------------------------------------------------
+    def choose(self, scale_id: str, value: str) -> None:
+        """Log grade ``value`` on scale ``scale_id`` for the image; advance to the next scale."""
+        try:
+            if self._schema is None or self._image is None:
+                raise ClinlabelError(
+                    f"{self._name()}: no grading schema is chosen; pick one (e.g. birads, icdr) "
+                    "before grading. Nothing was recorded."
+                )
+            self._session.set_schema(self._image, self._schema)
+            log = self._session.log_for(self._image)
+            set_grade(log, self._schema.scales[scale_id], value, note=self._note.text())
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            self._status.setText(str(exc))
+            self._sync_buttons()
+            return
+        self._grades[scale_id] = value
+        self._note.clear()
+        ids = [s.id for s in self._scales()]
+        self._active = (ids.index(scale_id) + 1) % len(ids)
+        self._sync_buttons()
+        self._mark_active()
+        self._show_status(False)
+
+    def _on_mark_done(self) -> None:
+        try:
+            if self._image is None:
+                raise ClinlabelError("No image to mark done; open one first.")
+            if self._schema is not None:
+                self._session.set_schema(self._image, self._schema)
+            mark_done(self._session.log_for(self._image), self._schema, where=self._name())
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            self._status.setText(str(exc))
+            return
+        self._show_status(True)
+
+    def _sync_buttons(self) -> None:
+        for sid, buttons in self._buttons.items():
+            for value, btn in buttons.items():
+                btn.setChecked(self._grades.get(sid) == value)
+
+    def _show_status(self, done: bool) -> None:
+        if self._schema is None:
+            self._status.setText("Choose a schema to grade this image.")
+            return
+        graded = ", ".join(
+            f"{s.name}: {self._grades[s.id]}" for s in self._scales() if s.id in self._grades
+        )
+        if done:
+            self._status.setText(f"Done ✓ — {graded}")
+            return
+        missing = missing_grades(self._schema, {(s, "image"): None for s in self._grades})
+        need = f"Still needed: {'; '.join(missing)}." if missing else "All required grades set."
+        self._status.setText(f"{graded or 'No grade yet.'}  {need}")
+
+    def _name(self) -> str:
+        return display_name(self._image) if self._image is not None else "this image"
+
+    @property
+    def grades(self) -> dict[str, str]:
+        """Grades in force for the image (scale id → value)."""
+        return dict(self._grades)
+
+    @property
+    def status(self) -> str:
+        """The status line shown under the scales."""
+        return self._status.text()
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        """Give the keys back and stop listening to the viewer."""
+        self._keys.release()
+        self._viewer.layers.events.inserted.disconnect(self._refresh_images)
+        self._viewer.layers.events.removed.disconnect(self._refresh_images)
+        super().closeEvent(event)
