@@ -82,6 +82,7 @@ class LabelRecorder:
         self._undo: deque[_Change] = deque(maxlen=HISTORY_LIMIT)
         self._redo: deque[_Change] = deque(maxlen=HISTORY_LIMIT)
         self._tool: str | None = None  # the tool of the history item being made
+        self._tool_params: dict[str, Any] | None = None
         self._pending: list[list[tuple[slice, ...]] | None] = []  # napari items not yet logged
         self._depth = 0  # nesting of wrapped napari editing calls
         self._busy = False
@@ -138,6 +139,11 @@ class LabelRecorder:
         self._undo.append(_Change(idx, old, new_values, rec["seq"]))
         return rec
 
+    def override_tool(self, tool: str, params: dict[str, Any] | None = None) -> None:
+        """Name the edit being made (e.g. ``threshold_paint``) and add ``params`` to its record."""
+        self._tool = tool
+        self._tool_params = dict(params) if params else None
+
     def flush_untracked(self) -> dict[str, Any] | None:
         """Log any difference between the layer and the log (none, unless something bypassed us)."""
         return self._record_whole("untracked")
@@ -183,13 +189,14 @@ class LabelRecorder:
         if idx.size == 0 and not final:
             return  # written later: the item stays pending
         tool = self._tool or _MODE_TOOLS.get(str(self.layer.mode), "edit")
+        extra = {"params": self._tool_params} if self._tool_params else None
         self._pending.clear()
-        self._tool = None
+        self._tool, self._tool_params = None, None
         _drop_napari_history(self.layer)
         if idx.size == 0:
             return
         try:
-            rec = self._record(idx, old, new, tool, None, applied=True)
+            rec = self._record(idx, old, new, tool, extra, applied=True)
         except Exception as exc:
             self.session.report_error(exc)
             return
@@ -328,7 +335,7 @@ class LabelRecorder:
                     if self._depth == 0:
                         self._flush(final=True)
                         if not self._pending and not getattr(layer, "_block_history", False):
-                            self._tool = None  # a call that changed nothing names nothing
+                            self._tool, self._tool_params = None, None  # nothing changed
 
             wrapper.__doc__ = original.__doc__
             setattr(layer, meth, wrapper)

@@ -1,0 +1,125 @@
+"""Session widget: who is signed in and as what role, and where the current image's log is."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Any
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QLineEdit, QWidget
+
+from .._session import get_session
+from ..core.audit_log import iter_records
+from ..core.errors import ClinlabelError
+from ..core.identity import Actor
+
+
+class SessionWidget(QWidget):
+    """Shows the acting human (id, name, role, where it came from); lets them switch role."""
+
+    def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._viewer = viewer
+        self._session = get_session(viewer)
+        self._who = QLabel()
+        self._origin = QLabel()
+        self._user = QLineEdit()
+        self._role = QComboBox()
+        self._log_path = QLabel()
+        self._head = QLabel()
+        for label in (self._who, self._origin, self._log_path):
+            label.setWordWrap(True)
+        self._log_path.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form = QFormLayout(self)
+        form.addRow("Signed in:", self._who)
+        form.addRow("From:", self._origin)
+        form.addRow("User id:", self._user)
+        form.addRow("Role:", self._role)
+        form.addRow("Log:", self._log_path)
+        form.addRow("Head:", self._head)
+        self._user.editingFinished.connect(self._on_user_edited)
+        self._role.activated.connect(self._on_role_chosen)
+        self._session.actor_changed.connect(self._refresh)
+        self._session.changed.connect(self._refresh)
+        self._session.record_appended.connect(self._on_record)
+        viewer.layers.selection.events.active.connect(self._refresh)
+        viewer.layers.events.inserted.connect(self._refresh)
+        viewer.layers.events.removed.connect(self._refresh)
+        self._refresh()
+
+    # -- handlers ----------------------------------------------------------------------------
+    def _on_role_chosen(self, _index: int = 0) -> None:
+        actor = self._session.actor
+        role = self._role.currentText()
+        if actor is None or role == actor.role:
+            return
+        self._switch(Actor(actor.id, actor.name, role))
+
+    def _on_user_edited(self) -> None:
+        actor = self._session.actor
+        user = self._user.text().strip()
+        if not user or (actor is not None and user == actor.id):
+            return
+        self._switch(Actor(user, user, actor.role if actor else "annotator"))
+
+    def _on_record(self, record: dict[str, Any]) -> None:
+        self._head.setText(f"seq {record['seq']}  {record['hash'][:16]}…")
+
+    # -- display -----------------------------------------------------------------------------
+    def _switch(self, actor: Actor) -> None:
+        try:
+            self._session.set_actor(actor, self._session.active_image())
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+        self._refresh()
+
+    def _refresh(self, *_: Any) -> None:
+        session = self._session
+        image = session.active_image()
+        actor = session.actor
+        roster = _quiet(session.roster_for, image)
+        if actor is None:
+            self._who.setText(f"<b>nobody</b> — {session.actor_error}")
+        else:
+            self._who.setText(f"<b>{actor.name}</b> ({actor.id}) as <b>{actor.role}</b>")
+        self._origin.setText(_origin(roster))
+        self._user.setText(actor.id if actor else "")
+        self._user.setEnabled(roster is None or not roster.users)  # the roster names who may act
+        self._role.clear()
+        roles = _quiet(session.roles_available, image) or []
+        self._role.addItems(roles)
+        if actor is not None and actor.role in roles:
+            self._role.setCurrentText(actor.role)
+        if image is None:
+            self._log_path.setText("no image open")
+            self._head.setText("—")
+            return
+        path = session.log_path_for(image)
+        self._log_path.setText(str(path))
+        log = session.open_log(image)
+        if log is not None:
+            head = log.head()
+            self._head.setText(f"seq {head.seq}  {head.hash[:16]}…")
+        else:
+            last = deque(iter_records(path), maxlen=1)
+            last = last[0] if last else None
+            self._head.setText(
+                "no log yet" if last is None else f"seq {last['seq']}  {last['hash'][:16]}…"
+            )
+
+
+def _origin(roster: Any) -> str:
+    if roster is not None and roster.users:
+        return f"roster {roster.path}"
+    if os.environ.get("CLINLABEL_USER"):
+        return "CLINLABEL_USER"
+    return "OS login"
+
+
+def _quiet(fn: Any, *args: Any) -> Any:
+    """Call ``fn``; a broken roster shows as no roster here (the log refuses it when used)."""
+    try:
+        return fn(*args)
+    except ClinlabelError:
+        return None
