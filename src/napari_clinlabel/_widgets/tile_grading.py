@@ -1,0 +1,376 @@
+"""Tile-grading widget: walk a large 2D image (or a folder of tiles) tile by tile and grade each.
+
+The grid is a Shapes layer "tile grid" on the image's world grid: ungraded tiles are outlines
+only, graded tiles are filled with their grade's colour; the current tile is outlined in yellow
+("current tile"). Keys (bound on the viewer and the image layer, given back on close — see
+``_common.KeyBinder``): N or → next tile, P or ← previous, U next ungraded, the scale's keys
+(ISUP: b, 1–5) grade the current tile and move to the next one. Clicking a tile makes it current.
+Every grade is one ``grade.set`` record (item = tile id) through :mod:`napari_clinlabel.core.grading`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Shapes
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._session import get_session
+from ..core.errors import ClinlabelError
+from ..core.grading import load_grades, set_grade
+from ..core.schema import builtin_schema_names, load_schema
+from ..core.tiles import TileGrid, grid_from_folder, tile_grades_csv
+from ._common import KeyBinder, copy_transform, display_name, image_layers
+
+GRID_NAME = "tile grid"
+CURRENT_NAME = "current tile"
+_UNGRADED = (0.0, 0.0, 0.0, 0.0)
+_LOW, _HIGH = np.array([0.2, 0.8, 0.3]), np.array([0.85, 0.1, 0.1])  # green → red
+
+
+def tile_schemas() -> list[str]:
+    """Built-in schemas with a per-tile scale."""
+    out = []
+    for name in builtin_schema_names():
+        try:
+            if any(s.per == "tile" for s in load_schema(name).scales.values()):
+                out.append(name)
+        except ClinlabelError:
+            continue
+    return out
+
+
+class TileGradingWidget(QWidget):
+    """Grade the tiles of a large 2D image by keyboard; grid coloured by grade; CSV export."""
+
+    def __init__(self, viewer: Any) -> None:
+        super().__init__()
+        self._viewer = viewer
+        self._session = get_session(viewer)
+        self._keys = KeyBinder(viewer)
+        self._image: Image | None = None
+        self._schema = None
+        self._scale = None
+        self._grid: TileGrid | None = None
+        self._grades: dict[str, str] = {}  # tile id -> value in force
+        self._current: str | None = None
+        self._grid_layer: Shapes | None = None
+        self._current_layer: Shapes | None = None
+        self._busy = False
+
+        self._image_combo = QComboBox()
+        self._schema_combo = QComboBox()
+        self._schema_combo.addItems(tile_schemas())
+        self._folder_btn = QPushButton("Open tile folder…")
+        self._tile = QLabel("")
+        self._progress = QLabel("")
+        self._legend = QLabel("")
+        self._legend.setWordWrap(True)
+        self._export_btn = QPushButton("Export CSV")
+        nav = QHBoxLayout()
+        for text, fn in (
+            ("◀ P", self.previous),
+            ("N ▶", self.next),
+            ("U: next ungraded", self.next_ungraded),
+        ):
+            btn = QPushButton(text)
+            btn.clicked.connect(fn)
+            nav.addWidget(btn)
+        form = QFormLayout()
+        form.addRow("Image", self._image_combo)
+        form.addRow("Schema", self._schema_combo)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self._folder_btn)
+        lay.addLayout(nav)
+        lay.addWidget(self._tile)
+        lay.addWidget(self._progress)
+        lay.addWidget(self._legend)
+        lay.addWidget(self._export_btn)
+        lay.addStretch(1)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+        self._image_combo.currentIndexChanged.connect(self._on_image_chosen)
+        self._schema_combo.currentTextChanged.connect(lambda _t: self._attach(force=True))
+        self._folder_btn.clicked.connect(self._on_open_folder)
+        self._export_btn.clicked.connect(self._on_export)
+        viewer.layers.events.inserted.connect(self._refresh_images)
+        viewer.layers.events.removed.connect(self._refresh_images)
+        self._refresh_images()
+
+    # -- image, folder, schema -------------------------------------------------------------
+    def _refresh_images(self, _event: Any = None) -> None:
+        images = [lay for lay in image_layers(self._viewer) if _is_2d(lay)]
+        keep = self._image.name if self._image in images else None
+        self._busy = True
+        self._image_combo.clear()
+        self._image_combo.addItems([lay.name for lay in images])
+        self._busy = False
+        if keep is None and images:
+            keep = images[-1].name
+        if keep is not None:
+            self._image_combo.setCurrentText(keep)
+            self._on_image_chosen()
+
+    def _on_image_chosen(self, _index: int = 0) -> None:
+        if self._busy:
+            return
+        name = self._image_combo.currentText()
+        image = next((lay for lay in image_layers(self._viewer) if lay.name == name), None)
+        if image is not None and image is not self._image:
+            self._image = image
+            self._attach()
+
+    def open_folder(self, folder: str | Path) -> Image:
+        """Show a folder of tiles as one mosaic image and grade its tiles."""
+        tiles = grid_from_folder(folder)
+        meta = {"source_path": str(Path(folder).resolve()), "tiles": "folder"}
+        image = self._viewer.add_image(
+            tiles.mosaic(), name=Path(folder).name, rgb=len(tiles.tile_shape) == 3,
+            metadata={"clinlabel": meta},
+        )  # fmt: skip
+        self._image_combo.setCurrentText(image.name)
+        self._image = image
+        self._attach(grid=tiles)
+        return image
+
+    def _on_open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of tile images")
+        if folder:
+            try:
+                self.open_folder(folder)
+            except ClinlabelError as exc:
+                self._session.report_error(exc)
+
+    def _attach(self, force: bool = False, grid: TileGrid | None = None) -> None:
+        if self._image is None or not self._schema_combo.currentText():
+            return
+        self._schema = load_schema(self._schema_combo.currentText())
+        self._scale = next(s for s in self._schema.scales.values() if s.per == "tile")
+        if grid is None:
+            base = self._image.data[0] if self._image.multiscale else self._image.data
+            grid = TileGrid(base.shape[:2], self._schema.tile_size)
+        self._grid = grid
+        grades = load_grades(self._session.log_path_for(self._image))
+        self._grades = {
+            i: g.value for (s, i), g in grades.items() if s == self._scale.id and i in grid
+        }
+        self._make_layers()
+        self._legend.setText(
+            "Keys: " + ", ".join(f"{v.key} = {v.value}" for v in self._scale.values)
+            + ";  N/→ next, P/← previous, U next ungraded."
+        )  # fmt: skip
+        keys: dict[str, Any] = {
+            v.key.lower(): (lambda k=v.key: self.press(k)) for v in self._scale.values
+        }
+        keys.update({"n": self.next, "Right": self.next, "p": self.previous, "Left": self.previous})
+        keys["u"] = self.next_ungraded
+        self._keys.bind(keys, self._image)
+        first = self._grid.next_ungraded(self._grid.ids[-1], self._grades) or self._grid.ids[0]
+        self.go_to(first)
+
+    def _make_layers(self) -> None:
+        for layer in (self._grid_layer, self._current_layer):
+            if layer is not None and layer in self._viewer.layers:
+                self._viewer.layers.remove(layer)
+        rects = self._grid.rectangles()
+        self._grid_layer = Shapes(
+            rects, shape_type="rectangle", name=GRID_NAME, edge_color="white", edge_width=1,
+            face_color=[self._color(t) for t in self._grid.ids], opacity=0.8,
+            **copy_transform(self._image),
+        )  # fmt: skip
+        self._current_layer = Shapes(
+            [rects[0]], shape_type="rectangle", name=CURRENT_NAME, edge_color="yellow",
+            edge_width=max(4, self._grid.tile_size // 64), face_color="transparent",
+            **copy_transform(self._image),
+        )  # fmt: skip
+        for layer in (self._grid_layer, self._current_layer):
+            layer.editable = False
+            self._viewer.add_layer(layer)
+        self._viewer.layers.selection.active = self._image  # keys go to the image, not the grid
+        if self._on_click not in self._image.mouse_drag_callbacks:
+            self._image.mouse_drag_callbacks.append(self._on_click)
+
+    # -- walking ---------------------------------------------------------------------------
+    def go_to(self, tid: str) -> None:
+        """Make ``tid`` the current tile: highlight it and centre the view on it."""
+        if self._grid is None:
+            return
+        self._current = tid
+        rect = self._grid.rectangles([tid])[0]
+        self._current_layer.data = [rect]
+        centre = rect.mean(axis=0)
+        world = np.asarray(self._image.data_to_world(centre), dtype=float)
+        camera = _camera(self._viewer)
+        camera.center = tuple(world[-2:])
+        y0, x0, y1, x1 = self._grid.bounds(tid)
+        size = np.asarray(self._image.data_to_world((y1, x1))) - np.asarray(
+            self._image.data_to_world((y0, x0))
+        )
+        canvas = getattr(self._viewer, "_canvas_size", None)
+        if canvas is not None and min(canvas) > 1 and np.all(np.abs(size) > 0):
+            camera.zoom = 0.7 * float(min(np.asarray(canvas) / np.abs(size[-2:])))
+        self._show()
+
+    def next(self) -> None:
+        """Go to the next tile in reading order."""
+        if self._current is not None:
+            self.go_to(self._grid.next(self._current))
+
+    def previous(self) -> None:
+        """Go to the previous tile in reading order."""
+        if self._current is not None:
+            self.go_to(self._grid.previous(self._current))
+
+    def next_ungraded(self) -> None:
+        """Go to the next tile without a grade (wrapping)."""
+        if self._current is None:
+            return
+        tid = self._grid.next_ungraded(self._current, self._grades)
+        if tid is None:
+            self._tile.setText("Every tile is graded.")
+        else:
+            self.go_to(tid)
+
+    def _on_click(self, layer: Any, event: Any) -> None:
+        yx = (
+            np.asarray(layer.world_to_data(event.position))[-2:]
+            if not layer.rgb
+            else np.asarray(layer.world_to_data(event.position))[:2]
+        )
+        r, c = (
+            int((yx[0] + 0.5) // self._grid.tile_size),
+            int((yx[1] + 0.5) // self._grid.tile_size),
+        )
+        tid = f"r{r:03d}c{c:03d}"
+        if tid in self._grid:
+            self.go_to(tid)
+
+    # -- grading ---------------------------------------------------------------------------
+    def press(self, key: str) -> None:
+        """A grading key: grade the current tile with the scale value bound to ``key``."""
+        if self._scale is None or self._current is None:
+            return
+        chosen = self._scale.by_key(key)
+        if chosen is not None:
+            self.grade(chosen.value)
+
+    def grade(self, value: str) -> None:
+        """Log ``value`` for the current tile, recolour it, and move to the next tile."""
+        tid = self._current
+        try:
+            if self._schema is None or tid is None:
+                raise ClinlabelError(
+                    "Choose an image and a tile schema (e.g. isup) before grading."
+                )
+            self._session.set_schema(self._image, self._schema)
+            set_grade(self._session.log_for(self._image), self._scale, value, item=tid)
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            return
+        self._grades[tid] = value
+        colors = np.asarray(self._grid_layer.face_color).copy()
+        colors[self._grid.index(tid)] = self._color(tid)
+        self._grid_layer.face_color = colors
+        nxt = self._grid.next(tid)
+        if nxt != tid:
+            self.go_to(nxt)
+        else:
+            self._show()
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        """The walking and grading keys also work while the widget has focus."""
+        key, text = event.key(), event.text().lower()
+        if key == Qt.Key.Key_Right or text == "n":
+            self.next()
+        elif key == Qt.Key.Key_Left or text == "p":
+            self.previous()
+        elif text == "u":
+            self.next_ungraded()
+        elif text and text.isalnum():
+            self.press(text)
+        else:
+            super().keyPressEvent(event)
+
+    def export_csv(self, path: str | Path) -> Path:
+        """Write the tile grades in force as CSV (item,grade,grader,time)."""
+        grades = load_grades(self._session.log_path_for(self._image))
+        return tile_grades_csv(grades, path, scale=self._scale.id)
+
+    def _on_export(self) -> None:
+        if self._image is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export tile grades", f"{display_name(self._image)}-tiles.csv", "CSV (*.csv)"
+        )
+        if path:
+            try:
+                self.export_csv(path)
+            except ClinlabelError as exc:
+                self._session.report_error(exc)
+
+    # -- display ---------------------------------------------------------------------------
+    def _color(self, tid: str) -> tuple[float, ...]:
+        value = self._grades.get(tid)
+        if value is None:
+            return _UNGRADED
+        n = max(len(self._scale.values) - 1, 1)
+        t = self._scale.index(value) / n
+        return (*(_LOW + (_HIGH - _LOW) * t), 0.45)
+
+    def _show(self) -> None:
+        n, total = self._grid.progress(self._grades)
+        self._progress.setText(f"{n} of {total} graded")
+        tid = self._current
+        r, c = int(tid[1:4]), int(tid[5:8])
+        grade = self._grades.get(tid)
+        self._tile.setText(
+            f"Tile {tid} (row {r + 1}, column {c + 1}): "
+            + (f"grade {grade}" if grade else "ungraded")
+        )
+
+    @property
+    def progress_text(self) -> str:
+        """The progress line, e.g. '20 of 64 graded'."""
+        return self._progress.text()
+
+    @property
+    def current(self) -> str | None:
+        """The current tile id."""
+        return self._current
+
+    @property
+    def grades(self) -> dict[str, str]:
+        """Tile grades in force (tile id → value)."""
+        return dict(self._grades)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        """Give the keys back and stop listening to the viewer."""
+        self._keys.release()
+        if self._image is not None and self._on_click in self._image.mouse_drag_callbacks:
+            self._image.mouse_drag_callbacks.remove(self._on_click)
+        self._viewer.layers.events.inserted.disconnect(self._refresh_images)
+        self._viewer.layers.events.removed.disconnect(self._refresh_images)
+        super().closeEvent(event)
+
+
+def _is_2d(layer: Image) -> bool:
+    base = layer.data[0] if layer.multiscale else layer.data
+    return base.ndim - (1 if layer.rgb else 0) == 2
+
+
+def _camera(viewer: Any) -> Any:
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
