@@ -142,6 +142,8 @@ def _read_itk(p: Path) -> Volume:
         array = np.moveaxis(array, -1, 0)
     if array.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(array)))
+        if suffix_of(p) in (".nii", ".nii.gz"):  # ITK's NIfTI reader turns NaN into 0 silently
+            bad = max(bad, _nifti_nonfinite(p))
         if bad:
             raise InputError(
                 f"{p}: {bad} voxels are NaN or infinite, so measurements on this image would be "
@@ -158,6 +160,34 @@ def _read_itk(p: Path) -> Volume:
     vol = Volume(np.ascontiguousarray(array), geometry, meta)
     _ = vol.sha256
     return vol
+
+
+def _nifti_nonfinite(p: Path) -> int:
+    """Non-finite voxels in a float NIfTI-1/2 file, counted from its raw bytes."""
+    import gzip
+
+    opener = gzip.open if suffix_of(p) == ".nii.gz" else open
+    with opener(p, "rb") as fh:
+        raw = fh.read()
+    for endian in ("<", ">"):
+        size = int(np.frombuffer(raw[:4], endian + "i4")[0])
+        if size == 348:  # NIfTI-1
+            dtype_code = int(np.frombuffer(raw[70:72], endian + "i2")[0])
+            offset = int(np.frombuffer(raw[108:112], endian + "f4")[0])
+            break
+        if size == 540:  # NIfTI-2
+            dtype_code = int(np.frombuffer(raw[12:14], endian + "i2")[0])
+            offset = int(np.frombuffer(raw[168:176], endian + "i8")[0])
+            break
+    else:
+        return 0
+    kind = {16: "f4", 64: "f8"}.get(dtype_code)
+    if kind is None:
+        return 0
+    dt = np.dtype(endian + kind)
+    n = (len(raw) - offset) // dt.itemsize
+    data = np.frombuffer(raw, dt, count=n, offset=offset)
+    return int(np.count_nonzero(~np.isfinite(data)))
 
 
 def write_labels(array: np.ndarray, geometry: Geometry, path: str | Path) -> Path:
