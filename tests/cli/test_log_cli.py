@@ -13,8 +13,11 @@ from napari_clinlabel.cli import main
 from napari_clinlabel.core.audit_log import AuditLog, model_source
 from napari_clinlabel.core.geometry import Geometry
 from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.label_edits import diff_between, record_label_change
-from napari_clinlabel.core.label_edits import record_labels_create
+from napari_clinlabel.core.label_edits import (
+    diff_between,
+    record_label_change,
+    record_labels_create,
+)
 from napari_clinlabel.core.signing import init_keys, load_private_key, sign_head
 
 IMAGE = {"uid": None, "sha256": "ab" * 32}
@@ -30,8 +33,13 @@ def _log(tmp_path):
     before = lab.copy()
     lab[1, 1:3, 1:4] = 2
     record_label_change(log, lab, "L", *diff_between(before, lab))
-    log.append("proposal.add", {"proposal": "p1"}, {"label": 2},
-               model_source("liver-net", "1.2", "e" * 64), actor=Actor("rev", "Rev", "reviewer"))
+    log.append(
+        "proposal.add",
+        {"proposal": "p1"},
+        {"label": 2},
+        model_source("liver-net", "1.2", "e" * 64),
+        actor=Actor("rev", "Rev", "reviewer"),
+    )
     return log, lab
 
 
@@ -102,7 +110,9 @@ def test_replay_writes_nifti_with_geometry(tmp_path, capsys):
     assert img.GetSpacing() == GEOM.spacing and img.GetOrigin() == GEOM.origin
     assert main(["log", "replay", str(log.path), "--at", "1", "-o", str(out)]) == 0
     assert not sitk.GetArrayFromImage(sitk.ReadImage(str(out))).any()
-    assert main(["log", "replay", str(log.path), "--at", "0", "-o", str(tmp_path / "x.nii.gz")]) == 2
+    assert (
+        main(["log", "replay", str(log.path), "--at", "0", "-o", str(tmp_path / "x.nii.gz")]) == 2
+    )
     assert "no labels exist" in capsys.readouterr().err
 
 

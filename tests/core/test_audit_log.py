@@ -36,8 +36,12 @@ def _lines(path) -> list[dict]:
 
 
 def test_records_are_v1_lines_chained_and_hashed_by_the_spec(tmp_path):
-    log = AuditLog(tmp_path / "a.clinlabel.jsonl", IMAGE, ALICE, {"id": "s", "version": "1",
-                                                                  "sha256": "c" * 64})
+    log = AuditLog(
+        tmp_path / "a.clinlabel.jsonl",
+        IMAGE,
+        ALICE,
+        {"id": "s", "version": "1", "sha256": "c" * 64},
+    )
     r0 = log.append("image.open", {"image": "a.nii.gz"}, {"shape": [2, 3, 4]})
     r1 = log.append("grade.set", {"item": "a"}, {"grade": "4A"}, model_source("m", "1", "d" * 64))
     recs = _lines(log.path)
@@ -46,8 +50,20 @@ def test_records_are_v1_lines_chained_and_hashed_by_the_spec(tmp_path):
     for rec, returned in zip(recs, (r0, r1), strict=True):
         assert rec == returned
         assert rec["hash"] == _spec_hash(rec)
-        assert set(rec) == {"v", "seq", "time", "actor", "action", "image", "target", "data",
-                            "source", "schema", "prev", "hash"}
+        assert set(rec) == {
+            "v",
+            "seq",
+            "time",
+            "actor",
+            "action",
+            "image",
+            "target",
+            "data",
+            "source",
+            "schema",
+            "prev",
+            "hash",
+        }
         assert rec["actor"] == {"id": "alice", "name": "Alice A", "role": "annotator"}
         assert rec["time"].endswith("Z") and rec["v"] == 1
     assert recs[1]["source"] == {"kind": "model", "name": "m", "version": "1", "sha256": "d" * 64}
@@ -59,7 +75,11 @@ def test_records_are_v1_lines_chained_and_hashed_by_the_spec(tmp_path):
 
 def test_values_are_normalised_so_an_independent_verifier_agrees(tmp_path):
     log = AuditLog(tmp_path / "a.clinlabel.jsonl", IMAGE, ALICE)
-    data = {"ml": {1: np.float64(2.5), 10: np.int64(3)}, "bbox": (np.int32(1), 2), "ok": np.bool_(1)}
+    data = {
+        "ml": {1: np.float64(2.5), 10: np.int64(3)},
+        "bbox": (np.int32(1), 2),
+        "ok": np.bool_(1),
+    }
     rec = log.append("labels.measure", {"labels": "L"}, data)
     (line,) = _lines(log.path)
     assert line["data"] == {"ml": {"1": 2.5, "10": 3}, "bbox": [1, 2], "ok": True}
@@ -100,8 +120,10 @@ def test_objects_are_content_addressed_and_checked_on_read(tmp_path):
 
 def test_sidecar_paths_for_a_file_and_a_dicom_folder(tmp_path):
     f = tmp_path / "ct.nii.gz"
-    assert sidecar_paths(f) == (tmp_path / "ct.nii.gz.clinlabel.jsonl",
-                                tmp_path / "ct.nii.gz.clinlabel" / "objects")
+    assert sidecar_paths(f) == (
+        tmp_path / "ct.nii.gz.clinlabel.jsonl",
+        tmp_path / "ct.nii.gz.clinlabel" / "objects",
+    )
     d = tmp_path / "series"
     d.mkdir()
     assert sidecar_paths(str(d) + "/")[0] == tmp_path / "series.clinlabel.jsonl"

@@ -69,8 +69,13 @@ def test_a_log_written_from_the_spec_alone_verifies(tmp_path):
     rep = verify_log(p)
     assert rep.ok, rep.reason
     assert rep.records == 6 and rep.head.seq == 5
-    p2 = write(tmp_path / "spec2.jsonl", spec_lines(6), sort_keys=True, ensure_ascii=False,
-               separators=(",", ":"))
+    p2 = write(
+        tmp_path / "spec2.jsonl",
+        spec_lines(6),
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     assert verify_log(p2).ok and verify_log(p2, strict=True).ok
 
 
@@ -167,8 +172,11 @@ def test_a_fully_resealed_tail_or_truncation_is_caught_by_an_anchor(tmp_path):
 
 def test_heads_carried_in_data_must_be_records_of_this_chain(tmp_path):
     recs = spec_lines(4)
-    recs.append(spec_record(4, recs[3]["hash"], action="export",
-                            data={"head": {"seq": 2, "hash": recs[2]["hash"]}}))
+    recs.append(
+        spec_record(
+            4, recs[3]["hash"], action="export", data={"head": {"seq": 2, "hash": recs[2]["hash"]}}
+        )
+    )
     assert verify_log(write(tmp_path / "a.jsonl", recs)).ok
     recs[4]["data"]["head"]["hash"] = "e" * 64
     reseal(recs, 4)

@@ -61,9 +61,10 @@ def test_init_keys_makes_a_private_0600_key_and_never_overwrites(tmp_path, monke
     raw = base64.b64decode(pub)
     assert len(raw) == 32
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    assert key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    ) == raw
+    assert (
+        key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        == raw
+    )
     before = path.read_bytes()
     with pytest.raises(ClinlabelError, match="exists already"):
         init_keys("rev1", tmp_path / "keys")

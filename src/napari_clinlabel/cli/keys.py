@@ -16,7 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     i = acts.add_parser("init", help="make a key pair and print the roster line to add")
     i.add_argument("--user", default=None, help="user id (default: CLINLABEL_USER or the login)")
     i.add_argument(
-        "--folder", type=Path, default=None, help="key folder (default: $CLINLABEL_KEYS or ~/.clinlabel/keys)"
+        "--folder",
+        type=Path,
+        default=None,
+        help="key folder (default: $CLINLABEL_KEYS or ~/.clinlabel/keys)",
     )
     i.set_defaults(func=run_init)
 

@@ -97,7 +97,7 @@ def normalise_record(rec: dict[str, Any]) -> dict[str, Any]:
 def _encode_line(rec: dict[str, Any]) -> tuple[bytes, str]:
     body = canonical_bytes(rec)
     h = hashlib.sha256(body).hexdigest()
-    line = body[:-1] + (',"hash":"%s"}\n' % h).encode("ascii")
+    line = body[:-1] + b',"hash":"' + h.encode("ascii") + b'"}\n'
     return line, h
 
 
@@ -267,7 +267,9 @@ class AuditLog:
         who = actor or self.actor
         rec_schema = self.schema if schema is True else schema
         src = dict(source) if source else dict(HUMAN)
-        if src.get("kind") == "model" and not all(src.get(k) for k in ("name", "version", "sha256")):
+        if src.get("kind") == "model" and not all(
+            src.get(k) for k in ("name", "version", "sha256")
+        ):
             raise LogError("A model's work must name the model (name, version, sha256).")
 
         if not isinstance(action, str) or not action:

@@ -15,8 +15,10 @@ open of the log keeps it aside and records it.
 
 Speed: the writer puts ``"hash"`` last, so a line's canonical bytes are the line without its
 last member (``line[:-75] + b"}"``); the verifier hashes that slice and re-dumps the record
-only when the layout differs or the slice does not hash to ``hash``. ``strict=True`` re-dumps
-every record, so a writer that hashed non-canonical bytes is caught as the spec demands.
+only when the layout differs or the slice does not hash to ``hash``. The one thing this fast
+path trusts is that a line whose hash matches its own slice is canonical: a foreign writer that
+hashed non-canonical bytes (unsorted keys, duplicate keys, spaces) but put ``hash`` last passes
+it, although the spec rejects such a line. ``strict=True`` re-dumps every record and catches it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,20 @@ _TAIL = b',"hash":"'
 _ENC = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _MAX_WARNINGS = 20
 
+try:  # optional accelerator: parses the same JSON to the same values, ~3x faster than json
+    from orjson import JSONDecodeError as _FastError
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _fast_loads, _FastError = json.loads, ValueError
+
+
+def _loads(line: bytes) -> Any:
+    """Parse one line; orjson when present, json for what orjson declines (huge ints, …)."""
+    try:
+        return _fast_loads(line)
+    except _FastError:
+        return json.loads(line)
+
 
 @dataclass
 class VerifyReport:
@@ -64,7 +80,9 @@ class VerifyReport:
             return f"broken at seq {self.first_bad_seq}: {self.reason}"
         head = f"head seq {self.head.seq} {self.head.hash}" if self.head else "empty log"
         sig = f", {self.signatures_checked} signature(s) valid" if self.signatures_checked else ""
-        torn = ", torn last line present (kept aside at next open)" if self.torn_tail_present else ""
+        torn = (
+            ", torn last line present (kept aside at next open)" if self.torn_tail_present else ""
+        )
         return f"valid: {self.records} records, {head}{sig}{torn}"
 
 
@@ -140,7 +158,9 @@ def _verify(
     rep = VerifyReport(ok=True, records=0)
     hashes: list[str] = []
     prev, last_time, image0 = GENESIS, "", None
-    sha256, loads, tail = hashlib.sha256, json.loads, _TAIL
+    actor_ok: Any = None  # the last actor and source that passed: most records repeat them
+    source_ok: Any = None
+    sha256, loads, tail, time_re = hashlib.sha256, _loads, _TAIL, _TIME_RE
     pos, n, expected = 0, len(buf), 0
     while pos < n:
         nl = buf.find(b"\n", pos)
@@ -166,7 +186,6 @@ def _verify(
                 and line[-2:] == b'"}'
                 and type(h) is str
                 and line[-66:-2] == h.encode()
-                and b'"hash":' not in line[:-75]
                 and sha256(line[:-75] + b"}").hexdigest() == h
             ):
                 pass
@@ -181,8 +200,12 @@ def _verify(
             if rec["prev"] != prev:
                 raise _Broken("prev is not the previous record's hash (a record before it was "
                               "deleted, edited or reordered)")  # fmt: skip
-            _check_actor(rec["actor"])
-            _check_source(rec["source"])
+            if rec["actor"] != actor_ok:
+                _check_actor(rec["actor"])
+                actor_ok = rec["actor"]
+            if rec["source"] != source_ok:
+                _check_source(rec["source"])
+                source_ok = rec["source"]
             a = rec["action"]
             if type(a) is not str or not a:
                 raise _Broken("action is missing or not a string")
@@ -191,9 +214,11 @@ def _verify(
             elif rec["image"] != image0:
                 raise _Broken("image differs from seq 0's image (records of another image)")
             t = rec["time"]
-            if type(t) is not str or not _TIME_RE.fullmatch(t):
+            if type(t) is not str or not time_re.fullmatch(t):
                 raise _Broken(f"time {str(t)[:40]!r} is not UTC ISO 8601 (…T…Z)")
-            if _time_key(t, last_time) < _time_key(last_time, t):
+            if (len(t) != len(last_time) or t < last_time) and _time_key(t, last_time) < _time_key(
+                last_time, t
+            ):
                 _warn(rep, f"seq {s}: time {t} is before the previous record's {last_time}")
             last_time = t
             d = rec["data"]
@@ -275,7 +300,11 @@ def _check_image(image: Any) -> dict[str, Any]:
 
 
 def _check_head(head: Any, hashes: list[str], what: str) -> int:
-    if type(head) is not dict or type(head.get("seq")) is not int or type(head.get("hash")) is not str:
+    if (
+        type(head) is not dict
+        or type(head.get("seq")) is not int
+        or type(head.get("hash")) is not str
+    ):
         raise _Broken(f"{what} is not {{seq, hash}}")
     s = head["seq"]
     if not 0 <= s < len(hashes):
@@ -317,7 +346,7 @@ class _Context:
         self.registry: dict[str, set[str]] | None = None
         if roster is not None or public_keys is not None:
             self.registry = {}
-            for uid, u in (roster.users.items() if roster else ()):
+            for uid, u in roster.users.items() if roster else ():
                 keys = [u.get("public_key")] + list(u.get("public_keys") or [])
                 self.registry.setdefault(uid, set()).update(k for k in keys if k)
             for uid, keys in (public_keys or {}).items():
