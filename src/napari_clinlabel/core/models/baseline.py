@@ -1,6 +1,7 @@
 """The built-in classical candidate detector (``builtin:baseline``): no weights, no download.
 
-CT (modality CT): Gaussian smoothing (σ in mm), an organ-parenchyma mask (smoothed HU within
+CT (modality CT): (modality CT, or no modality and air near -1000 HU) Gaussian
+smoothing (σ in mm), an organ-parenchyma mask (smoothed HU within
 ``organ_hu``, holes filled slice by slice), then hypodense candidates inside it (smoothed HU within
 ``lesion_hu``), 26-connected components, each kept when at least ``min_volume_mm3``. Other images:
 Otsu threshold of the smoothed image and its bright components. Each component becomes one segment
@@ -76,7 +77,9 @@ class BaselineDetector:
         smooth = gaussian(a, sigma=sigma, preserve_range=True).astype(np.float32)
         if cancel is not None and cancel.is_set():
             raise InferenceCancelled("Inference cancelled; no proposals were made.")
-        ct = str(volume.meta.get("modality", "")).upper() == "CT"
+        modality = str(volume.meta.get("modality") or "").upper()
+        # NIfTI/NRRD carry no modality: HU-like values (air near -1000) mean CT
+        ct = modality == "CT" or (not modality and float(a.min()) <= -900.0)
         if ct:
             organ = (smooth >= p["organ_hu"][0]) & (smooth <= p["organ_hu"][1])
             organ = ndimage.binary_opening(organ, iterations=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -137,7 +138,9 @@ def _load_torchscript(
         raise ModelError(f"{path}: model file is empty (0 bytes); copy the model again.")
     dev = resolve_device(device)
     try:
-        module = torch.jit.load(io.BytesIO(data), map_location=dev)
+        with warnings.catch_warnings():  # torch ≥ 2.9 flags TorchScript as deprecated; still supported
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(io.BytesIO(data), map_location=dev)
     except Exception:  # torch raises RuntimeError/ValueError/zipfile errors for non-TorchScript
         raise ModelError(
             f"{path}: not a TorchScript model (corrupt, truncated, or a plain state dict); export "
