@@ -39,6 +39,7 @@ def canaries(prefix: str = "CNRY") -> dict[str, str]:
     out["NestedCodeMeaning"] = f"{prefix}90ZQ"
     out["NestedPhysician"] = f"{prefix}91ZQ"
     out["Private"] = f"{prefix}92ZQ"
+    out["NestedInstitution"] = f"{prefix}93ZQ"
     return out
 
 
@@ -51,13 +52,16 @@ def write_ct_series(
     reverse_instances: bool = False,
     study_uid: str | None = None,
     file_names: str = "ct_{k:03d}.dcm",
+    burned_in: bool = False,
+    series_uid: str | None = None,
+    for_uid: str | None = None,
 ) -> list[Path]:
     """Write ``volume`` (z, y, x, int16) as single-frame CT slices on ``geometry``."""
     folder.mkdir(parents=True, exist_ok=True)
     nz, ny, nx = volume.shape
     d = geometry.direction_matrix()
     study_uid = study_uid or generate_uid()
-    series_uid, for_uid = generate_uid(), generate_uid()
+    series_uid, for_uid = series_uid or generate_uid(), for_uid or generate_uid()
     paths = []
     for k in range(nz):
         ipp = np.asarray(geometry.origin) + k * geometry.spacing[2] * d[:, 2]
@@ -70,7 +74,7 @@ def write_ct_series(
         ds.file_meta = meta
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, sop_uid
         ds.SpecificCharacterSet = "ISO_IR 100"
-        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Anon", "ANON", "", "O"
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "", "", "", ""
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
         ds.StudyDate, ds.StudyTime, ds.ReferringPhysicianName = "", "", ""
         ds.StudyID, ds.AccessionNumber = "", ""
@@ -93,6 +97,7 @@ def write_ct_series(
         ds.PixelData = np.ascontiguousarray(volume[k].astype(np.int16)).tobytes()
         if phi:
             _plant(ds, phi)
+            ds.BurnedInAnnotation = "YES" if burned_in else "NO"
         p = folder / file_names.format(k=k, **(phi or {}))
         pydicom.dcmwrite(p, ds, enforce_file_format=True)
         paths.append(p)
@@ -108,7 +113,6 @@ def _plant(ds: Dataset, phi: dict[str, str]) -> None:
         setattr(ds, kw, "101112")
     ds.PatientSex, ds.PatientAge = "F", "063Y"
     ds.PatientWeight, ds.PatientSize = "71", "1.68"
-    ds.BurnedInAnnotation = "YES"
     item = Dataset()
     item.CodeValue, item.CodingSchemeDesignator = "CT.ABD", "99LOCAL"
     item.CodeMeaning = phi["NestedCodeMeaning"]
@@ -122,6 +126,12 @@ def _plant(ds: Dataset, phi: dict[str, str]) -> None:
     req.AccessionNumber = phi["AccessionNumber"]
     req.StudyInstanceUID = ds.StudyInstanceUID
     ds.RequestAttributesSequence = Sequence([req])
+    equip = Dataset()  # a sequence the profile keeps, holding attributes it does not
+    equip.Manufacturer = "SYNTH"
+    equip.InstitutionName = phi["NestedInstitution"]
+    equip.OperatorsName = phi["NestedInstitution"]
+    equip.ContributionDateTime = "19610413101112"
+    ds.ContributingEquipmentSequence = Sequence([equip])
     block = ds.private_block(0x0011, PRIVATE_CREATOR, create=True)
     block.add_new(0x01, "LO", phi["Private"])
     block.add_new(0x02, "DA", "19610413")
