@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
 from napari_clinlabel.core.audit_log import AuditLog
 from napari_clinlabel.core.geometry import Geometry
+from napari_clinlabel.core.grading import set_grade
 from napari_clinlabel.core.identity import Actor
 from napari_clinlabel.core.label_edits import (
     diff_between,
@@ -60,14 +62,18 @@ def write_reader_log(
     geom: Geometry = GEOM,
     pending_proposal: bool = False,
     via_model: bool = False,
+    grades: dict[str, str] | None = None,
+    schema: Any = None,
 ) -> Path:
     """A reader's log: image.open with geometry, labels.create, then the labels.
 
     Drawn as one stroke, or (``via_model``) proposed per label by a model and accepted one by one;
-    ``pending_proposal`` leaves one more proposal undecided.
+    ``pending_proposal`` leaves one more proposal undecided; ``grades`` ({scale id: value}) are
+    set per image under ``schema`` (a loaded Schema).
     """
     actor = Actor(reader, reader.title(), "annotator")
-    log = AuditLog(path, {"uid": None, "sha256": image_sha}, actor)
+    ref = schema.ref() if schema is not None else None
+    log = AuditLog(path, {"uid": None, "sha256": image_sha}, actor, ref)
     log.append("image.open", None, {"shape": list(labels.shape), "geometry": geom.to_dict()})
     record_labels_create(log, "Labels", labels.shape, labels.dtype)
     work = np.zeros_like(labels)
@@ -85,5 +91,7 @@ def write_reader_log(
     if pending_proposal:
         extra = ProposalDraft("segment", 1, 0.5, np.arange(5), labels.shape)
         add_proposals(log, [extra], model)
+    for scale_id, value in (grades or {}).items():
+        set_grade(log, schema.scales[scale_id], value)
     log.close()
     return path

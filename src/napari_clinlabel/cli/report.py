@@ -1,0 +1,42 @@
+"""``clinlabel report DATASET -o report.html``: the dataset's quality evidence as one HTML page."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..core.audit_log import atomic_write_bytes
+from ..core.errors import InputError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``report`` subcommand."""
+    p = sub.add_parser(
+        "report",
+        help="HTML report over a dataset folder: log verification, provenance, agreement, cases",
+    )
+    p.add_argument("dataset", type=Path, help="folder of images and their sidecar logs")
+    p.add_argument("-o", "--output", type=Path, required=True, help="HTML file to write")
+    p.add_argument("--title", default="Annotation quality report", help="page title")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Collect, render and atomically write the report; exit 0 (1 when a log is broken)."""
+    from ..core.report import collect_dataset
+    from ..core.report_html import render_html
+
+    out: Path = args.output
+    if out.exists() and out.is_dir():
+        raise InputError(f"{out}: is a folder; give the HTML file to write, e.g. -o report.html")
+    if not out.parent.is_dir():
+        raise InputError(f"{out.parent}: no such folder for the report; create it first")
+    rep = collect_dataset(args.dataset)
+    atomic_write_bytes(out, render_html(rep, args.title).encode("utf-8"))
+    broken = [s.path for s in rep.logs if not s.verified]
+    print(f"wrote {out}: {len(rep.logs)} log(s), {len(rep.seg_pairs)} label comparison(s), "
+          f"{len(rep.grade_pairs)} grade comparison(s)")  # fmt: skip
+    if broken:
+        print(f"{len(broken)} log(s) failed verification: {', '.join(broken[:3])}")
+        return 1
+    return 0

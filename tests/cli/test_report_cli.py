@@ -1,0 +1,40 @@
+"""``clinlabel report DATASET -o report.html``: writes the page, exit 1 on a broken log, clear errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from napari_clinlabel.cli import main
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from test_report import SECRET_NAME, build_dataset  # noqa: E402
+
+
+def test_report_cli_writes_html(tmp_path, capsys):
+    root = build_dataset(tmp_path / "ds")
+    out = tmp_path / "report.html"
+    assert main(["report", str(root), "-o", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
+    assert SECRET_NAME not in html
+    assert capsys.readouterr().out.startswith(f"wrote {out}: 12 log(s)")
+
+
+def test_report_cli_broken_log_exit_1(tmp_path, capsys):
+    root = build_dataset(tmp_path / "ds")
+    log = root / "alice" / "case1.dcm.clinlabel.jsonl"
+    log.write_text(log.read_text().replace('"alice"', '"mallory"', 1))
+    assert main(["report", str(root), "-o", str(tmp_path / "r.html")]) == 1
+    assert (
+        "1 log(s) failed verification: alice/case1.dcm.clinlabel.jsonl" in capsys.readouterr().out
+    )
+
+
+def test_report_cli_bad_input(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty"), "-o", str(tmp_path / "r.html")]) == 2
+    assert "no sidecar logs" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "empty"), "-o", str(tmp_path / "nodir" / "r.html")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
