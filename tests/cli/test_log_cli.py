@@ -123,3 +123,21 @@ def test_keys_init_prints_the_roster_lines(tmp_path, capsys):
     assert f'public_key = "{pub}"' in out and 'id = "rev"' in out
     assert main(["keys", "init", "--user", "rev", "--folder", str(tmp_path)]) == 2
     assert "exists already" in capsys.readouterr().err
+
+
+def test_verify_finds_the_roster_beside_the_image(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CLINLABEL_ROSTER", raising=False)
+    log, _ = _log(tmp_path)
+    init_keys("rev", tmp_path / "keys")
+    _, other = init_keys("other", tmp_path / "keys")
+    rev = AuditLog(log.path, IMAGE, Actor("rev", "Rev", "reviewer"))
+    sign_head(rev, "approval", key=load_private_key("rev", tmp_path / "keys"))
+    roster = tmp_path / "clinlabel-roster.toml"
+    roster.write_text(
+        f'[[users]]\nid = "rev"\nrole = "reviewer"\npublic_key = "{other}"\n'
+        '[[users]]\nid = "ann"\nrole = "reviewer"\n'
+    )
+    assert main(["log", "verify", str(log.path)]) == 1
+    captured = capsys.readouterr()
+    assert "broken at seq 4" in captured.out and "does not list for that user" in captured.out
+    assert "'ann' acted as annotator" in captured.err

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..core.audit_log import iter_records
 from ..core.errors import ClinlabelError
-from ..core.identity import load_roster
+from ..core.identity import find_roster, load_roster
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     v = acts.add_parser("verify", help="check the chain, objects and signatures (exit 1 if broken)")
     v.add_argument("log", type=Path, help="<image>.clinlabel.jsonl")
-    v.add_argument("--roster", type=Path, help="roster TOML whose public keys check signatures")
+    v.add_argument(
+        "--roster",
+        type=Path,
+        help="roster TOML whose public keys check signatures (default: CLINLABEL_ROSTER, else "
+        "clinlabel-roster.toml beside the image)",
+    )
     v.add_argument(
         "--anchor",
         action="append",
@@ -58,7 +63,8 @@ def run_verify(args: argparse.Namespace) -> int:
     """Exit 0 when the log holds; 1 naming the first bad seq and why."""
     from ..core.log_verify import verify_against_anchor, verify_log
 
-    roster = load_roster(args.roster) if args.roster else None
+    # the roster named, else CLINLABEL_ROSTER, else clinlabel-roster.toml beside the image
+    roster = load_roster(args.roster) if args.roster else find_roster(args.log)
     anchors = [_parse_anchor(a) for a in args.anchor]
     kw = {"roster": roster, "check_objects": not args.no_objects, "strict": args.strict}
     report = verify_log(args.log, **kw)

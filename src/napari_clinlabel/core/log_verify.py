@@ -203,6 +203,7 @@ def _verify(
             if rec["actor"] != actor_ok:
                 _check_actor(rec["actor"])
                 actor_ok = rec["actor"]
+                ctx.check_roster(rec["actor"], s, rep)
             if rec["source"] != source_ok:
                 _check_source(rec["source"])
                 source_ok = rec["source"]
@@ -353,6 +354,18 @@ class _Context:
                 keys = [keys] if isinstance(keys, str) else list(keys)
                 self.registry.setdefault(uid, set()).update(keys)
         self.unregistered = 0
+        self.roster = roster if roster is not None and roster.users else None
+        self.warned: set[tuple[str, str]] = set()
+
+    def check_roster(self, actor: dict[str, Any], seq: int, rep: VerifyReport) -> None:
+        """Warn (once per user and role) about actors the roster does not grant that role."""
+        who = (actor["id"], actor["role"])
+        if self.roster is None or who in self.warned:
+            return
+        if actor["role"] not in self.roster.roles_of(actor["id"]):
+            self.warned.add(who)
+            _warn(rep, f"seq {seq}: {actor['id']!r} acted as {actor['role']}, which the roster "
+                       "does not grant (now)")  # fmt: skip
 
     def check_objects(self, named: Any) -> None:
         if type(named) is not dict:
