@@ -34,3 +34,22 @@ def test_restore_everything(tmp_path):
 def test_empty_state(tmp_path):
     s = restore_state(tmp_path / "missing.jsonl")
     assert s.boxes == {} and s.grades == {} and not s.done
+
+
+def test_labels_and_proposals_come_back(tmp_path):
+    import numpy as np
+
+    from napari_clinlabel.core.label_edits import record_label_change, record_labels_create
+
+    vol = ct_phantom(shape=(8, 32, 32))
+    log = AuditLog(tmp_path / "y.clinlabel.jsonl", vol.image_ref(), Actor("u", "U"))
+    labels = np.zeros(vol.spatial_shape, np.uint8)
+    record_labels_create(log, "segmentation", labels.shape, labels.dtype)
+    idx = np.arange(100, 140, dtype=np.int64)
+    labels.reshape(-1)[idx] = 3
+    record_label_change(
+        log, labels, "segmentation", idx, np.zeros(40, np.uint8), np.full(40, 3, np.uint8)
+    )
+    state = restore_state(log.path)
+    np.testing.assert_array_equal(state.labels["segmentation"], labels)
+    assert state.proposals == []

@@ -116,5 +116,15 @@ def test_accepted_proposal_box_is_model_sourced(log, ct):
     assert got.source == src and got.created_by == "dr.a"
 
 
+def test_model_box_in_voxel_indices_becomes_voxel_edges(log):
+    """core.proposals logs model boxes as inclusive voxel indices (no size_mm)."""
+    src = model_source("detector", "2.0", "cd" * 32)
+    payload = {"zyx_min": [2, 10, 20], "zyx_max": [4, 19, 29], "class": "malignant", "label": 2}
+    log.append("proposal.edit", {"proposal": "p9"}, {"proposal": "p9", "box": payload}, src)
+    got = load_boxes(log.path)["p9"]
+    assert got.zyx_min == (1.5, 9.5, 19.5) and got.zyx_max == (4.5, 19.5, 29.5)
+    assert got.slice_range == (2, 4) and got.cls == "malignant" and got.source == src
+
+
 def test_no_log_no_boxes(tmp_path):
     assert load_boxes(tmp_path / "none.jsonl") == {}

@@ -35,8 +35,8 @@ class AnnotationState:
     tile_grades: dict[tuple[str, str], Grade] = field(default_factory=dict)
     done: bool = False
     schema: dict[str, Any] | None = None
-    labels: Any = None  # whatever core.replay returns (None when absent or no label records)
-    proposals: Any = None  # whatever core.proposals.load_proposals returns (None when absent)
+    labels: dict[str, Any] | None = None  # layer name -> label array (core.replay), if any
+    proposals: list[Any] | None = None  # core.proposals.load_proposals(), when available
 
 
 def _optional(module: str, name: str) -> Any:
@@ -64,18 +64,18 @@ def restore_state(log_path: str | os.PathLike[str]) -> AnnotationState:
             break
     if not records:
         return state
-    replay = _optional("replay", "replay_labels") or _optional("replay", "replay")
-    if replay is not None and any(
-        (r.get("target") or {}).get("labels") for r in records if isinstance(r.get("target"), dict)
-    ):
-        try:
-            state.labels = replay(path)
-        except TypeError:
-            state.labels = None
+    replay = _optional("replay", "replay_labels")
+    if replay is not None and any(_names_labels(r) for r in records):
+        state.labels = replay(path).labels  # {layer name: array} as of the last record
     load_proposals = _optional("proposals", "load_proposals")
     if load_proposals is not None:
         state.proposals = load_proposals(path)
     return state
+
+
+def _names_labels(rec: dict[str, Any]) -> bool:
+    target = rec.get("target")
+    return isinstance(target, dict) and bool(target.get("labels"))
 
 
 def image_grades(state: AnnotationState) -> dict[str, str]:

@@ -239,9 +239,41 @@ def boxes_from_records(records: Any) -> dict[str, LesionBox]:
         elif action == "box.delete":
             boxes.pop((rec.get("target") or {}).get("box") or data.get("id"), None)
         elif action in ("proposal.accept", "proposal.edit") and isinstance(data.get("box"), dict):
-            b = LesionBox.from_dict(data["box"], rec.get("source"), actor)
-            boxes[b.id] = b
+            b = box_from_proposal(data, rec.get("source"), actor)
+            if b is not None:
+                boxes[b.id] = b
     return boxes
+
+
+def box_from_proposal(
+    data: dict[str, Any], source: dict[str, Any] | None, actor: str | None
+) -> LesionBox | None:
+    """The box a ``proposal.accept``/``proposal.edit`` record confirms (None if it holds none).
+
+    Boxes written by this module (they carry ``size_mm``) are taken as they are; model boxes
+    give *inclusive voxel indices* (core.proposals) and become the voxels' outer edges
+    (``lo - 0.5 .. hi + 0.5``), except a box one slice thick, which stays on that slice.
+    """
+    raw = data["box"]
+    if isinstance(raw.get("box"), dict):  # a payload nesting its box
+        raw = raw["box"]
+    if "zyx_min" not in raw or "zyx_max" not in raw:
+        return None
+    d = dict(raw)
+    d.setdefault("id", str(data.get("proposal") or uuid.uuid4().hex[:8]))
+    if "size_mm" not in raw:
+        lo = np.asarray(raw["zyx_min"], float)
+        hi = np.asarray(raw["zyx_max"], float)
+        lo2, hi2 = lo - 0.5, hi + 0.5
+        if lo.size == 3 and lo[0] == hi[0]:
+            lo2[0] = hi2[0] = lo[0]
+        d["zyx_min"], d["zyx_max"] = lo2.tolist(), hi2.tolist()
+    if not isinstance(d.get("class"), str):
+        d["class"] = "indeterminate"
+    conf = d.get("confidence")
+    d["confidence"] = conf if isinstance(conf, int) else None
+    d["attributes"] = {str(k): str(v) for k, v in (d.get("attributes") or {}).items()}
+    return LesionBox.from_dict(d, source, actor)
 
 
 def load_boxes(log_path: str | os.PathLike[str]) -> dict[str, LesionBox]:
