@@ -61,11 +61,12 @@ def records(path):
 
 
 def select_label(qtbot, widget, value):
-    lw = widget._label_list
-    for row in range(lw.count()):
-        if lw.item(row).data(Qt.ItemDataRole.UserRole) == value:
-            rect = lw.visualItemRect(lw.item(row))
-            qtbot.mouseClick(lw.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    table = widget._label_table
+    for row in range(table.rowCount()):
+        if table.item(row, 0).data(Qt.ItemDataRole.UserRole) == value:
+            rect = table.visualItemRect(table.item(row, 0))
+            qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+            assert widget._current_value() == value
             return
     raise AssertionError(f"label {value} not listed")
 
@@ -87,9 +88,12 @@ def sitk_grow(image, seed, lower, upper, smoothing):
 
 def test_schema_labels_listed_with_colours_and_codes(seg, qtbot):
     viewer, widget, image, labels, log_path = seg
-    lw = widget._label_list
-    texts = [lw.item(r).text() for r in range(lw.count())]
-    assert len(texts) == 6 and "liver" in texts[0] and "SCT 10200004 Liver" in texts[0]
+    table = widget._label_table
+    rows = [[table.item(r, c).text() for c in range(4)] for r in range(table.rowCount())]
+    assert len(rows) == 6
+    assert rows[0] == ["1 liver", "SCT 10200004", "0", "0.00"]
+    assert rows[5][:2] == ["6 lesion", "SCT 108369006"]
+    assert "Neoplasm" in table.item(5, 1).toolTip()
     select_label(qtbot, widget, samples.SPLEEN)
     assert labels.selected_label == samples.SPLEEN
     np.testing.assert_allclose(labels.colormap.map(np.array([2]))[0][:3],
@@ -214,4 +218,16 @@ def test_bad_schema_file_names_the_line(seg, qtbot, tmp_path, errors):
     )
     widget.load_schema_file(bad)
     assert any(f"{bad}, line 6: colour 'red'" in e for e in errors)
-    assert widget._schema.id == "abdomen-ct" and widget._label_list.count() == 6
+    assert widget._schema.id == "abdomen-ct" and widget._label_table.rowCount() == 6
+    # a good file replaces the list
+    good = tmp_path / "good.yaml"
+    good.write_text(bad.read_text().replace("'red'", "'#ff0000'"))
+    widget.load_schema_file(good)
+    assert widget._label_table.rowCount() == 1 and widget._schema.id == "x"
+    # the schema in force goes on the next records; values it lacks still show their volume
+    get_session(viewer).edit_labels(labels, np.arange(10), 2, tool="brush")
+    rec = records(log_path)[-1]
+    assert rec["schema"] == widget._schema.ref() and rec["schema"]["id"] == "x"
+    qtbot.waitUntil(lambda: widget._label_table.rowCount() == 2, timeout=2000)
+    assert widget._label_table.item(1, 0).text() == "2 (not in schema)"
+    assert widget.volumes_ml()[2] == pytest.approx(10 * VOXEL_ML, abs=0.006)

@@ -1,0 +1,110 @@
+"""The schema's labels as a table: colour swatch, value and name, code, voxel count and mL.
+
+Picking a row picks the label to paint (:attr:`LabelTable.value_selected`); values found on the
+layer that the schema does not define get their own grey row, so no voxel goes uncounted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtGui import QColor, QIcon, QPixmap
+from qtpy.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+
+from ..core.schema import LabelDef
+
+_VALUE = Qt.ItemDataRole.UserRole
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+
+def swatch(color: str) -> QIcon:
+    """A small square icon of ``color``."""
+    pix = QPixmap(14, 14)
+    pix.fill(QColor(color))
+    return QIcon(pix)
+
+
+class LabelTable(QTableWidget):
+    """Rows of label value, name, code, voxels and mL; one row selected at a time."""
+
+    value_selected = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, 4, parent)
+        self._labels: list[LabelDef] = []
+        self.setHorizontalHeaderLabels(["Label", "Code", "Voxels", "mL"])
+        self.verticalHeader().setVisible(False)
+        self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.setToolTip("Pick the label to paint; volumes follow the layer live")
+        self.currentCellChanged.connect(self._on_current)
+
+    def set_labels(self, labels: list[LabelDef], extra: list[int] | tuple[int, ...] = ()) -> None:
+        """Show ``labels`` (a schema's) and then ``extra`` values; keeps the selected value."""
+        current = self.current_value()
+        self._labels = list(labels)
+        rows = [
+            (lab.value, lab.name, lab.color, f"{lab.type.scheme} {lab.type.value}",
+             f"{lab.type.meaning}; category {lab.category.meaning} "
+             f"({lab.category.scheme} {lab.category.value})")
+            for lab in labels
+        ]  # fmt: skip
+        rows += [(v, "(not in schema)", "#808080", "", "not defined by the schema") for v in extra]
+        self.blockSignals(True)
+        self.setRowCount(len(rows))
+        for r, (value, name, color, code, tip) in enumerate(rows):
+            first = QTableWidgetItem(swatch(color), f"{value} {name}")
+            first.setData(_VALUE, value)
+            cells = [first, QTableWidgetItem(code), QTableWidgetItem("0"), QTableWidgetItem("0.00")]
+            for c, cell in enumerate(cells):
+                cell.setToolTip(tip)
+                if c >= 2:
+                    cell.setTextAlignment(_RIGHT)
+                self.setItem(r, c, cell)
+        self.blockSignals(False)
+        if current is not None and current in self.values():
+            self.select_value(current)
+        elif rows:
+            self.selectRow(0)
+
+    def values(self) -> list[int]:
+        """Label values in row order."""
+        return [int(self.item(r, 0).data(_VALUE)) for r in range(self.rowCount())]
+
+    def current_value(self) -> int | None:
+        """The selected label value, or None."""
+        row = self.currentRow()
+        item = self.item(row, 0) if row >= 0 else None
+        return None if item is None else int(item.data(_VALUE))
+
+    def select_value(self, value: int) -> bool:
+        """Select the row of ``value``; False when it is not listed."""
+        values = self.values()
+        if value not in values:
+            return False
+        if self.currentRow() != values.index(value):
+            self.selectRow(values.index(value))
+        return True
+
+    def set_counts(self, counts: np.ndarray, voxel_mm3: float) -> None:
+        """Show voxel counts (index = value) and mL; adds rows for values the schema lacks."""
+        schema_values = [lab.value for lab in self._labels]
+        extra = [int(v) for v in np.flatnonzero(counts) if v and int(v) not in schema_values]
+        if self.values() != schema_values + extra:
+            self.set_labels(self._labels, extra)
+        for r, value in enumerate(self.values()):
+            n = int(counts[value]) if value < counts.size else 0
+            self.item(r, 2).setText(str(n))
+            self.item(r, 3).setText(f"{n * voxel_mm3 / 1000.0:.2f}")
+
+    def volumes_ml(self) -> dict[int, float]:
+        """Volumes as shown: label value → mL."""
+        return {v: float(self.item(r, 3).text()) for r, v in enumerate(self.values())}
+
+    def _on_current(self, row: int, *_: int) -> None:
+        if row >= 0 and self.item(row, 0) is not None:
+            self.value_selected.emit(int(self.item(row, 0).data(_VALUE)))
