@@ -1,0 +1,48 @@
+"""``clinlabel phi-scan`` / ``clinlabel deid``: exit codes, no PHI printed, scan clean after deid."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from napari_clinlabel.cli import main
+from napari_clinlabel.core.geometry import Geometry
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from dicom_factory import canaries, write_ct_series  # noqa: E402
+
+G = Geometry((0.7, 0.8, 2.5), (-10.0, 20.0, 5.0), tuple(np.eye(3).ravel()))
+PHI = canaries("CLIP")
+
+
+def test_scan_then_deid_then_clean(tmp_path, capsys):
+    src = tmp_path / "Doe^Jane"
+    write_ct_series(src, np.zeros((3, 6, 6), np.int16), G, phi=PHI)
+    assert main(["phi-scan", str(src)]) == 1
+    out = capsys.readouterr().out
+    assert "PatientName (0010,0010): 'C***' (8 chars)" in out
+    assert "finding(s) in" in out
+    for v in (*PHI.values(), "Doe", "Jane", "19610413"):
+        assert v not in out
+    assert main(["phi-scan", str(src), "--json"]) == 1
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert {"file", "where", "hint"} == set(rows[0])
+    assert main(["deid", str(src), str(tmp_path / "clean"), "--uid-map", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 3 DICOM file(s) de-identified" in out and "UID map" in out
+    assert main(["phi-scan", str(tmp_path / "clean")]) == 0
+    assert "no PHI found" in capsys.readouterr().out
+
+
+def test_exit_codes_and_errors(tmp_path, capsys):
+    write_ct_series(tmp_path / "ct", np.zeros((1, 4, 4), np.int16), G)
+    assert main(["phi-scan", str(tmp_path / "ct")]) == 0
+    assert main(["phi-scan", str(tmp_path / "x")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    r = subprocess.run([sys.executable, "-m", "napari_clinlabel.cli", "deid", str(tmp_path / "ct"),
+                        str(tmp_path / "ct" / "out")], capture_output=True, text=True, check=False)  # fmt: skip
+    assert r.returncode == 2 and "inside the input" in r.stderr and len(r.stderr.splitlines()) == 1
