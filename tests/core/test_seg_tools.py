@@ -212,3 +212,42 @@ def test_apply_tool_result_never_overwrites_other_labels() -> None:
     assert idx4.size == 0
     with pytest.raises(ClinlabelError, match="does not fit"):
         st.apply_tool_result(labels, mask, 300)
+
+
+def test_tool_change_is_pure_and_logs_as_one_record(phantom, tmp_path) -> None:
+    """A grown region goes into a real audit log as one diff record; a failed log undoes it."""
+    from napari_clinlabel.core.audit_log import AuditLog
+    from napari_clinlabel.core.errors import LogError
+    from napari_clinlabel.core.identity import Actor
+    from napari_clinlabel.core.label_edits import record_label_change
+
+    image, _, _ = phantom
+    labels = np.zeros(image.shape, np.uint8)
+    labels[24, 80, 60:65] = samples.SPLEEN
+    before = labels.copy()
+    grown = st.region_grow(image, LIVER_SEED, lower=52, upper=72, smoothing=1.0)
+    idx, old, new = st.tool_change(labels, grown, samples.LIVER)
+    assert np.array_equal(labels, before)  # tool_change does not touch the array
+    log = AuditLog(tmp_path / "ct.clinlabel.jsonl", {"uid": None, "sha256": "0" * 64},
+                   Actor("ann", "Ann", "annotator"))  # fmt: skip
+    assert np.array_equal(st.apply_tool_result(labels, grown, samples.LIVER)[0], idx)
+    rec = record_label_change(log, labels, "segmentation", idx, old, new,
+                              data={"tool": "region_grow"})  # fmt: skip
+    assert rec["data"]["voxels"] == int((grown & (before == 0)).sum())
+    stored = log.get_arrays(rec["data"]["objects"]["diff"])
+    assert np.array_equal(stored["indices"], idx) and np.all(stored["new"] == samples.LIVER)
+    assert np.all(labels[24, 80, 60:65] == samples.SPLEEN)
+
+    # the log refuses (its objects folder cannot be created): the array is put back as it was
+    after = labels.copy()
+    mask = np.zeros(labels.shape, bool)
+    mask[40, 10:20, 10:20] = True
+    change = st.apply_tool_result(labels, mask, samples.AORTA)
+    assert change[0].size == 100 and not np.array_equal(labels, after)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_bytes(b"")
+    broken = AuditLog(tmp_path / "ct.clinlabel.jsonl", log.image, log.actor, objects=blocker / "x")
+    with pytest.raises(LogError):
+        record_label_change(broken, labels, "segmentation", *change)
+    assert np.array_equal(labels, after)
+    assert len(log.records()) == 1
