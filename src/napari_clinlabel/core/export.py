@@ -92,8 +92,13 @@ def export(
     actor: Actor | None = None,
     schema: Any | None = None,
     include_empty: bool = False,
+    expect_labels: np.ndarray | None = None,
 ) -> ExportResult:
-    """Export the final labels (or boxes/grades) of ``image_path`` as ``fmt`` to ``out``."""
+    """Export the final labels (or boxes/grades) of ``image_path`` as ``fmt`` to ``out``.
+
+    ``expect_labels`` (napari writers pass the layer's data) must equal the labels the log
+    replays to; a layer holding changes the log does not know is refused.
+    """
     from .proposals import require_no_pending
 
     out_path = output_path(fmt, out)
@@ -113,7 +118,7 @@ def export(
     head = log.head()
     if fmt in LABEL_FORMATS:
         files = _label_outputs(fmt, out_path, log_path, labels_name, volume, schema_obj, head,
-                               records, who, include_empty)  # fmt: skip
+                               records, who, include_empty, expect_labels)  # fmt: skip
     else:
         files = _table_outputs(fmt, out_path, log_path, volume, schema_obj, head)
     outputs = write_outputs_atomically(files)
@@ -211,10 +216,17 @@ def _final_labels(log_path: Path, labels_name: str, shape: tuple[int, ...]) -> n
 def _label_outputs(
     fmt: str, out: Path, log_path: Path, labels_name: str, volume: Volume, schema: Any,
     head: Head, records: list[dict[str, Any]], who: Actor, include_empty: bool,
+    expect: np.ndarray | None,
 ) -> dict[Path, bytes]:  # fmt: skip
     from . import export_labelmap as lm
 
     labels = _final_labels(log_path, labels_name, volume.spatial_shape)
+    if expect is not None and not np.array_equal(np.asarray(expect), labels):
+        raise ExportError(
+            f"Labels {labels_name!r} hold changes the audit log does not record (the layer "
+            "differs from the log's replay); only logged labels are exported. Redo the change "
+            "with the clinlabel tools, or reopen the image."
+        )
     if fmt == "dicom-seg":
         return {out: _seg_bytes(labels, log_path, labels_name, volume, schema, records, who,
                                 include_empty)}  # fmt: skip
