@@ -414,7 +414,7 @@ class AuditLog:
             seq, h = int(rec["seq"]), str(rec["hash"])
         except (ValueError, KeyError, TypeError):
             raise LogIntegrityError(
-                f"{self.path}: the last record is not valid JSON; run 'clinlabel log verify' and "
+                f"{self.path}: the last record is not a valid record; run 'clinlabel log verify' and "
                 "restore the log from a backup."
             ) from None
         self._known = (size, seq, h)
@@ -454,7 +454,7 @@ class AuditLog:
             "schema": self.schema,
             "prev": prev,
         }
-        line, _ = _encode_line(rec)
+        line, _ = _encode_line(normalise_record(rec))
         self._write_line(line)
 
     def _check_image(self) -> None:
