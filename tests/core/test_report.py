@@ -88,7 +88,8 @@ def test_collect_dataset_numbers(tmp_path):
     assert g["weighted_kappa_quadratic"] == pytest.approx(
         cohen_kappa_score(GRADES_1, GRADES_2, labels=scale, weights="quadratic"), abs=1e-9
     )
-    # provenance: alice's 3x6 segments are manual... alice has labels 1,2 per case, bob 1,2,3
+    assert g["per_class"]["4A"]["precision"] == 0.5 and g["per_class"]["4B"]["recall"] == 0.0
+    # provenance: alice drew labels 1, 2 on 6 cases; bob accepted model proposals for 1, 2, 3
     assert rep.origins["manual"] == 12 and rep.origins["model accepted unchanged"] == 18
     assert rep.proposals["accepted"] == 18 and rep.acceptance_rate == 1.0
     # demographics: one count per image, not per reader

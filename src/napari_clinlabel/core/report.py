@@ -30,7 +30,7 @@ from .agreement import LOG_SUFFIX
 from .audit_log import iter_records
 from .errors import ClinlabelError, InputError
 from .geometry import Geometry
-from .kappa import cohen_kappa, confusion_matrix, weighted_kappa
+from .kappa import cohen_kappa, confusion_matrix, per_class_prf, weighted_kappa
 from .metrics import label_map_agreement
 
 __all__ = ["LogSummary", "DatasetReport", "collect_dataset", "dicom_demographics", "age_band"]
@@ -280,7 +280,8 @@ def _grade_pairs(logs: list[LogSummary]) -> list[dict[str, Any]]:
                 "scale": scale, "reader_a": ra, "reader_b": rb, "n": len(common),
                 "kappa": cohen_kappa(a, b, values),
                 "weighted_kappa_quadratic": weighted_kappa(a, b, values) if ordinal else float("nan"),
-                "confusion_matrix": confusion_matrix(a, b, values).tolist(), "values": values,
+                "confusion_matrix": confusion_matrix(a, b, values).tolist(),
+                "per_class": per_class_prf(a, b, values), "values": values,
             })  # fmt: skip
     return rows
 

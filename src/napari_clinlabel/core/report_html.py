@@ -226,7 +226,16 @@ def _grading(rep: DatasetReport) -> str:
             left=3,
         )
         + f'<div class="plots">{plots}</div>'
+        + "".join(_per_class(g) for g in rep.grade_pairs)
     )
+
+
+def _per_class(g: dict[str, Any]) -> str:
+    rows = [
+        [v, m["support"], m["precision"], m["recall"], m["f1"]] for v, m in g["per_class"].items()
+    ]
+    head = f"<h3>{escape(g['scale'])}: per class, {escape(g['reader_b'])} against {escape(g['reader_a'])}</h3>"
+    return head + _table(["grade", f"support ({g['reader_a']})", "precision", "recall", "F1"], rows)
 
 
 def _demographics(rep: DatasetReport) -> str:
