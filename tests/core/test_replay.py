@@ -125,7 +125,16 @@ def test_missing_objects_and_broken_logs_are_refused(tmp_path):
     log.path.write_bytes(b"".join(lines))
     with pytest.raises(LogIntegrityError, match="broken at seq 4"):
         replay_labels(log.path, at_seq=6)
+    with pytest.raises(LogIntegrityError, match="broken at seq 4"):
+        replay_labels(log.path)  # "the latest state" of a broken log is refused too
     assert replay_labels(log.path, at_seq=1).seq == 1  # before the break is still readable
+
+
+def test_an_empty_log_replays_to_no_labels(tmp_path):
+    path = tmp_path / "a.clinlabel.jsonl"
+    path.write_bytes(b"")
+    res = replay_labels(path)
+    assert res.labels == {} and res.seq == -1
 
 
 def test_edits_to_labels_that_were_never_created_are_refused(tmp_path):

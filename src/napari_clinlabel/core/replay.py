@@ -44,6 +44,13 @@ def replay_labels(
     report = verify_log(path, check_objects=False, objects=objects)
     last = report.records - 1
     if at_seq is None:
+        if not report.ok:  # "the latest state" of a broken log is not knowable
+            raise LogIntegrityError(
+                f"{path}: cannot replay: {report.summary()}. Restore the log from a backup.",
+                report.first_bad_seq,
+            )
+        if last < 0:
+            return ReplayResult({}, None, None, None)
         at_seq = last
     if at_seq < 0:
         raise ClinlabelError(f"{path}: --at must be a record number (0 or more), got {at_seq}.")
