@@ -97,10 +97,13 @@ def new_proposal_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def add_proposals(log: AuditLog, drafts: list[ProposalDraft], model: Any) -> list[Proposal]:
+def add_proposals(
+    log: AuditLog, drafts: list[ProposalDraft], model: Any, labels_name: str | None = None
+) -> list[Proposal]:
     """Log each draft as one ``proposal.add`` record (source = ``model``); return the proposals.
 
-    ``model`` is a loaded model (with ``.identity``) or a ``{"name","version","sha256"}`` dict.
+    ``model`` is a loaded model (with ``.identity``) or a ``{"name","version","sha256"}`` dict;
+    ``labels_name`` (optional) names the label layer segment proposals are meant for.
     """
     ident = _identity(model)
     source = model_source(ident["name"], ident["version"], ident["sha256"])
@@ -112,6 +115,8 @@ def add_proposals(log: AuditLog, drafts: list[ProposalDraft], model: Any) -> lis
         data: dict[str, Any] = {"kind": d.kind, "label": d.label, "score": float(d.score)}
         if d.name:
             data["name"] = d.name
+        if labels_name and d.kind == "segment":
+            data["labels"] = labels_name
         if d.kind == "segment":
             if d.indices is None or d.shape is None:
                 raise ClinlabelError("A segment proposal needs voxel indices and the image shape.")
@@ -124,6 +129,8 @@ def add_proposals(log: AuditLog, drafts: list[ProposalDraft], model: Any) -> lis
                 bbox=[[int(c.min()) for c in coords], [int(c.max()) for c in coords]] if coords else [],
                 objects={"mask": digest},
             )
+            if d.payload:
+                data.update(_jsonable(d.payload))
             payload = {"mask": digest, "shape": data["shape"], "voxels": data["voxels"],
                        "bbox": data["bbox"]}
         else:

@@ -1,0 +1,150 @@
+"""``clinlabel prelabel PATH… --model FILE|builtin:NAME``: model proposals into each image's sidecar.
+
+Each image is read, the model run, and every proposal logged as ``proposal.add`` (source = the
+model, actor = the human running the command). With ``--scheduler ADDRESS`` or ``--workers N`` the
+same :func:`prelabel_one` runs per image on a Dask distributed cluster (an existing scheduler, or a
+local cluster of N single-threaded worker processes); there is no job queue of our own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+_MODELS: dict[tuple[str, str, str | None], Any] = {}  # per process: load each model once
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``prelabel`` subcommand."""
+    p = sub.add_parser(
+        "prelabel",
+        help="run a model on images and log its proposals for human review",
+        description="Proposals are never final labels: a human accepts, edits or rejects each one "
+        "in napari. Exit 0 when every image worked, 2 otherwise.",
+    )
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or DICOM folders")
+    p.add_argument("--model", required=True, help="a TorchScript .pt file or builtin:baseline / "
+                   "builtin:phantom-unet")
+    p.add_argument("--card", type=Path, default=None, help="model card JSON (default: beside the model)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://…)")
+    where.add_argument("--workers", type=int, metavar="N", help="run on a local Dask cluster of N processes")
+    p.add_argument("--labels", default="labels", help="label layer the proposals are for (default: labels)")
+    p.set_defaults(func=run)
+
+
+def _model(spec: str, device: str, card: str | None) -> Any:
+    from ..core.models.loader import load_model
+
+    key = (spec, device, card)
+    if key not in _MODELS:
+        _MODELS[key] = load_model(spec, device=device, card=card)
+    return _MODELS[key]
+
+
+def _schema_ref(schema_id: str | None) -> dict[str, Any] | None:
+    if not schema_id:
+        return None
+    try:
+        from ..core.schema import load_schema
+
+        return load_schema(schema_id).ref()
+    except Exception:  # a card naming a schema this install lacks: log without one
+        return None
+
+
+def prelabel_one(
+    path: str, model_spec: str, device: str = "auto", human: dict[str, str] | None = None,
+    labels_name: str = "labels", card: str | None = None,
+) -> dict[str, Any]:
+    """Run the model on one image and log its proposals; returns ``{"path", "proposals", …}``.
+
+    ``human`` is the acting human's ``{"id","name","role"}`` (default: :func:`current_actor`).
+    """
+    from ..core.audit_log import AuditLog, iter_records, sidecar_paths
+    from ..core.errors import InputError
+    from ..core.identity import Actor, current_actor
+    from ..core.models.run import run_model
+    from ..core.proposals import add_proposals
+    from ..core.volume_io import read_volumes
+
+    who = Actor.from_dict(human) if human else current_actor(near=path)
+    volumes = read_volumes(path)
+    if len(volumes) != 1:
+        raise InputError(
+            f"{path}: holds {len(volumes)} images; pre-label one series at a time (pass its files)."
+        )
+    vol = volumes[0]
+    model = _model(model_spec, device, card)
+    log_path = sidecar_paths(path)[0]
+    is_new = next(iter_records(log_path), None) is None
+    log = AuditLog.for_image(path, vol.image_ref(), who, _schema_ref(model.card.schema))
+    try:
+        if is_new:
+            log.append("image.open", None, {
+                "shape": [int(s) for s in vol.spatial_shape],
+                "dtype": str(vol.base.dtype),
+                "geometry": vol.geometry.to_dict(),
+                "modality": vol.meta.get("modality"),
+                "source": Path(path).name,
+            })
+        drafts = run_model(vol, model)
+        props = add_proposals(log, drafts, model, labels_name=labels_name)
+    finally:
+        log.close()
+    return {"path": str(path), "proposals": len(props), "model": model.identity.to_dict(),
+            "log": str(log_path), "device": model.device}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Pre-label every PATH; print one line per image."""
+    from ..core.errors import ClinlabelError
+    from ..core.identity import current_actor
+    from ..core.models.loader import load_model, resolve_device
+
+    device = resolve_device(args.device)
+    card = str(args.card) if args.card else None
+    load_model(args.model, device=device, card=card)  # fail fast on a bad model, before any image
+    actor = current_actor(near=args.paths[0]).to_dict()
+    paths = [str(p) for p in args.paths]
+    kwargs = {"device": device, "human": actor, "labels_name": args.labels, "card": card}
+    failed = 0
+    if args.scheduler or args.workers:
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        if args.workers is not None and args.workers < 1:
+            raise ClinlabelError("--workers must be at least 1.")
+        cluster = (LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                                dashboard_address=None) if args.workers else None)
+        try:
+            with Client(args.scheduler or cluster) as client:
+                futures = [client.submit(prelabel_one, p, args.model, pure=False, **kwargs)
+                           for p in paths]
+                where = {f.key: p for f, p in zip(futures, paths, strict=True)}
+                for fut in as_completed(futures):
+                    failed += _report(where[fut.key], fut.result)
+        finally:
+            if cluster is not None:
+                cluster.close()
+    else:
+        for p in paths:
+            failed += _report(p, lambda p=p: prelabel_one(p, args.model, **kwargs))
+    return 2 if failed else 0
+
+
+def _report(path: str, call: Any) -> int:
+    """Print the line for one image; 1 when it failed (the other images go on)."""
+    from ..core.errors import ClinlabelError
+
+    try:
+        res = call()
+    except ClinlabelError as exc:
+        print(f"{path}: error: {exc}", file=sys.stderr)
+        return 1
+    m = res["model"]
+    print(f"{path}: {res['proposals']} proposals from {m['name']} {m['version']} "
+          f"({m['sha256'][:12]}…) on {res['device']} → {Path(res['log']).name}")
+    return 0
