@@ -46,14 +46,21 @@ def test_rows_are_the_records_and_follow_new_ones(audited, qtbot):
     assert [r[4] for r in rows] == ["image.open", "labels.create", "label.paint", "label.paint"]
     assert all(r[2] == recs[0]["actor"]["id"] and r[3] == "annotator" for r in rows)
     assert rows[2][5] == '{"labels":"segmentation"}' and rows[2][6] == "human"
+    assert rows[3][7] == f"brush · label 2 · {recs[3]['data']['voxels']} voxels"
     labels.undo()
     assert len(_rows(widget)) == len(recs) + 1 and _rows(widget)[-1][4] == "label.paint"
+    assert (
+        _rows(widget)[-1][7].startswith("undo · label 0 ·") and "undoes 3" in _rows(widget)[-1][7]
+    )
 
     qtbot.keyClicks(widget._filter, "create")
     assert [r[4] for r in _rows(widget, visible_only=True)] == ["labels.create"]
     widget._filter.clear()
     qtbot.keyClicks(widget._filter, "nobody-like-this")
     assert _rows(widget, visible_only=True) == []
+    widget._filter.clear()
+    qtbot.keyClicks(widget._filter, "UNDO")
+    assert [r[0] for r in _rows(widget, visible_only=True)] == [str(len(recs))]
     widget._filter.clear()
     assert len(_rows(widget, visible_only=True)) == len(recs) + 1
 

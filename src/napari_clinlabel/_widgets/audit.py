@@ -22,13 +22,14 @@ from .._session import get_session, image_sha256
 from ..core.audit_log import iter_records
 from ..core.errors import ClinlabelError
 
-COLUMNS = ("seq", "time", "actor", "role", "action", "target", "source")
+COLUMNS = ("seq", "time", "actor", "role", "action", "target", "source", "details")
+_FILTERED = ("actor", "role", "action", "target", "details")
 _OK_STYLE = "color: white; background: #2e7d32; padding: 4px; font-weight: bold;"
 _BAD_STYLE = "color: white; background: #c62828; padding: 4px; font-weight: bold;"
 
 
 def record_row(rec: dict[str, Any]) -> list[str]:
-    """The table cells of one record (seq, time, actor, role, action, target, source)."""
+    """The table cells of one record (seq, time, actor, role, action, target, source, details)."""
     actor = rec.get("actor") or {}
     source = rec.get("source") or {}
     if source.get("kind") == "model":
@@ -44,7 +45,23 @@ def record_row(rec: dict[str, Any]) -> list[str]:
         str(rec.get("action", "")),
         "" if target is None else json.dumps(target, separators=(",", ":"), ensure_ascii=False),
         src,
+        _details(rec.get("data") or {}),
     ]
+
+
+def _details(data: dict[str, Any]) -> str:
+    """A short summary of a record's data: tool, label value, voxel count, undone seq."""
+    parts = []
+    if "tool" in data:
+        parts.append(str(data["tool"]))
+    if "label" in data:
+        parts.append(f"label {data['label']}")
+    if "voxels" in data:
+        parts.append(f"{data['voxels']} voxels")
+    for key in ("undoes", "redoes"):
+        if key in data:
+            parts.append(f"{key} {data[key]}")
+    return " · ".join(parts)
 
 
 class AuditWidget(QWidget):
@@ -59,12 +76,13 @@ class AuditWidget(QWidget):
         self._title = QLabel()
         self._title.setWordWrap(True)
         self._filter = QLineEdit()
-        self._filter.setPlaceholderText("filter by actor, role, action or target…")
+        self._filter.setPlaceholderText("filter by actor, role, action, target or tool…")
         self._table = QTableWidget(0, len(COLUMNS))
         self._table.setHorizontalHeaderLabels(COLUMNS)
         self._table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self._table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self._table.verticalHeader().setVisible(False)
+        self._table.setMinimumHeight(240)
         self._verify = QPushButton("Verify")
         self._result = QLabel()
         self._result.setWordWrap(True)
@@ -142,9 +160,7 @@ class AuditWidget(QWidget):
         if not text:
             return True
         needle = text.lower()
-        cells = (
-            self._table.item(r, COLUMNS.index(c)) for c in ("actor", "role", "action", "target")
-        )
+        cells = (self._table.item(r, COLUMNS.index(c)) for c in _FILTERED)
         return any(item is not None and needle in item.text().lower() for item in cells)
 
     def _show(self, ok: bool, message: str) -> None:

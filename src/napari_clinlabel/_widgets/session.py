@@ -7,7 +7,7 @@ from collections import deque
 from typing import Any
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QLineEdit, QWidget
+from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QLineEdit, QSizePolicy, QWidget
 
 from .._session import get_session
 from ..core.audit_log import iter_records
@@ -31,6 +31,7 @@ class SessionWidget(QWidget):
         for label in (self._who, self._origin, self._log_path):
             label.setWordWrap(True)
         self._log_path.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         form = QFormLayout(self)
         form.addRow("Signed in:", self._who)
         form.addRow("From:", self._origin)
