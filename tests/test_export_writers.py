@@ -34,7 +34,9 @@ def image(tmp_path, monkeypatch):
     record_labels_create(log, "reader1", labels.shape, labels.dtype)
     idx = np.arange(5, 25, dtype=np.int64)
     labels.reshape(-1)[idx] = 3
-    record_label_change(log, labels, "reader1", idx, np.zeros(20, np.uint8), labels.reshape(-1)[idx])
+    record_label_change(
+        log, labels, "reader1", idx, np.zeros(20, np.uint8), labels.reshape(-1)[idx]
+    )
     add_box(log, LesionBox((1, 1, 1), (1, 4, 5), "benign", None, {}, "b1"), vol)
     attrs = {"name": "reader1 [labels]",
              "metadata": {"clinlabel": {"source_path": str(path)}, "clinlabel_labels": {"name": "reader1"}}}  # fmt: skip

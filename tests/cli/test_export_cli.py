@@ -49,7 +49,9 @@ def test_pending_gate_exit_code_and_message(tmp_path, monkeypatch, capsys):
     add_proposals(log, drafts, {"name": "m", "version": "1", "sha256": "e" * 64})
     rc = main(["export", str(path), "--format", "nrrd", "-o", str(tmp_path / "o.nrrd")])
     err = capsys.readouterr().err
-    assert rc != 0 and "2 proposals are still undecided" in err and len(err.strip().splitlines()) == 1
+    assert (
+        rc != 0 and "2 proposals are still undecided" in err and len(err.strip().splitlines()) == 1
+    )
     assert not (tmp_path / "o.nrrd").exists()
     rc = main(["export", str(path), "--format", "nrrd", "-o", str(tmp_path / "o.nrrd"),
                "--exclude-pending"])  # fmt: skip

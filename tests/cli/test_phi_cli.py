@@ -31,7 +31,10 @@ def test_scan_then_deid_then_clean(tmp_path, capsys):
     assert main(["phi-scan", str(src), "--json"]) == 1
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert {"file", "where", "hint"} == set(rows[0])
-    assert main(["deid", str(src), str(tmp_path / "clean"), "--uid-map", str(tmp_path / "m.json")]) == 0
+    assert (
+        main(["deid", str(src), str(tmp_path / "clean"), "--uid-map", str(tmp_path / "m.json")])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "3 of 3 DICOM file(s) de-identified" in out and "UID map" in out
     assert main(["phi-scan", str(tmp_path / "clean")]) == 0

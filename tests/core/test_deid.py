@@ -75,8 +75,16 @@ def test_nothing_left_geometry_and_pixels_identical(tmp_path):
         match = [s for s in after.values() if sorted(d.PixelData for d in s) == old_px]
         assert len(match) == 1  # pixel data byte for byte
         for o, n in zip(old_series, match[0], strict=True):
-            for kw in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
-                       "SliceThickness", "Rows", "Columns", "RescaleSlope", "RescaleIntercept"):
+            for kw in (
+                "ImagePositionPatient",
+                "ImageOrientationPatient",
+                "PixelSpacing",
+                "SliceThickness",
+                "Rows",
+                "Columns",
+                "RescaleSlope",
+                "RescaleIntercept",
+            ):
                 assert o.get(kw) == n.get(kw)
             assert n.PatientIdentityRemoved == "YES"
             code = n.DeidentificationMethodCodeSequence[0]
@@ -124,7 +132,9 @@ def test_uid_map_only_when_asked_and_dciodvfy(tmp_path):
         return {ln for ln in r.stderr.splitlines() if ln.startswith("Error")}
 
     new = pydicom.dcmread(out / "S001" / "I0001.dcm")
-    orig = next(f for f in src.rglob("*.dcm") if m[pydicom.dcmread(f).SOPInstanceUID] == new.SOPInstanceUID)
+    orig = next(
+        f for f in src.rglob("*.dcm") if m[pydicom.dcmread(f).SOPInstanceUID] == new.SOPInstanceUID
+    )
     assert errors(out / "S001" / "I0001.dcm") <= errors(orig)
 
 

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from dicom_factory import write_ct_series
 
 from napari_clinlabel.core import export as export_mod
 from napari_clinlabel.core.audit_log import AuditLog, iter_records
@@ -16,14 +17,11 @@ from napari_clinlabel.core.boxes import LesionBox, add_box
 from napari_clinlabel.core.errors import ExportError, LogError, PendingProposalsError
 from napari_clinlabel.core.export import export
 from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.grading import set_grade
 from napari_clinlabel.core.identity import Actor
 from napari_clinlabel.core.label_edits import record_label_change, record_labels_create
 from napari_clinlabel.core.proposals import ProposalDraft, accept, add_proposals
 from napari_clinlabel.core.schema import load_schema
 from napari_clinlabel.core.volume_io import read_volumes
-
-from dicom_factory import write_ct_series
 
 ANN = Actor("ann", "Ann Reader", "annotator")
 MODEL = {"name": "organseg", "version": "2.1", "sha256": "cd" * 32}
@@ -114,7 +112,9 @@ def test_refused_while_pending_then_exclude_pending(tmp_path):
     assert ei.value.pending == 1
     assert sorted(os.listdir(tmp_path)) == before and export_records(img_path) == []
     res = export(img_path, "nifti", tmp_path / "l.nii.gz", actor=ANN, exclude_pending=True)
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(res.outputs[0].path))), labels)
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(sitk.ReadImage(str(res.outputs[0].path))), labels
+    )
     assert (labels == 2).sum() == 0  # the pending proposal is not in the labels
     rec = export_records(img_path)[-1]
     assert rec["data"]["exclude_pending"] is True and rec["data"]["pending_left_out"] == 1

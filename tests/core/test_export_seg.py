@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
-import shutil
 
 import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from dicom_factory import write_ct_series
 
 from napari_clinlabel.core.errors import ExportError
 from napari_clinlabel.core.export_seg import build_seg, seg_bytes, source_series_datasets
@@ -18,8 +19,6 @@ from napari_clinlabel.core.geometry import Geometry
 from napari_clinlabel.core.provenance import SegmentProvenance
 from napari_clinlabel.core.samples import _rotation
 from napari_clinlabel.core.schema import load_schema
-
-from dicom_factory import write_ct_series
 
 SCHEMA = load_schema("abdomen-ct")
 MODEL = [{"name": "organseg", "version": "2.1"}]
@@ -127,7 +126,10 @@ def test_refusals(tmp_path):
         build_seg(labels, g, source, SCHEMA, {}, "Ann")
     labels[0, :2, :2] = 1
     labels[1, :2, :2] = 2
-    prov = {1: SegmentProvenance("MANUAL", [], {"ann"}), 2: SegmentProvenance("MANUAL", [], {"bob"})}
+    prov = {
+        1: SegmentProvenance("MANUAL", [], {"ann"}),
+        2: SegmentProvenance("MANUAL", [], {"bob"}),
+    }
     with pytest.raises(ExportError, match="one content creator.*--labels"):
         build_seg(labels, g, source, SCHEMA, prov, "Ann")
     with pytest.raises(ExportError, match="lacks slices"):
@@ -150,7 +152,10 @@ def test_empty_segments_on_request(tmp_path):
     assert len(back.SegmentSequence) == len(SCHEMA.labels)
     assert back.SegmentSequence[0].SegmentLabel == "spleen"
     pix = back.get_pixels_by_source_instance(
-        [ds.SOPInstanceUID for ds in sorted(source, key=lambda d: float(d.ImagePositionPatient[2]))],
+        [
+            ds.SOPInstanceUID
+            for ds in sorted(source, key=lambda d: float(d.ImagePositionPatient[2]))
+        ],
         combine_segments=True,
     )
     np.testing.assert_array_equal(pix == 1, labels == 2)
@@ -191,7 +196,9 @@ def test_pydicom_ct_series_round_trip(tmp_path):
     np.testing.assert_array_equal(pix, labels)
 
 
-@pytest.mark.parametrize("nrrd", ["liver_seg.nrrd", "liver_spine_seg.nrrd", "partial_overlaps-1.nrrd"])
+@pytest.mark.parametrize(
+    "nrrd", ["liver_seg.nrrd", "liver_spine_seg.nrrd", "partial_overlaps-1.nrrd"]
+)
 def test_dcmqi_real_ct_round_trip(tmp_path, shared_data, nrrd):
     root = shared_data / "dcmqi_ct3slice_seg"
     files, geom = _series(root / "ct-3slice")

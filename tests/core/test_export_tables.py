@@ -23,11 +23,15 @@ G = Geometry((0.7, 0.8, 2.5), (-10.0, 20.0, 5.0), tuple(_rotation(20.0, 5.0).rav
 def _itk_world(zyx):
     img = sitk.Image(40, 30, 10, sitk.sitkUInt8)
     G.apply_to_itk(img)
-    return list(reversed(img.TransformContinuousIndexToPhysicalPoint([float(v) for v in zyx[::-1]])))
+    return list(
+        reversed(img.TransformContinuousIndexToPhysicalPoint([float(v) for v in zyx[::-1]]))
+    )
 
 
 def _boxes():
-    a = with_slices(LesionBox((0, 2, 3), (0, 12, 9), "malignant", 4, {"density": "solid"}, "b1"), 2, 5)
+    a = with_slices(
+        LesionBox((0, 2, 3), (0, 12, 9), "malignant", 4, {"density": "solid"}, "b1"), 2, 5
+    )
     b = LesionBox((3, 1, 1), (3, 4, 6), "benign", None, {}, "b2",
                   {"kind": "model", "name": "det", "version": "1", "sha256": "a" * 64}, "ann")  # fmt: skip
     return [a, b]

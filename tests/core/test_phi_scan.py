@@ -88,8 +88,8 @@ def test_dicom_name_in_its_own_file_name(tmp_path):
 
 def test_nifti_header_text_fields(tmp_path):
     raw = bytearray(render_labelmap(np.zeros((2, 3, 3), np.uint8), G, ".nii"))
-    raw[148:148 + 12] = PHI["PatientName"].encode().ljust(12, b"\0")
-    raw[228:228 + 12] = PHI["PatientID"].encode().ljust(12, b"\0")
+    raw[148 : 148 + 12] = PHI["PatientName"].encode().ljust(12, b"\0")
+    raw[228 : 228 + 12] = PHI["PatientID"].encode().ljust(12, b"\0")
     raw[328:344] = b"Doe J".ljust(16, b"\0")
     p = tmp_path / "img.nii"
     p.write_bytes(bytes(raw))

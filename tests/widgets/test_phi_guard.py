@@ -74,7 +74,9 @@ def test_refuse_policy_removes_the_image(make_napari_viewer, tmp_path, monkeypat
     assert phi_guard.check_layer_for_phi(viewer, layer)
     assert layer not in viewer.layers
     assert notes[-1][1] == "error" and "refuses annotation" in notes[-1][0]
-    rec = [r for r in iter_records(sidecar_paths(tmp_path / "ct")[0]) if r["action"] == "phi.warning"]
+    rec = [
+        r for r in iter_records(sidecar_paths(tmp_path / "ct")[0]) if r["action"] == "phi.warning"
+    ]
     assert rec[-1]["data"]["policy"] == "refuse"
 
 

@@ -35,8 +35,8 @@ def phi_policy(source: str | Path) -> str:
     policy = str((roster.policy if roster else {}).get("phi", "warn")).lower()
     if policy not in POLICIES:
         raise ClinlabelError(
-            f"{roster.path if roster else 'roster'}: [policy] phi = {policy!r}; use \"warn\" or "
-            "\"refuse\"."
+            f'{roster.path if roster else "roster"}: [policy] phi = {policy!r}; use "warn" or '
+            '"refuse".'
         )
     return policy
 
@@ -126,7 +126,9 @@ def on_deidentify(viewer: Any, layer: Any) -> Path | None:
     except ClinlabelError as exc:
         _notify(f"De-identification failed: {exc}", "error", [])
         return None
-    _notify(f"De-identified {report.files_written} file(s) into {out}; opening the copy.", "info", [])
+    _notify(
+        f"De-identified {report.files_written} file(s) into {out}; opening the copy.", "info", []
+    )
     try:
         viewer.open(str(out), plugin="napari-clinlabel")
     except Exception as exc:  # noqa: BLE001 - the copy is written; say where it is

@@ -137,7 +137,11 @@ def deidentify_dataset(ds: Dataset, uids: UidMapper, report: DeidReport) -> None
             report.actions[(label, action)] += 1
             continue
         if elem.VR == "UI" and elem.keyword not in KEEP_UID_KEYWORDS and elem.value:
-            vals = elem.value if isinstance(elem.value, list | pydicom.multival.MultiValue) else [elem.value]
+            vals = (
+                elem.value
+                if isinstance(elem.value, list | pydicom.multival.MultiValue)
+                else [elem.value]
+            )
             new = [v if _is_standard_uid(v) else uids(v) for v in vals]
             if new != [str(v) for v in vals]:
                 elem.value = new if len(new) > 1 else new[0]
@@ -228,7 +232,9 @@ def deidentify(
             report.files_written += 1
         if report.files_in == 0:
             raise InputError(f"{src_p.name}: no DICOM files found; nothing to de-identify.")
-        atomic_write_bytes(tmp / REPORT_NAME, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+        atomic_write_bytes(
+            tmp / REPORT_NAME, (json.dumps(report.to_dict(), indent=2) + "\n").encode()
+        )
         if out_p.exists():
             out_p.rmdir()
         os.replace(tmp, out_p)
@@ -237,6 +243,10 @@ def deidentify(
         raise
     if uid_map is not None:
         report.uid_map_written = True
-        atomic_write_bytes(Path(uid_map), (json.dumps(uids.map, indent=2, sort_keys=True) + "\n").encode())
-        atomic_write_bytes(out_p / REPORT_NAME, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+        atomic_write_bytes(
+            Path(uid_map), (json.dumps(uids.map, indent=2, sort_keys=True) + "\n").encode()
+        )
+        atomic_write_bytes(
+            out_p / REPORT_NAME, (json.dumps(report.to_dict(), indent=2) + "\n").encode()
+        )
     return report

@@ -68,7 +68,9 @@ def output_path(fmt: str, out: str | os.PathLike[str]) -> Path:
         raise ExportError(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     p = Path(out)
     if p.is_dir():
-        raise ExportError(f"{p}: is a folder; give a file name (e.g. {p / ('labels' + _SUFFIXES[fmt][0])}).")
+        raise ExportError(
+            f"{p}: is a folder; give a file name (e.g. {p / ('labels' + _SUFFIXES[fmt][0])})."
+        )
     if not any(p.name.lower().endswith(s) for s in _SUFFIXES[fmt]):
         p = p.with_name(p.name + _SUFFIXES[fmt][0])
     return p
@@ -300,9 +302,13 @@ def write_outputs_atomically(files: dict[Path, bytes]) -> list[ExportOutput]:
     """Write every file via temp + fsync + rename; on failure remove temps and new files."""
     for p in files:
         if not p.parent.is_dir():
-            raise ExportError(f"{p}: the folder {p.parent} does not exist; create it or choose another.")
+            raise ExportError(
+                f"{p}: the folder {p.parent} does not exist; create it or choose another."
+            )
         if not os.access(p.parent, os.W_OK):
-            raise ExportError(f"{p}: the folder {p.parent} is not writable; choose another output folder.")
+            raise ExportError(
+                f"{p}: the folder {p.parent} is not writable; choose another output folder."
+            )
     temps: dict[Path, str] = {}
     done: list[Path] = []
     try:

@@ -25,7 +25,7 @@ from pydicom.dataset import Dataset
 
 from .errors import ExportError
 from .geometry import Geometry
-from .provenance import AUTOMATIC, MANUAL, SegmentProvenance
+from .provenance import MANUAL, SegmentProvenance
 
 SOFTWARE = "napari-clinlabel"
 _POS_TOL_VOX = 0.05  # slice positions must fall on the grid to 5 % of a voxel
@@ -40,7 +40,9 @@ def source_series_datasets(
         p = Path(source)
         if not p.exists():
             raise ExportError(f"{p}: the source DICOM series is gone; DICOM SEG needs its files.")
-        files = sorted(q for q in (p.iterdir() if p.is_dir() else p.parent.iterdir()) if q.is_file())
+        files = sorted(
+            q for q in (p.iterdir() if p.is_dir() else p.parent.iterdir()) if q.is_file()
+        )
     else:
         files = [Path(f) for f in source]
     out: list[Dataset] = []
@@ -61,7 +63,9 @@ def source_series_datasets(
     return out
 
 
-def order_by_grid(datasets: Sequence[Dataset], geometry: Geometry, shape: tuple[int, ...]) -> list[Dataset]:
+def order_by_grid(
+    datasets: Sequence[Dataset], geometry: Geometry, shape: tuple[int, ...]
+) -> list[Dataset]:
     """Source slices ordered by label-grid slice index k (checked to cover every slice once)."""
     if geometry.ndim != 3 or len(shape) != 3:
         raise ExportError("DICOM SEG export needs a 3D label array on a 3D series.")
@@ -69,7 +73,10 @@ def order_by_grid(datasets: Sequence[Dataset], geometry: Geometry, shape: tuple[
     by_k: dict[int, Dataset] = {}
     for ds in datasets:
         iop = np.asarray([float(v) for v in ds.ImageOrientationPatient])
-        if not (np.allclose(iop[:3], d[:, 0], atol=_DIR_TOL) and np.allclose(iop[3:], d[:, 1], atol=_DIR_TOL)):
+        if not (
+            np.allclose(iop[:3], d[:, 0], atol=_DIR_TOL)
+            and np.allclose(iop[3:], d[:, 1], atol=_DIR_TOL)
+        ):
             raise ExportError(
                 f"Slice {ds.SOPInstanceUID}: its orientation does not match the label grid (was "
                 "the volume resampled or reoriented?); export NIfTI instead."
@@ -170,11 +177,11 @@ def build_seg(
         if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
             del ds.SpecificCharacterSet
     present = [int(v) for v in np.unique(labels) if v != 0]
-    values = sorted(set(present) | ({lab.value for lab in schema.labels} if include_empty and schema else set()))
+    values = sorted(
+        set(present) | ({lab.value for lab in schema.labels} if include_empty and schema else set())
+    )
     if not present:
-        raise ExportError(
-            "The label map is empty: nothing to export. Draw or accept labels first."
-        )
+        raise ExportError("The label map is empty: nothing to export. Draw or accept labels first.")
     confirmers = set().union(*(provenance[v].confirmed_by for v in present if v in provenance))
     if len(confirmers) > 1:
         raise ExportError(

@@ -123,7 +123,11 @@ def tables_json(
     boxes: Iterable[LesionBox], grades: Iterable[Grade], geometry: Geometry, extra: dict[str, Any]
 ) -> bytes:
     """One JSON document with boxes, grades and the ``extra`` context (schema, log head)."""
-    doc = {**extra, "boxes": boxes_json_obj(boxes, geometry), "grades": [grade_obj(g) for g in grades]}
+    doc = {
+        **extra,
+        "boxes": boxes_json_obj(boxes, geometry),
+        "grades": [grade_obj(g) for g in grades],
+    }
     return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 

@@ -80,7 +80,12 @@ PROFILE_TAGS: dict[int, tuple[str, str]] = {
 }
 DUMMY_TEXT = "ANONYMOUS"
 ALLOWED_VALUES = {DUMMY_TEXT, "ANONYMIZED", "REMOVED"}
-_NIFTI_FIELDS = (("db_name", 14, 18), ("descrip", 148, 80), ("aux_file", 228, 24), ("intent_name", 328, 16))
+_NIFTI_FIELDS = (
+    ("db_name", 14, 18),
+    ("descrip", 148, 80),
+    ("aux_file", 228, 24),
+    ("intent_name", 328, 16),
+)
 _NIFTI_ALLOWED = {"intent_name": {"", "label"}}
 _DATE = re.compile(r"(?<!\d)(19|20)\d\d[-_.]?(0[1-9]|1[0-2])[-_.]?(0[1-9]|[12]\d|3[01])(?!\d)")
 _DMY = re.compile(r"(?<!\d)(0[1-9]|[12]\d|3[01])[-_.](0[1-9]|1[0-2])[-_.](19|20)\d\d(?!\d)")
@@ -123,7 +128,9 @@ def _has_value(elem: pydicom.DataElement) -> bool:
     v = elem.value
     if v is None or v == "" or v == b"":
         return False
-    return not (isinstance(v, list | tuple | pydicom.multival.MultiValue) and not any(str(x) for x in v))
+    return not (
+        isinstance(v, list | tuple | pydicom.multival.MultiValue) and not any(str(x) for x in v)
+    )
 
 
 def scan_dataset(ds: Dataset, path: Path, prefix: str = "") -> list[Finding]:
@@ -140,7 +147,9 @@ def scan_dataset(ds: Dataset, path: Path, prefix: str = "") -> list[Finding]:
         if tag in PROFILE_TAGS and _has_value(elem):
             if elem.VR != "SQ" and str(elem.value).strip().upper() in ALLOWED_VALUES:
                 continue
-            hint = f"sequence of {len(elem.value)} item(s)" if elem.VR == "SQ" else mask(_text(elem))
+            hint = (
+                f"sequence of {len(elem.value)} item(s)" if elem.VR == "SQ" else mask(_text(elem))
+            )
             out.append(Finding(path, name, hint))
             continue
         if elem.keyword == "BurnedInAnnotation" and str(elem.value).upper() == "YES":

@@ -27,7 +27,12 @@ from .errors import LogError
 from .label_edits import apply_diff
 
 MANUAL, AUTOMATIC, SEMIAUTOMATIC = "MANUAL", "AUTOMATIC", "SEMIAUTOMATIC"
-_KIND_MANUAL, _KIND_MODEL, _KIND_EDITED, _KIND_ADJUDICATED = "manual", "model", "edited", "adjudicated"
+_KIND_MANUAL, _KIND_MODEL, _KIND_EDITED, _KIND_ADJUDICATED = (
+    "manual",
+    "model",
+    "edited",
+    "adjudicated",
+)
 
 
 @dataclass
@@ -189,7 +194,9 @@ def summarize(state: ProvenanceState) -> dict[int, SegmentProvenance]:
     tflat = state.tag_of_voxel.reshape(-1)
     nz = flat != 0
     pairs, counts = np.unique(
-        np.stack([flat[nz].astype(np.int64), tflat[nz].astype(np.int64)]), axis=1, return_counts=True
+        np.stack([flat[nz].astype(np.int64), tflat[nz].astype(np.int64)]),
+        axis=1,
+        return_counts=True,
     )
     per_value: dict[int, list[tuple[int, int]]] = {}
     for (v, t), n in zip(pairs.T.tolist(), counts.tolist(), strict=True):
