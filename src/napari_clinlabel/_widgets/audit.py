@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 from .._session import get_session, image_sha256
 from ..core.audit_log import iter_records
 from ..core.errors import ClinlabelError
+from .session import connect_while_alive
 
 COLUMNS = ("seq", "time", "actor", "role", "action", "target", "source", "details")
 _FILTERED = ("actor", "role", "action", "target", "details")
@@ -96,11 +97,16 @@ class AuditWidget(QWidget):
         layout.addLayout(row)
         self._filter.textChanged.connect(self._on_filter)
         self._verify.clicked.connect(self._on_verify)
-        self._session.record_appended.connect(self._on_record)
-        self._session.changed.connect(self._on_image_changed)
-        viewer.layers.selection.events.active.connect(self._on_image_changed)
-        viewer.layers.events.inserted.connect(self._on_image_changed)
-        viewer.layers.events.removed.connect(self._on_image_changed)
+        connect_while_alive(
+            self,
+            [
+                (self._session.record_appended, self._on_record),
+                (self._session.changed, self._on_image_changed),
+                (viewer.layers.selection.events.active, self._on_image_changed),
+                (viewer.layers.events.inserted, self._on_image_changed),
+                (viewer.layers.events.removed, self._on_image_changed),
+            ],
+        )
         self._on_image_changed()
 
     # -- handlers ----------------------------------------------------------------------------

@@ -41,12 +41,17 @@ class SessionWidget(QWidget):
         form.addRow("Head:", self._head)
         self._user.editingFinished.connect(self._on_user_edited)
         self._role.activated.connect(self._on_role_chosen)
-        self._session.actor_changed.connect(self._refresh)
-        self._session.changed.connect(self._refresh)
-        self._session.record_appended.connect(self._on_record)
-        viewer.layers.selection.events.active.connect(self._refresh)
-        viewer.layers.events.inserted.connect(self._refresh)
-        viewer.layers.events.removed.connect(self._refresh)
+        connect_while_alive(
+            self,
+            [
+                (self._session.actor_changed, self._refresh),
+                (self._session.changed, self._refresh),
+                (self._session.record_appended, self._on_record),
+                (viewer.layers.selection.events.active, self._refresh),
+                (viewer.layers.events.inserted, self._refresh),
+                (viewer.layers.events.removed, self._refresh),
+            ],
+        )
         self._refresh()
 
     # -- handlers ----------------------------------------------------------------------------
@@ -108,6 +113,21 @@ class SessionWidget(QWidget):
             self._head.setText(
                 "no log yet" if last is None else f"seq {last['seq']}  {last['hash'][:16]}…"
             )
+
+
+def connect_while_alive(widget: QWidget, pairs: list[tuple[Any, Any]]) -> None:
+    """Connect session/viewer signals to ``widget`` slots; disconnect when the widget is destroyed."""
+    for signal, slot in pairs:
+        signal.connect(slot)
+
+    def disconnect(*_: Any) -> None:
+        for signal, slot in pairs:
+            try:
+                signal.disconnect(slot)
+            except (TypeError, ValueError, RuntimeError):
+                pass
+
+    widget.destroyed.connect(disconnect)
 
 
 def _origin(roster: Any) -> str:
