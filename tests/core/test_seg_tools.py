@@ -251,3 +251,15 @@ def test_tool_change_is_pure_and_logs_as_one_record(phantom, tmp_path) -> None:
         record_label_change(broken, labels, "segmentation", *change)
     assert np.array_equal(labels, after)
     assert len(log.records()) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32])
+def test_label_voxel_counts_matches_bincount(dtype) -> None:
+    rng = np.random.default_rng(3)
+    labels = (rng.random((30, 50, 70)) ** 4 * 9).astype(dtype)
+    ref = np.bincount(labels.ravel().astype(np.int64))
+    got = st.label_voxel_counts(labels, chunk_voxels=1000)
+    assert np.array_equal(got[: ref.size], ref) and not got[ref.size :].any()
+    assert st.label_voxel_counts(np.zeros((0, 3), dtype))[0] == 0
+    with pytest.raises(ClinlabelError, match="integers"):
+        st.label_voxel_counts(labels.astype(float))

@@ -195,6 +195,7 @@ def test_threshold_paint_limits_the_brush(seg, qtbot):
     assert len(recs) == before + 1
     rec = recs[-1]
     assert rec["data"]["tool"] == "threshold_paint"
+    assert rec["data"]["params"]["window"] == [45.0, 80.0]
     painted = labels.data == samples.LIVER
     hu = np.asarray(image.data)[painted]
     assert painted.sum() == rec["data"]["voxels"] > 100
