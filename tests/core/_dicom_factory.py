@@ -58,13 +58,13 @@ def _base_dataset(sop_class: str, sop_uid: str) -> FileDataset:
     return ds
 
 
-def _set_pixels(ds: Dataset, stored: np.ndarray) -> None:
+def _set_pixels(ds: Dataset, stored: np.ndarray, bits_stored: int = 16) -> None:
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.Rows, ds.Columns = stored.shape[-2:]
     ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
     ds.PixelRepresentation = 1 if stored.dtype == np.int16 else 0
     ds.PixelData = np.ascontiguousarray(stored).tobytes()
 
@@ -93,6 +93,7 @@ def write_series(
     name_prefix: str = "IMG",
     seed: int = 0,
     window: tuple[float, float] | None = (40.0, 400.0),
+    bits_stored: int = 16,
 ) -> WrittenSeries:
     """Write a single-frame series of ``stored`` ((z, y, x) or (t, z, y, x) stored values).
 
@@ -100,7 +101,7 @@ def write_series(
     the IOP normal). File names are shuffled and instance numbers run against position when asked.
     For 4D input, each volume repeats the same positions; ``temporal`` names the tag telling the
     volumes apart ("acquisition": AcquisitionNumber, "temporal": TemporalPositionIdentifier,
-    "instance": instance numbers only).
+    "instance": instance numbers only). ``bits_stored`` 12 is what most CT scanners write.
     """
     rng = random.Random(seed)
     folder = Path(folder)
@@ -146,7 +147,7 @@ def write_series(
             ds.RescaleSlope, ds.RescaleIntercept = f"{slope:g}", f"{intercept:g}"
             if window:
                 ds.WindowCenter, ds.WindowWidth = f"{window[0]:g}", f"{window[1]:g}"
-            _set_pixels(ds, vols[t, k])
+            _set_pixels(ds, vols[t, k], bits_stored)
             path = folder / names[n]
             ds.save_as(path, enforce_file_format=True)
             files.append(path)

@@ -17,11 +17,14 @@ same positions, gaps, gantry tilt), so the plan is made here from the headers fi
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 
 from .errors import ClinlabelWarning, GeometryError, InputError
@@ -37,6 +40,8 @@ _TAGS = [
     "WindowWidth", "GantryDetectorTilt", "SharedFunctionalGroupsSequence",
     "PerFrameFunctionalGroupsSequence", "SpecificCharacterSet",
 ]  # fmt: skip
+_TAG_OF = {k: tag_for_keyword(k) for k in _TAGS}
+_BINARY_INT = {"US": "H", "SS": "h", "UL": "I", "SL": "i"}
 POSITION_TOL_MM = 0.01  # slice positions agree within this (scanner rounding)
 ORIENTATION_TOL = 1e-4  # direction cosines agree within this
 
@@ -73,24 +78,72 @@ class SliceHeader:
     problem: str | None = None  # why the file cannot be used (e.g. truncated pixel data)
 
 
+def _raw(ds: pydicom.Dataset, keyword: str) -> object:
+    """Value of a top-level attribute parsed straight from its bytes (no pydicom conversion).
+
+    Header scans touch a few attributes of hundreds of files; pydicom's value conversion
+    and validation dominated the scan, so text values are split and binary ints unpacked here.
+    Text comes back as a str (one value) or a list of str; sequences as pydicom values.
+    """
+    tag = _TAG_OF[keyword]
+    if tag not in ds:
+        return None
+    elem = ds.get_item(tag)
+    if not isinstance(elem, RawDataElement):
+        return elem.value
+    raw = elem.value
+    vr = elem.VR or dictionary_VR(tag)
+    if raw is None or vr == "SQ":
+        return ds[tag].value
+    if vr in _BINARY_INT:
+        code = _BINARY_INT[vr]
+        n = len(raw) // struct.calcsize(code)
+        vals = struct.unpack(
+            ("<" if elem.is_little_endian else ">") + code * n, raw[: n * struct.calcsize(code)]
+        )
+        return vals[0] if len(vals) == 1 else list(vals)
+    parts = raw.decode("latin-1").strip(" \x00").split("\\")
+    parts = [x.strip(" \x00") for x in parts]
+    return parts[0] if len(parts) == 1 else parts
+
+
 def _first(value: object) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, pydicom.multival.MultiValue | list | tuple):
-        return float(value[0]) if len(value) else None
-    return float(value)
+        value = value[0] if len(value) else None
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _int(ds: pydicom.Dataset, name: str) -> int:
-    v = ds.get(name)
+    v = _raw(ds, name)
+    if isinstance(v, list | tuple | pydicom.multival.MultiValue):
+        v = v[0] if len(v) else None
     try:
-        return int(v) if v not in (None, "") else 0
+        return int(float(v)) if v not in (None, "") else 0
     except (TypeError, ValueError):
         return 0
 
 
+def _str(ds: pydicom.Dataset, name: str) -> str:
+    v = _raw(ds, name)
+    if isinstance(v, list):
+        v = "\\".join(v)
+    return "" if v is None else str(v)
+
+
 def _floats(v: object) -> tuple[float, ...] | None:
-    return tuple(float(x) for x in v) if v not in (None, "") else None
+    if v in (None, ""):
+        return None
+    if isinstance(v, str | bytes | float | int):
+        v = [v]
+    try:
+        return tuple(float(x) for x in v)
+    except (TypeError, ValueError):
+        return None
 
 
 def _functional(ds: pydicom.Dataset, item: str, attr: str) -> object:
@@ -131,7 +184,7 @@ def read_header(path: Path) -> SliceHeader | None:
                 "Re-export the file from the scanner or PACS, or remove it from the folder."
             )
         return None  # a non-image object (structured report, RT plan, …)
-    rows, cols = int(ds.Rows), int(ds.Columns)
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
     frames = _int(ds, "NumberOfFrames") or 1
     samples = _int(ds, "SamplesPerPixel") or 1
     syntax = str(getattr(ds.file_meta, "TransferSyntaxUID", ""))
@@ -145,8 +198,8 @@ def read_header(path: Path) -> SliceHeader | None:
             )
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     enhanced = bool(per_frame)
-    iop = _floats(ds.get("ImageOrientationPatient"))
-    spacing = _floats(ds.get("PixelSpacing"))
+    iop = _floats(_raw(ds, "ImageOrientationPatient"))
+    spacing = _floats(_raw(ds, "PixelSpacing"))
     frame_positions = None
     if enhanced:
         iop = iop or _floats(_functional(ds, "PlaneOrientationSequence", "ImageOrientationPatient"))
@@ -157,30 +210,33 @@ def read_header(path: Path) -> SliceHeader | None:
             )
         except (AttributeError, IndexError):
             frame_positions = None
-    wc, ww = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+    wc, ww = _first(_raw(ds, "WindowCenter")), _first(_raw(ds, "WindowWidth"))
     return SliceHeader(
         path=path,
-        series_uid=str(ds.get("SeriesInstanceUID", "")),
-        sop_uid=str(ds.get("SOPInstanceUID", "")),
-        sop_class=str(ds.get("SOPClassUID", "")),
-        study_uid=str(ds.get("StudyInstanceUID", "")),
-        frame_uid=str(ds.get("FrameOfReferenceUID", "")),
-        modality=str(ds.get("Modality", "")),
-        description=str(ds.get("SeriesDescription", "")),
+        series_uid=_str(ds, "SeriesInstanceUID"),
+        sop_uid=_str(ds, "SOPInstanceUID"),
+        sop_class=_str(ds, "SOPClassUID"),
+        study_uid=_str(ds, "StudyInstanceUID"),
+        frame_uid=_str(ds, "FrameOfReferenceUID"),
+        modality=_str(ds, "Modality"),
+        description=_str(ds, "SeriesDescription"),
         series_number=_int(ds, "SeriesNumber"),
         rows=rows,
         cols=cols,
         samples=samples,
         frames=frames,
         iop=iop,
-        ipp=_floats(ds.get("ImagePositionPatient")),
+        ipp=_floats(_raw(ds, "ImagePositionPatient")),
         pixel_spacing=spacing,
         instance=_int(ds, "InstanceNumber"),
         acquisition=_int(ds, "AcquisitionNumber"),
         temporal=_int(ds, "TemporalPositionIdentifier"),
-        acq_time=str(ds.get("AcquisitionTime", "")),
-        gantry_tilt=_first(ds.get("GantryDetectorTilt")) or 0.0,
-        rescale=(_first(ds.get("RescaleSlope")) or 1.0, _first(ds.get("RescaleIntercept")) or 0.0),
+        acq_time=_str(ds, "AcquisitionTime"),
+        gantry_tilt=_first(_raw(ds, "GantryDetectorTilt")) or 0.0,
+        rescale=(
+            _first(_raw(ds, "RescaleSlope")) or 1.0,
+            _first(_raw(ds, "RescaleIntercept")) or 0.0,
+        ),
         window=(wc, ww) if wc is not None and ww else None,
         enhanced=enhanced,
         frame_positions=frame_positions,
