@@ -269,8 +269,12 @@ class GradingWidget(QWidget):
             self._status.setText(f"Done ✓ — {graded}")
             return
         missing = missing_grades(self._schema, {(s, "image"): None for s in self._grades})
-        need = f"Still needed: {'; '.join(missing)}." if missing else "All required grades set."
-        self._status.setText(f"{graded or 'No grade yet.'}  {need}")
+        need = (
+            f"Still needed: {'; '.join(missing)}."
+            if missing
+            else "All required grades set: Enter (Mark done) to finish."
+        )
+        self._status.setText(f"{graded or 'No grade yet.'}\n{need}")
 
     def _name(self) -> str:
         return display_name(self._image) if self._image is not None else "this image"

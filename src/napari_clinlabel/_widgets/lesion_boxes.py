@@ -77,7 +77,7 @@ class LesionBoxWidget(QWidget):
         self._z_from, self._z_to = QSpinBox(), QSpinBox()
         self._apply_3d = QPushButton("Make 3D")
         self._size = QLabel("No box selected.")
-        self._table = QTableWidget(0, 6)
+        self._table = QTableWidget(0, 7)
         self._delete_btn = QPushButton("Delete box")
         self._build()
         self._wire()
@@ -100,7 +100,9 @@ class LesionBoxWidget(QWidget):
         slices.addWidget(self._z_to)
         slices.addWidget(self._apply_3d)
         self._size.setWordWrap(True)
-        self._table.setHorizontalHeaderLabels(["#", "class", "conf", "slices", "size mm", "mL"])
+        self._table.setHorizontalHeaderLabels(
+            ["#", "class", "conf", "slices", "y × x mm", "depth mm", "mL"]
+        )
         self._table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self._table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self._table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -461,7 +463,8 @@ class LesionBoxWidget(QWidget):
                 box.cls,
                 "" if box.confidence is None else str(box.confidence),
                 "" if rng is None else f"{rng[0]}–{rng[1]}",
-                " × ".join(f"{s:.1f}" for s in size if s > 0),
+                f"{size[-2]:.1f} × {size[-1]:.1f}",
+                f"{size[0]:.1f}" if box.is_3d else "",
                 "" if vol is None else f"{vol:.2f}",
             ]
             for c, text in enumerate(cells):

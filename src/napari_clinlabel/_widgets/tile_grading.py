@@ -37,7 +37,7 @@ from ._common import KeyBinder, copy_transform, display_name, image_layers
 GRID_NAME = "tile grid"
 CURRENT_NAME = "current tile"
 _UNGRADED = (0.0, 0.0, 0.0, 0.0)
-_LOW, _HIGH = np.array([0.2, 0.8, 0.3]), np.array([0.85, 0.1, 0.1])  # green → red
+_PALETTE = ["#2ca02c", "#ffdd00", "#ff9900", "#ff5500", "#d62728", "#8e24aa"]  # low → high grade
 
 
 def tile_schemas() -> list[str]:
@@ -169,8 +169,10 @@ class TileGradingWidget(QWidget):
         }
         self._make_layers()
         self._legend.setText(
-            "Keys: " + ", ".join(f"{v.key} = {v.value}" for v in self._scale.values)
-            + ";  N/→ next, P/← previous, U next ungraded."
+            "Keys: " + ", ".join(
+                f"<b>{v.key}</b> <span style='color:{self._value_color(v.value)}'>&#9632;</span> "
+                f"{v.value}" for v in self._scale.values
+            ) + "<br><b>N</b>/→ next, <b>P</b>/← previous, <b>U</b> next ungraded"
         )  # fmt: skip
         keys: dict[str, Any] = {
             v.key.lower(): (lambda k=v.key: self.press(k)) for v in self._scale.values
@@ -187,13 +189,14 @@ class TileGradingWidget(QWidget):
                 self._viewer.layers.remove(layer)
         rects = self._grid.rectangles()
         self._grid_layer = Shapes(
-            rects, shape_type="rectangle", name=GRID_NAME, edge_color="white", edge_width=1,
+            rects, shape_type="rectangle", name=GRID_NAME, edge_color=[1.0, 1.0, 1.0, 0.5],
+            edge_width=max(1, self._grid.tile_size // 128),
             face_color=[self._color(t) for t in self._grid.ids], opacity=0.8,
             **copy_transform(self._image),
         )  # fmt: skip
         self._current_layer = Shapes(
             [rects[0]], shape_type="rectangle", name=CURRENT_NAME, edge_color="yellow",
-            edge_width=max(4, self._grid.tile_size // 64), face_color="transparent",
+            edge_width=max(3, self._grid.tile_size // 24), face_color="transparent",
             **copy_transform(self._image),
         )  # fmt: skip
         for layer in (self._grid_layer, self._current_layer):
@@ -326,9 +329,12 @@ class TileGradingWidget(QWidget):
         value = self._grades.get(tid)
         if value is None:
             return _UNGRADED
+        return (*_rgb(self._value_color(value)), 0.5)
+
+    def _value_color(self, value: str) -> str:
         n = max(len(self._scale.values) - 1, 1)
         t = self._scale.index(value) / n
-        return (*(_LOW + (_HIGH - _LOW) * t), 0.45)
+        return _PALETTE[int(round(t * (len(_PALETTE) - 1)))]
 
     def _show(self) -> None:
         n, total = self._grid.progress(self._grades)
@@ -364,6 +370,10 @@ class TileGradingWidget(QWidget):
         self._viewer.layers.events.inserted.disconnect(self._refresh_images)
         self._viewer.layers.events.removed.disconnect(self._refresh_images)
         super().closeEvent(event)
+
+
+def _rgb(hex_color: str) -> tuple[float, float, float]:
+    return tuple(int(hex_color[i : i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore[return-value]
 
 
 def _is_2d(layer: Image) -> bool:
