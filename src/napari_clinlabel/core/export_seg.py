@@ -232,8 +232,31 @@ def build_seg(
         )
     except (ValueError, TypeError) as exc:
         raise ExportError(f"highdicom refused the segmentation: {exc}") from None
+    minimize_identifiers(seg)
+    seg.DeviceSerialNumber = "0"  # ours (Type 1 in Enhanced General Equipment), not the scanner's
     seg.SeriesDescription = series_description[:64]
     return seg
+
+
+def minimize_identifiers(ds: Dataset) -> None:
+    """Drop every optional identifying attribute (Basic Profile action X), nested ones included.
+
+    highdicom copies the source's Patient and Study modules and its equipment into the SEG. The
+    Type 2 identity a PACS needs to file the SEG with its patient (name, ID, birth date, sex,
+    study date/time, accession number, study ID, referring physician: profile actions Z/D) is
+    kept; free text, institution, device serials, other names and IDs and the like are not.
+    """
+    from .phi_scan import PROFILE_TAGS
+
+    for elem in list(ds):
+        rule = PROFILE_TAGS.get(int(elem.tag))
+        if rule is not None and rule[1] == "X":
+            del ds[elem.tag]
+        elif elem.tag.is_private:
+            del ds[elem.tag]
+        elif elem.VR == "SQ":
+            for item in elem.value:
+                minimize_identifiers(item)
 
 
 def _person_name(name: str) -> str:
