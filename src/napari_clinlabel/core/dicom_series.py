@@ -26,6 +26,7 @@ import pydicom
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import Tag
 
 from .errors import ClinlabelWarning, GeometryError, InputError
 
@@ -41,6 +42,7 @@ _TAGS = [
     "PerFrameFunctionalGroupsSequence", "SpecificCharacterSet",
 ]  # fmt: skip
 _TAG_OF = {k: tag_for_keyword(k) for k in _TAGS}
+_TAG_LIST = [Tag(t) for t in _TAG_OF.values()]
 _BINARY_INT = {"US": "H", "SS": "h", "UL": "I", "SL": "i"}
 POSITION_TOL_MM = 0.01  # slice positions agree within this (scanner rounding)
 ORIENTATION_TOL = 1e-4  # direction cosines agree within this
@@ -168,7 +170,7 @@ def read_header(path: Path) -> SliceHeader | None:
         )
     try:
         with open(path, "rb") as fp:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=_TAGS)
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=_TAG_LIST)
             pixel_offset = fp.tell()
     except InvalidDicomError:
         return None  # no DICM preamble: not a DICOM file
@@ -196,7 +198,7 @@ def read_header(path: Path) -> SliceHeader | None:
                 f"{path}: the pixel data is truncated ({max(size - pixel_offset, 0)} of "
                 f"{expected} bytes present). Re-export or re-copy the file, or remove it."
             )
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    per_frame = _raw(ds, "PerFrameFunctionalGroupsSequence")
     enhanced = bool(per_frame)
     iop = _floats(_raw(ds, "ImageOrientationPatient"))
     spacing = _floats(_raw(ds, "PixelSpacing"))
