@@ -1,0 +1,193 @@
+"""Adjudication widget: readers' labels side by side, their disagreement, the metrics; decide, sign.
+
+A thin translator over :mod:`napari_clinlabel.core.adjudication`. The adjudicator loads the
+readers' logs of the open image; each read becomes a read-only labels layer (``read: <id>``),
+their disagreement a layer of its own, the pairwise Dice/HD95 a table. The decision is drafted on
+the ``adjudication draft`` layer — accept a reader, start from a majority merge, or paint — and
+becomes final only through **Sign**, which writes one ``adjudicate`` record (the full change, the
+reason, the reads cited) and one ``sign`` record. A reader opening this widget sees only their own
+read until the image is adjudicated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from napari.layers import Labels
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._session import get_session, image_sha256
+from ..core import adjudication as adj
+from ..core.errors import ClinlabelError, InputError
+
+DRAFT = "adjudication draft"
+DISAGREEMENT = "disagreement"
+METRIC_COLUMNS = ("pair", "label", "Dice", "HD95 mm", "voxels A", "voxels B")
+
+
+class AdjudicationWidget(QWidget):
+    """Load the reads of the open image, compare them, draft the decision, give a reason, sign."""
+
+    def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._viewer = viewer
+        self._session = get_session(viewer)
+        self._reads: list[adj.Read] = []
+        self._image: Any = None
+        self._logs = QLineEdit()
+        self._logs.setPlaceholderText("readers' logs of this image, separated by ';'")
+        self._browse = QPushButton("Add reader log…")
+        self._load = QPushButton("Load reads")
+        self._reader = QComboBox()
+        self._accept = QPushButton("Accept this reader")
+        self._merge = QPushButton("Start from majority")
+        self._table = QTableWidget(0, len(METRIC_COLUMNS))
+        self._table.setHorizontalHeaderLabels(METRIC_COLUMNS)
+        self._table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self._table.verticalHeader().setVisible(False)
+        self._reason = QLineEdit()
+        self._reason.setPlaceholderText("reason for the decision (required)")
+        self._sign = QPushButton("Sign adjudication")
+        self._status = QLabel("load the readers' logs of the open image")
+        self._status.setWordWrap(True)
+        self._build_layout()
+        self._browse.clicked.connect(self._on_browse)
+        self._load.clicked.connect(self._on_load)
+        self._accept.clicked.connect(self._on_accept)
+        self._merge.clicked.connect(self._on_merge)
+        self._sign.clicked.connect(self._on_sign)
+        self._set_deciding(False)
+
+    def _build_layout(self) -> None:
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        row.addWidget(self._logs, 1)
+        row.addWidget(self._browse)
+        layout.addLayout(row)
+        layout.addWidget(self._load)
+        layout.addWidget(self._table, 1)
+        row = QHBoxLayout()
+        row.addWidget(self._reader, 1)
+        row.addWidget(self._accept)
+        row.addWidget(self._merge)
+        layout.addLayout(row)
+        layout.addWidget(self._reason)
+        layout.addWidget(self._sign)
+        layout.addWidget(self._status)
+
+    def _set_deciding(self, on: bool) -> None:
+        for w in (self._reader, self._accept, self._merge, self._reason, self._sign):
+            w.setEnabled(on)
+
+    # -- handlers ----------------------------------------------------------------------------
+    def _on_browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Reader log", "", "Sidecar logs (*.jsonl)")
+        if path:
+            text = self._logs.text().strip()
+            self._logs.setText(f"{text};{path}" if text else path)
+
+    def _on_load(self) -> None:
+        try:
+            image = self._session.active_image()
+            if image is None:
+                raise InputError("open the image to adjudicate first")
+            paths = [p.strip() for p in self._logs.text().split(";") if p.strip()]
+            reads = adj.load_reads(paths, image_sha=image_sha256(image))
+            actor = self._session.actor
+            if actor is None:
+                raise InputError(self._session.actor_error or "no one is signed in")
+            own = self._session.log_path_for(image)
+            done = own.exists() and adj.is_adjudicated(own)
+            if actor.role == "adjudicator":
+                self._session.log_for(image)  # the adjudicator's log of the image (image.open)
+            self._show(
+                image, reads, adj.visible_reads(reads, actor, done), actor.role == "adjudicator"
+            )
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+
+    def _on_accept(self) -> None:
+        read = next((r for r in self._reads if r.reader == self._reader.currentText()), None)
+        if read is not None:
+            self._draft().data = read.labels.copy()
+
+    def _on_merge(self) -> None:
+        self._draft().data = adj.merge_reads(self._reads, "majority")
+
+    def _on_sign(self) -> None:
+        try:
+            log = self._session.log_for(self._image)
+            result = np.asarray(self._draft().data)
+            rec, sig = adj.adjudicate(log, self._reads, result, self._reason.text())
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            return
+        what = rec["data"]["decision"] + (
+            f" {rec['data']['reader']}" if "reader" in rec["data"] else ""
+        )
+        self._status.setText(f"signed: adjudicate seq {rec['seq']} ({what}), sign seq {sig['seq']}")
+        self._set_deciding(False)
+
+    # -- layers ------------------------------------------------------------------------------
+    def _labels_layer(self, name: str, data: np.ndarray, **kwargs: Any) -> Labels:
+        if name in self._viewer.layers:
+            self._viewer.layers.remove(name)
+        img = self._image
+        layer = Labels(data, name=name, affine=img.affine, scale=img.scale, translate=img.translate,
+                       rotate=img.rotate, shear=img.shear, **kwargs)  # fmt: skip
+        self._viewer.add_layer(layer)
+        return layer
+
+    def _draft(self) -> Labels:
+        return self._viewer.layers[DRAFT]
+
+    def _show(
+        self, image: Any, reads: list[adj.Read], visible: list[adj.Read], deciding: bool
+    ) -> None:
+        self._image, self._reads = image, reads
+        for r in visible:
+            layer = self._labels_layer(f"read: {r.reader}", r.labels.copy(), opacity=0.5)
+            layer.editable = False
+        self._table.setRowCount(0)
+        self._reader.clear()
+        if deciding:
+            self._labels_layer(DISAGREEMENT, adj.disagreement_map(reads), opacity=0.7)
+            self._labels_layer(DRAFT, np.zeros_like(reads[0].labels))
+            self._fill_table(adj.pairwise_agreement(reads))
+            self._reader.addItems([r.reader for r in reads])
+            self._status.setText(
+                f"{len(reads)} reads loaded; draft the decision, give a reason, sign"
+            )
+        else:
+            self._status.setText(
+                "blinded: you see your own read only until this image is adjudicated"
+            )
+        self._set_deciding(deciding)
+
+    def _fill_table(self, pairs: dict[str, dict[str, dict[str, Any]]]) -> None:
+        for pair, per_label in pairs.items():
+            for label, m in per_label.items():
+                row = self._table.rowCount()
+                self._table.insertRow(row)
+                cells = [pair, label, f"{m['dice']:.3f}", f"{m['hd95_mm']:.2f}", str(m["voxels_a"]),
+                         str(m["voxels_b"])]  # fmt: skip
+                for col, text in enumerate(cells):
+                    self._table.setItem(row, col, QTableWidgetItem(text))
+
+    def log_paths(self) -> list[Path]:
+        """The reader logs named in the widget (for tests and scripting)."""
+        return [Path(p.strip()) for p in self._logs.text().split(";") if p.strip()]
