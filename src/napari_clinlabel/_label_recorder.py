@@ -125,6 +125,7 @@ class LabelRecorder:
         data: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Set flat ``indices`` to ``new``, log it and return the record (LogError: unchanged)."""
+        self._flush(final=True)  # anything napari painted first is its own record
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         new_values = np.broadcast_to(np.asarray(new, dtype=self.shadow.dtype), idx.shape)
         idx, first = np.unique(idx, return_index=True)
@@ -225,6 +226,7 @@ class LabelRecorder:
 
     # -- internals -------------------------------------------------------------------------
     def _step(self, source: deque[_Change], dest: deque[_Change], tool: str, key: str) -> None:
+        self._flush(final=True)
         if not source or self._busy:
             return
         change = source.pop()

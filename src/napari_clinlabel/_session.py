@@ -76,6 +76,8 @@ class Session:
         self._logs: dict[str, SessionLog] = {}  # image sha256 -> log
         self._schemas: dict[str, dict[str, Any]] = {}  # image sha256 -> schema ref
         self._recorders: dict[int, Any] = {}  # id(labels layer) -> LabelRecorder
+        self._near: dict[str, str | None] = {}  # image sha256 -> image path (for its roster)
+        self._chosen = False  # True once the user picked an actor in this session
         self.actor_error: str | None = None
         try:
             self._actor: Actor | None = current_actor()
@@ -96,9 +98,10 @@ class Session:
 
     def set_actor(self, actor: Actor, image_layer: Image | None = None) -> None:
         """Act as ``actor`` from now on; the roster (if any) must grant that user the role."""
-        roster = self.roster_for(image_layer)
-        _check_roster(roster, actor)
-        self._actor, self.actor_error = actor, None
+        _check_roster(self.roster_for(image_layer), actor)
+        for near in self._near.values():  # every open image's roster must agree
+            _check_roster(find_roster(near), actor)
+        self._actor, self.actor_error, self._chosen = actor, None, True
         for log in self._logs.values():
             log.actor = actor
         self.actor_changed.emit(actor)
@@ -132,7 +135,7 @@ class Session:
             raise PermissionRefused(f"No one is signed in ({self.actor_error}); nothing is logged.")
         meta = _meta(image_layer)
         source = meta.get("source_path")
-        _check_roster(self.roster_for(image_layer), self._actor)
+        self._adopt_roster(self.roster_for(image_layer))
         base = Path(source) if source else workspace_dir() / sha
         log_path, objects = sidecar_paths(base)
         image_ref = {"uid": meta.get("series_uid"), "sha256": sha}
@@ -150,6 +153,7 @@ class Session:
             },
         )
         self._logs[sha] = log
+        self._near[sha] = str(source) if source else None
         self.changed.emit()
         return log
 
@@ -284,6 +288,24 @@ class Session:
         show_error(str(exc) or type(exc).__name__)
 
     # -- internals -----------------------------------------------------------------------
+    def _adopt_roster(self, roster: Roster | None) -> None:
+        """Check the actor against an image's roster; until the user chose, take its name/role."""
+        assert self._actor is not None
+        actor = self._actor
+        if roster is not None and roster.users and not self._chosen:
+            granted = roster.roles_of(actor.id)
+            if granted:
+                role = actor.role if actor.role in granted else granted[0]
+                name = str(roster.users[actor.id].get("name", actor.id))
+                if (name, role) != (actor.name, actor.role):
+                    actor = Actor(actor.id, name, role)
+        _check_roster(roster, actor)
+        if actor != self._actor:
+            self._actor = actor
+            for log in self._logs.values():
+                log.actor = actor
+            self.actor_changed.emit(actor)
+
     def _recorder(self, labels_layer: Labels) -> Any:
         rec = self._recorders.get(id(labels_layer))
         if rec is None:

@@ -13,7 +13,8 @@ from napari.layers import Labels
 
 from napari_clinlabel._session import get_session, record_save_for_layer_meta
 from napari_clinlabel.core.audit_log import iter_records
-from napari_clinlabel.core.errors import GeometryError, InputError, LogError
+from napari_clinlabel.core.errors import GeometryError, InputError, LogError, PermissionRefused
+from napari_clinlabel.core.identity import Actor
 from napari_clinlabel.core.replay import replay_labels
 
 
@@ -119,3 +120,21 @@ def test_edit_labels_is_one_undoable_record_with_its_source(tmp_path):
     labels.undo()
     assert not labels.data.any()
     assert list(iter_records(session.log_path_for(image)))[-1]["data"]["undoes"] == rec["seq"]
+
+
+def test_a_roster_beside_the_image_names_and_limits_the_actor(tmp_path, monkeypatch):
+    (tmp_path / "clinlabel-roster.toml").write_text(
+        '[[users]]\nid = "dr_b"\nname = "Dr B"\nroles = ["adjudicator"]\n'
+    )
+    monkeypatch.setenv("CLINLABEL_USER", "dr_b")
+    viewer = ViewerModel()
+    image = add_ct(viewer, tmp_path)
+    session = get_session(viewer)
+    assert session.actor.role == "annotator"  # no image yet: nothing restricts it
+    session.labels_layer_for(image)
+    assert session.actor == Actor("dr_b", "Dr B", "adjudicator")
+    assert session.roles_available(image) == ["adjudicator"]
+    recs = list(iter_records(session.log_path_for(image)))
+    assert {r["actor"]["role"] for r in recs} == {"adjudicator"}
+    with pytest.raises(PermissionRefused, match="may act as adjudicator, not 'annotator'"):
+        session.set_actor(Actor("dr_b", "Dr B", "annotator"))
