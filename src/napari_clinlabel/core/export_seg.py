@@ -264,7 +264,7 @@ def _person_name(name: str) -> str:
     name = " ".join(str(name).replace("^", " ").split()) or "Unknown"
     parts = name.split(" ")
     if len(parts) == 1:
-        return parts[0][:64]
+        return f"{parts[0][:63]}^"  # a lone family name, unambiguous
     return f"{parts[-1]}^{' '.join(parts[:-1])}"[:64]
 
 
