@@ -118,6 +118,7 @@ def test_grow_region_from_clicked_seed_is_one_record(seg, qtbot):
     qtbot.mouseClick(widget._grow_btn, Qt.MouseButton.LeftButton)
     assert widget._grow_btn.isChecked()
     click(qtbot, viewer, labels, SEED[0], SEED[1:])
+    qtbot.waitUntil(lambda: len(records(log_path)) > before, timeout=10000)  # grown off-thread
     recs = records(log_path)
     assert len(recs) == before + 1
     rec = recs[-1]
@@ -134,7 +135,8 @@ def test_grow_region_from_clicked_seed_is_one_record(seg, qtbot):
     assert widget.volumes_ml()[2] == pytest.approx(5 * VOXEL_ML, abs=0.006)
     # a drag (pan) is not a click: nothing grows
     drag(qtbot, viewer, labels, SEED[0], (40, 40), (60, 60))
-    assert len(records(log_path)) == before + 1
+    qtbot.wait(300)
+    assert len(records(log_path)) == before + 1 and not widget._workers
 
 
 def test_fill_between_slices_islands_and_holes(seg, qtbot):
@@ -232,3 +234,23 @@ def test_bad_schema_file_names_the_line(seg, qtbot, tmp_path, errors):
     qtbot.waitUntil(lambda: widget._label_table.rowCount() == 2, timeout=2000)
     assert widget._label_table.item(1, 0).text() == "2 (not in schema)"
     assert widget.volumes_ml()[2] == pytest.approx(10 * VOXEL_ML, abs=0.006)
+
+
+def test_tools_before_labels_and_bad_seed_say_what_to_do(
+    make_napari_viewer, qtbot, tmp_path, errors
+):
+    viewer = make_napari_viewer()
+    vol = samples.ct_phantom(shape=(12, 64, 64))
+    vol.meta["source_path"] = str(tmp_path / "ct.nii.gz")
+    image = add_volume(viewer, vol, name="CT")
+    widget = SegmentationWidget(viewer)
+    qtbot.mouseClick(widget._interp_btn, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(widget._grow_btn, Qt.MouseButton.LeftButton)
+    assert not widget._grow_btn.isChecked()
+    assert errors and all("Segment this image" in e for e in errors)
+    assert not get_session(viewer).log_path_for(image).exists()  # nothing was logged
+    qtbot.mouseClick(widget._start_btn, Qt.MouseButton.LeftButton)
+    log_path = get_session(viewer).log_path_for(image)
+    n = len(records(log_path))
+    assert widget.grow_at((50, 0, 0)) is None
+    assert "outside the image" in errors[-1] and len(records(log_path)) == n

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels
+from napari.qt.threading import create_worker
 from napari.utils.colormaps import DirectLabelColormap
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
@@ -44,6 +45,10 @@ DEFAULT_SCHEMA = "abdomen-ct"
 _VOLUME_REFRESH_MS = 150
 
 
+def _grow_kwargs(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k != "seed"}
+
+
 def _spin(low: float, high: float, value: float, step: float = 1.0, suffix: str = "") -> Any:
     box = QSpinBox() if float(step).is_integer() and float(value).is_integer() else QDoubleSpinBox()
     box.setRange(low, high)
@@ -66,6 +71,7 @@ class SegmentationWidget(QWidget):
         self._brush: WindowedBrush | None = None
         self._seed_click: SeedClick | None = None
         self._voxel_mm3 = 1.0
+        self._workers: set[Any] = set()
         self._build()
         self._wire()
         self._refresh_images()
@@ -247,7 +253,7 @@ class SegmentationWidget(QWidget):
         labels.events.selected_label.connect(self._on_layer_label)
         labels.preserve_labels = not self._overwrite.isChecked()
         self._brush = WindowedBrush(labels, self._image, self._window, self._on_brush_limited)
-        self._seed_click = SeedClick(self._viewer, self._image, self.grow_at)
+        self._seed_click = SeedClick(self._viewer, self._image, self._on_seed)
         self._apply_colormap()
         self._on_label_selected(self._label_table.current_value())
         self._on_window_toggled(self._window_check.isChecked())
@@ -329,24 +335,45 @@ class SegmentationWidget(QWidget):
             self._seed_click.remove()
 
     def grow_at(self, seed_zyx: tuple[float, ...]) -> dict[str, Any] | None:
-        """Grow the selected label from voxel ``seed_zyx`` and log it; the record (or None)."""
+        """Grow the selected label from voxel ``seed_zyx`` now and log it; the record (or None)."""
+        request = self._grow_request(seed_zyx)
+        if request is None:
+            return None
+        value, image, params = request
+        try:
+            mask = seg_tools.region_grow(image, params["seed"], **_grow_kwargs(params))
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            return None
+        return self._commit(mask, value, "region_grow", params)
+
+    def _on_seed(self, seed_zyx: tuple[float, ...]) -> None:
+        """A clicked seed: grow off the GUI thread (seconds on a CT), then log on it."""
+        request = self._grow_request(seed_zyx)
+        if request is None:
+            return
+        value, image, params = request
+        worker = create_worker(seg_tools.region_grow, image, params["seed"], **_grow_kwargs(params))
+        worker.returned.connect(lambda mask: self._commit(mask, value, "region_grow", params))
+        worker.errored.connect(self._session.report_error)
+        worker.finished.connect(lambda: self._workers.discard(worker))
+        self._workers.add(worker)
+        self._status.setText(f"Growing from {params['seed']}…")
+        worker.start()
+
+    def _grow_request(self, seed_zyx: tuple[float, ...]) -> tuple[int, np.ndarray, dict] | None:
         value = self._ready()
         if value is None or self._image is None:
             return None
         params: dict[str, Any] = {
+            "seed": [int(round(c)) for c in seed_zyx],
             "method": self._grow_method.currentText(),
             "multiplier": float(self._multiplier.value()),
             "smoothing": float(self._smoothing.value()),
         }
         if self._grow_window.isChecked():
             params["lower"], params["upper"] = self._window()
-        seed = [int(round(c)) for c in seed_zyx]
-        try:
-            mask = seg_tools.region_grow(np.asarray(self._image.data), seed, **params)
-        except ClinlabelError as exc:
-            self._session.report_error(exc)
-            return None
-        return self._commit(mask, value, "region_grow", {"seed": seed, **params})
+        return value, np.asarray(self._image.data), params
 
     # -- clean-up tools ------------------------------------------------------------------------
     def _on_interpolate(self) -> None:
