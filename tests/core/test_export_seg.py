@@ -136,6 +136,8 @@ def test_refusals(tmp_path):
         build_seg(np.zeros((4, 8, 8), np.uint8) + 1, g, source, SCHEMA, {}, "Ann")
     with pytest.raises(ExportError, match="no DICOM slices"):
         source_series_datasets(tmp_path / "ct", "1.2.3.999")
+    # a study folder with the series one level down is searched recursively
+    assert len(source_series_datasets(tmp_path, source[0].SeriesInstanceUID)) == 3
 
 
 def test_empty_segments_on_request(tmp_path):
