@@ -66,8 +66,14 @@ def build_dataset(root: Path) -> Path:
     return root
 
 
-def test_collect_dataset_numbers(tmp_path):
-    rep = collect_dataset(build_dataset(tmp_path / "ds"))
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """One dataset shared by the read-only tests of this module."""
+    return build_dataset(tmp_path_factory.mktemp("report") / "ds")
+
+
+def test_collect_dataset_numbers(dataset):
+    rep = collect_dataset(dataset)
     assert len(rep.logs) == 12 and all(s.verified for s in rep.logs)
     assert {s.reader for s in rep.logs} == {"alice", "bob"}
     assert rep.schema_versions == {"birads 1.0.0": 12}
@@ -119,8 +125,8 @@ def test_broken_log_is_reported_and_left_out(tmp_path):
     assert rep.grade_pairs[0]["n"] == 5
 
 
-def test_html_has_plots_and_no_phi(tmp_path):
-    rep = collect_dataset(build_dataset(tmp_path / "ds"))
+def test_html_has_plots_and_no_phi(dataset):
+    rep = collect_dataset(dataset)
     html = render_html(rep)
     assert html.count("data:image/png;base64,") >= 6
     for section in ("Log verification", "Schema versions in force", "How each final label came about",

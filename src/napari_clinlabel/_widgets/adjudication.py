@@ -187,6 +187,7 @@ class AdjudicationWidget(QWidget):
                          str(m["voxels_b"])]  # fmt: skip
                 for col, text in enumerate(cells):
                     self._table.setItem(row, col, QTableWidgetItem(text))
+        self._table.resizeColumnsToContents()
 
     def log_paths(self) -> list[Path]:
         """The reader logs named in the widget (for tests and scripting)."""
