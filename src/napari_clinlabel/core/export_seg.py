@@ -35,14 +35,15 @@ _DIR_TOL = 1e-4
 def source_series_datasets(
     source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], series_uid: str | None
 ) -> list[Dataset]:
-    """Headers (no pixels) of the DICOM files of ``series_uid`` under a folder, a file or a list."""
+    """Headers (no pixels) of the ``series_uid`` DICOM files under a folder (recursively), beside a
+    file, or in a list of files."""
     if isinstance(source, str | os.PathLike):
         p = Path(source)
         if not p.exists():
             raise ExportError(f"{p}: the source DICOM series is gone; DICOM SEG needs its files.")
-        files = sorted(
-            q for q in (p.iterdir() if p.is_dir() else p.parent.iterdir()) if q.is_file()
-        )
+        folder = p if p.is_dir() else p.parent
+        pattern = "**/*" if p.is_dir() else "*"  # a study folder may hold series sub-folders
+        files = sorted(q for q in folder.glob(pattern) if q.is_file() and q.name[0] != ".")
     else:
         files = [Path(f) for f in source]
     out: list[Dataset] = []
