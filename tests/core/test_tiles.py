@@ -30,6 +30,10 @@ def test_grid_ids_bounds_and_walk():
     # the outlines tile the image exactly
     area = sum(np.ptp(r[:, 0]) * np.ptp(r[:, 1]) for r in g.rectangles())
     assert area == 1000 * 1300
+    assert g.tile_at(511.4, 0) == "r000c000" and g.tile_at(511.6, 1299) == "r001c002"
+    assert g.tile_at(-3, 5) is None and g.tile_at(1200, 5) is None
+    lines = g.grid_lines()
+    assert len(lines) == 3 + 4 and lines[1][0, 0] == 511.5 and lines[2][0, 0] == 999.5
     with pytest.raises(InputError, match="not in this 2×3 grid"):
         g.bounds("r005c000")
 
@@ -41,6 +45,7 @@ def test_folder_of_tiles(tmp_path):
         io.imsave(tmp_path / f"{name}.png", np.full((32, 40, 3), 7, np.uint8), check_contrast=False)
     g = grid_from_folder(tmp_path)
     assert g.ids == ["r000c000", "r000c001", "r001c000"] and g.shape_yx == (64, 80)
+    assert (g.rows, g.cols) == (2, 2) and g.bounds("r000c001") == (0, 40, 32, 80)
     assert g.mosaic().shape == (64, 80, 3)
     io.imsave(tmp_path / "r001c001.png", np.zeros((10, 10, 3), np.uint8), check_contrast=False)
     with pytest.raises(InputError, match="same size"):

@@ -45,8 +45,11 @@ def test_grade_twenty_tiles_by_keyboard(make_napari_viewer, qtbot, slide, tmp_pa
     assert w._schema_combo.currentText() == "isup"
     assert w.current == "r000c000" and w.progress_text == "0 of 30 graded"
     assert viewer.layers.selection.active is image
-    grid = viewer.layers["tile grid"]
-    assert len(grid.data) == 30 and np.all(np.asarray(grid.face_color)[:, 3] == 0)
+    assert len(viewer.layers["tile grid"].data) == 6 + 7  # outline only: row and column lines
+    fills = viewer.layers["tile grades"]
+    assert fills.data.shape == (5, 6, 4) and np.all(fills.data[..., 3] == 0)
+    # one fill pixel covers exactly one tile of the slide
+    assert image.world_to_data(fills.data_to_world((4, 5)))[:2] == pytest.approx((2303.5, 2815.5))
 
     for i in range(20):
         _press(qtbot, viewer, KEYS[i % 6])
@@ -58,8 +61,8 @@ def test_grade_twenty_tiles_by_keyboard(make_napari_viewer, qtbot, slide, tmp_pa
     assert all(r["target"]["scale"] == "isup" and r["schema"]["id"] == "isup" for r in recs)
     assert w.progress_text == "20 of 30 graded"
     assert w.current == "r003c002"  # auto-advanced past the 20th tile
-    colors = np.asarray(grid.face_color)
-    assert np.all(colors[:20, 3] > 0) and np.all(colors[20:, 3] == 0)
+    alpha = fills.data[..., 3].reshape(-1)
+    assert np.all(alpha[:20] > 0) and np.all(alpha[20:] == 0)
 
     # walking: ← / → / N / P / U
     _press(qtbot, viewer, Qt.Key.Key_Left)
@@ -84,7 +87,7 @@ def test_grade_twenty_tiles_by_keyboard(make_napari_viewer, qtbot, slide, tmp_pa
     viewer2, image2, w2 = _open(make_napari_viewer, qtbot, slide)
     assert w2.grades == want and w2.progress_text == "20 of 30 graded"
     assert w2.current == "r003c002"
-    assert np.all(np.asarray(viewer2.layers["tile grid"].face_color)[:20, 3] > 0)
+    assert np.all(viewer2.layers["tile grades"].data[..., 3].reshape(-1)[:20] > 0)
 
 
 def test_folder_of_tiles(make_napari_viewer, qtbot, tmp_path):

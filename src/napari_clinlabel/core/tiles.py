@@ -38,16 +38,22 @@ def parse_tile_id(tid: str) -> tuple[int, int]:
 
 
 class TileGrid:
-    """A grid of ``tile_size`` tiles over an image of ``shape_yx`` pixels (edge tiles clipped)."""
+    """A grid of ``tile_size`` tiles over an image of ``shape_yx`` pixels (edge tiles clipped).
 
-    def __init__(self, shape_yx: tuple[int, int], tile_size: int) -> None:
+    ``tile_size`` is one edge length, or ``(height, width)`` for rectangular tiles.
+    """
+
+    def __init__(self, shape_yx: tuple[int, int], tile_size: int | tuple[int, int]) -> None:
         h, w = (int(v) for v in shape_yx[:2])
-        if tile_size <= 0 or h <= 0 or w <= 0:
-            raise InputError(f"Cannot tile an image of {h}×{w} pixels with tile size {tile_size}.")
+        th, tw = (tile_size, tile_size) if np.isscalar(tile_size) else tuple(tile_size)[:2]
+        th, tw = int(th), int(tw)
+        if min(th, tw, h, w) <= 0:
+            raise InputError(f"Cannot tile an image of {h}×{w} pixels with tiles of {th}×{tw}.")
         self.shape_yx = (h, w)
-        self.tile_size = int(tile_size)
-        self.rows = -(-h // self.tile_size)
-        self.cols = -(-w // self.tile_size)
+        self.tile_hw = (th, tw)
+        self.tile_size = th
+        self.rows = -(-h // th)
+        self.cols = -(-w // tw)
         self.ids = [tile_id(r, c) for r in range(self.rows) for c in range(self.cols)]
         self._order = {t: i for i, t in enumerate(self.ids)}
 
@@ -68,8 +74,32 @@ class TileGrid:
         """Pixel bounds ``(y0, x0, y1, x1)`` (end-exclusive) of a tile."""
         self.index(tid)
         r, c = parse_tile_id(tid)
-        t = self.tile_size
-        return r * t, c * t, min((r + 1) * t, self.shape_yx[0]), min((c + 1) * t, self.shape_yx[1])
+        th, tw = self.tile_hw
+        return (
+            r * th,
+            c * tw,
+            min((r + 1) * th, self.shape_yx[0]),
+            min((c + 1) * tw, self.shape_yx[1]),
+        )
+
+    def tile_at(self, y: float, x: float) -> str | None:
+        """The id of the tile holding pixel position (y, x) (napari data coordinates), or None."""
+        r, c = (
+            int(np.floor((y + 0.5) / self.tile_hw[0])),
+            int(np.floor((x + 0.5) / self.tile_hw[1])),
+        )
+        tid = tile_id(r, c) if r >= 0 and c >= 0 else None
+        return tid if tid in self._order else None
+
+    def grid_lines(self) -> list[np.ndarray]:
+        """The tile boundaries as napari lines (pairs of (y, x) points on pixel edges)."""
+        h, w = self.shape_yx
+        th, tw = self.tile_hw
+        ys = [min(r * th, h) - 0.5 for r in range(self.rows + 1)]
+        xs = [min(c * tw, w) - 0.5 for c in range(self.cols + 1)]
+        lines = [np.array([[y, -0.5], [y, w - 0.5]]) for y in ys]
+        lines += [np.array([[-0.5, x], [h - 0.5, x]]) for x in xs]
+        return lines
 
     def neighbours(self, tid: str) -> dict[str, str]:
         """Adjacent tiles by direction (``up``, ``down``, ``left``, ``right``) that exist."""
@@ -127,18 +157,11 @@ class FolderTiles(TileGrid):
 
     def __init__(self, paths: dict[str, Path], rows: int, cols: int, tile_shape: tuple[int, ...]):
         self.tile_shape = tuple(tile_shape)
-        super().__init__((rows * tile_shape[0], cols * tile_shape[1]), int(tile_shape[0]))
-        self.tile_size_x = int(tile_shape[1])
+        th, tw = int(tile_shape[0]), int(tile_shape[1])
+        super().__init__((rows * th, cols * tw), (th, tw))
         self.paths = paths
         self.ids = [t for t in self.ids if t in paths]
         self._order = {t: i for i, t in enumerate(self.ids)}
-
-    def bounds(self, tid: str) -> tuple[int, int, int, int]:
-        """Pixel bounds of a tile in the mosaic."""
-        self.index(tid)
-        r, c = parse_tile_id(tid)
-        th, tw = self.tile_shape[:2]
-        return r * th, c * tw, (r + 1) * th, (c + 1) * tw
 
     def mosaic(self) -> np.ndarray:
         """All tiles assembled into one image (for display); missing positions stay black."""
