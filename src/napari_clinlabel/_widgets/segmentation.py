@@ -22,7 +22,6 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -36,9 +35,10 @@ from qtpy.QtWidgets import (
 from .._session import get_session
 from ..core import seg_tools
 from ..core.errors import ClinlabelError, InputError
-from ..core.schema import Schema, builtin_schema_names, load_schema
+from ..core.schema import Schema
 from ._common import image_layers, volume_of
 from ._label_table import LabelTable
+from ._schema_picker import SchemaPicker
 from ._seg_hooks import SeedClick, WindowedBrush
 
 DEFAULT_SCHEMA = "abdomen-ct"
@@ -65,7 +65,6 @@ class SegmentationWidget(QWidget):
         super().__init__(parent)
         self._viewer = viewer
         self._session = get_session(viewer)
-        self._schema: Schema = load_schema(DEFAULT_SCHEMA)
         self._image: Image | None = None
         self._labels: Labels | None = None
         self._brush: WindowedBrush | None = None
@@ -79,11 +78,7 @@ class SegmentationWidget(QWidget):
 
     # -- construction --------------------------------------------------------------------------
     def _build(self) -> None:
-        self._schema_combo = QComboBox()
-        self._schema_combo.addItems(builtin_schema_names())
-        self._schema_combo.setCurrentText(DEFAULT_SCHEMA)
-        self._schema_file_btn = QPushButton("Schema file…")
-        self._schema_info = QLabel(wordWrap=True)
+        self._schema_picker = SchemaPicker(DEFAULT_SCHEMA, self._session.report_error)
         self._image_combo = QComboBox()
         self._start_btn = QPushButton("Segment this image")
         self._start_btn.setToolTip("Open (or restore from the log) the image's labels layer")
@@ -111,11 +106,7 @@ class SegmentationWidget(QWidget):
 
         layout = QVBoxLayout(self)
         top = QFormLayout()
-        row = QHBoxLayout()
-        row.addWidget(self._schema_combo, 1)
-        row.addWidget(self._schema_file_btn)
-        top.addRow("Schema", row)
-        top.addRow(self._schema_info)
+        top.addRow("Schema", self._schema_picker)
         top.addRow("Image", self._image_combo)
         top.addRow(self._start_btn)
         top.addRow(self._labels_info)
@@ -146,8 +137,7 @@ class SegmentationWidget(QWidget):
         layout.addWidget(box)
 
     def _wire(self) -> None:
-        self._schema_combo.currentTextChanged.connect(self._on_schema_chosen)
-        self._schema_file_btn.clicked.connect(self._on_schema_file)
+        self._schema_picker.schema_changed.connect(self._on_schema_changed)
         self._image_combo.currentIndexChanged.connect(self._on_image_chosen)
         self._start_btn.clicked.connect(self._on_start)
         self._label_table.value_selected.connect(self._on_label_selected)
@@ -163,37 +153,21 @@ class SegmentationWidget(QWidget):
         self._session.record_appended.connect(self._on_record)
 
     # -- schema --------------------------------------------------------------------------------
+    @property
+    def _schema(self) -> Schema:
+        return self._schema_picker.schema
+
     def load_schema_file(self, path: str | Path) -> None:
         """Use the schema file ``path`` (the Schema file… button's action)."""
-        try:
-            self._set_schema(load_schema(Path(path)))
-        except ClinlabelError as exc:
-            self._session.report_error(exc)
+        self._schema_picker.load_file(path)
 
-    def _on_schema_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Label schema", "", "Schema (*.yaml *.yml)")
-        if path:
-            self.load_schema_file(path)
-
-    def _on_schema_chosen(self, name: str) -> None:
-        try:
-            self._set_schema(load_schema(name))
-        except ClinlabelError as exc:
-            self._session.report_error(exc)
-
-    def _set_schema(self, schema: Schema) -> None:
-        self._schema = schema
+    def _on_schema_changed(self, schema: Schema) -> None:
         if self._image is not None and self._labels is not None:
             self._session.set_schema(self._image, schema)
         self._show_schema()
 
     def _show_schema(self) -> None:
-        s = self._schema
-        self._schema_info.setText(
-            f"{s.title} — {s.id} v{s.version}, signed off by {s.signed_off_by.name} "
-            f"({s.signed_off_by.date}); sha256 {s.sha256[:12]}…"
-        )
-        self._label_table.set_labels(s.labels)
+        self._label_table.set_labels(self._schema.labels)
         self._apply_colormap()
         self._on_refresh_volumes()
 

@@ -1,0 +1,84 @@
+"""A schema chooser: built-in schemas by name or a YAML file, with id, version and sign-off shown.
+
+Emits :attr:`SchemaPicker.schema_changed` with the loaded :class:`Schema`; a file with errors is
+reported (file, line, problem) through ``on_error`` and the schema in force stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.errors import ClinlabelError
+from ..core.schema import Schema, builtin_schema_names, load_schema
+
+
+class SchemaPicker(QWidget):
+    """Combo of built-in schemas, a "Schema file…" button and a one-line description."""
+
+    schema_changed = Signal(object)  # the new Schema
+
+    def __init__(
+        self,
+        default: str,
+        on_error: Callable[[BaseException], None],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._on_error = on_error
+        self.schema: Schema = load_schema(default)
+        self._combo = QComboBox()
+        self._combo.addItems(builtin_schema_names())
+        self._combo.setCurrentText(default)
+        self._file_btn = QPushButton("Schema file…")
+        self._info = QLabel(wordWrap=True)
+        row = QHBoxLayout()
+        row.addWidget(self._combo, 1)
+        row.addWidget(self._file_btn)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self._info)
+        self._combo.currentTextChanged.connect(self._on_chosen)
+        self._file_btn.clicked.connect(self._on_file)
+        self._show()
+
+    def load_file(self, path: str | Path) -> bool:
+        """Use the schema file ``path``; False (and the error reported) when it has errors."""
+        return self._use(Path(path))
+
+    def _on_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Label schema", "", "Schema (*.yaml *.yml)")
+        if path:
+            self.load_file(path)
+
+    def _on_chosen(self, name: str) -> None:
+        self._use(name)
+
+    def _use(self, what: str | Path) -> bool:
+        try:
+            self.schema = load_schema(what)
+        except ClinlabelError as exc:
+            self._on_error(exc)
+            return False
+        self._show()
+        self.schema_changed.emit(self.schema)
+        return True
+
+    def _show(self) -> None:
+        s = self.schema
+        self._info.setText(
+            f"{s.title} — {s.id} v{s.version}, signed off by {s.signed_off_by.name} "
+            f"({s.signed_off_by.date}); sha256 {s.sha256[:12]}…"
+        )
