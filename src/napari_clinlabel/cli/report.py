@@ -14,6 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
         help="HTML report over a dataset folder: log verification, provenance, agreement, cases",
+        description="Verify every sidecar log under DATASET and write one self-contained HTML page: "
+        "log verification, schema versions, how each final label came about, proposal acceptance, "
+        "reader-pair Dice/HD95 and kappa with confusion matrices, and cases by sex, age band, site "
+        "and scanner. Exit status 1 when any log fails verification (the page still lists it).",
     )
     p.add_argument("dataset", type=Path, help="folder of images and their sidecar logs")
     p.add_argument("-o", "--output", type=Path, required=True, help="HTML file to write")
