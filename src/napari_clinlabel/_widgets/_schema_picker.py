@@ -79,6 +79,8 @@ class SchemaPicker(QWidget):
     def _show(self) -> None:
         s = self.schema
         self._info.setText(
-            f"{s.title} — {s.id} v{s.version}, signed off by {s.signed_off_by.name} "
-            f"({s.signed_off_by.date}); sha256 {s.sha256[:12]}…"
+            f"v{s.version} · signed off {s.signed_off_by.date} by {s.signed_off_by.name}"
         )
+        tip = f"{s.title}\n{s.id} v{s.version}\nsha256 {s.sha256}"
+        self._info.setToolTip(tip + (f"\nfile: {s.path}" if s.path else ""))
+        self._combo.setToolTip(tip)
