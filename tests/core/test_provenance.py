@@ -88,3 +88,52 @@ def test_model_work_without_a_model_is_refused(tmp_path):
 
     with pytest.raises(LogError, match="does not name the model"):
         segment_provenance(log.path, "labels")
+
+
+def test_adjudication_carries_model_involvement_from_reads(tmp_path):
+    log, labels = _log(tmp_path)  # reader 1 (ann): label 5 accepted from a model
+    _paint(log, labels, 5, np.s_[1, :4, :4], "proposal.accept", SRC, {"proposal": "p1"})
+    bob_labels = np.zeros_like(labels)  # reader 2 (bob): label 5 drawn by hand elsewhere
+    log.actor = BOB
+    record_labels_create(log, "bob", bob_labels.shape, bob_labels.dtype)
+    after = bob_labels.copy()
+    after[3, 4:, 4:] = 5
+    idx = np.flatnonzero(after.reshape(-1))
+    record_label_change(
+        log, after, "bob", idx, np.zeros(idx.size, np.uint8), after.reshape(-1)[idx]
+    )
+    head = log.head()
+    cites = [
+        {
+            "reader": "ann",
+            "log": log.path.name,
+            "labels": "labels",
+            "seq": head.seq,
+            "hash": head.hash,
+        },
+        {
+            "reader": "bob",
+            "log": log.path.name,
+            "labels": "bob",
+            "seq": head.seq,
+            "hash": head.hash,
+        },
+    ]
+    judge = Actor("cy", "Cy Senior", "adjudicator")
+    log.actor = judge
+    record_labels_create(log, "adjudicated", labels.shape, labels.dtype)
+    result = np.zeros_like(labels)
+    result[3, 4:, 4:] = 5  # bob's manual read only
+    idx = np.flatnonzero(result.reshape(-1))
+    record_label_change(log, result, "adjudicated", idx, np.zeros(idx.size, np.uint8),
+                        result.reshape(-1)[idx], action="adjudicate", data={"reads": cites})  # fmt: skip
+    prov = segment_provenance(log.path, "adjudicated")
+    assert prov[5].algorithm_type == "MANUAL" and prov[5].confirmed_by == {"cy"}
+    result2 = result.copy()
+    result2[1, :4, :4] = 5  # now also the model's voxels from ann's read
+    idx2 = np.flatnonzero(result2.reshape(-1) != result.reshape(-1))
+    record_label_change(log, result2, "adjudicated", idx2, np.zeros(idx2.size, np.uint8),
+                        result2.reshape(-1)[idx2], action="adjudicate", data={"reads": cites})  # fmt: skip
+    prov = segment_provenance(log.path, "adjudicated")
+    assert prov[5].algorithm_type == "SEMIAUTOMATIC"
+    assert prov[5].models == [{"name": "organseg", "version": "2.1"}]

@@ -82,9 +82,17 @@ def _proposal_id(rec: dict[str, Any]) -> Any:
 
 
 def walk_provenance(
-    log_path: str | os.PathLike[str], labels_name: str, at_seq: int | None = None
+    log_path: str | os.PathLike[str],
+    labels_name: str,
+    at_seq: int | None = None,
+    _depth: int = 0,
 ) -> ProvenanceState:
-    """Replay ``labels_name`` from the log, stamping each changed voxel with its provenance tag."""
+    """Replay ``labels_name`` from the log, stamping each changed voxel with its provenance tag.
+
+    An ``adjudicate`` record's voxels are the adjudicator's (human) decision; where the chosen
+    value agrees with a cited read whose voxel a model proposed, that model counts as involved
+    (the segment becomes SEMIAUTOMATIC, never MANUAL, when model work is carried into it).
+    """
     store = _objects_for(log_path)
     labels: np.ndarray | None = None
     tag_map: np.ndarray | None = None
@@ -154,6 +162,8 @@ def walk_provenance(
             kind, model = _KIND_EDITED, _model_of(rec, proposal_sources)
         elif action == "adjudicate":
             kind, model = _KIND_ADJUDICATED, None
+            for v, m in _models_in_reads(log_path, rec, idx, diff["new"], _depth):
+                touched.setdefault(v, set()).add(m)
         else:
             kind, model = _KIND_MANUAL, None
         if model is None and idx.size:
@@ -164,6 +174,40 @@ def walk_provenance(
             raise LogError(f"{log_path}: too many distinct provenance tags to track.")
         tag_map.reshape(-1)[idx] = t
     return ProvenanceState(labels, tag_map, tags, touched)
+
+
+def _models_in_reads(
+    log_path: str | os.PathLike[str],
+    rec: dict[str, Any],
+    idx: np.ndarray,
+    new: np.ndarray,
+    depth: int,
+) -> set[tuple[int, tuple[str, str]]]:
+    """(label value, model) pairs where the adjudicated value agrees with a read a model made."""
+    out: set[tuple[int, tuple[str, str]]] = set()
+    if depth > 3 or not idx.size:
+        return out
+    folder = os.path.dirname(os.path.abspath(log_path))
+    for cite in (rec.get("data") or {}).get("reads") or []:
+        if not isinstance(cite, dict) or not cite.get("log") or not cite.get("labels"):
+            continue
+        read_log = os.path.join(folder, os.path.basename(str(cite["log"])))
+        if not os.path.isfile(read_log):
+            continue
+        seq = cite.get("seq")
+        if os.path.abspath(read_log) == os.path.abspath(log_path) and seq is not None:
+            seq = min(int(seq), int(rec["seq"]) - 1)
+        st = walk_provenance(read_log, str(cite["labels"]), seq, depth + 1)
+        if st.labels is None or st.tag_of_voxel is None or st.labels.size <= int(idx.max()):
+            continue
+        agree = st.labels.reshape(-1)[idx] == new
+        vals, tags = new[agree], st.tag_of_voxel.reshape(-1)[idx][agree]
+        for v, t in set(zip(vals.tolist(), tags.tolist(), strict=True)):
+            model = st.tags[int(t)][1]
+            if model is not None and int(v) != 0:
+                out.add((int(v), model))
+            out.update((int(v), m) for m in st.touched.get(int(v), set()) if int(v) != 0)
+    return out
 
 
 def _note_human_over_model(
