@@ -107,20 +107,18 @@ def test_keyboard_grading_done_and_reopen(make_napari_viewer, qtbot, images, mon
     assert w2.grades == {"dr": "2", "dme": "absent"} and w2.status.startswith("Done")
 
 
-def test_grade_without_schema_is_refused(make_napari_viewer, qtbot, images, monkeypatch):
+def test_refusals_and_keys_given_back(make_napari_viewer, qtbot, images, monkeypatch):
     viewer, mg, fu, w = _open(make_napari_viewer, qtbot, images)
     errors = []
     monkeypatch.setattr(get_session(viewer), "report_error", lambda exc: errors.append(str(exc)))
+    # grading with no schema chosen: a clear message, nothing logged
+    w._image_combo.setCurrentText("fundus")
     viewer.layers.selection.active = fu
     w.choose("dr", "2")
     assert "no grading schema is chosen" in errors[-1]
     log = get_session(viewer).log_path_for(fu)
     assert not [r for r in iter_records(log) if r["action"] == "grade.set"]
-
-
-def test_keys_are_given_back(make_napari_viewer, qtbot, images):
-    viewer, mg, fu, w = _open(make_napari_viewer, qtbot, images)
-    w._image_combo.setCurrentText("fundus")
+    # the widget's keys are bound on the image and the viewer, and given back on close
     w._schema_combo.setCurrentText("icdr")
     assert len(fu.keymap) > 0
     w.close()
