@@ -13,10 +13,41 @@ from .core.volume_io import write_labels
 
 
 def _check_no_pending(attributes: dict[str, Any]) -> None:
-    """Hook for the proposal gate: refuse to save while model proposals are undecided.
+    """Refuse to save (PendingProposalsError) while the image's log holds undecided proposals.
 
-    Does nothing yet; the lead wires it to the proposal lifecycle (PendingProposalsError).
+    The log is the one the layer's session recorder writes to, else the image's sidecar (beside
+    ``source_path``, or in the workspace by voxel digest); a layer with neither has no proposals.
     """
+    from .core.audit_log import sidecar_paths
+    from .core.errors import PendingProposalsError
+    from .core.proposals import pending_count
+
+    meta = attributes.get("metadata") or {}
+    log_path = None
+    token = (meta.get("clinlabel_labels") or {}).get("token")
+    if token:
+        from ._label_recorder import recorder_by_token
+
+        recorder = recorder_by_token(token)
+        log_path = None if recorder is None else Path(recorder.log.path)
+    if log_path is None:
+        info = meta.get("clinlabel") or {}
+        if info.get("source_path"):
+            log_path = sidecar_paths(Path(info["source_path"]))[0]
+        elif info.get("sha256"):
+            from ._session import workspace_dir
+
+            log_path = sidecar_paths(workspace_dir() / str(info["sha256"]))[0]
+    if log_path is None or not log_path.is_file():
+        return
+    n = pending_count(log_path)
+    if n:
+        noun = "proposal is" if n == 1 else "proposals are"
+        raise PendingProposalsError(
+            f"{log_path.name}: {n} {noun} still undecided; decide each one in the Review "
+            "proposals widget (A accept, E edit, R reject), then save the labels again.",
+            pending=n,
+        )
 
 
 def write_labels_layer(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:

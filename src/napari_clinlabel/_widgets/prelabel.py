@@ -1,0 +1,245 @@
+"""Pre-label widget: run a model on an image off the GUI thread; its output arrives as proposals.
+
+The model (``builtin:baseline``, ``builtin:phantom-unet`` or a local TorchScript file with its
+card) loads and runs in a napari ``thread_worker`` generator that yields ``(done, total)``
+windows to a progress bar; Cancel stops it at the next window (and sets the core cancel event,
+which the baseline checks between its steps). Only when the run returns does the GUI thread log
+the drafts with core :func:`~napari_clinlabel.core.proposals.add_proposals` (each a
+``proposal.add`` record: actor = the session's human, source = the model) and draw them in the
+pending layers (see ``_proposal_layers``), never in the final labels layer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from napari.qt.threading import thread_worker
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._session import get_session, image_sha256
+from ..core.errors import ClinlabelError
+from ..core.models.inference import InferenceCancelled
+from ..core.proposals import Proposal, add_proposals, load_proposals
+from ._common import display_name, image_layers, volume_of
+from ._proposal_layers import ProposalLayers
+
+if TYPE_CHECKING:
+    import napari
+
+BUILTINS = ("builtin:baseline", "builtin:phantom-unet")
+DEVICES = ("auto", "cpu", "cuda")
+LABELS_NAME = "segmentation"  # the final labels layer accepted segment proposals go into
+
+
+def _run(volume: Any, spec: str, device: str, cancel: threading.Event) -> Generator[Any, None, Any]:
+    """Worker body: load the model, run it; yields ``(done, total)``, returns ``(model, drafts)``."""
+    from ..core.models import load_model
+    from ..core.models.run import iter_run_model
+
+    yield 0, 1
+    model = load_model(spec, device=device)
+    drafts = yield from iter_run_model(volume, model, cancel=cancel)
+    return model, drafts
+
+
+class PrelabelWidget(QWidget):
+    """Choose an image and a model, run it with progress and cancel; proposals land pending."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._viewer = viewer
+        self._session = get_session(viewer)
+        self._worker: Any = None
+        self._cancel: threading.Event | None = None
+        self._run_image: Any = None
+        self._proposals: list[Proposal] = []
+
+        self._image_combo = QComboBox()
+        self._model_combo = QComboBox()
+        self._model_combo.addItems(BUILTINS)
+        self._model_file_btn = QPushButton("Model file…")
+        self._device_combo = QComboBox()
+        self._device_combo.addItems(DEVICES)
+        self._run_btn = QPushButton("Run")
+        self._cancel_btn = QPushButton("Cancel")
+        self._cancel_btn.setEnabled(False)
+        self._progress = QProgressBar()
+        self._progress.setRange(0, 1)
+        self._progress.setValue(0)
+        self._status = QLabel("Choose an image and a model, then Run.")
+        self._status.setWordWrap(True)
+        self._build()
+        self._wire()
+        self._refresh_images()
+
+    # -- layout and wiring ---------------------------------------------------------------
+    def _build(self) -> None:
+        model_row = QHBoxLayout()
+        model_row.addWidget(self._model_combo, 1)
+        model_row.addWidget(self._model_file_btn)
+        form = QFormLayout()
+        form.addRow("Image", self._image_combo)
+        form.addRow("Model", model_row)
+        form.addRow("Device", self._device_combo)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self._run_btn)
+        buttons.addWidget(self._cancel_btn)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addLayout(buttons)
+        lay.addWidget(self._progress)
+        lay.addWidget(self._status)
+        lay.addStretch(1)
+
+    def _wire(self) -> None:
+        self._model_file_btn.clicked.connect(self._on_model_file)
+        self._run_btn.clicked.connect(self._on_run)
+        self._cancel_btn.clicked.connect(self._on_cancel)
+        self._viewer.layers.events.inserted.connect(self._refresh_images)
+        self._viewer.layers.events.removed.connect(self._refresh_images)
+        self.destroyed.connect(self._disconnect_viewer)
+
+    def _refresh_images(self, _event: Any = None) -> None:
+        current = self._image_combo.currentText()
+        names = [lay.name for lay in image_layers(self._viewer)]
+        self._image_combo.blockSignals(True)
+        self._image_combo.clear()
+        self._image_combo.addItems(names)
+        if current in names:
+            self._image_combo.setCurrentText(current)
+        elif names:
+            active = self._session.active_image()
+            self._image_combo.setCurrentText(active.name if active is not None else names[-1])
+        self._image_combo.blockSignals(False)
+
+    def _disconnect_viewer(self, *_: Any) -> None:
+        for sig in (self._viewer.layers.events.inserted, self._viewer.layers.events.removed):
+            try:
+                sig.disconnect(self._refresh_images)
+            except (TypeError, ValueError, RuntimeError):
+                pass
+
+    def _image(self) -> Any:
+        name = self._image_combo.currentText()
+        return next((lay for lay in image_layers(self._viewer) if lay.name == name), None)
+
+    # -- handlers ------------------------------------------------------------------------
+    def _on_model_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "TorchScript model (card beside it as .pt.json or .json)",
+            "",
+            "TorchScript (*.pt *.pth *.ts);;All files (*)",
+        )
+        if path:
+            self.set_model(path)
+
+    def set_model(self, spec: str) -> None:
+        """Choose ``builtin:NAME`` or a local model file (added to the list)."""
+        if self._model_combo.findText(spec) < 0:
+            self._model_combo.addItem(spec)
+        self._model_combo.setCurrentText(spec)
+
+    def _on_run(self) -> None:
+        image = self._image()
+        if image is None:
+            self._session.report_error(ClinlabelError("Open an image first, then run a model."))
+            return
+        try:
+            volume = volume_of(image)
+            self._session.log_for(image)  # refuse before the long work when nothing can be logged
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            return
+        spec = self._model_combo.currentText()
+        self._run_image = image
+        self._cancel = threading.Event()
+        worker = thread_worker(_run, start_thread=False)(
+            volume, spec, self._device_combo.currentText(), self._cancel
+        )
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_done)
+        worker.errored.connect(self._on_error)
+        worker.aborted.connect(self._on_aborted)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self._run_btn.setEnabled(False)
+        self._cancel_btn.setEnabled(True)
+        self._progress.setRange(0, 0)  # busy until the first window is done
+        self._status.setText(f"Running {spec} on {display_name(image)}…")
+        worker.start()
+
+    def _on_cancel(self) -> None:
+        if self._worker is None:
+            return
+        self._cancel.set()
+        self._worker.quit()
+        self._status.setText("Cancelling…")
+
+    def _on_progress(self, step: tuple[int, int]) -> None:
+        done, total = step
+        if total > 1 or done:
+            self._progress.setRange(0, max(int(total), 1))
+            self._progress.setValue(int(done))
+
+    def _on_done(self, result: tuple[Any, list[Any]]) -> None:
+        model, drafts = result
+        image = self._run_image
+        try:
+            log = self._session.log_for(image)
+            added = add_proposals(log, drafts, model, labels_name=LABELS_NAME)
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            return
+        self._proposals = load_proposals(log.path)
+        layers = ProposalLayers(
+            self._viewer, image, log, image_sha256(image), volume_of(image).spatial_shape
+        )
+        layers.show_all(self._proposals)
+        self._viewer.layers.selection.active = image
+        ident = model.identity
+        pending = sum(p.pending for p in self._proposals)
+        self._status.setText(
+            f"{ident.name} {ident.version}: {len(added)} proposal(s) added; {pending} pending "
+            "review (Review proposals widget)."
+        )
+
+    def _on_error(self, exc: BaseException) -> None:
+        if isinstance(exc, InferenceCancelled):
+            self._status.setText("Cancelled; no proposals were made.")
+            return
+        self._status.setText("Failed; nothing was logged.")
+        self._session.report_error(exc)
+
+    def _on_aborted(self) -> None:
+        self._status.setText("Cancelled; no proposals were made.")
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self._run_btn.setEnabled(True)
+        self._cancel_btn.setEnabled(False)
+        self._progress.setRange(0, 1)
+        self._progress.setValue(1 if self._status.text().find("added") >= 0 else 0)
+
+    # -- for tests and scripts -------------------------------------------------------------
+    @property
+    def worker(self) -> Any:
+        """The running worker (None when idle)."""
+        return self._worker
+
+    @property
+    def proposals(self) -> list[Proposal]:
+        """The image's proposals after the last completed run (all states, in order added)."""
+        return list(self._proposals)

@@ -1,0 +1,411 @@
+"""Review widget: a human decides model proposals one at a time, one key and one log record each.
+
+Keys (bound on the viewer and on the image layer; the widget forwards its own key presses too):
+``A`` accept, ``E`` edit (the proposal is copied into the "proposal edit" layer and selected with
+the brush; change it with napari's tools, then ``E`` again or *Confirm edit*), ``R`` reject,
+``N`` / ``P`` next / previous undecided proposal. Each decision is one core call
+(:func:`~napari_clinlabel.core.proposals.accept`, ``edit`` or ``reject``) and so one record naming
+the model. Segment decisions write into the managed final labels layer in place; the session's
+recorder is told which voxels changed, so it never logs them a second time. After a decision the
+next undecided proposal is shown at once: only the voxels of the two proposals concerned are
+redrawn. There is deliberately no accept-all, no accept-by-score and no multi-select.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._session import get_session, image_sha256
+from ..core import proposals as core
+from ..core.errors import ClinlabelError
+from ..core.proposals import Proposal
+from ._common import KeyBinder, image_layers, volume_of
+from ._proposal_layers import ProposalLayers, centre_of
+
+if TYPE_CHECKING:
+    import napari
+
+LABELS_NAME = "segmentation"
+_KEYS = {
+    Qt.Key.Key_A: "a",
+    Qt.Key.Key_E: "e",
+    Qt.Key.Key_R: "r",
+    Qt.Key.Key_N: "n",
+    Qt.Key.Key_P: "p",
+}
+
+
+class ReviewWidget(QWidget):
+    """Walk the undecided proposals of one image: accept, edit or reject each, by one key."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._viewer = viewer
+        self._session = get_session(viewer)
+        self._keys = KeyBinder(viewer)
+        self._image: Any = None
+        self._volume: Any = None
+        self._log: Any = None
+        self._layers: ProposalLayers | None = None
+        self._proposals: list[Proposal] = []
+        self._pos: int | None = None  # index into self._proposals of the one shown
+        self._editing: Proposal | None = None
+
+        self._image_combo = QComboBox()
+        self._reload_btn = QPushButton("Load proposals")
+        self._count = QLabel("No proposals loaded.")
+        self._info = QLabel("")
+        self._info.setWordWrap(True)
+        self._info.setTextFormat(Qt.TextFormat.PlainText)
+        self._accept_btn = QPushButton("Accept (A)")
+        self._edit_btn = QPushButton("Edit (E)")
+        self._reject_btn = QPushButton("Reject (R)")
+        self._prev_btn = QPushButton("Previous (P)")
+        self._next_btn = QPushButton("Next (N)")
+        self._confirm_btn = QPushButton("Confirm edit (E)")
+        self._discard_btn = QPushButton("Discard edit")
+        self._build()
+        self._wire()
+        self._refresh_images()
+
+    # -- layout and wiring ---------------------------------------------------------------
+    def _build(self) -> None:
+        form = QFormLayout()
+        row = QHBoxLayout()
+        row.addWidget(self._image_combo, 1)
+        row.addWidget(self._reload_btn)
+        form.addRow("Image", row)
+        grid = QGridLayout()
+        grid.addWidget(self._accept_btn, 0, 0)
+        grid.addWidget(self._edit_btn, 0, 1)
+        grid.addWidget(self._reject_btn, 0, 2)
+        grid.addWidget(self._prev_btn, 1, 0)
+        grid.addWidget(self._next_btn, 1, 2)
+        grid.addWidget(self._confirm_btn, 2, 0, 1, 2)
+        grid.addWidget(self._discard_btn, 2, 2)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self._count)
+        lay.addWidget(self._info)
+        lay.addLayout(grid)
+        lay.addStretch(1)
+        self._show_edit_buttons(False)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def _wire(self) -> None:
+        self._image_combo.activated.connect(lambda _i: self._on_load())
+        self._reload_btn.clicked.connect(self._on_load)
+        self._accept_btn.clicked.connect(self._on_accept)
+        self._edit_btn.clicked.connect(self._on_edit)
+        self._reject_btn.clicked.connect(self._on_reject)
+        self._prev_btn.clicked.connect(self._on_previous)
+        self._next_btn.clicked.connect(self._on_next)
+        self._confirm_btn.clicked.connect(self._on_confirm_edit)
+        self._discard_btn.clicked.connect(self._on_discard_edit)
+        self._viewer.layers.events.inserted.connect(self._refresh_images)
+        self._viewer.layers.events.removed.connect(self._refresh_images)
+        self.destroyed.connect(self._disconnect_viewer)
+
+    def _handlers(self) -> dict[str, Any]:
+        return {
+            "a": self._on_accept,
+            "e": self._on_e_key,
+            "r": self._on_reject,
+            "n": self._on_next,
+            "p": self._on_previous,
+        }
+
+    def _refresh_images(self, _event: Any = None) -> None:
+        names = [lay.name for lay in image_layers(self._viewer)]
+        current = self._image.name if self._image is not None else self._image_combo.currentText()
+        self._image_combo.blockSignals(True)
+        self._image_combo.clear()
+        self._image_combo.addItems(names)
+        if current in names:
+            self._image_combo.setCurrentText(current)
+        elif names:
+            active = self._session.active_image()
+            self._image_combo.setCurrentText(active.name if active is not None else names[-1])
+        self._image_combo.blockSignals(False)
+        if self._image is None and names:
+            self._on_load()
+
+    def _disconnect_viewer(self, *_: Any) -> None:
+        self._keys.release()
+        for sig in (self._viewer.layers.events.inserted, self._viewer.layers.events.removed):
+            try:
+                sig.disconnect(self._refresh_images)
+            except (TypeError, ValueError, RuntimeError):
+                pass
+
+    # -- loading -------------------------------------------------------------------------
+    def _on_load(self) -> None:
+        """(Re)load the chosen image's proposals from its log and show the first undecided one."""
+        name = self._image_combo.currentText()
+        image = next((lay for lay in image_layers(self._viewer) if lay.name == name), None)
+        if image is None:
+            return
+        try:
+            log = self._session.log_for(image)
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            return
+        self._image, self._log = image, log
+        self._volume = volume_of(image)
+        self._proposals = core.load_proposals(log.path)
+        self._layers = ProposalLayers(
+            self._viewer, image, log, image_sha256(image), self._volume.spatial_shape
+        )
+        self._layers.show_all(self._proposals)
+        if any(p.pending and p.kind == "segment" for p in self._proposals):
+            try:  # the final labels layer decisions go into, shown beside the pending ones
+                self._session.labels_layer_for(image, LABELS_NAME)
+            except ClinlabelError as exc:
+                self._session.report_error(exc)
+        self._viewer.layers.selection.active = image
+        self._keys.bind(self._handlers(), layer=image)
+        self._pos = None
+        self._show(self._step_from(-1, +1))
+
+    # -- decisions -----------------------------------------------------------------------
+    def _on_accept(self) -> None:
+        p = self._decidable()
+        if p is None:
+            return
+        self._decide(p, lambda labels: core.accept(self._log, p, *labels))
+
+    def _on_reject(self) -> None:
+        p = self._decidable()
+        if p is None:
+            return
+        self._decide(p, lambda _labels: core.reject(self._log, p), needs_labels=False)
+
+    def _on_e_key(self) -> None:
+        if self._editing is not None:
+            self._on_confirm_edit()
+        else:
+            self._on_edit()
+
+    def _on_edit(self) -> None:
+        p = self._decidable()
+        if p is None:
+            return
+        if p.kind != "segment":
+            self._session.report_error(
+                ClinlabelError(
+                    f"Proposal {p.id} is a {p.kind}: only segment proposals are edited here; accept "
+                    "or reject it, or redraw it with the Lesion boxes / Grading widget."
+                )
+            )
+            return
+        self._editing = p
+        edit_layer = self._layers.start_edit(p)
+        self._keys.bind(self._handlers(), layer=edit_layer)  # E on the edit layer confirms
+        self._show_edit_buttons(True)
+        self._info.setText(self._describe(p) + "\nEditing: change the cyan mask, then E / Confirm.")
+
+    def _on_confirm_edit(self) -> None:
+        p = self._editing
+        if p is None:
+            return
+        new_idx = self._layers.edited_indices()
+        self._editing = None  # the decision below is the edit's end (kept on a refused write)
+        if self._decide(
+            p,
+            lambda labels: core.edit(self._log, p, *labels, edited_mask=new_idx),
+            extra_idx=new_idx,
+        ):
+            self._finish_edit(new_idx)
+        else:
+            self._editing = p
+
+    def _on_discard_edit(self) -> None:
+        if self._editing is None:
+            return
+        self._finish_edit(self._layers.edited_indices())
+        self._show(self._pos)
+
+    def _finish_edit(self, idx: np.ndarray) -> None:
+        self._editing = None
+        self._layers.end_edit(idx)
+        self._keys.bind(self._handlers(), layer=self._image)
+        self._show_edit_buttons(False)
+
+    def _decidable(self) -> Proposal | None:
+        if self._editing is not None:
+            self._info.setText(
+                self._info.text().split("\n⚠")[0]
+                + "\n⚠ Finish the edit first: E / Confirm edit, or Discard edit."
+            )
+            return None
+        if self._pos is None or not self._proposals[self._pos].pending:
+            return None
+        return self._proposals[self._pos]
+
+    def _decide(
+        self, p: Proposal, call: Any, needs_labels: bool = True, extra_idx: np.ndarray | None = None
+    ) -> bool:
+        """Run one core decision; keep the labels recorder in step; show the next proposal."""
+        labels_layer, recorder, touched = None, None, None
+        try:
+            if needs_labels and p.kind == "segment":
+                labels_layer = self._session.labels_layer_for(self._image, LABELS_NAME)
+                recorder = self._session.recorder_for(labels_layer)
+                touched = self._layers.indices(p) if extra_idx is None else extra_idx
+                call((labels_layer.data, LABELS_NAME))
+            else:
+                call((None, LABELS_NAME if p.kind != "grade" else None))
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            return False
+        if labels_layer is not None:
+            if recorder is not None:  # the record is written: the recorder's shadow follows it
+                recorder.shadow.reshape(-1)[touched] = labels_layer.data.reshape(-1)[touched]
+            labels_layer.refresh()
+        self._layers.drop(p, self._proposals)
+        self._show(self._step_from(self._pos, +1))
+        return True
+
+    # -- navigation ----------------------------------------------------------------------
+    def _on_next(self) -> None:
+        if self._editing is None and self._pos is not None:
+            self._show(self._step_from(self._pos, +1, wrap=True))
+
+    def _on_previous(self) -> None:
+        if self._editing is None and self._pos is not None:
+            self._show(self._step_from(self._pos, -1, wrap=True))
+
+    def _step_from(self, pos: int | None, step: int, wrap: bool = True) -> int | None:
+        """The next undecided proposal after ``pos`` in direction ``step`` (None when all decided)."""
+        n = len(self._proposals)
+        start = -1 if pos is None else pos
+        for k in range(1, n + 1):
+            i = start + step * k
+            if not wrap and not 0 <= i < n:
+                return None
+            i %= n
+            if self._proposals[i].pending:
+                return i
+        return None
+
+    def _show(self, pos: int | None) -> None:
+        """Centre the view on proposal ``pos``, highlight it and describe it."""
+        self._pos = pos
+        p = None if pos is None else self._proposals[pos]
+        self._layers.highlight(p)
+        self._show_counts()
+        if p is None:
+            done = bool(self._proposals)
+            self._info.setText("All proposals decided." if done else "No proposals for this image.")
+            self._set_buttons(False)
+            return
+        self._set_buttons(True)
+        self._info.setText(self._describe(p))
+        idx = self._layers.indices(p)
+        if idx.size:
+            self._centre_on(centre_of(idx, self._volume.spatial_shape))
+
+    def _centre_on(self, centre_zyx: np.ndarray) -> None:
+        world = np.asarray(self._image.data_to_world(centre_zyx), dtype=float)
+        shown = list(self._viewer.dims.displayed)
+        if len(world) == 3 and self._viewer.dims.ndisplay == 2:
+            not_shown = [d for d in range(len(world)) if d not in shown]
+            self._viewer.dims.set_point(not_shown, world[not_shown])
+        scene = getattr(self._viewer, "scene", None)  # napari ≥ 0.9: viewer.scene.camera
+        camera = scene.camera if scene is not None else self._viewer.camera
+        camera.center = tuple(world[shown[-2:]])
+
+    # -- text ----------------------------------------------------------------------------
+    def _show_counts(self) -> None:
+        n = len(self._proposals)
+        k = sum(not p.pending for p in self._proposals)
+        at = "" if self._pos is None else f" — showing #{self._pos + 1}"
+        self._count.setText(f"{k} of {n} decided{at}")
+
+    def _describe(self, p: Proposal) -> str:
+        m = p.model
+        lines = [
+            f"Model: {m.get('name')} {m.get('version')} (sha256 {str(m.get('sha256'))[:12]}…)",
+            f"Label: {p.name or p.label} ({p.label})    Score: {p.score:.3f}",
+        ]
+        geom = self._volume.geometry
+        if p.kind == "segment":
+            vox = int(p.payload.get("voxels", 0))
+            ml = vox * geom.voxel_volume_mm3 / 1000.0
+            lines.append(
+                f"Size: {vox} voxels, {ml:.2f} mL, {_extent_mm(p.payload.get('bbox'), geom)}"
+            )
+        elif p.kind == "box":
+            bbox = [p.payload.get("zyx_min"), p.payload.get("zyx_max")]
+            lines.append(f"Box: {_extent_mm(bbox, geom)}, class {p.payload.get('class', '')}")
+        else:
+            probs = p.payload.get("probabilities", {})
+            lines.append(
+                f"Grade: {p.payload.get('value')} on {p.payload.get('scale')}; "
+                + ", ".join(f"{k}: {v:.2f}" for k, v in probs.items())
+            )
+        return "\n".join(lines)
+
+    def _set_buttons(self, enabled: bool) -> None:
+        for b in (
+            self._accept_btn,
+            self._edit_btn,
+            self._reject_btn,
+            self._prev_btn,
+            self._next_btn,
+        ):
+            b.setEnabled(enabled)
+
+    def _show_edit_buttons(self, editing: bool) -> None:
+        self._confirm_btn.setVisible(editing)
+        self._discard_btn.setVisible(editing)
+        self._set_buttons(not editing and self._pos is not None)
+        self._edit_btn.setEnabled(self._pos is not None)
+
+    # -- keys on the widget itself ---------------------------------------------------------
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        """A/E/R/N/P work while the widget has focus, too."""
+        key = _KEYS.get(event.key())
+        if key is not None and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
+            self._handlers()[key]()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    # -- for tests and scripts -------------------------------------------------------------
+    @property
+    def proposals(self) -> list[Proposal]:
+        """The image's proposals (all states, in order added)."""
+        return list(self._proposals)
+
+    @property
+    def current(self) -> Proposal | None:
+        """The proposal shown now (None when all are decided)."""
+        return None if self._pos is None else self._proposals[self._pos]
+
+    @property
+    def edit_layer(self) -> Any:
+        """The layer an edit happens in (None until the first edit)."""
+        return None if self._layers is None else self._layers.edit
+
+
+def _extent_mm(bbox: Any, geometry: Any) -> str:
+    """``z × y × x mm`` of an inclusive voxel bounding box."""
+    if not bbox or not bbox[0]:
+        return "no extent"
+    spacing = geometry.spacing_zyx
+    size = [(hi - lo + 1) * s for lo, hi, s in zip(bbox[0], bbox[1], spacing, strict=True)]
+    return " × ".join(f"{v:.1f}" for v in size) + " mm (z × y × x)"

@@ -1,0 +1,176 @@
+"""Review by keys alone: five proposals — accept two, edit one, reject two — give exactly five
+decision records, the expected final label array (also by replaying the log), a log that verifies,
+and a napari writer that refuses while any proposal is undecided."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from _viewer_helpers import add_ct
+from qtpy.QtCore import Qt
+
+from napari_clinlabel._session import get_session
+from napari_clinlabel._widgets._proposal_layers import CURRENT, PENDING
+from napari_clinlabel._widgets.review import ReviewWidget
+from napari_clinlabel.core.audit_log import iter_records
+from napari_clinlabel.core.errors import PendingProposalsError
+from napari_clinlabel.core.log_verify import verify_log
+from napari_clinlabel.core.proposals import ProposalDraft, add_proposals
+from napari_clinlabel.core.replay import replay_labels
+
+SHAPE = (12, 64, 64)
+MODEL = {"name": "test-net", "version": "0.3", "sha256": "ab" * 32}
+# five cubes (z, y, x start; edge) with their labels: liver, spleen, lesion, kidney, aorta
+CUBES = [
+    ((1, 5, 5), 4, 1),
+    ((3, 30, 30), 5, 2),
+    ((5, 40, 8), 6, 6),
+    ((7, 8, 44), 3, 3),
+    ((9, 48, 48), 3, 5),
+]
+
+
+def _cube(start, edge):
+    m = np.zeros(SHAPE, bool)
+    m[tuple(slice(s, s + edge) for s in start)] = True
+    return m
+
+
+def _drafts():
+    return [
+        ProposalDraft(
+            "segment", lab, 0.9 - 0.1 * k, np.flatnonzero(_cube(s, e)), SHAPE, name=f"p{k}"
+        )
+        for k, (s, e, lab) in enumerate(CUBES)
+    ]
+
+
+def _keys(qtbot, viewer, *keys):
+    canvas = viewer.window._qt_viewer.canvas.native
+    canvas.setFocus()
+    for k in keys:
+        qtbot.keyClick(canvas, k)
+
+
+@pytest.fixture
+def review(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    image = add_ct(viewer, tmp_path, shape=SHAPE)
+    session = get_session(viewer)
+    log = session.log_for(image)
+    add_proposals(log, _drafts(), MODEL, labels_name="segmentation")
+    widget = ReviewWidget(viewer)
+    qtbot.addWidget(widget)
+    return viewer, image, widget, log.path
+
+
+def _decisions(log_path):
+    return [
+        r
+        for r in iter_records(log_path)
+        if r["action"] in ("proposal.accept", "proposal.edit", "proposal.reject")
+    ]
+
+
+def test_five_proposals_by_keys(review, qtbot, tmp_path):
+    viewer, image, w, log_path = review
+    labels = viewer.layers["segmentation"]
+    pending = viewer.layers[PENDING]
+    current = viewer.layers[CURRENT]
+    assert w._count.text().startswith("0 of 5 decided")
+    assert np.array_equal(pending.data > 0, np.any([_cube(s, e) for s, e, _ in CUBES], axis=0))
+    assert not labels.data.any()  # proposals never show in the final labels
+    assert np.array_equal(current.data > 0, _cube(*CUBES[0][:2]))
+    assert "test-net 0.3" in w._info.text() and "64 voxels" in w._info.text()
+    # the view is centred on the first proposal: its slice is shown
+    assert viewer.dims.point[0] == pytest.approx(image.data_to_world((2, 0, 0))[0], abs=1e-3)
+
+    # the napari writer refuses while proposals are undecided, and writes nothing
+    out = tmp_path / "labels.nii.gz"
+    with pytest.raises(PendingProposalsError, match="5 proposals are still undecided"):
+        labels.save(str(out), plugin="napari-clinlabel")
+    assert not out.exists()
+
+    _keys(qtbot, viewer, Qt.Key.Key_A, Qt.Key.Key_A)  # accept #1 and #2
+    assert w.current.name == "p2"
+    assert viewer.dims.point[0] == pytest.approx(image.data_to_world((7, 0, 0))[0], abs=1e-3)
+
+    _keys(qtbot, viewer, Qt.Key.Key_E)  # edit #3: erase its slice z=5, add one voxel
+    edit = w.edit_layer
+    assert viewer.layers.selection.active is edit or viewer.layers.selection.active == edit
+    assert np.array_equal(edit.data > 0, _cube(*CUBES[2][:2]))
+    viewer.dims.set_point(0, float(image.data_to_world((5, 0, 0))[0]))
+    edit.fill((5, 42, 10), 0)
+    edit.brush_size = 1
+    edit.paint((8, 47, 14), 1)
+    expected_edit = _cube(*CUBES[2][:2])
+    expected_edit[5] = False
+    expected_edit[8, 47, 14] = True
+    assert np.array_equal(edit.data > 0, expected_edit)
+    _keys(qtbot, viewer, Qt.Key.Key_E)  # confirm the edit
+    assert not edit.data.any() and not edit.visible
+
+    _keys(qtbot, viewer, Qt.Key.Key_R)  # reject #4 from the canvas …
+    w.setFocus()
+    qtbot.keyClick(w, Qt.Key.Key_R)  # … and #5 with the widget focused
+    assert w.current is None and w._count.text().startswith("5 of 5 decided")
+
+    recs = _decisions(log_path)
+    accepts, edits, rejects = ["proposal.accept"] * 2, ["proposal.edit"], ["proposal.reject"] * 2
+    assert [r["action"] for r in recs] == accepts + edits + rejects
+    assert all(r["source"]["kind"] == "model" and r["source"]["name"] == "test-net" for r in recs)
+    assert all(r["actor"]["id"] for r in recs)
+    # one 6×6 slice erased, one voxel added
+    assert recs[2]["data"]["changed_vs_proposal"] == 6 * 6 + 1
+    expected = np.zeros(SHAPE, np.uint8)
+    expected[_cube(*CUBES[0][:2])] = 1
+    expected[_cube(*CUBES[1][:2])] = 2
+    expected[expected_edit] = 6
+    assert np.array_equal(labels.data, expected)
+    assert not pending.data.any() and not current.data.any()
+    report = verify_log(log_path)
+    assert report.ok, report.summary()
+    replayed = replay_labels(log_path).labels["segmentation"]
+    assert np.array_equal(replayed, expected)  # the log alone gives the same labels
+    # nothing was logged twice: no untracked label.paint crept in
+    assert not [r for r in iter_records(log_path) if r["action"] == "label.paint"]
+
+    labels.save(str(out), plugin="napari-clinlabel")  # all decided: the writer saves
+    written = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    assert np.array_equal(written, expected)
+
+
+def test_navigation_skips_decided_and_no_bulk_accept(review, qtbot):
+    viewer, _image, w, log_path = review
+    _keys(qtbot, viewer, Qt.Key.Key_N, Qt.Key.Key_N)
+    assert w.current.name == "p2"
+    _keys(qtbot, viewer, Qt.Key.Key_P)
+    assert w.current.name == "p1"
+    _keys(qtbot, viewer, Qt.Key.Key_R)  # reject p1 → p2 shown
+    assert w.current.name == "p2"
+    _keys(qtbot, viewer, Qt.Key.Key_P)  # p1 is decided: previous skips to p0
+    assert w.current.name == "p0"
+    assert len(_decisions(log_path)) == 1
+    # no accept-all: one key press is one decision
+    assert not [b for b in w.findChildren(type(w._accept_btn)) if "all" in b.text().lower()]
+
+
+def test_refused_log_write_changes_nothing(review, qtbot, monkeypatch):
+    viewer, _image, w, log_path = review
+    from napari_clinlabel.core.errors import LogError
+
+    log = get_session(viewer).log_for(_image)
+    before = log_path.read_bytes()
+
+    def refuse(*_a, **_k):
+        raise LogError(f"{log_path.name}: disk full; free space and try again.")
+
+    monkeypatch.setattr(log, "append", refuse)
+    errors = []
+    monkeypatch.setattr(get_session(viewer), "report_error", errors.append)
+    _keys(qtbot, viewer, Qt.Key.Key_A)
+    assert errors and "disk full" in str(errors[0])
+    assert log_path.read_bytes() == before
+    assert not viewer.layers["segmentation"].data.any()
+    assert w.current.name == "p0" and w.current.pending  # still shown, still undecided
