@@ -51,22 +51,25 @@ def bench_sliding_window(quick: bool) -> dict:
     roi, overlap, batch = (96, 96, 96), 0.25, 4
 
     def ours() -> np.ndarray:
-        return sliding_window_predict(vol, net, roi, overlap, batch, device, activation=None
-                                      ).probabilities
+        return sliding_window_predict(
+            vol, net, roi, overlap, batch, device, activation=None
+        ).probabilities
 
     def anchor() -> np.ndarray:
         x = torch.from_numpy(vol)[None, None]
         with torch.inference_mode():
             if cuda:
                 with torch.autocast("cuda", dtype=torch.bfloat16):
-                    y = sliding_window_inference(x, roi, batch, net, overlap, mode="gaussian",
-                                                 sw_device=device, device="cpu")
+                    y = sliding_window_inference(
+                        x, roi, batch, net, overlap, mode="gaussian", sw_device=device, device="cpu"
+                    )
             else:
                 y = sliding_window_inference(x, roi, batch, net, overlap, mode="gaussian")
         return y[0].float().numpy()
 
     with torch.inference_mode():  # warm-up (allocator, kernels)
         net(torch.zeros((1, 1, *roi), device=device))
+
     def timed(fn):
         t = time.perf_counter()
         out = fn()
@@ -98,7 +101,9 @@ def bench_sliding_window(quick: bool) -> dict:
         with torch.inference_mode(), FlopCounterMode(display=False) as fc:
             net(torch.zeros((1, 1, *roi), device=device))
         per_patch = fc.get_total_flops()
-        n_win = int(np.prod([len(window_starts(s, r, overlap)) for s, r in zip(shape, roi)]))
+        n_win = int(
+            np.prod([len(window_starts(s, r, overlap)) for s, r in zip(shape, roi, strict=True)])
+        )
         res["gflop_per_patch"] = per_patch / 1e9
         res["peak_fraction"] = per_patch * n_win / ours_s / _peak_flops(device)
     return res

@@ -52,8 +52,12 @@ def training_set(card) -> list[tuple[np.ndarray, np.ndarray]]:
             vol, truth = ct_phantom_truth(shape=shape, seed=seed)
             img = resample_to_spacing(vol.to_itk(vol.array.astype(np.float32)), card.input_spacing)
             lab = resample_to_spacing(vol.to_itk(truth), card.input_spacing, linear=False)
-            pairs.append((normalize_intensity(sitk.GetArrayFromImage(img), card.normalization),
-                          sitk.GetArrayFromImage(lab).astype(np.int64)))
+            pairs.append(
+                (
+                    normalize_intensity(sitk.GetArrayFromImage(img), card.normalization),
+                    sitk.GetArrayFromImage(lab).astype(np.int64),
+                )
+            )
     return pairs
 
 
@@ -105,7 +109,9 @@ def main() -> None:
         opt.step()
         step += 1
         if step % 25 == 0:
-            print(f"step {step} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(
+                f"step {step} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)", flush=True
+            )
     model.eval()
     args.out.mkdir(parents=True, exist_ok=True)
     pt = args.out / "phantom_unet.pt"

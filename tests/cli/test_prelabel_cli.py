@@ -42,8 +42,12 @@ def test_prelabel_baseline_logs_proposals(phantom, capsys):
     ident = BaselineDetector().identity
     for r in adds:
         assert r["actor"]["id"] == "rita"
-        assert r["source"] == {"kind": "model", "name": "baseline", "version": ident.version,
-                               "sha256": ident.sha256}
+        assert r["source"] == {
+            "kind": "model",
+            "name": "baseline",
+            "version": ident.version,
+            "sha256": ident.sha256,
+        }
     # every proposal overlaps a true lesion of the phantom (independent truth)
     store = sidecar_paths(path)[1]
     for p in load_proposals(log_path):

@@ -36,8 +36,10 @@ def test_finds_the_large_lesions(phantom):
             inter = np.intersect1d(truth_idx, d.indices).size
             assert 2 * inter / (truth_idx.size + d.indices.size) > 0.7
         z, y, x = np.unravel_index(d.indices, truth.shape)
-        assert d.payload["box"] == {"zyx_min": [int(z.min()), int(y.min()), int(x.min())],
-                                    "zyx_max": [int(z.max()), int(y.max()), int(x.max())]}
+        assert d.payload["box"] == {
+            "zyx_min": [int(z.min()), int(y.min()), int(x.min())],
+            "zyx_max": [int(z.max()), int(y.max()), int(x.max())],
+        }
     big = {k + 1 for k, s in enumerate(sizes) if s * vol.geometry.voxel_volume_mm3 > 150}
     assert big <= found, f"missed lesions {big - found}"
     assert [d.score for d in drafts] == sorted((d.score for d in drafts), reverse=True)

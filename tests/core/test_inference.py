@@ -75,15 +75,22 @@ def test_window_starts_cover_and_blending_weights():
     assert g[0] == pytest.approx(np.exp(-0.5 * (47.5 / sigma) ** 2), rel=2e-3)
     w = blending_weights((8, 10, 12))
     assert w.shape == (8, 10, 12)
-    np.testing.assert_allclose(w, np.einsum("i,j,k->ijk", gaussian_1d(8), gaussian_1d(10),
-                                            gaussian_1d(12)), rtol=1e-6)
+    np.testing.assert_allclose(
+        w, np.einsum("i,j,k->ijk", gaussian_1d(8), gaussian_1d(10), gaussian_1d(12)), rtol=1e-6
+    )
 
 
 def test_progress_reports_every_window():
     x = np.zeros((1, 40, 40, 40), np.float32)
     seen = []
-    sliding_window_predict(x, pointwise(), roi=(16, 16, 16), overlap=0.25, batch_size=4,
-                           progress=lambda d, t: seen.append((d, t)))
+    sliding_window_predict(
+        x,
+        pointwise(),
+        roi=(16, 16, 16),
+        overlap=0.25,
+        batch_size=4,
+        progress=lambda d, t: seen.append((d, t)),
+    )
     total = len(window_starts(40, 16, 0.25)) ** 3
     assert seen[0] == (0, total) and seen[-1] == (total, total)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
@@ -100,8 +107,9 @@ def test_cancel_stops_and_generator_can_be_closed():
             cancel.set()
 
     with pytest.raises(InferenceCancelled):
-        sliding_window_predict(x, pointwise(), roi=(16, 16, 16), batch_size=2,
-                               progress=progress, cancel=cancel)
+        sliding_window_predict(
+            x, pointwise(), roi=(16, 16, 16), batch_size=2, progress=progress, cancel=cancel
+        )
     assert calls[-1] < len(window_starts(40, 16, 0.25)) ** 3
     gen = iter_sliding_window(x, pointwise(), roi=(16, 16, 16))
     assert next(gen)[0] == 0 and next(gen)[0] > 0
@@ -118,8 +126,9 @@ def test_resampling_keeps_physical_extent():
     assert out.GetSpacing() == pytest.approx((1.6, 1.6, 5.0)) and out.GetSize() == (20, 15, 10)
 
     def centre(im):
-        return np.array(im.TransformContinuousIndexToPhysicalPoint(
-            [(n - 1) / 2 for n in im.GetSize()]))
+        return np.array(
+            im.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in im.GetSize()])
+        )
 
     np.testing.assert_allclose(centre(out), centre(img), atol=1e-6)
     back = resample_like(out, img)

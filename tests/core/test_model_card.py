@@ -44,9 +44,15 @@ def test_good_card_round_trips(tmp_path):
 
 def test_grading_card():
     d = copy.deepcopy(GOOD)
-    d.update(task="grading", scale="icdr", input_spacing=None, patch_size=[64, 64], in_channels=3,
-             normalization={"kind": "minmax"},
-             classes=[{"index": i, "grade": str(i), "name": f"grade {i}"} for i in range(5)])
+    d.update(
+        task="grading",
+        scale="icdr",
+        input_spacing=None,
+        patch_size=[64, 64],
+        in_channels=3,
+        normalization={"kind": "minmax"},
+        classes=[{"index": i, "grade": str(i), "name": f"grade {i}"} for i in range(5)],
+    )
     card = card_from_dict(d)
     assert card.scale == "icdr" and [c.grade for c in card.classes] == ["0", "1", "2", "3", "4"]
 
@@ -67,8 +73,10 @@ def _mut(fn):
         (_mut(lambda d: d.update(patch_size=[16, 32])), "input_spacing"),
         (_mut(lambda d: d.update(patch_size=[16, -1, 32])), "patch_size"),
         (_mut(lambda d: d.update(input_spacing=[1, 0, 1])), "input_spacing"),
-        (_mut(lambda d: d.update(normalization={"kind": "ct_window", "low": 5, "high": 1})),
-         "normalization"),
+        (
+            _mut(lambda d: d.update(normalization={"kind": "ct_window", "low": 5, "high": 1})),
+            "normalization",
+        ),
         (_mut(lambda d: d.update(normalization={"kind": "histogram"})), "normalization"),
         (_mut(lambda d: d.update(classes=[{"index": 0, "name": "bg"}])), "classes"),
         (_mut(lambda d: d["classes"][1].update(index=3)), "classes[1].index"),
@@ -77,8 +85,15 @@ def _mut(fn):
         (_mut(lambda d: d["classes"][1].pop("label")), "classes"),
         (_mut(lambda d: d.update(weights="http://example.org/w.pt")), "weights"),
         (_mut(lambda d: d.update(name="")), "name"),
-        (_mut(lambda d: d.update(task="grading", classes=[{"index": i, "grade": str(i), "name": "g"}
-                                                  for i in range(2)])), "scale"),
+        (
+            _mut(
+                lambda d: d.update(
+                    task="grading",
+                    classes=[{"index": i, "grade": str(i), "name": "g"} for i in range(2)],
+                )
+            ),
+            "scale",
+        ),
     ],
 )
 def test_bad_field_is_named(tmp_path, data, field):

@@ -24,8 +24,12 @@ class TinySeg(torch.nn.Module):
 
 def card(n_cls=3, c_in=1, **kw):
     d = {
-        "name": "tiny", "version": "0.1", "task": "segmentation", "in_channels": c_in,
-        "patch_size": [8, 16, 16], "input_spacing": None,
+        "name": "tiny",
+        "version": "0.1",
+        "task": "segmentation",
+        "in_channels": c_in,
+        "patch_size": [8, 16, 16],
+        "input_spacing": None,
         "normalization": {"kind": "zscore"},
         "classes": [{"index": 0, "name": "background"}]
         + [{"index": i, "label": i, "name": f"organ {i}"} for i in range(1, n_cls)],

@@ -41,12 +41,17 @@ def seg(mask, label, score):
 
 @pytest.fixture
 def log(tmp_path):
-    return AuditLog(tmp_path / "img.nii.gz.clinlabel.jsonl", {"uid": None, "sha256": "00" * 32}, ANNA)
+    return AuditLog(
+        tmp_path / "img.nii.gz.clinlabel.jsonl", {"uid": None, "sha256": "00" * 32}, ANNA
+    )
 
 
 def test_lifecycle_add5_accept2_edit1_reject2(log):
     masks = [cube(3, 4, 4), cube(3, 12, 12), cube(8, 5, 14), cube(8, 14, 4), cube(6, 10, 10, 1)]
-    drafts = [seg(m, v, s) for m, v, s in zip(masks, [1, 2, 3, 4, 1], [0.9, 0.8, 0.7, 0.4, 0.3])]
+    drafts = [
+        seg(m, v, s)
+        for m, v, s in zip(masks, [1, 2, 3, 4, 1], [0.9, 0.8, 0.7, 0.4, 0.3], strict=True)
+    ]
     props = add_proposals(log, drafts, MODEL)
     assert [p.state for p in props] == [ProposalState.PROPOSED] * 5
     assert pending_count(log.path) == 5
@@ -71,7 +76,9 @@ def test_lifecycle_add5_accept2_edit1_reject2(log):
     assert rec_edit["data"]["changed_vs_proposal"] == int((edited ^ masks[2]).sum()) == 6
 
     recs = list(iter_records(log.path))
-    decisions = [r for r in recs if r["action"] in ("proposal.accept", "proposal.edit", "proposal.reject")]
+    decisions = [
+        r for r in recs if r["action"] in ("proposal.accept", "proposal.edit", "proposal.reject")
+    ]
     assert [r["action"] for r in decisions] == ["proposal.accept"] * 2 + ["proposal.edit"] + [
         "proposal.reject"
     ] * 2
@@ -91,9 +98,10 @@ def test_lifecycle_add5_accept2_edit1_reject2(log):
     np.testing.assert_array_equal(replay, expected)
 
     states = {p.id: p.state for p in load_proposals(log.path)}
-    assert list(states.values()) == [ProposalState.ACCEPTED] * 2 + [ProposalState.EDITED] + [
-        ProposalState.REJECTED
-    ] * 2
+    assert (
+        list(states.values())
+        == [ProposalState.ACCEPTED] * 2 + [ProposalState.EDITED] + [ProposalState.REJECTED] * 2
+    )
     assert pending_count(log.path) == 0
     assert require_no_pending(log.path) == 0
 
@@ -148,11 +156,15 @@ def test_failed_log_write_changes_nothing(log, monkeypatch):
 def test_box_and_grade(log):
     box = {"zyx_min": [1, 2, 3], "zyx_max": [4, 8, 9], "class": "malignant"}
     grade = {"scale": "icdr", "value": "2", "probabilities": {"0": 0.1, "1": 0.2, "2": 0.7}}
-    pb, pg, pb2 = add_proposals(log, [
-        ProposalDraft("box", "malignant", 0.8, payload=box),
-        ProposalDraft("grade", "2", 0.7, payload=grade),
-        ProposalDraft("box", "benign", 0.6, payload={**box, "class": "benign"}),
-    ], MODEL)
+    pb, pg, pb2 = add_proposals(
+        log,
+        [
+            ProposalDraft("box", "malignant", 0.8, payload=box),
+            ProposalDraft("grade", "2", 0.7, payload=grade),
+            ProposalDraft("box", "benign", 0.6, payload={**box, "class": "benign"}),
+        ],
+        MODEL,
+    )
     r1 = accept(log, pb)
     assert r1["data"]["box"] == box and r1["source"]["name"] == "tiny-net"
     r2 = edit(log, pg, edited={**grade, "value": "3"})

@@ -24,15 +24,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Proposals are never final labels: a human accepts, edits or rejects each one "
         "in napari. Exit 0 when every image worked, 2 otherwise.",
     )
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or DICOM folders")
-    p.add_argument("--model", required=True, help="a TorchScript .pt file or builtin:baseline / "
-                   "builtin:phantom-unet")
-    p.add_argument("--card", type=Path, default=None, help="model card JSON (default: beside the model)")
+    p.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="image files or DICOM folders"
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a TorchScript .pt file or builtin:baseline / builtin:phantom-unet",
+    )
+    p.add_argument(
+        "--card", type=Path, default=None, help="model card JSON (default: beside the model)"
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://…)")
-    where.add_argument("--workers", type=int, metavar="N", help="run on a local Dask cluster of N processes")
-    p.add_argument("--labels", default="labels", help="label layer the proposals are for (default: labels)")
+    where.add_argument(
+        "--workers", type=int, metavar="N", help="run on a local Dask cluster of N processes"
+    )
+    p.add_argument(
+        "--labels", default="labels", help="label layer the proposals are for (default: labels)"
+    )
     p.set_defaults(func=run)
 
 
@@ -57,8 +68,12 @@ def _schema_ref(schema_id: str | None) -> dict[str, Any] | None:
 
 
 def prelabel_one(
-    path: str, model_spec: str, device: str = "auto", human: dict[str, str] | None = None,
-    labels_name: str = "labels", card: str | None = None,
+    path: str,
+    model_spec: str,
+    device: str = "auto",
+    human: dict[str, str] | None = None,
+    labels_name: str = "labels",
+    card: str | None = None,
 ) -> dict[str, Any]:
     """Run the model on one image and log its proposals; returns ``{"path", "proposals", …}``.
 
@@ -84,19 +99,28 @@ def prelabel_one(
     log = AuditLog.for_image(path, vol.image_ref(), who, _schema_ref(model.card.schema))
     try:
         if is_new:
-            log.append("image.open", None, {
-                "shape": [int(s) for s in vol.spatial_shape],
-                "dtype": str(vol.base.dtype),
-                "geometry": vol.geometry.to_dict(),
-                "modality": vol.meta.get("modality"),
-                "source": Path(path).name,
-            })
+            log.append(
+                "image.open",
+                None,
+                {
+                    "shape": [int(s) for s in vol.spatial_shape],
+                    "dtype": str(vol.base.dtype),
+                    "geometry": vol.geometry.to_dict(),
+                    "modality": vol.meta.get("modality"),
+                    "source": Path(path).name,
+                },
+            )
         drafts = run_model(vol, model)
         props = add_proposals(log, drafts, model, labels_name=labels_name)
     finally:
         log.close()
-    return {"path": str(path), "proposals": len(props), "model": model.identity.to_dict(),
-            "log": str(log_path), "device": model.device}
+    return {
+        "path": str(path),
+        "proposals": len(props),
+        "model": model.identity.to_dict(),
+        "log": str(log_path),
+        "device": model.device,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,12 +141,18 @@ def run(args: argparse.Namespace) -> int:
 
         if args.workers is not None and args.workers < 1:
             raise ClinlabelError("--workers must be at least 1.")
-        cluster = (LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                                dashboard_address=None) if args.workers else None)
+        cluster = (
+            LocalCluster(
+                n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            if args.workers
+            else None
+        )
         try:
             with Client(args.scheduler or cluster) as client:
-                futures = [client.submit(prelabel_one, p, args.model, pure=False, **kwargs)
-                           for p in paths]
+                futures = [
+                    client.submit(prelabel_one, p, args.model, pure=False, **kwargs) for p in paths
+                ]
                 where = {f.key: p for f, p in zip(futures, paths, strict=True)}
                 for fut in as_completed(futures):
                     failed += _report(where[fut.key], fut.result)
@@ -145,6 +175,8 @@ def _report(path: str, call: Any) -> int:
         print(f"{path}: error: {exc}", file=sys.stderr)
         return 1
     m = res["model"]
-    print(f"{path}: {res['proposals']} proposals from {m['name']} {m['version']} "
-          f"({m['sha256'][:12]}…) on {res['device']} → {Path(res['log']).name}")
+    print(
+        f"{path}: {res['proposals']} proposals from {m['name']} {m['version']} "
+        f"({m['sha256'][:12]}…) on {res['device']} → {Path(res['log']).name}"
+    )
     return 0

@@ -31,7 +31,7 @@ KINDS = ("segment", "box", "grade")
 DECISIONS = ("proposal.accept", "proposal.edit", "proposal.reject")
 
 
-class ProposalState(str, Enum):
+class ProposalState(str, Enum):  # noqa: UP042 (str mixin: JSON-friendly values)
     """Where a proposal stands; only a human decision moves it out of PROPOSED."""
 
     PROPOSED = "proposed"
@@ -126,19 +126,36 @@ def add_proposals(
             data.update(
                 voxels=int(idx.size),
                 shape=[int(s) for s in d.shape],
-                bbox=[[int(c.min()) for c in coords], [int(c.max()) for c in coords]] if coords else [],
+                bbox=[[int(c.min()) for c in coords], [int(c.max()) for c in coords]]
+                if coords
+                else [],
                 objects={"mask": digest},
             )
             if d.payload:
                 data.update(_jsonable(d.payload))
-            payload = {"mask": digest, "shape": data["shape"], "voxels": data["voxels"],
-                       "bbox": data["bbox"]}
+            payload = {
+                "mask": digest,
+                "shape": data["shape"],
+                "voxels": data["voxels"],
+                "bbox": data["bbox"],
+            }
         else:
             payload = _jsonable(d.payload)
             data[d.kind] = payload
         rec = log.append("proposal.add", {"proposal": pid}, data, source)
-        out.append(Proposal(pid, d.kind, d.label, float(d.score), ident, ProposalState.PROPOSED,
-                            rec["seq"], payload, d.name))
+        out.append(
+            Proposal(
+                pid,
+                d.kind,
+                d.label,
+                float(d.score),
+                ident,
+                ProposalState.PROPOSED,
+                rec["seq"],
+                payload,
+                d.name,
+            )
+        )
     return out
 
 
@@ -203,11 +220,19 @@ def _decided_in_log(path: Path, pid: str) -> str | None:
 
 
 def _write_segment(
-    log: AuditLog, proposal: Proposal, labels: np.ndarray, labels_name: str, indices: np.ndarray,
-    action: str, extra: dict[str, Any], overwrite: bool,
+    log: AuditLog,
+    proposal: Proposal,
+    labels: np.ndarray,
+    labels_name: str,
+    indices: np.ndarray,
+    action: str,
+    extra: dict[str, Any],
+    overwrite: bool,
 ) -> dict[str, Any]:
     if labels is None or labels_name is None:
-        raise ClinlabelError(f"Proposal {proposal.id} is a segment: give the label array and its name.")
+        raise ClinlabelError(
+            f"Proposal {proposal.id} is a segment: give the label array and its name."
+        )
     shape = tuple(proposal.payload["shape"])
     if tuple(labels.shape) != shape:
         raise ClinlabelError(
@@ -224,12 +249,25 @@ def _write_segment(
     keep = old != value if overwrite else old == 0
     skipped = int(np.count_nonzero((old != 0) & (old != value))) if not overwrite else 0
     idx = indices[keep]
-    data = {"proposal": proposal.id, "label": value, "score": proposal.score,
-            "kept_other_labels": skipped, **extra}
+    data = {
+        "proposal": proposal.id,
+        "label": value,
+        "score": proposal.score,
+        "kept_other_labels": skipped,
+        **extra,
+    }
     return record_label_change(
-        log, labels, labels_name, idx, old[keep], np.full(idx.size, value, labels.dtype),
-        action=action, source=proposal.source, data=data,
-        target={"labels": labels_name, "proposal": proposal.id}, applied=False,
+        log,
+        labels,
+        labels_name,
+        idx,
+        old[keep],
+        np.full(idx.size, value, labels.dtype),
+        action=action,
+        source=proposal.source,
+        data=data,
+        target={"labels": labels_name, "proposal": proposal.id},
+        applied=False,
     )
 
 
@@ -249,13 +287,19 @@ def accept(
     _check_undecided(log, proposal)
     if proposal.kind == "segment":
         idx = proposal_indices(log, proposal)
-        rec = _write_segment(log, proposal, labels, labels_name, idx, "proposal.accept", {}, overwrite)  # type: ignore[arg-type]
+        rec = _write_segment(
+            log, proposal, labels, labels_name, idx, "proposal.accept", {}, overwrite
+        )  # type: ignore[arg-type]
     else:
         target: dict[str, Any] = {"proposal": proposal.id}
         if labels_name:
             target["layer"] = labels_name
-        data = {"proposal": proposal.id, "label": proposal.label, "score": proposal.score,
-                proposal.kind: proposal.payload}
+        data = {
+            "proposal": proposal.id,
+            "label": proposal.label,
+            "score": proposal.score,
+            proposal.kind: proposal.payload,
+        }
         rec = log.append("proposal.accept", target, data, proposal.source)
     proposal.state = ProposalState.ACCEPTED
     proposal.decided_seq = rec["seq"]
@@ -294,20 +338,37 @@ def edit(
         old_idx = proposal_indices(log, proposal)
         changed = int(np.setxor1d(old_idx, new_idx, assume_unique=True).size)
         extra = {"edited": True, "changed_vs_proposal": changed}
-        rec = _write_segment(log, proposal, labels, labels_name, new_idx, "proposal.edit", extra,  # type: ignore[arg-type]
-                             overwrite)
+        rec = _write_segment(
+            log,
+            proposal,
+            labels,
+            labels_name,
+            new_idx,
+            "proposal.edit",
+            extra,  # type: ignore[arg-type]
+            overwrite,
+        )
     else:
         if not isinstance(edited, dict):
-            raise ClinlabelError(f"Editing {proposal.kind} proposal {proposal.id} needs the edited {proposal.kind}.")
+            raise ClinlabelError(
+                f"Editing {proposal.kind} proposal {proposal.id} needs the edited {proposal.kind}."
+            )
         new = _jsonable(edited)
-        changed_keys = sorted(k for k in set(new) | set(proposal.payload)
-                              if new.get(k) != proposal.payload.get(k))
+        changed_keys = sorted(
+            k for k in set(new) | set(proposal.payload) if new.get(k) != proposal.payload.get(k)
+        )
         target = {"proposal": proposal.id}
         if labels_name:
             target["layer"] = labels_name
-        data = {"proposal": proposal.id, "label": new.get("value", new.get("class", proposal.label)),
-                "score": proposal.score, "edited": True, "changed_vs_proposal": changed_keys,
-                "proposed": proposal.payload, proposal.kind: new}
+        data = {
+            "proposal": proposal.id,
+            "label": new.get("value", new.get("class", proposal.label)),
+            "score": proposal.score,
+            "edited": True,
+            "changed_vs_proposal": changed_keys,
+            "proposed": proposal.payload,
+            proposal.kind: new,
+        }
         rec = log.append("proposal.edit", target, data, proposal.source)
         proposal.payload = new
     proposal.state = ProposalState.EDITED
@@ -318,9 +379,12 @@ def edit(
 def reject(log: AuditLog, proposal: Proposal) -> dict[str, Any]:
     """A human rejects one proposal (no label change); returns the ``proposal.reject`` record."""
     _check_undecided(log, proposal)
-    rec = log.append("proposal.reject", {"proposal": proposal.id},
-                     {"proposal": proposal.id, "label": proposal.label, "score": proposal.score},
-                     proposal.source)
+    rec = log.append(
+        "proposal.reject",
+        {"proposal": proposal.id},
+        {"proposal": proposal.id, "label": proposal.label, "score": proposal.score},
+        proposal.source,
+    )
     proposal.state = ProposalState.REJECTED
     proposal.decided_seq = rec["seq"]
     return rec
@@ -344,12 +408,26 @@ def load_proposals(log_path: str | os.PathLike[str]) -> list[Proposal]:
         if action == "proposal.add":
             d, src = rec.get("data") or {}, rec.get("source") or {}
             kind = d.get("kind")
-            payload = ({"mask": d["objects"]["mask"], "shape": d["shape"], "voxels": d["voxels"],
-                        "bbox": d["bbox"]} if kind == "segment" else d.get(kind, {}))
+            payload = (
+                {
+                    "mask": d["objects"]["mask"],
+                    "shape": d["shape"],
+                    "voxels": d["voxels"],
+                    "bbox": d["bbox"],
+                }
+                if kind == "segment"
+                else d.get(kind, {})
+            )
             by_id[pid] = Proposal(
-                pid, kind, d.get("label"), float(d.get("score", 0.0)),
+                pid,
+                kind,
+                d.get("label"),
+                float(d.get("score", 0.0)),
                 {k: src.get(k) for k in ("name", "version", "sha256")},
-                ProposalState.PROPOSED, rec["seq"], payload, d.get("name"),
+                ProposalState.PROPOSED,
+                rec["seq"],
+                payload,
+                d.get("name"),
             )
         elif action in _STATE_OF and pid in by_id:
             p = by_id[pid]
@@ -374,7 +452,8 @@ def require_no_pending(log_path: str | os.PathLike[str], exclude_pending: bool =
         noun = "proposal is" if n == 1 else "proposals are"
         raise PendingProposalsError(
             f"{Path(log_path).name}: {n} {noun} still undecided; review them or pass "
-            "--exclude-pending", pending=n,
+            "--exclude-pending",
+            pending=n,
         )
     return n
 

@@ -25,8 +25,8 @@ from ..errors import ModelError
 from ..proposals import ProposalDraft
 from ..volume import Volume
 from .card import ModelCard, card_from_dict
-from .loader import ModelIdentity
 from .inference import InferenceCancelled
+from .loader import ModelIdentity
 
 VERSION = "1.0.0"
 PARAMS: dict[str, Any] = {
@@ -49,16 +49,28 @@ class BaselineDetector:
         canon = json.dumps(self.params, sort_keys=True, separators=(",", ":")).encode("utf-8")
         digest = hashlib.sha256(canon + Path(__file__).read_bytes()).hexdigest()
         self.identity = ModelIdentity("baseline", VERSION, digest)
-        self.card: ModelCard = card_from_dict({
-            "name": "baseline", "version": VERSION, "task": "segmentation", "schema": "abdomen-ct",
-            "description": "Classical hypodense-candidate detector (scikit-image).",
-            "in_channels": 1, "patch_size": [1, 1, 1], "input_spacing": None,
-            "normalization": {"kind": "none"},
-            "classes": [{"index": 0, "name": "background"},
-                        {"index": 1, "label": int(self.params["label"]),
-                         "name": str(self.params["label_name"])}],
-            "params": self.params,
-        })
+        self.card: ModelCard = card_from_dict(
+            {
+                "name": "baseline",
+                "version": VERSION,
+                "task": "segmentation",
+                "schema": "abdomen-ct",
+                "description": "Classical hypodense-candidate detector (scikit-image).",
+                "in_channels": 1,
+                "patch_size": [1, 1, 1],
+                "input_spacing": None,
+                "normalization": {"kind": "none"},
+                "classes": [
+                    {"index": 0, "name": "background"},
+                    {
+                        "index": 1,
+                        "label": int(self.params["label"]),
+                        "name": str(self.params["label_name"]),
+                    },
+                ],
+                "params": self.params,
+            }
+        )
 
     def detect(self, volume: Volume, cancel: threading.Event | None = None) -> list[ProposalDraft]:
         """Candidate drafts for ``volume`` (3D or 2D grey image), highest score first."""
@@ -83,8 +95,11 @@ class BaselineDetector:
         if ct:
             organ = (smooth >= p["organ_hu"][0]) & (smooth <= p["organ_hu"][1])
             organ = ndimage.binary_opening(organ, iterations=1)
-            filled = np.stack([ndimage.binary_fill_holes(s) for s in organ]) if a.ndim == 3 \
+            filled = (
+                np.stack([ndimage.binary_fill_holes(s) for s in organ])
+                if a.ndim == 3
                 else ndimage.binary_fill_holes(organ)
+            )
             cand = filled & ~organ & (smooth >= p["lesion_hu"][0]) & (smooth <= p["lesion_hu"][1])
         else:
             organ = np.ones(a.shape, dtype=bool)
@@ -111,7 +126,16 @@ class BaselineDetector:
             idx = np.ravel_multi_index(full, a.shape).astype(np.int64)
             idx.sort()
             box = {"zyx_min": [int(c.min()) for c in full], "zyx_max": [int(c.max()) for c in full]}
-            drafts.append(ProposalDraft("segment", int(p["label"]), round(score, 4), idx, a.shape,
-                                        payload={"box": box}, name=str(p["label_name"])))
+            drafts.append(
+                ProposalDraft(
+                    "segment",
+                    int(p["label"]),
+                    round(score, 4),
+                    idx,
+                    a.shape,
+                    payload={"box": box},
+                    name=str(p["label_name"]),
+                )
+            )
         drafts.sort(key=lambda d: -d.score)
         return drafts[: int(p["max_candidates"])]

@@ -26,8 +26,18 @@ from ..errors import ModelError
 TASKS = ("segmentation", "detection", "grading")
 NORMALIZATIONS = ("ct_window", "zscore", "minmax", "none")
 _FIELDS = {
-    "name", "version", "task", "classes", "input_spacing", "normalization", "patch_size",
-    "in_channels", "schema", "scale", "description", "params",
+    "name",
+    "version",
+    "task",
+    "classes",
+    "input_spacing",
+    "normalization",
+    "patch_size",
+    "in_channels",
+    "schema",
+    "scale",
+    "description",
+    "params",
 }
 _REQUIRED = ("name", "version", "task", "classes", "normalization", "patch_size", "in_channels")
 
@@ -93,8 +103,16 @@ class ModelCard:
             "version": self.version,
             "task": self.task,
             "classes": [
-                {k: v for k, v in (("index", c.index), ("name", c.name), ("label", c.label),
-                                   ("grade", c.grade)) if v is not None}
+                {
+                    k: v
+                    for k, v in (
+                        ("index", c.index),
+                        ("name", c.name),
+                        ("label", c.label),
+                        ("grade", c.grade),
+                    )
+                    if v is not None
+                }
                 for c in self.classes
             ],
             "normalization": self.normalization.to_dict(),
@@ -162,7 +180,9 @@ def card_from_dict(data: Any, path: Path | None = None) -> ModelCard:
     if spacing is not None:
         spacing = _float_tuple(spacing, "input_spacing", fail)
         if len(spacing) != len(patch):
-            raise fail("input_spacing", f"has {len(spacing)} values but patch_size has {len(patch)}")
+            raise fail(
+                "input_spacing", f"has {len(spacing)} values but patch_size has {len(patch)}"
+            )
     norm = _normalization(data["normalization"], fail)
     classes = _classes(data["classes"], task, fail)
     scale = data.get("scale")
@@ -175,36 +195,55 @@ def card_from_dict(data: Any, path: Path | None = None) -> ModelCard:
     if not isinstance(params, dict):
         raise fail("params", "must be an object")
     return ModelCard(
-        name=data["name"], version=data["version"], task=task, classes=classes,
-        normalization=norm, patch_size=patch, in_channels=in_ch, input_spacing=spacing,
-        schema=schema, scale=scale, description=str(data.get("description", "")),
-        params=params, path=path,
+        name=data["name"],
+        version=data["version"],
+        task=task,
+        classes=classes,
+        normalization=norm,
+        patch_size=patch,
+        in_channels=in_ch,
+        input_spacing=spacing,
+        schema=schema,
+        scale=scale,
+        description=str(data.get("description", "")),
+        params=params,
+        path=path,
     )
 
 
 def _int_tuple(value: Any, fld: str, fail: Any) -> tuple[int, ...]:
-    if (not isinstance(value, list) or len(value) not in (2, 3)
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+    if (
+        not isinstance(value, list)
+        or len(value) not in (2, 3)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
         raise fail(fld, "must be a list of 2 or 3 positive integers (z, y, x)")
     return tuple(value)
 
 
 def _float_tuple(value: Any, fld: str, fail: Any) -> tuple[float, ...]:
-    if (not isinstance(value, list) or len(value) not in (2, 3)
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0
-                       for v in value)):
+    if (
+        not isinstance(value, list)
+        or len(value) not in (2, 3)
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
         raise fail(fld, "must be null or a list of 2 or 3 positive numbers in mm (z, y, x)")
     return tuple(float(v) for v in value)
 
 
 def _normalization(value: Any, fail: Any) -> Normalization:
     if not isinstance(value, dict) or value.get("kind") not in NORMALIZATIONS:
-        raise fail("normalization", f"must be an object with kind one of {', '.join(NORMALIZATIONS)}")
+        raise fail(
+            "normalization", f"must be an object with kind one of {', '.join(NORMALIZATIONS)}"
+        )
     kind = value["kind"]
     if kind != "ct_window":
         return Normalization(kind)
     lo, hi = value.get("low"), value.get("high")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lo, hi)) or lo >= hi:
+    if (
+        not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lo, hi))
+        or lo >= hi
+    ):
         raise fail("normalization", "of kind ct_window needs numbers low < high (HU)")
     return Normalization(kind, float(lo), float(hi))
 
@@ -222,8 +261,9 @@ def _classes(value: Any, task: str, fail: Any) -> tuple[ModelClass, ...]:
         if not isinstance(c.get("name"), str) or not c["name"]:
             raise fail(f"{fld}.name", "must be a non-empty string")
         label, grade = c.get("label"), c.get("grade")
-        if label is not None and (not isinstance(label, int) or isinstance(label, bool)
-                                  or not 0 < label < 65536):
+        if label is not None and (
+            not isinstance(label, int) or isinstance(label, bool) or not 0 < label < 65536
+        ):
             raise fail(f"{fld}.label", "must be a label value 1…65535")
         if grade is not None and not isinstance(grade, str):
             raise fail(f"{fld}.grade", "must be a string (a value of the grading scale)")

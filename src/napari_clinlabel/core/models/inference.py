@@ -81,8 +81,9 @@ def blending_weights(roi: Sequence[int], sigma_scale: float = 0.125) -> np.ndarr
     return w.astype(np.float32)
 
 
-def _weight_sums(shape: Sequence[int], roi: Sequence[int], starts: list[list[int]],
-                 sigma_scale: float) -> list[np.ndarray]:
+def _weight_sums(
+    shape: Sequence[int], roi: Sequence[int], starts: list[list[int]], sigma_scale: float
+) -> list[np.ndarray]:
     sums = []
     for size, r, st in zip(shape, roi, starts, strict=True):
         g = gaussian_1d(r, sigma_scale)
@@ -194,10 +195,12 @@ def iter_sliding_window(
             while j < total and j - i < batch_size and windows[j][0] == z0:
                 j += 1
             batch = windows[i:j]
-            patches = np.stack([
-                a[(slice(None), *(slice(s, s + r) for s, r in zip(w, roi, strict=True)))]
-                for w in batch
-            ])
+            patches = np.stack(
+                [
+                    a[(slice(None), *(slice(s, s + r) for s, r in zip(w, roi, strict=True)))]
+                    for w in batch
+                ]
+            )
             x = torch.from_numpy(patches)
             if cuda:
                 x = x.pin_memory().to(dev, non_blocking=True)
@@ -220,8 +223,11 @@ def iter_sliding_window(
                     result.labels = np.empty(spatial, dtype=np.uint8 if n_out <= 256 else np.uint16)
                     result.confidence = np.empty(spatial, dtype=np.float16)
             for k, w in enumerate(batch):
-                sl = (slice(None), slice(w[0] - base, w[0] - base + roi[0]),
-                      *(slice(s, s + r) for s, r in zip(w[1:], roi[1:], strict=True)))
+                sl = (
+                    slice(None),
+                    slice(w[0] - base, w[0] - base + roi[0]),
+                    *(slice(s, s + r) for s, r in zip(w[1:], roi[1:], strict=True)),
+                )
                 buf[sl] += y[k]
             done = j
             i = j
@@ -245,7 +251,9 @@ def sliding_window_predict(
     **kwargs: Any,
 ) -> Prediction:
     """Run :func:`iter_sliding_window` to the end, calling ``progress(done, total)`` per batch."""
-    gen = iter_sliding_window(array, model, roi, overlap, batch_size, device, cancel=cancel, **kwargs)
+    gen = iter_sliding_window(
+        array, model, roi, overlap, batch_size, device, cancel=cancel, **kwargs
+    )
     while True:
         try:
             done, total = next(gen)
@@ -261,14 +269,26 @@ def resample_to_spacing(image: Any, spacing_zyx: Sequence[float], linear: bool =
 
     new_spacing = tuple(float(s) for s in reversed(spacing_zyx))
     old_size, old_spacing = image.GetSize(), image.GetSpacing()
-    size = [max(1, int(round(n * s / t))) for n, s, t in zip(old_size, old_spacing, new_spacing, strict=True)]
+    size = [
+        max(1, int(round(n * s / t)))
+        for n, s, t in zip(old_size, old_spacing, new_spacing, strict=True)
+    ]
     # keep the physical extent centred: the first voxel centre moves by half the spacing change
     d = np.asarray(image.GetDirection()).reshape(image.GetDimension(), -1)
     shift = d @ ((np.asarray(new_spacing) - np.asarray(old_spacing)) / 2.0)
     origin = tuple(float(v) for v in np.asarray(image.GetOrigin()) + shift)
     interp = sitk.sitkLinear if linear else sitk.sitkNearestNeighbor
-    return sitk.Resample(image, size, sitk.Transform(), interp, origin, new_spacing,
-                         image.GetDirection(), 0.0, image.GetPixelID())
+    return sitk.Resample(
+        image,
+        size,
+        sitk.Transform(),
+        interp,
+        origin,
+        new_spacing,
+        image.GetDirection(),
+        0.0,
+        image.GetPixelID(),
+    )
 
 
 def resample_like(image: Any, reference: Any, linear: bool = True) -> Any:

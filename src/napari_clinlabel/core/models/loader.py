@@ -138,7 +138,9 @@ def _load_torchscript(
         raise ModelError(f"{path}: model file is empty (0 bytes); copy the model again.")
     dev = resolve_device(device)
     try:
-        with warnings.catch_warnings():  # torch ≥ 2.9 flags TorchScript as deprecated; still supported
+        with (
+            warnings.catch_warnings()
+        ):  # torch ≥ 2.9 flags TorchScript as deprecated; still supported
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(io.BytesIO(data), map_location=dev)
     except Exception:  # torch raises RuntimeError/ValueError/zipfile errors for non-TorchScript

@@ -44,7 +44,9 @@ def _channels_first(volume: Volume, model: LoadedModel) -> np.ndarray:
             f"{a.ndim - 1}D; choose a model made for this kind of image."
         )
     if not np.all(np.isfinite(a)) if a.dtype.kind == "f" else False:
-        raise ModelError("Image holds NaN or infinite values; fix the image before running a model.")
+        raise ModelError(
+            "Image holds NaN or infinite values; fix the image before running a model."
+        )
     return np.stack([normalize_intensity(ch, card.normalization) for ch in a])
 
 
@@ -54,7 +56,10 @@ def _needs_resampling(volume: Volume, model: LoadedModel) -> bool:
 
 
 def iter_predict_labels(
-    volume: Volume, model: LoadedModel, batch_size: int = 4, overlap: float = 0.25,
+    volume: Volume,
+    model: LoadedModel,
+    batch_size: int = 4,
+    overlap: float = 0.25,
     cancel: threading.Event | None = None,
 ) -> Generator[tuple[int, int], None, tuple[np.ndarray, np.ndarray]]:
     """Yield ``(done, total)``; return (class index per voxel, its probability) on the image grid.
@@ -71,13 +76,22 @@ def iter_predict_labels(
     ref = None
     if resample:
         ref = volume.to_itk(x[0])
-        x = np.stack([
-            sitk.GetArrayFromImage(resample_to_spacing(volume.to_itk(ch), card.input_spacing))
-            for ch in x
-        ])
+        x = np.stack(
+            [
+                sitk.GetArrayFromImage(resample_to_spacing(volume.to_itk(ch), card.input_spacing))
+                for ch in x
+            ]
+        )
     pred = yield from iter_sliding_window(
-        x, model.module, card.patch_size, overlap, batch_size, model.device,
-        output="probabilities" if resample else "argmax", out_dtype=np.float16, cancel=cancel,
+        x,
+        model.module,
+        card.patch_size,
+        overlap,
+        batch_size,
+        model.device,
+        output="probabilities" if resample else "argmax",
+        out_dtype=np.float16,
+        cancel=cancel,
     )
     if not resample:
         return pred.labels, pred.confidence
@@ -95,7 +109,9 @@ def iter_predict_labels(
     return labels, best.astype(np.float16)
 
 
-def predict_labels(volume: Volume, model: LoadedModel, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+def predict_labels(
+    volume: Volume, model: LoadedModel, **kwargs: Any
+) -> tuple[np.ndarray, np.ndarray]:
     """Synchronous :func:`iter_predict_labels`: (class index per voxel, its probability)."""
     return _drain(iter_predict_labels(volume, model, **kwargs), kwargs.get("progress"))
 
@@ -142,14 +158,23 @@ def drafts_from_labels(
                 continue
             score = float(np.mean(conf[idx], dtype=np.float64))
             if card.task == "segmentation":
-                drafts.append(ProposalDraft("segment", int(cls.label), score, idx, labels.shape,
-                                            name=cls.name))
+                drafts.append(
+                    ProposalDraft(
+                        "segment", int(cls.label), score, idx, labels.shape, name=cls.name
+                    )
+                )
             else:
                 coords = np.unravel_index(idx, labels.shape)
-                box = {"zyx_min": [int(c.min()) for c in coords],
-                       "zyx_max": [int(c.max()) for c in coords],
-                       "class": cls.name, "label": int(cls.label), "voxels": int(idx.size)}
-                drafts.append(ProposalDraft("box", int(cls.label), score, payload=box, name=cls.name))
+                box = {
+                    "zyx_min": [int(c.min()) for c in coords],
+                    "zyx_max": [int(c.max()) for c in coords],
+                    "class": cls.name,
+                    "label": int(cls.label),
+                    "voxels": int(idx.size),
+                }
+                drafts.append(
+                    ProposalDraft("box", int(cls.label), score, payload=box, name=cls.name)
+                )
     return drafts
 
 
@@ -164,8 +189,17 @@ def _grade(volume: Volume, model: LoadedModel) -> list[ProposalDraft]:
     for ch in x:
         img = volume.to_itk(ch)
         spacing = [s * n / m for s, n, m in zip(img.GetSpacing(), img.GetSize(), size, strict=True)]
-        out = sitk.Resample(img, size, sitk.Transform(), sitk.sitkLinear, img.GetOrigin(), spacing,
-                            img.GetDirection(), 0.0, sitk.sitkFloat32)
+        out = sitk.Resample(
+            img,
+            size,
+            sitk.Transform(),
+            sitk.sitkLinear,
+            img.GetOrigin(),
+            spacing,
+            img.GetDirection(),
+            0.0,
+            sitk.sitkFloat32,
+        )
         chans.append(sitk.GetArrayFromImage(out))
     t = torch.from_numpy(np.stack(chans)[None]).to(model.device)
     with torch.inference_mode():
@@ -173,12 +207,21 @@ def _grade(volume: Volume, model: LoadedModel) -> list[ProposalDraft]:
     k = int(p.argmax())
     probs = {str(c.grade): round(float(p[c.index]), 6) for c in card.classes}
     value = str(card.classes[k].grade)
-    return [ProposalDraft("grade", value, float(p[k]),
-                          payload={"scale": card.scale, "value": value, "probabilities": probs})]
+    return [
+        ProposalDraft(
+            "grade",
+            value,
+            float(p[k]),
+            payload={"scale": card.scale, "value": value, "probabilities": probs},
+        )
+    ]
 
 
 def iter_run_model(
-    volume: Volume, model: LoadedModel, batch_size: int = 4, overlap: float = 0.25,
+    volume: Volume,
+    model: LoadedModel,
+    batch_size: int = 4,
+    overlap: float = 0.25,
     cancel: threading.Event | None = None,
 ) -> Generator[tuple[int, int], None, list[ProposalDraft]]:
     """Yield ``(done, total)`` progress; return the drafts (for napari's ``thread_worker``)."""
@@ -197,8 +240,12 @@ def iter_run_model(
 
 
 def run_model(
-    volume: Volume, model: LoadedModel, progress: Progress | None = None,
-    cancel: threading.Event | None = None, batch_size: int = 4, overlap: float = 0.25,
+    volume: Volume,
+    model: LoadedModel,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    batch_size: int = 4,
+    overlap: float = 0.25,
 ) -> list[ProposalDraft]:
     """Run ``model`` on ``volume``; one draft per component (segmentation), box or grade."""
     return _drain(iter_run_model(volume, model, batch_size, overlap, cancel), progress)

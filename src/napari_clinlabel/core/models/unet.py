@@ -56,7 +56,7 @@ class UNet3D(nn.Module):
             skips.append(x)
             x = self.pool(x)
         x = self.bottom(x)
-        for i, (up, dec) in enumerate(zip(self.up, self.dec)):
+        for i, (up, dec) in enumerate(zip(self.up, self.dec)):  # noqa: B905 (TorchScript)
             x = up(x)
             x = dec(torch.cat([x, skips[len(skips) - 1 - i]], dim=1))
         return self.head(x)
