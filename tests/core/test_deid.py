@@ -157,3 +157,29 @@ def test_refusals_and_burned_in(tmp_path):
         deidentify(tmp_path / "empty", tmp_path / "o2")
     assert not (tmp_path / "o2").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_real_ct_deid_geometry_dciodvfy_and_scan(tmp_path, shared_data):
+    src = shared_data / "dcmqi_ct3slice_seg" / "ct-3slice"
+    out = tmp_path / "clean"
+    report = deidentify(src, out)
+    assert report.files_written == 3 and scan_path(out) == []
+    r_old, r_new = sitk.ImageSeriesReader(), sitk.ImageSeriesReader()
+    r_old.SetFileNames(r_old.GetGDCMSeriesFileNames(str(src)))
+    r_new.SetFileNames(r_new.GetGDCMSeriesFileNames(str(out / "S001")))
+    old, new = r_old.Execute(), r_new.Execute()
+    assert Geometry.from_itk(old).close_to(Geometry.from_itk(new), atol_mm=1e-6)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(old), sitk.GetArrayFromImage(new))
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy not installed")
+
+    def errors(p):
+        r = subprocess.run(["dciodvfy", str(p)], capture_output=True, text=True, check=False)
+        return {ln for ln in r.stderr.splitlines() if ln.startswith("Error")}
+
+    by_pos = {}
+    for f in src.glob("*.dcm"):
+        by_pos[pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2]] = f
+    for f in (out / "S001").glob("*.dcm"):
+        pos = pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2]
+        assert errors(f) <= errors(by_pos[pos]), errors(f) - errors(by_pos[pos])
