@@ -14,21 +14,19 @@ box → ``data["box"]`` (``zyx_min``/``zyx_max`` inclusive voxel indices, ``clas
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .audit_log import AuditLog, iter_records, model_source
-from .errors import ClinlabelError, PendingProposalsError
+from .audit_log import AuditLog, model_source
+from .errors import ClinlabelError
 from .label_edits import record_label_change
+from .pending import decided_in_log, load_proposals, pending_count, require_no_pending
 
 KINDS = ("segment", "box", "grade")
-DECISIONS = ("proposal.accept", "proposal.edit", "proposal.reject")
 
 
 class ProposalState(str, Enum):  # noqa: UP042 (str mixin: JSON-friendly values)
@@ -192,31 +190,12 @@ def _check_undecided(log: AuditLog, proposal: Proposal) -> None:
             f"Proposal {proposal.id} was already {proposal.state.value}; a decision is final "
             "(edit the labels directly to change them)."
         )
-    decided = _decided_in_log(log.path, proposal.id)
+    decided = decided_in_log(log.path, proposal.id)
     if decided:
         raise ClinlabelError(
             f"Proposal {proposal.id} was already decided ({decided}) in {log.path.name}; a "
             "decision is final."
         )
-
-
-def _decided_in_log(path: Path, pid: str) -> str | None:
-    """The decision action already logged for ``pid`` (a byte scan: canonical JSON is fixed)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    needle = f'"proposal":"{pid}"'.encode()
-    pos = raw.find(needle)
-    while pos >= 0:
-        start = raw.rfind(b"\n", 0, pos) + 1
-        end = raw.find(b"\n", pos)
-        line = raw[start : end if end >= 0 else len(raw)]
-        for action in DECISIONS:
-            if f'"action":"{action}"'.encode() in line:
-                return action
-        pos = raw.find(needle, end if end >= 0 else len(raw))
-    return None
 
 
 def _write_segment(
@@ -388,74 +367,6 @@ def reject(log: AuditLog, proposal: Proposal) -> dict[str, Any]:
     proposal.state = ProposalState.REJECTED
     proposal.decided_seq = rec["seq"]
     return rec
-
-
-_STATE_OF = {
-    "proposal.accept": ProposalState.ACCEPTED,
-    "proposal.edit": ProposalState.EDITED,
-    "proposal.reject": ProposalState.REJECTED,
-}
-
-
-def load_proposals(log_path: str | os.PathLike[str]) -> list[Proposal]:
-    """Every proposal in a log, in the order added, with its state rebuilt from the decisions."""
-    by_id: dict[str, Proposal] = {}
-    for rec in iter_records(log_path):
-        action = rec.get("action", "")
-        if not action.startswith("proposal."):
-            continue
-        pid = (rec.get("target") or {}).get("proposal")
-        if action == "proposal.add":
-            d, src = rec.get("data") or {}, rec.get("source") or {}
-            kind = d.get("kind")
-            payload = (
-                {
-                    "mask": d["objects"]["mask"],
-                    "shape": d["shape"],
-                    "voxels": d["voxels"],
-                    "bbox": d["bbox"],
-                }
-                if kind == "segment"
-                else d.get(kind, {})
-            )
-            by_id[pid] = Proposal(
-                pid,
-                kind,
-                d.get("label"),
-                float(d.get("score", 0.0)),
-                {k: src.get(k) for k in ("name", "version", "sha256")},
-                ProposalState.PROPOSED,
-                rec["seq"],
-                payload,
-                d.get("name"),
-            )
-        elif action in _STATE_OF and pid in by_id:
-            p = by_id[pid]
-            p.state, p.decided_seq = _STATE_OF[action], rec["seq"]
-            if action == "proposal.edit" and p.kind in rec.get("data", {}):
-                p.payload = rec["data"][p.kind]
-    return list(by_id.values())
-
-
-def pending_count(log_path: str | os.PathLike[str]) -> int:
-    """How many proposals in the log no human has decided yet."""
-    return sum(p.pending for p in load_proposals(log_path))
-
-
-def require_no_pending(log_path: str | os.PathLike[str], exclude_pending: bool = False) -> int:
-    """Raise :class:`PendingProposalsError` while proposals are undecided, unless ``exclude_pending``.
-
-    Returns the number of undecided proposals (left out of an export when ``exclude_pending``).
-    """
-    n = pending_count(log_path)
-    if n and not exclude_pending:
-        noun = "proposal is" if n == 1 else "proposals are"
-        raise PendingProposalsError(
-            f"{Path(log_path).name}: {n} {noun} still undecided; review them or pass "
-            "--exclude-pending",
-            pending=n,
-        )
-    return n
 
 
 __all__ = [
