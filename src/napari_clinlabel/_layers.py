@@ -22,6 +22,7 @@ _META_ONLY = ("geometry", "shape", "dtype", "leading_axes")
 
 def clinlabel_metadata(volume: Volume) -> dict[str, Any]:
     """``layer.metadata`` for a layer showing ``volume`` (or labels drawn on it)."""
+    _ = volume.sha256  # the voxel digest always travels with the layer
     meta = {k: v for k, v in volume.meta.items() if not k.startswith("_")}
     meta.update(
         geometry=volume.geometry.to_dict(),

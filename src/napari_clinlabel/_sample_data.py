@@ -44,8 +44,9 @@ def make_fundus_sample() -> LayerData:
     return [volume_to_layer_data(SAMPLES["fundus"]())]
 
 
-def slide_sample_path(shape: tuple[int, int] = SLIDE_SHAPE) -> Path:
-    """The cached pyramidal slide TIFF, written on first use."""
+def slide_sample_path(shape: tuple[int, int] | None = None) -> Path:
+    """The cached pyramidal slide TIFF (``SLIDE_SHAPE`` by default), written on first use."""
+    shape = shape or SLIDE_SHAPE
     path = _cache_dir() / f"phantom_slide_{shape[0]}x{shape[1]}_seed0.tif"
     if not path.exists():
         write_slide_tiff(path, shape=shape, tile=256, levels=4, seed=0)
