@@ -18,6 +18,7 @@ from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget
 from napari_clinlabel.core.audit_log import iter_records
 from napari_clinlabel.core.samples import ct_phantom
+from napari_clinlabel.core.schema import load_schema
 
 LEFT = Qt.MouseButton.LeftButton
 
@@ -62,6 +63,8 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     session = get_session(viewer)
     log_path = session.log_path_for(image)
 
+    session.set_schema(image, load_schema("abdomen-ct"))  # as the segmentation widget would
+
     # a box reaching outside the image is refused with its extent, and not kept
     shown = []
     report = session.report_error
@@ -85,6 +88,9 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     _drag(viewer, layer, (10, 20, 30), (10, 45, 60))
     recs = _box_records(log_path)
     assert [r["action"] for r in recs] == ["box.add"]
+    # box records carry the lesion schema; the schema another widget set stays in force for it
+    assert recs[0]["schema"]["id"] == "lesions"
+    assert session.schema_for(image)["id"] == "abdomen-ct"
     a = recs[0]["data"]
     assert a["class"] == "malignant" and a["confidence"] == 4
     assert a["attributes"] == {"margin": "spiculated", "finding": "mass"}

@@ -11,7 +11,8 @@ itself forwards key presses it receives to the same handlers, so keys work while
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,21 @@ def display_name(layer: Any) -> str:
     """A PHI-free name for messages (file name or layer name)."""
     src = _meta(layer).get("source_path")
     return Path(src).name if src else str(layer.name)
+
+
+@contextmanager
+def logging_under(session: Any, image: Any, schema: Any) -> Iterator[Any]:
+    """The image's log with ``schema`` in force for the records written inside the block.
+
+    Whatever schema another widget had set for the image is put back afterwards, so box records
+    carry the lesion schema and label records keep the segmentation schema.
+    """
+    previous = session.schema_for(image)
+    session.set_schema(image, schema)
+    try:
+        yield session.log_for(image)
+    finally:
+        session.set_schema(image, previous)
 
 
 class KeyBinder:

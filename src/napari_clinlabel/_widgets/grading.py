@@ -31,7 +31,7 @@ from ..core.annotation_state import restore_state
 from ..core.errors import ClinlabelError
 from ..core.grading import graded_schema_ref, mark_done, missing_grades, set_grade
 from ..core.schema import builtin_schema_names, load_schema
-from ._common import KeyBinder, display_name, image_layers
+from ._common import KeyBinder, display_name, image_layers, logging_under
 
 NO_SCHEMA = "— choose a schema —"
 
@@ -129,8 +129,6 @@ class GradingWidget(QWidget):
         if self._busy:
             return
         self._schema = None if name == NO_SCHEMA else load_schema(name)
-        if self._schema is not None and self._image is not None:
-            self._session.set_schema(self._image, self._schema)
         self._active = 0
         self._build_scales()
         self._bind_keys()
@@ -224,9 +222,8 @@ class GradingWidget(QWidget):
                     f"{self._name()}: no grading schema is chosen; pick one (e.g. birads, icdr) "
                     "before grading. Nothing was recorded."
                 )
-            self._session.set_schema(self._image, self._schema)
-            log = self._session.log_for(self._image)
-            set_grade(log, self._schema.scales[scale_id], value, note=self._note.text())
+            with logging_under(self._session, self._image, self._schema) as log:
+                set_grade(log, self._schema.scales[scale_id], value, note=self._note.text())
         except ClinlabelError as exc:
             self._session.report_error(exc)
             self._status.setText(str(exc))
@@ -244,9 +241,8 @@ class GradingWidget(QWidget):
         try:
             if self._image is None:
                 raise ClinlabelError("No image to mark done; open one first.")
-            if self._schema is not None:
-                self._session.set_schema(self._image, self._schema)
-            mark_done(self._session.log_for(self._image), self._schema, where=self._name())
+            with logging_under(self._session, self._image, self._schema) as log:
+                mark_done(log, self._schema, where=self._name())
         except ClinlabelError as exc:
             self._session.report_error(exc)
             self._status.setText(str(exc))

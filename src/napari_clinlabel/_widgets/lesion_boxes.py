@@ -10,6 +10,8 @@ on one slice plus thin outlines on the other slices of its range ("lesions 3D ex
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -43,7 +45,7 @@ from ..core.boxes import (
 )
 from ..core.errors import ClinlabelError
 from ..core.schema import load_schema
-from ._common import copy_transform, image_layers, volume_of
+from ._common import copy_transform, image_layers, logging_under, volume_of
 
 LAYER_NAME = "lesions"
 EXTENT_NAME = "lesions 3D extent"
@@ -206,9 +208,13 @@ class LesionBoxWidget(QWidget):
 
     def _reconcile(self) -> None:
         """Turn every difference between the Shapes layer and the boxes in force into records."""
-        layer, log = self._layer, self._log()
-        if log is None:
-            return
+        with self._logging() as log:
+            if log is not None:
+                self._reconcile_into(log)
+        self._schedule_rebuild()
+
+    def _reconcile_into(self, log: Any) -> None:
+        layer = self._layer
         ids = [str(v) for v in layer.features["box_id"]]
         seen: set[str] = set()
         rejected: list[int] = []
@@ -251,7 +257,6 @@ class LesionBoxWidget(QWidget):
                 layer.remove(rejected)
             finally:
                 self._busy = False
-        self._schedule_rebuild()
 
     def _extent_of(self, verts: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
         lo, hi = verts.min(axis=0), verts.max(axis=0)
@@ -261,11 +266,9 @@ class LesionBoxWidget(QWidget):
         return tuple(float(v) for v in lo), tuple(float(v) for v in hi)
 
     def _edit(self, bid: str, changes: dict[str, Any]) -> bool:
-        log = self._log()
-        if log is None:
-            return False
         try:
-            new, _rec = edit_box(log, self._boxes[bid], changes, self._volume, self._schema)
+            with logging_under(self._session, self._image, self._schema) as log:
+                new, _rec = edit_box(log, self._boxes[bid], changes, self._volume, self._schema)
         except ClinlabelError as exc:
             self._session.report_error(exc)
             self._schedule_rebuild()  # put the rectangle back where the log has it
@@ -273,15 +276,23 @@ class LesionBoxWidget(QWidget):
         self._boxes[bid] = new
         return True
 
-    def _log(self) -> Any:
+    @contextmanager
+    def _logging(self) -> Iterator[Any]:
+        """The image's log with the lesion schema in force (None, reported, if it cannot open)."""
         if self._image is None:
-            return None
+            yield None
+            return
         try:
-            self._session.set_schema(self._image, self._schema)
-            return self._session.log_for(self._image)
+            scope = logging_under(self._session, self._image, self._schema)
+            log = scope.__enter__()
         except ClinlabelError as exc:
             self._session.report_error(exc)
-            return None
+            yield None
+            return
+        try:
+            yield log
+        finally:
+            scope.__exit__(None, None, None)
 
     # -- form, 3D, table ------------------------------------------------------------------
     def _form_values(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from ..core.errors import ClinlabelError
 from ..core.grading import load_grades, set_grade
 from ..core.schema import builtin_schema_names, load_schema
 from ..core.tiles import TileGrid, grid_from_folder, parse_tile_id, tile_grades_csv
-from ._common import KeyBinder, copy_transform, display_name, image_layers
+from ._common import KeyBinder, copy_transform, display_name, image_layers, logging_under
 
 GRID_NAME = "tile grid"
 FILL_NAME = "tile grades"
@@ -288,8 +288,8 @@ class TileGradingWidget(QWidget):
                 raise ClinlabelError(
                     "Choose an image and a tile schema (e.g. isup) before grading."
                 )
-            self._session.set_schema(self._image, self._schema)
-            set_grade(self._session.log_for(self._image), self._scale, value, item=tid)
+            with logging_under(self._session, self._image, self._schema) as log:
+                set_grade(log, self._scale, value, item=tid)
         except ClinlabelError as exc:
             self._session.report_error(exc)
             return
