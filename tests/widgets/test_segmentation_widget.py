@@ -254,3 +254,10 @@ def test_tools_before_labels_and_bad_seed_say_what_to_do(
     n = len(records(log_path))
     assert widget.grow_at((50, 0, 0)) is None
     assert "outside the image" in errors[-1] and len(records(log_path)) == n
+
+
+def test_opens_from_the_plugin_menu(make_napari_viewer):
+    """napari builds the widget from the manifest and hands it the viewer."""
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-clinlabel", "Segmentation")
+    assert isinstance(widget, SegmentationWidget) and widget._viewer is viewer

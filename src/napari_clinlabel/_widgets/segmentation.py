@@ -11,7 +11,7 @@ unless "Overwrite other labels" is ticked.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image, Labels
@@ -41,6 +41,9 @@ from ._label_table import LabelTable
 from ._schema_picker import SchemaPicker
 from ._seg_hooks import SeedClick, WindowedBrush
 
+if TYPE_CHECKING:
+    import napari
+
 DEFAULT_SCHEMA = "abdomen-ct"
 _VOLUME_REFRESH_MS = 150
 
@@ -61,9 +64,10 @@ def _spin(low: float, high: float, value: float, step: float = 1.0, suffix: str 
 class SegmentationWidget(QWidget):
     """Dock widget: schema-driven labels and the semi-automatic segmentation tools."""
 
-    def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._viewer = viewer
+        # napari hands plugins a PublicOnlyProxy: work on (and share the session of) the viewer
+        self._viewer = viewer = getattr(viewer, "__wrapped__", viewer)
         self._session = get_session(viewer)
         self._image: Image | None = None
         self._labels: Labels | None = None
