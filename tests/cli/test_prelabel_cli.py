@@ -78,6 +78,10 @@ def test_bad_model_and_bad_image_change_nothing(phantom, tmp_path, capsys):
     cap = capsys.readouterr()
     assert "broken.nii.gz: error:" in cap.err and "phantom.nii.gz: " in cap.out
     assert not sidecar_paths(bad)[0].exists()
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        assert main(["prelabel", str(path), "--model", "builtin:baseline", "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
 
 
 def test_prelabel_on_local_dask_cluster(phantom, capsys):

@@ -57,3 +57,16 @@ def test_run_model_gives_one_segment_per_organ(model):
         t = np.flatnonzero(truth.reshape(-1) == value)
         inter = np.intersect1d(t, biggest.indices).size
         assert 2 * inter / (t.size + biggest.indices.size) > 0.7
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not pytest.importorskip("torch").cuda.is_available(), reason="needs CUDA")
+def test_dice_on_cuda_with_mixed_precision():
+    if not SHIPPED.is_file():
+        pytest.skip("phantom_unet.pt not built")
+    model = load_model("builtin:phantom-unet", device="cuda")
+    vol, truth = ct_phantom_truth(seed=11)
+    pred, _ = predict_labels(vol, model)
+    for value in (1, 2, 3, 4):
+        a, b = pred == value, truth == value  # class index == label value for this model
+        assert 2 * np.logical_and(a, b).sum() / (a.sum() + b.sum()) > 0.7
