@@ -127,13 +127,16 @@ def test_bad_input_clear_errors_nothing_left(tmp_path):
         export(img_path, "dicom-seg", tmp_path / "s.dcm", actor=ANN)
     with pytest.raises(ExportError, match="does not exist"):
         export(img_path, "nifti", tmp_path / "nope" / "l.nii.gz", actor=ANN)
-    with pytest.raises(ExportError, match="no labels layer named 'reader2'"):
-        export(img_path, "nifti", tmp_path / "l.nii.gz", actor=ANN, labels_name="reader2")
+    record_labels_create(log, "reader2", labels.shape, labels.dtype)
+    with pytest.raises(ExportError, match="several labels layers .*--labels NAME"):
+        export(img_path, "nrrd", tmp_path / "l.nrrd", actor=ANN)
+    with pytest.raises(ExportError, match="no labels layer named 'reader3'"):
+        export(img_path, "nifti", tmp_path / "l.nii.gz", actor=ANN, labels_name="reader3")
     with pytest.raises(ExportError, match="Unknown export format"):
         export(img_path, "png", tmp_path / "l.png", actor=ANN)
     paint(log, labels, 0, np.s_[:, :, :])  # erase everything
     with pytest.raises(ExportError, match="empty"):
-        export(img_path, "nifti", tmp_path / "l.nii.gz", actor=ANN)
+        export(img_path, "nifti", tmp_path / "l.nii.gz", actor=ANN, labels_name="labels")
     assert not list(tmp_path.glob("l*")) and export_records(img_path) == []
 
 

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="export although proposals are undecided (they are left out; the record says so)",
     )
-    p.add_argument("--labels", default="labels", help="label layer name (default: labels)")
+    p.add_argument("--labels", default=None, help="labels layer name (default: the log's only one)")
     p.add_argument("--schema", default=None, help="schema file or builtin name, if not the log's")
     p.add_argument(
         "--include-empty", action="store_true", help="DICOM SEG: also a segment per unused label"

@@ -90,7 +90,7 @@ def export(
     out: str | os.PathLike[str],
     *,
     exclude_pending: bool = False,
-    labels_name: str = "labels",
+    labels_name: str | None = None,
     actor: Actor | None = None,
     schema: Any | None = None,
     include_empty: bool = False,
@@ -111,6 +111,8 @@ def export(
             "annotated to export. Open the image, annotate, then export."
         )
     records = list(iter_records(log_path))
+    if fmt in LABEL_FORMATS:
+        labels_name = _layer_name(records, labels_name, log_path)
     volume = _volume_of(image_path, records)
     who = actor or current_actor(image_path)
     left_out = require_no_pending(log_path, exclude_pending)
@@ -144,6 +146,25 @@ def export(
     if left_out:
         notes.append(f"{left_out} undecided proposal(s) left out (they are not final labels).")
     return ExportResult(fmt, outputs, rec, int(left_out), notes)
+
+
+def _layer_name(records: list[dict[str, Any]], wanted: str | None, log_path: Path) -> str:
+    """``wanted``, else the log's only labels layer (several: the user must choose)."""
+    if wanted:
+        return wanted
+    names: list[str] = []
+    for r in records:
+        t = r.get("target")
+        if isinstance(t, dict) and isinstance(t.get("labels"), str) and t["labels"] not in names:
+            names.append(t["labels"])
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise ExportError(f"{log_path.name}: the log holds no labels; draw or accept labels first.")
+    raise ExportError(
+        f"{log_path.name}: the log holds several labels layers ({', '.join(names)}); pass "
+        "--labels NAME to choose one (one reader per DICOM SEG)."
+    )
 
 
 def _volume_of(image_path: str | os.PathLike[str], records: list[dict[str, Any]]) -> Volume:
