@@ -184,6 +184,8 @@ def test_segment_mask_round_trip_and_bad_input(log):
     m = cube(4, 6, 7)
     (p,) = add_proposals(log, [seg(m, 1, 0.5)], MODEL)
     np.testing.assert_array_equal(proposal_mask(log, p), m)
+    (loaded,) = load_proposals(log.path)
+    assert loaded.payload == p.payload and loaded.payload["voxels"] == 125
     with pytest.raises(ClinlabelError, match="grid"):
         accept(log, p, np.zeros((3, 3, 3), np.uint8), "labels")
     with pytest.raises(ClinlabelError, match="label array"):

@@ -36,6 +36,14 @@ def decided_in_log(path: Path, pid: str) -> str | None:
     return None
 
 
+_COMMON = ("kind", "label", "score", "name", "labels", "objects")
+
+
+def segment_payload(data: dict) -> dict:
+    """A segment proposal's payload from its ``proposal.add`` data: mask digest, shape, bbox, …"""
+    return {"mask": data["objects"]["mask"], **{k: v for k, v in data.items() if k not in _COMMON}}
+
+
 _STATE_OF = {
     "proposal.accept": "accepted",
     "proposal.edit": "edited",
@@ -56,16 +64,7 @@ def load_proposals(log_path: str | os.PathLike[str]) -> list[Proposal]:
         if action == "proposal.add":
             d, src = rec.get("data") or {}, rec.get("source") or {}
             kind = d.get("kind")
-            payload = (
-                {
-                    "mask": d["objects"]["mask"],
-                    "shape": d["shape"],
-                    "voxels": d["voxels"],
-                    "bbox": d["bbox"],
-                }
-                if kind == "segment"
-                else d.get(kind, {})
-            )
+            payload = segment_payload(d) if kind == "segment" else d.get(kind, {})
             by_id[pid] = Proposal(
                 pid,
                 kind,

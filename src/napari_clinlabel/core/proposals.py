@@ -24,7 +24,13 @@ import numpy as np
 from .audit_log import AuditLog, model_source
 from .errors import ClinlabelError
 from .label_edits import record_label_change
-from .pending import decided_in_log, load_proposals, pending_count, require_no_pending
+from .pending import (
+    decided_in_log,
+    load_proposals,
+    pending_count,
+    require_no_pending,
+    segment_payload,
+)
 
 KINDS = ("segment", "box", "grade")
 
@@ -131,12 +137,7 @@ def add_proposals(
             )
             if d.payload:
                 data.update(_jsonable(d.payload))
-            payload = {
-                "mask": digest,
-                "shape": data["shape"],
-                "voxels": data["voxels"],
-                "bbox": data["bbox"],
-            }
+            payload = segment_payload(data)
         else:
             payload = _jsonable(d.payload)
             data[d.kind] = payload
