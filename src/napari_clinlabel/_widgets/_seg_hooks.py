@@ -68,14 +68,20 @@ class WindowedBrush:
 
 
 class SeedClick:
-    """Calls ``on_seed(index_zyx)`` when the user clicks (without dragging) on ``image``."""
+    """Calls ``on_seed(index_zyx)`` when the user clicks (without dragging) on ``image`` in a 2D
+    view; in 3D a click has no single voxel, so ``on_3d()`` is called instead."""
 
     def __init__(
-        self, viewer: Any, image: Any, on_seed: Callable[[tuple[float, ...]], Any]
+        self,
+        viewer: Any,
+        image: Any,
+        on_seed: Callable[[tuple[float, ...]], Any],
+        on_3d: Callable[[], Any] | None = None,
     ) -> None:
         self.viewer = viewer
         self.image = image
         self.on_seed = on_seed
+        self.on_3d = on_3d
 
     @property
     def active(self) -> bool:
@@ -99,5 +105,10 @@ class SeedClick:
         while event.type == "mouse_move":
             moved = moved or bool(np.any(np.abs(np.asarray(event.position) - start) > 1e-6))
             yield
-        if not moved:
-            self.on_seed(tuple(float(c) for c in self.image.world_to_data(start)))
+        if moved:
+            return
+        if viewer.dims.ndisplay == 3:
+            if self.on_3d is not None:
+                self.on_3d()
+            return
+        self.on_seed(tuple(float(c) for c in self.image.world_to_data(start)))

@@ -185,7 +185,7 @@ class SegmentationWidget(QWidget):
     # -- image and labels layer ----------------------------------------------------------------
     def _refresh_images(self, *_: Any) -> None:
         current = self._image
-        images = [lay for lay in image_layers(self._viewer) if not lay.rgb]
+        images = [lay for lay in image_layers(self._viewer) if not (lay.rgb or lay.multiscale)]
         self._image_combo.blockSignals(True)
         self._image_combo.clear()
         for lay in images:
@@ -231,7 +231,10 @@ class SegmentationWidget(QWidget):
         labels.events.selected_label.connect(self._on_layer_label)
         labels.preserve_labels = not self._overwrite.isChecked()
         self._brush = WindowedBrush(labels, self._image, self._window, self._on_brush_limited)
-        self._seed_click = SeedClick(self._viewer, self._image, self._on_seed)
+        self._seed_click = SeedClick(
+            self._viewer, self._image, self._on_seed,
+            lambda: self._status.setText("Seeds are clicked in a 2D view (press ctrl+Y)."),
+        )  # fmt: skip
         self._apply_colormap()
         self._on_label_selected(self._label_table.current_value())
         self._on_window_toggled(self._window_check.isChecked())
@@ -265,8 +268,16 @@ class SegmentationWidget(QWidget):
         return self._label_table.current_value()
 
     def _on_label_selected(self, value: int | None) -> None:
-        if self._labels is not None and value is not None and self._labels.selected_label != value:
-            self._labels.selected_label = value
+        labels = self._labels
+        if labels is None or value is None or labels.selected_label == value:
+            return
+        if value > np.iinfo(labels.data.dtype).max:
+            self._session.report_error(InputError(
+                f"Label value {value} does not fit the {labels.data.dtype} labels layer; give the "
+                "schema values up to 255 or use a uint16 labels layer."
+            ))  # fmt: skip
+            return
+        labels.selected_label = value
 
     def _on_layer_label(self, event: Any = None) -> None:
         if self._labels is not None:
