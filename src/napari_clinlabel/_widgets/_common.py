@@ -96,6 +96,12 @@ def copy_transform(layer: Any) -> dict[str, Any]:
     }
 
 
+def camera_of(viewer: Any) -> Any:
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
+
+
 def display_name(layer: Any) -> str:
     """A PHI-free name for messages (file name or layer name)."""
     src = _meta(layer).get("source_path")

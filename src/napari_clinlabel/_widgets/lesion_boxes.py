@@ -19,14 +19,11 @@ from napari.layers import Image, Shapes
 from napari.layers.base._base_constants import ActionType
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
     QSpinBox,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -36,8 +33,6 @@ from .._session import get_session
 from ..core.boxes import (
     LesionBox,
     add_box,
-    box_size_mm,
-    box_volume_ml,
     delete_box,
     edit_box,
     load_boxes,
@@ -45,12 +40,12 @@ from ..core.boxes import (
 )
 from ..core.errors import ClinlabelError
 from ..core.schema import load_schema
-from ._common import copy_transform, image_layers, logging_under, volume_of
+from ._box_form import BoxForm, lesion_table
+from ._box_view import TABLE_HEADER, box_shapes, middle_slice, size_text, table_rows
+from ._common import camera_of, copy_transform, image_layers, logging_under, volume_of
 
 LAYER_NAME = "lesions"
 EXTENT_NAME = "lesions 3D extent"
-CLASS_COLORS = {"benign": "#33cc66", "malignant": "#ff3333", "indeterminate": "#ffaa00"}
-_OTHER_COLORS = ["#33aaff", "#cc66ff", "#ffff33"]
 _DONE = {ActionType.ADDED, ActionType.CHANGED, ActionType.REMOVED}
 
 
@@ -73,13 +68,14 @@ class LesionBoxWidget(QWidget):
 
         self._image_combo = QComboBox()
         self._draw_btn = QPushButton("Draw box (R)")
-        self._class = QComboBox()
-        self._confidence = QComboBox()
-        self._attrs: dict[str, QComboBox] = {}
+        self._form = BoxForm(self._schema, [("Image", self._image_combo)])
+        self._class = self._form.cls_combo
+        self._confidence = self._form.confidence_combo
+        self._attrs = self._form.attr_combos
         self._z_from, self._z_to = QSpinBox(), QSpinBox()
         self._apply_3d = QPushButton("Make 3D")
         self._size = QLabel("No box selected.")
-        self._table = QTableWidget(0, 7)
+        self._table = lesion_table(TABLE_HEADER)
         self._delete_btn = QPushButton("Delete box")
         self._build()
         self._wire()
@@ -87,49 +83,27 @@ class LesionBoxWidget(QWidget):
 
     # -- layout and wiring ---------------------------------------------------------------
     def _build(self) -> None:
-        form = QFormLayout()
-        form.addRow("Image", self._image_combo)
-        form.addRow("Class", self._class)
-        form.addRow("Confidence", self._confidence)
-        for name in self._schema.lesion_attributes:
-            self._attrs[name] = QComboBox()
-            form.addRow(name.capitalize(), self._attrs[name])
-        self._fill_form_choices()
         slices = QHBoxLayout()
-        slices.addWidget(QLabel("3D: slices from"))
-        slices.addWidget(self._z_from)
-        slices.addWidget(QLabel("to"))
-        slices.addWidget(self._z_to)
-        slices.addWidget(self._apply_3d)
+        for w in (
+            QLabel("3D: slices from"),
+            self._z_from,
+            QLabel("to"),
+            self._z_to,
+            self._apply_3d,
+        ):
+            slices.addWidget(w)
         self._size.setWordWrap(True)
-        self._table.setHorizontalHeaderLabels(
-            ["#", "class", "conf", "slices", "y × x mm", "depth mm", "mL"]
-        )
-        self._table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self._table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self._table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self._table.verticalHeader().setVisible(False)
         lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addWidget(self._draw_btn)
-        lay.addLayout(slices)
-        lay.addWidget(self._size)
-        lay.addWidget(self._table)
-        lay.addWidget(self._delete_btn)
-
-    def _fill_form_choices(self) -> None:
-        self._class.addItems(self._schema.lesion_classes or ["indeterminate"])
-        self._confidence.addItems([""] + [str(c) for c in self._schema.confidence])
-        for name, combo in self._attrs.items():
-            combo.addItems([""] + self._schema.lesion_attributes[name])
+        for part in (self._form, self._draw_btn, slices, self._size, self._table, self._delete_btn):
+            if isinstance(part, QHBoxLayout):
+                lay.addLayout(part)
+            else:
+                lay.addWidget(part)
 
     def _wire(self) -> None:
         self._image_combo.currentIndexChanged.connect(self._on_image_chosen)
         self._draw_btn.clicked.connect(self._on_draw)
-        self._class.currentTextChanged.connect(lambda _t: self._on_form_changed())
-        self._confidence.currentTextChanged.connect(lambda _t: self._on_form_changed())
-        for combo in self._attrs.values():
-            combo.currentTextChanged.connect(lambda _t: self._on_form_changed())
+        self._form.changed.connect(self._on_form_changed)
         self._apply_3d.clicked.connect(self._on_make_3d)
         self._table.cellClicked.connect(self._on_row_clicked)
         self._delete_btn.clicked.connect(self._on_delete)
@@ -162,7 +136,7 @@ class LesionBoxWidget(QWidget):
         self._image = image
         self._volume = volume_of(image)
         self._boxes = load_boxes(self._session.log_path_for(image))
-        self._anchor = {bid: _middle_slice(b) for bid, b in self._boxes.items()}
+        self._anchor = {bid: middle_slice(b) for bid, b in self._boxes.items()}
         self._selected = None
         nz = self._volume.spatial_shape[0] - 1 if len(self._volume.spatial_shape) == 3 else 0
         for spin in (self._z_from, self._z_to):
@@ -221,7 +195,7 @@ class LesionBoxWidget(QWidget):
         for i, bid in enumerate(ids):
             lo, hi = self._extent_of(np.asarray(layer.data[i]))
             if not bid or bid in seen or bid not in self._boxes:
-                box = LesionBox(lo, hi, **self._form_values())
+                box = LesionBox(lo, hi, **self._form.values())
                 try:
                     add_box(log, box, self._volume, self._schema)
                 except ClinlabelError as exc:
@@ -295,24 +269,10 @@ class LesionBoxWidget(QWidget):
             scope.__exit__(None, None, None)
 
     # -- form, 3D, table ------------------------------------------------------------------
-    def _form_values(self) -> dict[str, Any]:
-        conf = self._confidence.currentText()
-        return {
-            "cls": self._class.currentText(),
-            "confidence": int(conf) if conf else None,
-            "attributes": {k: c.currentText() for k, c in self._attrs.items() if c.currentText()},
-        }
-
     def _on_form_changed(self) -> None:
         if self._busy or self._selected not in self._boxes:
             return
-        vals = self._form_values()
-        box = self._boxes[self._selected]
-        changes = {
-            k: v
-            for k, v in vals.items()
-            if v != {"cls": box.cls, "confidence": box.confidence, "attributes": box.attributes}[k]
-        }
+        changes = self._form.changes_from(self._boxes[self._selected])
         if changes and self._edit(self._selected, changes):
             self._schedule_rebuild()
 
@@ -357,7 +317,7 @@ class LesionBoxWidget(QWidget):
             world = np.asarray(self._layer.data_to_world(centre), dtype=float)
             self._viewer.dims.set_point(range(len(world)), world)
             shown = list(self._viewer.dims.displayed)
-            _camera(self._viewer).center = tuple(world[shown[-2:]])
+            camera_of(self._viewer).center = tuple(world[shown[-2:]])
         if bid in ids:
             self._layer.selected_data = {ids.index(bid)}
         self._show_box(bid)
@@ -380,10 +340,7 @@ class LesionBoxWidget(QWidget):
         box = self._boxes[bid]
         self._busy = True
         try:
-            self._class.setCurrentText(box.cls)
-            self._confidence.setCurrentText("" if box.confidence is None else str(box.confidence))
-            for k, combo in self._attrs.items():
-                combo.setCurrentText(box.attributes.get(k, ""))
+            self._form.show_box(box)
             rng = box.slice_range
             if rng is not None:
                 self._z_from.setValue(rng[0])
@@ -406,7 +363,7 @@ class LesionBoxWidget(QWidget):
             if box.is_3d:
                 lo, hi = (box.zyx_min[0], *lo[1:]), (box.zyx_max[0], *hi[1:])
             box = LesionBox(lo, hi, id=box.id)
-        self._size.setText(_size_text(box, self._volume.geometry))
+        self._size.setText(size_text(box, self._volume.geometry))
 
     # -- layer ← boxes ---------------------------------------------------------------------
     def _schedule_rebuild(self) -> None:
@@ -416,71 +373,38 @@ class LesionBoxWidget(QWidget):
         """Redraw both shapes layers and the table from the boxes in force."""
         if self._layer is None:
             return
-        rects, extent, ids, labels, colors, ext_colors = [], [], [], [], [], []
-        for n, (bid, box) in enumerate(self._boxes.items(), start=1):
-            color = _color(box.cls, self._schema.lesion_classes)
-            z = self._anchor.get(bid, _middle_slice(box))
-            rects.append(_rect(box, z))
-            ids.append(bid)
-            labels.append(f"L{n} {box.cls}")
-            colors.append(color)
-            rng = box.slice_range
-            if rng is not None and box.is_3d:
-                for k in range(rng[0], rng[1] + 1):
-                    if k != z:
-                        extent.append(_rect(box, k))
-                        ext_colors.append(color)
+        shapes = box_shapes(self._boxes, self._anchor, self._schema.lesion_classes)
         self._busy = True
         try:
             for layer, data, cols in (
-                (self._layer, rects, colors),
-                (self._extent, extent, ext_colors),
+                (self._layer, shapes.rects, shapes.colors),
+                (self._extent, shapes.extent, shapes.extent_colors),
             ):
                 layer.selected_data = set()
                 layer.data = []
                 if data:
                     layer.add_rectangles(data, edge_color=cols, face_color="transparent")
             self._layer.features = {
-                "box_id": np.array(ids, dtype=object),
-                "label": np.array(labels, dtype=object),
+                "box_id": np.array(shapes.ids, dtype=object),
+                "label": np.array(shapes.labels, dtype=object),
             }
             self._layer.feature_defaults["box_id"] = ""
             self._layer.feature_defaults["label"] = ""
-            self._layer.text = {
-                "string": "{label}",
-                "color": "yellow",
-                "anchor": "upper_left",
-                "size": 9,
-            }
-            if self._selected in ids:
-                self._layer.selected_data = {ids.index(self._selected)}
+            self._layer.text = {"string": "{label}", "color": "yellow", "anchor": "upper_left"}
+            if self._selected in shapes.ids:
+                self._layer.selected_data = {shapes.ids.index(self._selected)}
         finally:
             self._busy = False
-        self._fill_table()
+        rows = table_rows(self._boxes, self._volume.geometry)
+        self._table.setRowCount(len(rows))
+        for r, cells in enumerate(rows):
+            for c, text in enumerate(cells):
+                self._table.setItem(r, c, QTableWidgetItem(text))
+        self._table.resizeColumnsToContents()
         if self._selected in self._boxes:
             self._show_box(self._selected)
         else:
             self._show_size()
-
-    def _fill_table(self) -> None:
-        geom = self._volume.geometry
-        self._table.setRowCount(len(self._boxes))
-        for r, box in enumerate(self._boxes.values()):
-            size = box_size_mm(box, geom)
-            rng = box.slice_range
-            vol = box_volume_ml(box, geom)
-            cells = [
-                f"L{r + 1}",
-                box.cls,
-                "" if box.confidence is None else str(box.confidence),
-                "" if rng is None else f"{rng[0]}–{rng[1]}",
-                f"{size[-2]:.1f} × {size[-1]:.1f}",
-                f"{size[0]:.1f}" if box.is_3d else "",
-                "" if vol is None else f"{vol:.2f}",
-            ]
-            for c, text in enumerate(cells):
-                self._table.setItem(r, c, QTableWidgetItem(text))
-        self._table.resizeColumnsToContents()
 
     # -- for tests and scripts -------------------------------------------------------------
     @property
@@ -498,39 +422,3 @@ class LesionBoxWidget(QWidget):
         self._viewer.layers.events.inserted.disconnect(self._refresh_images)
         self._viewer.layers.events.removed.disconnect(self._refresh_images)
         super().closeEvent(event)
-
-
-def _camera(viewer: Any) -> Any:
-    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
-    scene = getattr(viewer, "scene", None)
-    return scene.camera if scene is not None else viewer.camera
-
-
-def _middle_slice(box: LesionBox) -> int:
-    rng = box.slice_range
-    return 0 if rng is None else (rng[0] + rng[1]) // 2
-
-
-def _rect(box: LesionBox, z: int) -> np.ndarray:
-    (y0, x0), (y1, x1) = box.zyx_min[-2:], box.zyx_max[-2:]
-    corners = np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]], dtype=float)
-    if len(box.zyx_min) == 2:
-        return corners
-    return np.column_stack([np.full(4, float(z)), corners])
-
-
-def _color(cls: str, classes: list[str]) -> str:
-    if cls in CLASS_COLORS:
-        return CLASS_COLORS[cls]
-    return _OTHER_COLORS[(classes.index(cls) if cls in classes else 0) % len(_OTHER_COLORS)]
-
-
-def _size_text(box: LesionBox, geometry: Any) -> str:
-    size = box_size_mm(box, geometry)
-    text = f"Size: {size[-2]:.1f} × {size[-1]:.1f} mm (y × x)"
-    if box.is_3d:
-        text += f", {size[0]:.1f} mm deep ({box.slice_range[0]}–{box.slice_range[1]}); "
-        text += f"volume {box_volume_ml(box, geometry):.2f} mL"
-    elif box.slice_range is not None:
-        text += f" on slice {box.slice_range[0]}"
-    return text

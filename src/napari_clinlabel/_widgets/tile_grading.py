@@ -32,7 +32,7 @@ from ..core.errors import ClinlabelError
 from ..core.grading import load_grades, set_grade
 from ..core.schema import builtin_schema_names, load_schema
 from ..core.tiles import TileGrid, grid_from_folder, parse_tile_id, tile_grades_csv
-from ._common import KeyBinder, copy_transform, display_name, image_layers, logging_under
+from ._common import KeyBinder, camera_of, copy_transform, display_name, image_layers, logging_under
 
 GRID_NAME = "tile grid"
 FILL_NAME = "tile grades"
@@ -234,7 +234,7 @@ class TileGradingWidget(QWidget):
         self._current_layer.data = [rect]
         centre = rect.mean(axis=0)
         world = np.asarray(self._image.data_to_world(centre), dtype=float)
-        camera = _camera(self._viewer)
+        camera = camera_of(self._viewer)
         camera.center = tuple(world[-2:])
         y0, x0, y1, x1 = self._grid.bounds(tid)
         size = np.asarray(self._image.data_to_world((y1, x1))) - np.asarray(
@@ -392,8 +392,3 @@ def _rgb(hex_color: str) -> tuple[float, float, float]:
 def _is_2d(layer: Image) -> bool:
     base = layer.data[0] if layer.multiscale else layer.data
     return base.ndim - (1 if layer.rgb else 0) == 2
-
-
-def _camera(viewer: Any) -> Any:
-    scene = getattr(viewer, "scene", None)
-    return scene.camera if scene is not None else viewer.camera

@@ -1,0 +1,84 @@
+"""The attribute form of the lesion-box widget: class, confidence and the schema's attributes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QAbstractItemView, QComboBox, QFormLayout, QTableWidget, QWidget
+
+from ..core.boxes import LesionBox
+
+
+class BoxForm(QWidget):
+    """Combos for a box's class, confidence and attributes, filled from a lesion schema.
+
+    ``changed`` fires when the user changes a value (not when :meth:`show_box` fills the form).
+    """
+
+    changed = Signal()
+
+    def __init__(self, schema: Any, rows_before: list[tuple[str, QWidget]] = ()) -> None:
+        super().__init__()
+        self.cls_combo = QComboBox()
+        self.confidence_combo = QComboBox()
+        self.attr_combos: dict[str, QComboBox] = {}
+        self._filling = False
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        for label, widget in rows_before:
+            form.addRow(label, widget)
+        form.addRow("Class", self.cls_combo)
+        form.addRow("Confidence", self.confidence_combo)
+        self.cls_combo.addItems(schema.lesion_classes or ["indeterminate"])
+        self.confidence_combo.addItems([""] + [str(c) for c in schema.confidence])
+        for name, values in schema.lesion_attributes.items():
+            combo = QComboBox()
+            combo.addItems(["", *values])
+            self.attr_combos[name] = combo
+            form.addRow(name.capitalize(), combo)
+        for combo in (self.cls_combo, self.confidence_combo, *self.attr_combos.values()):
+            combo.currentTextChanged.connect(self._on_changed)
+
+    def values(self) -> dict[str, Any]:
+        """``cls``, ``confidence`` and ``attributes`` as chosen (unset attributes left out)."""
+        conf = self.confidence_combo.currentText()
+        return {
+            "cls": self.cls_combo.currentText(),
+            "confidence": int(conf) if conf else None,
+            "attributes": {
+                k: c.currentText() for k, c in self.attr_combos.items() if c.currentText()
+            },
+        }
+
+    def changes_from(self, box: LesionBox) -> dict[str, Any]:
+        """The fields where the form differs from ``box``."""
+        now = {"cls": box.cls, "confidence": box.confidence, "attributes": box.attributes}
+        return {k: v for k, v in self.values().items() if v != now[k]}
+
+    def show_box(self, box: LesionBox) -> None:
+        """Fill the form from ``box`` without firing ``changed``."""
+        self._filling = True
+        try:
+            self.cls_combo.setCurrentText(box.cls)
+            conf = "" if box.confidence is None else str(box.confidence)
+            self.confidence_combo.setCurrentText(conf)
+            for k, combo in self.attr_combos.items():
+                combo.setCurrentText(box.attributes.get(k, ""))
+        finally:
+            self._filling = False
+
+    def _on_changed(self, _text: str) -> None:
+        if not self._filling:
+            self.changed.emit()
+
+
+def lesion_table(header: list[str]) -> QTableWidget:
+    """A read-only, row-selecting table with ``header``."""
+    table = QTableWidget(0, len(header))
+    table.setHorizontalHeaderLabels(header)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.verticalHeader().setVisible(False)
+    return table

@@ -1,0 +1,106 @@
+"""How lesion boxes look: rectangles for the Shapes layers, colours, table rows, size text.
+
+Pure functions of the boxes in force (no Qt, no napari), used by the lesion-box widget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..core.boxes import LesionBox, box_size_mm, box_volume_ml
+
+CLASS_COLORS = {"benign": "#33cc66", "malignant": "#ff3333", "indeterminate": "#ffaa00"}
+_OTHER_COLORS = ["#33aaff", "#cc66ff", "#ffff33"]
+TABLE_HEADER = ["#", "class", "conf", "slices", "y × x mm", "depth mm", "mL"]
+
+
+@dataclass
+class BoxShapes:
+    """Editable rectangles (one per box, on its anchor slice) and 3D-extent outlines."""
+
+    rects: list[np.ndarray] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    colors: list[str] = field(default_factory=list)
+    extent: list[np.ndarray] = field(default_factory=list)
+    extent_colors: list[str] = field(default_factory=list)
+
+
+def middle_slice(box: LesionBox) -> int:
+    """The slice in the middle of a box's range (0 on 2D images)."""
+    rng = box.slice_range
+    return 0 if rng is None else (rng[0] + rng[1]) // 2
+
+
+def rect(box: LesionBox, z: int) -> np.ndarray:
+    """The box's in-plane rectangle as 4 napari vertices, on slice ``z`` for volumes."""
+    (y0, x0), (y1, x1) = box.zyx_min[-2:], box.zyx_max[-2:]
+    corners = np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]], dtype=float)
+    if len(box.zyx_min) == 2:
+        return corners
+    return np.column_stack([np.full(4, float(z)), corners])
+
+
+def class_color(cls: str, classes: list[str]) -> str:
+    """Edge colour of a lesion class."""
+    if cls in CLASS_COLORS:
+        return CLASS_COLORS[cls]
+    return _OTHER_COLORS[(classes.index(cls) if cls in classes else 0) % len(_OTHER_COLORS)]
+
+
+def box_shapes(
+    boxes: dict[str, LesionBox], anchors: dict[str, int], classes: list[str]
+) -> BoxShapes:
+    """Everything the two Shapes layers show for ``boxes``."""
+    out = BoxShapes()
+    for n, (bid, box) in enumerate(boxes.items(), start=1):
+        color = class_color(box.cls, classes)
+        z = anchors.get(bid, middle_slice(box))
+        out.rects.append(rect(box, z))
+        out.ids.append(bid)
+        out.labels.append(f"L{n} {box.cls}")
+        out.colors.append(color)
+        rng = box.slice_range
+        if rng is not None and box.is_3d:
+            for k in range(rng[0], rng[1] + 1):
+                if k != z:
+                    out.extent.append(rect(box, k))
+                    out.extent_colors.append(color)
+    return out
+
+
+def table_rows(boxes: dict[str, LesionBox], geometry: Any) -> list[list[str]]:
+    """Rows of the lesion table (see :data:`TABLE_HEADER`)."""
+    rows = []
+    for r, box in enumerate(boxes.values()):
+        size = box_size_mm(box, geometry)
+        rng = box.slice_range
+        vol = box_volume_ml(box, geometry)
+        rows.append(
+            [
+                f"L{r + 1}",
+                box.cls,
+                "" if box.confidence is None else str(box.confidence),
+                "" if rng is None else f"{rng[0]}–{rng[1]}",
+                f"{size[-2]:.1f} × {size[-1]:.1f}",
+                f"{size[0]:.1f}" if box.is_3d else "",
+                "" if vol is None else f"{vol:.2f}",
+            ]
+        )
+    return rows
+
+
+def size_text(box: LesionBox, geometry: Any) -> str:
+    """One line: in-plane size, and depth, slice range and volume for a 3D box."""
+    size = box_size_mm(box, geometry)
+    text = f"Size: {size[-2]:.1f} × {size[-1]:.1f} mm (y × x)"
+    rng = box.slice_range
+    if box.is_3d and rng is not None:
+        text += f", {size[0]:.1f} mm deep ({rng[0]}–{rng[1]}); "
+        text += f"volume {box_volume_ml(box, geometry):.2f} mL"
+    elif rng is not None:
+        text += f" on slice {rng[0]}"
+    return text
