@@ -32,7 +32,8 @@ LABELS_META = "clinlabel_labels"  # key of a managed labels layer's own metadata
 
 
 def get_session(viewer: Any) -> Session:
-    """The session of ``viewer`` (created on first use; one per viewer)."""
+    """The session of ``viewer`` (created on first use; one per viewer, proxies unwrapped)."""
+    viewer = unwrap(viewer)
     key = id(viewer)
     session = _SESSIONS.get(key)
     if session is None or session.viewer is not viewer:
@@ -40,6 +41,15 @@ def get_session(viewer: Any) -> Session:
         _SESSIONS[key] = session
         weakref.finalize(viewer, _SESSIONS.pop, key, None)
     return session
+
+
+def unwrap(obj: Any) -> Any:
+    """The object behind napari's ``PublicOnlyProxy`` (plugin widgets get proxied viewers/layers)."""
+    while True:
+        inner = getattr(obj, "__wrapped__", None)
+        if inner is None or inner is obj:
+            return obj
+        obj = inner
 
 
 def workspace_dir() -> Path:
@@ -181,6 +191,7 @@ class Session:
         self, image_layer: Image, name: str = "segmentation", create: bool = True
     ) -> Labels | None:
         """The managed uint8 labels layer ``name`` on the image's grid (restored from the log)."""
+        image_layer = unwrap(image_layer)
         for rec in self._recorders.values():
             if rec.image_layer is image_layer and rec.name == name and self._in_viewer(rec.layer):
                 return rec.layer
@@ -213,6 +224,7 @@ class Session:
         logged: np.ndarray | None = None,
     ) -> Any:
         """Log every later edit of ``labels_layer``; its current content is logged first if new."""
+        labels_layer, image_layer = unwrap(labels_layer), unwrap(image_layer)
         from ._label_recorder import LabelRecorder
 
         existing = self._recorders.get(id(labels_layer))
@@ -238,10 +250,12 @@ class Session:
 
     def recorder_for(self, labels_layer: Labels) -> Any:
         """The recorder of a managed labels layer, or None."""
+        labels_layer = unwrap(labels_layer)
         return self._recorders.get(id(labels_layer))
 
     def image_of(self, layer: Any) -> Image | None:
         """The image a managed labels layer belongs to (the layer itself if it is an image)."""
+        layer = unwrap(layer)
         if isinstance(layer, Image):
             return layer
         rec = self._recorders.get(id(layer))
@@ -307,6 +321,7 @@ class Session:
             self.actor_changed.emit(actor)
 
     def _recorder(self, labels_layer: Labels) -> Any:
+        labels_layer = unwrap(labels_layer)
         rec = self._recorders.get(id(labels_layer))
         if rec is None:
             raise InputError(
@@ -337,6 +352,7 @@ def record_save_for_layer_meta(meta: dict[str, Any], path: str | os.PathLike[str
 
 def image_sha256(image_layer: Any) -> str:
     """Voxel digest of an image layer (from its clinlabel metadata, else computed once)."""
+    image_layer = unwrap(image_layer)
     meta = image_layer.metadata.setdefault("clinlabel", {})
     if not meta.get("sha256"):
         meta["sha256"] = voxel_sha256(_base(image_layer))

@@ -68,10 +68,10 @@ def _details(data: dict[str, Any]) -> str:
 class AuditWidget(QWidget):
     """The records of the image being worked on; Verify checks chain, objects and signatures."""
 
-    def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._viewer = viewer
-        self._session = get_session(viewer)
+        self._session = get_session(napari_viewer)
+        self._viewer = viewer = self._session.viewer  # the viewer itself, not napari's proxy
         self._path: Path | None = None
         self._sha: str | None = None
         self._title = QLabel()

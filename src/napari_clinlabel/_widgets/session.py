@@ -18,10 +18,10 @@ from ..core.identity import Actor
 class SessionWidget(QWidget):
     """Shows the acting human (id, name, role, where it came from); lets them switch role."""
 
-    def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._viewer = viewer
-        self._session = get_session(viewer)
+        self._session = get_session(napari_viewer)
+        self._viewer = viewer = self._session.viewer  # the viewer itself, not napari's proxy
         self._who = QLabel()
         self._origin = QLabel()
         self._user = QLineEdit()
