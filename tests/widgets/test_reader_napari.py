@@ -43,23 +43,22 @@ def _world_matches(layer, img: sitk.Image, n: int = 40) -> None:
         np.testing.assert_allclose(layer.data_to_world(ijk[::-1]), expected, atol=1e-4)
 
 
-@pytest.mark.parametrize("direction", list(DIRECTIONS))
-@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
-def test_open_itk_file_places_voxels_in_millimetres(
-    make_napari_viewer, tmp_path, direction, suffix
-):
-    img = sitk.GetImageFromArray(phantom_stored((6, 9, 11)))
-    img.SetSpacing((0.6, 0.8, 2.2))
-    img.SetOrigin((-30.0, 12.5, 100.0))
-    img.SetDirection(tuple(DIRECTIONS[direction].ravel()))
-    path = tmp_path / f"vol{suffix}"
-    sitk.WriteImage(img, str(path))
-    img = sitk.ReadImage(str(path))
-    viewer = make_napari_viewer()
-    (layer,) = viewer.open(str(path), plugin=PLUGIN)
-    np.testing.assert_array_equal(np.asarray(layer.data), sitk.GetArrayFromImage(img))
-    _world_matches(layer, img)
-    assert layer.metadata["clinlabel"]["sha256"]
+def test_open_itk_files_place_voxels_in_millimetres(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()  # one viewer for all nine files keeps the test quick
+    for direction, rot in DIRECTIONS.items():
+        for suffix in (".nii.gz", ".nrrd", ".mha"):
+            img = sitk.GetImageFromArray(phantom_stored((6, 9, 11)))
+            img.SetSpacing((0.6, 0.8, 2.2))
+            img.SetOrigin((-30.0, 12.5, 100.0))
+            img.SetDirection(tuple(rot.ravel()))
+            path = tmp_path / f"{direction}{suffix}"
+            sitk.WriteImage(img, str(path))
+            img = sitk.ReadImage(str(path))
+            (layer,) = viewer.open(str(path), plugin=PLUGIN)
+            np.testing.assert_array_equal(np.asarray(layer.data), sitk.GetArrayFromImage(img))
+            _world_matches(layer, img)
+            assert layer.metadata["clinlabel"]["sha256"]
+    assert len(viewer.layers) == 9
 
 
 def test_open_dicom_folder_one_layer_per_series(make_napari_viewer, tmp_path):
@@ -103,15 +102,15 @@ def test_bad_file_message_reaches_the_user(make_napari_viewer, tmp_path):
     assert len(viewer.layers) == 0
 
 
-@pytest.mark.parametrize("key", ["ct", "ct_oblique", "mammogram", "fundus"])
-def test_sample_data(make_napari_viewer, key):
+def test_sample_data(make_napari_viewer):
     viewer = make_napari_viewer()
-    viewer.open_sample(PLUGIN, key)
-    (layer,) = viewer.layers
-    meta = layer.metadata["clinlabel"]
-    assert meta["geometry"] and meta["sha256"]
-    if key == "fundus":
-        assert layer.rgb
+    for key in ("ct", "ct_oblique", "mammogram", "fundus"):
+        viewer.open_sample(PLUGIN, key)
+        layer = viewer.layers[-1]
+        meta = layer.metadata["clinlabel"]
+        assert meta["geometry"] and len(meta["sha256"]) == 64
+        assert layer.rgb == (key == "fundus")
+    assert len(viewer.layers) == 4
 
 
 def test_slide_sample_is_lazy_multiscale(make_napari_viewer, tmp_path, monkeypatch):
