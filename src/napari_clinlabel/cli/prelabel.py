@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_MODELS: dict[tuple[str, str, str | None], Any] = {}  # per process: load each model once
+_MODELS: dict[tuple[Any, ...], Any] = {}  # per process: load each model once
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,10 +48,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _model(spec: str, device: str, card: str | None) -> Any:
+    """The loaded model, cached per process; a changed file (mtime/size) is loaded again."""
     from ..core.models.loader import load_model
 
-    key = (spec, device, card)
+    stamp: tuple[int, ...] | None = None
+    for f in (spec, card):
+        if f and not f.startswith("builtin:") and Path(f).is_file():
+            st = Path(f).stat()
+            stamp = (*(stamp or ()), st.st_mtime_ns, st.st_size)
+    key = (spec, device, card, stamp)
     if key not in _MODELS:
+        _MODELS.clear()
         _MODELS[key] = load_model(spec, device=device, card=card)
     return _MODELS[key]
 
