@@ -166,7 +166,7 @@ class PrelabelWidget(QWidget):
         spec = self._model_combo.currentText()
         self._run_image = image
         self._cancel = threading.Event()
-        worker = thread_worker(_run, start_thread=False)(
+        worker = thread_worker(_run, start_thread=False, ignore_errors=True)(
             volume, spec, self._device_combo.currentText(), self._cancel
         )
         worker.yielded.connect(self._on_progress)
