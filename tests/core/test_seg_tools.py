@@ -263,3 +263,18 @@ def test_label_voxel_counts_matches_bincount(dtype) -> None:
     assert st.label_voxel_counts(np.zeros((0, 3), dtype))[0] == 0
     with pytest.raises(ClinlabelError, match="integers"):
         st.label_voxel_counts(labels.astype(float))
+
+
+def test_island_and_hole_voxels_of_one_label() -> None:
+    labels = np.zeros((5, 20, 20), np.uint8)
+    labels[1:4, 2:12, 2:12] = 1
+    labels[2, 6, 6] = 0  # a hole
+    labels[2, 7, 7] = 2  # another label inside: not a hole of label 1 to fill over
+    labels[0, 18, 18] = 1  # an island of one voxel
+    islands = st.island_voxels(labels, 1, 5)
+    assert np.argwhere(islands).tolist() == [[0, 18, 18]]
+    holes = st.hole_voxels(labels, 1)
+    ref = ndimage.binary_fill_holes(labels == 1) & (labels != 1)
+    assert np.array_equal(holes, ref) and holes[2, 6, 6] and holes[2, 7, 7]
+    idx, _, _ = st.tool_change(labels, holes, 1)
+    assert np.unravel_index(idx, labels.shape) == ([2], [6], [6])  # label 2 kept

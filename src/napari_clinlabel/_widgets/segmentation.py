@@ -382,17 +382,16 @@ class SegmentationWidget(QWidget):
         if value is None:
             return
         minimum = int(self._islands.value())
-        label_mask = self._labels.data == value
-        kept = seg_tools.remove_small_islands(label_mask, minimum)
-        self._commit(label_mask & ~kept, 0, "remove_islands", {"min_voxels": minimum}, value)
+        islands = seg_tools.island_voxels(self._labels.data, value, minimum)
+        self._commit(islands, 0, "remove_islands", {"min_voxels": minimum}, value)
 
     def _on_fill_holes(self) -> None:
         value = self._ready()
         if value is None:
             return
         axis = self._slice_axis() if self._holes_per_slice.isChecked() else None
-        filled = seg_tools.fill_holes(self._labels.data == value, per_slice_axis=axis)
-        self._commit(filled, value, "fill_holes", {"per_slice_axis": axis})
+        holes = seg_tools.hole_voxels(self._labels.data, value, per_slice_axis=axis)
+        self._commit(holes, value, "fill_holes", {"per_slice_axis": axis})
 
     def _ready(self) -> int | None:
         value = self._current_value()

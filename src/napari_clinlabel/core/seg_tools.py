@@ -194,6 +194,18 @@ def remove_small_islands(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     return sitk.GetArrayViewFromImage(kept) > 0
 
 
+def island_voxels(labels: np.ndarray, value: int, min_voxels: int) -> np.ndarray:
+    """Voxels of label ``value`` lying in islands of fewer than ``min_voxels`` voxels."""
+    mask = np.asarray(labels) == value
+    return mask & ~remove_small_islands(mask, min_voxels)
+
+
+def hole_voxels(labels: np.ndarray, value: int, *, per_slice_axis: int | None = None) -> np.ndarray:
+    """Voxels enclosed by label ``value`` that it does not hold (its holes), per :func:`fill_holes`."""
+    mask = np.asarray(labels) == value
+    return fill_holes(mask, per_slice_axis=per_slice_axis) & ~mask
+
+
 def fill_holes(mask: np.ndarray, *, per_slice_axis: int | None = None) -> np.ndarray:
     """``mask`` with enclosed background holes filled (3D, or slice by slice along an axis)."""
     m = np.asarray(mask, dtype=bool)
