@@ -42,10 +42,10 @@ METRIC_COLUMNS = ("pair", "label", "Dice", "HD95 mm", "voxels A", "voxels B")
 class AdjudicationWidget(QWidget):
     """Load the reads of the open image, compare them, draft the decision, give a reason, sign."""
 
-    def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._viewer = viewer
-        self._session = get_session(viewer)
+        self._session = get_session(napari_viewer)
+        self._viewer = self._session.viewer  # the viewer itself, not napari's proxy
         self._reads: list[adj.Read] = []
         self._image: Any = None
         self._logs = QLineEdit()
