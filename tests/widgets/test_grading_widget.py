@@ -10,6 +10,7 @@ from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.grading import GradingWidget
 from napari_clinlabel.core.audit_log import iter_records
+from napari_clinlabel.core.log_verify import verify_log
 from napari_clinlabel.core.samples import fundus_phantom, mammogram_phantom
 from napari_clinlabel.core.schema import load_schema
 
@@ -90,6 +91,7 @@ def test_keyboard_grading_done_and_reopen(make_napari_viewer, qtbot, images, mon
     assert recs[0]["data"]["note"] == "microaneurysms and haemorrhages"
     assert recs[0]["data"]["label"].startswith("Moderate non-proliferative")
     assert any(r["action"] == "image.done" for r in iter_records(fu_log))
+    assert verify_log(fu_log).ok and verify_log(mg_log).ok
 
     # a key that is not on the active scale is not logged
     n = len(list(iter_records(fu_log)))

@@ -17,7 +17,8 @@ from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget
 from napari_clinlabel.core.audit_log import iter_records
-from napari_clinlabel.core.samples import ct_phantom
+from napari_clinlabel.core.log_verify import verify_log
+from napari_clinlabel.core.samples import ct_phantom, mammogram_phantom
 from napari_clinlabel.core.schema import load_schema
 
 LEFT = Qt.MouseButton.LeftButton
@@ -172,6 +173,7 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     qtbot.wait(10)
     assert list(w.boxes) == [id_a] and w._table.rowCount() == 1
     n_records = len(list(iter_records(log_path)))
+    assert verify_log(log_path).ok  # every action above is one chained, verified record
 
     # reopen in a new viewer: the 3D box with its attributes comes back, nothing new logged
     viewer2, image2, w2 = _open(make_napari_viewer, qtbot, ct)
@@ -181,3 +183,15 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     assert box.attributes == {"margin": "spiculated", "finding": "mass"}
     assert len(w2.layer.data) == 1 and w2._table.rowCount() == 1
     assert len(list(iter_records(log_path))) == n_records
+
+    # a 2D image (mammogram): boxes have (y, x) corners, no slices; sizes from 0.1 mm pixels
+    mg = add_volume(viewer2, mammogram_phantom(), name="mammogram")
+    w2._image_combo.setCurrentText("mammogram")
+    assert w2.layer.ndim == 2 and not w2._apply_3d.isEnabled()
+    w2._class.setCurrentText("malignant")
+    w2.layer.add_rectangles([np.array([[580, 400], [580, 500], [680, 500], [680, 400]], float)])
+    rec = _box_records(get_session(viewer2).log_path_for(mg))[-1]
+    assert rec["action"] == "box.add" and rec["data"]["zyx_min"] == [580, 400]
+    assert (
+        rec["data"]["size_mm"] == pytest.approx([10.0, 10.0]) and rec["data"]["volume_ml"] is None
+    )

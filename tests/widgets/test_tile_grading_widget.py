@@ -11,6 +11,7 @@ from qtpy.QtCore import Qt
 from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets.tile_grading import TileGradingWidget
 from napari_clinlabel.core.audit_log import iter_records
+from napari_clinlabel.core.log_verify import verify_log
 from napari_clinlabel.core.samples import pathology_slide
 
 KEYS = [Qt.Key.Key_B, Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3, Qt.Key.Key_4, Qt.Key.Key_5]
@@ -60,6 +61,7 @@ def test_grade_twenty_tiles_by_keyboard(make_napari_viewer, qtbot, slide, tmp_pa
     assert {r["target"]["item"]: r["data"]["value"] for r in recs} == want
     assert all(r["target"]["scale"] == "isup" and r["schema"]["id"] == "isup" for r in recs)
     assert w.progress_text == "20 of 30 graded"
+    assert verify_log(log).ok
     assert w.current == "r003c002"  # auto-advanced past the 20th tile
     alpha = fills.data[..., 3].reshape(-1)
     assert np.all(alpha[:20] > 0) and np.all(alpha[20:] == 0)
