@@ -10,6 +10,7 @@ import types
 import numpy as np
 import pytest
 from _viewer_helpers import add_ct, click, drag, show_slice
+from napari.components import ViewerModel
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt
 
@@ -158,8 +159,11 @@ def test_unwritable_log_refuses_the_edit_and_tells_the_user(painted, qtbot, monk
     assert list(iter_records(log_path))[-1]["data"]["tool"] == "undo"
 
 
-def test_changes_outside_the_tools_are_logged_too(painted, qtbot):
-    viewer, session, image, labels = painted
+def test_changes_outside_the_tools_are_logged_too(tmp_path):
+    viewer = ViewerModel()  # no canvas needed: nothing here goes through the mouse
+    image = add_ct(viewer, tmp_path)
+    session = get_session(viewer)
+    labels = session.labels_layer_for(image)
     log_path = session.log_path_for(image)
     new = labels.data.copy()
     new[Z, 5:9, 5:9] = 7
@@ -189,3 +193,19 @@ def test_labels_come_back_from_the_log(painted, qtbot):
     assert again.data.dtype == np.uint8
     records = list(iter_records(session.log_path_for(image)))
     assert [r["action"] for r in records].count("labels.create") == 1
+
+
+def test_new_data_off_the_image_grid_is_refused(tmp_path, errors):
+    viewer = ViewerModel()
+    image = add_ct(viewer, tmp_path)
+    session = get_session(viewer)
+    labels = session.labels_layer_for(image)
+    labels.paint((2, 10, 10), 3)
+    kept = labels.data.copy()
+    log_path = session.log_path_for(image)
+    before = log_path.read_bytes()
+    labels.data = np.ones((12, 32, 64), np.uint8)
+    assert labels.data.shape == (12, 64, 64)
+    np.testing.assert_array_equal(labels.data, kept)
+    assert log_path.read_bytes() == before
+    assert len(errors) == 1 and "new data of shape (12, 32, 64) refused" in errors[0]
