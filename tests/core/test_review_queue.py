@@ -1,0 +1,55 @@
+"""ReviewQueue: one decision per call, the next undecided proposal current at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_clinlabel.core.audit_log import AuditLog
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.identity import Actor
+from napari_clinlabel.core.proposals import ProposalDraft, ProposalState, add_proposals
+from napari_clinlabel.core.review_queue import ReviewQueue
+
+SHAPE = (10, 16, 16)
+MODEL = {"name": "m", "version": "1", "sha256": "cd" * 32}
+
+
+def test_walk_and_decide(tmp_path):
+    log = AuditLog(
+        tmp_path / "i.clinlabel.jsonl", {"uid": None, "sha256": "0" * 64}, Actor("bo", "Bo")
+    )
+    masks = []
+    for k in range(3):
+        m = np.zeros(SHAPE, bool)
+        m[2 + 2 * k, 3:6, 3:6] = True
+        masks.append(m)
+    drafts = [ProposalDraft("segment", 1, 0.9, np.flatnonzero(m), SHAPE) for m in masks]
+    drafts.append(
+        ProposalDraft("box", "benign", 0.5, payload={"zyx_min": [1, 2, 3], "zyx_max": [3, 4, 5]})
+    )
+    props = add_proposals(log, drafts, MODEL)
+    labels = np.zeros(SHAPE, np.uint8)
+    q = ReviewQueue(log, labels, "labels")
+    assert len(q) == 4 and q.current.id == props[0].id
+    assert q.current_center() == (2.0, 4.0, 4.0)
+    np.testing.assert_array_equal(q.current_indices(), np.flatnonzero(masks[0]))
+    assert q.previous().id == props[3].id and q.current_center() == (2.0, 3.0, 4.0)
+    assert q.current_indices() is None
+    assert q.next().id == props[0].id
+    q.accept()
+    assert q.current.id == props[1].id and len(q) == 3
+    q.reject()
+    assert q.current.id == props[2].id
+    q.next()
+    q.edit(edited={"zyx_min": [1, 2, 3], "zyx_max": [3, 4, 6], "class": "benign"})
+    assert q.current.id == props[2].id
+    q.accept()
+    assert q.current is None and len(q) == 0
+    np.testing.assert_array_equal(labels, (masks[0] | masks[2]).astype(np.uint8))
+    with pytest.raises(ClinlabelError, match="No proposal"):
+        q.accept()
+    assert len(ReviewQueue(log)) == 0  # rebuilt from the log: nothing left
+    stale = ReviewQueue(log, labels, "labels", proposals=props)  # objects from before the decisions
+    with pytest.raises(ClinlabelError, match="already decided"):
+        stale.accept()
