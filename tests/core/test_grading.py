@@ -7,6 +7,7 @@ import pytest
 from napari_clinlabel.core.audit_log import AuditLog
 from napari_clinlabel.core.errors import ClinlabelError, SchemaError
 from napari_clinlabel.core.grading import (
+    grade_item,
     is_done,
     load_grades,
     mark_done,
@@ -85,3 +86,21 @@ def test_tile_items(tmp_path):
     set_grade(log, schema.scales["isup"], "3", item="r000c002")
     g = load_grades(log.path)
     assert g[("isup", "r000c001")].value == "benign" and g[("isup", "r000c002")].grader == "dr.b"
+
+
+def test_study_scale_item(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text(
+        "id: study-demo\nversion: '1'\ntitle: Study grade\n"
+        "signed_off_by: {name: Board, date: '2026-11-01'}\n"
+        "scales:\n  overall:\n    name: Overall\n    kind: ordinal\n    per: study\n"
+        "    values:\n      - {value: low, key: l, label: Low}\n"
+        "      - {value: high, key: h, label: High}\n"
+    )
+    schema = load_schema(path)
+    scale = schema.scales["overall"]
+    assert grade_item(scale, "1.2.3") == "study:1.2.3" and grade_item(scale, None) == "image"
+    log = _log(tmp_path, schema)
+    set_grade(log, scale, "h", item=grade_item(scale, "1.2.3"))  # a key works as the value
+    rec = mark_done(log, schema, where="img.dcm")
+    assert rec["data"]["grades"] == {"overall:study:1.2.3": "high"} and is_done(log.records())

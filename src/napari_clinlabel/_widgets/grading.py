@@ -29,7 +29,14 @@ from qtpy.QtWidgets import (
 from .._session import get_session
 from ..core.annotation_state import restore_state
 from ..core.errors import ClinlabelError
-from ..core.grading import graded_schema_ref, mark_done, missing_grades, set_grade
+from ..core.grading import (
+    grade_item,
+    graded_schema_ref,
+    is_image_item,
+    mark_done,
+    missing_grades,
+    set_grade,
+)
 from ..core.schema import builtin_schema_names, load_schema
 from ._common import KeyBinder, display_name, image_layers, logging_under
 
@@ -118,7 +125,7 @@ class GradingWidget(QWidget):
         log_path = self._session.log_path_for(image)
         ref = graded_schema_ref(log_path) or self._session.schema_for(image)
         state = restore_state(log_path)
-        self._grades = {s: g.value for (s, i), g in state.grades.items() if i == "image"}
+        self._grades = {s: g.value for (s, i), g in state.grades.items() if is_image_item(i)}
         schema_name = ref["id"] if ref and ref.get("id") in gradable_schemas() else NO_SCHEMA
         self._busy = True
         self._schema_combo.setCurrentText(schema_name)
@@ -223,7 +230,9 @@ class GradingWidget(QWidget):
                     "before grading. Nothing was recorded."
                 )
             with logging_under(self._session, self._image, self._schema) as log:
-                set_grade(log, self._schema.scales[scale_id], value, note=self._note.text())
+                scale = self._schema.scales[scale_id]
+                item = grade_item(scale, _meta_of(self._image).get("study_uid"))
+                set_grade(log, scale, value, item=item, note=self._note.text())
         except ClinlabelError as exc:
             self._session.report_error(exc)
             self._status.setText(str(exc))
@@ -291,3 +300,7 @@ class GradingWidget(QWidget):
         self._viewer.layers.events.inserted.disconnect(self._refresh_images)
         self._viewer.layers.events.removed.disconnect(self._refresh_images)
         super().closeEvent(event)
+
+
+def _meta_of(layer: Any) -> dict[str, Any]:
+    return dict(layer.metadata.get("clinlabel") or {})

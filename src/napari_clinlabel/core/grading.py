@@ -34,6 +34,19 @@ class Grade:
     history: list[Grade] = field(default_factory=list)
 
 
+def grade_item(scale: Any, study_uid: str | None = None) -> str:
+    """The ``item`` a grade on ``scale`` is about: ``"image"``, or ``"study:<uid>"`` for a scale
+    graded per study (the image's own item when its study is unknown)."""
+    if getattr(scale, "per", "image") == "study" and study_uid:
+        return f"study:{study_uid}"
+    return IMAGE_ITEM
+
+
+def is_image_item(item: Any) -> bool:
+    """True for per-image and per-study items (not tiles)."""
+    return item in (None, IMAGE_ITEM) or str(item).startswith("study:")
+
+
 def require_scale(schema: Any, scale_id: str, where: str = "this image") -> Any:
     """The scale ``scale_id`` of ``schema``; clear errors when there is no schema or no such scale."""
     if schema is None:
@@ -59,6 +72,9 @@ def resolve_value(scale: Any, value: Any) -> Any:
     for v in scale.values:
         if v.value.lower() == text.lower():
             return v
+    by_key = scale.by_key(text) if len(text) == 1 else None
+    if by_key is not None:
+        return by_key
     allowed = ", ".join(f"{v.value} (key {v.key})" for v in scale.values)
     raise ClinlabelError(
         f"{text!r} is not a grade of {scale.name} ({scale.id}); choose one of: {allowed}. "
@@ -155,7 +171,7 @@ def mark_done(log: AuditLog, schema: Any, *, where: str | None = None) -> dict[s
             f"{where}: cannot mark the image done: required grade(s) missing: "
             f"{'; '.join(missing)}. Grade them first."
         )
-    in_force = {f"{s}:{i}": g.value for (s, i), g in sorted(grades.items()) if i == IMAGE_ITEM}
+    in_force = {f"{s}:{i}": g.value for (s, i), g in sorted(grades.items()) if is_image_item(i)}
     return log.append("image.done", {"image": IMAGE_ITEM}, {"grades": in_force})
 
 
@@ -165,9 +181,8 @@ def is_done(records: Iterable[dict[str, Any]]) -> bool:
     for rec in records:
         if rec.get("action") == "image.done":
             last_done = int(rec["seq"])
-        elif rec.get("action") == "grade.set" and (rec.get("target") or {}).get("item") in (
-            None,
-            IMAGE_ITEM,
+        elif rec.get("action") == "grade.set" and is_image_item(
+            (rec.get("target") or {}).get("item")
         ):
             last_grade = int(rec["seq"])
     return last_done > last_grade
@@ -178,6 +193,6 @@ def graded_schema_ref(log_path: str | os.PathLike[str]) -> dict[str, Any] | None
     ref = None
     for rec in iter_records(log_path):
         item = (rec.get("target") or {}).get("item") if rec.get("action") == "grade.set" else "-"
-        if item in (None, IMAGE_ITEM) and rec.get("schema"):
+        if is_image_item(item) and rec.get("schema"):
             ref = rec["schema"]
     return ref
