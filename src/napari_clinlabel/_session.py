@@ -192,9 +192,9 @@ class Session:
     ) -> Labels | None:
         """The managed uint8 labels layer ``name`` on the image's grid (restored from the log)."""
         image_layer = unwrap(image_layer)
-        for rec in self._recorders.values():
-            if rec.image_layer is image_layer and rec.name == name and self._in_viewer(rec.layer):
-                return rec.layer
+        existing = self._managing(image_layer, name)
+        if existing is not None:
+            return existing.layer
         log = self.log_for(image_layer)
         logged = _logged_labels(log, name)
         if logged is None and not create:
@@ -236,6 +236,12 @@ class Session:
             raise GeometryError(
                 f"Labels layer {labels_layer.name!r} has shape {labels_layer.data.shape}, the image "
                 f"grid is {shape}; create labels with the Segmentation widget or resample them."
+            )
+        twin = self._managing(image_layer, name)
+        if twin is not None:  # two layers editing one logged array would fork its history
+            raise InputError(
+                f"Labels {name!r} of this image are already edited in layer {twin.layer.name!r}; "
+                "edit them there, or give this layer another name."
             )
         log = self.log_for(image_layer)
         if logged is None:
@@ -329,6 +335,15 @@ class Session:
                 "from the Segmentation widget so its edits are logged."
             )
         return rec
+
+    def _managing(self, image_layer: Image, name: str) -> Any:
+        """The live recorder of labels ``name`` of this image (same voxels), or None."""
+        sha = image_sha256(image_layer)
+        for rec in self._recorders.values():
+            if rec.name == name and image_sha256(rec.image_layer) == sha:
+                if self._in_viewer(rec.layer):
+                    return rec
+        return None
 
     def _on_layer_removed(self, event: Any) -> None:
         recorder = self._recorders.pop(id(event.value), None)

@@ -138,3 +138,18 @@ def test_a_roster_beside_the_image_names_and_limits_the_actor(tmp_path, monkeypa
     assert {r["actor"]["role"] for r in recs} == {"adjudicator"}
     with pytest.raises(PermissionRefused, match="may act as adjudicator, not 'annotator'"):
         session.set_actor(Actor("dr_b", "Dr B", "annotator"))
+
+
+def test_one_logged_label_array_is_edited_in_one_layer(tmp_path):
+    viewer = ViewerModel()
+    image = add_ct(viewer, tmp_path)
+    twin = add_ct(viewer, tmp_path)  # the same image opened twice: one log, one array
+    session = get_session(viewer)
+    labels = session.labels_layer_for(image)
+    assert session.labels_layer_for(twin) is labels
+    path = session.log_path_for(image)
+    before = path.read_bytes()
+    other = viewer.add_labels(np.zeros((12, 64, 64), np.uint8), name="segmentation [2]")
+    with pytest.raises(InputError, match="already edited in layer 'segmentation'"):
+        session.manage(other, twin, name="segmentation")
+    assert path.read_bytes() == before and session.recorder_for(other) is None
