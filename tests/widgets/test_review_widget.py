@@ -13,12 +13,15 @@ from qtpy.QtCore import Qt
 from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets._proposal_layers import CURRENT, PENDING
 from napari_clinlabel._widgets.review import ReviewWidget
+from napari_clinlabel._writer import write_labels_layer
 from napari_clinlabel.core.audit_log import iter_records
 from napari_clinlabel.core.errors import PendingProposalsError
 from napari_clinlabel.core.log_verify import verify_log
 from napari_clinlabel.core.proposals import ProposalDraft, add_proposals
 from napari_clinlabel.core.replay import replay_labels
+from napari_clinlabel.core.samples import ct_phantom
 
+pytestmark = pytest.mark.filterwarnings("error::FutureWarning")  # private access via the proxy
 SHAPE = (12, 64, 64)
 MODEL = {"name": "test-net", "version": "0.3", "sha256": "ab" * 32}
 # five cubes (z, y, x start; edge) with their labels: liver, spleen, lesion, kidney, aorta
@@ -57,11 +60,14 @@ def _keys(qtbot, viewer, *keys):
 def review(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     image = add_ct(viewer, tmp_path, shape=SHAPE)
+    vol = ct_phantom(shape=SHAPE)  # the image file itself, which the export writers read
+    sitk.WriteImage(vol.to_itk(vol.array), str(tmp_path / "ct.nii.gz"))
     session = get_session(viewer)
     log = session.log_for(image)
     add_proposals(log, _drafts(), MODEL, labels_name="segmentation")
-    widget = ReviewWidget(viewer)
-    qtbot.addWidget(widget)
+    # docked as from the Plugins menu: the widget gets napari's public-only proxy of the viewer
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-clinlabel", "Review proposals")
+    assert isinstance(widget, ReviewWidget)
     return viewer, image, widget, log.path
 
 
@@ -90,7 +96,10 @@ def test_five_proposals_by_keys(review, qtbot, tmp_path):
     out = tmp_path / "labels.nii.gz"
     with pytest.raises(PendingProposalsError, match="5 proposals are still undecided"):
         labels.save(str(out), plugin="napari-clinlabel")
-    assert not out.exists()
+    _data, attributes, _kind = labels.as_layer_data_tuple()
+    with pytest.raises(PendingProposalsError, match="5 proposals are still undecided"):
+        write_labels_layer(str(out), labels.data, attributes)  # the plain labels writer too
+    assert not list(tmp_path.glob("labels*"))
 
     _keys(qtbot, viewer, Qt.Key.Key_A, Qt.Key.Key_A)  # accept #1 and #2
     assert w.current.name == "p2"
@@ -136,9 +145,12 @@ def test_five_proposals_by_keys(review, qtbot, tmp_path):
     # nothing was logged twice: no untracked label.paint crept in
     assert not [r for r in iter_records(log_path) if r["action"] == "label.paint"]
 
-    labels.save(str(out), plugin="napari-clinlabel")  # all decided: the writer saves
+    labels.save(str(out), plugin="napari-clinlabel")  # all decided: the writers save
     written = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
     assert np.array_equal(written, expected)
+    plain = tmp_path / "plain.nii.gz"
+    write_labels_layer(str(plain), labels.data, labels.as_layer_data_tuple()[1])
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(plain))), expected)
 
 
 def test_navigation_skips_decided_and_no_bulk_accept(review, qtbot):
