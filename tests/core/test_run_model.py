@@ -122,6 +122,9 @@ def test_mismatched_images_are_refused(tmp_path):
     rgb = Volume(np.zeros((30, 30, 3), np.uint8), Geometry.identity(2), {"rgb": True})
     with pytest.raises(ModelError, match="expects 1 input channel.*has 3"):
         run_model(rgb, model)
+    fine = make(tmp_path, Threshold(), name="fine", input_spacing=[0.01, 0.01, 0.01])
+    with pytest.raises(ModelError, match="0.01×0.01×0.01 mm but this image has 1×1×1 mm"):
+        run_model(blobs(), fine)
     grey2d = Volume(np.zeros((30, 30), np.float32), Geometry.identity(2), {})
     with pytest.raises(ModelError, match="3D images but this image is 2D"):
         run_model(grey2d, model)

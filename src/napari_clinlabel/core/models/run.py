@@ -55,6 +55,23 @@ def _needs_resampling(volume: Volume, model: LoadedModel) -> bool:
     return sp is not None and not np.allclose(volume.geometry.spacing_zyx, sp, rtol=1e-3)
 
 
+MAX_RESAMPLED_VOXELS = 1 << 30
+
+
+def _check_spacing(volume: Volume, model: LoadedModel) -> None:
+    """Refuse a model spacing that would blow the image up beyond any sensible size."""
+    card = model.card
+    factor = np.prod(np.divide(volume.geometry.spacing_zyx, card.input_spacing))
+    n = float(np.prod(volume.spatial_shape)) * float(factor)
+    if n > MAX_RESAMPLED_VOXELS:
+        mm = lambda s: "×".join(f"{v:g}" for v in s)  # noqa: E731
+        raise ModelError(
+            f"Model {card.name} works at {mm(card.input_spacing)} mm but this image has "
+            f"{mm(volume.geometry.spacing_zyx)} mm voxels: resampling would make {n:.3g} voxels. "
+            "Use a model made for this resolution."
+        )
+
+
 def iter_predict_labels(
     volume: Volume,
     model: LoadedModel,
@@ -75,6 +92,7 @@ def iter_predict_labels(
     resample = _needs_resampling(volume, model)
     ref = None
     if resample:
+        _check_spacing(volume, model)
         ref = volume.to_itk(x[0])
         x = np.stack(
             [
