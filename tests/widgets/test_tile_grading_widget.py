@@ -49,6 +49,8 @@ def test_grade_twenty_tiles_by_keyboard(make_napari_viewer, qtbot, slide, tmp_pa
     assert len(viewer.layers["tile grid"].data) == 6 + 7  # outline only: row and column lines
     fills = viewer.layers["tile grades"]
     assert fills.data.shape == (5, 6, 4) and np.all(fills.data[..., 3] == 0)
+    combo = w._image_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == ["slide"]  # not the overlay
     # one fill pixel covers exactly one tile of the slide
     assert image.world_to_data(fills.data_to_world((4, 5)))[:2] == pytest.approx((2303.5, 2815.5))
 

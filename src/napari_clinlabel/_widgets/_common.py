@@ -22,10 +22,14 @@ from napari.layers import Image
 from ..core.geometry import Geometry
 from ..core.volume import Volume
 
+OVERLAY = "clinlabel_overlay"  # metadata key of display-only layers the widgets add
+
 
 def image_layers(viewer: Any) -> list[Image]:
-    """Image layers of the viewer, in order."""
-    return [lay for lay in viewer.layers if isinstance(lay, Image)]
+    """Image layers of the viewer that hold images (not the widgets' own overlays), in order."""
+    return [
+        lay for lay in viewer.layers if isinstance(lay, Image) and not lay.metadata.get(OVERLAY)
+    ]
 
 
 def _meta(layer: Any) -> dict[str, Any]:

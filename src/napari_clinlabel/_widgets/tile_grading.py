@@ -32,7 +32,15 @@ from ..core.errors import ClinlabelError
 from ..core.grading import load_grades, set_grade
 from ..core.schema import builtin_schema_names, load_schema
 from ..core.tiles import TileGrid, grid_from_folder, parse_tile_id, tile_grades_csv
-from ._common import KeyBinder, camera_of, copy_transform, display_name, image_layers, logging_under
+from ._common import (
+    OVERLAY,
+    KeyBinder,
+    camera_of,
+    copy_transform,
+    display_name,
+    image_layers,
+    logging_under,
+)
 
 GRID_NAME = "tile grid"
 FILL_NAME = "tile grades"
@@ -205,7 +213,7 @@ class TileGradingWidget(QWidget):
         self._fill_layer = Image(
             fills, rgb=True, name=FILL_NAME, scale=scale * [th, tw], translate=offset,
             affine=image.affine, rotate=image.rotate, shear=image.shear, blending="translucent",
-            contrast_limits=(0.0, 1.0),
+            contrast_limits=(0.0, 1.0), metadata={OVERLAY: True},
         )  # fmt: skip
         self._grid_layer = Shapes(
             grid.grid_lines(), shape_type="line", name=GRID_NAME,
