@@ -295,3 +295,16 @@ def test_dcmqi_ct_3slice_has_the_label_grid_geometry(tmp_path):
     assert tuple(reversed(vol.array.shape)) == label.GetSize()
     _assert_world_matches(vol, label, atol=1e-3)
     assert vol.meta["modality"] == "CT"
+
+
+@pytest.mark.parametrize("case", ["23x38x3", "24x38x3"])
+def test_real_enhanced_multiframe_equals_its_single_frame_series(case):
+    root = SHARED / "dcmqi_ct3slice_seg" / case
+    if not root.is_dir():
+        pytest.skip("shared scanner data not present")
+    (series,) = read_dicom_folder(root / "image")
+    (multi,) = read_dicom_file(root / "multiframe" / "mf.dcm")  # legacy converted enhanced CT
+    np.testing.assert_array_equal(multi.array, series.array)
+    label = sitk.ReadImage(str(root / "nrrd" / "label.nrrd"))
+    assert tuple(reversed(multi.array.shape)) == label.GetSize()
+    _assert_world_matches(multi, label, atol=1e-3)
