@@ -308,3 +308,17 @@ def test_real_enhanced_multiframe_equals_its_single_frame_series(case):
     label = sitk.ReadImage(str(root / "nrrd" / "label.nrrd"))
     assert tuple(reversed(multi.array.shape)) == label.GetSize()
     _assert_world_matches(multi, label, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "name,shape",
+    [("SC_rgb_jpeg_dcmtk.dcm", (100, 100, 3)), ("examples_ybr_color.dcm", (30, 240, 320, 3))],
+)
+def test_colour_dicom_stays_rgb(tmp_path, name, shape):
+    from pydicom.data import get_testdata_file
+
+    path = tmp_path / name
+    shutil.copy(get_testdata_file(name), path)
+    (vol,) = read_dicom_file(path)
+    assert vol.rgb and vol.array.shape == shape and vol.leading_axes == 0
+    np.testing.assert_array_equal(vol.array, sitk.GetArrayFromImage(sitk.ReadImage(str(path))))

@@ -178,7 +178,7 @@ def _single_file_volume(path: Path, meta: dict) -> Volume:
         ) from exc
     if img.GetDimension() == 3 and img.GetSize()[2] == 1:
         img = img[:, :, 0]
-    rgb = img.GetNumberOfComponentsPerPixel() in (3, 4) and img.GetDimension() == 2
+    rgb = img.GetNumberOfComponentsPerPixel() in (3, 4)  # colour photo or colour cine
     meta["rgb"] = rgb
     vol = Volume(sitk.GetArrayFromImage(img), Geometry.from_itk(img), meta)
     _ = vol.sha256
