@@ -11,7 +11,7 @@ from _viewer_helpers import add_ct
 from qtpy.QtCore import Qt
 
 from napari_clinlabel._session import get_session
-from napari_clinlabel._widgets._proposal_layers import CURRENT, PENDING
+from napari_clinlabel._widgets._proposal_layers import CURRENT_VALUE, PENDING
 from napari_clinlabel._widgets.review import ReviewWidget
 from napari_clinlabel._writer import write_labels_layer
 from napari_clinlabel.core.audit_log import iter_records
@@ -83,11 +83,10 @@ def test_five_proposals_by_keys(review, qtbot, tmp_path):
     viewer, image, w, log_path = review
     labels = viewer.layers["segmentation"]
     pending = viewer.layers[PENDING]
-    current = viewer.layers[CURRENT]
     assert w._count.text().startswith("0 of 5 decided")
     assert np.array_equal(pending.data > 0, np.any([_cube(s, e) for s, e, _ in CUBES], axis=0))
     assert not labels.data.any()  # proposals never show in the final labels
-    assert np.array_equal(current.data > 0, _cube(*CUBES[0][:2]))
+    assert np.array_equal(pending.data == CURRENT_VALUE, _cube(*CUBES[0][:2]))  # under review
     assert "test-net 0.3" in w._info.text() and "64 voxels" in w._info.text()
     # the view is centred on the first proposal: its slice is shown
     assert viewer.dims.point[0] == pytest.approx(image.data_to_world((2, 0, 0))[0], abs=1e-3)
@@ -137,7 +136,7 @@ def test_five_proposals_by_keys(review, qtbot, tmp_path):
     expected[_cube(*CUBES[1][:2])] = 2
     expected[expected_edit] = 6
     assert np.array_equal(labels.data, expected)
-    assert not pending.data.any() and not current.data.any()
+    assert not pending.data.any()
     report = verify_log(log_path)
     assert report.ok, report.summary()
     replayed = replay_labels(log_path).labels["segmentation"]

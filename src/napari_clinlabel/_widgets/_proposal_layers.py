@@ -1,13 +1,15 @@
 """The layers that show model proposals apart from the final labels (shared by Pre-label and Review).
 
-- "proposals (pending)": a Labels layer, contour only, orange: every undecided segment proposal.
+- "proposals (pending)": a Labels layer, outlines only: every undecided segment proposal in orange
+  (value 1), the one under review in yellow (value 2).
 - "proposal boxes (pending)": a Shapes layer, orange outlines: undecided box proposals.
-- "current proposal": a Labels layer, translucent yellow fill: the proposal under review.
 - "proposal edit": a Labels layer the reviewer changes with napari's tools before confirming.
 
 None of them is ever saved or logged as labels: a proposal reaches the final labels layer only by
 a human decision (core ``proposals.accept`` / ``edit``). Redraws touch only the voxels of the
-proposals concerned (index assignment, then a refresh of the displayed slice), never the volume.
+proposals concerned (index assignment); the caller refreshes the displayed slice once, or not at
+all when moving the view to another slice re-slices every layer anyway. One Labels layer for
+pending and current (not two) because each layer costs a re-slice on every move.
 """
 
 from __future__ import annotations
@@ -24,16 +26,18 @@ from ._common import copy_transform
 
 PENDING = "proposals (pending)"
 BOXES = "proposal boxes (pending)"
-CURRENT = "current proposal"
 EDIT = "proposal edit"
+PENDING_VALUE, CURRENT_VALUE = 1, 2
 TAG = "clinlabel_proposals"  # layer metadata key: the image sha256 the layer belongs to
 PENDING_COLOR = "#ff9900"
-CURRENT_COLOR = "#ffff00"
+CURRENT_COLOR = "#ffff00"  # the proposal under review
 EDIT_COLOR = "#00e5ff"
 
 
-def _colormap(color: str) -> DirectLabelColormap:
-    return DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: color})
+def _colormap(*colors: str) -> DirectLabelColormap:
+    table: dict[int | None, str] = {None: "transparent", 0: "transparent"}
+    table.update({k: c for k, c in enumerate(colors, start=1)})
+    return DirectLabelColormap(color_dict=table)
 
 
 class ProposalLayers:
@@ -57,17 +61,19 @@ class ProposalLayers:
                 return layer
         return None
 
-    def _labels(self, name: str, color: str, **kwargs: Any) -> Labels:
+    def _labels(self, name: str, colors: tuple[str, ...], setup: Any = None, **kw: Any) -> Labels:
         layer = self._find(name)
         if layer is None:
             layer = Labels(
                 np.zeros(self._shape, np.uint8),
                 name=name,
                 metadata={TAG: self._sha},
-                colormap=_colormap(color),
-                **kwargs,
+                colormap=_colormap(*colors),
+                **kw,
                 **copy_transform(self._image),
             )
+            if setup is not None:
+                setup(layer)
             self._add(layer)
         return layer
 
@@ -80,23 +86,18 @@ class ProposalLayers:
 
     @property
     def pending(self) -> Labels:
-        """The pending-proposals layer (made on first use)."""
-        layer = self._labels(PENDING, PENDING_COLOR, opacity=0.9)
-        layer.contour = 1
-        layer.editable = False
-        return layer
+        """The pending-proposals layer (made on first use): outlines, not filled like final labels."""
 
-    @property
-    def current(self) -> Labels:
-        """The highlight of the proposal under review (made on first use)."""
-        layer = self._labels(CURRENT, CURRENT_COLOR, opacity=0.45)
-        layer.editable = False
-        return layer
+        def setup(layer: Labels) -> None:
+            layer.contour = 1
+            layer.editable = False
+
+        return self._labels(PENDING, (PENDING_COLOR, CURRENT_COLOR), setup, opacity=1.0)
 
     @property
     def edit(self) -> Labels:
         """The scratch layer a segment proposal is edited in (made on first use)."""
-        return self._labels(EDIT, EDIT_COLOR, opacity=0.6)
+        return self._labels(EDIT, (EDIT_COLOR,), opacity=0.6)
 
     @property
     def boxes(self) -> Shapes:
@@ -134,12 +135,13 @@ class ProposalLayers:
     def show_all(self, proposals: list[Proposal]) -> None:
         """Draw every pending proposal (the one full redraw, when proposals are loaded or added)."""
         seg = [p for p in proposals if p.pending and p.kind == "segment"]
+        self._current = None
         if seg or self._find(PENDING) is not None:
             layer = self.pending
             flat = layer.data.reshape(-1)
             flat[:] = 0
             for p in seg:
-                flat[self.indices(p)] = 1
+                flat[self.indices(p)] = PENDING_VALUE
             layer.refresh()
         rects = [r for p in proposals if p.pending and p.kind == "box" for r in _box_rects(p)]
         if rects or self._find(BOXES) is not None:
@@ -149,29 +151,30 @@ class ProposalLayers:
                 layer.add_rectangles(rects, edge_color=PENDING_COLOR, face_color="transparent")
 
     def drop(self, decided: Proposal, proposals: list[Proposal]) -> None:
-        """Remove a decided proposal from the pending layers, redrawing only its voxels."""
-        if decided.kind == "segment" and self._find(PENDING) is not None:
-            layer = self.pending
-            flat = layer.data.reshape(-1)
-            idx = self.indices(decided)
-            flat[idx] = 0
-            for p in proposals:  # overlapping pending proposals keep their voxels
-                if p.pending and p.kind == "segment" and _bbox_overlap(p, decided):
-                    flat[self.indices(p)] = 1
-            layer.refresh()
-        elif decided.kind == "box":
+        """Take a decided proposal off the pending layers (its voxels only; no refresh)."""
+        if decided.kind == "box":
             self.show_all(proposals)
+        if self._current is decided:
+            self._current = None
+        flat = self.pending.data.reshape(-1)
+        flat[self.indices(decided)] = 0
+        for p in proposals:  # overlapping pending proposals keep their voxels
+            if p.pending and p.kind == "segment" and _bbox_overlap(p, decided):
+                flat[self.indices(p)] = PENDING_VALUE
 
     def highlight(self, proposal: Proposal | None) -> None:
-        """Show ``proposal`` (None: nothing) in the current-proposal layer; touches two masks only."""
-        layer = self.current
-        flat = layer.data.reshape(-1)
-        if self._current is not None:
-            flat[self.indices(self._current)] = 0
+        """Mark ``proposal`` (None: none) as the one under review (two masks touched; no refresh)."""
+        flat = self.pending.data.reshape(-1)
+        old = self._current
+        if old is not None:
+            flat[self.indices(old)] = PENDING_VALUE if old.pending and old.kind == "segment" else 0
         self._current = proposal
         if proposal is not None:
-            flat[self.indices(proposal)] = 1
-        layer.refresh()
+            flat[self.indices(proposal)] = CURRENT_VALUE
+
+    def refresh(self) -> None:
+        """Redraw the displayed slice of the pending layer."""
+        self.pending.refresh()
 
     def start_edit(self, proposal: Proposal) -> Labels:
         """Copy a segment proposal into the edit layer, select it and arm the brush."""

@@ -271,12 +271,11 @@ class ReviewWidget(QWidget):
         except ClinlabelError as exc:
             self._session.report_error(exc)
             return False
-        if labels_layer is not None:
-            if recorder is not None:  # the record is written: the recorder's shadow follows it
-                recorder.shadow.reshape(-1)[touched] = labels_layer.data.reshape(-1)[touched]
-            labels_layer.refresh()
+        if labels_layer is not None and recorder is not None:
+            # the record is written: the recorder's shadow (the log's view) follows it
+            recorder.shadow.reshape(-1)[touched] = labels_layer.data.reshape(-1)[touched]
         self._layers.drop(p, self._proposals)
-        self._show(self._step_from(self._pos, +1))
+        self._show(self._step_from(self._pos, +1), labels_layer)
         return True
 
     # -- navigation ----------------------------------------------------------------------
@@ -301,32 +300,45 @@ class ReviewWidget(QWidget):
                 return i
         return None
 
-    def _show(self, pos: int | None) -> None:
-        """Centre the view on proposal ``pos``, highlight it and describe it."""
+    def _show(self, pos: int | None, changed_labels: Any = None) -> None:
+        """Centre the view on proposal ``pos``, highlight it and describe it.
+
+        The layers' arrays are already up to date; a move to another slice re-slices every layer,
+        so the changed layers are refreshed here only when the view stays on the same slice.
+        """
         self._pos = pos
         p = None if pos is None else self._proposals[pos]
         self._layers.highlight(p)
         self._show_counts()
+        moved = False
         if p is None:
             done = bool(self._proposals)
             self._info.setText("All proposals decided." if done else "No proposals for this image.")
             self._set_buttons(False)
-            return
-        self._set_buttons(True)
-        self._info.setText(self._describe(p))
-        idx = self._layers.indices(p)
-        if idx.size:
-            self._centre_on(centre_of(idx, self._volume.spatial_shape))
+        else:
+            self._set_buttons(True)
+            self._info.setText(self._describe(p))
+            idx = self._layers.indices(p)
+            if idx.size:
+                moved = self._centre_on(centre_of(idx, self._volume.spatial_shape))
+        if not moved:
+            self._layers.refresh()
+            if changed_labels is not None:
+                changed_labels.refresh()
 
-    def _centre_on(self, centre_zyx: np.ndarray) -> None:
+    def _centre_on(self, centre_zyx: np.ndarray) -> bool:
+        """Show the slice through ``centre_zyx`` centred; True when the slice changed."""
         world = np.asarray(self._image.data_to_world(centre_zyx), dtype=float)
-        shown = list(self._viewer.dims.displayed)
-        if len(world) == 3 and self._viewer.dims.ndisplay == 2:
+        dims = self._viewer.dims
+        shown = list(dims.displayed)
+        before = tuple(dims.current_step)
+        if len(world) == 3 and dims.ndisplay == 2:
             not_shown = [d for d in range(len(world)) if d not in shown]
-            self._viewer.dims.set_point(not_shown, world[not_shown])
+            dims.set_point(not_shown, world[not_shown])
         scene = getattr(self._viewer, "scene", None)  # napari ≥ 0.9: viewer.scene.camera
         camera = scene.camera if scene is not None else self._viewer.camera
         camera.center = tuple(world[shown[-2:]])
+        return tuple(dims.current_step) != before
 
     # -- text ----------------------------------------------------------------------------
     def _show_counts(self) -> None:
