@@ -182,6 +182,7 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     assert box.slice_range == (8, 12) and box.cls == "malignant" and box.confidence == 4
     assert box.attributes == {"margin": "spiculated", "finding": "mass"}
     assert len(w2.layer.data) == 1 and w2._table.rowCount() == 1
+    assert w2._table.item(0, 7).text() == box.created_by  # the human who drew it
     assert len(list(iter_records(log_path))) == n_records
 
     # a 2D image (mammogram): boxes have (y, x) corners, no slices; sizes from 0.1 mm pixels
@@ -195,3 +196,14 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     assert (
         rec["data"]["size_mm"] == pytest.approx([10.0, 10.0]) and rec["data"]["volume_ml"] is None
     )
+
+
+def test_table_names_who_made_each_box():
+    from napari_clinlabel._widgets._box_view import by_whom
+    from napari_clinlabel.core.boxes import LesionBox
+
+    model = {"kind": "model", "name": "boxnet", "version": "1.0", "sha256": "ab" * 32}
+    assert by_whom(LesionBox((1, 1, 1), (1, 4, 4), source=model, created_by="dr.a")) == (
+        "boxnet 1.0 ✓ dr.a"
+    )
+    assert by_whom(LesionBox((1, 1, 1), (1, 4, 4), created_by="dr.b")) == "dr.b"

@@ -14,7 +14,7 @@ from ..core.boxes import LesionBox, box_size_mm, box_volume_ml
 
 CLASS_COLORS = {"benign": "#33cc66", "malignant": "#ff3333", "indeterminate": "#ffaa00"}
 _OTHER_COLORS = ["#33aaff", "#cc66ff", "#ffff33"]
-TABLE_HEADER = ["#", "class", "conf", "slices", "y × x mm", "depth mm", "mL"]
+TABLE_HEADER = ["#", "class", "conf", "slices", "y × x mm", "depth mm", "mL", "by"]
 
 
 @dataclass
@@ -88,9 +88,17 @@ def table_rows(boxes: dict[str, LesionBox], geometry: Any) -> list[list[str]]:
                 f"{size[-2]:.1f} × {size[-1]:.1f}",
                 f"{size[0]:.1f}" if box.is_3d else "",
                 "" if vol is None else f"{vol:.2f}",
+                by_whom(box),
             ]
         )
     return rows
+
+
+def by_whom(box: LesionBox) -> str:
+    """Who made the box: the human, or the model a human confirmed (``model ✓ human``)."""
+    if box.source.get("kind") == "model":
+        return f"{box.source.get('name')} {box.source.get('version')} ✓ {box.created_by or '?'}"
+    return str(box.created_by or "")
 
 
 def size_text(box: LesionBox, geometry: Any) -> str:
