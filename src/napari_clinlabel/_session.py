@@ -94,6 +94,9 @@ class Session:
         except ClinlabelError as exc:  # e.g. CLINLABEL_ROSTER does not list this login
             self._actor, self.actor_error = None, str(exc)
         viewer.layers.events.removed.connect(self._on_layer_removed)
+        viewer.layers.events.inserted.connect(self._on_layer_inserted)
+        for layer in list(viewer.layers):
+            self._check_phi(layer)
 
     @property
     def viewer(self) -> Any:
@@ -344,6 +347,23 @@ class Session:
                 if self._in_viewer(rec.layer):
                     return rec
         return None
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        self._check_phi(event.value)
+
+    def _check_phi(self, layer: Any) -> None:
+        """DICOM holding PHI: warn with a one-click de-identify, or refuse by roster policy."""
+        if not _meta(layer).get("series_uid"):
+            return
+        from ._widgets.phi_guard import check_layer_for_phi
+
+        viewer = self.viewer
+        if viewer is None:
+            return
+        try:
+            check_layer_for_phi(viewer, layer, defer_removal=True)
+        except ClinlabelError as exc:  # the scan itself failed: say so, keep the image open
+            self.report_error(exc)
 
     def _on_layer_removed(self, event: Any) -> None:
         recorder = self._recorders.pop(id(event.value), None)

@@ -86,3 +86,35 @@ def test_clean_or_non_dicom_layers_pass(make_napari_viewer, tmp_path, notes):
     assert phi_guard.check_layer_for_phi(viewer, _add(viewer, tmp_path / "ct")) == []
     assert phi_guard.check_layer_for_phi(viewer, viewer.add_image(np.zeros((4, 4)))) == []
     assert notes == []
+
+
+def test_session_checks_every_opened_dicom_layer(make_napari_viewer, tmp_path, monkeypatch, notes):
+    """Opening identified DICOM while the plugin's session runs warns without any widget call."""
+    from napari_clinlabel._session import get_session
+
+    monkeypatch.setenv("CLINLABEL_USER", "ann")
+    write_ct_series(tmp_path / "ct", np.zeros((3, 8, 8), np.int16), G, phi=PHI)
+    viewer = make_napari_viewer()
+    get_session(viewer)  # what docking any plugin widget does
+    layer = viewer.open(str(tmp_path / "ct"), plugin="napari-clinlabel")[0]
+    assert layer in viewer.layers
+    assert notes and notes[-1][1] == "warning"
+    log = sidecar_paths(tmp_path / "ct")[0]
+    assert [r["action"] for r in iter_records(log)].count("phi.warning") == 1
+
+
+def test_session_refuses_identified_dicom_by_policy(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch, notes
+):
+    from napari_clinlabel._session import get_session
+
+    monkeypatch.setenv("CLINLABEL_USER", "ann")
+    write_ct_series(tmp_path / "ct", np.zeros((3, 8, 8), np.int16), G, phi=PHI)
+    (tmp_path / "clinlabel-roster.toml").write_text(
+        '[policy]\nphi = "refuse"\n\n[[users]]\nid = "ann"\nrole = "annotator"\n'
+    )
+    viewer = make_napari_viewer()
+    get_session(viewer)
+    viewer.open(str(tmp_path / "ct"), plugin="napari-clinlabel")
+    qtbot.waitUntil(lambda: len(viewer.layers) == 0, timeout=5000)
+    assert notes[-1][1] == "error" and "refuses annotation" in notes[-1][0]

@@ -77,8 +77,12 @@ def _ask_folder() -> str:
     return QFileDialog.getExistingDirectory(None, "Folder to hold the de-identified copy")
 
 
-def check_layer_for_phi(viewer: Any, layer: Any) -> list[Finding]:
-    """Scan a DICOM image layer's source; warn or refuse (roster policy) and log it. Returns findings."""
+def check_layer_for_phi(viewer: Any, layer: Any, defer_removal: bool = False) -> list[Finding]:
+    """Scan a DICOM image layer's source; warn or refuse (roster policy) and log it. Returns findings.
+
+    ``defer_removal`` removes a refused layer on the next event-loop turn (needed when called
+    from napari's ``layers.events.inserted``, which selects the layer right after).
+    """
     meta = _meta(layer)
     src = meta.get("source_path")
     if not src or not meta.get("series_uid") or not Path(src).exists():
@@ -97,8 +101,16 @@ def check_layer_for_phi(viewer: Any, layer: Any) -> list[Finding]:
         _summary(findings)["fields"][:4]
     )
     if policy == "refuse":
-        if layer in viewer.layers:
-            viewer.layers.remove(layer)
+        def remove() -> None:
+            if layer in viewer.layers:
+                viewer.layers.remove(layer)
+
+        if defer_removal:
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, remove)
+        else:
+            remove()
         _notify(f"{head}…). This dataset's policy refuses annotation of identified data: "
                 "de-identify it first.", "error", action)  # fmt: skip
     else:
