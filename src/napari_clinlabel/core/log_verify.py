@@ -23,14 +23,17 @@ it, although the spec rejects such a line. ``strict=True`` re-dumps every record
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from . import log_verify_parallel as _parallel
 from .audit_log import GENESIS, Head
 from .errors import LogError
 from .identity import ROLES, Roster
@@ -43,6 +46,8 @@ MEANINGS = ("review", "approval", "adjudication")
 _TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TAIL = b',"hash":"'
+_GET = itemgetter("action", "actor", "data", "hash", "image", "prev", "schema", "seq", "source",
+                  "target", "time", "v")  # fmt: skip
 _ENC = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _MAX_WARNINGS = 20
 
@@ -51,14 +56,6 @@ try:  # optional accelerator: parses the same JSON to the same values, ~3x faste
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - depends on the environment
     _fast_loads, _FastError = json.loads, ValueError
-
-
-def _loads(line: bytes) -> Any:
-    """Parse one line; orjson when present, json for what orjson declines (huge ints, …)."""
-    try:
-        return _fast_loads(line)
-    except _FastError:
-        return json.loads(line)
 
 
 @dataclass
@@ -100,13 +97,17 @@ def verify_log(
     check_objects: bool = True,
     objects: str | Path | None = None,
     strict: bool = False,
+    workers: int | None = None,
 ) -> VerifyReport:
     """Check a whole log; the report names the first bad seq and why.
 
     ``public_keys`` maps user ids to a base64 key or a list of them (added to the roster's).
     ``objects`` is the objects folder (default ``<log minus .jsonl>/objects``).
+    ``workers``: 1 checks in this process; n > 1 splits the log into n chunks checked by forked
+    processes (same report); None (default) does that only for a big log in a single-threaded
+    process (see :mod:`.log_verify_parallel`).
     """
-    return _verify(Path(path), roster, public_keys, check_objects, objects, strict)[0]
+    return _verify(Path(path), roster, public_keys, check_objects, objects, strict, workers)[0]
 
 
 def verify_against_anchor(
@@ -117,7 +118,7 @@ def verify_against_anchor(
     seq, h = (head.seq, head.hash) if isinstance(head, Head) else (head["seq"], head["hash"])
     rep, hashes = _verify(Path(path), kwargs.pop("roster", None), kwargs.pop("public_keys", None),
                           kwargs.pop("check_objects", True), kwargs.pop("objects", None),
-                          kwargs.pop("strict", False))  # fmt: skip
+                          kwargs.pop("strict", False), kwargs.pop("workers", None))  # fmt: skip
     if not isinstance(seq, int) or seq < 0:
         raise LogError(f"Anchor seq {seq!r} is not a record number; give SEQ:HASH from an export.")
     if not rep.ok and rep.first_bad_seq is not None and rep.first_bad_seq <= seq:
@@ -144,108 +145,219 @@ def _verify(
     check_objects: bool,
     objects: str | Path | None,
     strict: bool,
-) -> tuple[VerifyReport, list[str]]:
+    workers: int | None = None,
+) -> tuple[VerifyReport, Sequence[str]]:
+    if objects is None:
+        stem = str(path).removesuffix(".jsonl")
+        objects = Path(stem if stem != str(path) else stem + ".clinlabel") / "objects"
+    ctx = _Context(Path(objects), roster, public_keys, check_objects)
     try:
+        size = path.stat().st_size
+        n = _parallel.chunk_count(size, workers)
+        if n > 1:
+            done = _parallel.verify_chunks(path, size, n, ctx, strict)
+            if done is not None:
+                return done
         buf = path.read_bytes()
     except FileNotFoundError:
         raise LogError(f"{path}: no such log; check the path (<image>.clinlabel.jsonl).") from None
     except OSError as exc:
         raise LogError(f"{path}: cannot read the log ({exc.strerror}).") from None
-    if objects is None:
-        stem = str(path).removesuffix(".jsonl")
-        objects = Path(stem if stem != str(path) else stem + ".clinlabel") / "objects"
-    ctx = _Context(Path(objects), roster, public_keys, check_objects)
-    rep = VerifyReport(ok=True, records=0)
-    hashes: list[str] = []
-    prev, last_time, image0 = GENESIS, "", None
+    lines = buf.split(b"\n")
+    run = _Run(start=0)
+    scan(lines, _Chain(), ctx, strict, run)
+    return merge([run], ctx)
+
+
+@dataclass
+class _Chain:
+    """Where a run of lines starts: the seq expected next, the previous hash and time, seq 0's
+    image (None: the run starts at seq 0)."""
+
+    expected: int = 0
+    prev: str = GENESIS
+    last_time: str = ""
+    image0: Any = None
+
+
+@dataclass
+class _Run:
+    """What checking a run of lines found; ``hashes`` holds the valid records' from ``start``."""
+
+    start: int
+    hashes: Any = field(default_factory=list)  # list[str] (bytes of 64-char hashes when sent)
+    bad_seq: int | None = None
+    reason: str = ""
+    torn: bool = False
+    warnings: list[tuple[int, Any, str]] = field(default_factory=list)  # (seq, dedupe key, text)
+    deferred: list[tuple[int, str, int, str]] = field(default_factory=list)  # heads before start
+    signed: list[int] = field(default_factory=list)  # seqs of verified signatures
+    unregistered: int = 0
+    time_warnings: int = 0
+
+
+def scan(lines: list[bytes], chain: _Chain, ctx: _Context, strict: bool, run: _Run) -> None:
+    """Check ``lines`` (a log split at newlines; a non-empty last item is a torn tail) from
+    ``chain`` on, into ``run``; stops at the first bad record."""
+    last = lines.pop() if lines else b""
+    append = run.hashes.append
+    expected, prev, last_time, image0 = chain.expected, chain.prev, chain.last_time, chain.image0
     actor_ok: Any = None  # the last actor and source that passed: most records repeat them
     source_ok: Any = None
-    sha256, loads, tail, time_re = hashlib.sha256, _loads, _TAIL, _TIME_RE
-    pos, n, expected = 0, len(buf), 0
-    while pos < n:
-        nl = buf.find(b"\n", pos)
-        if nl < 0:
-            rep.torn_tail_present = True
-            break
-        line = buf[pos:nl]
-        pos = nl + 1
+    sha256, loads, fast_error, tail, get = hashlib.sha256, _fast_loads, _FastError, _TAIL, _GET
+    time_match = _TIME_RE.fullmatch
+    for line in lines:
         try:
             try:
                 rec = loads(line)
-            except ValueError:
-                raise _Broken("not valid JSON") from None
+            except fast_error:
+                try:
+                    rec = json.loads(line)  # what orjson declines (huge ints, …)
+                except ValueError:
+                    raise _Broken("not valid JSON") from None
             if type(rec) is not dict:
                 raise _Broken("not a JSON object")
-            if rec.keys() != FIELDS:
-                raise _Broken(_field_problem(rec))
-            h = rec["hash"]
+            try:
+                if len(rec) != 12:
+                    raise KeyError
+                a, actor, d, h, image, p, schema, s, source, target, t, v = get(rec)
+            except KeyError:
+                raise _Broken(_field_problem(rec)) from None
             # fast path: canonical bytes are the line minus its last member, when hash is last
             if (
-                not strict
-                and line[-75:-66] == tail
-                and line[-2:] == b'"}'
-                and type(h) is str
-                and line[-66:-2] == h.encode()
-                and sha256(line[:-75] + b"}").hexdigest() == h
+                strict
+                or line[-75:-66] != tail
+                or line[-2:] != b'"}'
+                or not (sha256(line[:-75] + b"}").hexdigest() == h and line[-66:-2] == h.encode())
             ):
-                pass
-            else:
                 _check_canonical_hash(rec, h)
-            if type(rec["v"]) is not int or rec["v"] != 1:
-                raise _Broken(f"v is {rec['v']!r}, this verifier knows format v1")
-            s = rec["seq"]
+            if type(v) is not int or v != 1:
+                raise _Broken(f"v is {v!r}, this verifier knows format v1")
             if type(s) is not int or s != expected:
                 raise _Broken(f"seq is {s!r}, expected {expected} (a record was deleted, "
                               "inserted or reordered)")  # fmt: skip
-            if rec["prev"] != prev:
+            if p != prev:
                 raise _Broken("prev is not the previous record's hash (a record before it was "
                               "deleted, edited or reordered)")  # fmt: skip
-            if rec["actor"] != actor_ok:
-                _check_actor(rec["actor"])
-                actor_ok = rec["actor"]
-                ctx.check_roster(rec["actor"], s, rep)
-            if rec["source"] != source_ok:
-                _check_source(rec["source"])
-                source_ok = rec["source"]
-            a = rec["action"]
+            if actor != actor_ok:
+                _check_actor(actor)
+                actor_ok = actor
+                ctx.check_roster(actor, s, run)
+            if source != source_ok:
+                _check_source(source)
+                source_ok = source
             if type(a) is not str or not a:
                 raise _Broken("action is missing or not a string")
             if image0 is None:
-                image0 = _check_image(rec["image"])
-            elif rec["image"] != image0:
+                image0 = _check_image(image)
+            elif image != image0:
                 raise _Broken("image differs from seq 0's image (records of another image)")
-            t = rec["time"]
-            if type(t) is not str or not time_re.fullmatch(t):
+            if type(t) is not str or not time_match(t):
                 raise _Broken(f"time {str(t)[:40]!r} is not UTC ISO 8601 (…T…Z)")
             if (len(t) != len(last_time) or t < last_time) and _time_key(t, last_time) < _time_key(
                 last_time, t
             ):
-                _warn(rep, f"seq {s}: time {t} is before the previous record's {last_time}")
+                if run.time_warnings <= _MAX_WARNINGS:
+                    run.warnings.append(
+                        (s, None, f"seq {s}: time {t} is before the previous record's {last_time}")
+                    )
+                run.time_warnings += 1
             last_time = t
-            d = rec["data"]
             if type(d) is not dict:
                 raise _Broken("data is not an object")
-            if rec["schema"] is not None and type(rec["schema"]) is not dict:
+            if schema is not None and type(schema) is not dict:
                 raise _Broken("schema is neither an object nor null")
             if "objects" in d:
                 ctx.check_objects(d["objects"])
             if a == "sign":
-                ctx.check_sign(rec, hashes, rep)
+                ctx.check_sign(rec, run, s)
             elif "head" in d:
-                _check_head(d["head"], hashes, "data.head")
+                _check_head(d["head"], run, "data.head", s)
         except _Broken as exc:
-            rep.ok, rep.first_bad_seq, rep.reason = False, expected, exc.reason
-            break
-        hashes.append(h)
+            run.bad_seq, run.reason = expected, exc.reason
+            return
+        append(h)
         prev = h
         expected += 1
-    rep.records = expected
-    if expected:
-        rep.head = Head(expected - 1, hashes[-1])
-    if rep.ok and ctx.unregistered:
-        _warn(rep, f"{ctx.unregistered} signature(s) checked against the key they carry only; "
+    run.torn = bool(last)
+
+
+def merge(runs: list[_Run], ctx: _Context) -> tuple[VerifyReport, Sequence[str]]:
+    """One report from consecutive runs: the first bad seq (a head a run deferred, or its own
+    failure), warnings and signatures before it, the hashes of the valid records."""
+    rep = VerifyReport(ok=True, records=0)
+    hashes = _Hashes()
+    bad: int | None = None
+    for run in runs:
+        if run.start != len(hashes):
+            raise RuntimeError("log chunks do not link")  # a bug: the caller verifies in one run
+        for seq, what, s, h in run.deferred:
+            if run.bad_seq is not None and seq > run.bad_seq:
+                break
+            reason = _head_mismatch(what, s, h, hashes[s])
+            if reason:
+                bad, rep.reason = seq, reason
+                break
+        if bad is None and run.bad_seq is not None:
+            bad, rep.reason = run.bad_seq, run.reason
+        hashes.add(run.hashes, (bad if bad is not None else run.start + _count(run)) - run.start)
+        for seq, key, text in run.warnings:
+            if bad is not None and seq > bad:
+                break
+            if key is None or key not in ctx.warned_keys:
+                if key is not None:
+                    ctx.warned_keys.add(key)
+                _warn(rep, text)
+        rep.signatures_checked += sum(1 for s in run.signed if bad is None or s < bad)
+        if bad is not None:
+            rep.ok, rep.first_bad_seq = False, bad
+            break
+        rep.torn_tail_present = run.torn
+    rep.records = len(hashes)
+    if rep.records:
+        rep.head = Head(rep.records - 1, hashes[-1])
+    unregistered = sum(r.unregistered for r in runs)
+    if rep.ok and unregistered:
+        _warn(rep, f"{unregistered} signature(s) checked against the key they carry only; "
                    "pass a roster to check whose keys they are")  # fmt: skip
-    return rep, hashes
+    return rep, hashes.as_sequence()
+
+
+def _count(run: _Run) -> int:
+    return len(run.hashes) // 64 if isinstance(run.hashes, bytes) else len(run.hashes)
+
+
+class _Hashes(Sequence[str]):
+    """Record hashes by seq, kept as the runs held them: lists of str or 64-byte ASCII runs."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[int, Any]] = []
+        self.n = 0
+
+    def add(self, part: Any, count: int) -> None:
+        if count > 0:
+            self.parts.append((self.n, part[: 64 * count] if isinstance(part, bytes) else part))
+            self.n += count
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> str:
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        k = bisect.bisect_right(self.parts, i, key=lambda p: p[0]) - 1
+        start, part = self.parts[k]
+        j = i - start
+        return part[64 * j : 64 * j + 64].decode("ascii") if isinstance(part, bytes) else part[j]
+
+    def as_sequence(self) -> Sequence[str]:
+        """A plain list when one run held every hash as str (the single-process case)."""
+        if len(self.parts) == 1 and isinstance(self.parts[0][1], list):
+            part = self.parts[0][1]
+            return part if len(part) == self.n else part[: self.n]
+        return self if self.parts else []
 
 
 def _field_problem(rec: dict[str, Any]) -> str:
@@ -300,7 +412,9 @@ def _check_image(image: Any) -> dict[str, Any]:
     return image
 
 
-def _check_head(head: Any, hashes: list[str], what: str) -> int:
+def _check_head(head: Any, run: _Run, what: str, seq: int) -> int:
+    """Check a ``{seq, hash}`` a record carries; a head before the run's start is left to
+    :func:`merge` (``run.deferred``), which knows those hashes."""
     if (
         type(head) is not dict
         or type(head.get("seq")) is not int
@@ -308,12 +422,21 @@ def _check_head(head: Any, hashes: list[str], what: str) -> int:
     ):
         raise _Broken(f"{what} is not {{seq, hash}}")
     s = head["seq"]
-    if not 0 <= s < len(hashes):
+    if not 0 <= s < seq:
         raise _Broken(f"{what} names seq {s}, not an earlier record of this log")
-    if hashes[s] != head["hash"]:
-        raise _Broken(f"{what} names record {s} with hash {head['hash'][:12]}…, but record {s} "
-                      f"has {hashes[s][:12]}…")  # fmt: skip
+    if s < run.start:
+        run.deferred.append((seq, what, s, head["hash"]))
+    else:
+        reason = _head_mismatch(what, s, head["hash"], run.hashes[s - run.start])
+        if reason:
+            raise _Broken(reason)
     return s
+
+
+def _head_mismatch(what: str, s: int, named: str, has: str) -> str:
+    if has == named:
+        return ""
+    return f"{what} names record {s} with hash {named[:12]}…, but record {s} has {has[:12]}…"
 
 
 def _time_key(t: str, other: str) -> str:
@@ -353,19 +476,19 @@ class _Context:
             for uid, keys in (public_keys or {}).items():
                 keys = [keys] if isinstance(keys, str) else list(keys)
                 self.registry.setdefault(uid, set()).update(keys)
-        self.unregistered = 0
         self.roster = roster if roster is not None and roster.users else None
         self.warned: set[tuple[str, str]] = set()
+        self.warned_keys: set[Any] = set()  # what merge() has reported once already
 
-    def check_roster(self, actor: dict[str, Any], seq: int, rep: VerifyReport) -> None:
+    def check_roster(self, actor: dict[str, Any], seq: int, run: _Run) -> None:
         """Warn (once per user and role) about actors the roster does not grant that role."""
         who = (actor["id"], actor["role"])
         if self.roster is None or who in self.warned:
             return
         if actor["role"] not in self.roster.roles_of(actor["id"]):
             self.warned.add(who)
-            _warn(rep, f"seq {seq}: {actor['id']!r} acted as {actor['role']}, which the roster "
-                       "does not grant (now)")  # fmt: skip
+            run.warnings.append((seq, who, f"seq {seq}: {actor['id']!r} acted as {actor['role']}, "
+                                           "which the roster does not grant (now)"))  # fmt: skip
 
     def check_objects(self, named: Any) -> None:
         if type(named) is not dict:
@@ -386,14 +509,14 @@ class _Context:
                               "(altered)")  # fmt: skip
             self.seen.add(digest)
 
-    def check_sign(self, rec: dict[str, Any], hashes: list[str], rep: VerifyReport) -> None:
+    def check_sign(self, rec: dict[str, Any], run: _Run, seq: int) -> None:
         from .signing import verify_signature  # cryptography only when a log holds signatures
 
         d = rec["data"]
         if d.get("meaning") not in MEANINGS:
             raise _Broken(f"sign meaning {d.get('meaning')!r} is not one of {', '.join(MEANINGS)}")
-        target = _check_head(rec["target"], hashes, "sign target")
-        if _check_head(d.get("head"), hashes, "sign head") < target:
+        target = _check_head(rec["target"], run, "sign target", seq)
+        if _check_head(d.get("head"), run, "sign head", seq) < target:
             raise _Broken("sign head is before the record it signs")
         key = d.get("public_key")
         if type(key) is not str or type(d.get("signature")) is not str:
@@ -401,8 +524,8 @@ class _Context:
         if not verify_signature(rec, key):
             raise _Broken(f"signature by {rec['actor']['id']!r} does not verify (key {key[:16]}…)")
         if self.registry is None:
-            self.unregistered += 1
+            run.unregistered += 1
         elif key not in self.registry.get(rec["actor"]["id"], ()):
             raise _Broken(f"sign by {rec['actor']['id']!r} uses key {key[:16]}…, which the roster "
                           "does not list for that user")  # fmt: skip
-        rep.signatures_checked += 1
+        run.signed.append(seq)

@@ -1,0 +1,172 @@
+"""Verify a big log in chunks: one forked process per chunk, this process checking the first.
+
+The log is split at line boundaries. Each chunk starts from the record before its boundary (its
+seq, hash and time, parsed from that line; seq 0's image from the first line) and reads its own
+byte range. A head that names a record before the chunk (``data.head``, a sign's target or head)
+is left to the parent, which checks it once it holds every earlier hash (``log_verify.merge``).
+The parent then joins the chunks: each must start where the previous one ended (seq and hash),
+the first bad seq is the earliest of a chunk's own failure and a failed deferred head, and only
+the warnings and signatures before it count. The report is the one a single pass gives; when
+anything here cannot decide (a chunk that cannot start, a worker that died or raised), the
+caller falls back to the single pass.
+
+Auto mode (``workers=None``) splits only logs of at least :data:`PARALLEL_MIN_BYTES`, and only in
+a single-threaded process (forking a threaded one, e.g. napari's, is not safe), on platforms that
+fork.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+PARALLEL_MIN_BYTES = 8 * 2**20  # below this a fork costs more than it saves
+_MIN_CHUNK = 4 * 2**20
+_WINDOW = 1 << 16
+
+
+def chunk_count(size: int, workers: int | None) -> int:
+    """How many chunks to verify a log of ``size`` bytes in (1: a single pass)."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if workers is not None:
+        return max(1, int(workers))
+    if size < PARALLEL_MIN_BYTES or threading.active_count() != 1:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, size // _MIN_CHUNK))
+
+
+def verify_chunks(path: Path, size: int, n: int, ctx: Any, strict: bool) -> tuple[Any, Any] | None:
+    """``(report, hashes)`` from ``n`` chunks checked side by side; None to fall back."""
+    from .log_verify import _Chain, _Run, merge, scan
+
+    with open(path, "rb") as fh:
+        bounds = _boundaries(fh, size, n)
+    if len(bounds) < 3:
+        return None
+    mp = multiprocessing.get_context("fork")
+    children: list[tuple[Any, Connection]] = []
+    try:
+        for k in range(1, len(bounds) - 1):
+            recv, send = mp.Pipe(duplex=False)
+            proc = mp.Process(
+                target=_child, args=(send, path, bounds[k], bounds[k + 1], ctx, strict), daemon=True
+            )
+            proc.start()
+            send.close()
+            children.append((proc, recv))
+        with open(path, "rb") as fh:
+            data = fh.read(bounds[1])
+        runs = [_Run(start=0)]
+        scan(data.split(b"\n"), _Chain(), ctx, strict, runs[0])
+        del data
+        last = runs[0].hashes[-1] if runs[0].hashes else None
+        for _, recv in children:
+            if runs[-1].bad_seq is not None:
+                break  # what follows a failure does not count
+            try:
+                got = recv.recv()
+            except (EOFError, OSError):
+                return None  # the worker died
+            if not isinstance(got, tuple):
+                return None  # it raised, or could not start: the single pass decides
+            run, start_prev = got
+            if run.start != runs[-1].start + _count(runs[-1]) or start_prev != last:
+                return None  # the chunks do not link: never trust them
+            runs.append(run)
+            if _count(run):
+                last = run.hashes[-64:].decode("ascii")
+        return merge(runs, ctx)
+    finally:
+        for proc, recv in children:
+            recv.close()
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
+
+
+def _count(run: Any) -> int:
+    return len(run.hashes) // 64 if isinstance(run.hashes, bytes) else len(run.hashes)
+
+
+def _child(conn: Connection, path: Path, start: int, end: int, ctx: Any, strict: bool) -> None:
+    """Check bytes ``[start, end)`` of the log; send ``(run, prev hash it started from)``."""
+    from .log_verify import _Run, scan
+
+    try:
+        with open(path, "rb") as fh:
+            chain = _chunk_start(fh, start)
+            if chain is None:
+                result: Any = "cannot start"
+            else:
+                fh.seek(start)
+                data = fh.read(end - start)
+                run = _Run(start=chain.expected)
+                scan(data.split(b"\n"), chain, ctx, strict, run)
+                run.hashes = "".join(run.hashes).encode("ascii")  # one bytes object to send
+                result = (run, chain.prev)
+    except Exception as exc:  # noqa: BLE001 - any surprise: the parent re-checks in one pass
+        result = repr(exc)
+    conn.send(result)
+    conn.close()
+
+
+def _chunk_start(fh: Any, start: int) -> Any:
+    """The chain state after the line that ends at ``start``; None when that line is not a
+    record (the previous chunk then fails on it)."""
+    from .log_verify import _Chain, _fast_loads
+
+    try:
+        fh.seek(0)
+        first = _fast_loads(fh.readline())
+        rec = _fast_loads(_line_before(fh, start))
+        seq, h, t = rec["seq"], rec["hash"], rec["time"]
+        image0 = first["image"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if type(seq) is not int or type(h) is not str or type(t) is not str or image0 is None:
+        return None
+    return _Chain(expected=seq + 1, prev=h, last_time=t, image0=image0)
+
+
+def _line_before(fh: Any, start: int) -> bytes:
+    """The line whose newline is the byte before ``start`` (without that newline)."""
+    end = start - 1
+    pos, buf = end, b""
+    while pos > 0:
+        step = min(pos, _WINDOW)
+        fh.seek(pos - step)
+        buf = fh.read(step) + buf
+        pos -= step
+        i = buf.rfind(b"\n")
+        if i >= 0:
+            return buf[i + 1 :]
+    return buf
+
+
+def _boundaries(fh: Any, size: int, n: int) -> list[int]:
+    """``[0, b1, …, size]``: chunk starts just after a newline near ``size * k / n``."""
+    bounds = [0]
+    for k in range(1, n):
+        pos = max(size * k // n - 1, bounds[-1])
+        fh.seek(pos)
+        while True:
+            block = fh.read(_WINDOW)
+            i = block.find(b"\n")
+            if i >= 0 or not block:
+                break
+            pos += len(block)
+        if i < 0 or pos + i + 1 >= size:
+            break
+        if pos + i + 1 > bounds[-1]:
+            bounds.append(pos + i + 1)
+    bounds.append(size)
+    return bounds
