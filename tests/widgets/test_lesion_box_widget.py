@@ -122,6 +122,7 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     )
     assert b["size_mm"] == pytest.approx([0.0, 10 * 0.8, 15 * 0.8])
     assert w._table.rowCount() == 2
+    assert w._table.item(1, 7).text() == recs[1]["actor"]["id"]  # who drew it, live
     id_a, id_b = a["id"], b["id"]
 
     # table row click jumps to the first box: slice 10, camera on its centre

@@ -14,7 +14,7 @@ from ..core.boxes import LesionBox, box_size_mm, box_volume_ml
 
 CLASS_COLORS = {"benign": "#33cc66", "malignant": "#ff3333", "indeterminate": "#ffaa00"}
 _OTHER_COLORS = ["#33aaff", "#cc66ff", "#ffff33"]
-TABLE_HEADER = ["#", "class", "conf", "slices", "y × x mm", "depth mm", "mL", "by"]
+TABLE_HEADER = ["#", "class", "conf", "slices", "y×x mm", "z mm", "mL", "by"]
 
 
 @dataclass
@@ -85,7 +85,7 @@ def table_rows(boxes: dict[str, LesionBox], geometry: Any) -> list[list[str]]:
                 box.cls,
                 "" if box.confidence is None else str(box.confidence),
                 "" if rng is None else f"{rng[0]}–{rng[1]}",
-                f"{size[-2]:.1f} × {size[-1]:.1f}",
+                f"{size[-2]:.1f}×{size[-1]:.1f}",
                 f"{size[0]:.1f}" if box.is_3d else "",
                 "" if vol is None else f"{vol:.2f}",
                 by_whom(box),

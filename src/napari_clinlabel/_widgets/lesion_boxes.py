@@ -195,7 +195,7 @@ class LesionBoxWidget(QWidget):
         for i, bid in enumerate(ids):
             lo, hi = self._extent_of(np.asarray(layer.data[i]))
             if not bid or bid in seen or bid not in self._boxes:
-                box = LesionBox(lo, hi, **self._form.values())
+                box = LesionBox(lo, hi, created_by=log.actor.id, **self._form.values())
                 try:
                     add_box(log, box, self._volume, self._schema)
                 except ClinlabelError as exc:
