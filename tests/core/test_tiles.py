@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_clinlabel.core.audit_log import AuditLog
-from napari_clinlabel.core.errors import InputError
+from napari_clinlabel.core.errors import ExportError, InputError
 from napari_clinlabel.core.grading import load_grades, set_grade
 from napari_clinlabel.core.identity import Actor
 from napari_clinlabel.core.schema import load_schema
@@ -69,3 +69,8 @@ def test_csv(tmp_path):
     ]
     times = {r["time"] for r in rows}
     assert all(t.endswith("Z") for t in times)
+    # an unwritable destination: a clear message, the earlier CSV untouched
+    before = out.read_bytes()
+    with pytest.raises(ExportError, match="cannot write the CSV"):
+        tile_grades_csv(load_grades(log.path), tmp_path / "missing-folder" / "grades.csv")
+    assert out.read_bytes() == before

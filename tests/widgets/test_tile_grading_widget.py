@@ -118,3 +118,11 @@ def test_folder_of_tiles(make_napari_viewer, qtbot, tmp_path):
         if r["action"] == "grade.set"
     ]
     assert got == [("r000c000", "3"), ("r000c001", "benign")]
+
+    # reopening the folder in a new viewer restores its grades
+    viewer2 = make_napari_viewer()
+    w2 = TileGradingWidget(viewer2)
+    qtbot.addWidget(w2)
+    w2.open_folder(folder)
+    assert w2.grades == {"r000c000": "3", "r000c001": "benign"}
+    assert w2.progress_text == "2 of 6 graded" and w2.current == "r000c002"
