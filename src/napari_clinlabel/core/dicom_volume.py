@@ -61,102 +61,48 @@ def _find_unreadable(files: list[Path]) -> Path:
     return files[0]
 
 
-class _SlabRead:
-    """Slabs of a file list read by SimpleITK on worker threads into one buffer.
-
-    Slabs never cross a volume boundary (SimpleITK warns about the jump back in position);
-    :meth:`finish` digests the slabs in order as they arrive.
-    """
-
-    def __init__(self, files: list[Path], nz: int, pixel_type: int, rows: int, cols: int) -> None:
-        self.files, self.pixel_type = files, pixel_type
-        dtype = sitk.GetArrayViewFromImage(sitk.Image([1, 1], pixel_type)).dtype
-        self.out = np.empty((len(files), rows, cols), dtype=dtype)
-        n_vol = len(files) // nz
-        self.slabs = [
-            (t * nz + s, t * nz + min(s + _SLAB, nz))
-            for t in range(n_vol)
-            for s in range(0, nz, _SLAB)
-        ]
-        self.pool = ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1, len(self.slabs)))
-        self.futures = [self.pool.submit(self._load, span) for span in self.slabs]
-
-    def _load(self, span: tuple[int, int]) -> None:
-        a, b = span
-        img = _execute(self.files[a:b], self.pixel_type)
-        self.out[a:b] = sitk.GetArrayViewFromImage(img).reshape(self.out[a:b].shape)
-
-    def finish(self) -> tuple[np.ndarray, str]:
-        """The filled buffer (files, rows, cols) and the sha256 of its bytes."""
-        digest = hashlib.sha256()
-        try:
-            for fut, (a, b) in zip(self.futures, self.slabs, strict=True):
-                fut.result()
-                digest.update(memoryview(self.out[a:b].reshape(-1).view(np.uint8)))
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-        return self.out, digest.hexdigest()
-
-    def discard(self) -> None:
-        """Stop and drop a speculative read."""
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.out = None
-
-
-def _prefetch(folder: Path) -> _SlabRead | None:
-    """Start reading the series GDCM lists first, while the headers are still being checked.
-
-    Used only when the validated plan turns out to name exactly the same files in the same
-    order; otherwise discarded. Overlaps the header scan (Python) with the pixel read (C++).
-    """
-    try:
-        names = [Path(n) for n in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder))]
-        if len(names) < 2:
-            return None
-        info = sitk.ImageFileReader()
-        info.SetFileName(str(names[0]))
-        info.ReadImageInformation()
-    except RuntimeError:
-        return None
-    if info.GetNumberOfComponents() != 1 or info.GetDimension() != 3 or info.GetSize()[2] != 1:
-        return None
-    cols, rows = info.GetSize()[:2]
-    return _SlabRead(names, len(names), info.GetPixelID(), rows, cols)
-
-
-def read_plan_pixels(
-    plan: SeriesPlan, prefetched: _SlabRead | None = None
-) -> tuple[np.ndarray, str]:
+def read_plan_pixels(plan: SeriesPlan) -> tuple[np.ndarray, str]:
     """Voxels (z, y, x) or (t, z, y, x) of a series plan and their sha256 (C-order bytes)."""
     flat = [f for vol in plan.files for f in vol]
     rescales = {h.rescale for h in plan.headers}
     pixel_type = sitk.sitkFloat64 if len(rescales) > 1 else None
+    info = sitk.ImageFileReader()
+    info.SetFileName(str(flat[0]))
+    info.ReadImageInformation()
+    first_type = pixel_type if pixel_type is not None else info.GetPixelID()
+    comps = info.GetNumberOfComponents()
+    if comps != 1:
+        raise InputError(
+            f"{flat[0]}: colour DICOM series ({comps} samples per pixel) cannot be stacked; "
+            "open one file at a time."
+        )
+    dtype = sitk.GetArrayViewFromImage(sitk.Image([1, 1], first_type)).dtype
     h0 = plan.headers[0]
+    out = np.empty((len(flat), h0.rows, h0.cols), dtype=dtype)
+    # slabs never cross a volume boundary (SimpleITK warns about the jump back in position)
     nz = len(plan.files[0])
-    usable = (
-        prefetched is not None
-        and prefetched.files == flat
-        and plan.n_volumes == 1
-        and pixel_type is None
-        and prefetched.out.shape[1:] == (h0.rows, h0.cols)
-    )
-    if usable:
-        out, digest = prefetched.finish()
-    else:
-        info = sitk.ImageFileReader()
-        info.SetFileName(str(flat[0]))
-        info.ReadImageInformation()
-        comps = info.GetNumberOfComponents()
-        if comps != 1:
-            raise InputError(
-                f"{flat[0]}: colour DICOM series ({comps} samples per pixel) cannot be stacked; "
-                "open one file at a time."
-            )
-        first_type = pixel_type if pixel_type is not None else info.GetPixelID()
-        out, digest = _SlabRead(flat, nz, first_type, h0.rows, h0.cols).finish()
+    slabs = [
+        (t * nz + s, t * nz + min(s + _SLAB, nz))
+        for t in range(plan.n_volumes)
+        for s in range(0, nz, _SLAB)
+    ]
+
+    def load(span: tuple[int, int]) -> None:
+        img = _execute(flat[span[0] : span[1]], first_type)
+        out[span[0] : span[1]] = sitk.GetArrayViewFromImage(img).reshape(
+            out[span[0] : span[1]].shape
+        )
+
+    digest = hashlib.sha256()
+    workers = min(2, os.cpu_count() or 1, len(slabs))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(load, s) for s in slabs]
+        for fut, (a, b) in zip(futures, slabs, strict=True):
+            fut.result()
+            digest.update(memoryview(out[a:b].reshape(-1).view(np.uint8)))
     if plan.n_volumes > 1:
         out = out.reshape(plan.n_volumes, nz, h0.rows, h0.cols)
-    return out, digest
+    return out, digest.hexdigest()
 
 
 def _enhanced_pixels(plan: SeriesPlan) -> np.ndarray:
@@ -208,7 +154,7 @@ def _meta(plan: SeriesPlan, source: Path) -> dict:
     }
 
 
-def volume_from_plan(plan: SeriesPlan, source: Path, prefetched: _SlabRead | None = None) -> Volume:
+def volume_from_plan(plan: SeriesPlan, source: Path) -> Volume:
     """Read a planned series into a Volume with PHI-free metadata and its voxel digest."""
     meta = _meta(plan, source)
     if plan.frame_order is not None:
@@ -216,7 +162,7 @@ def volume_from_plan(plan: SeriesPlan, source: Path, prefetched: _SlabRead | Non
     elif not plan.direction:  # lone 2D image or plain multi-frame: SimpleITK's geometry
         return _single_file_volume(plan.files[0][0], meta)
     else:
-        array, meta["sha256"] = read_plan_pixels(plan, prefetched)
+        array, meta["sha256"] = read_plan_pixels(plan)
     geometry = Geometry(plan.spacing, plan.origin, plan.direction)
     vol = Volume(array, geometry, meta)
     _ = vol.sha256
@@ -250,37 +196,23 @@ def _source_of(headers: list[SliceHeader]) -> Path:
 
 
 def read_dicom_folder(folder: Path) -> list[Volume]:
-    """One Volume per series in ``folder``; a bad series among good ones is skipped with a warning.
-
-    ITK's own warnings are muted meanwhile: a speculative read of a 4D series would print
-    "non uniform sampling" for slabs it never uses, and geometry is validated here anyway.
-    """
-    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
-    prefetched = _prefetch(folder)
-    try:
-        headers = scan_folder(folder)
-        if not headers:
-            raise InputError(
-                f"{folder}: no DICOM images found in this folder (or its subfolders). Choose "
-                "the folder that holds the .dcm files, or open a NIfTI/NRRD/MHA file instead."
-            )
-        return _read_groups(group_series(headers), prefetched)
-    finally:
-        if prefetched is not None:
-            prefetched.discard()
-        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+    """One Volume per series in ``folder``; a bad series among good ones is skipped with a warning."""
+    headers = scan_folder(folder)
+    if not headers:
+        raise InputError(
+            f"{folder}: no DICOM images found in this folder (or its subfolders). Choose the "
+            "folder that holds the .dcm files, or open a NIfTI/NRRD/MHA file instead."
+        )
+    return _read_groups(group_series(headers))
 
 
-def _read_groups(
-    groups: list[list[SliceHeader]], prefetched: _SlabRead | None = None
-) -> list[Volume]:
+def _read_groups(groups: list[list[SliceHeader]]) -> list[Volume]:
     import warnings
 
     volumes, errors = [], []
     for g in groups:
         try:
-            volumes.append(volume_from_plan(plan_series(g), _source_of(g), prefetched))
+            volumes.append(volume_from_plan(plan_series(g), _source_of(g)))
         except ClinlabelError as exc:
             errors.append(exc)
     if errors and not volumes:
