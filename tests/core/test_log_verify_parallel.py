@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from napari_clinlabel.core import log_verify_parallel as par
 from napari_clinlabel.core.identity import load_roster
-from napari_clinlabel.core.log_verify import _Context, verify_against_anchor, verify_log
+from napari_clinlabel.core.log_checks import Context
+from napari_clinlabel.core.log_verify import verify_against_anchor, verify_log
 
 pytestmark = pytest.mark.skipif(
     "fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork"
@@ -93,7 +94,7 @@ def boundary_seqs(path: Path, n: int) -> list[int]:
 def both(path: Path, workers: int, **kw):
     """(single-pass report, chunked report); the chunked one must not have fallen back."""
     single = verify_log(path, workers=1, **kw)
-    ctx = _Context(path.with_suffix("") / "objects", kw.get("roster"), None, False)
+    ctx = Context(path.with_suffix("") / "objects", kw.get("roster"), None, False)
     size = path.stat().st_size
     direct = par.verify_chunks(path, size, workers, ctx, kw.get("strict", False))
     assert direct is not None, "the chunked path fell back to a single pass"

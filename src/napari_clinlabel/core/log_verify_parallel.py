@@ -46,7 +46,8 @@ def chunk_count(size: int, workers: int | None) -> int:
 
 def verify_chunks(path: Path, size: int, n: int, ctx: Any, strict: bool) -> tuple[Any, Any] | None:
     """``(report, hashes)`` from ``n`` chunks checked side by side; None to fall back."""
-    from .log_verify import _Chain, _Run, merge, scan
+    from .log_checks import Chain, Run, scan
+    from .log_verify import merge
 
     with open(path, "rb") as fh:
         bounds = _boundaries(fh, size, n)
@@ -65,8 +66,8 @@ def verify_chunks(path: Path, size: int, n: int, ctx: Any, strict: bool) -> tupl
             children.append((proc, recv))
         with open(path, "rb") as fh:
             data = fh.read(bounds[1])
-        runs = [_Run(start=0)]
-        scan(data.split(b"\n"), _Chain(), ctx, strict, runs[0])
+        runs = [Run(start=0)]
+        scan(data.split(b"\n"), Chain(), ctx, strict, runs[0])
         del data
         last = runs[0].hashes[-1] if runs[0].hashes else None
         for _, recv in children:
@@ -99,7 +100,7 @@ def _count(run: Any) -> int:
 
 def _child(conn: Connection, path: Path, start: int, end: int, ctx: Any, strict: bool) -> None:
     """Check bytes ``[start, end)`` of the log; send ``(run, prev hash it started from)``."""
-    from .log_verify import _Run, scan
+    from .log_checks import Run, scan
 
     try:
         with open(path, "rb") as fh:
@@ -109,7 +110,7 @@ def _child(conn: Connection, path: Path, start: int, end: int, ctx: Any, strict:
             else:
                 fh.seek(start)
                 data = fh.read(end - start)
-                run = _Run(start=chain.expected)
+                run = Run(start=chain.expected)
                 scan(data.split(b"\n"), chain, ctx, strict, run)
                 run.hashes = "".join(run.hashes).encode("ascii")  # one bytes object to send
                 result = (run, chain.prev)
@@ -122,7 +123,7 @@ def _child(conn: Connection, path: Path, start: int, end: int, ctx: Any, strict:
 def _chunk_start(fh: Any, start: int) -> Any:
     """The chain state after the line that ends at ``start``; None when that line is not a
     record (the previous chunk then fails on it)."""
-    from .log_verify import _Chain, _fast_loads
+    from .log_checks import Chain, _fast_loads
 
     try:
         fh.seek(0)
@@ -134,7 +135,7 @@ def _chunk_start(fh: Any, start: int) -> Any:
         return None
     if type(seq) is not int or type(h) is not str or type(t) is not str or image0 is None:
         return None
-    return _Chain(expected=seq + 1, prev=h, last_time=t, image0=image0)
+    return Chain(expected=seq + 1, prev=h, last_time=t, image0=image0)
 
 
 def _line_before(fh: Any, start: int) -> bytes:
