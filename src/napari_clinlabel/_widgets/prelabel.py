@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -101,7 +102,8 @@ class PrelabelWidget(QWidget):
         lay.addLayout(buttons)
         lay.addWidget(self._progress)
         lay.addWidget(self._status)
-        lay.addStretch(1)
+        # take only the height it needs: the Review widget docked below gets the rest
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
     def _wire(self) -> None:
         self._model_file_btn.clicked.connect(self._on_model_file)

@@ -70,6 +70,8 @@ class ReviewWidget(QWidget):
         self._info = QLabel("")
         self._info.setWordWrap(True)
         self._info.setTextFormat(Qt.TextFormat.PlainText)
+        self._info.setMinimumHeight(7 * self._info.fontMetrics().lineSpacing())
+        self._info.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self._accept_btn = QPushButton("Accept (A)")
         self._edit_btn = QPushButton("Edit (E)")
         self._reject_btn = QPushButton("Reject (R)")
@@ -350,16 +352,16 @@ class ReviewWidget(QWidget):
     def _describe(self, p: Proposal) -> str:
         m = p.model
         lines = [
-            f"Model: {m.get('name')} {m.get('version')} (sha256 {str(m.get('sha256'))[:12]}…)",
+            f"Model: {m.get('name')} {m.get('version')}",
+            f"Weights: sha256 {str(m.get('sha256'))[:12]}…",
             f"Label: {p.name or p.label} ({p.label})    Score: {p.score:.3f}",
         ]
         geom = self._volume.geometry
         if p.kind == "segment":
             vox = int(p.payload.get("voxels", 0))
             ml = vox * geom.voxel_volume_mm3 / 1000.0
-            lines.append(
-                f"Size: {vox} voxels, {ml:.2f} mL, {_extent_mm(p.payload.get('bbox'), geom)}"
-            )
+            lines.append(f"Size: {vox} voxels, {ml:.2f} mL")
+            lines.append(f"Extent: {_extent_mm(p.payload.get('bbox'), geom)}")
         elif p.kind == "box":
             bbox = [p.payload.get("zyx_min"), p.payload.get("zyx_max")]
             lines.append(f"Box: {_extent_mm(bbox, geom)}, class {p.payload.get('class', '')}")
