@@ -25,6 +25,15 @@ from ..core.volume import Volume
 OVERLAY = "clinlabel_overlay"  # metadata key of display-only layers the widgets add
 
 
+def unwrap_viewer(viewer: Any) -> Any:
+    """The viewer itself when napari hands a widget a ``PublicOnlyProxy`` of it.
+
+    Every widget must reach the same per-viewer session (keyed by the viewer object), and the
+    proxy napari makes per widget is a different object each time.
+    """
+    return getattr(viewer, "__wrapped__", viewer)
+
+
 def image_layers(viewer: Any) -> list[Image]:
     """Image layers of the viewer that hold images (not the widgets' own overlays), in order."""
     return [

@@ -38,7 +38,7 @@ from ..core.grading import (
     set_grade,
 )
 from ..core.schema import builtin_schema_names, load_schema
-from ._common import KeyBinder, display_name, image_layers, logging_under
+from ._common import KeyBinder, display_name, image_layers, logging_under, unwrap_viewer
 
 NO_SCHEMA = "— choose a schema —"
 
@@ -58,8 +58,9 @@ def gradable_schemas() -> list[str]:
 class GradingWidget(QWidget):
     """Grade the selected image on its schema's scales by keyboard or mouse; mark it done."""
 
-    def __init__(self, viewer: Any) -> None:
+    def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
+        viewer = unwrap_viewer(napari_viewer)  # napari passes a proxy; the session needs the viewer
         self._viewer = viewer
         self._session = get_session(viewer)
         self._keys = KeyBinder(viewer)

@@ -42,7 +42,14 @@ from ..core.errors import ClinlabelError
 from ..core.schema import load_schema
 from ._box_form import BoxForm, lesion_table
 from ._box_view import TABLE_HEADER, box_shapes, middle_slice, size_text, table_rows
-from ._common import camera_of, copy_transform, image_layers, logging_under, volume_of
+from ._common import (
+    camera_of,
+    copy_transform,
+    image_layers,
+    logging_under,
+    unwrap_viewer,
+    volume_of,
+)
 
 LAYER_NAME = "lesions"
 EXTENT_NAME = "lesions 3D extent"
@@ -52,8 +59,9 @@ _DONE = {ActionType.ADDED, ActionType.CHANGED, ActionType.REMOVED}
 class LesionBoxWidget(QWidget):
     """Draw, attribute, size, list and edit lesion boxes; every change is one log record."""
 
-    def __init__(self, viewer: Any) -> None:
+    def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
+        viewer = unwrap_viewer(napari_viewer)  # napari passes a proxy; the session needs the viewer
         self._viewer = viewer
         self._session = get_session(viewer)
         self._schema = load_schema("lesions")

@@ -40,6 +40,7 @@ from ._common import (
     display_name,
     image_layers,
     logging_under,
+    unwrap_viewer,
 )
 
 GRID_NAME = "tile grid"
@@ -64,8 +65,9 @@ def tile_schemas() -> list[str]:
 class TileGradingWidget(QWidget):
     """Grade the tiles of a large 2D image by keyboard; grid coloured by grade; CSV export."""
 
-    def __init__(self, viewer: Any) -> None:
+    def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
+        viewer = unwrap_viewer(napari_viewer)  # napari passes a proxy; the session needs the viewer
         self._viewer = viewer
         self._session = get_session(viewer)
         self._keys = KeyBinder(viewer)
