@@ -274,15 +274,13 @@ def test_ge_fmri_loads_as_4d_and_matches_dcm2niix(series, ref):
         np.testing.assert_array_equal(
             vol.array[t].reshape(-1), ref_arr[t][r[:, 2], r[:, 1], r[:, 0]]
         )
-    # the affine: corner voxels land on the reference's physical points to 1e-3 mm
-    for idx in [(0, 0, 0), (14, 63, 63), (7, 10, 50)]:
-        p = vol.geometry.index_to_world(idx)[::-1]
-        q = np.asarray(
-            ref_img.TransformContinuousIndexToPhysicalPoint(
-                [*r[np.ravel_multi_index(idx, (15, 64, 64))][:3].tolist(), 0]
-            )
-        )[:3]
-        np.testing.assert_allclose(p, q, atol=1e-3)
+    # the affine: dcm2niix stores rows bottom-up, so our (k, j, i) is its (i, 63 - j, k)
+    np.testing.assert_array_equal(r, np.stack([ii, 63 - jj, kk], -1).reshape(-1, 3))
+    for k, j, i in [(0, 0, 0), (14, 63, 63), (7, 10, 50), (3, 40, 2)]:
+        ref_point = ref_img.TransformIndexToPhysicalPoint([i, 63 - j, k, 0])[:3]
+        np.testing.assert_allclose(
+            vol.geometry.index_to_world((k, j, i))[::-1], ref_point, atol=1e-3
+        )
 
 
 def test_dcmqi_ct_3slice_has_the_label_grid_geometry(tmp_path):
