@@ -59,6 +59,7 @@ def sample_file(key: str, workspace: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     """Start napari with the demo; returns when the window closes."""
     import napari
+    from qtpy.QtCore import QTimer
 
     from .._session import get_session
     from ..core.schema import load_schema
@@ -74,13 +75,16 @@ def run(args: argparse.Namespace) -> int:
     if schema_name:
         for layer in layers:
             session.set_schema(layer, load_schema(schema_name))
-    for name in (*COMMON_WIDGETS, *widgets, *(EXTRA_WIDGETS if args.sample.startswith("ct") else ())):
-        try:
-            viewer.window.add_plugin_dock_widget("napari-clinlabel", name)
-        except KeyError:  # widget not available in this build
-            continue
+    viewer.window.resize(1600, 1000)
+    # two tab groups on the right: who/what is logged, and the task widgets (first one in front)
+    task = (*widgets, *(EXTRA_WIDGETS if args.sample.startswith("ct") else ()))
+    for group in (COMMON_WIDGETS, task):
+        docks = [
+            viewer.window.add_plugin_dock_widget("napari-clinlabel", name, tabify=i > 0)[0]
+            for i, name in enumerate(group)
+        ]
+        QTimer.singleShot(0, docks[0].raise_)  # after Qt has laid out the tabs
     if args.screenshot is not None:
-        from qtpy.QtCore import QTimer
 
         def shoot() -> None:
             viewer.screenshot(str(args.screenshot), canvas_only=False)
