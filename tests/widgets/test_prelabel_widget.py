@@ -18,6 +18,7 @@ from scipy import ndimage
 from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets._proposal_layers import PENDING
 from napari_clinlabel._widgets.prelabel import PrelabelWidget
+from napari_clinlabel._widgets.review import ReviewWidget
 from napari_clinlabel.core.audit_log import iter_records
 from napari_clinlabel.core.log_verify import verify_log
 from napari_clinlabel.core.models.baseline import BaselineDetector
@@ -74,6 +75,9 @@ def _adds(log_path):
 
 def test_baseline_proposals_land_pending(make_napari_viewer, qtbot, tmp_path):
     viewer, image, w, log_path = _open(make_napari_viewer, qtbot, tmp_path)
+    review = ReviewWidget(viewer)  # open before the run: it picks the new proposals up
+    qtbot.addWidget(review)
+    assert review.current is None
     assert w._model_combo.currentText() == "builtin:baseline"
     _run(qtbot, w)
     adds = _adds(log_path)
@@ -98,6 +102,9 @@ def test_baseline_proposals_land_pending(make_napari_viewer, qtbot, tmp_path):
     assert pending.contour > 0 and not pending.editable
     assert "segmentation" not in viewer.layers or not viewer.layers["segmentation"].data.any()
     assert verify_log(log_path).ok
+    qtbot.waitUntil(lambda: review.current is not None)
+    assert review._count.text().startswith(f"0 of {len(adds)} decided")
+    assert review.current.id == adds[0]["target"]["proposal"]
 
 
 def test_scripted_model_from_file(make_napari_viewer, qtbot, tmp_path):

@@ -11,7 +11,7 @@ from _viewer_helpers import add_ct
 from qtpy.QtCore import Qt
 
 from napari_clinlabel._session import get_session
-from napari_clinlabel._widgets._proposal_layers import CURRENT_VALUE, PENDING
+from napari_clinlabel._widgets._proposal_layers import BOXES, CURRENT_VALUE, PENDING
 from napari_clinlabel._widgets.review import ReviewWidget
 from napari_clinlabel._writer import write_labels_layer
 from napari_clinlabel.core.audit_log import iter_records
@@ -185,3 +185,36 @@ def test_refused_log_write_changes_nothing(review, qtbot, monkeypatch):
     assert log_path.read_bytes() == before
     assert not viewer.layers["segmentation"].data.any()
     assert w.current.name == "p0" and w.current.pending  # still shown, still undecided
+
+
+def test_box_and_grade_proposals(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    image = add_ct(viewer, tmp_path, shape=SHAPE)
+    log = get_session(viewer).log_for(image)
+    box = {"zyx_min": [2, 10, 12], "zyx_max": [4, 20, 30], "class": "malignant", "label": 6}
+    grade = {"scale": "icdr", "value": "2", "probabilities": {"0": 0.1, "2": 0.9}}
+    add_proposals(
+        log,
+        [
+            ProposalDraft("box", 6, 0.8, payload=box, name="lesion"),
+            ProposalDraft("grade", "2", 0.9, payload=grade),
+        ],
+        MODEL,
+    )
+    w = ReviewWidget(viewer)
+    qtbot.addWidget(w)
+    boxes = viewer.layers[BOXES]
+    assert len(boxes.data) == 3  # one rectangle per slice of the box (z 2..4)
+    assert "Box: 7.5 × 8.8 × 15.2 mm" in w._info.text()  # 3 × 11 × 19 voxels of 2.5/0.8/0.8 mm
+    errors = []
+    w._session.report_error = errors.append
+    _keys(qtbot, viewer, Qt.Key.Key_E)  # a box is not edited here: told, nothing logged
+    assert errors and "only segment proposals are edited" in str(errors[0])
+    _keys(qtbot, viewer, Qt.Key.Key_A)
+    assert len(boxes.data) == 0
+    assert "Grade: 2 on icdr" in w._info.text()
+    _keys(qtbot, viewer, Qt.Key.Key_R)
+    recs = _decisions(log.path)
+    assert [r["action"] for r in recs] == ["proposal.accept", "proposal.reject"]
+    assert recs[0]["data"]["box"] == box
+    assert "segmentation" not in viewer.layers  # no label array was needed

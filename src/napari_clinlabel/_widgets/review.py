@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -34,6 +34,7 @@ from ..core.errors import ClinlabelError
 from ..core.proposals import Proposal
 from ._common import KeyBinder, image_layers, volume_of
 from ._proposal_layers import ProposalLayers, centre_of
+from ._proposal_text import describe
 
 if TYPE_CHECKING:
     import napari
@@ -63,6 +64,7 @@ class ReviewWidget(QWidget):
         self._proposals: list[Proposal] = []
         self._pos: int | None = None  # index into self._proposals of the one shown
         self._editing: Proposal | None = None
+        self._reload_due = False
 
         self._image_combo = QComboBox()
         self._reload_btn = QPushButton("Load proposals")
@@ -119,6 +121,7 @@ class ReviewWidget(QWidget):
         self._discard_btn.clicked.connect(self._on_discard_edit)
         self._viewer.layers.events.inserted.connect(self._refresh_images)
         self._viewer.layers.events.removed.connect(self._refresh_images)
+        self._session.record_appended.connect(self._on_record)
         self.destroyed.connect(self._disconnect_viewer)
 
     def _handlers(self) -> dict[str, Any]:
@@ -147,6 +150,7 @@ class ReviewWidget(QWidget):
 
     def _disconnect_viewer(self, *_: Any) -> None:
         self._keys.release()
+        self._session.record_appended.disconnect(self._on_record)
         for sig in (self._viewer.layers.events.inserted, self._viewer.layers.events.removed):
             try:
                 sig.disconnect(self._refresh_images)
@@ -154,6 +158,26 @@ class ReviewWidget(QWidget):
                 pass
 
     # -- loading -------------------------------------------------------------------------
+    def _on_record(self, rec: dict[str, Any]) -> None:
+        """New proposals for the image under review (e.g. from Pre-label): reload once, soon."""
+        if rec.get("action") != "proposal.add" or self._image is None or self._reload_due:
+            return
+        if (rec.get("image") or {}).get("sha256") != image_sha256(self._image):
+            return
+        self._reload_due = True
+        QTimer.singleShot(0, self._reload_when_idle)
+
+    def _reload_when_idle(self) -> None:
+        if self._editing is not None:  # never pull the edited proposal away: try again later
+            QTimer.singleShot(500, self._reload_when_idle)
+            return
+        self._reload_due = False
+        shown = self.current
+        self._on_load()
+        ids = [p.id for p in self._proposals]
+        if shown is not None and shown.id in ids and self._proposals[ids.index(shown.id)].pending:
+            self._show(ids.index(shown.id))
+
     def _on_load(self) -> None:
         """(Re)load the chosen image's proposals from its log and show the first undecided one."""
         name = self._image_combo.currentText()
@@ -217,7 +241,10 @@ class ReviewWidget(QWidget):
         edit_layer = self._layers.start_edit(p)
         self._keys.bind(self._handlers(), layer=edit_layer)  # E on the edit layer confirms
         self._show_edit_buttons(True)
-        self._info.setText(self._describe(p) + "\nEditing: change the cyan mask, then E / Confirm.")
+        self._info.setText(
+            describe(p, self._volume.geometry)
+            + "\nEditing: change the cyan mask, then E / Confirm."
+        )
 
     def _on_confirm_edit(self) -> None:
         p = self._editing
@@ -319,7 +346,7 @@ class ReviewWidget(QWidget):
             self._set_buttons(False)
         else:
             self._set_buttons(True)
-            self._info.setText(self._describe(p))
+            self._info.setText(describe(p, self._volume.geometry))
             idx = self._layers.indices(p)
             if idx.size:
                 moved = self._centre_on(centre_of(idx, self._volume.spatial_shape))
@@ -348,30 +375,6 @@ class ReviewWidget(QWidget):
         k = sum(not p.pending for p in self._proposals)
         at = "" if self._pos is None else f" — showing #{self._pos + 1}"
         self._count.setText(f"{k} of {n} decided{at}")
-
-    def _describe(self, p: Proposal) -> str:
-        m = p.model
-        lines = [
-            f"Model: {m.get('name')} {m.get('version')}",
-            f"Weights: sha256 {str(m.get('sha256'))[:12]}…",
-            f"Label: {p.name or p.label} ({p.label})    Score: {p.score:.3f}",
-        ]
-        geom = self._volume.geometry
-        if p.kind == "segment":
-            vox = int(p.payload.get("voxels", 0))
-            ml = vox * geom.voxel_volume_mm3 / 1000.0
-            lines.append(f"Size: {vox} voxels, {ml:.2f} mL")
-            lines.append(f"Extent: {_extent_mm(p.payload.get('bbox'), geom)}")
-        elif p.kind == "box":
-            bbox = [p.payload.get("zyx_min"), p.payload.get("zyx_max")]
-            lines.append(f"Box: {_extent_mm(bbox, geom)}, class {p.payload.get('class', '')}")
-        else:
-            probs = p.payload.get("probabilities", {})
-            lines.append(
-                f"Grade: {p.payload.get('value')} on {p.payload.get('scale')}; "
-                + ", ".join(f"{k}: {v:.2f}" for k, v in probs.items())
-            )
-        return "\n".join(lines)
 
     def _set_buttons(self, enabled: bool) -> None:
         for b in (
@@ -414,12 +417,3 @@ class ReviewWidget(QWidget):
     def edit_layer(self) -> Any:
         """The layer an edit happens in (None until the first edit)."""
         return None if self._layers is None else self._layers.edit
-
-
-def _extent_mm(bbox: Any, geometry: Any) -> str:
-    """``z × y × x mm`` of an inclusive voxel bounding box."""
-    if not bbox or not bbox[0]:
-        return "no extent"
-    spacing = geometry.spacing_zyx
-    size = [(hi - lo + 1) * s for lo, hi, s in zip(bbox[0], bbox[1], spacing, strict=True)]
-    return " × ".join(f"{v:.1f}" for v in size) + " mm (z × y × x)"

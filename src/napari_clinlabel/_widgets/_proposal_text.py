@@ -1,0 +1,41 @@
+"""What the Review widget says about a proposal: model, weights, label, score, size in mm / mL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.proposals import Proposal
+
+
+def describe(p: Proposal, geometry: Any) -> str:
+    """Several lines about ``p``: the model that proposed it, its label and score, its size."""
+    m = p.model
+    lines = [
+        f"Model: {m.get('name')} {m.get('version')}",
+        f"Weights: sha256 {str(m.get('sha256'))[:12]}…",
+        f"Label: {p.name or p.label} ({p.label})    Score: {p.score:.3f}",
+    ]
+    if p.kind == "segment":
+        vox = int(p.payload.get("voxels", 0))
+        ml = vox * geometry.voxel_volume_mm3 / 1000.0
+        lines.append(f"Size: {vox} voxels, {ml:.2f} mL")
+        lines.append(f"Extent: {extent_mm(p.payload.get('bbox'), geometry)}")
+    elif p.kind == "box":
+        bbox = [p.payload.get("zyx_min"), p.payload.get("zyx_max")]
+        lines.append(f"Box: {extent_mm(bbox, geometry)}, class {p.payload.get('class', '')}")
+    else:
+        probs = p.payload.get("probabilities", {})
+        lines.append(
+            f"Grade: {p.payload.get('value')} on {p.payload.get('scale')}; "
+            + ", ".join(f"{k}: {v:.2f}" for k, v in probs.items())
+        )
+    return "\n".join(lines)
+
+
+def extent_mm(bbox: Any, geometry: Any) -> str:
+    """``z × y × x mm`` of an inclusive voxel bounding box ``[[min…], [max…]]``."""
+    if not bbox or not bbox[0]:
+        return "no extent"
+    spacing = geometry.spacing_zyx
+    size = [(hi - lo + 1) * s for lo, hi, s in zip(bbox[0], bbox[1], spacing, strict=True)]
+    return " × ".join(f"{v:.1f}" for v in size) + " mm (z × y × x)"
