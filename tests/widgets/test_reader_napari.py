@@ -138,7 +138,13 @@ def test_labels_saved_with_source_geometry(make_napari_viewer, tmp_path):
     labels_data[2, 3:5, 4:8] = 3
     labels = viewer.add_labels(labels_data, affine=image.affine, metadata=dict(image.metadata))
     out = tmp_path / "seg.nii.gz"
-    labels.save(str(out), plugin=PLUGIN)
+    # napari hands a writer the layer's data and attributes; the logged export writers come
+    # first in the manifest for these extensions, so call the plain labels writer by hand
+    from napari_clinlabel._writer import write_labels_layer
+
+    data, attributes, kind = labels.as_layer_data_tuple()
+    assert kind == "labels"
+    assert write_labels_layer(str(out), data, attributes) == [str(out)]
     back = sitk.ReadImage(str(out))
     np.testing.assert_array_equal(sitk.GetArrayFromImage(back), labels_data)
     np.testing.assert_allclose(back.GetOrigin(), img.GetOrigin(), atol=1e-4)
