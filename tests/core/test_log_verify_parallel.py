@@ -259,3 +259,23 @@ def test_a_log_above_the_threshold_verifies_in_chunks_with_objects(tmp_path):
     rep = verify_log(p)
     assert rep.first_bad_seq == n - 10 and "does not match its digest" in rep.reason
     assert rep == verify_log(p, workers=1)
+
+
+def test_reading_in_small_blocks_changes_nothing(tmp_path, monkeypatch):
+    """Lines that straddle read blocks: the same reports, tampered or torn."""
+    from napari_clinlabel.core import log_checks
+
+    recs = build(300, heads={200: 3})
+    recs[250]["data"]["size_mm"] = [1.0, 1.0]
+    p = write(tmp_path / "a.jsonl", recs)
+    with open(p, "ab") as fh:
+        fh.write(b'{"v":1,"seq":300')
+    torn = write(tmp_path / "b.jsonl", build(300))
+    with open(torn, "ab") as fh:
+        fh.write(b'{"v":1,"seq":300')
+    expected = [verify_log(q, workers=1, check_objects=False) for q in (p, torn)]
+    assert expected[0].first_bad_seq == 250 and expected[1].ok and expected[1].torn_tail_present
+    monkeypatch.setattr(log_checks, "_BLOCK", 777)
+    for workers in (1, 3):
+        got = [verify_log(q, workers=workers, check_objects=False) for q in (p, torn)]
+        assert got == expected

@@ -33,7 +33,16 @@ from . import log_verify_parallel as _parallel
 from .audit_log import Head
 from .errors import LogError
 from .identity import Roster
-from .log_checks import FIELDS, MAX_WARNINGS, MEANINGS, Chain, Context, Run, head_mismatch, scan
+from .log_checks import (
+    FIELDS,
+    MAX_WARNINGS,
+    MEANINGS,
+    Chain,
+    Context,
+    Run,
+    head_mismatch,
+    scan_range,
+)
 
 __all__ = ["FIELDS", "MEANINGS", "VerifyReport", "verify_against_anchor", "verify_log"]
 
@@ -132,14 +141,13 @@ def _verify(
             done = _parallel.verify_chunks(path, size, n, ctx, strict)
             if done is not None:
                 return done
-        buf = path.read_bytes()
+        run = Run(start=0)
+        with open(path, "rb") as fh:
+            scan_range(fh, 0, None, Chain(), ctx, strict, run)
     except FileNotFoundError:
         raise LogError(f"{path}: no such log; check the path (<image>.clinlabel.jsonl).") from None
     except OSError as exc:
         raise LogError(f"{path}: cannot read the log ({exc.strerror}).") from None
-    lines = buf.split(b"\n")
-    run = Run(start=0)
-    scan(lines, Chain(), ctx, strict, run)
     return merge([run], ctx)
 
 

@@ -46,7 +46,7 @@ def chunk_count(size: int, workers: int | None) -> int:
 
 def verify_chunks(path: Path, size: int, n: int, ctx: Any, strict: bool) -> tuple[Any, Any] | None:
     """``(report, hashes)`` from ``n`` chunks checked side by side; None to fall back."""
-    from .log_checks import Chain, Run, scan
+    from .log_checks import Chain, Run, scan_range
     from .log_verify import merge
 
     with open(path, "rb") as fh:
@@ -64,11 +64,9 @@ def verify_chunks(path: Path, size: int, n: int, ctx: Any, strict: bool) -> tupl
             proc.start()
             send.close()
             children.append((proc, recv))
-        with open(path, "rb") as fh:
-            data = fh.read(bounds[1])
         runs = [Run(start=0)]
-        scan(data.split(b"\n"), Chain(), ctx, strict, runs[0])
-        del data
+        with open(path, "rb") as fh:
+            scan_range(fh, 0, bounds[1], Chain(), ctx, strict, runs[0])
         last = runs[0].hashes[-1] if runs[0].hashes else None
         for _, recv in children:
             if runs[-1].bad_seq is not None:
@@ -100,7 +98,7 @@ def _count(run: Any) -> int:
 
 def _child(conn: Connection, path: Path, start: int, end: int, ctx: Any, strict: bool) -> None:
     """Check bytes ``[start, end)`` of the log; send ``(run, prev hash it started from)``."""
-    from .log_checks import Run, scan
+    from .log_checks import Run, scan_range
 
     try:
         with open(path, "rb") as fh:
@@ -108,12 +106,10 @@ def _child(conn: Connection, path: Path, start: int, end: int, ctx: Any, strict:
             if chain is None:
                 result: Any = "cannot start"
             else:
-                fh.seek(start)
-                data = fh.read(end - start)
-                run = Run(start=chain.expected)
-                scan(data.split(b"\n"), chain, ctx, strict, run)
+                run, start_prev = Run(start=chain.expected), chain.prev
+                scan_range(fh, start, end, chain, ctx, strict, run)  # moves chain on
                 run.hashes = "".join(run.hashes).encode("ascii")  # one bytes object to send
-                result = (run, chain.prev)
+                result = (run, start_prev)
     except Exception as exc:  # noqa: BLE001 - any surprise: the parent re-checks in one pass
         result = repr(exc)
     conn.send(result)
