@@ -280,3 +280,15 @@ def test_npe2_writer_uses_source_geometry(tmp_path):
     with pytest.raises(ExportError, match="image's own grid"):
         write_labels_layer(str(tmp_path / "y.nrrd"), labels[:-1], attrs)
     assert not (tmp_path / "x.nrrd").exists() and not (tmp_path / "y.nrrd").exists()
+
+
+@pytest.mark.parametrize("suffix", [".mhd", ".nhdr"])
+def test_detached_header_formats(tmp_path, suffix):
+    img = _make_image(DIRECTIONS["oblique"])
+    path = _write(img, tmp_path / f"v{suffix}")
+    (vol,) = read_volumes(path)
+    np.testing.assert_array_equal(vol.array, sitk.GetArrayFromImage(img))
+    idx = _indices(vol.array.shape)
+    np.testing.assert_allclose(
+        vol.geometry.index_to_world(idx), _sitk_world(sitk.ReadImage(str(path)), idx), atol=1e-4
+    )
