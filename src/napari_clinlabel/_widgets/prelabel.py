@@ -60,8 +60,8 @@ class PrelabelWidget(QWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._viewer = viewer
         self._session = get_session(viewer)
+        self._viewer = viewer = self._session.viewer  # the viewer itself, not napari's proxy
         self._worker: Any = None
         self._cancel: threading.Event | None = None
         self._run_image: Any = None

@@ -54,8 +54,8 @@ class ReviewWidget(QWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._viewer = viewer
         self._session = get_session(viewer)
+        self._viewer = viewer = self._session.viewer  # the viewer itself, not napari's proxy
         self._keys = KeyBinder(viewer)
         self._image: Any = None
         self._volume: Any = None
