@@ -159,6 +159,28 @@ def test_bad_model_file_is_reported(make_napari_viewer, qtbot, tmp_path, monkeyp
     assert log_path.read_bytes().startswith(before)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where CUDA is absent")
+def test_cuda_requested_without_gpu(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    viewer, image, w, log_path = _open(make_napari_viewer, qtbot, tmp_path)
+    errors = []
+    monkeypatch.setattr(get_session(viewer), "report_error", errors.append)
+    w.set_model(str(_scripted_model(tmp_path, [8, 32, 32])))
+    _run(qtbot, w, device="cuda")
+    assert errors and "no CUDA device" in str(errors[0]) and "--device cpu" in str(errors[0])
+    assert not _adds(log_path)
+
+
+def test_run_without_image(make_napari_viewer, qtbot, monkeypatch):
+    viewer = make_napari_viewer()
+    w = PrelabelWidget(viewer)
+    qtbot.addWidget(w)
+    errors = []
+    monkeypatch.setattr(get_session(viewer), "report_error", errors.append)
+    qtbot.mouseClick(w._run_btn, LEFT)
+    assert errors and "Open an image first" in str(errors[0])
+    assert w.worker is None and w._run_btn.isEnabled()
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 def test_cuda_device(make_napari_viewer, qtbot, tmp_path):

@@ -163,6 +163,14 @@ def test_navigation_skips_decided_and_no_bulk_accept(review, qtbot):
     _keys(qtbot, viewer, Qt.Key.Key_P)  # p1 is decided: previous skips to p0
     assert w.current.name == "p0"
     assert len(_decisions(log_path)) == 1
+    # an edit started and discarded decides nothing; while editing, A/R/N/P do nothing
+    _keys(qtbot, viewer, Qt.Key.Key_E)
+    assert w.edit_layer.data.any()
+    _keys(qtbot, viewer, Qt.Key.Key_A, Qt.Key.Key_N)
+    assert "Finish the edit first" in w._info.text() and w.current.name == "p0"
+    qtbot.mouseClick(w._discard_btn, Qt.MouseButton.LeftButton)
+    assert not w.edit_layer.data.any() and not w.edit_layer.visible
+    assert len(_decisions(log_path)) == 1 and w.current.name == "p0" and w.current.pending
     # no accept-all: one key press is one decision
     assert not [b for b in w.findChildren(type(w._accept_btn)) if "all" in b.text().lower()]
 
