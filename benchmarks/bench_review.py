@@ -60,6 +60,9 @@ def _drafts(n: int) -> list[Any]:
 def bench_review_next(quick: bool) -> dict:
     """Decision (accept handler) → next proposal shown and rendered; median over the proposals."""
     n = 256 if quick else 512
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # Qt would abort the whole benchmark run without a display: refuse this one cleanly
+        raise RuntimeError("review_next needs a display: run under xvfb-run -a")
     old_ws = os.environ.get("CLINLABEL_WORKSPACE")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["CLINLABEL_WORKSPACE"] = tmp
