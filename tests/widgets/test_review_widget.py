@@ -226,3 +226,28 @@ def test_box_and_grade_proposals(make_napari_viewer, qtbot, tmp_path):
     assert [r["action"] for r in recs] == ["proposal.accept", "proposal.reject"]
     assert recs[0]["data"]["box"] == box
     assert "segmentation" not in viewer.layers  # no label array was needed
+
+
+def test_reviews_proposals_made_by_the_cli(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    from napari_clinlabel.cli import main
+
+    monkeypatch.setenv("CLINLABEL_USER", "rad1")
+    vol = ct_phantom(shape=(24, 96, 96))
+    path = tmp_path / "phantom.nii.gz"
+    sitk.WriteImage(vol.to_itk(vol.array), str(path))
+    assert main(["prelabel", str(path), "--model", "builtin:baseline", "--device", "cpu"]) == 0
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-clinlabel")
+    _dock, w = viewer.window.add_plugin_dock_widget("napari-clinlabel", "Review proposals")
+    added = [
+        r
+        for r in iter_records(path.with_name(path.name + ".clinlabel.jsonl"))
+        if r["action"] == "proposal.add"
+    ]
+    assert added and w.current is not None
+    assert w.current.id == added[0]["target"]["proposal"]
+    assert w._count.text().startswith(f"0 of {len(added)} decided")
+    for _ in added:
+        _keys(qtbot, viewer, Qt.Key.Key_R)
+    assert w.current is None
+    assert verify_log(path.with_name(path.name + ".clinlabel.jsonl")).ok
