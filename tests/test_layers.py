@@ -61,3 +61,19 @@ def test_get_reader_claims_only_what_it_reads(tmp_path):
     (tmp_path / "data.zarr").mkdir()
     assert get_reader(str(tmp_path / "data.zarr")) is None
     assert get_reader([str(tmp_path / "a.nii.gz"), str(tmp_path / "notes.txt")]) is None
+
+
+def test_ct_in_hu_without_modality_gets_soft_tissue_window():
+    """NIfTI/NRRD carry no modality: a volume whose darkest voxels are air in HU is shown as CT."""
+    from napari_clinlabel._layers import SOFT_TISSUE_WINDOW, contrast_limits
+    from napari_clinlabel.core.samples import ct_phantom
+
+    vol = ct_phantom(shape=(8, 64, 64))
+    vol.meta.pop("modality", None)
+    vol.meta.pop("window", None)
+    c, w = SOFT_TISSUE_WINDOW
+    assert contrast_limits(vol) == [c - w / 2, c + w / 2]
+    # an MR-like volume (no negative values) keeps the percentile range
+    vol.array = (vol.array - vol.array.min()).astype("int16")
+    lo, hi = contrast_limits(vol)
+    assert lo >= 0 and (lo, hi) != (c - w / 2, c + w / 2)

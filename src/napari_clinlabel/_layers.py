@@ -47,10 +47,25 @@ def contrast_limits(volume: Volume) -> list[float] | None:
     if sample.size == 0:
         return None
     lo, hi = np.percentile(sample, [0.5, 99.5])
+    if not window and _looks_like_ct_hu(volume, float(lo), float(hi)):
+        c, w = SOFT_TISSUE_WINDOW
+        return [c - w / 2.0, c + w / 2.0]
     if hi <= lo:
         lo, hi = float(sample.min()), float(sample.max())
         hi = hi if hi > lo else lo + 1.0
     return [float(lo), float(hi)]
+
+
+def _looks_like_ct_hu(volume: Volume, lo: float, hi: float) -> bool:
+    """A 3D volume of unknown modality whose darkest voxels are air in HU (NIfTI/NRRD CT)."""
+    return (
+        volume.meta.get("modality") in (None, "", "OT")
+        and volume.geometry.ndim == 3
+        and not volume.rgb
+        and np.dtype(volume.base.dtype).kind in "if"
+        and -1100.0 <= lo <= -900.0
+        and 0.0 < hi <= 4000.0
+    )
 
 
 def _subsample(volume: Volume, target: int = 1_000_000) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .core.errors import ExportError
+from .core.errors import ExportError, LogError
 from .core.geometry import Geometry
 from .core.volume_io import write_labels
 
@@ -70,4 +70,12 @@ def write_labels_layer(path: str, data: Any, attributes: dict[str, Any]) -> list
             f"{path}: labels layer '{name}' has shape {array.shape} but its image grid is "
             f"{spatial}; labels must be drawn on the image's own grid to be saved."
         )
-    return [str(write_labels(array, geometry, Path(path)))]
+    written = write_labels(array, geometry, Path(path))
+    from ._session import record_save_for_layer_meta
+
+    try:  # a labels layer the plugin manages logs the save (snapshot + file name)
+        record_save_for_layer_meta(attributes, written)
+    except LogError:
+        Path(written).unlink(missing_ok=True)  # never a save the log does not know about
+        raise
+    return [str(written)]
