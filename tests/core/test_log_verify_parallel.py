@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -279,3 +280,44 @@ def test_reading_in_small_blocks_changes_nothing(tmp_path, monkeypatch):
     for workers in (1, 3):
         got = [verify_log(q, workers=workers, check_objects=False) for q in (p, torn)]
         assert got == expected
+
+
+TIME_SPEC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z")  # DESIGN.md's form
+
+
+@pytest.mark.parametrize(
+    "time, digest",
+    [
+        ("2026-11-26T10:00:00.Z", None),  # a dot with no fraction
+        ("2026-11-26T10:00:00.1234567890Z", None),  # ten fraction digits
+        ("2026-11-26T10:00:0xZ", None),
+        ("2026-11-26 10:00:00Z", None),
+        ("2026-11-26T10:00:00Z\n2026-11-26T10:00:00Z", None),  # two times in one
+        ("２026-11-26T10:00:00Z", None),  # a full-width digit: the pattern's \d accepts it
+        ("2026-11-26T10:00:00.5Z", None),  # another valid length amid the others
+        (None, "AB" * 32),  # upper case
+        (None, "a" * 63),
+        (None, "a" * 64 + "\n" + "b" * 64),
+        (None, 12345),
+        (None, "ａ" * 64),
+    ],
+)
+def test_times_and_digests_are_checked_exactly_as_the_pattern_says(tmp_path, time, digest):
+    """The block-wise pattern check agrees with a per-record re.fullmatch oracle."""
+    recs = build(400)
+    at = 333
+    if time is not None:
+        recs[at]["time"] = time
+    if digest is not None:
+        recs[at]["data"]["objects"] = {"diff": digest}
+    reseal(recs, at)
+    p = write(tmp_path / "a.jsonl", recs)
+    ok = TIME_SPEC.fullmatch(recs[at]["time"]) is not None
+    if digest is not None:
+        ok = type(digest) is str and re.fullmatch(r"[0-9a-f]{64}", digest) is not None
+    for workers in (1, 2):
+        rep = verify_log(p, workers=workers, check_objects=False)
+        assert rep.ok == ok, rep.reason
+        if not ok:
+            assert rep.first_bad_seq == at
+            assert ("ISO 8601" if time is not None else "sha256 digest") in rep.reason

@@ -28,6 +28,13 @@ FIELDS = frozenset(
 MEANINGS = ("review", "approval", "adjudication")
 _TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_TIMES_RE = re.compile(rf"(?:{_TIME_RE.pattern}\n)*{_TIME_RE.pattern}")
+# where a time of each valid length has its marks (every other character is a digit)
+_TIME_MARKS = {
+    n: [(4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":")]
+    + ([(19, "Z")] if n == 20 else [(19, "."), (n - 1, "Z")])
+    for n in [20, *range(22, 31)]
+}
 _TAIL = b',"hash":"'
 _GET = itemgetter("action", "actor", "data", "hash", "image", "prev", "schema", "seq", "source",
                   "target", "time", "v")  # fmt: skip
@@ -93,15 +100,100 @@ def scan_range(
         if rest:
             lines[0] = rest + lines[0]
         rest = lines.pop()
-        if not scan(lines, chain, ctx, strict, run):
+        # the time and digest patterns checked for the whole block at once; on any doubt the
+        # block is checked again record by record, from the same state
+        batch = _Batch(not ctx.check)
+        undo = _undo_point(chain, run, ctx)
+        ok = scan(lines, chain, ctx, strict, run, batch)
+        if not batch.valid():
+            undo()
+            ok = scan(lines, chain, ctx, strict, run)
+        if not ok:
             return
     run.torn = bool(rest)
 
 
-def scan(lines: list[bytes], chain: Chain, ctx: Context, strict: bool, run: Run) -> bool:
+class _Batch:
+    """Time strings and object digests whose pattern is checked once per block."""
+
+    def __init__(self, digests: bool) -> None:
+        self.times: list[str] = []
+        self.digests: list[Any] | None = [] if digests else None
+
+    def valid(self) -> bool:
+        """Every time and digest matches its pattern (False: check them one by one)."""
+        return _all_times_valid(self.times) and _all_hex64(self.digests or ())
+
+
+def _all_times_valid(times: list[str]) -> bool:
+    """``_TIME_RE.fullmatch`` holds for each of ``times`` (all str)."""
+    n = len(times)
+    if not n:
+        return True
+    joined, size = "\n".join(times), len(times[0])
+    if len(joined) == n * (size + 1) - 1 and joined.count("\n") == n - 1:  # all of one length
+        marks = _TIME_MARKS.get(size)
+        try:
+            if marks is not None and all(joined[i :: size + 1] == c * n for i, c in marks):
+                # what is left without the digits is exactly the marks: the rest are digits
+                left = joined.encode("ascii").translate(None, b"0123456789")
+                return (
+                    left
+                    == ("".join(c for _, c in marks) + "\n").encode() * (n - 1)
+                    + "".join(c for _, c in marks).encode()
+                )
+        except UnicodeEncodeError:
+            pass  # non-ASCII digits: the pattern decides
+    return joined.count("\n") == n - 1 and _TIMES_RE.fullmatch(joined) is not None
+
+
+def _all_hex64(digests: Any) -> bool:
+    """Each of ``digests`` is a str of 64 lowercase hex digits."""
+    n = len(digests)
+    if not n:
+        return True
+    try:
+        joined = "\n".join(digests)
+        return (
+            len(joined) == 65 * n - 1
+            and joined[64::65] == "\n" * (n - 1)
+            and joined.encode("ascii").translate(None, b"0123456789abcdef") == b"\n" * (n - 1)
+        )
+    except (TypeError, UnicodeEncodeError):
+        return False
+
+
+def _undo_point(chain: Chain, run: Run, ctx: Context) -> Any:
+    """A function that puts ``chain``, ``run`` and ``ctx``'s warnings back as they are now."""
+    saved = (chain.expected, chain.prev, chain.last_time, chain.image0)
+    sizes = (len(run.hashes), len(run.warnings), len(run.deferred), len(run.signed))
+    counts = (run.unregistered, run.time_warnings, run.bad_seq, run.reason, set(ctx.warned))
+
+    def undo() -> None:
+        chain.expected, chain.prev, chain.last_time, chain.image0 = saved
+        for items, n in zip(
+            (run.hashes, run.warnings, run.deferred, run.signed), sizes, strict=True
+        ):
+            del items[n:]
+        run.unregistered, run.time_warnings, run.bad_seq, run.reason, ctx.warned = counts
+
+    return undo
+
+
+def scan(
+    lines: list[bytes],
+    chain: Chain,
+    ctx: Context,
+    strict: bool,
+    run: Run,
+    batch: _Batch | None = None,
+) -> bool:
     """Check whole ``lines`` from ``chain`` on, into ``run`` (``chain`` moves past them); False
-    at the first bad record."""
+    at the first bad record. With ``batch``, times and object names are only collected there:
+    the caller checks them (``batch.valid()``) and scans again without a batch if they fail."""
     append = run.hashes.append
+    times = batch.times.append if batch else None
+    digests = batch.digests.extend if batch and batch.digests is not None else None
     expected, prev, last_time, image0 = chain.expected, chain.prev, chain.last_time, chain.image0
     actor_ok: Any = None  # the last actor and source that passed: most records repeat them
     source_ok: Any = None
@@ -153,8 +245,10 @@ def scan(lines: list[bytes], chain: Chain, ctx: Context, strict: bool, run: Run)
                 image0 = _check_image(image)
             elif image != image0:
                 raise _Broken("image differs from seq 0's image (records of another image)")
-            if type(t) is not str or not time_match(t):
+            if type(t) is not str or (times is None and not time_match(t)):
                 raise _Broken(f"time {str(t)[:40]!r} is not UTC ISO 8601 (…T…Z)")
+            if times is not None:
+                times(t)
             if (len(t) != len(last_time) or t < last_time) and _time_key(t, last_time) < _time_key(
                 last_time, t
             ):
@@ -172,6 +266,8 @@ def scan(lines: list[bytes], chain: Chain, ctx: Context, strict: bool, run: Run)
                 o = d["objects"]
                 if check_files or type(o) is not dict:
                     ctx.check_objects(o)
+                elif digests is not None:
+                    digests(o.values())
                 else:  # names only: each a sha256 digest (check_objects says which is not)
                     for digest in o.values():
                         if type(digest) is not str or not hex_match(digest):
