@@ -19,6 +19,10 @@ only when the layout differs or the slice does not hash to ``hash``. The one thi
 path trusts is that a line whose hash matches its own slice is canonical: a foreign writer that
 hashed non-canonical bytes (unsorted keys, duplicate keys, spaces) but put ``hash`` last passes
 it, although the spec rejects such a line. ``strict=True`` re-dumps every record and catches it.
+The log is read in 4 MiB blocks; the time and digest patterns are checked once per block (the
+block is re-checked record by record when one fails, so the reason and seq are the same), and a
+log over 8 MiB is checked in forked chunks, one per CPU (:mod:`.log_verify_parallel`), with the
+same report. The per-record checks themselves are in :mod:`.log_checks`.
 """
 
 from __future__ import annotations
