@@ -276,10 +276,11 @@ def test_reading_in_small_blocks_changes_nothing(tmp_path, monkeypatch):
         fh.write(b'{"v":1,"seq":300')
     expected = [verify_log(q, workers=1, check_objects=False) for q in (p, torn)]
     assert expected[0].first_bad_seq == 250 and expected[1].ok and expected[1].torn_tail_present
-    monkeypatch.setattr(log_checks, "_BLOCK", 777)
-    for workers in (1, 3):
-        got = [verify_log(q, workers=workers, check_objects=False) for q in (p, torn)]
-        assert got == expected
+    for block in (777, 50):  # lines across two blocks; lines longer than a block
+        monkeypatch.setattr(log_checks, "_BLOCK", block)
+        for workers in (1, 3):
+            got = [verify_log(q, workers=workers, check_objects=False) for q in (p, torn)]
+            assert got == expected
 
 
 TIME_SPEC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z")  # DESIGN.md's form

@@ -89,7 +89,7 @@ def scan_range(
     file) from ``chain`` on, into ``run``; a last line with no newline is a torn tail."""
     fh.seek(start)
     left = -1 if end is None else end - start
-    rest = b""
+    rest: list[bytes] = []  # the start of a line that goes on in the next block
     while left:
         data = fh.read(_BLOCK if left < 0 else min(_BLOCK, left))
         if not data:
@@ -97,9 +97,12 @@ def scan_range(
         left -= len(data) if left > 0 else 0
         lines = data.split(b"\n")
         del data
+        if len(lines) == 1:  # no newline in this block (a very long line)
+            rest.append(lines[0])
+            continue
         if rest:
-            lines[0] = rest + lines[0]
-        rest = lines.pop()
+            lines[0] = b"".join(rest) + lines[0]
+        rest = [lines.pop()]
         # the time and digest patterns checked for the whole block at once; on any doubt the
         # block is checked again record by record, from the same state
         batch = _Batch(not ctx.check)
@@ -110,7 +113,7 @@ def scan_range(
             ok = scan(lines, chain, ctx, strict, run)
         if not ok:
             return
-    run.torn = bool(rest)
+    run.torn = any(rest)
 
 
 class _Batch:
