@@ -43,7 +43,7 @@ def main(out: str) -> None:
     prelabel.set_model("builtin:phantom-unet")
     prelabel._device_combo.setCurrentText("cpu")
     prelabel._run_btn.click()
-    _wait(lambda: prelabel.worker is None)
+    _wait(lambda: not prelabel.busy)
     _dock, review = viewer.window.add_plugin_dock_widget("napari-clinlabel", "Review proposals")
     review._on_load()
     review._on_accept()  # the first proposal (the liver) accepted: it moves to "segmentation"

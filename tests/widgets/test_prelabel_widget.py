@@ -66,7 +66,7 @@ def _run(qtbot, widget, device="cpu"):
     widget._device_combo.setCurrentText(device)
     qtbot.mouseClick(widget._run_btn, LEFT)
     assert widget.worker is not None and not widget._run_btn.isEnabled()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
 
 
 def _adds(log_path):
@@ -136,7 +136,7 @@ def test_cancel_stops_and_logs_nothing(make_napari_viewer, qtbot, tmp_path):
     qtbot.mouseClick(w._run_btn, LEFT)
     qtbot.waitUntil(lambda: w._progress.value() > 0, timeout=30_000)
     qtbot.mouseClick(w._cancel_btn, LEFT)
-    qtbot.waitUntil(lambda: w.worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: not w.busy, timeout=30_000)
     assert "Cancelled" in w._status.text()
     assert w._progress.value() < w._progress.maximum() or w._progress.maximum() <= 1
     assert w._run_btn.isEnabled() and not w._cancel_btn.isEnabled()

@@ -12,10 +12,13 @@ pending layers (see ``_proposal_layers``), never in the final labels layer.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Generator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from napari.qt.threading import thread_worker
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -40,8 +43,20 @@ if TYPE_CHECKING:
     import napari
 
 BUILTINS = ("builtin:baseline", "builtin:phantom-unet")
+LOG_SLICE_S = 0.05  # GUI-thread time per event-loop turn spent logging proposals
 DEVICES = ("auto", "cpu", "cuda")
 LABELS_NAME = "segmentation"  # the final labels layer accepted segment proposals go into
+
+
+@dataclass
+class _Logging:
+    """Drafts of a finished run still to be logged, and the proposals logged so far."""
+
+    model: Any
+    drafts: list[Any]
+    log: Any
+    added: list[Proposal] = field(default_factory=list)
+    failed: bool = False
 
 
 def _run(volume: Any, spec: str, device: str, cancel: threading.Event) -> Generator[Any, None, Any]:
@@ -65,6 +80,7 @@ class PrelabelWidget(QWidget):
         self._worker: Any = None
         self._cancel: threading.Event | None = None
         self._run_image: Any = None
+        self._logging: _Logging | None = None
         self._proposals: list[Proposal] = []
 
         self._image_combo = QComboBox()
@@ -197,25 +213,53 @@ class PrelabelWidget(QWidget):
             self._progress.setValue(int(done))
 
     def _on_done(self, result: tuple[Any, list[Any]]) -> None:
+        """Log the drafts on the GUI thread, a slice per event-loop turn (each record is fsynced)."""
         model, drafts = result
-        image = self._run_image
         try:
-            log = self._session.log_for(image)
-            added = add_proposals(log, drafts, model, labels_name=LABELS_NAME)
+            log = self._session.log_for(self._run_image)
         except ClinlabelError as exc:
             self._session.report_error(exc)
             return
-        self._proposals = load_proposals(log.path)
-        layers = ProposalLayers(
-            self._viewer, image, log, image_sha256(image), volume_of(image).spatial_shape
+        self._logging = _Logging(model, list(drafts), log)
+        self._cancel_btn.setEnabled(False)  # a model's work, once finished, is logged whole
+        self._progress.setRange(0, max(len(drafts), 1))
+        self._progress.setValue(0)
+        self._status.setText(f"Logging {len(drafts)} proposal(s)…")
+        self._log_some()
+
+    def _log_some(self) -> None:
+        job = self._logging
+        end = time.perf_counter() + LOG_SLICE_S
+        try:
+            while job.drafts and time.perf_counter() < end:
+                chunk, job.drafts = job.drafts[:4], job.drafts[4:]
+                job.added += add_proposals(job.log, chunk, job.model, labels_name=LABELS_NAME)
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            job.drafts = []
+            job.failed = True
+        self._progress.setValue(len(job.added))
+        if job.drafts:
+            QTimer.singleShot(0, self._log_some)
+            return
+        self._logging = None
+        self._show_proposals(job)
+        self._set_idle()
+
+    def _show_proposals(self, job: _Logging) -> None:
+        image = self._run_image
+        self._proposals = load_proposals(job.log.path)
+        shape = volume_of(image).spatial_shape
+        ProposalLayers(self._viewer, image, job.log, image_sha256(image), shape).show_all(
+            self._proposals
         )
-        layers.show_all(self._proposals)
         self._viewer.layers.selection.active = image
-        ident = model.identity
+        ident = job.model.identity
         pending = sum(p.pending for p in self._proposals)
+        stop = " (stopped: see the error)" if job.failed else ""
         self._status.setText(
-            f"{ident.name} {ident.version}: {len(added)} proposal(s) added; {pending} pending "
-            "review (Review proposals widget)."
+            f"{ident.name} {ident.version}: {len(job.added)} proposal(s) added{stop}; {pending} "
+            "pending review (Review proposals widget)."
         )
 
     def _on_error(self, exc: BaseException) -> None:
@@ -230,16 +274,25 @@ class PrelabelWidget(QWidget):
 
     def _on_finished(self) -> None:
         self._worker = None
+        if self._logging is None:
+            self._set_idle()
+
+    def _set_idle(self) -> None:
         self._run_btn.setEnabled(True)
         self._cancel_btn.setEnabled(False)
-        self._progress.setRange(0, 1)
-        self._progress.setValue(1 if self._status.text().find("added") >= 0 else 0)
+        done = self._progress.maximum() if "added" in self._status.text() else 0
+        self._progress.setValue(done)
 
     # -- for tests and scripts -------------------------------------------------------------
     @property
     def worker(self) -> Any:
         """The running worker (None when idle)."""
         return self._worker
+
+    @property
+    def busy(self) -> bool:
+        """True while a model runs or its proposals are being logged."""
+        return self._worker is not None or self._logging is not None
 
     @property
     def proposals(self) -> list[Proposal]:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import napari
 
 LABELS_NAME = "segmentation"
+RELOAD_DELAY_MS = 300
 _KEYS = {
     Qt.Key.Key_A: "a",
     Qt.Key.Key_E: "e",
@@ -164,8 +165,8 @@ class ReviewWidget(QWidget):
             return
         if (rec.get("image") or {}).get("sha256") != image_sha256(self._image):
             return
-        self._reload_due = True
-        QTimer.singleShot(0, self._reload_when_idle)
+        self._reload_due = True  # a model's proposals arrive in a burst: reload once it settles
+        QTimer.singleShot(RELOAD_DELAY_MS, self._reload_when_idle)
 
     def _reload_when_idle(self) -> None:
         if self._editing is not None:  # never pull the edited proposal away: try again later
