@@ -322,3 +322,21 @@ def test_times_and_digests_are_checked_exactly_as_the_pattern_says(tmp_path, tim
         if not ok:
             assert rep.first_bad_seq == at
             assert ("ISO 8601" if time is not None else "sha256 digest") in rep.reason
+
+
+def _verify_in_a_daemon(path: str, conn) -> None:
+    rep = verify_log(path, workers=2, check_objects=False)
+    conn.send((rep.ok, rep.records))
+
+
+def test_a_daemon_process_that_may_not_fork_checks_in_one_pass(tmp_path):
+    import multiprocessing
+
+    p = write(tmp_path / "a.jsonl", build(300))
+    recv, send = multiprocessing.get_context("fork").Pipe(duplex=False)
+    proc = multiprocessing.get_context("fork").Process(
+        target=_verify_in_a_daemon, args=(str(p), send), daemon=True
+    )
+    proc.start()
+    assert recv.recv() == (True, 300)
+    proc.join()

@@ -35,7 +35,11 @@ def chunk_count(size: int, workers: int | None) -> int:
         return 1
     if workers is not None:
         return max(1, int(workers))
-    if size < PARALLEL_MIN_BYTES or threading.active_count() != 1:
+    if (
+        size < PARALLEL_MIN_BYTES
+        or threading.active_count() != 1
+        or multiprocessing.current_process().daemon
+    ):
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -61,7 +65,12 @@ def verify_chunks(path: Path, size: int, n: int, ctx: Any, strict: bool) -> tupl
             proc = mp.Process(
                 target=_child, args=(send, path, bounds[k], bounds[k + 1], ctx, strict), daemon=True
             )
-            proc.start()
+            try:
+                proc.start()
+            except (AssertionError, OSError):  # a daemon process may not fork; out of processes
+                send.close()
+                recv.close()
+                return None
             send.close()
             children.append((proc, recv))
         runs = [Run(start=0)]
