@@ -264,7 +264,7 @@ def test_a_log_above_the_threshold_verifies_in_chunks_with_objects(tmp_path):
 
 def test_reading_in_small_blocks_changes_nothing(tmp_path, monkeypatch):
     """Lines that straddle read blocks: the same reports, tampered or torn."""
-    from napari_clinlabel.core import log_checks
+    from napari_clinlabel.core import log_blocks
 
     recs = build(300, heads={200: 3})
     recs[250]["data"]["size_mm"] = [1.0, 1.0]
@@ -277,7 +277,7 @@ def test_reading_in_small_blocks_changes_nothing(tmp_path, monkeypatch):
     expected = [verify_log(q, workers=1, check_objects=False) for q in (p, torn)]
     assert expected[0].first_bad_seq == 250 and expected[1].ok and expected[1].torn_tail_present
     for block in (777, 50):  # lines across two blocks; lines longer than a block
-        monkeypatch.setattr(log_checks, "_BLOCK", block)
+        monkeypatch.setattr(log_blocks, "_BLOCK", block)
         for workers in (1, 3):
             got = [verify_log(q, workers=workers, check_objects=False) for q in (p, torn)]
             assert got == expected

@@ -37,6 +37,7 @@ from . import log_verify_parallel as _parallel
 from .audit_log import Head
 from .errors import LogError
 from .identity import Roster
+from .log_blocks import scan_range
 from .log_checks import (
     FIELDS,
     MAX_WARNINGS,
@@ -45,7 +46,6 @@ from .log_checks import (
     Context,
     Run,
     head_mismatch,
-    scan_range,
 )
 
 __all__ = ["FIELDS", "MEANINGS", "VerifyReport", "verify_against_anchor", "verify_log"]

@@ -50,7 +50,8 @@ def chunk_count(size: int, workers: int | None) -> int:
 
 def verify_chunks(path: Path, size: int, n: int, ctx: Any, strict: bool) -> tuple[Any, Any] | None:
     """``(report, hashes)`` from ``n`` chunks checked side by side; None to fall back."""
-    from .log_checks import Chain, Run, scan_range
+    from .log_blocks import scan_range
+    from .log_checks import Chain, Run
     from .log_verify import merge
 
     with open(path, "rb") as fh:
@@ -107,7 +108,8 @@ def _count(run: Any) -> int:
 
 def _child(conn: Connection, path: Path, start: int, end: int, ctx: Any, strict: bool) -> None:
     """Check bytes ``[start, end)`` of the log; send ``(run, prev hash it started from)``."""
-    from .log_checks import Run, scan_range
+    from .log_blocks import scan_range
+    from .log_checks import Run
 
     try:
         with open(path, "rb") as fh:
