@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Labels
+from napari.utils.colormaps import DirectLabelColormap
 from qtpy.QtWidgets import (
     QAbstractItemView,
+    QAbstractScrollArea,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -36,6 +38,8 @@ from ..core.errors import ClinlabelError, InputError
 
 DRAFT = "adjudication draft"
 DISAGREEMENT = "disagreement"
+# one colour no label map uses, so the disagreement stands out over the reads
+DISAGREEMENT_COLORS = {None: "transparent", 0: "transparent", 1: "yellow"}
 METRIC_COLUMNS = ("pair", "label", "Dice", "HD95 mm", "voxels A", "voxels B")
 
 
@@ -59,6 +63,8 @@ class AdjudicationWidget(QWidget):
         self._table.setHorizontalHeaderLabels(METRIC_COLUMNS)
         self._table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self._table.verticalHeader().setVisible(False)
+        # as wide as its columns, so no metric is hidden behind a scroll bar
+        self._table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
         self._reason = QLineEdit()
         self._reason.setPlaceholderText("reason for the decision (required)")
         self._sign = QPushButton("Sign adjudication")
@@ -165,7 +171,8 @@ class AdjudicationWidget(QWidget):
         self._table.setRowCount(0)
         self._reader.clear()
         if deciding:
-            self._labels_layer(DISAGREEMENT, adj.disagreement_map(reads), opacity=0.7)
+            self._labels_layer(DISAGREEMENT, adj.disagreement_map(reads), opacity=0.7,
+                               colormap=DirectLabelColormap(color_dict=DISAGREEMENT_COLORS))  # fmt: skip
             self._labels_layer(DRAFT, np.zeros_like(reads[0].labels))
             self._fill_table(adj.pairwise_agreement(reads))
             self._reader.addItems([r.reader for r in reads])
