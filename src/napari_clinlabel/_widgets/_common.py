@@ -142,10 +142,62 @@ class KeyBinder:
     def __init__(self, viewer: Any) -> None:
         self._viewer = viewer
         self._saved: list[tuple[Any, str, Any]] = []  # (provider, key, previous or None)
+        self._wanted: tuple[dict[str, Callable[[], None]], Any] | None = None
+        self._suspended = False
+        self._filter: Any = None
+
+    def follow_visibility(self, widget: Any) -> None:
+        """Keys act only while ``widget``'s dock is the one shown: behind another tab, they go.
+
+        A decision key pressed for one panel must never act in a panel the user cannot see
+        (e.g. Review's ``R`` reject while drawing boxes in the Lesion-box tab). Qt tells a tab
+        change through the dock's ``visibilityChanged``; the dock is found once it is shown.
+        """
+        from qtpy.QtCore import QEvent, QObject
+        from qtpy.QtWidgets import QDockWidget
+
+        binder = self
+
+        def on_dock_visibility(visible: bool) -> None:
+            if visible:
+                binder.resume()
+            else:
+                binder.suspend()
+
+        class _FindDock(QObject):
+            def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+                if event.type() in (QEvent.Type.Show, QEvent.Type.ParentChange):
+                    parent = obj.parentWidget()
+                    while parent is not None and not isinstance(parent, QDockWidget):
+                        parent = parent.parentWidget()
+                    if parent is not None and binder._dock is not parent:
+                        binder._dock = parent
+                        parent.visibilityChanged.connect(on_dock_visibility)
+                return False
+
+        self._dock: Any = None
+        self._filter = _FindDock(widget)
+        widget.installEventFilter(self._filter)
+
+    def suspend(self) -> None:
+        """Release the keys but remember them for :meth:`resume`."""
+        self._suspended = True
+        wanted = self._wanted
+        self.release()
+        self._wanted = wanted
+
+    def resume(self) -> None:
+        """Bind again what was bound before :meth:`suspend`."""
+        self._suspended = False
+        if self._wanted is not None and not self._saved:
+            self.bind(*self._wanted)
 
     def bind(self, keys: dict[str, Callable[[], None]], layer: Any = None) -> None:
         """Bind ``keys`` (napari key strings → callbacks) on the viewer and on ``layer``."""
         self.release()
+        self._wanted = (keys, layer)
+        if self._suspended:
+            return
         for provider in (self._viewer, layer):
             if provider is None:
                 continue
@@ -156,6 +208,7 @@ class KeyBinder:
 
     def release(self) -> None:
         """Remove our bindings and put back what was there before."""
+        self._wanted = None
         for provider, key, previous in reversed(self._saved):
             try:
                 provider.bind_key(key, None)

@@ -64,6 +64,7 @@ class GradingWidget(QWidget):
         self._viewer = viewer
         self._session = get_session(viewer)
         self._keys = KeyBinder(viewer)
+        self._keys.follow_visibility(self)
         self._image: Image | None = None
         self._schema: Any = None
         self._active = 0  # index of the active scale

@@ -58,6 +58,7 @@ class ReviewWidget(QWidget):
         self._session = get_session(viewer)
         self._viewer = viewer = self._session.viewer  # the viewer itself, not napari's proxy
         self._keys = KeyBinder(viewer)
+        self._keys.follow_visibility(self)
         self._image: Any = None
         self._volume: Any = None
         self._log: Any = None

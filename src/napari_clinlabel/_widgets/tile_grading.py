@@ -71,6 +71,7 @@ class TileGradingWidget(QWidget):
         self._viewer = viewer
         self._session = get_session(viewer)
         self._keys = KeyBinder(viewer)
+        self._keys.follow_visibility(self)
         self._image: Image | None = None
         self._schema = None
         self._scale = None
