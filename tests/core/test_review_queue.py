@@ -8,7 +8,7 @@ import pytest
 from napari_clinlabel.core.audit_log import AuditLog
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.proposals import ProposalDraft, ProposalState, add_proposals
+from napari_clinlabel.core.proposals import ProposalDraft, add_proposals
 from napari_clinlabel.core.review_queue import ReviewQueue
 
 SHAPE = (10, 16, 16)

@@ -13,8 +13,8 @@ WIDGETS = [w.display_name for w in npe2.PluginManifest.from_file(MANIFEST).contr
 
 @pytest.mark.parametrize("name", WIDGETS)
 def test_widget_docks_through_napari(make_napari_viewer, name):
-    from napari_clinlabel._session import get_session
     from napari_clinlabel._layers import volume_to_layer_data
+    from napari_clinlabel._session import get_session
     from napari_clinlabel.core.samples import ct_phantom
 
     viewer = make_napari_viewer()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from _viewer_helpers import add_ct
 from qtpy.QtCore import Qt
 
