@@ -29,7 +29,7 @@ th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:right}th{background:#f
 td.l,th.l{text-align:left}.ok{color:#1a7f37;font-weight:600}.bad{color:#cf222e;font-weight:600}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #d0d7de;border-radius:6px;
 padding:8px 14px;min-width:130px}.card b{display:block;font-size:1.5em}
-img{max-width:100%;border:1px solid #eaeef2;margin:4px 0}.plots{display:flex;flex-wrap:wrap;gap:8px}
+img{max-width:100%;border:1px solid #eaeef2;margin:4px 0}.plots{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start}
 .note{color:#57606a;font-size:0.9em}
 """
 
@@ -84,6 +84,7 @@ def _bar(title: str, counts: dict[str, int], color: str = "#4c78a8") -> str:
     ax.set_xticks(range(len(keys)), keys, rotation=30, ha="right", fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel("count")
+    ax.yaxis.get_major_locator().set_params(integer=True)  # counts: no 0.2 ticks
     return _png(fig)
 
 
