@@ -133,7 +133,7 @@ def main() -> int:
 
     viewer.dims.set_point(0, float(np.asarray(image.data_to_world((z, 0, 0)))[0]))
     viewer.reset_view()
-    viewer.camera.zoom *= 1.3
+    viewer.scene.camera.zoom *= 1.3
     _settle(800)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(OUT), canvas_only=False)
