@@ -230,3 +230,16 @@ def _wrap(fn: Callable[[], None]) -> Callable[[Any], None]:
         fn()
 
     return handler
+
+
+def refill_image_combo(combo: Any, names: list[str], current: str, session: Any) -> None:
+    """Fill an image chooser with ``names``, keeping ``current``, else the active image."""
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItems(names)
+    if current in names:
+        combo.setCurrentText(current)
+    elif names:
+        active = session.active_image()
+        combo.setCurrentText(active.name if active is not None else names[-1])
+    combo.blockSignals(False)

@@ -37,7 +37,7 @@ from ..core.grading import (
     missing_grades,
     set_grade,
 )
-from ..core.schema import builtin_schema_names, load_schema
+from ..core.schema import builtin_grading_schemas, load_schema
 from ._common import KeyBinder, display_name, image_layers, logging_under, unwrap_viewer
 
 NO_SCHEMA = "— choose a schema —"
@@ -45,14 +45,7 @@ NO_SCHEMA = "— choose a schema —"
 
 def gradable_schemas() -> list[str]:
     """Built-in schemas with per-image or per-study scales."""
-    out = []
-    for name in builtin_schema_names():
-        try:
-            if any(s.per != "tile" for s in load_schema(name).scales.values()):
-                out.append(name)
-        except ClinlabelError:
-            continue
-    return out
+    return builtin_grading_schemas(tiles=False)
 
 
 class GradingWidget(QWidget):

@@ -36,7 +36,7 @@ from .._session import get_session, image_sha256
 from ..core.errors import ClinlabelError
 from ..core.models.inference import InferenceCancelled
 from ..core.proposals import Proposal, add_proposals, load_proposals
-from ._common import display_name, image_layers, volume_of
+from ._common import display_name, image_layers, refill_image_combo, volume_of
 from ._proposal_layers import ProposalLayers
 
 if TYPE_CHECKING:
@@ -132,15 +132,7 @@ class PrelabelWidget(QWidget):
     def _refresh_images(self, _event: Any = None) -> None:
         current = self._image_combo.currentText()
         names = [lay.name for lay in image_layers(self._viewer)]
-        self._image_combo.blockSignals(True)
-        self._image_combo.clear()
-        self._image_combo.addItems(names)
-        if current in names:
-            self._image_combo.setCurrentText(current)
-        elif names:
-            active = self._session.active_image()
-            self._image_combo.setCurrentText(active.name if active is not None else names[-1])
-        self._image_combo.blockSignals(False)
+        refill_image_combo(self._image_combo, names, current, self._session)
 
     def _disconnect_viewer(self, *_: Any) -> None:
         for sig in (self._viewer.layers.events.inserted, self._viewer.layers.events.removed):

@@ -32,7 +32,7 @@ from .._session import get_session, image_sha256
 from ..core import proposals as core
 from ..core.errors import ClinlabelError
 from ..core.proposals import Proposal
-from ._common import KeyBinder, image_layers, volume_of
+from ._common import KeyBinder, image_layers, refill_image_combo, volume_of
 from ._proposal_layers import ProposalLayers, centre_of
 from ._proposal_text import describe
 
@@ -138,15 +138,7 @@ class ReviewWidget(QWidget):
     def _refresh_images(self, _event: Any = None) -> None:
         names = [lay.name for lay in image_layers(self._viewer)]
         current = self._image.name if self._image is not None else self._image_combo.currentText()
-        self._image_combo.blockSignals(True)
-        self._image_combo.clear()
-        self._image_combo.addItems(names)
-        if current in names:
-            self._image_combo.setCurrentText(current)
-        elif names:
-            active = self._session.active_image()
-            self._image_combo.setCurrentText(active.name if active is not None else names[-1])
-        self._image_combo.blockSignals(False)
+        refill_image_combo(self._image_combo, names, current, self._session)
         if self._image is None and names:
             self._on_load()
 

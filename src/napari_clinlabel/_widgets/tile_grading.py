@@ -30,7 +30,7 @@ from qtpy.QtWidgets import (
 from .._session import get_session
 from ..core.errors import ClinlabelError
 from ..core.grading import load_grades, set_grade
-from ..core.schema import builtin_schema_names, load_schema
+from ..core.schema import builtin_grading_schemas, load_schema
 from ..core.tiles import TileGrid, grid_from_folder, parse_tile_id, tile_grades_csv
 from ._common import (
     OVERLAY,
@@ -52,14 +52,7 @@ _PALETTE = ["#2ca02c", "#ffdd00", "#ff9900", "#ff5500", "#d62728", "#8e24aa"]  #
 
 def tile_schemas() -> list[str]:
     """Built-in schemas with a per-tile scale."""
-    out = []
-    for name in builtin_schema_names():
-        try:
-            if any(s.per == "tile" for s in load_schema(name).scales.values()):
-                out.append(name)
-        except ClinlabelError:
-            continue
-    return out
+    return builtin_grading_schemas(tiles=True)
 
 
 class TileGradingWidget(QWidget):

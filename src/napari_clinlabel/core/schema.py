@@ -186,3 +186,16 @@ def load_schema(path_or_builtin: str | Path) -> Schema:
     from ._schema_yaml import SchemaParser  # the parser imports this module's types
 
     return SchemaParser(path, text, hashlib.sha256(raw).hexdigest()).parse()
+
+
+def builtin_grading_schemas(tiles: bool) -> list[str]:
+    """Built-in schemas with a per-tile scale (``tiles``), or with a per-image/per-study scale."""
+    out = []
+    for name in builtin_schema_names():
+        try:
+            scales = load_schema(name).scales.values()
+        except SchemaError:
+            continue
+        if any((s.per == "tile") == tiles for s in scales):
+            out.append(name)
+    return out
