@@ -84,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
             for i, name in enumerate(group)
         ]
         QTimer.singleShot(0, docks[0].raise_)  # after Qt has laid out the tabs
+    for layer in layers:  # the image, not the helper layers the widgets add, chooses the view
+        viewer.layers.selection.active = layer
+    QTimer.singleShot(800, viewer.reset_view)  # fit once the docks and the window size settled
     if args.screenshot is not None:
 
         def shoot() -> None:
