@@ -228,6 +228,12 @@ def test_auto_mode_splits_only_big_logs(tmp_path, monkeypatch):
     monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", size // 2)
     monkeypatch.setattr(par, "_MIN_CHUNK", size // 4)
     monkeypatch.setattr(par.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    # forking is only safe in a process with one thread (the CLI); other tests may have left
+    # threads running in this one, so the thread count is pinned both ways here
+    monkeypatch.setattr(par.threading, "active_count", lambda: 3)
+    assert par.chunk_count(size, None) == 1  # e.g. inside napari: one pass, never a fork
+    monkeypatch.setattr(par.threading, "active_count", lambda: 1)
+    assert par.chunk_count(size, None) == 2
     rep = verify_log(p, check_objects=False)
     assert calls == [2] and rep == verify_log(p, workers=1, check_objects=False) and rep.ok
 
