@@ -141,3 +141,34 @@ def test_verify_finds_the_roster_beside_the_image(tmp_path, capsys, monkeypatch)
     captured = capsys.readouterr()
     assert "broken at seq 4" in captured.out and "does not list for that user" in captured.out
     assert "'ann' acted as annotator" in captured.err
+
+
+def test_several_anchors_checked_in_one_pass(tmp_path, capsys, monkeypatch):
+    """Two exports' heads: a log re-sealed after the first is caught at that seq, in one pass."""
+    from napari_clinlabel.core import log_verify
+
+    log, _ = _log(tmp_path)
+    first = log.head()  # e.g. an export at seq 3
+    log.append("grade.set", {"scale": "assessment"}, {"value": "2"})
+    second = log.head()
+    anchors = ["--anchor", f"{first.seq}:{first.hash}", "--anchor", f"{second.seq}:{second.hash}"]
+    passes = []
+    real = log_verify._verify
+    monkeypatch.setattr(log_verify, "_verify", lambda *a, **k: passes.append(1) or real(*a, **k))
+    assert main(["log", "verify", str(log.path), *anchors]) == 0
+    assert passes == [1]
+    # rewrite history from seq 3 on and re-seal the whole tail: the chain alone cannot tell ...
+    recs = [json.loads(x) for x in log.path.read_bytes().splitlines()]
+    recs[3]["data"]["label"] = 5
+    prev = recs[2]["hash"]
+    for rec in recs[3:]:
+        rec["prev"] = prev
+        rec.pop("hash")
+        canon = json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        rec["hash"] = prev = __import__("hashlib").sha256(canon.encode()).hexdigest()
+    log.path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    capsys.readouterr()
+    assert main(["log", "verify", str(log.path)]) == 0
+    # ... but either export's anchor does, naming the first rewritten seq it covers
+    assert main(["log", "verify", str(log.path), *anchors]) == 1
+    assert "broken at seq 3" in capsys.readouterr().out

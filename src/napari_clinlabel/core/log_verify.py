@@ -102,26 +102,42 @@ def verify_against_anchor(
 ) -> VerifyReport:
     """Verify the log and that it still holds ``head`` (``{"seq", "hash"}``) an export or a
     signature recorded: a log truncated below it, or regrown differently past it, fails."""
-    seq, h = (head.seq, head.hash) if isinstance(head, Head) else (head["seq"], head["hash"])
+    return verify_against_anchors(path, [head], **kwargs)
+
+
+def verify_against_anchors(
+    path: str | Path, heads: Sequence[Mapping[str, Any] | Head], **kwargs: Any
+) -> VerifyReport:
+    """Verify the log once and check every anchor in ``heads``; the first failure is reported."""
+    anchors = []
+    for head in heads:
+        seq, h = (head.seq, head.hash) if isinstance(head, Head) else (head["seq"], head["hash"])
+        if not isinstance(seq, int) or seq < 0:
+            raise LogError(
+                f"Anchor seq {seq!r} is not a record number; give SEQ:HASH from an export."
+            )
+        anchors.append((seq, h))
     rep, hashes = _verify(Path(path), kwargs.pop("roster", None), kwargs.pop("public_keys", None),
                           kwargs.pop("check_objects", True), kwargs.pop("objects", None),
                           kwargs.pop("strict", False), kwargs.pop("workers", None))  # fmt: skip
-    if not isinstance(seq, int) or seq < 0:
-        raise LogError(f"Anchor seq {seq!r} is not a record number; give SEQ:HASH from an export.")
-    if not rep.ok and rep.first_bad_seq is not None and rep.first_bad_seq <= seq:
-        return rep
-    if len(hashes) <= seq:
-        rep.ok, rep.first_bad_seq = False, len(hashes)
-        rep.reason = (
-            f"log truncated: an export or signature covers seq {seq} ({h[:12]}…) but the log "
-            f"holds only {len(hashes)} record(s)"
-        )
-    elif hashes[seq] != h:
-        rep.ok, rep.first_bad_seq = False, seq
-        rep.reason = (
-            f"record {seq} is not the one an export or signature covers (recorded hash "
-            f"{h[:12]}…, log has {hashes[seq][:12]}…): the log was rewritten at or before seq {seq}"
-        )
+    for seq, h in sorted(anchors):
+        if not rep.ok and rep.first_bad_seq is not None and rep.first_bad_seq <= seq:
+            return rep
+        if len(hashes) <= seq:
+            rep.ok, rep.first_bad_seq = False, len(hashes)
+            rep.reason = (
+                f"log truncated: an export or signature covers seq {seq} ({h[:12]}…) but the log "
+                f"holds only {len(hashes)} record(s)"
+            )
+            return rep
+        if hashes[seq] != h:
+            rep.ok, rep.first_bad_seq = False, seq
+            rep.reason = (
+                f"record {seq} is not the one an export or signature covers (recorded hash "
+                f"{h[:12]}…, log has {hashes[seq][:12]}…): the log was rewritten at or before "
+                f"seq {seq}"
+            )
+            return rep
     return rep
 
 
