@@ -23,7 +23,7 @@ import numpy as np
 
 from .audit_log import AuditLog, model_source
 from .errors import ClinlabelError
-from .label_edits import record_label_change
+from .label_edits import record_label_change, record_labels_create, record_labels_save
 from .pending import (
     decided_in_log,
     load_proposals,
@@ -199,6 +199,29 @@ def _check_undecided(log: AuditLog, proposal: Proposal) -> None:
         )
 
 
+def _ensure_labels_known(log: AuditLog, labels: np.ndarray, labels_name: str) -> None:
+    """Replay needs each label array's start: log it before the first diff into it.
+
+    A log made by ``clinlabel prelabel`` holds proposals but no label array yet; deciding one
+    through this API then first records ``labels.create`` (empty array) or a ``labels.save``
+    snapshot (an array with content the log has not seen). Checked once per log and name.
+    """
+    known = log.__dict__.setdefault("_labels_known", set())
+    if labels_name in known:
+        return
+    for rec in log.records():
+        if rec["action"] in ("labels.create", "labels.save") and (
+            (rec.get("target") or {}).get("labels") == labels_name
+        ):
+            known.add(labels_name)
+            return
+    if np.any(labels):
+        record_labels_save(log, labels, labels_name)
+    else:
+        record_labels_create(log, labels_name, labels.shape, labels.dtype)
+    known.add(labels_name)
+
+
 def _write_segment(
     log: AuditLog,
     proposal: Proposal,
@@ -219,6 +242,7 @@ def _write_segment(
             f"Proposal {proposal.id} was made on a {shape} grid but the labels are "
             f"{tuple(labels.shape)}; decide it on the image it was made for."
         )
+    _ensure_labels_known(log, labels, labels_name)
     value = int(proposal.label)
     if value > np.iinfo(labels.dtype).max:
         raise ClinlabelError(f"Label {value} does not fit the {labels.dtype} label array.")
