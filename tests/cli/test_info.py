@@ -84,3 +84,25 @@ def test_info_console_script(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["volumes"][0]["size"] == [4, 3, 2]
+
+
+def test_info_never_prints_the_series_description(tmp_path, capsys):
+    """Series description is free text (PS3.15 removes it); `info` must not print it."""
+    import sys as _sys
+    from pathlib import Path as _Path
+
+    import numpy as _np
+
+    _sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / "core"))
+    from dicom_factory import canaries, write_ct_series
+
+    from napari_clinlabel.cli import main as _main
+    from napari_clinlabel.core.geometry import Geometry as _G
+
+    phi = canaries("INFO")
+    geom = _G((0.8, 0.8, 2.0), (0.0, 0.0, 0.0), tuple(_np.eye(3).ravel()))
+    write_ct_series(tmp_path / "ct", _np.zeros((3, 8, 8), _np.int16), geom, phi=phi)
+    for extra in ([], ["--json"]):
+        assert _main(["info", str(tmp_path / "ct"), *extra]) == 0
+        out = capsys.readouterr().out
+        assert not any(v in out for v in phi.values()), "identifying text printed"

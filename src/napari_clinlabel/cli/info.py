@@ -25,8 +25,8 @@ def describe(volume: Volume) -> dict[str, Any]:
     """PHI-free description of one volume; size/spacing/origin/direction in ITK order (x, y, z)."""
     g = volume.geometry
     meta = volume.meta
+    # no series description: it is free text the PS3.15 Basic Profile removes (it can hold PHI)
     return {
-        "name": meta.get("series_description") or None,
         "size": [int(n) for n in reversed(volume.spatial_shape)],
         "spacing": list(g.spacing),
         "origin": list(g.origin),
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"path": str(args.path), "volumes": info}, indent=2))
         return 0
     for i, d in enumerate(info):
-        print(f"[{i}] {d['name'] or '(unnamed)'}")
+        print(f"[{i}] {d['modality'] or 'image'} series {d['series_uid'] or '(no UID)'}")
         print(f"  size        {tuple(d['size'])}  volumes {d['n_volumes']}  levels {d['levels']}")
         print(f"  spacing     {_fmt(d['spacing'])} mm")
         print(f"  origin      {_fmt(d['origin'])} mm")
