@@ -47,3 +47,18 @@ def test_console_script_help():
     )
     assert out.returncode == 0
     assert "clinlabel" in out.stdout
+
+
+def test_cli_output_piped_into_head_ends_quietly(tmp_path):
+    """`clinlabel log show LOG | head -1` must not end in a BrokenPipeError traceback."""
+    from napari_clinlabel.core.audit_log import AuditLog
+    from napari_clinlabel.core.identity import Actor
+
+    log = AuditLog(tmp_path / "x.clinlabel.jsonl", {"uid": None, "sha256": "ab" * 32},
+                   Actor("ann", "Ann"))  # fmt: skip
+    for i in range(3000):
+        log.append("grade.set", {"item": f"t{i}"}, {"value": "1"})
+    cmd = f"{sys.executable} -m napari_clinlabel.cli log show {log.path} | head -1"
+    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True)
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr
+    assert out.stdout.strip()

@@ -124,6 +124,7 @@ def test_uid_map_only_when_asked_and_dciodvfy(tmp_path):
     old = pydicom.dcmread(next((src / "A").glob("*.dcm")))
     assert m[old.SOPInstanceUID].startswith("2.25.") and report.uid_map_written
     assert not any("map" in f.name for f in out.rglob("*"))
+    assert (tmp_path / "map.json").stat().st_mode & 0o777 == 0o600  # identifying: owner only
     if shutil.which("dciodvfy") is None:
         pytest.skip("dciodvfy not installed")
 

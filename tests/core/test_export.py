@@ -91,6 +91,7 @@ def test_nifti_export_geometry_intent_side_file_and_record(tmp_path):
         data = f.path.read_bytes()
         assert o == {"name": f.path.name, "sha256": hashlib.sha256(data).hexdigest(),
                      "bytes": len(data)}  # fmt: skip
+        assert f.path.stat().st_mode & 0o777 == 0o644  # a shareable file, not mkstemp's 0600
     assert rec["data"]["exclude_pending"] is False and rec["data"]["pending_left_out"] == 0
 
 

@@ -170,11 +170,15 @@ class ObjectStore:
             ) from None
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename (never half-written)."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` via a temporary file, fsync and rename (never half-written).
+
+    ``mode``: permissions of the new file (0o600 for anything identifying, e.g. a UID map).
+    """
     p = Path(path)
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)  # not widened by the umask, not left at a looser pre-existing mode
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -243,8 +243,10 @@ def deidentify(
         raise
     if uid_map is not None:
         report.uid_map_written = True
-        atomic_write_bytes(
-            Path(uid_map), (json.dumps(uids.map, indent=2, sort_keys=True) + "\n").encode()
+        atomic_write_bytes(  # old UIDs identify the patient's studies: owner-only
+            Path(uid_map),
+            (json.dumps(uids.map, indent=2, sort_keys=True) + "\n").encode(),
+            mode=0o600,
         )
         atomic_write_bytes(
             out_p / REPORT_NAME, (json.dumps(report.to_dict(), indent=2) + "\n").encode()

@@ -336,6 +336,7 @@ def write_outputs_atomically(files: dict[Path, bytes]) -> list[ExportOutput]:
         for p, data in files.items():
             fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
             temps[p] = tmp
+            os.fchmod(fd, 0o644)  # exports are meant to be shared (mkstemp makes them 0600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
