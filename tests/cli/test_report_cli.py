@@ -38,3 +38,16 @@ def test_report_cli_bad_input(tmp_path, capsys):
     assert main(["report", str(tmp_path / "empty"), "-o", str(tmp_path / "nodir" / "r.html")]) == 2
     assert "no such folder" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_report_lists_a_log_with_an_unreadable_line_as_broken(tmp_path, capsys):
+    """A line that is not JSON breaks that log's verification, not the whole report."""
+    root = build_dataset(tmp_path / "ds")
+    log = root / "alice" / "case1.dcm.clinlabel.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    lines[2] = "{this is not json\n"
+    log.write_text("".join(lines))
+    out_html = tmp_path / "r.html"
+    assert main(["report", str(root), "-o", str(out_html)]) == 1
+    assert "1 log(s) failed verification" in capsys.readouterr().out
+    assert out_html.is_file() and "broken at seq 2" in out_html.read_text()

@@ -28,7 +28,7 @@ import numpy as np
 
 from .agreement import LOG_SUFFIX
 from .audit_log import iter_records
-from .errors import ClinlabelError, InputError
+from .errors import ClinlabelError, InputError, LogIntegrityError
 from .geometry import Geometry
 from .kappa import cohen_kappa, confusion_matrix, per_class_prf, weighted_kappa
 from .metrics import label_map_agreement
@@ -163,12 +163,25 @@ def _segment_origins(log_path: Path, layer: str) -> dict[int, str]:
     return out
 
 
+def _readable_records(log_path: Path) -> list[dict]:
+    """Records up to the first line that is not a JSON object (all of them in a sound log)."""
+    out: list[dict] = []
+    try:
+        for rec in iter_records(log_path):
+            if not isinstance(rec, dict):
+                break
+            out.append(rec)
+    except (ValueError, LogIntegrityError):
+        pass
+    return out
+
+
 def _summarise(root: Path, log_path: Path) -> LogSummary:
     from .log_verify import verify_log
     from .proposals import load_proposals
 
     report = verify_log(log_path)
-    records = list(iter_records(log_path))
+    records = _readable_records(log_path)  # a broken log is listed as broken, not fatal
     actors = Counter()
     schemas: list[str] = []
     sha = ""
@@ -195,7 +208,7 @@ def _summarise(root: Path, log_path: Path) -> LogSummary:
         all_actors,
         schemas,
     )
-    states = Counter(p.state.value for p in load_proposals(log_path))
+    states = Counter(p.state.value for p in load_proposals(log_path)) if report.ok else Counter()
     s.proposals = {k: states.get(k, 0) for k in ("proposed", "accepted", "edited", "rejected")}
     for r in records:
         if r.get("action") == "grade.set":
