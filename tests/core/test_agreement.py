@@ -198,3 +198,13 @@ def test_tampered_log_is_refused(tmp_path):
     lb.write_text("\n".join(lines) + "\n")
     with pytest.raises(LogIntegrityError, match="seq 1"):
         agreement(la, lb, labels_name="Labels")
+
+
+def test_an_image_given_as_label_map_is_named(tmp_path):
+    """A CT (negative HU) passed where a label map belongs: the message names that file."""
+    a, b = reader_maps()
+    pa = write_map(tmp_path / "labels.nii.gz", a)
+    ct = write_map(tmp_path / "ct.nii.gz", (b.astype(np.int16) - 1000))
+    with pytest.raises(InputError) as err:
+        agreement(pa, ct)
+    assert str(ct) in str(err.value) and "negative" in str(err.value)
