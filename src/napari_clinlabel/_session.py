@@ -349,7 +349,13 @@ class Session:
         return None
 
     def _on_layer_inserted(self, event: Any) -> None:
-        self._check_phi(event.value)
+        layer = event.value
+        if _meta(layer).get("sha256") and layer.__class__.__name__ == "Image":
+            try:  # opening is an action too: image.open now, not at the first edit
+                self.log_for(layer)
+            except ClinlabelError as exc:  # e.g. read-only folder: view, but say it
+                self.report_error(exc)
+        self._check_phi(layer)
 
     def _check_phi(self, layer: Any) -> None:
         """DICOM holding PHI: warn with a one-click de-identify, or refuse by roster policy."""

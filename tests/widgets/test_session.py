@@ -153,3 +153,23 @@ def test_one_logged_label_array_is_edited_in_one_layer(tmp_path):
     with pytest.raises(InputError, match="already edited in layer 'segmentation'"):
         session.manage(other, twin, name="segmentation")
     assert path.read_bytes() == before and session.recorder_for(other) is None
+
+
+def test_opening_an_image_is_logged_without_any_widget_action(make_napari_viewer, tmp_path):
+    """With the plugin's session running, File > Open itself is an image.open record (once)."""
+    import SimpleITK as sitk
+
+    from napari_clinlabel.core.audit_log import iter_records, sidecar_paths
+    from napari_clinlabel.core.samples import mammogram_phantom
+
+    vol = mammogram_phantom()
+    path = tmp_path / "mg.nrrd"
+    sitk.WriteImage(vol.to_itk(), str(path))
+    viewer = make_napari_viewer()
+    session = get_session(viewer)
+    (layer,) = viewer.open(str(path), plugin="napari-clinlabel")
+    records = list(iter_records(sidecar_paths(path)[0]))
+    assert [r["action"] for r in records] == ["image.open"]
+    assert records[0]["actor"]["id"] == session.actor.id
+    session.log_for(layer)  # a widget asking for the log later adds nothing
+    assert len(list(iter_records(sidecar_paths(path)[0]))) == 1
