@@ -232,14 +232,19 @@ def _wrap(fn: Callable[[], None]) -> Callable[[Any], None]:
     return handler
 
 
-def refill_image_combo(combo: Any, names: list[str], current: str, session: Any) -> None:
-    """Fill an image chooser with ``names``, keeping ``current``, else the active image."""
+def refill_image_combo(
+    combo: Any, names: list[str], current: str | None, session: Any
+) -> str | None:
+    """Fill an image chooser with ``names`` (no signals); keep ``current``, else the active
+    image if listed, else the last. Returns the name now chosen (None when there is none)."""
     combo.blockSignals(True)
     combo.clear()
     combo.addItems(names)
-    if current in names:
-        combo.setCurrentText(current)
-    elif names:
+    choice = current if current in names else None
+    if choice is None and names:
         active = session.active_image()
-        combo.setCurrentText(active.name if active is not None else names[-1])
+        choice = active.name if active is not None and active.name in names else names[-1]
+    if choice is not None:
+        combo.setCurrentText(choice)
     combo.blockSignals(False)
+    return choice

@@ -38,7 +38,14 @@ from ..core.grading import (
     set_grade,
 )
 from ..core.schema import builtin_grading_schemas, load_schema
-from ._common import KeyBinder, display_name, image_layers, logging_under, unwrap_viewer
+from ._common import (
+    KeyBinder,
+    display_name,
+    image_layers,
+    logging_under,
+    refill_image_combo,
+    unwrap_viewer,
+)
 
 NO_SCHEMA = "— choose a schema —"
 
@@ -98,15 +105,8 @@ class GradingWidget(QWidget):
     def _refresh_images(self, _event: Any = None) -> None:
         images = image_layers(self._viewer)
         keep = self._image.name if self._image in images else None
-        self._busy = True
-        self._image_combo.clear()
-        self._image_combo.addItems([lay.name for lay in images])
-        self._busy = False
-        if keep is None and images:
-            active = self._session.active_image()
-            keep = (active if active in images else images[-1]).name
-        if keep is not None:
-            self._image_combo.setCurrentText(keep)
+        names = [lay.name for lay in images]
+        if refill_image_combo(self._image_combo, names, keep, self._session) is not None:
             self._on_image_chosen()
 
     def _on_image_chosen(self, _index: int = 0) -> None:

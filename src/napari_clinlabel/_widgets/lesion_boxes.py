@@ -47,6 +47,7 @@ from ._common import (
     copy_transform,
     image_layers,
     logging_under,
+    refill_image_combo,
     unwrap_viewer,
     volume_of,
 )
@@ -121,17 +122,9 @@ class LesionBoxWidget(QWidget):
     # -- image choice and restore --------------------------------------------------------
     def _refresh_images(self, _event: Any = None) -> None:
         images = image_layers(self._viewer)
-        names = [lay.name for lay in images]
         current = self._image.name if self._image in images else None
-        self._busy = True
-        self._image_combo.clear()
-        self._image_combo.addItems(names)
-        self._busy = False
-        if current is None and images:
-            active = self._session.active_image()
-            current = (active if active in images else images[-1]).name
-        if current is not None:
-            self._image_combo.setCurrentText(current)
+        names = [lay.name for lay in images]
+        if refill_image_combo(self._image_combo, names, current, self._session) is not None:
             self._on_image_chosen()
 
     def _on_image_chosen(self, _index: int = 0) -> None:

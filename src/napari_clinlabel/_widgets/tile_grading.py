@@ -40,6 +40,7 @@ from ._common import (
     display_name,
     image_layers,
     logging_under,
+    refill_image_combo,
     unwrap_viewer,
 )
 
@@ -120,14 +121,8 @@ class TileGradingWidget(QWidget):
     def _refresh_images(self, _event: Any = None) -> None:
         images = [lay for lay in image_layers(self._viewer) if _is_2d(lay)]
         keep = self._image.name if self._image in images else None
-        self._busy = True
-        self._image_combo.clear()
-        self._image_combo.addItems([lay.name for lay in images])
-        self._busy = False
-        if keep is None and images:
-            keep = images[-1].name
-        if keep is not None:
-            self._image_combo.setCurrentText(keep)
+        names = [lay.name for lay in images]
+        if refill_image_combo(self._image_combo, names, keep, self._session) is not None:
             self._on_image_chosen()
 
     def _on_image_chosen(self, _index: int = 0) -> None:
