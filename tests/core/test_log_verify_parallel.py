@@ -238,8 +238,9 @@ def test_auto_mode_splits_only_big_logs(tmp_path, monkeypatch):
     assert calls == [2] and rep == verify_log(p, workers=1, check_objects=False) and rep.ok
 
 
-def test_a_log_above_the_threshold_verifies_in_chunks_with_objects(tmp_path):
-    """Real threshold, default arguments, objects checked in the workers."""
+def _big_log(tmp_path):
+    """A log just above the split threshold whose records name objects; one object is named
+    only at seq n - 10 (in the last piece). Returns (log path, objects folder, digests, n)."""
     objects = tmp_path / "big.clinlabel" / "objects"
     objects.mkdir(parents=True)
     blobs = [f"stroke {i}".encode() for i in range(41)]
@@ -258,6 +259,12 @@ def test_a_log_above_the_threshold_verifies_in_chunks_with_objects(tmp_path):
         recs.append(rec)
     p = write(tmp_path / "big.clinlabel.jsonl", recs)
     assert p.stat().st_size >= par.PARALLEL_MIN_BYTES
+    return p, objects, digests, n
+
+
+def test_a_log_above_the_threshold_verifies_in_chunks_with_objects(tmp_path):
+    """Real threshold, default arguments, objects checked in the workers."""
+    p, objects, digests, n = _big_log(tmp_path)
     if par.chunk_count(p.stat().st_size, None) < 2:
         pytest.skip("one CPU or a threaded process: auto mode stays single-process here")
     rep = verify_log(p)
@@ -266,6 +273,21 @@ def test_a_log_above_the_threshold_verifies_in_chunks_with_objects(tmp_path):
     rep = verify_log(p)
     assert rep.first_bad_seq == n - 10 and "does not match its digest" in rep.reason
     assert rep == verify_log(p, workers=1)
+
+
+def test_cli_verifies_a_big_log_in_a_fresh_process(tmp_path):
+    """The user's path: `clinlabel log verify` in its own single-threaded process (where the
+    automatic split applies on a multi-core machine), valid then caught in the last piece."""
+    import subprocess
+    import sys
+
+    p, objects, digests, n = _big_log(tmp_path)
+    cmd = [sys.executable, "-m", "napari_clinlabel.cli", "log", "verify", str(p)]
+    ok = subprocess.run(cmd, capture_output=True, text=True)
+    assert ok.returncode == 0 and f"valid: {n} records" in ok.stdout
+    (objects / digests[40]).write_bytes(b"altered")
+    bad = subprocess.run(cmd, capture_output=True, text=True)
+    assert bad.returncode == 1 and f"broken at seq {n - 10}" in bad.stdout
 
 
 def test_reading_in_small_blocks_changes_nothing(tmp_path, monkeypatch):
