@@ -41,6 +41,11 @@ def image_layers(viewer: Any) -> list[Image]:
     ]
 
 
+def image_named(viewer: Any, name: str) -> Image | None:
+    """The image layer called ``name`` (as an image chooser lists it), or None."""
+    return next((lay for lay in image_layers(viewer) if lay.name == name), None)
+
+
 def _meta(layer: Any) -> dict[str, Any]:
     return dict(layer.metadata.get("clinlabel") or {})
 
@@ -145,6 +150,7 @@ class KeyBinder:
         self._wanted: tuple[dict[str, Callable[[], None]], Any] | None = None
         self._suspended = False
         self._filter: Any = None
+        self._dock: Any = None  # the dock whose tab visibility the keys follow
 
     def follow_visibility(self, widget: Any) -> None:
         """Keys act only while ``widget``'s dock is the one shown: behind another tab, they go.
@@ -175,16 +181,13 @@ class KeyBinder:
                         parent.visibilityChanged.connect(on_dock_visibility)
                 return False
 
-        self._dock: Any = None
         self._filter = _FindDock(widget)
         widget.installEventFilter(self._filter)
 
     def suspend(self) -> None:
         """Release the keys but remember them for :meth:`resume`."""
         self._suspended = True
-        wanted = self._wanted
-        self.release()
-        self._wanted = wanted
+        self._unbind()
 
     def resume(self) -> None:
         """Bind again what was bound before :meth:`suspend`."""
@@ -194,7 +197,7 @@ class KeyBinder:
 
     def bind(self, keys: dict[str, Callable[[], None]], layer: Any = None) -> None:
         """Bind ``keys`` (napari key strings → callbacks) on the viewer and on ``layer``."""
-        self.release()
+        self._unbind()
         self._wanted = (keys, layer)
         if self._suspended:
             return
@@ -207,8 +210,11 @@ class KeyBinder:
                 provider.bind_key(key, _wrap(fn), overwrite=True)
 
     def release(self) -> None:
-        """Remove our bindings and put back what was there before."""
+        """Remove our bindings, put back what was there before, and forget ours."""
         self._wanted = None
+        self._unbind()
+
+    def _unbind(self) -> None:
         for provider, key, previous in reversed(self._saved):
             try:
                 provider.bind_key(key, None)

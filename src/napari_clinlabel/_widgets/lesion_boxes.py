@@ -46,6 +46,7 @@ from ._common import (
     camera_of,
     copy_transform,
     image_layers,
+    image_named,
     logging_under,
     refill_image_combo,
     unwrap_viewer,
@@ -131,7 +132,7 @@ class LesionBoxWidget(QWidget):
         if self._busy:
             return
         name = self._image_combo.currentText()
-        image = next((lay for lay in image_layers(self._viewer) if lay.name == name), None)
+        image = image_named(self._viewer, name)
         if image is None or image is self._image:
             return
         self._image = image

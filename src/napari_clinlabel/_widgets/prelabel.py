@@ -36,7 +36,7 @@ from .._session import get_session, image_sha256
 from ..core.errors import ClinlabelError
 from ..core.models.inference import InferenceCancelled
 from ..core.proposals import Proposal, add_proposals, load_proposals
-from ._common import display_name, image_layers, refill_image_combo, volume_of
+from ._common import display_name, image_layers, image_named, refill_image_combo, volume_of
 from ._proposal_layers import ProposalLayers
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ class PrelabelWidget(QWidget):
 
     def _image(self) -> Any:
         name = self._image_combo.currentText()
-        return next((lay for lay in image_layers(self._viewer) if lay.name == name), None)
+        return image_named(self._viewer, name)
 
     # -- handlers ------------------------------------------------------------------------
     def _on_model_file(self) -> None:

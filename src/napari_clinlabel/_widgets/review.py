@@ -32,7 +32,7 @@ from .._session import get_session, image_sha256
 from ..core import proposals as core
 from ..core.errors import ClinlabelError
 from ..core.proposals import Proposal
-from ._common import KeyBinder, image_layers, refill_image_combo, volume_of
+from ._common import KeyBinder, image_layers, image_named, refill_image_combo, volume_of
 from ._proposal_layers import ProposalLayers, centre_of
 from ._proposal_text import describe
 
@@ -175,7 +175,7 @@ class ReviewWidget(QWidget):
     def _on_load(self) -> None:
         """(Re)load the chosen image's proposals from its log and show the first undecided one."""
         name = self._image_combo.currentText()
-        image = next((lay for lay in image_layers(self._viewer) if lay.name == name), None)
+        image = image_named(self._viewer, name)
         if image is None:
             return
         try:

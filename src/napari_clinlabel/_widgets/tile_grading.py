@@ -39,6 +39,7 @@ from ._common import (
     copy_transform,
     display_name,
     image_layers,
+    image_named,
     logging_under,
     refill_image_combo,
     unwrap_viewer,
@@ -129,7 +130,7 @@ class TileGradingWidget(QWidget):
         if self._busy:
             return
         name = self._image_combo.currentText()
-        image = next((lay for lay in image_layers(self._viewer) if lay.name == name), None)
+        image = image_named(self._viewer, name)
         if image is not None and image is not self._image:
             self._image = image
             self._attach()
