@@ -191,16 +191,21 @@ def _find_objects(m: np.ndarray) -> list[tuple[slice, ...] | None]:
 
 
 def label_map_agreement(
-    a: Any, b: Any, geometry: Geometry | None = None, pooled: bool = False
+    a: Any,
+    b: Any,
+    geometry: Geometry | None = None,
+    pooled: bool = False,
+    names: tuple[str, str] = ("A", "B"),
 ) -> dict[str, dict[str, Any]]:
     """Per label value present in either map (0 = background, skipped): Dice, HD95, MSD, ΔV.
 
     Returns ``{"<value>": {"dice", "hd95_mm", "mean_surface_distance_mm",
     "volume_difference_ml", "voxels_a", "voxels_b"}}``; ``geometry`` gives spacing and voxel
-    volume (unit spacing when None). Empty-mask conventions as in the module docstring.
+    volume (unit spacing when None); ``names`` say which map a refusal is about (e.g. the file
+    names). Empty-mask conventions as in the module docstring.
     """
-    a = _check_label_map(a, "A")
-    b = _check_label_map(b, "B")
+    a = _check_label_map(a, names[0])
+    b = _check_label_map(b, names[1])
     if a.shape != b.shape:
         raise InputError(
             f"label maps have different shapes {a.shape} and {b.shape}; they must share one grid"
