@@ -34,7 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a head an export or signature recorded; the log must still hold it (repeatable)",
     )
     v.add_argument("--no-objects", action="store_true", help="skip checking the object files")
-    v.add_argument("--strict", action="store_true", help="re-serialise every record to hash it")
+    v.add_argument(
+        "--strict",
+        action="store_true",
+        help="check every record in Python, re-serialising it (the reference path; slower)",
+    )
     v.set_defaults(func=run_verify)
 
     s = acts.add_parser("show", help="list the records as a table (or JSON lines)")

@@ -1,10 +1,16 @@
-"""Read a log (or a byte range of it) block by block and check its lines with
-:func:`.log_checks.scan`.
+"""Read a log (or a byte range of it) block by block and check its lines.
 
-Per block, the time and object-digest patterns are checked once for the whole block with
-C-speed string operations (:class:`Batch`); when any of them fails, the block is checked again
-record by record from the same state, so the first bad seq and its reason are exactly those of a
-record-by-record pass.
+With the compiled fast path (``_logscan``, built from ``_logscan.c`` when a C compiler was
+there at install), whole runs of records are checked in C, which accepts a record only when it
+proves that :func:`.log_checks.scan` would (canonical JSON, the spec's hash, chain, fields, the
+same actor, source and image as a record checked in Python); every other record - a first one, a
+new actor, a signature, any fault - is checked in Python, so reasons and seqs are those of the
+Python checks. Object files named by C-checked records are checked here, in seq order.
+
+Without it, each block goes through :func:`.log_checks.scan`, every record re-serialised to
+check its hash; the time and object-digest patterns are checked once per block with C-speed
+string operations (:class:`Batch`), and when any fails the block is checked again record by
+record from the same state, so the first bad seq and its reason are the same.
 """
 
 from __future__ import annotations
@@ -12,7 +18,12 @@ from __future__ import annotations
 import re
 from typing import Any, BinaryIO
 
-from .log_checks import _TIME_RE, Chain, Context, Run, scan
+from .log_checks import _TIME_RE, Chain, Context, Run, _Broken, scan
+
+try:
+    from . import _logscan
+except ImportError:  # not compiled here (no C compiler at install): Python checks every record
+    _logscan = None
 
 _BLOCK = 4 << 20  # read and split a log this much at a time
 _TIMES_RE = re.compile(rf"(?:{_TIME_RE.pattern}\n)*{_TIME_RE.pattern}")
@@ -28,7 +39,12 @@ def scan_range(
     fh: BinaryIO, start: int, end: int | None, chain: Chain, ctx: Context, strict: bool, run: Run
 ) -> None:
     """Check the lines of bytes ``[start, end)`` of an open log (``end`` None: to the end of the
-    file) from ``chain`` on, into ``run``; a last line with no newline is a torn tail."""
+    file) from ``chain`` on, into ``run``; a last line with no newline is a torn tail.
+    ``strict`` checks every record in Python (the reference path)."""
+    if _logscan is not None and not strict:
+        _scan_range_compiled(fh, start, end, chain, ctx, run)
+        return
+    strict = True  # without the proof of canonical bytes in C, every record is re-serialised
     fh.seek(start)
     left = -1 if end is None else end - start
     rest: list[bytes] = []  # the start of a line that goes on in the next block
@@ -123,3 +139,69 @@ def _undo_point(chain: Chain, run: Run, ctx: Context) -> Any:
         run.unregistered, run.time_warnings, run.bad_seq, run.reason, ctx.warned = counts
 
     return undo
+
+
+def _scan_range_compiled(
+    fh: BinaryIO, start: int, end: int | None, chain: Chain, ctx: Context, run: Run
+) -> None:
+    """:func:`scan_range` with runs of records checked by ``_logscan.scan``."""
+    fh.seek(start)
+    left = -1 if end is None else end - start
+    buf = bytearray(_FAST_BLOCK)
+    have = 0  # bytes of buf holding the log, from a line start
+    caches: Any = (None, None, None)  # bytes of an accepted actor, source and image
+    eof = False
+    while not eof:
+        want = len(buf) - have if left < 0 else min(len(buf) - have, left)
+        with memoryview(buf) as mv:
+            got = fh.readinto(mv[have : have + want]) if want else 0
+        if not got:
+            eof = True
+        else:
+            have += got
+            left -= got if left > 0 else 0
+        pos = 0
+        while True:
+            first = chain.expected
+            pos, chain.expected, chain.prev, chain.last_time, hashes, named, bailed = _logscan.scan(
+                buf, pos, have, chain.expected, chain.prev, chain.last_time, *caches, ctx.check
+            )  # fmt: skip
+            run.hashes.extend(hashes)
+            if named and not _check_named_objects(named, first, ctx, run):
+                return
+            if not bailed:
+                break
+            nl = buf.find(b"\n", pos, have)
+            line = bytes(buf[pos:nl])
+            if not scan([line], chain, ctx, True, run):
+                return
+            caches = _logscan.spans(line) or (None, None, None)
+            pos = nl + 1
+        rest = have - pos
+        if pos == 0 and have == len(buf) and not eof:
+            buf.extend(bytes(len(buf)))  # a line longer than the buffer: make room
+        elif pos:
+            buf[:rest] = buf[pos:have]
+        have = rest
+    run.torn = have > 0
+
+
+_FAST_BLOCK = 1 << 20
+
+
+def _check_named_objects(
+    named: list[tuple[int, str, str]], first: int, ctx: Context, run: Run
+) -> bool:
+    """Check the object files C-checked records name, in seq order; False (and the run cut at
+    that record) at the first missing or altered one."""
+    for index, role, digest in named:
+        if digest in ctx.seen:
+            continue
+        try:
+            ctx.check_objects({role: digest})
+        except _Broken as exc:
+            seq = first + index
+            run.bad_seq, run.reason = seq, exc.reason
+            del run.hashes[seq - run.start :]
+            return False
+    return True

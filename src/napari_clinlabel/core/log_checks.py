@@ -120,8 +120,18 @@ def scan(
                 or line[-75:-66] != tail
                 or line[-2:] != b'"}'
                 or not (sha256(line[:-75] + b"}").hexdigest() == h and line[-66:-2] == h.encode())
-            ):
-                _check_canonical_hash(rec, h)
+            ) and not _canonical_hash_ok(rec, h):
+                if loads is json.loads:
+                    raise _Broken(
+                        "hash does not match the record's content (the record was edited)"
+                    )
+                # orjson reads integers beyond 64 bits as floats: decide with json's values
+                rec = json.loads(line)
+                a, actor, d, h, image, p, schema, s, source, target, t, v = get(rec)
+                if not _canonical_hash_ok(rec, h):
+                    raise _Broken(
+                        "hash does not match the record's content (the record was edited)"
+                    )
             if type(v) is not int or v != 1:
                 raise _Broken(f"v is {v!r}, this verifier knows format v1")
             if type(s) is not int or s != expected:
@@ -195,14 +205,14 @@ def _field_problem(rec: dict[str, Any]) -> str:
     return "fields: " + "; ".join(parts)
 
 
-def _check_canonical_hash(rec: dict[str, Any], h: Any) -> None:
+def _canonical_hash_ok(rec: dict[str, Any], h: Any) -> bool:
+    """``h`` is the sha256 of the record's canonical JSON (without ``hash``)."""
     body = {k: v for k, v in rec.items() if k != "hash"}
     try:
         canon = _ENC.encode(body).encode("utf-8")
     except (ValueError, UnicodeEncodeError):
         raise _Broken("record cannot be written as canonical JSON") from None
-    if type(h) is not str or hashlib.sha256(canon).hexdigest() != h:
-        raise _Broken("hash does not match the record's content (the record was edited)")
+    return type(h) is str and hashlib.sha256(canon).hexdigest() == h
 
 
 def _check_actor(actor: Any) -> None:

@@ -14,14 +14,13 @@ proves order, and a workstation clock stepped back by NTP is not tampering. A to
 open of the log keeps it aside and records it.
 
 Speed: the writer puts ``"hash"`` last, so a line's canonical bytes are the line without its
-last member (``line[:-75] + b"}"``); the verifier hashes that slice and re-dumps the record
-only when the layout differs or the slice does not hash to ``hash``. The one thing this fast
-path trusts is that a line whose hash matches its own slice is canonical: a foreign writer that
-hashed non-canonical bytes (unsorted keys, duplicate keys, spaces) but put ``hash`` last passes
-it, although the spec rejects such a line. ``strict=True`` re-dumps every record and catches it.
-The log is read in 4 MiB blocks; the time and digest patterns are checked once per block (the
-block is re-checked record by record when one fails, so the reason and seq are the same), and a
-log over 8 MiB is checked in forked chunks, one per CPU (:mod:`.log_verify_parallel`), with the
+last member (``line[:-75] + b"}"``). The compiled fast path (:mod:`.log_blocks`, ``_logscan.c``)
+proves in C that those bytes are exactly the canonical JSON of the record, hashes them and checks
+chain and fields, and hands every record it cannot prove valid to the Python checks, which then
+give the reason. Without the compiled module (no C compiler at install) every record is
+re-serialised in Python: the same reports, several times slower. ``strict=True`` takes that
+Python path even when the module is there (the reference to compare against). A log over 8 MiB
+is checked in forked chunks, one per CPU (:mod:`.log_verify_parallel`), with the
 same report. The per-record checks themselves are in :mod:`.log_checks`.
 """
 
