@@ -380,3 +380,23 @@ def test_nothing_but_canonical_json_is_accepted(value, data):
             continue
         parsed = json.loads(v)  # accepted bytes must be valid JSON …
         assert canonical(parsed) == v  # … and exactly the spec's canonical form
+
+
+@needs_c
+def test_float_tokens_are_judged_as_repr_writes_them():
+    """Floats are where canonical JSON is subtle (shortest repr, exponent ranges, '.0')."""
+    rng = random.Random(3)
+    tokens = {"0.0", "-0.0", "1e16", "1e+16", "1e-05", "0.0001", "0.00001", "100.0", "100.00",
+              "0.50", "1.10", "1E5", "10000000000000000.0", "1000000000000000.0", "9007199254740993.0",
+              "123456789012345.6", "0.1234567890123456", "5e-324", "1.7976931348623157e+308"}  # fmt: skip
+    for _ in range(4000):
+        x = rng.choice([rng.random(), rng.uniform(-1e6, 1e6), 10 ** rng.uniform(-8, 20),
+                        round(rng.uniform(0, 1000), rng.randrange(0, 6))])  # fmt: skip
+        tokens.update({repr(x), f"{x:.15g}", f"{x:.17g}", f"{x:.3f}", f"{x:.1f}", f"{x:e}"})
+    for token in tokens:
+        b = token.encode()
+        try:
+            expected = canonical(json.loads(b)) == b
+        except ValueError:
+            expected = False
+        assert _logscan.is_canonical(b) is expected, token

@@ -22,6 +22,9 @@
 #include <dlfcn.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 typedef unsigned char u8;
 
@@ -79,11 +82,30 @@ static int utf8_len(const u8 *p, const u8 *end) {
     return n;
 }
 
+/* The first byte at or after p that does not stand for itself in a canonical string. */
+static inline const u8 *skip_plain(const u8 *p, const u8 *end) {
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        /* signed compare: bytes 0x80-0xff are negative, so "< 0x20" also flags non-ASCII */
+        __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                    _mm_cmplt_epi8(v, space));
+        int m = _mm_movemask_epi8(stop);
+        if (m) return p + __builtin_ctz((unsigned)m);
+        p += 16;
+    }
+#endif
+    while (p < end && plain[*p]) p++;
+    return p;
+}
+
 /* A canonical string whose opening quote is at p[-1]; returns the byte after its closing quote.
  * *escaped is set when it holds an escape sequence. */
 static const u8 *skip_string(const u8 *p, const u8 *end, int *escaped) {
     for (;;) {
-        while (p < end && plain[*p]) p++;
+        p = skip_plain(p, end);
         if (p >= end) return NULL;
         u8 c = *p;
         if (c == '"') return p + 1;
@@ -116,6 +138,35 @@ static const u8 *skip_string(const u8 *p, const u8 *end, int *escaped) {
 
 static int is_digit(u8 c) { return c >= '0' && c <= '9'; }
 
+/* A float token [a, b) in plain decimal notation that is certainly repr() of its value: at most
+ * 15 significant digits (so no other string of as few digits reads as the same double, and
+ * repr picks the shortest), no trailing zero in the fraction unless it is ".0" after an
+ * integer, and a decimal point where repr writes one (no exponent: 1e-4 <= |x| < 1e16).
+ * 0: not shown here (the caller then compares with repr itself). */
+static int float_is_short_repr(const u8 *a, const u8 *b) {
+    if (a < b && *a == '-') a++;
+    const u8 *dot = a;
+    while (dot < b && is_digit(*dot)) dot++;
+    if (dot == b || *dot != '.') return 0; /* an exponent: leave it to repr */
+    const u8 *frac = dot + 1;
+    for (const u8 *q = frac; q < b; q++)
+        if (!is_digit(*q)) return 0;
+    Py_ssize_t nint = dot - a, nfrac = b - frac;
+    if (nfrac < 1 || nint < 1 || nint > 16) return 0;
+    if (nfrac == 1 && frac[0] == '0') return nint <= 15 || a[0] == '0'; /* X.0 */
+    if (b[-1] == '0') return 0;
+    Py_ssize_t sig;
+    if (nint == 1 && a[0] == '0') {
+        Py_ssize_t lead = 0;
+        while (lead < nfrac && frac[lead] == '0') lead++;
+        if (lead > 3) return 0; /* below 1e-4 repr uses an exponent */
+        sig = nfrac - lead;
+    } else {
+        sig = nint + nfrac;
+    }
+    return sig <= 15;
+}
+
 /* A canonical number at p: an int as str(int) writes it, a float as repr(float) does. */
 static const u8 *skip_number(const u8 *p, const u8 *end) {
     const u8 *start = p;
@@ -145,6 +196,7 @@ static const u8 *skip_number(const u8 *p, const u8 *end) {
         if (len > 4000) return NULL; /* Python's int-to-str digit limit: left to Python */
         return p;
     }
+    if (float_is_short_repr(start, p)) return p;
     char buf[64];
     if (len >= (Py_ssize_t)sizeof buf) return NULL;
     memcpy(buf, start, (size_t)len);
@@ -167,8 +219,9 @@ static const u8 *skip_number(const u8 *p, const u8 *end) {
 static int key_less(const u8 *a, size_t na, const u8 *b, size_t nb) {
     /* UTF-8 byte order is code point order, which is how sort_keys orders str keys */
     size_t n = na < nb ? na : nb;
-    int c = memcmp(a, b, n);
-    return c < 0 || (c == 0 && na < nb);
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return a[i] < b[i];
+    return na < nb;
 }
 
 static const u8 *skip_value(const u8 *p, const u8 *end, int depth);
@@ -246,8 +299,10 @@ typedef struct {
     const u8 *a, *b;
 } span;
 
-/* The value spans of a line in the writer's layout (canonical body, hash last); 0 on success. */
-static int split_fields(const u8 *ls, const u8 *le, span *f) {
+/* The value spans of a line in the writer's layout (canonical body, hash last); 0 on success.
+ * known[i], when set, holds canonical bytes the field is expected to repeat (an accepted
+ * record's actor, say): when the line holds exactly them, they are not parsed again. */
+static int split_fields(const u8 *ls, const u8 *le, span *f, const span *known) {
     if (le - ls < TAIL_LEN + 2 || ls[0] != '{') return -1;
     const u8 *body_end = le - TAIL_LEN;
     if (memcmp(body_end, ",\"hash\":\"", 9) != 0 || le[-2] != '"' || le[-1] != '}') return -1;
@@ -257,9 +312,19 @@ static int split_fields(const u8 *ls, const u8 *le, span *f) {
             if (p >= body_end || *p != ',') return -1;
             p++;
         }
-        if ((size_t)(body_end - p) < KEYLEN[i] || memcmp(p, KEYS[i], KEYLEN[i]) != 0) return -1;
+        if ((size_t)(body_end - p) < KEYLEN[i]) return -1;
+        for (size_t j = 0; j < KEYLEN[i]; j++)
+            if (p[j] != (u8)KEYS[i][j]) return -1;
         p += KEYLEN[i];
         f[i].a = p;
+        if (known && known[i].a) {
+            size_t n = (size_t)(known[i].b - known[i].a);
+            if ((size_t)(body_end - p) > n && p[n] == ',' && memcmp(p, known[i].a, n) == 0) {
+                f[i].b = p + n; /* a complete canonical value followed by ',': that value */
+                p += n;
+                continue;
+            }
+        }
         p = skip_value(p, body_end, 1);
         if (!p) return -1;
         f[i].b = p;
@@ -284,18 +349,20 @@ static int is_hex64(const u8 *p) {
 /* time as \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z, ASCII digits */
 static int time_ok(const u8 *t, Py_ssize_t n) {
     if (n != 20 && (n < 22 || n > 30)) return 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        u8 c = t[i];
-        u8 want = i == 4 || i == 7 ? '-' : i == 10 ? 'T' : i == 13 || i == 16 ? ':'
-                : i == n - 1 ? 'Z' : i == 19 ? '.' : 0;
-        if (want ? c != want : !is_digit(c)) return 0;
-    }
+    if (t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' || t[16] != ':' ||
+        t[n - 1] != 'Z' || (n > 20 && t[19] != '.'))
+        return 0;
+    static const u8 digit_at[30] = {1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0,
+                                    1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    for (Py_ssize_t i = 0; i < n - 1; i++)
+        if (digit_at[i] && !is_digit(t[i])) return 0;
     return 1;
 }
 
 typedef struct {
     int64_t expected;
-    u8 prev[64];
+    u8 prev_q[66];         /* the previous hash in quotes, as the next record's prev holds it */
+    span schema;           /* the last accepted record's schema (into the buffer), or none */
     int prev_set;          /* prev holds 64 bytes (else: the chain's prev is not a plain hash) */
     const u8 *last_time;   /* into the caller's buffer, or time_buf */
     Py_ssize_t last_len;
@@ -367,12 +434,18 @@ static const char HEX[] = "0123456789abcdef";
 
 /* 1: the line is accepted (st moved on); 0: bail; -1: Python error set. */
 static int check_line(const u8 *ls, const u8 *le, state *st, u8 *hash_out) {
-    span f[NFIELDS];
-    if (split_fields(ls, le, f) < 0) return 0;
+    span f[NFIELDS], known[NFIELDS];
+    memset(known, 0, sizeof known);
+    known[F_ACTOR] = (span){st->actor, st->actor + st->actor_len};
+    known[F_SOURCE] = (span){st->source, st->source + st->source_len};
+    known[F_IMAGE] = (span){st->image, st->image + st->image_len};
+    known[F_SCHEMA] = st->schema;
+    if (st->prev_set) known[F_PREV] = (span){st->prev_q, st->prev_q + 66};
+    if (split_fields(ls, le, f, known) < 0) return 0;
     span a = f[F_ACTION], t = f[F_TIME];
     if (*a.a != '"' || a.b - a.a < 3 || span_is(a, "\"sign\"", 6)) return 0;
     if (!span_is(f[F_V], "1", 1) || !seq_is(f[F_SEQ], st->expected)) return 0;
-    if (!st->prev_set || f[F_PREV].b - f[F_PREV].a != 66 || memcmp(f[F_PREV].a + 1, st->prev, 64))
+    if (!st->prev_set || f[F_PREV].b - f[F_PREV].a != 66 || memcmp(f[F_PREV].a, st->prev_q, 66))
         return 0;
     if (!span_eq(f[F_ACTOR], st->actor, st->actor_len)) return 0;
     if (!span_eq(f[F_SOURCE], st->source, st->source_len)) return 0;
@@ -384,7 +457,6 @@ static int check_line(const u8 *ls, const u8 *le, state *st, u8 *hash_out) {
     if (!time_ok(tt, tn) || tn != st->last_len || memcmp(tt, st->last_time, (size_t)tn) < 0)
         return 0;
     const u8 *h = le - 66;
-    if (!is_hex64(h)) return 0;
     /* data last: it may collect object names, which a bail must not leave behind */
     Py_ssize_t mark = st->objects ? PyList_GET_SIZE(st->objects) : 0;
     int d = data_ok(f[F_DATA], st);
@@ -397,14 +469,18 @@ static int check_line(const u8 *ls, const u8 *le, state *st, u8 *hash_out) {
         d = -1;
         goto undo;
     }
+    u8 hex[64];
     for (int i = 0; i < 32; i++) {
-        if (h[2 * i] != HEX[md[i] >> 4] || h[2 * i + 1] != HEX[md[i] & 15]) {
-            d = 0;
-            goto undo;
-        }
+        hex[2 * i] = (u8)HEX[md[i] >> 4];
+        hex[2 * i + 1] = (u8)HEX[md[i] & 15];
+    }
+    if (memcmp(hex, h, 64) != 0) {
+        d = 0;
+        goto undo;
     }
     memcpy(hash_out, h, 64);
-    memcpy(st->prev, h, 64);
+    memcpy(st->prev_q + 1, h, 64);
+    st->schema = f[F_SCHEMA];
     st->expected++;
     st->last_time = tt;
     return 1;
@@ -451,7 +527,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     const char *pv = PyUnicode_AsUTF8AndSize(prev, &n);
     if (!pv) goto done;
     if (n == 64) {
-        memcpy(st.prev, pv, 64);
+        st.prev_q[0] = st.prev_q[65] = '"';
+        memcpy(st.prev_q + 1, pv, 64);
         st.prev_set = 1;
     }
     const char *lt = PyUnicode_AsUTF8AndSize(last_time, &st.last_len);
@@ -491,7 +568,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         st.index++;
         pos = (le - base) + 1;
     }
-    PyObject *new_prev = st.index ? PyUnicode_FromStringAndSize((const char *)st.prev, 64)
+    PyObject *new_prev = st.index ? PyUnicode_FromStringAndSize((const char *)st.prev_q + 1, 64)
                                   : Py_NewRef(prev);
     PyObject *new_time = st.index ? PyUnicode_FromStringAndSize((const char *)st.last_time,
                                                                 st.last_len)
@@ -519,7 +596,7 @@ static PyObject *spans(PyObject *self, PyObject *args) {
     const u8 *ls = (const u8 *)buf.buf, *le = ls + buf.len;
     span f[NFIELDS];
     PyObject *r;
-    if (split_fields(ls, le, f) < 0) r = Py_NewRef(Py_None);
+    if (split_fields(ls, le, f, NULL) < 0) r = Py_NewRef(Py_None);
     else
         r = Py_BuildValue("(y#y#y#)", (const char *)f[F_ACTOR].a, f[F_ACTOR].b - f[F_ACTOR].a,
                           (const char *)f[F_SOURCE].a, f[F_SOURCE].b - f[F_SOURCE].a,
