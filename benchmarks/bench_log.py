@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_clinlabel.core import log_blocks
 from napari_clinlabel.core.audit_log import GENESIS, AuditLog, canonical_bytes
 from napari_clinlabel.core.identity import Actor
 from napari_clinlabel.core.label_edits import diff_in_region, record_label_change
@@ -71,7 +72,8 @@ def _best(fn, repeat: int = 3, clock=time.perf_counter) -> float:
 
 def bench_log_verify(quick: bool) -> dict:
     """verify_log as ``clinlabel log verify --no-objects`` runs it (a log over 8 MiB: in forked
-    chunks, one per CPU) vs sha256 of the same file. ``single_ratio``: in one process;
+    chunks, one per CPU) vs sha256 of the same file. ``compiled``: whether the C fast path
+    (core/_logscan.c) was built; without it every record is checked in Python. ``single_ratio``: in one process;
     ``single_cpu_ratio``: the same in CPU time (steadier on a shared machine);
     ``chunked_cpu_ratio``: the CPU time of the busiest process of the default path (what its
     wall time would be with a free CPU per chunk)."""
@@ -99,6 +101,7 @@ def bench_log_verify(quick: bool) -> dict:
         cpu = _best(single, 3, time.process_time) / anchor_cpu
         chunked_cpu = min(_chunked_cpu(path) for _ in range(3)) / anchor_cpu
     return {"ours_s": ours, "anchor_s": base, "budget": 2.0, "records": n, "MB": size / 1e6,
+            "compiled": log_blocks._logscan is not None,
             "workers": chunk_count(size, None), "single_ratio": one / base,
             "single_cpu_ratio": cpu, "chunked_cpu_ratio": chunked_cpu,
             "ours_MB_s": size / 1e6 / ours,
