@@ -1,19 +1,28 @@
-"""Audit widget: the current image's log as a filterable table, and a Verify button."""
+"""Audit widget: the current image's log as a filterable table, and a Verify button.
+
+The table is a model over one tuple of cells per record. The log is read a time slice per
+event-loop turn (a 100 000-record log shows its first rows at once and never freezes napari; a
+reading thread would hold the GIL against the GUI's painting), records appended meanwhile are kept
+aside and added after the last one read, each seq once. Verify runs in a napari ``thread_worker``.
+"""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from napari.qt.threading import thread_worker
+from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -25,8 +34,12 @@ from .session import connect_while_alive
 
 COLUMNS = ("seq", "time", "actor", "role", "action", "target", "source", "details")
 _FILTERED = ("actor", "role", "action", "target", "details")
+_FILTERED_AT = tuple(COLUMNS.index(c) for c in _FILTERED)
 _OK_STYLE = "color: white; background: #2e7d32; padding: 4px; font-weight: bold;"
 _BAD_STYLE = "color: white; background: #c62828; padding: 4px; font-weight: bold;"
+_SLICE_S = 0.02  # GUI-thread time per event-loop turn spent reading the log
+
+Row = tuple[str, ...]
 
 
 def record_row(rec: dict[str, Any]) -> list[str]:
@@ -65,6 +78,105 @@ def _details(data: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
+def _verify_report(path: Path, roster: Any) -> tuple[Path, bool, str]:
+    """``(path, ok, the report's one line)``; an error that stops verification is a failure."""
+    from ..core.log_verify import verify_log
+
+    try:
+        report = verify_log(path, roster=roster)
+    except Exception as exc:
+        return path, False, _error_text(exc)
+    return path, report.ok, report.summary()
+
+
+def _haystack(row: Row) -> str:
+    """The filtered cells of a row, lower case, in one string (a separator no one types)."""
+    return "\x1f".join(row[c] for c in _FILTERED_AT).lower()
+
+
+class _RecordTable(QAbstractTableModel):
+    """All rows of a log; shows those whose filtered cells contain the filter text (any case)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[Row] = []
+        self._hay: list[str] = []
+        self._needle = ""
+        self._shown: list[int] | None = None  # indices into _rows; None: all of them
+
+    @property
+    def total(self) -> int:
+        """How many rows there are, shown or not."""
+        return len(self._rows)
+
+    def shown(self) -> list[Row]:
+        """The rows the filter lets through, in order."""
+        return self._rows if self._shown is None else [self._rows[i] for i in self._shown]
+
+    def all_rows(self) -> list[Row]:
+        """Every row, in order."""
+        return self._rows
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._rows, self._hay = [], []
+        self._shown = None if not self._needle else []
+        self.endResetModel()
+
+    def append(self, rows: list[Row]) -> None:
+        """Add rows at the end; those matching the filter appear."""
+        if not rows:
+            return
+        start = len(self._rows)
+        hay = [_haystack(r) for r in rows]
+        self._rows.extend(rows)
+        self._hay.extend(hay)
+        if self._shown is None:
+            new: list[int] = list(range(start, start + len(rows)))
+        else:
+            new = [start + i for i, h in enumerate(hay) if self._needle in h]
+        if not new:
+            return
+        first = self.rowCount()
+        self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+        if self._shown is not None:
+            self._shown.extend(new)
+        self.endInsertRows()
+
+    def set_filter(self, text: str) -> None:
+        """Show the rows whose filtered cells contain ``text`` (case-insensitive); "" shows all."""
+        needle = text.lower()
+        if needle == self._needle:
+            return
+        self.beginResetModel()
+        self._needle = needle
+        self._shown = None if not needle else [i for i, h in enumerate(self._hay) if needle in h]
+        self.endResetModel()
+
+    # -- QAbstractTableModel ---------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+        if parent.isValid():
+            return 0
+        return len(self._rows) if self._shown is None else len(self._shown)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return None
+        r = index.row()
+        row = self._rows[r if self._shown is None else self._shown[r]]
+        return row[index.column()]
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+
 class AuditWidget(QWidget):
     """The records of the image being worked on; Verify checks chain, objects and signatures."""
 
@@ -74,16 +186,26 @@ class AuditWidget(QWidget):
         self._viewer = viewer = self._session.viewer  # the viewer itself, not napari's proxy
         self._path: Path | None = None
         self._sha: str | None = None
+        self._last_seq = -1  # the table holds every record up to here, in seq order
+        self._reader: Iterator[dict[str, Any]] | None = None  # the log being read; None once read
+        self._arrived: dict[int, Row] = {}  # records appended while the log was being read
         self._title = QLabel()
         self._title.setWordWrap(True)
         self._filter = QLineEdit()
         self._filter.setPlaceholderText("filter by actor, role, action, target or tool…")
-        self._table = QTableWidget(0, len(COLUMNS))
-        self._table.setHorizontalHeaderLabels(COLUMNS)
+        self._model = _RecordTable(self)
+        self._table = QTableView()
+        self._table.setModel(self._model)
         self._table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self._table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self._table.verticalHeader().setVisible(False)
+        # column widths from the rows in view, not from the first thousand of a long log
+        self._table.verticalHeader().setResizeContentsPrecision(0)
         self._table.setMinimumHeight(240)
+        self._count = QLabel()
+        self._read_timer = QTimer(self)  # reads the log a slice per event-loop turn
+        self._read_timer.setInterval(0)
+        self._read_timer.timeout.connect(self._read_some)
         self._verify = QPushButton("Verify")
         self._result = QLabel()
         self._result.setWordWrap(True)
@@ -94,6 +216,7 @@ class AuditWidget(QWidget):
         layout.addWidget(self._title)
         layout.addWidget(self._filter)
         layout.addWidget(self._table, 1)
+        layout.addWidget(self._count)
         layout.addLayout(row)
         self._filter.textChanged.connect(self._on_filter)
         self._verify.clicked.connect(self._on_verify)
@@ -109,66 +232,139 @@ class AuditWidget(QWidget):
         )
         self._on_image_changed()
 
+    @property
+    def loading(self) -> bool:
+        """True while the log is still being read into the table."""
+        return self._reader is not None
+
+    def rows(self, visible_only: bool = False) -> list[list[str]]:
+        """The table's cells, row by row (only those the filter shows with ``visible_only``)."""
+        rows = self._model.shown() if visible_only else self._model.all_rows()
+        return [list(r) for r in rows]
+
     # -- handlers ----------------------------------------------------------------------------
     def _on_image_changed(self, *_: Any) -> None:
         image = self._session.active_image()
         path = None if image is None else self._session.log_path_for(image)
-        if path == self._path and self._table.rowCount():
+        if path == self._path and (self.loading or self._model.total):
             return
         self._path, self._sha = path, None if image is None else image_sha256(image)
         self._title.setText("no image open" if path is None else f"<b>{path.name}</b>")
         self._result.clear()
         self._result.setStyleSheet("")
-        self._table.setRowCount(0)
+        self._stop_loading()
+        self._model.clear()
+        self._last_seq = -1
         if path is not None:
-            self._add_rows(list(iter_records(path)))
+            self._start_loading(path)
+        self._show_count()
 
     def _on_record(self, rec: dict[str, Any]) -> None:
-        if self._sha is not None and (rec.get("image") or {}).get("sha256") == self._sha:
-            self._add_rows([rec])
+        if self._sha is None or (rec.get("image") or {}).get("sha256") != self._sha:
+            return
+        seq = int(rec["seq"])
+        if self.loading:  # it may or may not be among the lines still to read
+            self._arrived[seq] = tuple(record_row(rec))
+        else:
+            self._add_rows([(seq, tuple(record_row(rec)))])
 
     def _on_filter(self, text: str) -> None:
-        for r in range(self._table.rowCount()):
-            self._table.setRowHidden(r, not self._matches(r, text))
+        self._model.set_filter(text)
+        self._table.scrollToBottom()
+        self._show_count()
 
     def _on_verify(self) -> None:
-        from ..core.log_verify import verify_log
-
-        if self._path is None or not self._path.exists():
+        path = self._path
+        if path is None or not path.exists():
             self._show(False, "no log for this image yet")
             return
         try:
-            image = self._session.active_image()
-            report = verify_log(self._path, roster=self._session.roster_for(image))
+            roster = self._session.roster_for(self._session.active_image())
         except ClinlabelError as exc:
             self._show(False, str(exc))
             return
-        self._show(report.ok, report.summary())
+        worker = thread_worker(_verify_report, start_thread=False)(path, roster)
+        worker.returned.connect(self._on_verified)
+        worker.finished.connect(self._on_verify_finished)
+        self._verify.setEnabled(False)
+        self._result.setStyleSheet("")
+        self._result.setText("verifying…")
+        worker.start()
+
+    def _on_verified(self, result: tuple[Path, bool, str]) -> None:
+        path, ok, message = result
+        if path == self._path:  # not an answer about a log the table no longer shows
+            self._show(ok, message)
+
+    def _on_verify_finished(self) -> None:
+        self._verify.setEnabled(True)
+
+    # -- reading the log ---------------------------------------------------------------------
+    def _start_loading(self, path: Path) -> None:
+        self._reader = iter_records(path)
+        self._arrived = {}
+        self._read_timer.start()
+
+    def _stop_loading(self) -> None:
+        self._read_timer.stop()
+        if self._reader is not None:
+            self._reader.close()  # closes the file
+        self._reader = None
+        self._arrived = {}
+
+    def _read_some(self) -> None:
+        """Read the log for one time slice of the GUI thread; finish when it is all read."""
+        if self._reader is None:
+            return
+        end = time.perf_counter() + _SLICE_S
+        batch: list[tuple[int, Row]] = []
+        error: Exception | None = None
+        try:
+            for rec in self._reader:
+                batch.append((int(rec["seq"]), tuple(record_row(rec))))
+                if len(batch) % 256 == 0 and time.perf_counter() > end:
+                    self._add_rows(batch)
+                    return
+        except Exception as exc:  # shown below the table; the rows read so far stay
+            error = exc
+        arrived = sorted(self._arrived.items())
+        self._stop_loading()
+        self._add_rows(batch + arrived)
+        self._table.resizeColumnsToContents()
+        self._show_count()
+        if error is not None:
+            self._show(False, _error_text(error))
 
     # -- display -----------------------------------------------------------------------------
-    def _add_rows(self, records: list[dict[str, Any]]) -> None:
-        table = self._table
-        text = self._filter.text()
-        table.setUpdatesEnabled(False)
-        try:
-            for rec in records:
-                r = table.rowCount()
-                table.insertRow(r)
-                for c, cell in enumerate(record_row(rec)):
-                    table.setItem(r, c, QTableWidgetItem(cell))
-                table.setRowHidden(r, not self._matches(r, text))
-        finally:
-            table.setUpdatesEnabled(True)
-        table.resizeColumnsToContents()
-        table.scrollToBottom()
+    def _add_rows(self, rows: list[tuple[int, Row]]) -> None:
+        """Append the rows past the last seq shown (a record read and also announced: once)."""
+        fresh, last = [], self._last_seq
+        for seq, cells in rows:
+            if seq > last:
+                fresh.append(cells)
+                last = seq
+        if not fresh:
+            return
+        first = self._model.total == 0
+        self._last_seq = last
+        self._model.append(fresh)
+        if first or not self.loading:
+            self._table.resizeColumnsToContents()
+        self._table.scrollToBottom()
+        self._show_count()
 
-    def _matches(self, r: int, text: str) -> bool:
-        if not text:
-            return True
-        needle = text.lower()
-        cells = (self._table.item(r, COLUMNS.index(c)) for c in _FILTERED)
-        return any(item is not None and needle in item.text().lower() for item in cells)
+    def _show_count(self) -> None:
+        total, shown = self._model.total, self._model.rowCount()
+        text = f"{total:,} records" if shown == total else f"{shown:,} of {total:,} shown"
+        self._count.setText(text + (" (reading the log…)" if self.loading else ""))
 
     def _show(self, ok: bool, message: str) -> None:
         self._result.setText(message)
         self._result.setStyleSheet(_OK_STYLE if ok else _BAD_STYLE)
+
+
+def _error_text(exc: BaseException) -> str:
+    """What a failed read or verification says (the message alone for the package's errors)."""
+    if isinstance(exc, ClinlabelError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
