@@ -400,3 +400,22 @@ def test_float_tokens_are_judged_as_repr_writes_them():
         except ValueError:
             expected = False
         assert _logscan.is_canonical(b) is expected, token
+
+
+@needs_c
+def test_threads_checking_chunks_side_by_side_give_the_python_report(logdir):
+    """Chunks checked by threads while the C checker runs without the GIL (and takes it back
+    for floats it cannot prove by itself): same report as one Python pass, intact and broken."""
+    recs = build(3000, logdir / "a.clinlabel" / "objects")
+    p = _write(logdir, [line_of(r) for r in recs])
+    ref = verify_log(p, strict=True, workers=1)
+    assert ref.ok and ref.records == 3000
+    for workers in (2, 4, 7):
+        assert verify_log(p, workers=workers) == ref
+    lines = [line_of(r) for r in recs]
+    lines[2500] = lines[2500].replace(b'"tool":"brush"', b'"tool":"brusH"')
+    p = _write(logdir, lines)
+    ref = verify_log(p, strict=True, workers=1)
+    assert not ref.ok and ref.first_bad_seq == 2500
+    for workers in (2, 4, 7):
+        assert verify_log(p, workers=workers) == ref

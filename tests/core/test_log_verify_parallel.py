@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from napari_clinlabel.core import log_verify_parallel as par
 from napari_clinlabel.core.identity import load_roster
 from napari_clinlabel.core.log_checks import Context
-from napari_clinlabel.core.log_verify import verify_against_anchor, verify_log
+from napari_clinlabel.core.log_verify import compiled, verify_against_anchor, verify_log
 
 pytestmark = pytest.mark.skipif(
     "fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork"
@@ -101,6 +101,11 @@ def both(path: Path, workers: int, **kw):
     assert direct is not None, "the chunked path fell back to a single pass"
     chunked = verify_log(path, workers=workers, **kw)
     assert direct[0] == chunked
+    if compiled():  # the threaded split (compiled checker) gives the same report too
+        ctx = Context(path.with_suffix("") / "objects", kw.get("roster"), None, False)
+        threaded = par.verify_threads(path, size, workers, ctx, kw.get("strict", False))
+        assert threaded is not None, "the threaded path fell back to a single pass"
+        assert threaded[0] == chunked
     return single, chunked
 
 
@@ -223,8 +228,9 @@ def test_auto_mode_splits_only_big_logs(tmp_path, monkeypatch):
     assert size < par.PARALLEL_MIN_BYTES and par.chunk_count(size, None) == 1
     assert par.chunk_count(size, 1) == 1 and par.chunk_count(size, 3) == 3
     calls = []
-    real = par.verify_chunks
-    monkeypatch.setattr(par, "verify_chunks", lambda *a: calls.append(a[2]) or real(*a))
+    split = "verify_threads" if compiled() else "verify_chunks"
+    real = getattr(par, split)
+    monkeypatch.setattr(par, split, lambda *a: calls.append(a[2]) or real(*a))
     monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", size // 2)
     monkeypatch.setattr(par, "_MIN_CHUNK", size // 4)
     monkeypatch.setattr(par.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
@@ -232,6 +238,7 @@ def test_auto_mode_splits_only_big_logs(tmp_path, monkeypatch):
     # threads running in this one, so the thread count is pinned both ways here
     monkeypatch.setattr(par.threading, "active_count", lambda: 3)
     assert par.chunk_count(size, None) == 1  # e.g. inside napari: one pass, never a fork
+    assert par.chunk_count(size, None, threads=True) == 2  # threads are fine there
     monkeypatch.setattr(par.threading, "active_count", lambda: 1)
     assert par.chunk_count(size, None) == 2
     rep = verify_log(p, check_objects=False)

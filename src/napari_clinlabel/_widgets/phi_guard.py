@@ -12,6 +12,7 @@ opens the de-identified copy.
 from __future__ import annotations
 
 import secrets
+import string
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ def check_layer_for_phi(viewer: Any, layer: Any, defer_removal: bool = False) ->
         _summary(findings)["fields"][:4]
     )
     if policy == "refuse":
+
         def remove() -> None:
             if layer in viewer.layers:
                 viewer.layers.remove(layer)
@@ -126,7 +128,9 @@ def on_deidentify(viewer: Any, layer: Any) -> Path | None:
     parent = _ask_folder()
     if not parent:
         return None
-    out = Path(parent) / f"deid-{secrets.token_hex(4)}"
+    # letters only: a random hex name sometimes holds seven digits, which the PHI scan of the
+    # copy then takes for a record number
+    out = Path(parent) / f"deid-{''.join(secrets.choice(string.ascii_lowercase) for _ in range(8))}"
     try:
         report = deidentify(meta["source_path"], out)
         _log(layer, "deid", {

@@ -138,6 +138,9 @@ static const u8 *skip_string(const u8 *p, const u8 *end, int *escaped) {
 
 static int is_digit(u8 c) { return c >= '0' && c <= '9'; }
 
+/* Set while scan() runs without the GIL (other threads verify other chunks meanwhile). */
+static _Thread_local PyThreadState *released;
+
 /* A float token [a, b) in plain decimal notation that is certainly repr() of its value: at most
  * 15 significant digits (so no other string of as few digits reads as the same double, and
  * repr picks the shortest), no trailing zero in the fraction unless it is ".0" after an
@@ -201,18 +204,20 @@ static const u8 *skip_number(const u8 *p, const u8 *end) {
     if (len >= (Py_ssize_t)sizeof buf) return NULL;
     memcpy(buf, start, (size_t)len);
     buf[len] = 0;
+    int same = 0;
+    if (released) PyEval_RestoreThread(released); /* repr() needs the interpreter */
     double x = PyOS_string_to_double(buf, NULL, NULL);
     if (x == -1.0 && PyErr_Occurred()) {
         PyErr_Clear();
-        return NULL;
+    } else {
+        char *r = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (!r) PyErr_Clear();
+        else {
+            same = strlen(r) == (size_t)len && memcmp(r, buf, (size_t)len) == 0;
+            PyMem_Free(r);
+        }
     }
-    char *r = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (!r) {
-        PyErr_Clear();
-        return NULL;
-    }
-    int same = strlen(r) == (size_t)len && memcmp(r, buf, (size_t)len) == 0;
-    PyMem_Free(r);
+    if (released) released = PyEval_SaveThread();
     return same ? p : NULL;
 }
 
@@ -360,6 +365,13 @@ static int time_ok(const u8 *t, Py_ssize_t n) {
 }
 
 typedef struct {
+    Py_ssize_t index;
+    const u8 *role;
+    Py_ssize_t role_len;
+    const u8 *digest;
+} named;
+
+typedef struct {
     int64_t expected;
     u8 prev_q[66];         /* the previous hash in quotes, as the next record's prev holds it */
     span schema;           /* the last accepted record's schema (into the buffer), or none */
@@ -368,7 +380,9 @@ typedef struct {
     Py_ssize_t last_len;
     const u8 *actor, *source, *image; /* accepted values' bytes (NULL: none yet) */
     Py_ssize_t actor_len, source_len, image_len;
-    PyObject *objects;     /* list of (index, role, digest) when collecting, else NULL */
+    int collect;           /* collect the object names of accepted records */
+    named *objects;        /* (index, role, digest) of accepted records, into the buffer */
+    size_t n_objects, cap_objects;
     Py_ssize_t index;      /* lines accepted in this call */
 } state;
 
@@ -384,7 +398,7 @@ static int seq_is(span s, int64_t want) {
 }
 
 /* data: an object; no "head"; "objects" an object of 64-hex strings (collected when asked).
- * 1: accept, 0: bail, -1: Python error. */
+ * 1: accept, 0: bail, -1: out of memory. */
 static int data_ok(span s, state *st) {
     const u8 *p = s.a, *end = s.b;
     if (*p != '{') return 0;
@@ -407,15 +421,16 @@ static int data_ok(span s, state *st) {
                 while (*rq != '"') rq++;
                 p = rq + 2;
                 if (end - p < 66 || p[0] != '"' || p[65] != '"' || !is_hex64(p + 1)) return 0;
-                if (st->objects) {
-                    PyObject *t = Py_BuildValue("(ns#s#)", st->index, (const char *)r,
-                                                (Py_ssize_t)(rq - r), (const char *)p + 1,
-                                                (Py_ssize_t)64);
-                    if (!t || PyList_Append(st->objects, t) < 0) {
-                        Py_XDECREF(t);
-                        return -1;
+                if (st->collect) {
+                    if (st->n_objects == st->cap_objects) {
+                        size_t cap = st->cap_objects ? 2 * st->cap_objects : 64;
+                        named *grown = realloc(st->objects, cap * sizeof *grown);
+                        if (!grown) return -1;
+                        st->objects = grown;
+                        st->cap_objects = cap;
                     }
-                    Py_DECREF(t);
+                    st->objects[st->n_objects++] =
+                        (named){st->index, r, (Py_ssize_t)(rq - r), p + 1};
                 }
                 p += 66;
                 if (*p == ',') { p++; continue; }
@@ -432,7 +447,7 @@ static int data_ok(span s, state *st) {
 
 static const char HEX[] = "0123456789abcdef";
 
-/* 1: the line is accepted (st moved on); 0: bail; -1: Python error set. */
+/* 1: the line is accepted (st moved on); 0: bail; -1: out of memory; -2: libcrypto failed. */
 static int check_line(const u8 *ls, const u8 *le, state *st, u8 *hash_out) {
     span f[NFIELDS], known[NFIELDS];
     memset(known, 0, sizeof known);
@@ -458,15 +473,14 @@ static int check_line(const u8 *ls, const u8 *le, state *st, u8 *hash_out) {
         return 0;
     const u8 *h = le - 66;
     /* data last: it may collect object names, which a bail must not leave behind */
-    Py_ssize_t mark = st->objects ? PyList_GET_SIZE(st->objects) : 0;
+    size_t mark = st->n_objects;
     int d = data_ok(f[F_DATA], st);
     if (d <= 0) goto undo;
     sha_ctx ctx;
     u8 md[32];
     if (!sha_init(&ctx) || !sha_update(&ctx, ls, (size_t)(le - TAIL_LEN - ls)) ||
         !sha_update(&ctx, "}", 1) || !sha_final(md, &ctx)) {
-        PyErr_SetString(PyExc_RuntimeError, "libcrypto sha256 failed");
-        d = -1;
+        d = -2;
         goto undo;
     }
     u8 hex[64];
@@ -485,7 +499,7 @@ static int check_line(const u8 *ls, const u8 *le, state *st, u8 *hash_out) {
     st->last_time = tt;
     return 1;
 undo:
-    if (st->objects && PyList_SetSlice(st->objects, mark, PY_SSIZE_T_MAX, NULL) < 0) return -1;
+    st->n_objects = mark;
     return d;
 }
 
@@ -507,8 +521,9 @@ PyDoc_STRVAR(scan_doc,
 "Accept whole lines of buf[pos:end] while each provably passes every v1 check.\n"
 "Returns (pos, expected, prev, last_time, hashes, objects, bailed): pos is where it stopped\n"
 "(the start of the line to check in Python when bailed, else after the last newline);\n"
-"hashes a list of the accepted records' hashes; objects a list of (index, role, digest)\n"
-"of the accepted records when collect_objects, else None.");
+"hashes the accepted records' hashes as one bytes object, 64 ASCII bytes each; objects a\n"
+"list of (index, role, digest) of the accepted records when collect_objects, else None.\n"
+"It runs without the GIL (buf must not change meanwhile), so threads scan side by side.");
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer buf;
@@ -519,10 +534,12 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*nnLUUOOOp", &buf, &pos, &end, &expected, &prev, &last_time,
                           &actor, &source, &image, &collect))
         return NULL;
-    PyObject *hashes = NULL, *result = NULL;
+    PyObject *result = NULL;
+    u8 *hashes = NULL;
     state st;
     memset(&st, 0, sizeof st);
     st.expected = expected;
+    st.collect = collect;
     Py_ssize_t n;
     const char *pv = PyUnicode_AsUTF8AndSize(prev, &n);
     if (!pv) goto done;
@@ -543,30 +560,55 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "pos outside the buffer");
         goto done;
     }
-    hashes = PyList_New(0);
-    if (!hashes) goto done;
-    if (collect && !(st.objects = PyList_New(0))) goto done;
+    /* a record line is at least TAIL_LEN + 2 bytes: room for every hash the range can hold */
+    size_t cap = (size_t)(end - pos) / (TAIL_LEN + 3) + 1;
+    hashes = malloc(cap * 64);
+    if (!hashes) {
+        PyErr_NoMemory();
+        goto done;
+    }
     const u8 *base = (const u8 *)buf.buf;
-    int bailed = 0;
+    int bailed = 0, fault = 0;
+    released = PyEval_SaveThread(); /* the buffer is ours for the call: others run meanwhile */
     while (pos < end) {
         const u8 *ls = base + pos;
         const u8 *le = memchr(ls, '\n', (size_t)(end - pos));
         if (!le) break;
-        u8 h[64];
-        int r = check_line(ls, le, &st, h);
-        if (r < 0) goto done;
+        int r = (size_t)st.index < cap ? check_line(ls, le, &st, hashes + 64 * st.index) : 0;
+        if (r < 0) {
+            fault = r;
+            break;
+        }
         if (r == 0) {
             bailed = 1;
             break;
         }
-        PyObject *s = PyUnicode_New(64, 127);
-        if (!s) goto done;
-        memcpy(PyUnicode_DATA(s), h, 64);
-        int e = PyList_Append(hashes, s);
-        Py_DECREF(s);
-        if (e < 0) goto done;
         st.index++;
         pos = (le - base) + 1;
+    }
+    PyEval_RestoreThread(released);
+    released = NULL;
+    if (fault) {
+        if (fault == -1) PyErr_NoMemory();
+        else PyErr_SetString(PyExc_RuntimeError, "libcrypto sha256 failed");
+        goto done;
+    }
+    PyObject *named_list = Py_None;
+    Py_INCREF(named_list);
+    if (collect) {
+        Py_DECREF(named_list);
+        named_list = PyList_New((Py_ssize_t)st.n_objects);
+        if (!named_list) goto done;
+        for (size_t i = 0; i < st.n_objects; i++) {
+            named o = st.objects[i];
+            PyObject *t = Py_BuildValue("(ns#s#)", o.index, (const char *)o.role, o.role_len,
+                                        (const char *)o.digest, (Py_ssize_t)64);
+            if (!t) {
+                Py_DECREF(named_list);
+                goto done;
+            }
+            PyList_SET_ITEM(named_list, (Py_ssize_t)i, t);
+        }
     }
     PyObject *new_prev = st.index ? PyUnicode_FromStringAndSize((const char *)st.prev_q + 1, 64)
                                   : Py_NewRef(prev);
@@ -574,14 +616,15 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                                                                 st.last_len)
                                   : Py_NewRef(last_time);
     if (new_prev && new_time)
-        result = Py_BuildValue("(nLOOOOO)", pos, (long long)st.expected, new_prev, new_time,
-                               hashes, st.objects ? st.objects : Py_None,
+        result = Py_BuildValue("(nLOOy#OO)", pos, (long long)st.expected, new_prev, new_time,
+                               (const char *)hashes, (Py_ssize_t)(64 * st.index), named_list,
                                bailed ? Py_True : Py_False);
     Py_XDECREF(new_prev);
     Py_XDECREF(new_time);
+    Py_DECREF(named_list);
 done:
-    Py_XDECREF(hashes);
-    Py_XDECREF(st.objects);
+    free(hashes);
+    free(st.objects);
     PyBuffer_Release(&buf);
     return result;
 }

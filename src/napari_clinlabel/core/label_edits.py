@@ -16,7 +16,9 @@ from .audit_log import AuditLog
 from .errors import ClinlabelError, LogError
 
 
-def diff_between(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def diff_between(
+    before: np.ndarray, after: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(indices, old, new)`` of the voxels that differ between two same-shaped arrays."""
     if before.shape != after.shape:
         raise ClinlabelError(
@@ -34,9 +36,7 @@ def diff_in_region(
     b = before[slices]
     a = after[slices]
     local = np.nonzero(b != a)
-    full = tuple(
-        loc + (s.start or 0) for loc, s in zip(local, slices, strict=False)
-    )
+    full = tuple(loc + (s.start or 0) for loc, s in zip(local, slices, strict=False))
     idx = np.ravel_multi_index(full, before.shape) if b.ndim else np.empty(0, np.int64)
     return np.asarray(idx, np.int64), b[local], a[local]
 

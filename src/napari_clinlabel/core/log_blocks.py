@@ -166,7 +166,7 @@ def _scan_range_compiled(
             pos, chain.expected, chain.prev, chain.last_time, hashes, named, bailed = _logscan.scan(
                 buf, pos, have, chain.expected, chain.prev, chain.last_time, *caches, ctx.check
             )  # fmt: skip
-            run.hashes.extend(hashes)
+            run.hashes.extend_raw(hashes)
             if named and not _check_named_objects(named, first, ctx, run):
                 return
             if not bailed:

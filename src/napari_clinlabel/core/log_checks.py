@@ -10,6 +10,7 @@ with several faults does not depend on how the log was split.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -62,12 +63,49 @@ class Chain:
     image0: Any = None
 
 
+class HashList:
+    """The hashes of consecutive valid records, kept as 64 ASCII bytes each (as the compiled
+    checker hands them over); indexing gives ``str``."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes = b"") -> None:
+        self.raw = bytearray(raw)
+
+    def append(self, h: str) -> None:
+        """Add one record's hash (a sha256 hex digest: 64 ASCII characters)."""
+        self.raw += h.encode("ascii")
+
+    def extend_raw(self, raw: bytes) -> None:
+        """Add hashes given as 64 ASCII bytes each."""
+        self.raw += raw
+
+    def __len__(self) -> int:
+        return len(self.raw) // 64
+
+    def __getitem__(self, i: int) -> str:
+        n = len(self.raw) // 64
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        return self.raw[64 * i : 64 * i + 64].decode("ascii")
+
+    def __delitem__(self, cut: slice) -> None:
+        if not isinstance(cut, slice) or cut.stop is not None or cut.step is not None:
+            raise TypeError("only del hashes[n:] is supported")
+        del self.raw[64 * (cut.start or 0) :]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HashList) and self.raw == other.raw
+
+
 @dataclass
 class Run:
     """What checking a run of lines found; ``hashes`` holds the valid records' from ``start``."""
 
     start: int
-    hashes: Any = field(default_factory=list)  # list[str] (bytes of 64-char hashes when sent)
+    hashes: Any = field(default_factory=HashList)  # HashList (bytes when sent by a worker)
     bad_seq: int | None = None
     reason: str = ""
     torn: bool = False
@@ -306,6 +344,13 @@ class Context:
         self.roster = roster if roster is not None and roster.users else None
         self.warned: set[tuple[str, str]] = set()
         self.warned_keys: set[Any] = set()  # what merge() has reported once already
+
+    def fresh(self) -> Context:
+        """A copy for checking another chunk at the same time: same settings, nothing seen or
+        warned yet (the merge keeps the warnings of the earliest seq)."""
+        other = copy.copy(self)
+        other.seen, other.warned, other.warned_keys = set(), set(), set()
+        return other
 
     def check_roster(self, actor: dict[str, Any], seq: int, run: Run) -> None:
         """Warn (once per user and role) about actors the roster does not grant that role."""

@@ -20,8 +20,8 @@ chain and fields, and hands every record it cannot prove valid to the Python che
 give the reason. Without the compiled module (no C compiler at install) every record is
 re-serialised in Python: the same reports, several times slower. ``strict=True`` takes that
 Python path even when the module is there (the reference to compare against). A log over 8 MiB
-is checked in forked chunks, one per CPU (:mod:`.log_verify_parallel`), with the
-same report. The per-record checks themselves are in :mod:`.log_checks`.
+is checked in chunks side by side, one per CPU (:mod:`.log_verify_parallel`: threads with the
+compiled checker, forked processes without), with the same report. The per-record checks themselves are in :mod:`.log_checks`.
 """
 
 from __future__ import annotations
@@ -89,9 +89,8 @@ def verify_log(
 
     ``public_keys`` maps user ids to a base64 key or a list of them (added to the roster's).
     ``objects`` is the objects folder (default ``<log minus .jsonl>/objects``).
-    ``workers``: 1 checks in this process; n > 1 splits the log into n chunks checked by forked
-    processes (same report); None (default) does that only for a big log in a single-threaded
-    process (see :mod:`.log_verify_parallel`).
+    ``workers``: 1 checks in one pass; n > 1 splits the log into n chunks checked side by side
+    (same report); None (default) does that for a big log (see :mod:`.log_verify_parallel`).
     """
     return _verify(Path(path), roster, public_keys, check_objects, objects, strict, workers)[0]
 
@@ -155,9 +154,11 @@ def _verify(
     ctx = Context(Path(objects), roster, public_keys, check_objects)
     try:
         size = path.stat().st_size
-        n = _parallel.chunk_count(size, workers)
+        threads = compiled() and not strict  # C checks chunks side by side without the GIL
+        n = _parallel.chunk_count(size, workers, threads)
         if n > 1:
-            done = _parallel.verify_chunks(path, size, n, ctx, strict)
+            split = _parallel.verify_threads if threads else _parallel.verify_chunks
+            done = split(path, size, n, ctx, strict)
             if done is not None:
                 return done
         run = Run(start=0)
@@ -168,6 +169,13 @@ def _verify(
     except OSError as exc:
         raise LogError(f"{path}: cannot read the log ({exc.strerror}).") from None
     return merge([run], ctx)
+
+
+def compiled() -> bool:
+    """Whether the compiled checker (``core/_logscan.c``) was built here."""
+    from .log_blocks import _logscan
+
+    return _logscan is not None
 
 
 def merge(runs: list[Run], ctx: Context) -> tuple[VerifyReport, Sequence[str]]:

@@ -1,4 +1,5 @@
-"""Verify a big log in chunks: one forked process per chunk, this process checking the first.
+"""Verify a big log in chunks checked side by side: by threads when the compiled checker is
+there (it runs without the GIL), else by forked processes (this process checking the first).
 
 The log is split at line boundaries. Each chunk starts from the record before its boundary (its
 seq, hash and time, parsed from that line; seq 0's image from the first line) and reads its own
@@ -10,9 +11,10 @@ the warnings and signatures before it count. The report is the one a single pass
 anything here cannot decide (a chunk that cannot start, a worker that died or raised), the
 caller falls back to the single pass.
 
-Auto mode (``workers=None``) splits only logs of at least :data:`PARALLEL_MIN_BYTES`, and only in
-a single-threaded process (forking a threaded one, e.g. napari's, is not safe), on platforms that
-fork.
+Auto mode (``workers=None``) splits only logs of at least :data:`PARALLEL_MIN_BYTES`; forks
+only in a single-threaded process (forking a threaded one, e.g. napari's, is not safe), on
+platforms that fork. Threads share nothing mutable: each chunk has its own context copy (objects
+seen, roster warnings given), as a forked worker would.
 """
 
 from __future__ import annotations
@@ -29,17 +31,16 @@ _MIN_CHUNK = 4 * 2**20
 _WINDOW = 1 << 16
 
 
-def chunk_count(size: int, workers: int | None) -> int:
-    """How many chunks to verify a log of ``size`` bytes in (1: a single pass)."""
-    if "fork" not in multiprocessing.get_all_start_methods():
+def chunk_count(size: int, workers: int | None, threads: bool = False) -> int:
+    """How many chunks to verify a log of ``size`` bytes in (1: a single pass); ``threads``:
+    the chunks would be checked by threads (no fork needed)."""
+    if not threads and "fork" not in multiprocessing.get_all_start_methods():
         return 1
     if workers is not None:
         return max(1, int(workers))
-    if (
-        size < PARALLEL_MIN_BYTES
-        or threading.active_count() != 1
-        or multiprocessing.current_process().daemon
-    ):
+    if size < PARALLEL_MIN_BYTES:
+        return 1
+    if not threads and (threading.active_count() != 1 or multiprocessing.current_process().daemon):
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -102,6 +103,50 @@ def verify_chunks(path: Path, size: int, n: int, ctx: Any, strict: bool) -> tupl
             proc.join()
 
 
+def verify_threads(path: Path, size: int, n: int, ctx: Any, strict: bool) -> tuple[Any, Any] | None:
+    """``(report, hashes)`` from ``n`` chunks checked by threads side by side (the compiled
+    checker releases the GIL); None to fall back to one pass."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .log_blocks import scan_range
+    from .log_checks import Chain, Run
+    from .log_verify import merge
+
+    with open(path, "rb") as fh:
+        bounds = _boundaries(fh, size, n)
+        if len(bounds) < 3:
+            return None
+        chains = [Chain()] + [_chunk_start(fh, b) for b in bounds[1:-1]]
+    start_prevs = [c.prev if c else None for c in chains]
+    runs = [Run(start=c.expected if c else -1) for c in chains]
+    contexts = [ctx] + [ctx.fresh() for _ in chains[1:]]
+
+    def check(k: int) -> None:
+        if chains[k] is None:
+            return  # cannot start here: the chunk before fails on that line, or we fall back
+        with open(path, "rb") as fh:
+            scan_range(fh, bounds[k], bounds[k + 1], chains[k], contexts[k], strict, runs[k])
+
+    with ThreadPoolExecutor(len(chains)) as pool:
+        futures = [pool.submit(check, k) for k in range(len(chains))]
+        if any(f.exception() is not None for f in futures):
+            return None  # the single pass reports it (or raises it) properly
+    linked = runs[:1]
+    for k in range(1, len(runs)):
+        before = linked[-1]
+        if before.bad_seq is not None:
+            break  # what follows a failure does not count
+        if chains[k] is None:
+            return None
+        run = runs[k]
+        if run.start != before.start + len(before.hashes) or (
+            len(before.hashes) and start_prevs[k] != before.hashes[-1]
+        ):
+            return None  # the chunks do not link: never trust them
+        linked.append(run)
+    return merge(linked, ctx)
+
+
 def _count(run: Any) -> int:
     return len(run.hashes) // 64 if isinstance(run.hashes, bytes) else len(run.hashes)
 
@@ -119,7 +164,7 @@ def _child(conn: Connection, path: Path, start: int, end: int, ctx: Any, strict:
             else:
                 run, start_prev = Run(start=chain.expected), chain.prev
                 scan_range(fh, start, end, chain, ctx, strict, run)  # moves chain on
-                run.hashes = "".join(run.hashes).encode("ascii")  # one bytes object to send
+                run.hashes = bytes(run.hashes.raw)  # one bytes object to send
                 result = (run, start_prev)
     except Exception as exc:  # noqa: BLE001 - any surprise: the parent re-checks in one pass
         result = repr(exc)
