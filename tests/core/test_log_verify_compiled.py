@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_log_verify import reseal, spec_hash  # the spec-only writer's helpers
 
 from napari_clinlabel.core import log_blocks
 from napari_clinlabel.core.log_verify import verify_log
@@ -42,10 +43,6 @@ PUB = base64.b64encode(
 def canonical(value) -> bytes:
     """The spec's canonical JSON."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def spec_hash(rec: dict) -> str:
-    return hashlib.sha256(canonical({k: v for k, v in rec.items() if k != "hash"})).hexdigest()
 
 
 def line_of(rec: dict) -> bytes:
@@ -100,14 +97,6 @@ def build(n: int, objects_dir: Path | None = None) -> list[dict]:
         prev = rec["hash"]
         recs.append(rec)
     return recs
-
-
-def reseal(recs: list[dict], start: int) -> None:
-    prev = recs[start - 1]["hash"] if start else "0" * 64
-    for r in recs[start:]:
-        r["prev"] = prev
-        r["hash"] = spec_hash(r)
-        prev = r["hash"]
 
 
 def reports(path: Path, **kw):
