@@ -29,13 +29,23 @@ SUBCOMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every available subcommand."""
+# the command each module registers, so a run imports only the module it needs (``clinlabel log
+# verify`` need not load SimpleITK, scipy or torch); a test checks it against the modules
+COMMAND_MODULES = {
+    "demo": "demo", "info": "info", "log": "log", "keys": "keys", "prelabel": "prelabel",
+    "export": "export", "phi-scan": "phi", "deid": "phi", "agreement": "agreement",
+    "gold-panel": "gold", "report": "report",
+}  # fmt: skip
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every subcommand, or only ``command``'s module when it is known."""
     parser = argparse.ArgumentParser(
         prog="clinlabel", description="Clinical-grade annotation with an auditable sidecar log."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in SUBCOMMAND_MODULES:
+    only = COMMAND_MODULES.get(command or "")
+    for name in SUBCOMMAND_MODULES if only is None else (only,):
         try:
             mod = importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:
@@ -48,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``clinlabel`` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -12,8 +12,6 @@ import json
 import math
 from typing import Any
 
-from ..core.agreement import agreement
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``agreement`` subcommand."""
@@ -126,6 +124,8 @@ def format_result(res: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Compute and print the agreement of A and B; exit 0."""
+    from ..core.agreement import agreement  # scipy and SimpleITK: only when this runs
+
     res = agreement(
         args.a,
         args.b,

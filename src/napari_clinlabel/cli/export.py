@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..core.export import FORMATS
+from ..core.export_formats import FORMATS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

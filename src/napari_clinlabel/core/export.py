@@ -21,12 +21,10 @@ import numpy as np
 
 from .audit_log import AuditLog, Head, iter_records, sidecar_paths
 from .errors import ClinlabelError, ExportError, LogError
+from .export_formats import FORMATS, LABEL_FORMATS, TABLE_FORMATS  # noqa: F401 - re-exported
 from .identity import Actor, current_actor
 from .volume import Volume
 
-LABEL_FORMATS = ("nifti", "nrrd", "mha", "dicom-seg")
-TABLE_FORMATS = ("json", "csv", "coco")
-FORMATS = LABEL_FORMATS + TABLE_FORMATS
 _SUFFIXES = {
     "nifti": (".nii.gz", ".nii"),
     "nrrd": (".nrrd",),
