@@ -216,8 +216,9 @@ def test_box_and_grade_proposals(make_napari_viewer, qtbot, tmp_path):
     assert "Box: 7.5 × 8.8 × 15.2 mm" in w._info.text()  # 3 × 11 × 19 voxels of 2.5/0.8/0.8 mm
     errors = []
     w._session.report_error = errors.append
-    _keys(qtbot, viewer, Qt.Key.Key_E)  # a box is not edited here: told, nothing logged
-    assert errors and "only segment proposals are edited" in str(errors[0])
+    _keys(qtbot, viewer, Qt.Key.Key_E)  # E on a box left as proposed: told to use A, nothing logged
+    assert not errors and "Press A to accept it" in w._info.text()
+    assert not _decisions(log.path) and w._count.text().startswith("0 of 2 decided")
     _keys(qtbot, viewer, Qt.Key.Key_A)
     assert len(boxes.data) == 0
     assert "Grade: 2 on icdr" in w._info.text()

@@ -2,7 +2,10 @@
 
 - "proposals (pending)": a Labels layer, outlines only: every undecided segment proposal in orange
   (value 1), the one under review in yellow (value 2).
-- "proposal boxes (pending)": a Shapes layer, orange outlines: undecided box proposals.
+- "proposal boxes (pending)": a Shapes layer, orange outlines: undecided box proposals, one
+  rectangle per slice of a 3D box, each tagged with its proposal id (feature ``proposal``). The box
+  under review is yellow, and the layer is editable while it is shown: the reviewer drags or
+  resizes its rectangle on the slice in view and :func:`edited_box` reads the new box back.
 - "proposal edit": a Labels layer the reviewer changes with napari's tools before confirming.
 
 None of them is ever saved or logged as labels: a proposal reaches the final labels layer only by
@@ -21,6 +24,7 @@ from napari.layers import Labels, Shapes
 from napari.utils.colormaps import DirectLabelColormap
 
 from ..core.audit_log import AuditLog
+from ..core.errors import ClinlabelError
 from ..core.proposals import Proposal, proposal_indices
 from ._common import copy_transform
 
@@ -53,6 +57,7 @@ class ProposalLayers:
         self._shape = tuple(int(s) for s in shape)
         self._indices: dict[str, np.ndarray] = {}
         self._current: Proposal | None = None
+        self._proposals: list[Proposal] = []
 
     # -- layers ----------------------------------------------------------------------------
     def _find(self, name: str) -> Any:
@@ -108,12 +113,14 @@ class ProposalLayers:
                 ndim=len(self._shape),
                 name=BOXES,
                 metadata={TAG: self._sha},
+                features={"proposal": np.array([], dtype=object)},
                 face_color="transparent",
                 edge_color=PENDING_COLOR,
                 edge_width=2,
                 opacity=0.8,
                 **copy_transform(self._image),
             )
+            layer.feature_defaults["proposal"] = ""
             layer.editable = False
             self._add(layer)
         return layer
@@ -136,6 +143,7 @@ class ProposalLayers:
         """Draw every pending proposal (the one full redraw, when proposals are loaded or added)."""
         seg = [p for p in proposals if p.pending and p.kind == "segment"]
         self._current = None
+        self._proposals = proposals
         if seg or self._find(PENDING) is not None:
             layer = self.pending
             flat = layer.data.reshape(-1)
@@ -143,19 +151,39 @@ class ProposalLayers:
             for p in seg:
                 flat[self.indices(p)] = PENDING_VALUE
             layer.refresh()
-        rects = [r for p in proposals if p.pending and p.kind == "box" for r in _box_rects(p)]
-        if rects or self._find(BOXES) is not None:
-            layer = self.boxes
-            layer.data = []
-            if rects:
-                layer.add_rectangles(rects, edge_color=PENDING_COLOR, face_color="transparent")
+        self._draw_boxes(None)
+
+    def _draw_boxes(self, current: Proposal | None) -> None:
+        """Redraw every pending box as proposed (``current`` in yellow, the layer then editable).
+
+        A redraw also drops a change the reviewer made to a box and did not confirm with E.
+        """
+        pending = [p for p in self._proposals if p.pending and p.kind == "box"]
+        if not pending and self._find(BOXES) is None:
+            return
+        rects, ids, colors = [], [], []
+        for p in pending:
+            for r in _box_rects(p):
+                rects.append(r)
+                ids.append(p.id)
+                colors.append(CURRENT_COLOR if p is current else PENDING_COLOR)
+        layer = self.boxes
+        layer.selected_data = set()
+        layer.data = []
+        if rects:
+            layer.add_rectangles(rects, edge_color=colors, face_color="transparent")
+            layer.features = {"proposal": np.array(ids, dtype=object)}
+        layer.editable = current is not None
 
     def drop(self, decided: Proposal, proposals: list[Proposal]) -> None:
         """Take a decided proposal off the pending layers (its voxels only; no refresh)."""
         if decided.kind == "box":
             self.show_all(proposals)
+            return
         if self._current is decided:
             self._current = None
+        if decided.kind != "segment":
+            return
         flat = self.pending.data.reshape(-1)
         flat[self.indices(decided)] = 0
         for p in proposals:  # overlapping pending proposals keep their voxels
@@ -164,17 +192,47 @@ class ProposalLayers:
 
     def highlight(self, proposal: Proposal | None) -> None:
         """Mark ``proposal`` (None: none) as the one under review (two masks touched; no refresh)."""
-        flat = self.pending.data.reshape(-1)
         old = self._current
-        if old is not None:
-            flat[self.indices(old)] = PENDING_VALUE if old.pending and old.kind == "segment" else 0
         self._current = proposal
-        if proposal is not None:
+        if _is_box(old) or _is_box(proposal):
+            self._draw_boxes(proposal if _is_box(proposal) else None)
+        if not any(p.kind == "segment" for p in (old, proposal) if p is not None):
+            return
+        flat = self.pending.data.reshape(-1)
+        if old is not None and old.kind == "segment":
+            flat[self.indices(old)] = PENDING_VALUE if old.pending else 0
+        if proposal is not None and proposal.kind == "segment":
             flat[self.indices(proposal)] = CURRENT_VALUE
 
+    def arm_box(self) -> Shapes:
+        """Select the box layer in select mode, so the box under review can be dragged at once."""
+        layer = self.boxes
+        self._viewer.layers.selection.active = layer
+        layer.mode = "select"
+        return layer
+
+    def disarm_box(self) -> None:
+        """Give the selection back to the image when the box layer holds it."""
+        layer = self._find(BOXES)
+        if layer is not None and self._viewer.layers.selection.active is layer:
+            layer.mode = "pan_zoom"
+            self._viewer.layers.selection.active = self._image
+
+    def box_rects(self, proposal: Proposal) -> list[np.ndarray]:
+        """The rectangles the box layer now holds for ``proposal`` (as the reviewer left them)."""
+        layer = self._find(BOXES)
+        if layer is None:
+            return []
+        ids = [str(v) for v in layer.features["proposal"]]
+        return [
+            np.asarray(d, float) for d, i in zip(layer.data, ids, strict=True) if i == proposal.id
+        ]
+
     def refresh(self) -> None:
-        """Redraw the displayed slice of the pending layer."""
-        self.pending.refresh()
+        """Redraw the displayed slice of the pending layer (when there is one)."""
+        layer = self._find(PENDING)
+        if layer is not None:
+            layer.refresh()
 
     def start_edit(self, proposal: Proposal) -> Labels:
         """Copy a segment proposal into the edit layer, select it and arm the brush."""
@@ -209,6 +267,56 @@ def centre_of(indices: np.ndarray, shape: tuple) -> np.ndarray:
         zs = coords[0]
         centre[0] = float(zs[np.argmin(np.abs(zs - centre[0]))])
     return centre
+
+
+def edited_box(
+    rects: list[np.ndarray], payload: dict[str, Any], shape: tuple, shown_z: int | None = None
+) -> tuple[list[int], list[int]] | None:
+    """The box the reviewer left (inclusive voxel ``zyx_min``, ``zyx_max``); None when unchanged.
+
+    A rectangle covers the voxels it holds at least half of (its vertices' bounding box, so a
+    rotated one counts by its extent); the z extent stays as proposed. Where a 3D box's rectangles
+    were changed differently, the one on ``shown_z`` (the slice in view) counts. Raises
+    :class:`ClinlabelError` when no rectangle is left, the box covers no voxel of the image, or two
+    slices other than the one in view disagree.
+    """
+    lo, hi = [int(v) for v in payload["zyx_min"]], [int(v) for v in payload["zyx_max"]]
+    if not rects:
+        raise ClinlabelError(
+            "The proposed box is no longer drawn (it was deleted from the layer): press N then P "
+            "to draw it again, or R to reject it. Nothing was recorded."
+        )
+    top = np.asarray(shape[-2:], int) - 1
+    changed: dict[int | None, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    for r in rects:
+        yx = np.asarray(r, float)[:, -2:]
+        a = np.maximum(np.ceil(yx.min(axis=0) - 1e-6).astype(int), 0)
+        b = np.minimum(np.floor(yx.max(axis=0) + 1e-6).astype(int), top)
+        if np.any(a > b):
+            raise ClinlabelError(
+                "The edited box covers no whole voxel of the image: make it bigger (or move it "
+                "back onto the image), or press R to reject it. Nothing was recorded."
+            )
+        ext = (tuple(a.tolist()), tuple(b.tolist()))
+        if ext != (tuple(lo[-2:]), tuple(hi[-2:])):
+            changed[int(round(float(r[0][0]))) if len(lo) == 3 else None] = ext
+    if not changed:
+        return None
+    if len(set(changed.values())) > 1:
+        if shown_z not in changed:
+            where = ", ".join(str(z) for z in sorted(k for k in changed if k is not None))
+            raise ClinlabelError(
+                f"The box was changed differently on slices {where}: show the slice whose box is "
+                "right and press E again (or N then P to start over). Nothing was recorded."
+            )
+        ext = changed[shown_z]
+    else:
+        ext = next(iter(changed.values()))
+    return lo[:-2] + list(ext[0]), hi[:-2] + list(ext[1])
+
+
+def _is_box(p: Proposal | None) -> bool:
+    return p is not None and p.kind == "box"
 
 
 def _box_rects(p: Proposal) -> list[np.ndarray]:

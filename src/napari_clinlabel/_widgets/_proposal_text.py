@@ -1,10 +1,15 @@
-"""What the Review widget says about a proposal: model, weights, label, score, size in mm / mL."""
+"""What the Review widget says about a proposal: model, weights, label, score, size in mm / mL,
+and which grades a grade proposal may be changed to (the scale's values, as the Grading widget
+lists them)."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+from ..core.errors import SchemaError
 from ..core.proposals import Proposal
+from ..core.schema import builtin_schema_names, load_schema
 
 
 def describe(p: Proposal, geometry: Any) -> str:
@@ -23,6 +28,7 @@ def describe(p: Proposal, geometry: Any) -> str:
     elif p.kind == "box":
         bbox = [p.payload.get("zyx_min"), p.payload.get("zyx_max")]
         lines.append(f"Box: {extent_mm(bbox, geometry)}, class {p.payload.get('class', '')}")
+        lines.append("Drag or resize the yellow box, then E; A accepts it as proposed.")
     else:
         probs = p.payload.get("probabilities", {})
         lines.append(
@@ -39,3 +45,42 @@ def extent_mm(bbox: Any, geometry: Any) -> str:
     spacing = geometry.spacing_zyx
     size = [(hi - lo + 1) * s for lo, hi, s in zip(bbox[0], bbox[1], spacing, strict=True)]
     return " × ".join(f"{v:.1f}" for v in size) + " mm (z × y × x)"
+
+
+def grade_scale(p: Proposal, schema_ref: dict[str, Any] | None = None) -> Any:
+    """The schema scale a grade proposal's ``payload["scale"]`` names (None when none matches).
+
+    A model card names either a scale id (``dr``) or a schema id (``icdr``; then the schema's scale
+    holding the proposed value, else its first scale). The image's schema in force is looked in
+    first, then the built-in schemas.
+    """
+    name, value = str(p.payload.get("scale", "")), str(p.payload.get("value", p.label))
+    names = builtin_schema_names()
+    ids = ([schema_ref["id"]] if schema_ref and schema_ref.get("id") in names else []) + names
+    schemas = [s for s in map(_builtin, dict.fromkeys(ids)) if s is not None]
+    for schema in schemas:
+        if name in schema.scales:
+            return schema.scales[name]
+    for schema in schemas:
+        if schema.id == name and schema.scales:
+            scales = list(schema.scales.values())
+            return next((s for s in scales if value in s.value_list()), scales[0])
+    return None
+
+
+def grade_hint(scale: Any, p: Proposal) -> str:
+    """The line under a grade proposal: how to choose another grade."""
+    if scale is None:
+        return (
+            f"Scale {p.payload.get('scale')!r} is not in any known schema: accept (A) or reject "
+            "(R) this grade."
+        )
+    return f"{scale.name}: Up/Down (or the chooser) pick another grade, then E; A keeps it."
+
+
+@cache
+def _builtin(name: str) -> Any:
+    try:
+        return load_schema(name)
+    except SchemaError:
+        return None

@@ -1,9 +1,21 @@
 """Review widget: a human decides model proposals one at a time, one key and one log record each.
 
-Keys (bound on the viewer and on the image layer; the widget forwards its own key presses too):
-``A`` accept, ``E`` edit (the proposal is copied into the "proposal edit" layer and selected with
-the brush; change it with napari's tools, then ``E`` again or *Confirm edit*), ``R`` reject,
-``N`` / ``P`` next / previous undecided proposal. Each decision is one core call
+Keys (bound on the viewer and on the layer in use; the widget forwards its own key presses too):
+``A`` accept as proposed, ``E`` edit, ``R`` reject, ``N`` / ``P`` next / previous undecided
+proposal. What ``E`` does depends on the proposal:
+
+- segment: the proposal is copied into the "proposal edit" layer and selected with the brush;
+  change it with napari's tools, then ``E`` again or *Confirm edit*.
+- box: the box under review is drawn in yellow and its layer is selected in select mode; drag or
+  resize it on the slice in view (a 3D box keeps its slice range), then ``E`` accepts it as edited
+  with the new ``zyx_min``/``zyx_max``. ``E`` on a box left as proposed records nothing and says
+  to press ``A`` (an "edit" that changes nothing would misstate what the reviewer did). A change
+  not confirmed is dropped when another proposal is shown.
+- grade: the proposed grade is chosen in the grade chooser, which lists the scale's grades; pick
+  another with ``Up``/``Down`` (or in the chooser, which passes A/E/R/N/P on), then ``E``. ``E``
+  with the proposed grade still chosen records nothing and says to press ``A``.
+
+Each decision is one core call
 (:func:`~napari_clinlabel.core.proposals.accept`, ``edit`` or ``reject``) and so one record naming
 the model. Segment decisions write into the managed final labels layer in place; the session's
 recorder is told which voxels changed, so it never logs them a second time. After a decision the
@@ -33,8 +45,8 @@ from ..core import proposals as core
 from ..core.errors import ClinlabelError
 from ..core.proposals import Proposal
 from ._common import KeyBinder, image_layers, image_named, refill_image_combo, volume_of
-from ._proposal_layers import ProposalLayers, centre_of
-from ._proposal_text import describe
+from ._proposal_layers import ProposalLayers, centre_of, edited_box
+from ._proposal_text import describe, grade_hint, grade_scale
 
 if TYPE_CHECKING:
     import napari
@@ -47,7 +59,27 @@ _KEYS = {
     Qt.Key.Key_R: "r",
     Qt.Key.Key_N: "n",
     Qt.Key.Key_P: "p",
+    Qt.Key.Key_Up: "Up",
+    Qt.Key.Key_Down: "Down",
 }
+_UNCHANGED = "{what} is as proposed: nothing to record as an edit. Press A to accept it as it is."
+
+
+class _GradeChooser(QComboBox):
+    """The grades of the scale; A/E/R/N/P pressed here still decide (never a keyboard search)."""
+
+    def __init__(self, on_key: Any) -> None:
+        super().__init__()
+        self._on_key = on_key
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        """Decision keys go to the review; the rest (Up/Down, Home/End, …) choose a grade."""
+        key = _KEYS.get(event.key())
+        if key in ("a", "e", "r", "n", "p") and not event.modifiers():
+            self._on_key(key)
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
 
 class ReviewWidget(QWidget):
@@ -67,6 +99,7 @@ class ReviewWidget(QWidget):
         self._pos: int | None = None  # index into self._proposals of the one shown
         self._editing: Proposal | None = None
         self._reload_due = False
+        self._bound: tuple[Any, bool] | None = None  # (layer the keys are on, grade keys too)
 
         self._image_combo = QComboBox()
         self._reload_btn = QPushButton("Load proposals")
@@ -74,7 +107,9 @@ class ReviewWidget(QWidget):
         self._info = QLabel("")
         self._info.setWordWrap(True)
         self._info.setTextFormat(Qt.TextFormat.PlainText)
-        self._info.setMinimumHeight(7 * self._info.fontMetrics().lineSpacing())
+        self._info.setMinimumHeight(8 * self._info.fontMetrics().lineSpacing())
+        self._grade_combo = _GradeChooser(lambda key: self._handlers()[key]())
+        self._grade_row = QWidget()
         self._info.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self._accept_btn = QPushButton("Accept (A)")
         self._edit_btn = QPushButton("Edit (E)")
@@ -106,9 +141,18 @@ class ReviewWidget(QWidget):
         lay.addLayout(form)
         lay.addWidget(self._count)
         lay.addWidget(self._info)
+        grade = QFormLayout(self._grade_row)
+        grade.setContentsMargins(0, 0, 0, 0)
+        grade.addRow("Grade", self._grade_combo)
+        self._grade_row.setVisible(False)
+        lay.addWidget(self._grade_row)
         lay.addLayout(grid)
         lay.addStretch(1)
         self._show_edit_buttons(False)
+        self._edit_btn.setToolTip(
+            "Segment: edit it in the 'proposal edit' layer, then E again. Box: drag or resize the "
+            "yellow box, then E. Grade: choose another grade (Up/Down), then E. Unchanged: use A."
+        )
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
     def _wire(self) -> None:
@@ -134,6 +178,16 @@ class ReviewWidget(QWidget):
             "n": self._on_next,
             "p": self._on_previous,
         }
+
+    def _bind_keys(self, layer: Any, grade: bool = False) -> None:
+        """A/E/R/N/P on the viewer and ``layer`` (plus Up/Down while a grade is shown)."""
+        if self._bound == (layer, grade):
+            return
+        keys = self._handlers()
+        if grade:
+            keys.update(Up=lambda: self._step_grade(-1), Down=lambda: self._step_grade(+1))
+        self._keys.bind(keys, layer=layer)
+        self._bound = (layer, grade)
 
     def _refresh_images(self, _event: Any = None) -> None:
         names = [lay.name for lay in image_layers(self._viewer)]
@@ -196,7 +250,8 @@ class ReviewWidget(QWidget):
             except ClinlabelError as exc:
                 self._session.report_error(exc)
         self._viewer.layers.selection.active = image
-        self._keys.bind(self._handlers(), layer=image)
+        self._bound = None
+        self._bind_keys(image)
         self._pos = None
         self._show(self._step_from(-1, +1))
 
@@ -223,22 +278,80 @@ class ReviewWidget(QWidget):
         p = self._decidable()
         if p is None:
             return
-        if p.kind != "segment":
-            self._session.report_error(
-                ClinlabelError(
-                    f"Proposal {p.id} is a {p.kind}: only segment proposals are edited here; accept "
-                    "or reject it, or redraw it with the Lesion boxes / Grading widget."
-                )
-            )
+        if p.kind == "box":
+            self._edit_box(p)
+            return
+        if p.kind == "grade":
+            self._edit_grade(p)
             return
         self._editing = p
         edit_layer = self._layers.start_edit(p)
-        self._keys.bind(self._handlers(), layer=edit_layer)  # E on the edit layer confirms
+        self._bind_keys(edit_layer)  # E on the edit layer confirms
         self._show_edit_buttons(True)
         self._info.setText(
             describe(p, self._volume.geometry)
             + "\nEditing: change the cyan mask, then E / Confirm."
         )
+
+    def _edit_box(self, p: Proposal) -> None:
+        """Accept a box proposal as the reviewer left it on the layer (one ``proposal.edit``)."""
+        try:
+            box = edited_box(
+                self._layers.box_rects(p), p.payload, self._volume.spatial_shape, self._shown_z()
+            )
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            self._warn(str(exc))
+            return
+        if box is None:
+            self._warn(_UNCHANGED.format(what="The box"))
+            return
+        new = {**p.payload, "zyx_min": box[0], "zyx_max": box[1]}
+        self._decide(p, lambda labels: core.edit(self._log, p, *labels, edited=new))
+
+    def _edit_grade(self, p: Proposal) -> None:
+        """Accept a grade proposal with the grade chosen in the chooser (one ``proposal.edit``)."""
+        chosen = self._grade_combo.currentData() if not self._grade_row.isHidden() else None
+        if chosen is None:
+            self._warn(grade_hint(None, p))
+            return
+        if chosen == str(p.payload.get("value")):
+            self._warn(_UNCHANGED.format(what="The grade"))
+            return
+        new = {**p.payload, "value": chosen}
+        self._decide(p, lambda labels: core.edit(self._log, p, *labels, edited=new))
+
+    def _step_grade(self, step: int) -> None:
+        """Up/Down: the previous/next grade of the scale in the chooser (nothing is logged)."""
+        combo = self._grade_combo
+        if self._editing is None and not self._grade_row.isHidden() and combo.count():
+            combo.setCurrentIndex(min(max(combo.currentIndex() + step, 0), combo.count() - 1))
+
+    def _show_grades(self, p: Proposal | None) -> None:
+        """Fill the chooser with the scale of grade proposal ``p`` (hidden for other kinds)."""
+        scale = grade_scale(p, self._session.schema_for(self._image)) if _is_grade(p) else None
+        combo = self._grade_combo
+        combo.blockSignals(True)
+        combo.clear()
+        if scale is not None:
+            proposed = str(p.payload.get("value"))
+            for v in scale.values:
+                mark = "  (proposed)" if v.value == proposed else ""
+                combo.addItem(f"{v.value} — {v.label}{mark}", v.value)
+            combo.setCurrentIndex(max(combo.findData(proposed), 0))
+        combo.blockSignals(False)
+        self._grade_row.setVisible(scale is not None)
+        if _is_grade(p):
+            self._info.setText(self._info.text() + "\n" + grade_hint(scale, p))
+
+    def _shown_z(self) -> int | None:
+        """The image slice in view (data index), for a 3D image shown in 2D."""
+        if len(self._volume.spatial_shape) != 3 or self._viewer.dims.ndisplay != 2:
+            return None
+        return int(round(float(self._image.world_to_data(self._viewer.dims.point)[-3])))
+
+    def _warn(self, text: str) -> None:
+        self._info.setText(self._info.text().split("\n⚠")[0] + "\n⚠ " + text)
 
     def _on_confirm_edit(self) -> None:
         p = self._editing
@@ -264,15 +377,12 @@ class ReviewWidget(QWidget):
     def _finish_edit(self, idx: np.ndarray) -> None:
         self._editing = None
         self._layers.end_edit(idx)
-        self._keys.bind(self._handlers(), layer=self._image)
+        self._bind_keys(self._image)
         self._show_edit_buttons(False)
 
     def _decidable(self) -> Proposal | None:
         if self._editing is not None:
-            self._info.setText(
-                self._info.text().split("\n⚠")[0]
-                + "\n⚠ Finish the edit first: E / Confirm edit, or Discard edit."
-            )
+            self._warn("Finish the edit first: E / Confirm edit, or Discard edit.")
             return None
         if self._pos is None or not self._proposals[self._pos].pending:
             return None
@@ -332,6 +442,11 @@ class ReviewWidget(QWidget):
         self._pos = pos
         p = None if pos is None else self._proposals[pos]
         self._layers.highlight(p)
+        if p is not None and p.kind == "box":
+            self._bind_keys(self._layers.arm_box())  # the box can be dragged at once
+        else:
+            self._layers.disarm_box()
+            self._bind_keys(self._image, grade=_is_grade(p))
         self._show_counts()
         moved = False
         if p is None:
@@ -344,6 +459,7 @@ class ReviewWidget(QWidget):
             idx = self._layers.indices(p)
             if idx.size:
                 moved = self._centre_on(centre_of(idx, self._volume.spatial_shape))
+        self._show_grades(p)
         if not moved:
             self._layers.refresh()
             if changed_labels is not None:
@@ -388,10 +504,13 @@ class ReviewWidget(QWidget):
 
     # -- keys on the widget itself ---------------------------------------------------------
     def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
-        """A/E/R/N/P work while the widget has focus, too."""
+        """A/E/R/N/P (and Up/Down on a grade) work while the widget has focus, too."""
         key = _KEYS.get(event.key())
         if key is not None and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
-            self._handlers()[key]()
+            if key in ("Up", "Down"):
+                self._step_grade(-1 if key == "Up" else +1)
+            else:
+                self._handlers()[key]()
             event.accept()
             return
         super().keyPressEvent(event)
@@ -408,6 +527,15 @@ class ReviewWidget(QWidget):
         return None if self._pos is None else self._proposals[self._pos]
 
     @property
+    def grade_choice(self) -> str | None:
+        """The grade chosen in the chooser (None when no grade proposal is shown)."""
+        return self._grade_combo.currentData() if not self._grade_row.isHidden() else None
+
+    @property
     def edit_layer(self) -> Any:
         """The layer an edit happens in (None until the first edit)."""
         return None if self._layers is None else self._layers.edit
+
+
+def _is_grade(p: Proposal | None) -> bool:
+    return p is not None and p.kind == "grade"
