@@ -193,3 +193,36 @@ def test_segment_mask_round_trip_and_bad_input(log):
     with pytest.raises(ClinlabelError, match="name its model"):
         add_proposals(log, [seg(m, 1, 0.5)], {"name": "x"})
     assert p.pending and pending_count(log.path) == 1
+
+
+def test_a_decided_grade_proposal_is_a_grade_in_force(log):
+    from napari_clinlabel.core.grading import is_done, load_grades
+
+    grade = {"scale": "icdr", "value": "2", "probabilities": {"2": 0.7}}
+    off_scale = {"scale": "icdr", "value": "7"}
+    unknown = {"scale": "no-such-scale", "value": "x"}
+    pg, bad, odd = add_proposals(
+        log,
+        [
+            ProposalDraft("grade", "2", 0.7, payload=grade),
+            ProposalDraft("grade", "7", 0.5, payload=off_scale),
+            ProposalDraft("grade", "x", 0.5, payload=unknown),
+        ],
+        MODEL,
+    )
+    n = len(list(iter_records(log.path)))
+    with pytest.raises(ClinlabelError, match="not a grade of"):
+        edit(log, pg, edited={**grade, "value": "9"})  # off the scale: refused …
+    with pytest.raises(ClinlabelError, match="not a grade of"):
+        accept(log, bad)  # … as is a model's grade that is not on its scale
+    assert len(list(iter_records(log.path))) == n and pg.pending  # nothing was logged
+    log.append("image.done", {"image": "image"}, {"grades": {}})
+    assert is_done(iter_records(log.path))
+    rec = edit(log, pg, edited={**grade, "value": "3"})
+    assert rec["data"]["as_grade"]["scale"] == "dr" and rec["data"]["as_grade"]["value"] == "3"
+    g = load_grades(log.path)[("dr", "image")]
+    assert (g.value, g.grader, g.seq) == ("3", "anna", rec["seq"])  # the human who decided
+    assert rec["source"]["kind"] == "model"  # … on the model's proposal
+    assert not is_done(iter_records(log.path))  # a new grade reopens the image
+    rec = accept(log, odd)  # a scale no schema knows: decided, but not a grade in force
+    assert "as_grade" not in rec["data"] and set(load_grades(log.path)) == {("dr", "image")}

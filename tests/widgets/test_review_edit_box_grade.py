@@ -231,18 +231,27 @@ def test_grade_accept_keeps_proposed_and_chooser_passes_keys(review, qtbot):
     assert w.current.payload == BIRADS and w.grade_choice == "4B"  # the chooser follows
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core.grading.grades_from_records reads grade.set records only; an accepted or edited "
-    "grade proposal is not a grade in force for the Grading widget (see the review task report)",
-)
-def test_edited_grade_shows_in_grading_widget(review, qtbot):
-    viewer, _image, w, _log_path, _n0 = review
+def test_decided_grade_proposals_are_grades_in_the_grading_widget(review, qtbot):
+    viewer, image, w, log_path, n0 = review
+    open_before = GradingWidget(viewer)  # already open while the reviewer decides
+    qtbot.addWidget(open_before)
+    open_before._image_combo.setCurrentText(image.name)
     for key in (Qt.Key.Key_R, Qt.Key.Key_R, Qt.Key.Key_Down, Qt.Key.Key_E):
         qtbot.keyClick(w, key)
-    gw = GradingWidget(viewer)
-    qtbot.addWidget(gw)
-    assert gw.grades.get("dr") == "3"
+    rec = _new_records(log_path, n0)[-1]
+    assert rec["action"] == "proposal.edit"
+    # the decision says which grade it sets: the ICDR schema's DR scale, resolved from "icdr"
+    assert rec["data"]["as_grade"] == {
+        "scale": "dr", "item": "image", "value": "3", "label": rec["data"]["as_grade"]["label"],
+    }  # fmt: skip
+    assert "Severe" in rec["data"]["as_grade"]["label"]
+    assert open_before.grades.get("dr") == "3"  # the open widget followed the log
+    opened_after = GradingWidget(viewer)  # and a new one reads it from the log
+    qtbot.addWidget(opened_after)
+    opened_after._image_combo.setCurrentText(image.name)
+    assert opened_after.grades.get("dr") == "3"
+    qtbot.keyClick(w, Qt.Key.Key_A)  # BI-RADS 4B accepted as proposed: a grade as well
+    assert opened_after.grades.get("assessment") == "4B" == open_before.grades.get("assessment")
 
 
 def test_edited_box_reads_voxels_a_rectangle_covers():

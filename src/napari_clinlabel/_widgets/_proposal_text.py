@@ -4,12 +4,10 @@ lists them)."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-from ..core.errors import SchemaError
+from ..core.grading import scale_for_proposal
 from ..core.proposals import Proposal
-from ..core.schema import builtin_schema_names, load_schema
 
 
 def describe(p: Proposal, geometry: Any) -> str:
@@ -48,24 +46,9 @@ def extent_mm(bbox: Any, geometry: Any) -> str:
 
 
 def grade_scale(p: Proposal, schema_ref: dict[str, Any] | None = None) -> Any:
-    """The schema scale a grade proposal's ``payload["scale"]`` names (None when none matches).
-
-    A model card names either a scale id (``dr``) or a schema id (``icdr``; then the schema's scale
-    holding the proposed value, else its first scale). The image's schema in force is looked in
-    first, then the built-in schemas.
-    """
-    name, value = str(p.payload.get("scale", "")), str(p.payload.get("value", p.label))
-    names = builtin_schema_names()
-    ids = ([schema_ref["id"]] if schema_ref and schema_ref.get("id") in names else []) + names
-    schemas = [s for s in map(_builtin, dict.fromkeys(ids)) if s is not None]
-    for schema in schemas:
-        if name in schema.scales:
-            return schema.scales[name]
-    for schema in schemas:
-        if schema.id == name and schema.scales:
-            scales = list(schema.scales.values())
-            return next((s for s in scales if value in s.value_list()), scales[0])
-    return None
+    """The schema scale a grade proposal names (None when none matches); see
+    :func:`..core.grading.scale_for_proposal`."""
+    return scale_for_proposal({**p.payload, "value": p.payload.get("value", p.label)}, schema_ref)
 
 
 def grade_hint(scale: Any, p: Proposal) -> str:
@@ -76,11 +59,3 @@ def grade_hint(scale: Any, p: Proposal) -> str:
             "(R) this grade."
         )
     return f"{scale.name}: Up/Down (or the chooser) pick another grade, then E; A keeps it."
-
-
-@cache
-def _builtin(name: str) -> Any:
-    try:
-        return load_schema(name)
-    except SchemaError:
-        return None

@@ -26,11 +26,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._session import get_session
+from .._session import get_session, image_sha256
 from ..core.annotation_state import restore_state
 from ..core.errors import ClinlabelError
 from ..core.grading import (
     grade_item,
+    grade_of,
     graded_schema_ref,
     is_image_item,
     mark_done,
@@ -47,6 +48,7 @@ from ._common import (
     refill_image_combo,
     unwrap_viewer,
 )
+from .session import connect_while_alive
 
 NO_SCHEMA = "— choose a schema —"
 
@@ -100,7 +102,21 @@ class GradingWidget(QWidget):
         self._done_btn.clicked.connect(self._on_mark_done)
         viewer.layers.events.inserted.connect(self._refresh_images)
         viewer.layers.events.removed.connect(self._refresh_images)
+        # a grade proposal accepted or edited in the Review widget is a grade in force here too
+        connect_while_alive(self, [(self._session.record_appended, self._on_record)])
         self._refresh_images()
+
+    def _on_record(self, rec: dict[str, Any]) -> None:
+        if self._image is None or rec.get("action") == "grade.set":
+            return  # grades set here are shown already
+        found = grade_of(rec)
+        if found is None or not is_image_item(found[1]):
+            return
+        if (rec.get("image") or {}).get("sha256") != image_sha256(self._image):
+            return
+        self._grades[found[0]] = str(found[2].get("value"))
+        self._sync_buttons()
+        self._show_status(False)
 
     # -- image and schema ----------------------------------------------------------------
     def _refresh_images(self, _event: Any = None) -> None:

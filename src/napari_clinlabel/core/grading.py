@@ -4,6 +4,10 @@ A grade's ``target`` is ``{"scale": <scale id>, "item": <"image" | study id | ti
 ``data`` holds the stored ``value``, its human ``label``, the scale ``kind`` and a ``note``. The
 latest record per (scale, item) is the grade in force; earlier ones are its history. An image is
 marked done (``image.done``) only once every required per-image / per-study scale is graded.
+
+A model's grade proposal that a human accepts or edits is a grade too: its ``proposal.accept`` /
+``proposal.edit`` record carries ``data["as_grade"]`` (``scale``, ``item``, ``value``, ``label``,
+resolved from the schema at decision time), which counts here exactly like a ``grade.set``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any
 
 from .audit_log import AuditLog, iter_records
 from .errors import ClinlabelError, SchemaError
+
+GRADE_ACTIONS = ("grade.set", "proposal.accept", "proposal.edit")
 
 IMAGE_ITEM = "image"
 
@@ -113,14 +119,28 @@ def set_grade(
     return log.append("grade.set", {"scale": scale.id, "item": item or IMAGE_ITEM}, data)
 
 
+def grade_of(rec: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
+    """``(scale, item, data)`` of a record that sets a grade (``grade.set``, or a decided grade
+    proposal carrying ``as_grade``); None for any other record."""
+    action, data = rec.get("action"), rec.get("data") or {}
+    if action == "grade.set":
+        tgt = rec.get("target") or {}
+        return str(tgt.get("scale")), str(tgt.get("item") or IMAGE_ITEM), data
+    if action in GRADE_ACTIONS and isinstance(data.get("as_grade"), dict):
+        g = data["as_grade"]
+        return str(g.get("scale")), str(g.get("item") or IMAGE_ITEM), g
+    return None
+
+
 def grades_from_records(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Grade]:
     """Latest grade per (scale, item) from records, each with its history."""
     out: dict[tuple[str, str], Grade] = {}
     for rec in records:
-        if rec.get("action") != "grade.set":
+        found = grade_of(rec)
+        if found is None:
             continue
-        tgt, data = rec.get("target") or {}, rec.get("data") or {}
-        key = (str(tgt.get("scale")), str(tgt.get("item") or IMAGE_ITEM))
+        scale, item, data = found
+        key = (scale, item)
         g = Grade(
             key[0],
             key[1],
@@ -137,6 +157,54 @@ def grades_from_records(records: Iterable[dict[str, Any]]) -> dict[tuple[str, st
             prev.history = []
         out[key] = g
     return out
+
+
+def scale_for_proposal(payload: dict[str, Any], schema_ref: dict[str, Any] | None = None) -> Any:
+    """The schema scale a grade proposal's ``payload["scale"]`` names, or None.
+
+    A model card names a scale id (``dr``) or a schema id (``icdr``: then the schema's scale
+    holding the proposed value, else its first). The schema in force (``schema_ref``) is looked
+    in first, then the built-in schemas.
+    """
+    from .schema import builtin_schema_names
+
+    name, value = str(payload.get("scale", "")), str(payload.get("value", ""))
+    names = builtin_schema_names()
+    ids = ([schema_ref["id"]] if schema_ref and schema_ref.get("id") in names else []) + names
+    schemas = [s for s in map(_builtin_schema, dict.fromkeys(ids)) if s is not None]
+    for schema in schemas:
+        if name in schema.scales:
+            return schema.scales[name]
+    for schema in schemas:
+        if schema.id == name and schema.scales:
+            scales = list(schema.scales.values())
+            return next((s for s in scales if value in s.value_list()), scales[0])
+    return None
+
+
+def proposal_as_grade(
+    payload: dict[str, Any], schema_ref: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """What a decided grade proposal sets (``{scale, item, value, label}``), checked against its
+    scale; None when no known scale matches. A value not on the scale is refused."""
+    scale = scale_for_proposal(payload, schema_ref)
+    if scale is None:
+        return None
+    chosen = resolve_value(scale, payload.get("value"))
+    item = str(payload.get("item") or IMAGE_ITEM)
+    return {"scale": scale.id, "item": item, "value": chosen.value, "label": chosen.label}
+
+
+def _builtin_schema(name: str) -> Any:
+    from .schema import load_schema
+
+    try:
+        return _SCHEMAS.setdefault(name, load_schema(name))
+    except SchemaError:
+        return None
+
+
+_SCHEMAS: dict[str, Any] = {}
 
 
 def load_grades(log_path: str | os.PathLike[str]) -> dict[tuple[str, str], Grade]:
@@ -176,15 +244,16 @@ def mark_done(log: AuditLog, schema: Any, *, where: str | None = None) -> dict[s
 
 
 def is_done(records: Iterable[dict[str, Any]]) -> bool:
-    """True when the latest ``image.done`` comes after every ``grade.set`` (a later change reopens)."""
+    """True when the latest ``image.done`` comes after every per-image grade (a later change
+    reopens)."""
     last_done, last_grade = -1, -1
     for rec in records:
         if rec.get("action") == "image.done":
             last_done = int(rec["seq"])
-        elif rec.get("action") == "grade.set" and is_image_item(
-            (rec.get("target") or {}).get("item")
-        ):
-            last_grade = int(rec["seq"])
+        else:
+            found = grade_of(rec)
+            if found is not None and is_image_item(found[1]):
+                last_grade = int(rec["seq"])
     return last_done > last_grade
 
 
@@ -192,7 +261,7 @@ def graded_schema_ref(log_path: str | os.PathLike[str]) -> dict[str, Any] | None
     """The schema (``{"id", "version", "sha256"}``) of the latest per-image grade, or None."""
     ref = None
     for rec in iter_records(log_path):
-        item = (rec.get("target") or {}).get("item") if rec.get("action") == "grade.set" else "-"
-        if is_image_item(item) and rec.get("schema"):
+        found = grade_of(rec) if rec.get("action") in GRADE_ACTIONS else None
+        if found is not None and is_image_item(found[1]) and rec.get("schema"):
             ref = rec["schema"]
     return ref

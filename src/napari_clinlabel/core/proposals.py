@@ -23,6 +23,7 @@ import numpy as np
 
 from .audit_log import AuditLog, model_source
 from .errors import ClinlabelError
+from .grading import proposal_as_grade
 from .label_edits import record_label_change, record_labels_create, record_labels_save
 from .pending import (
     decided_in_log,
@@ -304,6 +305,7 @@ def accept(
             "score": proposal.score,
             proposal.kind: proposal.payload,
         }
+        _stamp_grade(data, proposal, proposal.payload, log)
         rec = log.append("proposal.accept", target, data, proposal.source)
     proposal.state = ProposalState.ACCEPTED
     proposal.decided_seq = rec["seq"]
@@ -373,11 +375,22 @@ def edit(
             "proposed": proposal.payload,
             proposal.kind: new,
         }
+        _stamp_grade(data, proposal, new, log)
         rec = log.append("proposal.edit", target, data, proposal.source)
         proposal.payload = new
     proposal.state = ProposalState.EDITED
     proposal.decided_seq = rec["seq"]
     return rec
+
+
+def _stamp_grade(data: dict[str, Any], proposal: Proposal, grade: dict[str, Any], log: Any) -> None:
+    """A grade proposal decided: record the grade it sets (``as_grade``) so it counts as one;
+    a value not on its scale is refused before anything is logged."""
+    if proposal.kind != "grade":
+        return
+    as_grade = proposal_as_grade(grade, getattr(log, "schema", None))
+    if as_grade is not None:
+        data["as_grade"] = as_grade
 
 
 def reject(log: AuditLog, proposal: Proposal) -> dict[str, Any]:
