@@ -15,6 +15,7 @@ from ..core.boxes import LesionBox, box_size_mm, box_volume_ml
 CLASS_COLORS = {"benign": "#33cc66", "malignant": "#ff3333", "indeterminate": "#ffaa00"}
 _OTHER_COLORS = ["#33aaff", "#cc66ff", "#ffff33"]
 TABLE_HEADER = ["#", "class", "conf", "slices", "y×x mm", "z mm", "mL", "by"]
+TABLE_3D_COLUMNS = tuple(TABLE_HEADER.index(c) for c in ("slices", "z mm", "mL"))  # not on 2D
 
 
 @dataclass
@@ -101,14 +102,17 @@ def by_whom(box: LesionBox) -> str:
     return str(box.created_by or "")
 
 
-def size_text(box: LesionBox, geometry: Any) -> str:
-    """One line: in-plane size, and depth, slice range and volume for a 3D box."""
+def size_text(box: LesionBox, geometry: Any, flat: bool = False) -> str:
+    """One line: in-plane size, and depth, slice range and volume for a 3D box.
+
+    ``flat``: the image has one slice (2D), so the slice a box lies on is not worth naming.
+    """
     size = box_size_mm(box, geometry)
     text = f"Size: {size[-2]:.1f} × {size[-1]:.1f} mm (y × x)"
     rng = box.slice_range
     if box.is_3d and rng is not None:
         text += f", {size[0]:.1f} mm deep ({rng[0]}–{rng[1]}); "
         text += f"volume {box_volume_ml(box, geometry):.2f} mL"
-    elif rng is not None:
+    elif rng is not None and not flat:
         text += f" on slice {rng[0]}"
     return text

@@ -6,6 +6,10 @@ its box id in the layer's ``box_id`` feature; after every ``events.data`` with a
 deleting, pasting) the layer is reconciled with the boxes in force and each difference becomes
 one record through :mod:`napari_clinlabel.core.boxes`. A 3D box shows as its editable rectangle
 on one slice plus thin outlines on the other slices of its range ("lesions 3D extent").
+
+A 2D image (PNG, a mammogram, a single-frame DICOM opened as one slice) has no slices to extend
+over: it gets the "lesions" layer only, and the slice controls and the table's 3D columns hide.
+Switching images swaps the layers; the boxes come back from each image's log.
 """
 
 from __future__ import annotations
@@ -41,7 +45,14 @@ from ..core.boxes import (
 from ..core.errors import ClinlabelError
 from ..core.schema import load_schema
 from ._box_form import BoxForm, lesion_table
-from ._box_view import TABLE_HEADER, box_shapes, middle_slice, size_text, table_rows
+from ._box_view import (
+    TABLE_3D_COLUMNS,
+    TABLE_HEADER,
+    box_shapes,
+    middle_slice,
+    size_text,
+    table_rows,
+)
 from ._common import (
     camera_of,
     copy_transform,
@@ -74,6 +85,7 @@ class LesionBoxWidget(QWidget):
         self._boxes: dict[str, LesionBox] = {}
         self._anchor: dict[str, int] = {}  # box id -> slice its editable rectangle sits on
         self._selected: str | None = None
+        self._flat = False  # one slice only (2D image): no slice range, no 3D-extent layer
         self._busy = False  # True while this widget itself changes the layer or the form
 
         self._image_combo = QComboBox()
@@ -84,6 +96,7 @@ class LesionBoxWidget(QWidget):
         self._attrs = self._form.attr_combos
         self._z_from, self._z_to = QSpinBox(), QSpinBox()
         self._apply_3d = QPushButton("Make 3D")
+        self._slices_row = QWidget()  # hidden on 2D images
         self._size = QLabel("No box selected.")
         self._table = lesion_table(TABLE_HEADER)
         self._delete_btn = QPushButton("Delete box")
@@ -93,7 +106,8 @@ class LesionBoxWidget(QWidget):
 
     # -- layout and wiring ---------------------------------------------------------------
     def _build(self) -> None:
-        slices = QHBoxLayout()
+        slices = QHBoxLayout(self._slices_row)
+        slices.setContentsMargins(0, 0, 0, 0)
         for w in (
             QLabel("3D: slices from"),
             self._z_from,
@@ -104,11 +118,15 @@ class LesionBoxWidget(QWidget):
             slices.addWidget(w)
         self._size.setWordWrap(True)
         lay = QVBoxLayout(self)
-        for part in (self._form, self._draw_btn, slices, self._size, self._table, self._delete_btn):
-            if isinstance(part, QHBoxLayout):
-                lay.addLayout(part)
-            else:
-                lay.addWidget(part)
+        for part in (
+            self._form,
+            self._draw_btn,
+            self._slices_row,
+            self._size,
+            self._table,
+            self._delete_btn,
+        ):
+            lay.addWidget(part)
 
     def _wire(self) -> None:
         self._image_combo.currentIndexChanged.connect(self._on_image_chosen)
@@ -127,6 +145,19 @@ class LesionBoxWidget(QWidget):
         names = [lay.name for lay in images]
         if refill_image_combo(self._image_combo, names, current, self._session) is not None:
             self._on_image_chosen()
+        elif self._image is not None:
+            self._forget_image()
+
+    def _forget_image(self) -> None:
+        """The image left the viewer: its boxes (kept in its log) leave with it."""
+        self._image, self._volume, self._boxes, self._anchor = None, None, {}, {}
+        self._selected = None
+        old, self._layer, self._extent = (self._layer, self._extent), None, None
+        for layer in old:
+            if layer is not None and layer in self._viewer.layers:
+                self._viewer.layers.remove(layer)
+        self._table.setRowCount(0)
+        self._show_size()
 
     def _on_image_chosen(self, _index: int = 0) -> None:
         if self._busy:
@@ -140,20 +171,32 @@ class LesionBoxWidget(QWidget):
         self._boxes = load_boxes(self._session.log_path_for(image))
         self._anchor = {bid: middle_slice(b) for bid, b in self._boxes.items()}
         self._selected = None
-        nz = self._volume.spatial_shape[0] - 1 if len(self._volume.spatial_shape) == 3 else 0
+        shape = self._volume.spatial_shape
+        nz = shape[0] if len(shape) == 3 else 1
+        self._flat = nz <= 1
         for spin in (self._z_from, self._z_to):
-            spin.setRange(0, nz)
-            spin.setEnabled(nz > 0)
-        self._apply_3d.setEnabled(nz > 0)
+            spin.setRange(0, nz - 1)
+            spin.setEnabled(not self._flat)
+        self._apply_3d.setEnabled(not self._flat)
+        self._slices_row.setVisible(not self._flat)
+        for col in TABLE_3D_COLUMNS:
+            self._table.setColumnHidden(col, self._flat)
         self._ensure_layers()
         self._rebuild()
 
     def _ensure_layers(self) -> None:
+        """Put "lesions" (and, on a volume, "lesions 3D extent") on the chosen image's grid."""
         ndim = len(self._volume.spatial_shape)
-        for name, attr in ((EXTENT_NAME, "_extent"), (LAYER_NAME, "_layer")):
-            old = getattr(self, attr)
+        for old in (self._extent, self._layer):
             if old is not None and old in self._viewer.layers:
                 self._viewer.layers.remove(old)
+        self._extent = None
+        wanted = (
+            ((LAYER_NAME, "_layer"),)
+            if self._flat
+            else ((EXTENT_NAME, "_extent"), (LAYER_NAME, "_layer"))
+        )
+        for name, attr in wanted:
             layer = Shapes(
                 ndim=ndim,
                 name=name,
@@ -171,7 +214,8 @@ class LesionBoxWidget(QWidget):
             layer.feature_defaults["label"] = ""
             setattr(self, attr, layer)
             self._viewer.add_layer(layer)
-        self._extent.editable = False
+        if self._extent is not None:
+            self._extent.editable = False
         self._layer.events.data.connect(self._on_shapes_data)
         self._layer.events.set_data.connect(lambda _e: self._show_size())
         self._layer.events.highlight.connect(self._on_selection)
@@ -317,9 +361,13 @@ class LesionBoxWidget(QWidget):
             if len(centre) == 3:
                 centre[0] = self._anchor.get(bid, round(centre[0]))
             world = np.asarray(self._layer.data_to_world(centre), dtype=float)
-            self._viewer.dims.set_point(range(len(world)), world)
-            shown = list(self._viewer.dims.displayed)
-            camera_of(self._viewer).center = tuple(world[shown[-2:]])
+            dims = self._viewer.dims
+            # a layer's axes are the viewer's last ones (a 2D image beside a CT has 2 of 3)
+            axes = list(range(dims.ndim - len(world), dims.ndim))
+            dims.set_point(axes, world)
+            point = np.asarray(dims.point, dtype=float)
+            point[axes] = world
+            camera_of(self._viewer).center = tuple(point[list(dims.displayed)[-2:]])
         if bid in ids:
             self._layer.selected_data = {ids.index(bid)}
         self._show_box(bid)
@@ -365,14 +413,14 @@ class LesionBoxWidget(QWidget):
             if box.is_3d:
                 lo, hi = (box.zyx_min[0], *lo[1:]), (box.zyx_max[0], *hi[1:])
             box = LesionBox(lo, hi, id=box.id)
-        self._size.setText(size_text(box, self._volume.geometry))
+        self._size.setText(size_text(box, self._volume.geometry, flat=self._flat))
 
     # -- layer ← boxes ---------------------------------------------------------------------
     def _schedule_rebuild(self) -> None:
         QTimer.singleShot(0, self._rebuild)
 
     def _rebuild(self) -> None:
-        """Redraw both shapes layers and the table from the boxes in force."""
+        """Redraw the shapes layers and the table from the boxes in force."""
         if self._layer is None:
             return
         shapes = box_shapes(self._boxes, self._anchor, self._schema.lesion_classes)
@@ -382,6 +430,8 @@ class LesionBoxWidget(QWidget):
                 (self._layer, shapes.rects, shapes.colors),
                 (self._extent, shapes.extent, shapes.extent_colors),
             ):
+                if layer is None:  # a 2D image has no 3D-extent layer
+                    continue
                 layer.selected_data = set()
                 layer.data = []
                 if data:
