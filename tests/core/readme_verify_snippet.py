@@ -1,6 +1,6 @@
 import hashlib, json, sys
 prev, count = "0" * 64, 0
-for line in open(sys.argv[1], encoding="utf-8"):
+for line in open(sys.argv[1], encoding="utf-8", newline="\n"):
     rec = json.loads(line)
     h = rec.pop("hash")
     canon = json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -255,6 +255,8 @@ def test_empty_and_missing_logs(tmp_path):
 def test_readme_snippet_verifies_a_log_without_this_package(tmp_path):
     text = SNIPPET.read_text()
     assert len(text.strip().splitlines()) <= 10 and "napari_clinlabel" not in text
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert text.strip() in readme  # the README shows exactly the snippet tested here
     log = AuditLog(tmp_path / "a.clinlabel.jsonl", IMAGE, Actor("zoë", "Zoë"))
     for i in range(5):
         log.append("box.add", {"box": i}, {"note": "ünïcode"})

@@ -46,6 +46,21 @@ except ImportError:  # pragma: no cover - depends on the environment
     _fast_loads, _FastError = json.loads, ValueError
 
 
+_LONG_INT = re.compile(rb"\d{19}")  # a run of digits orjson might read as a float
+
+
+class _NotFast(Exception):
+    """This line is for json's reader, not orjson's."""
+
+
+def _json_loads(line: bytes) -> Any:
+    """A line as json reads it, from UTF-8 only (format v1): no BOM, no UTF-16/32 guessing."""
+    try:
+        return json.loads(line.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
+        raise _Broken("not valid JSON") from None
+
+
 class _Broken(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -134,16 +149,16 @@ def scan(
     actor_ok: Any = None  # the last actor and source that passed: most records repeat them
     source_ok: Any = None
     sha256, loads, fast_error, tail, get = hashlib.sha256, _fast_loads, _FastError, _TAIL, _GET
+    long_int, json_loads = _LONG_INT.search, _json_loads
     time_match, hex_match, check_files = _TIME_RE.fullmatch, _HEX64.fullmatch, ctx.check
     for line in lines:
         try:
             try:
+                if long_int(line):  # orjson would read an int beyond 64 bits as a float
+                    raise _NotFast
                 rec = loads(line)
-            except fast_error:
-                try:
-                    rec = json.loads(line)  # what orjson declines (huge ints, …)
-                except ValueError:
-                    raise _Broken("not valid JSON") from None
+            except (fast_error, _NotFast):
+                rec = json_loads(line)  # what orjson declines: json's reading decides
             if type(rec) is not dict:
                 raise _Broken("not a JSON object")
             try:
@@ -159,17 +174,7 @@ def scan(
                 or line[-2:] != b'"}'
                 or not (sha256(line[:-75] + b"}").hexdigest() == h and line[-66:-2] == h.encode())
             ) and not _canonical_hash_ok(rec, h):
-                if loads is json.loads:
-                    raise _Broken(
-                        "hash does not match the record's content (the record was edited)"
-                    )
-                # orjson reads integers beyond 64 bits as floats: decide with json's values
-                rec = json.loads(line)
-                a, actor, d, h, image, p, schema, s, source, target, t, v = get(rec)
-                if not _canonical_hash_ok(rec, h):
-                    raise _Broken(
-                        "hash does not match the record's content (the record was edited)"
-                    )
+                raise _Broken("hash does not match the record's content (the record was edited)")
             if type(v) is not int or v != 1:
                 raise _Broken(f"v is {v!r}, this verifier knows format v1")
             if type(s) is not int or s != expected:
@@ -224,6 +229,9 @@ def scan(
                 _check_head(d["head"], run, "data.head", s)
         except _Broken as exc:
             run.bad_seq, run.reason = expected, exc.reason
+            return False
+        except RecursionError:  # json reads and writes nesting only as deep as Python recurses
+            run.bad_seq, run.reason = expected, "record nests too deeply to be checked"
             return False
         append(h)
         prev = h

@@ -175,15 +175,15 @@ def _child(conn: Connection, path: Path, start: int, end: int, ctx: Any, strict:
 def _chunk_start(fh: Any, start: int) -> Any:
     """The chain state after the line that ends at ``start``; None when that line is not a
     record (the previous chunk then fails on it)."""
-    from .log_checks import Chain, _fast_loads
+    from .log_checks import Chain, _Broken, _json_loads
 
-    try:
+    try:  # json's reading, as the single pass's (orjson reads ints beyond 64 bits as floats)
         fh.seek(0)
-        first = _fast_loads(fh.readline())
-        rec = _fast_loads(_line_before(fh, start))
+        first = _json_loads(fh.readline().rstrip(b"\n"))
+        rec = _json_loads(_line_before(fh, start))
         seq, h, t = rec["seq"], rec["hash"], rec["time"]
         image0 = first["image"]
-    except (ValueError, TypeError, KeyError):
+    except (_Broken, TypeError, KeyError, RecursionError):
         return None
     if type(seq) is not int or type(h) is not str or type(t) is not str or image0 is None:
         return None
