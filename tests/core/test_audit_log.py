@@ -11,6 +11,7 @@ import pytest
 
 from napari_clinlabel.core.audit_log import (
     GENESIS,
+    MAX_NESTING,
     AuditLog,
     atomic_write_bytes,
     iter_records,
@@ -201,3 +202,24 @@ def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path):
     atomic_write_bytes(p, b"two")
     assert p.read_bytes() == b"two"
     assert [q.name for q in tmp_path.iterdir()] == ["x.bin"]
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING, 5000])
+def test_a_record_nested_deeper_than_a_verifier_reads_is_refused(tmp_path, depth):
+    log = AuditLog(tmp_path / "a.clinlabel.jsonl", {"uid": None, "sha256": "ab" * 32},
+                   Actor("ana", "Ana"))  # fmt: skip
+    log.append("box.add", {"box": 1}, {"n": 1})
+    before = log.path.read_bytes()
+    deep: list = []
+    for _ in range(depth):
+        deep = [deep]
+    with pytest.raises(LogError, match="nests deeper than"):
+        log.append("box.add", {"box": 2}, {"n": deep})
+    assert log.path.read_bytes() == before  # nothing written
+    shallow: list = []
+    for _ in range(MAX_NESTING - 3):  # record + data + n's own list: still checkable
+        shallow = [shallow]
+    log.append("box.add", {"box": 3}, {"n": shallow})
+    from napari_clinlabel.core.log_verify import verify_log
+
+    assert verify_log(log.path).ok

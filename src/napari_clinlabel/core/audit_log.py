@@ -101,6 +101,22 @@ def _encode_line(rec: dict[str, Any]) -> tuple[bytes, str]:
     return line, h
 
 
+MAX_NESTING = 500  # deepest record a log holds: json's own limit depends on the caller's stack
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def nesting(line: bytes) -> int:
+    """How deep a line's arrays and objects nest (0 when it cannot exceed :data:`MAX_NESTING`)."""
+    if line.count(b"[") + line.count(b"{") <= MAX_NESTING:
+        return 0
+    depth = top = 0
+    for c in _STRINGS.sub(b"", line).translate(None, _NOT_BRACKETS):
+        depth += 1 if c in b"[{" else -1
+        top = max(top, depth)
+    return top
+
+
 @dataclass(frozen=True)
 class Head:
     """The chain head a signature or an export covers."""
@@ -305,8 +321,16 @@ class AuditLog:
                 "schema": rec_schema if rec_schema is not False else None,
                 "prev": prev,
             }
-            rec = normalise_record(rec)
-            line, h = _encode_line(rec)
+            try:
+                rec = normalise_record(rec)
+                line, h = _encode_line(rec)
+            except RecursionError:
+                line, h = b"[" * (MAX_NESTING + 1), ""  # refused just below
+            if nesting(line) > MAX_NESTING:  # a verifier would refuse it: never write it
+                raise LogError(
+                    f"Action {action!r}: its record nests deeper than {MAX_NESTING} levels, "
+                    "more than a log can be verified with. Nothing was recorded."
+                )
             self._write_line(line)
             rec["hash"] = h
             return rec

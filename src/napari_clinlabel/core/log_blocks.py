@@ -26,7 +26,7 @@ except ImportError:  # not compiled here (no C compiler at install): Python chec
     _logscan = None
 
 _BLOCK = 4 << 20  # read and split a log this much at a time
-_TIMES_RE = re.compile(rf"(?:{_TIME_RE.pattern}\n)*{_TIME_RE.pattern}")
+_TIMES_RE = re.compile(rf"(?:{_TIME_RE.pattern}\n)*{_TIME_RE.pattern}", re.ASCII)
 # where a time of each valid length has its marks (every other character is a digit)
 _TIME_MARKS = {
     n: [(4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":")]

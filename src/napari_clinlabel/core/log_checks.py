@@ -20,7 +20,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .audit_log import GENESIS
+from .audit_log import GENESIS, MAX_NESTING, nesting
 from .identity import ROLES, Roster
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ FIELDS = frozenset(
      "prev", "hash")
 )  # fmt: skip
 MEANINGS = ("review", "approval", "adjudication")
-_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z")
+_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z", re.ASCII)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TAIL = b',"hash":"'
 _GET = itemgetter("action", "actor", "data", "hash", "image", "prev", "schema", "seq", "source",
@@ -153,6 +153,8 @@ def scan(
     time_match, hex_match, check_files = _TIME_RE.fullmatch, _HEX64.fullmatch, ctx.check
     for line in lines:
         try:
+            if nesting(line) > MAX_NESTING:
+                raise _Broken(f"record nests deeper than {MAX_NESTING} levels (not checkable)")
             try:
                 if long_int(line):  # orjson would read an int beyond 64 bits as a float
                     raise _NotFast
