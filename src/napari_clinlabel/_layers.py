@@ -3,8 +3,9 @@
 The affine is ``geometry.napari_affine(leading_axes)``, so ``layer.data_to_world(index)`` is the
 ITK physical point in (z, y, x) mm. The layer's ``metadata["clinlabel"]`` carries everything
 needed to rebuild the Volume: PHI-free meta, the geometry (ITK order), shape, dtype, leading
-axes. Labels layers made from an image should get the same metadata (see
-:func:`clinlabel_metadata`), which is what the labels writer reads.
+axes, and ``spacing_known`` (False when the file states no physical pixel size: sizes on the
+layer are then pixels, not mm). Labels layers made from an image should get the same metadata
+(see :func:`clinlabel_metadata`), which is what the labels writer reads.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def clinlabel_metadata(volume: Volume) -> dict[str, Any]:
         shape=[int(n) for n in volume.base.shape],
         dtype=str(volume.base.dtype),
         leading_axes=volume.leading_axes,
+        spacing_known=volume.spacing_known,
     )
     return {"clinlabel": meta}
 
@@ -102,7 +104,10 @@ def volume_to_layer_data(volume: Volume) -> tuple[Any, dict[str, Any], str]:
 
 
 def volume_from_layer(layer: Any) -> Volume:
-    """Rebuild the :class:`Volume` behind an image (or labels) layer from its metadata."""
+    """Rebuild the :class:`Volume` behind an image (or labels) layer from its metadata.
+
+    ``meta["spacing_known"]`` False gives back a :class:`~.core.volume.PixelGeometry`.
+    """
     from .core.errors import InputError
 
     meta = dict((getattr(layer, "metadata", None) or {}).get("clinlabel") or {})

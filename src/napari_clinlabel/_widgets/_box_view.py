@@ -1,6 +1,8 @@
 """How lesion boxes look: rectangles for the Shapes layers, colours, table rows, size text.
 
-Pure functions of the boxes in force (no Qt, no napari), used by the lesion-box widget.
+Pure functions of the boxes in force (no Qt, no napari), used by the lesion-box widget. On an
+image whose file states no pixel size (PNG, JPEG, a TIFF without resolution tags) sizes are
+pixels ("120 × 80 px", "area 9 600 px²", voxel counts), never mm or mL.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from ..core.boxes import LesionBox, box_size_mm, box_volume_ml
+from ..core.boxes import LesionBox, box_size_mm, box_size_px, box_volume_ml
+from ..core.volume import spacing_known
 
 CLASS_COLORS = {"benign": "#33cc66", "malignant": "#ff3333", "indeterminate": "#ffaa00"}
 _OTHER_COLORS = ["#33aaff", "#cc66ff", "#ffff33"]
 TABLE_HEADER = ["#", "class", "conf", "slices", "y×x mm", "z mm", "mL", "by"]
+TABLE_HEADER_PX = ["#", "class", "conf", "slices", "y×x px", "z px", "voxels", "by"]
 TABLE_3D_COLUMNS = tuple(TABLE_HEADER.index(c) for c in ("slices", "z mm", "mL"))  # not on 2D
+_NBSP = "\u00a0"  # thousands separator that never breaks a number across lines
 
 
 @dataclass
@@ -73,22 +78,44 @@ def box_shapes(
     return out
 
 
+def table_header(geometry: Any) -> list[str]:
+    """Column titles: mm and mL, or px and voxels when the image states no pixel size."""
+    return list(TABLE_HEADER if spacing_known(geometry) else TABLE_HEADER_PX)
+
+
+def count(v: float) -> str:
+    """A pixel count or length: whole numbers with spaced thousands (9 600), else one decimal."""
+    if abs(v - round(v)) < 0.05:
+        return f"{round(v):,d}".replace(",", _NBSP)
+    return f"{v:,.1f}".replace(",", _NBSP)
+
+
 def table_rows(boxes: dict[str, LesionBox], geometry: Any) -> list[list[str]]:
-    """Rows of the lesion table (see :data:`TABLE_HEADER`)."""
+    """Rows of the lesion table (see :func:`table_header`)."""
+    known = spacing_known(geometry)
     rows = []
     for r, box in enumerate(boxes.values()):
-        size = box_size_mm(box, geometry)
         rng = box.slice_range
-        vol = box_volume_ml(box, geometry)
+        if known:
+            size = box_size_mm(box, geometry)
+            vol = box_volume_ml(box, geometry)
+            plane = f"{size[-2]:.1f}×{size[-1]:.1f}"
+            depth = f"{size[0]:.1f}" if box.is_3d else ""
+            amount = "" if vol is None else f"{vol:.2f}"
+        else:
+            px = box_size_px(box)
+            plane = f"{count(px[-2])}×{count(px[-1])}"
+            depth = count(px[0]) if box.is_3d else ""
+            amount = count(float(np.prod(px))) if box.is_3d else ""
         rows.append(
             [
                 f"L{r + 1}",
                 box.cls,
                 "" if box.confidence is None else str(box.confidence),
                 "" if rng is None else f"{rng[0]}–{rng[1]}",
-                f"{size[-2]:.1f}×{size[-1]:.1f}",
-                f"{size[0]:.1f}" if box.is_3d else "",
-                "" if vol is None else f"{vol:.2f}",
+                plane,
+                depth,
+                amount,
                 by_whom(box),
             ]
         )
@@ -103,13 +130,23 @@ def by_whom(box: LesionBox) -> str:
 
 
 def size_text(box: LesionBox, geometry: Any, flat: bool = False) -> str:
-    """One line: in-plane size, and depth, slice range and volume for a 3D box.
+    """One line: in-plane size, and depth, slice range and volume for a 3D box; in pixels
+    (with the area, or the voxel count of a 3D box) when the image states no pixel size.
 
     ``flat``: the image has one slice (2D), so the slice a box lies on is not worth naming.
     """
+    rng = box.slice_range
+    if not spacing_known(geometry):
+        px = box_size_px(box)
+        text = f"Size: {count(px[-2])} × {count(px[-1])} px (y × x)"
+        if box.is_3d and rng is not None:
+            text += f", {count(px[0])} slices deep ({rng[0]}–{rng[1]}); "
+            return text + f"{count(float(np.prod(px)))} voxels (pixel size unknown)"
+        if rng is not None and not flat:
+            text += f" on slice {rng[0]}"
+        return text + f", area {count(px[-2] * px[-1])} px² (pixel size unknown)"
     size = box_size_mm(box, geometry)
     text = f"Size: {size[-2]:.1f} × {size[-1]:.1f} mm (y × x)"
-    rng = box.slice_range
     if box.is_3d and rng is not None:
         text += f", {size[0]:.1f} mm deep ({rng[0]}–{rng[1]}); "
         text += f"volume {box_volume_ml(box, geometry):.2f} mL"

@@ -1,5 +1,8 @@
 """The schema's labels as a table: colour swatch, value and name, code, voxel count and mL.
 
+On an image whose pixel size is unknown (PNG, JPEG, a TIFF without resolution tags) the mL
+column hides and counts are the only size (pixels on a 2D image): pixels are never called mL.
+
 Picking a row picks the label to paint (:attr:`LabelTable.value_selected`); values found on the
 layer that the schema does not define get their own grey row, so no voxel goes uncounted.
 """
@@ -90,19 +93,33 @@ class LabelTable(QTableWidget):
             self.selectRow(values.index(value))
         return True
 
-    def set_counts(self, counts: np.ndarray, voxel_mm3: float) -> None:
-        """Show voxel counts (index = value) and mL; adds rows for values the schema lacks."""
+    def set_counts(self, counts: np.ndarray, voxel_mm3: float | None) -> None:
+        """Show voxel counts (index = value) and mL; adds rows for values the schema lacks.
+
+        ``voxel_mm3`` None: the pixel size is unknown, so no mL (the column hides).
+        """
         schema_values = [lab.value for lab in self._labels]
         extra = [int(v) for v in np.flatnonzero(counts) if v and int(v) not in schema_values]
         if self.values() != schema_values + extra:
             self.set_labels(self._labels, extra)
+        self.setColumnHidden(3, voxel_mm3 is None)
         for r, value in enumerate(self.values()):
             n = int(counts[value]) if value < counts.size else 0
             self.item(r, 2).setText(str(n))
-            self.item(r, 3).setText(f"{n * voxel_mm3 / 1000.0:.2f}")
+            self.item(r, 3).setText("" if voxel_mm3 is None else f"{n * voxel_mm3 / 1000.0:.2f}")
+
+    def set_count_title(self, title: str) -> None:
+        """Title of the count column ("Voxels", or "Pixels" on a 2D image of unknown pixel size)."""
+        self.horizontalHeaderItem(2).setText(title)
+
+    def counts(self) -> dict[int, int]:
+        """Counts as shown: label value → voxels (pixels)."""
+        return {v: int(self.item(r, 2).text()) for r, v in enumerate(self.values())}
 
     def volumes_ml(self) -> dict[int, float]:
-        """Volumes as shown: label value → mL."""
+        """Volumes as shown: label value → mL (empty when the pixel size is unknown)."""
+        if self.isColumnHidden(3):
+            return {}
         return {v: float(self.item(r, 3).text()) for r, v in enumerate(self.values())}
 
     def _on_current(self, row: int, *_: int) -> None:

@@ -1,6 +1,7 @@
-"""What the Review widget says about a proposal: model, weights, label, score, size in mm / mL,
-and which grades a grade proposal may be changed to (the scale's values, as the Grading widget
-lists them)."""
+"""What the Review widget says about a proposal: model, weights, label, score, size in mm / mL
+(in pixels / voxels when the image states no pixel size: PNG, JPEG, a TIFF without resolution
+tags), and which grades a grade proposal may be changed to (the scale's values, as the Grading
+widget lists them)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from ..core.grading import scale_for_proposal
 from ..core.proposals import Proposal
+from ..core.volume import spacing_known
 
 
 def describe(p: Proposal, geometry: Any) -> str:
@@ -20,12 +22,15 @@ def describe(p: Proposal, geometry: Any) -> str:
     ]
     if p.kind == "segment":
         vox = int(p.payload.get("voxels", 0))
-        ml = vox * geometry.voxel_volume_mm3 / 1000.0
-        lines.append(f"Size: {vox} voxels, {ml:.2f} mL")
-        lines.append(f"Extent: {extent_mm(p.payload.get('bbox'), geometry)}")
+        if spacing_known(geometry):
+            ml = vox * geometry.voxel_volume_mm3 / 1000.0
+            lines.append(f"Size: {vox} voxels, {ml:.2f} mL")
+        else:
+            lines.append(f"Size: {vox} voxels (pixel size unknown: no mL)")
+        lines.append(f"Extent: {extent_text(p.payload.get('bbox'), geometry)}")
     elif p.kind == "box":
         bbox = [p.payload.get("zyx_min"), p.payload.get("zyx_max")]
-        lines.append(f"Box: {extent_mm(bbox, geometry)}, class {p.payload.get('class', '')}")
+        lines.append(f"Box: {extent_text(bbox, geometry)}, class {p.payload.get('class', '')}")
         lines.append("Drag or resize the yellow box, then E; A accepts it as proposed.")
     else:
         probs = p.payload.get("probabilities", {})
@@ -36,13 +41,18 @@ def describe(p: Proposal, geometry: Any) -> str:
     return "\n".join(lines)
 
 
-def extent_mm(bbox: Any, geometry: Any) -> str:
-    """``z × y × x mm`` of an inclusive voxel bounding box ``[[min…], [max…]]``."""
+def extent_text(bbox: Any, geometry: Any) -> str:
+    """``z × y × x mm`` of an inclusive voxel bounding box ``[[min…], [max…]]``; in ``px`` when
+    the image states no pixel size (axes named ``y × x`` for a 2D box)."""
     if not bbox or not bbox[0]:
         return "no extent"
-    spacing = geometry.spacing_zyx
+    known = spacing_known(geometry)
+    spacing = geometry.spacing_zyx if known else (1.0,) * len(bbox[0])
     size = [(hi - lo + 1) * s for lo, hi, s in zip(bbox[0], bbox[1], spacing, strict=True)]
-    return " × ".join(f"{v:.1f}" for v in size) + " mm (z × y × x)"
+    if known:
+        return " × ".join(f"{v:.1f}" for v in size) + " mm (z × y × x)"
+    axes = " × ".join("zyx"[-len(size) :])
+    return " × ".join(f"{v:g}" for v in size) + f" px ({axes})"
 
 
 def grade_scale(p: Proposal, schema_ref: dict[str, Any] | None = None) -> Any:

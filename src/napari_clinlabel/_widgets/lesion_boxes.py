@@ -9,7 +9,8 @@ on one slice plus thin outlines on the other slices of its range ("lesions 3D ex
 
 A 2D image (PNG, a mammogram, a single-frame DICOM opened as one slice) has no slices to extend
 over: it gets the "lesions" layer only, and the slice controls and the table's 3D columns hide.
-Switching images swaps the layers; the boxes come back from each image's log.
+Switching images swaps the layers; the boxes come back from each image's log. An image whose file
+states no pixel size (PNG, JPEG, a TIFF without resolution tags) shows sizes in pixels, not mm.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from ._box_view import (
     box_shapes,
     middle_slice,
     size_text,
+    table_header,
     table_rows,
 )
 from ._common import (
@@ -168,6 +170,7 @@ class LesionBoxWidget(QWidget):
             return
         self._image = image
         self._volume = volume_of(image)
+        self._table.setHorizontalHeaderLabels(table_header(self._volume.geometry))
         self._boxes = load_boxes(self._session.log_path_for(image))
         self._anchor = {bid: middle_slice(b) for bid, b in self._boxes.items()}
         self._selected = None

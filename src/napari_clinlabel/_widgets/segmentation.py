@@ -3,9 +3,10 @@
 napari's brush, fill and erase stay the drawing tools (the session's labels recorder logs them).
 This widget adds: the schema's labels (colour, name, code) driving ``selected_label`` and the
 layer colours; an intensity window that limits painting; region growing from a clicked seed; fill
-between slices; island removal and hole filling; and live volumes in mL. Each tool action is one
-``label.paint`` record through :meth:`Session.edit_labels`. Another label is never overwritten
-unless "Overwrite other labels" is ticked.
+between slices; island removal and hole filling; and live volumes in mL (voxel or pixel counts
+only when the image states no pixel size: PNG, JPEG, a TIFF without resolution tags). Each tool
+action is one ``label.paint`` record through :meth:`Session.edit_labels`. Another label is never
+overwritten unless "Overwrite other labels" is ticked.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class SegmentationWidget(QWidget):
         self._labels: Labels | None = None
         self._brush: WindowedBrush | None = None
         self._seed_click: SeedClick | None = None
-        self._voxel_mm3 = 1.0
+        self._voxel_mm3: float | None = 1.0  # None: pixel size unknown, counts only
         self._workers: set[Any] = set()
         self._build()
         self._wire()
@@ -204,7 +205,12 @@ class SegmentationWidget(QWidget):
         self._detach_labels()
         self._image = image
         if image is not None:
-            self._voxel_mm3 = volume_of(image).geometry.voxel_volume_mm3
+            volume = volume_of(image)
+            known = volume.spacing_known
+            self._voxel_mm3 = volume.geometry.voxel_volume_mm3 if known else None
+            flat = volume.geometry.ndim == 2
+            self._label_table.set_count_title("Pixels" if flat and not known else "Voxels")
+            self._schedule_volumes()
             low, high = (float(c) for c in image.contrast_limits)
             self._low.setValue(low)
             self._high.setValue(high)
@@ -455,8 +461,12 @@ class SegmentationWidget(QWidget):
         self._label_table.set_counts(counts, self._voxel_mm3)
 
     def volumes_ml(self) -> dict[int, float]:
-        """The volumes shown: label value → mL."""
+        """The volumes shown: label value → mL (empty when the pixel size is unknown)."""
         return self._label_table.volumes_ml()
+
+    def counts(self) -> dict[int, int]:
+        """The counts shown: label value → voxels (pixels on a 2D image)."""
+        return self._label_table.counts()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         """Leave the layer as napari made it: no brush limit, no seed listener."""

@@ -10,6 +10,11 @@ Sizes: the direction cosines are a rotation, so the index axes stay orthogonal i
 for oblique images; each box edge is its index extent times that axis' spacing, and the volume is
 their product. World corners (LPS mm, napari order) are the images of the index corners.
 
+An image whose file states no pixel size (PNG, JPEG, a TIFF without resolution tags: a
+:class:`~.volume.PixelGeometry`) has no millimetres: :func:`box_size_mm` refuses it, and box
+records carry ``"spacing_known": false``, ``size_px`` and ``size_mm`` / ``volume_ml`` /
+``world_corners_mm`` set to null. Every box record has ``spacing_known`` and ``size_px``.
+
 Every change is one record: ``box.add``, ``box.edit`` (data holds the whole box after the change
 and the changed fields) and ``box.delete``. ``proposal.accept`` / ``proposal.edit`` records whose
 data holds ``{"box": {...}}`` add a box attributed to the model (``source``) and confirmed by the
@@ -29,7 +34,7 @@ import numpy as np
 from .audit_log import AuditLog, iter_records
 from .errors import ClinlabelError
 from .geometry import Geometry
-from .volume import Volume
+from .volume import Volume, spacing_known
 
 HUMAN = {"kind": "human"}
 _BOX_FIELDS = ("id", "zyx_min", "zyx_max", "class", "confidence", "attributes")
@@ -109,19 +114,31 @@ def with_slices(box: LesionBox, first: int, last: int) -> LesionBox:
     return replace(box, zyx_min=(z0, *box.zyx_min[1:]), zyx_max=(z1, *box.zyx_max[1:]))
 
 
+def box_size_px(box: LesionBox) -> tuple[float, ...]:
+    """Edge lengths in pixels (voxels) along each index axis, napari order; 0 along z on a slice."""
+    return tuple(float(v) for v in np.subtract(box.zyx_max, box.zyx_min))
+
+
 def box_size_mm(box: LesionBox, geometry: Geometry) -> tuple[float, ...]:
     """Edge lengths (mm) along each index axis, napari order; 0 along z for a 2D box on a slice.
 
     The direction matrix is a rotation, so index axes remain orthogonal in physical space and
     each edge is simply its index extent times that axis' spacing (oblique images included).
+    Refused (:class:`ClinlabelError`) on an image whose pixel size is unknown: use
+    :func:`box_size_px` there.
     """
-    ext = np.subtract(box.zyx_max, box.zyx_min)
-    return tuple(float(v) for v in ext * np.asarray(geometry.spacing_zyx))
+    if not spacing_known(geometry):
+        raise ClinlabelError(
+            f"Box {box.id}: the image states no physical pixel size, so its size is known in "
+            "pixels only (box_size_px), not in mm."
+        )
+    return tuple(float(v) for v in np.asarray(box_size_px(box)) * np.asarray(geometry.spacing_zyx))
 
 
 def box_volume_ml(box: LesionBox, geometry: Geometry) -> float | None:
-    """Volume in mL of a 3D box (None for a 2D box or a 2D image)."""
-    if not box.is_3d:
+    """Volume in mL of a 3D box (None for a 2D box or a 2D image, or when the pixel size is
+    unknown: then :func:`box_size_px` gives its size in voxels)."""
+    if not box.is_3d or not spacing_known(geometry):
         return None
     return float(np.prod(box_size_mm(box, geometry)) / 1000.0)
 
@@ -183,12 +200,16 @@ def validate_box(box: LesionBox, volume: Volume, schema: Any = None) -> None:
 
 
 def box_record_data(box: LesionBox, geometry: Geometry) -> dict[str, Any]:
-    """Record data of a box: its fields plus size (mm), volume (mL) and world corners (mm)."""
+    """Record data of a box: its fields plus size (px, and mm), volume (mL) and world corners
+    (mm); the mm/mL fields are null when the image states no pixel size (``spacing_known``)."""
+    known = spacing_known(geometry)
     return {
         **box.to_dict(),
-        "size_mm": [round(v, 4) for v in box_size_mm(box, geometry)],
+        "spacing_known": known,
+        "size_px": [round(v, 4) for v in box_size_px(box)],
+        "size_mm": [round(v, 4) for v in box_size_mm(box, geometry)] if known else None,
         "volume_ml": box_volume_ml(box, geometry),
-        "world_corners_mm": box_world_corners_mm(box, geometry),
+        "world_corners_mm": box_world_corners_mm(box, geometry) if known else None,
     }
 
 

@@ -6,6 +6,13 @@ volume in mL of 3D boxes, plus who confirmed them and which model proposed them,
 carry scale, item (``image``, a study or a tile id), value, label, grader and time. COCO holds
 boxes on 2D images (and 2D boxes on single slices of a volume, one COCO image per slice) and tile
 grades (one annotation per graded tile, its bbox the tile, its category the grade).
+
+Unknown pixel size (PNG, JPEG, a TIFF without resolution tags: ``spacing_known`` false): nothing
+is called mm that is really pixels. Every box carries ``spacing_known`` and ``size_px`` (edge
+lengths in pixels, napari order); when the spacing is unknown ``size_mm``, ``volume_ml`` and the
+world coordinates are null in JSON and blank in CSV (columns ``size_z_px, size_y_px, size_x_px,
+spacing_known`` come last, the same for every image). COCO ``bbox`` and ``area`` are pixels by
+COCO's own convention, whatever the spacing, and COCO carries no mm.
 """
 
 from __future__ import annotations
@@ -16,11 +23,12 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from .boxes import LesionBox, box_size_mm, box_volume_ml, box_world_corners_mm
+from .boxes import LesionBox, box_size_mm, box_size_px, box_volume_ml, box_world_corners_mm
 from .errors import ExportError
 from .geometry import Geometry
 from .grading import Grade
 from .tiles import TileGrid, parse_tile_id
+from .volume import spacing_known
 
 BOX_COLUMNS = [
     "id", "class", "confidence", "attributes", "slice_first", "slice_last",
@@ -28,6 +36,7 @@ BOX_COLUMNS = [
     "world_min_z_mm", "world_min_y_mm", "world_min_x_mm",
     "world_max_z_mm", "world_max_y_mm", "world_max_x_mm",
     "size_z_mm", "size_y_mm", "size_x_mm", "volume_ml", "confirmed_by", "model",
+    "size_z_px", "size_y_px", "size_x_px", "spacing_known",
 ]  # fmt: skip
 GRADE_COLUMNS = ["scale", "item", "value", "label", "grader", "time", "seq", "note"]
 
@@ -39,15 +48,29 @@ def _model(src: dict[str, Any]) -> str | None:
 
 
 def box_row(box: LesionBox, geometry: Geometry) -> dict[str, Any]:
-    """One box as a flat JSON-ready dict (voxel and world coordinates, size, volume, provenance)."""
+    """One box as a flat JSON-ready dict (voxel and world coordinates, size, volume, provenance);
+    the mm fields are None when the pixel size is unknown (see the module docstring)."""
+    known = spacing_known(geometry)
     pad = (0.0,) if len(box.zyx_min) == 2 else ()
     lo, hi = (*pad, *box.zyx_min), (*pad, *box.zyx_max)
-    world_lo = geometry.index_to_world(box.zyx_min)
-    world_hi = geometry.index_to_world(box.zyx_max)
-    wl, wh = (*pad, *world_lo.tolist()), (*pad, *world_hi.tolist())
-    size = box_size_mm(box, geometry)
-    size3 = (*pad, *size)
+    size_px = box_size_px(box)
     rng = box.slice_range
+    if known:
+        world_lo = geometry.index_to_world(box.zyx_min)
+        world_hi = geometry.index_to_world(box.zyx_max)
+        size = box_size_mm(box, geometry)
+        mm = {
+            "world_min_zyx_mm": [round(float(v), 4) for v in world_lo],
+            "world_max_zyx_mm": [round(float(v), 4) for v in world_hi],
+            "world_corners_mm": box_world_corners_mm(box, geometry),
+            "size_mm": [round(float(v), 4) for v in size],
+            "volume_ml": box_volume_ml(box, geometry),
+        }
+        flat_mm = ((*pad, *world_lo.tolist()), (*pad, *world_hi.tolist()), (*pad, *size))
+    else:
+        mm = dict.fromkeys(("world_min_zyx_mm", "world_max_zyx_mm", "world_corners_mm",
+                            "size_mm", "volume_ml"))  # fmt: skip
+        flat_mm = ((None,) * 3,) * 3
     return {
         "id": box.id,
         "class": box.cls,
@@ -57,14 +80,12 @@ def box_row(box: LesionBox, geometry: Geometry) -> dict[str, Any]:
         "slice_last": None if rng is None else rng[1],
         "voxel_min_zyx": list(box.zyx_min),
         "voxel_max_zyx": list(box.zyx_max),
-        "world_min_zyx_mm": [round(float(v), 4) for v in world_lo],
-        "world_max_zyx_mm": [round(float(v), 4) for v in world_hi],
-        "world_corners_mm": box_world_corners_mm(box, geometry),
-        "size_mm": [round(float(v), 4) for v in size],
-        "volume_ml": box_volume_ml(box, geometry),
+        **mm,
+        "size_px": [round(float(v), 4) for v in size_px],
+        "spacing_known": known,
         "confirmed_by": box.created_by,
         "model": _model(box.source),
-        "_flat": (lo, hi, wl, wh, size3),
+        "_flat": (lo, hi, *flat_mm, (*pad, *size_px)),
     }
 
 
@@ -79,25 +100,31 @@ def boxes_json_obj(boxes: Iterable[LesionBox], geometry: Geometry) -> list[dict[
 
 
 def boxes_csv(boxes: Iterable[LesionBox], geometry: Geometry) -> bytes:
-    """Boxes as CSV (one row per box; attributes as ``key=value;…``)."""
+    """Boxes as CSV (one row per box; attributes as ``key=value;…``); mm columns blank and
+    ``spacing_known`` false when the image states no pixel size."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(BOX_COLUMNS)
     for b in boxes:
         r = box_row(b, geometry)
-        lo, hi, wl, wh, size = r["_flat"]
+        lo, hi, wl, wh, size, size_px = r["_flat"]
         attrs = ";".join(f"{k}={v}" for k, v in sorted(r["attributes"].items()))
         w.writerow(
             [r["id"], r["class"], _blank(r["confidence"]), attrs, _blank(r["slice_first"]),
-             _blank(r["slice_last"]), *lo, *hi, *(round(v, 4) for v in wl),
-             *(round(v, 4) for v in wh), *(round(v, 4) for v in size), _blank(r["volume_ml"]),
-             r["confirmed_by"] or "", r["model"] or ""]
+             _blank(r["slice_last"]), *lo, *hi, *(_mm(v) for v in wl), *(_mm(v) for v in wh),
+             *(_mm(v) for v in size), _blank(r["volume_ml"]), r["confirmed_by"] or "",
+             r["model"] or "", *(round(v, 4) for v in size_px),
+             "true" if r["spacing_known"] else "false"]
         )  # fmt: skip
     return buf.getvalue().encode("utf-8")
 
 
 def _blank(v: Any) -> Any:
     return "" if v is None else v
+
+
+def _mm(v: float | None) -> Any:
+    return "" if v is None else round(v, 4)
 
 
 def grade_obj(g: Grade) -> dict[str, Any]:

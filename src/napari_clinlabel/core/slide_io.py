@@ -9,6 +9,9 @@ costs one streamed pass over the file with bounded memory. (dask was tried and d
 Digest: decoding a whole slide is exactly what opening must avoid, so ``meta["sha256"]`` of a
 slide is the sha256 of the file's bytes, streamed in 8 MiB blocks (it covers every level and the
 TIFF structure); ``meta["sha256_kind"]`` says ``"file"``. Other images digest their voxels.
+
+Pixel size: from the resolution tags when they are in inches or centimetres; a slide without
+them opens on a unit grid with ``meta["spacing_known"] = False`` (sizes in pixels, never mm).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 
 from .errors import InputError
 from .geometry import Geometry
-from .volume import Volume
+from .volume import PixelGeometry, Volume
 
 MIN_LEVEL_SIDE = 1024  # stop adding subsampled levels below this size
 
@@ -96,6 +99,17 @@ def _pixel_size_mm(page) -> float | None:
     return mm_per_unit / per_unit
 
 
+def tiff_pixel_size_mm(path: str | Path) -> float | None:
+    """Pixel size (mm) a TIFF's first page states in its resolution tags; None when it states none."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            return _pixel_size_mm(tf.pages[0])
+    except Exception:  # noqa: BLE001 - unreadable tags state nothing; the reader reports damage
+        return None
+
+
 def open_slide(path: str | Path) -> Volume:
     """A (possibly huge) 2D TIFF as a multiscale Volume of lazy levels, largest first."""
     import tifffile
@@ -132,8 +146,11 @@ def open_slide(path: str | Path) -> Volume:
         while min(base.shape[:2]) // f >= MIN_LEVEL_SIDE:
             levels.append(StridedLevel(base, f))
             f *= 2
-    spacing = pixel_mm if pixel_mm else 1.0
-    geometry = Geometry((spacing, spacing), (0.0, 0.0), (1.0, 0.0, 0.0, 1.0))
+    geometry = (
+        Geometry((pixel_mm, pixel_mm), (0.0, 0.0), (1.0, 0.0, 0.0, 1.0))
+        if pixel_mm
+        else PixelGeometry.identity(2)
+    )
     meta = {
         "modality": "SM",
         "series_uid": None,
@@ -144,6 +161,7 @@ def open_slide(path: str | Path) -> Volume:
         "sha256_kind": "file",
         "level_downsamples": [round(levels[0].shape[0] / lv.shape[0], 3) for lv in levels],
         "n_volumes": 1,
+        "spacing_known": bool(pixel_mm),
     }
     # the zarr store keeps the TiffFile (and its file handle) alive as long as the levels live
     return Volume(levels, geometry, meta)

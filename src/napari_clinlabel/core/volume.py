@@ -33,17 +33,51 @@ def voxel_sha256(array: Any, chunk_bytes: int = 64 << 20) -> str:
     return h.hexdigest()
 
 
+class PixelGeometry(Geometry):
+    """Geometry of an image whose file states no physical pixel size (PNG, JPEG, a TIFF without
+    resolution tags): unit spacing, so its "mm" are pixels and no size on it may be called mm.
+
+    napari still needs a spacing, so the values are a plain unit grid; only the type says they
+    are not physical. ``to_dict`` is the same as a :class:`Geometry`'s: the flag travels apart,
+    as ``meta["spacing_known"]`` (see :class:`Volume`).
+    """
+
+    @classmethod
+    def like(cls, geometry: Geometry) -> PixelGeometry:
+        """A unit-spacing pixel geometry with ``geometry``'s origin and direction."""
+        return cls((1.0,) * geometry.ndim, tuple(geometry.origin), tuple(geometry.direction))
+
+
+def spacing_known(geometry: Geometry) -> bool:
+    """True when ``geometry``'s spacing is physical (mm); False for a :class:`PixelGeometry`."""
+    return not isinstance(geometry, PixelGeometry)
+
+
 @dataclass
 class Volume:
     """Voxels (z, y, x) / (t, z, y, x) / (y, x[, rgb]) with geometry and metadata.
 
     ``meta`` never holds patient names, IDs or birth dates: only modality, UIDs, series
     description, window, the source path and the voxel digest.
+
+    ``meta["spacing_known"] = False`` (or a :class:`PixelGeometry`) marks an image whose file
+    states no physical pixel size; the two are kept in step, so either one is enough.
     """
 
     array: Any  # numpy array, or a list of arrays (multiscale, largest first)
     geometry: Geometry
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.meta.get("spacing_known") is False and spacing_known(self.geometry):
+            self.geometry = PixelGeometry.like(self.geometry)
+        elif not spacing_known(self.geometry):
+            self.meta["spacing_known"] = False
+
+    @property
+    def spacing_known(self) -> bool:
+        """True when the spacing is physical (mm); False when sizes on it are in pixels."""
+        return spacing_known(self.geometry)
 
     @property
     def rgb(self) -> bool:

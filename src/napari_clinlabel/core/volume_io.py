@@ -4,6 +4,12 @@ Supported: DICOM (a folder, one file of a series, or a list of files of one seri
 (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd) and 2D PNG/JPEG/TIFF (RGB stays
 RGB). Big TIFFs (more than 8192 pixels a side or 256 MiB) open lazily as multiscale slides.
 
+Pixel spacing: PNG and JPEG carry none (their DPI is a print resolution, not the detector's),
+nor does a TIFF without resolution tags in inches or centimetres; those open on a unit grid with
+``meta["spacing_known"] = False`` (a :class:`~.volume.PixelGeometry`), so sizes on them are given
+in pixels, never mm. DICOM, NIfTI, NRRD, MetaImage and TIFFs that state their pixel size open
+with ``spacing_known`` True.
+
 Bad input raises :class:`InputError` / :class:`GeometryError` naming the file, the problem and
 the fix. Float images holding NaN or infinite values are refused (never opened with them).
 Label NIfTI files carry no label intent code: SimpleITK cannot set it (intent_code stays 0).
@@ -21,7 +27,7 @@ import SimpleITK as sitk
 
 from .errors import InputError
 from .geometry import Geometry
-from .volume import Volume
+from .volume import PixelGeometry, Volume
 
 ITK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -138,6 +144,9 @@ def _read_itk(p: Path) -> Volume:
         )
     else:
         geometry = Geometry.from_itk(img)
+    known = _states_pixel_size(p)
+    if not known:  # no physical spacing: a unit grid, marked so nobody calls it mm
+        geometry = PixelGeometry.like(geometry)
     if comps > 1 and not rgb:  # vector volume: components become a leading axis
         array = np.moveaxis(array, -1, 0)
     if array.dtype.kind == "f":
@@ -156,10 +165,24 @@ def _read_itk(p: Path) -> Volume:
         "rgb": rgb,
         "source_path": str(p),
         "n_volumes": array.shape[0] if dim == 4 else 1,
+        "spacing_known": known,
     }
     vol = Volume(np.ascontiguousarray(array), geometry, meta)
     _ = vol.sha256
     return vol
+
+
+def _states_pixel_size(p: Path) -> bool:
+    """Whether the file states a physical pixel size: never for PNG/JPEG, for a TIFF only with
+    resolution tags in inches or centimetres, always for the medical formats."""
+    suffix = suffix_of(p)
+    if suffix in (".png", ".jpg", ".jpeg"):
+        return False
+    if suffix not in (".tif", ".tiff"):
+        return True
+    from .slide_io import tiff_pixel_size_mm
+
+    return tiff_pixel_size_mm(p) is not None
 
 
 def _nifti_nonfinite(p: Path) -> int:
