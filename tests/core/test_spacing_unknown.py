@@ -232,3 +232,46 @@ def test_3d_box_on_unknown_spacing_volume_counts_voxels():
     assert b["size_px"] == [4.0, 5.0, 6.0] and b["size_mm"] is None and b["volume_ml"] is None
     (row,) = csv.DictReader(io.StringIO(boxes_csv([box], vol.geometry).decode()))
     assert row["size_z_px"] == "4.0" and row["size_z_mm"] == "" and row["spacing_known"] == "false"
+
+
+def _secondary_capture(path, spacing_tag: str | None):
+    """A one-frame DICOM (secondary capture) that states its pixel size with ``spacing_tag``,
+    or not at all (a scanned film, a screenshot)."""
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), Dataset(), file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
+    ds.Modality, ds.StudyInstanceUID, ds.SeriesInstanceUID = "OT", generate_uid(), generate_uid()
+    if spacing_tag:
+        setattr(ds, spacing_tag, [0.25, 0.25])
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows, ds.Columns = 20, 30
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = np.arange(600, dtype=np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize(
+    "tag, known",
+    [(None, False), ("PixelSpacing", True), ("ImagerPixelSpacing", True),
+     ("NominalScannedPixelSpacing", True)],
+)  # fmt: skip
+def test_a_single_dicom_without_a_pixel_size_is_in_pixels(tmp_path, tag, known, capsys):
+    from napari_clinlabel.cli import main
+
+    path = _secondary_capture(tmp_path / "sc.dcm", tag)
+    [vol] = read_volumes(path)
+    assert vol.spacing_known is known
+    assert main(["info", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["volumes"][0]["spacing_known"] is known
+    assert main(["info", str(path)]) == 0
+    assert ("px (the file states no pixel size)" in capsys.readouterr().out) is not known

@@ -29,6 +29,7 @@ def describe(volume: Volume) -> dict[str, Any]:
     return {
         "size": [int(n) for n in reversed(volume.spatial_shape)],
         "spacing": list(g.spacing),
+        "spacing_known": volume.spacing_known,
         "origin": list(g.origin),
         "direction": list(g.direction),
         "pixel_type": _pixel_type(volume),
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     for i, d in enumerate(info):
         print(f"[{i}] {d['modality'] or 'image'} series {d['series_uid'] or '(no UID)'}")
         print(f"  size        {tuple(d['size'])}  volumes {d['n_volumes']}  levels {d['levels']}")
-        print(f"  spacing     {_fmt(d['spacing'])} mm")
+        unit = "mm" if d["spacing_known"] else "px (the file states no pixel size)"
+        print(f"  spacing     {_fmt(d['spacing'])} {unit}")
         print(f"  origin      {_fmt(d['origin'])} mm")
         print(f"  direction   {_fmt(d['direction'])}")
         print(f"  pixel type  {d['pixel_type']}{'  (RGB)' if d['rgb'] else ''}")

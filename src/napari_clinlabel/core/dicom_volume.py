@@ -180,6 +180,8 @@ def _single_file_volume(path: Path, meta: dict) -> Volume:
         img = img[:, :, 0]
     rgb = img.GetNumberOfComponentsPerPixel() in (3, 4)  # colour photo or colour cine
     meta["rgb"] = rgb
+    if not _states_pixel_spacing(path):  # SimpleITK's 1.0 is then a unit grid, not mm
+        meta["spacing_known"] = False
     vol = Volume(sitk.GetArrayFromImage(img), Geometry.from_itk(img), meta)
     _ = vol.sha256
     return vol
@@ -266,3 +268,24 @@ __all__ = [
     "read_plan_pixels",
     "volume_from_plan",
 ]
+
+
+_SPACING_TAGS = ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing")
+
+
+def _states_pixel_spacing(path: Path) -> bool:
+    """True when a DICOM file gives a physical pixel size (plain or per-frame)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 - SimpleITK read it; an odd header keeps its spacing
+        return True
+    if any(ds.get(tag) for tag in _SPACING_TAGS):
+        return True
+    for group in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        for item in ds.get(group) or []:
+            measures = item.get("PixelMeasuresSequence") or []
+            if any(m.get("PixelSpacing") for m in measures):
+                return True
+    return False
