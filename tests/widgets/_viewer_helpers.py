@@ -76,3 +76,38 @@ def click(qtbot: Any, viewer: Any, layer: Any, z: int, at: tuple) -> None:
     canvas.events.mouse_press(pos=p, modifiers=(), button=1)
     qtbot.wait(8)
     canvas.events.mouse_release(pos=p, modifiers=(), button=1)
+
+
+def layer_drag(viewer: Any, layer: Any, start: tuple, end: tuple) -> None:
+    """Press at ``start``, move to ``end``, release (layer data coordinates) through the layer's
+    own mouse callbacks, as napari delivers a drag; a 2D layer beside a volume sits on the
+    viewer's last axes."""
+    from napari.utils._test_utils import read_only_mouse_event
+    from napari.utils.interactions import (
+        mouse_move_callbacks,
+        mouse_press_callbacks,
+        mouse_release_callbacks,
+    )
+
+    lead = viewer.dims.ndim - layer.ndim
+
+    def ev(kind: str, pos: Any, dragging: bool) -> Any:
+        world = tuple(viewer.dims.point[:lead]) + tuple(float(v) for v in layer.data_to_world(pos))
+        return read_only_mouse_event(
+            type=kind, is_dragging=dragging, position=world,
+            dims_displayed=list(viewer.dims.displayed),
+        )  # fmt: skip
+
+    mid = tuple((np.asarray(start) + np.asarray(end)) / 2)
+    mouse_press_callbacks(layer, ev("mouse_press", start, False))
+    mouse_move_callbacks(layer, ev("mouse_move", start, True))
+    mouse_move_callbacks(layer, ev("mouse_move", mid, True))
+    mouse_move_callbacks(layer, ev("mouse_move", end, True))
+    mouse_release_callbacks(layer, ev("mouse_release", end, True))
+
+
+def box_records(log_path: Path) -> list[dict]:
+    """The ``box.*`` records of a log, in order."""
+    from napari_clinlabel.core.audit_log import iter_records
+
+    return [r for r in iter_records(log_path) if r["action"].startswith("box.")]

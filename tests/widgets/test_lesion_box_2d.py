@@ -8,12 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from napari.utils._test_utils import read_only_mouse_event
-from napari.utils.interactions import (
-    mouse_move_callbacks,
-    mouse_press_callbacks,
-    mouse_release_callbacks,
-)
+from _viewer_helpers import box_records, layer_drag
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from qtpy.QtCore import Qt
@@ -27,31 +22,6 @@ from napari_clinlabel.core.log_verify import verify_log
 from napari_clinlabel.core.samples import ct_phantom, mammogram_phantom
 
 LEFT = Qt.MouseButton.LeftButton
-
-
-def _drag(viewer, layer, start, end):
-    """Press at ``start``, move to ``end``, release (layer data coordinates) as the mouse does."""
-    lead = viewer.dims.ndim - layer.ndim  # a 2D layer beside a CT sits on the viewer's last axes
-
-    def ev(kind, pos, dragging):
-        world = tuple(viewer.dims.point[:lead]) + tuple(float(v) for v in layer.data_to_world(pos))
-        return read_only_mouse_event(
-            type=kind,
-            is_dragging=dragging,
-            position=world,
-            dims_displayed=list(viewer.dims.displayed),
-        )
-
-    mid = tuple((np.asarray(start) + np.asarray(end)) / 2)
-    mouse_press_callbacks(layer, ev("mouse_press", start, False))
-    mouse_move_callbacks(layer, ev("mouse_move", start, True))
-    mouse_move_callbacks(layer, ev("mouse_move", mid, True))
-    mouse_move_callbacks(layer, ev("mouse_move", end, True))
-    mouse_release_callbacks(layer, ev("mouse_release", end, True))
-
-
-def _box_records(log_path):
-    return [r for r in iter_records(log_path) if r["action"].startswith("box.")]
 
 
 def _names(viewer):
@@ -105,8 +75,8 @@ def test_mammogram_walkthrough_2d_layers_sizes_edit_delete_reopen(
     _pick(w, "malignant", "4", finding="mass", margin="spiculated", location="upper outer quadrant")
     qtbot.mouseClick(w._draw_btn, LEFT)
     assert w.layer.mode == "add_rectangle" and viewer.layers.selection.active is w.layer
-    _drag(viewer, w.layer, (580, 400), (680, 520))
-    [rec] = _box_records(log_path)
+    layer_drag(viewer, w.layer, (580, 400), (680, 520))
+    [rec] = box_records(log_path)
     a = rec["data"]
     assert rec["action"] == "box.add" and a["zyx_min"] == [580, 400] and a["zyx_max"] == [680, 520]
     assert a["class"] == "malignant" and a["confidence"] == 4
@@ -124,9 +94,9 @@ def test_mammogram_walkthrough_2d_layers_sizes_edit_delete_reopen(
     w.layer.selected_data = set()
     _pick(w, "benign", "2", finding="calcification")
     w.layer.mode = "add_rectangle"
-    _drag(viewer, w.layer, (820, 250), (870, 330))
+    layer_drag(viewer, w.layer, (820, 250), (870, 330))
     qtbot.wait(10)
-    recs = _box_records(log_path)
+    recs = box_records(log_path)
     assert [r["action"] for r in recs] == ["box.add", "box.add"]
     b = recs[1]["data"]
     assert b["class"] == "benign" and b["size_mm"] == pytest.approx([5.0, 8.0])
@@ -148,15 +118,15 @@ def test_mammogram_walkthrough_2d_layers_sizes_edit_delete_reopen(
     _click_row(qtbot, w, 0)
     assert w._class.currentText() == "malignant" and w._confidence.currentText() == "4"
     w._confidence.setCurrentText("3")
-    rec = _box_records(log_path)[-1]
+    rec = box_records(log_path)[-1]
     assert rec["action"] == "box.edit" and rec["target"] == {"box": id_a}
     assert rec["data"]["changed"] == ["confidence"] and rec["data"]["confidence"] == 3
     assert rec["data"]["size_mm"] == pytest.approx([10.0, 12.0])
 
     # ...and resize it by moving it: drag it 20 px down → box.edit with the new corners
     qtbot.wait(10)
-    _drag(viewer, w.layer, (630, 460), (650, 460))
-    rec = _box_records(log_path)[-1]
+    layer_drag(viewer, w.layer, (630, 460), (650, 460))
+    rec = box_records(log_path)[-1]
     assert rec["action"] == "box.edit" and rec["data"]["zyx_min"] == pytest.approx([600, 400])
     qtbot.wait(10)
     assert w._table.item(0, 2).text() == "3"
@@ -164,7 +134,7 @@ def test_mammogram_walkthrough_2d_layers_sizes_edit_delete_reopen(
     # delete lesion 2: pick its row, press Delete box → box.delete
     _click_row(qtbot, w, 1)
     qtbot.mouseClick(w._delete_btn, LEFT)
-    rec = _box_records(log_path)[-1]
+    rec = box_records(log_path)[-1]
     assert rec["action"] == "box.delete" and rec["target"] == {"box": id_b}
     qtbot.wait(10)
     assert list(w.boxes) == [id_a] and w._table.rowCount() == 1 and len(w.layer.data) == 1
@@ -226,8 +196,8 @@ def test_single_frame_dicom_is_boxed_as_2d(make_napari_viewer, qtbot, tmp_path, 
     lead = (0,) if with_position else ()
     w._class.setCurrentText("indeterminate")
     qtbot.mouseClick(w._draw_btn, LEFT)
-    _drag(viewer, w.layer, (*lead, 40, 30), (*lead, 90, 110))
-    [rec] = _box_records(log_path)
+    layer_drag(viewer, w.layer, (*lead, 40, 30), (*lead, 90, 110))
+    [rec] = box_records(log_path)
     assert rec["data"]["size_mm"] == pytest.approx([*([0.0] * len(lead)), 5.0, 8.0])
     assert rec["data"]["volume_ml"] is None
     assert w._size.text() == "Size: 5.0 × 8.0 mm (y × x)"
@@ -253,8 +223,8 @@ def test_switching_2d_and_3d_images_swaps_layers_and_keeps_boxes(make_napari_vie
     assert _names(viewer) == ["ct", "mammogram", LAYER_NAME] and w.layer.ndim == 2
     w._class.setCurrentText("malignant")
     qtbot.mouseClick(w._draw_btn, LEFT)
-    _drag(viewer, w.layer, (580, 400), (680, 500))
-    [mg_box] = _box_records(mg_log)
+    layer_drag(viewer, w.layer, (580, 400), (680, 500))
+    [mg_box] = box_records(mg_log)
     assert mg_box["data"]["size_mm"] == pytest.approx([10.0, 10.0])
 
     # switch to the CT: 3D layers, slice controls and 3D columns back; the CT has no box yet
@@ -265,13 +235,13 @@ def test_switching_2d_and_3d_images_swaps_layers_and_keeps_boxes(make_napari_vie
     assert w.boxes == {} and w._table.rowCount() == 0
     viewer.dims.set_point(0, float(ct.data_to_world((10, 0, 0))[0]))
     qtbot.mouseClick(w._draw_btn, LEFT)
-    _drag(viewer, w.layer, (10, 20, 30), (10, 45, 60))
-    [ct_box] = _box_records(ct_log)
+    layer_drag(viewer, w.layer, (10, 20, 30), (10, 45, 60))
+    [ct_box] = box_records(ct_log)
     w._z_from.setValue(8)
     w._z_to.setValue(12)
     qtbot.mouseClick(w._apply_3d, LEFT)
     qtbot.wait(10)
-    assert _box_records(ct_log)[-1]["data"]["size_mm"] == pytest.approx([12.5, 20.0, 24.0])
+    assert box_records(ct_log)[-1]["data"]["size_mm"] == pytest.approx([12.5, 20.0, 24.0])
     assert len(viewer.layers[EXTENT_NAME].data) == 4
     n_ct, n_mg = len(list(iter_records(ct_log))), len(list(iter_records(mg_log)))
 

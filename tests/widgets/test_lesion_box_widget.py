@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from napari.utils._test_utils import read_only_mouse_event
-from napari.utils.interactions import (
-    mouse_move_callbacks,
-    mouse_press_callbacks,
-    mouse_release_callbacks,
-)
+from _viewer_helpers import box_records, layer_drag
 from qtpy.QtCore import Qt
 
 from napari_clinlabel._session import get_session
@@ -22,27 +17,6 @@ from napari_clinlabel.core.samples import ct_phantom, mammogram_phantom
 from napari_clinlabel.core.schema import load_schema
 
 LEFT = Qt.MouseButton.LeftButton
-
-
-def _drag(viewer, layer, start, end):
-    """Press at ``start``, move to ``end``, release (data coordinates, z y x) as the mouse does."""
-
-    def ev(kind, pos, dragging):
-        world = tuple(float(v) for v in layer.data_to_world(pos))
-        return read_only_mouse_event(
-            type=kind, is_dragging=dragging, position=world, dims_displayed=[1, 2]
-        )
-
-    mid = tuple((np.asarray(start) + np.asarray(end)) / 2)
-    mouse_press_callbacks(layer, ev("mouse_press", start, False))
-    mouse_move_callbacks(layer, ev("mouse_move", start, True))
-    mouse_move_callbacks(layer, ev("mouse_move", mid, True))
-    mouse_move_callbacks(layer, ev("mouse_move", end, True))
-    mouse_release_callbacks(layer, ev("mouse_release", end, True))
-
-
-def _box_records(log_path):
-    return [r for r in iter_records(log_path) if r["action"].startswith("box.")]
 
 
 @pytest.fixture
@@ -75,7 +49,7 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     session.report_error = report
     assert len(shown) == 1
     assert "ct" in shown[0] and "outside the image" in shown[0] and "80..120" in shown[0]
-    assert _box_records(log_path) == [] and len(layer.data) == 0
+    assert box_records(log_path) == [] and len(layer.data) == 0
 
     viewer.dims.set_point(0, float(image.data_to_world((10, 0, 0))[0]))
 
@@ -86,8 +60,8 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     w._attrs["finding"].setCurrentText("mass")
     qtbot.mouseClick(w._draw_btn, LEFT)
     assert layer.mode == "add_rectangle"
-    _drag(viewer, layer, (10, 20, 30), (10, 45, 60))
-    recs = _box_records(log_path)
+    layer_drag(viewer, layer, (10, 20, 30), (10, 45, 60))
+    recs = box_records(log_path)
     assert [r["action"] for r in recs] == ["box.add"]
     # box records carry the lesion schema; the schema another widget set stays in force for it
     assert recs[0]["schema"]["id"] == "lesions"
@@ -110,9 +84,9 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     w._attrs["margin"].setCurrentText("circumscribed")
     w._attrs["finding"].setCurrentText("cyst")
     layer.mode = "add_rectangle"
-    _drag(viewer, layer, (14, 60, 10), (14, 70, 25))
+    layer_drag(viewer, layer, (14, 60, 10), (14, 70, 25))
     qtbot.wait(10)
-    recs = _box_records(log_path)
+    recs = box_records(log_path)
     assert [r["action"] for r in recs] == ["box.add", "box.add"]
     b = recs[1]["data"]
     assert (b["class"], b["confidence"], b["attributes"]["margin"]) == (
@@ -136,7 +110,7 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     w._z_from.setValue(8)
     w._z_to.setValue(12)
     qtbot.mouseClick(w._apply_3d, LEFT)
-    rec = _box_records(log_path)[-1]
+    rec = box_records(log_path)[-1]
     assert rec["action"] == "box.edit" and rec["target"] == {"box": id_a}
     assert rec["data"]["size_mm"] == pytest.approx([5 * 2.5, 20.0, 24.0])
     assert rec["data"]["volume_ml"] == pytest.approx(12.5 * 20 * 24 / 1000)
@@ -151,8 +125,8 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     i_b = ids.index(id_b)
     viewer.dims.set_point(0, float(image.data_to_world((14, 0, 0))[0]))
     layer.selected_data = {i_b}
-    _drag(viewer, layer, (14, 65, 17.5), (14, 70, 21.5))
-    rec = _box_records(log_path)[-1]
+    layer_drag(viewer, layer, (14, 65, 17.5), (14, 70, 21.5))
+    rec = box_records(log_path)[-1]
     assert rec["action"] == "box.edit" and rec["target"] == {"box": id_b}
     assert rec["data"]["zyx_min"] == pytest.approx([14, 65, 14], abs=1e-6)
     assert rec["data"]["size_mm"] == pytest.approx([0.0, 8.0, 12.0])
@@ -161,7 +135,7 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     qtbot.wait(10)
     w.select_box(id_b, jump=False)
     w._class.setCurrentText("indeterminate")
-    rec = _box_records(log_path)[-1]
+    rec = box_records(log_path)[-1]
     assert rec["action"] == "box.edit" and rec["data"]["class"] == "indeterminate"
     assert rec["data"]["changed"] == ["class"]
 
@@ -169,7 +143,7 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     qtbot.wait(10)
     w.select_box(id_b, jump=False)
     qtbot.mouseClick(w._delete_btn, LEFT)
-    rec = _box_records(log_path)[-1]
+    rec = box_records(log_path)[-1]
     assert rec["action"] == "box.delete" and rec["target"] == {"box": id_b}
     qtbot.wait(10)
     assert list(w.boxes) == [id_a] and w._table.rowCount() == 1
@@ -192,7 +166,7 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     assert w2.layer.ndim == 2 and not w2._apply_3d.isEnabled()
     w2._class.setCurrentText("malignant")
     w2.layer.add_rectangles([np.array([[580, 400], [580, 500], [680, 500], [680, 400]], float)])
-    rec = _box_records(get_session(viewer2).log_path_for(mg))[-1]
+    rec = box_records(get_session(viewer2).log_path_for(mg))[-1]
     assert rec["action"] == "box.add" and rec["data"]["zyx_min"] == [580, 400]
     assert (
         rec["data"]["size_mm"] == pytest.approx([10.0, 10.0]) and rec["data"]["volume_ml"] is None

@@ -7,12 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from napari.utils._test_utils import read_only_mouse_event
-from napari.utils.interactions import (
-    mouse_move_callbacks,
-    mouse_press_callbacks,
-    mouse_release_callbacks,
-)
+from _viewer_helpers import box_records, layer_drag
 from qtpy.QtCore import Qt
 from skimage import io as skio
 
@@ -42,27 +37,6 @@ def _fundus_png(tmp_path, grey=False):
     return path
 
 
-def _drag(viewer, layer, start, end):
-    """Press at ``start``, move to ``end``, release (layer data coordinates) as the mouse does."""
-
-    def ev(kind, pos, dragging):
-        world = tuple(float(v) for v in layer.data_to_world(pos))
-        return read_only_mouse_event(
-            type=kind, is_dragging=dragging, position=world, dims_displayed=[0, 1]
-        )
-
-    mid = tuple((np.asarray(start) + np.asarray(end)) / 2)
-    mouse_press_callbacks(layer, ev("mouse_press", start, False))
-    mouse_move_callbacks(layer, ev("mouse_move", start, True))
-    mouse_move_callbacks(layer, ev("mouse_move", mid, True))
-    mouse_move_callbacks(layer, ev("mouse_move", end, True))
-    mouse_release_callbacks(layer, ev("mouse_release", end, True))
-
-
-def _box_records(log_path):
-    return [r for r in iter_records(log_path) if r["action"].startswith("box.")]
-
-
 def _header(table):
     cols = range(table.columnCount())
     return [table.horizontalHeaderItem(c).text() for c in cols if not table.isColumnHidden(c)]
@@ -82,8 +56,8 @@ def test_lesion_box_on_png_is_sized_in_pixels(make_napari_viewer, qtbot, tmp_pat
     # a user draws a 120 × 80 pixel box (rows × columns) with the rectangle tool
     w._class.setCurrentText("indeterminate")
     qtbot.mouseClick(w._draw_btn, LEFT)
-    _drag(viewer, w.layer, (300, 400), (420, 480))
-    [rec] = _box_records(log_path)
+    layer_drag(viewer, w.layer, (300, 400), (420, 480))
+    [rec] = box_records(log_path)
     d = rec["data"]
     assert rec["action"] == "box.add" and d["spacing_known"] is False
     assert d["size_px"] == [120.0, 80.0]
