@@ -11,6 +11,10 @@ A 2D image (PNG, a mammogram, a single-frame DICOM opened as one slice) has no s
 over: it gets the "lesions" layer only, and the slice controls and the table's 3D columns hide.
 Switching images swaps the layers; the boxes come back from each image's log. An image whose file
 states no pixel size (PNG, JPEG, a TIFF without resolution tags) shows sizes in pixels, not mm.
+
+The widget follows the log: a box proposal accepted or edited elsewhere (Review's
+``proposal.accept`` / ``proposal.edit`` with ``data["box"]``) on its image shows at once, as a
+reload from the log would show it; the refresh itself records nothing.
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._session import get_session
+from .._session import get_session, image_sha256
 from ..core.boxes import (
     LesionBox,
     add_box,
+    boxes_from_records,
     delete_box,
     edit_box,
     load_boxes,
@@ -65,10 +70,12 @@ from ._common import (
     unwrap_viewer,
     volume_of,
 )
+from .session import connect_while_alive
 
 LAYER_NAME = "lesions"
 EXTENT_NAME = "lesions 3D extent"
 _DONE = {ActionType.ADDED, ActionType.CHANGED, ActionType.REMOVED}
+_CONFIRMS_BOX = ("proposal.accept", "proposal.edit")  # records that put a model box in force
 
 
 class LesionBoxWidget(QWidget):
@@ -139,6 +146,23 @@ class LesionBoxWidget(QWidget):
         self._delete_btn.clicked.connect(self._on_delete)
         self._viewer.layers.events.inserted.connect(self._refresh_images)
         self._viewer.layers.events.removed.connect(self._refresh_images)
+        connect_while_alive(self, [(self._session.record_appended, self._on_record)])
+
+    # -- log → boxes (proposals confirmed in Review) ---------------------------------------
+    def _on_record(self, rec: dict[str, Any]) -> None:
+        """A box proposal of this image accepted/edited elsewhere: show it as a reload would."""
+        if self._image is None or self._layer is None or rec.get("action") not in _CONFIRMS_BOX:
+            return
+        if not isinstance((rec.get("data") or {}).get("box"), dict):
+            return
+        if (rec.get("image") or {}).get("sha256") != image_sha256(self._image):
+            return
+        confirmed = boxes_from_records([rec])  # core's replay of this one record
+        if not confirmed:
+            return
+        self._boxes.update(confirmed)  # same order as the replay: new ids last, known in place
+        self._anchor.update({bid: middle_slice(b) for bid, b in confirmed.items()})
+        self._rebuild()
 
     # -- image choice and restore --------------------------------------------------------
     def _refresh_images(self, _event: Any = None) -> None:
