@@ -2,7 +2,8 @@
 
 A thin translator over :mod:`napari_clinlabel.core.adjudication`. The adjudicator loads the
 readers' logs of the open image; each read becomes a read-only labels layer (``read: <id>``),
-their disagreement a layer of its own, the pairwise Dice/HD95 a table. The decision is drafted on
+their disagreement a layer of its own, the pairwise Dice/HD95 a table (HD95 in px when the
+image states no pixel size). The decision is drafted on
 the ``adjudication draft`` layer — accept a reader, start from a majority merge, or paint — and
 becomes final only through **Sign**, which writes one ``adjudicate`` record (the full change, the
 reason, the reads cited) and one ``sign`` record. A reader opening this widget sees only their own
@@ -35,12 +36,14 @@ from qtpy.QtWidgets import (
 from .._session import get_session, image_sha256
 from ..core import adjudication as adj
 from ..core.errors import ClinlabelError, InputError
+from ..core.metrics import MM_KEYS, PX_KEYS, distance_units
 
 DRAFT = "adjudication draft"
 DISAGREEMENT = "disagreement"
 # one colour no label map uses, so the disagreement stands out over the reads
 DISAGREEMENT_COLORS = {None: "transparent", 0: "transparent", 1: "yellow"}
 METRIC_COLUMNS = ("pair", "label", "Dice", "HD95 mm", "voxels A", "voxels B")
+METRIC_COLUMNS_PX = ("pair", "label", "Dice", "HD95 px", "pixels A", "pixels B")
 
 
 class AdjudicationWidget(QWidget):
@@ -186,11 +189,14 @@ class AdjudicationWidget(QWidget):
         self._set_deciding(deciding)
 
     def _fill_table(self, pairs: dict[str, dict[str, dict[str, Any]]]) -> None:
+        px = any(distance_units(m) == "px" for p in pairs.values() for m in p.values())
+        self._table.setHorizontalHeaderLabels(METRIC_COLUMNS_PX if px else METRIC_COLUMNS)
+        hd_key = PX_KEYS[0] if px else MM_KEYS[0]
         for pair, per_label in pairs.items():
             for label, m in per_label.items():
                 row = self._table.rowCount()
                 self._table.insertRow(row)
-                cells = [pair, label, f"{m['dice']:.3f}", f"{m['hd95_mm']:.2f}", str(m["voxels_a"]),
+                cells = [pair, label, f"{m['dice']:.3f}", f"{m[hd_key]:.2f}", str(m["voxels_a"]),
                          str(m["voxels_b"])]  # fmt: skip
                 for col, text in enumerate(cells):
                     self._table.setItem(row, col, QTableWidgetItem(text))

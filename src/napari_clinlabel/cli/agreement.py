@@ -2,7 +2,9 @@
 
 With ``--json`` the output is strict JSON: values that are NaN (undefined, e.g. precision of a
 grade nobody gave) or infinite (HD95 when one reader left a label empty) are written as ``null``;
-``voxels_a`` / ``voxels_b`` and ``support`` say why.
+``voxels_a`` / ``voxels_b`` and ``support`` say why. Label maps that state no pixel size (PNG, a
+TIFF without resolution tags, logs of such images) give ``hd95_px``, ``mean_surface_distance_px``
+and ``size_difference_px`` instead of the mm/mL keys, and the table says px.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "agreement",
         help="inter-rater agreement of two label maps, grade tables (CSV item,grade) or sidecar logs",
         description="Dice, HD95 (mm), mean surface distance and volume difference per label for two "
-        "label maps or two readers' logs of one image; kappa, quadratic-weighted kappa and "
+        "label maps or two readers' logs of one image (in pixels and pixel counts for PNG/TIFF "
+        "maps that state no pixel size); kappa, quadratic-weighted kappa and "
         "per-class precision/recall/F1 (B against A) for two grade tables.",
     )
     p.add_argument(
         "a",
-        help="reader A: label map (.nii/.nii.gz/.nrrd/.mha), grade table (.csv) or log (.clinlabel.jsonl)",
+        help="reader A: label map (.nii/.nii.gz/.nrrd/.mha/.png/.tif), grade table (.csv) or log (.clinlabel.jsonl)",
     )
     p.add_argument("b", help="reader B: the same kind of file as A")
     p.add_argument("--json", action="store_true", help="print JSON (NaN/inf as null)")
@@ -80,13 +83,17 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def format_result(res: dict[str, Any]) -> str:
     """Readable tables of an agreement result (labels or grades)."""
     if "labels" in res:
+        from ..core.metrics import MM_KEYS, PX_KEYS, distance_units  # scipy: only when this runs
+
+        px = any(distance_units(m) == "px" for m in res["labels"].values())
+        hd, msd, dv = PX_KEYS if px else MM_KEYS
         rows = [
             [
                 v,
                 _num(m["dice"], 4),
-                _num(m["hd95_mm"], 2),
-                _num(m["mean_surface_distance_mm"], 2),
-                _num(m["volume_difference_ml"], 3),
+                _num(m[hd], 2),
+                _num(m[msd], 2),
+                str(m[dv]) if px else _num(m[dv], 3),
                 str(m["voxels_a"]),
                 str(m["voxels_b"]),
             ]
@@ -94,8 +101,15 @@ def format_result(res: dict[str, Any]) -> str:
         ]
         if not rows:
             return "no labels in either map"
+        if not px:
+            return _table(
+                ["label", "dice", "hd95_mm", "msd_mm", "dvol_ml(B-A)", "voxels_a", "voxels_b"], rows
+            )
         return _table(
-            ["label", "dice", "hd95_mm", "msd_mm", "dvol_ml(B-A)", "voxels_a", "voxels_b"], rows
+            ["label", "dice", "hd95_px", "msd_px", "dsize_px(B-A)", "pixels_a", "pixels_b"], rows
+        ) + (
+            "\npixel size unknown (PNG, or TIFF without resolution tags): distances in pixels, "
+            "sizes in pixel counts"
         )
     head = (
         f"n={res['n']}  kappa={_num(res['kappa'], 4)}  "

@@ -28,7 +28,7 @@ from .geometry import Geometry
 from .identity import Actor
 from .label_edits import diff_between, record_label_change, record_labels_create
 from .metrics import label_map_agreement
-from .volume import voxel_sha256
+from .volume import PixelGeometry, spacing_known, voxel_sha256
 
 __all__ = [
     "Read",
@@ -54,7 +54,7 @@ class Read:
     log_path: Path
     labels_name: str
     labels: np.ndarray
-    geometry: Geometry | None
+    geometry: Geometry | None  # a PixelGeometry when the image states no pixel size
     image_sha: str
     head: dict[str, Any]  # {"seq", "hash"} of the reader's log when read
 
@@ -88,7 +88,12 @@ def load_reads(
     image_sha: str | None = None,
     labels_name: str | None = None,
 ) -> list[Read]:
-    """Each reader's final labels from their log of the image (verified, no undecided proposals)."""
+    """Each reader's final labels from their log of the image (verified, no undecided proposals).
+
+    A read of an image that states no pixel size (PNG, JPEG, …) carries a
+    :class:`~.volume.PixelGeometry`, so its agreement figures are in pixels.
+    """
+    from .agreement import log_spacing_known
     from .log_verify import verify_log
     from .proposals import pending_count
     from .replay import replay_labels
@@ -123,6 +128,10 @@ def load_reads(
             raise InputError(f"{lp}: holds labels {sorted(rep.labels)}; name the one to adjudicate")
         records = list(iter_records(lp))
         actor = _reader_of(records, names[0])
+        geometry = rep.geometry
+        if not log_spacing_known(lp, records, geometry):
+            ndim = rep.labels[names[0]].ndim
+            geometry = PixelGeometry.like(geometry or PixelGeometry.identity(ndim))
         reads.append(
             Read(
                 str(actor.get("id")),
@@ -130,13 +139,20 @@ def load_reads(
                 lp,
                 names[0],
                 rep.labels[names[0]],
-                rep.geometry,
+                geometry,
                 sha,
                 report.head.to_dict(),
             )  # fmt: skip
         )
     if len({r.image_sha for r in reads}) != 1:
         raise InputError("the reader logs are of different images; adjudicate one image at a time")
+    known = [r.geometry is None or spacing_known(r.geometry) for r in reads]
+    if len(set(known)) != 1:
+        px = sorted(r.log_path.name for r, k in zip(reads, known, strict=True) if not k)
+        raise InputError(
+            f"{', '.join(px)}: logged the image without a pixel size, the other reads in mm; "
+            "the reads cannot be compared — have every reader open the same image file"
+        )
     if len({r.labels.shape for r in reads}) != 1:
         raise InputError(
             f"the reads have different shapes {sorted({r.labels.shape for r in reads})}"
@@ -159,7 +175,8 @@ def disagreement_map(reads: list[Read]) -> np.ndarray:
 
 
 def pairwise_agreement(reads: list[Read]) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{"alice vs bob": label_map_agreement(...)}`` for every pair of reads."""
+    """``{"alice vs bob": label_map_agreement(...)}`` for every pair of reads (px keys when the
+    image states no pixel size)."""
     out = {}
     for i, a in enumerate(reads):
         for b in reads[i + 1 :]:

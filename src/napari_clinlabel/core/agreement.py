@@ -2,9 +2,13 @@
 
 The kind of input is detected from the files:
 
-- two **label maps** (NIfTI ``.nii``/``.nii.gz``, NRRD, MHA/MHD): same size and geometry to
-  1e-4 mm, else an error naming both files → ``{"labels": {"<value>": {"dice", "hd95_mm",
-  "mean_surface_distance_mm", "volume_difference_ml", "voxels_a", "voxels_b"}}}``;
+- two **label maps** (NIfTI ``.nii``/``.nii.gz``, NRRD, MHA/MHD, PNG, TIFF): same size and
+  geometry to 1e-4 mm, else an error naming both files → ``{"labels": {"<value>": {"dice",
+  "hd95_mm", "mean_surface_distance_mm", "volume_difference_ml", "voxels_a", "voxels_b"}}}``;
+  PNG maps and TIFFs without resolution tags state no pixel size: their figures are in pixels,
+  ``hd95_px``, ``mean_surface_distance_px``, ``size_difference_px`` (see :mod:`.metrics`), and a
+  map of unknown spacing is never compared with one in mm (refused, naming the file). JPEG is
+  refused: its compression changes label values;
 - two **grade tables** (CSV with columns ``item,grade``; the same items in both) →
   ``{"kappa", "weighted_kappa_quadratic", "weighted_kappa_linear", "n", "per_class",
   "confusion_matrix", "scale"}``; A is the reference for per-class precision/recall
@@ -13,6 +17,7 @@ The kind of input is detected from the files:
   labels of each reader, replayed from the log, compared as label maps. Each log is verified
   first (a broken chain or a missing object is refused). Logs holding undecided
   model proposals are refused unless ``exclude_pending`` (proposals never count as labels).
+  Whether the image states its pixel size comes from :func:`log_spacing_known`.
 
 Metric definitions (HD95 convention, empty labels) are in :mod:`.metrics`.
 """
@@ -34,6 +39,7 @@ from .kappa import cohen_kappa, confusion_matrix, per_class_prf, weighted_kappa
 from .log_verify import verify_log
 from .metrics import label_map_agreement
 from .proposals import pending_count
+from .volume import PixelGeometry, spacing_known
 
 __all__ = [
     "agreement",
@@ -45,10 +51,25 @@ __all__ = [
     "grades_agreement",
     "logs_agreement",
     "final_labels_from_log",
+    "log_spacing_known",
 ]
 
-LABEL_MAP_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+LABEL_MAP_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".tif", ".tiff")
 LOG_SUFFIX = ".clinlabel.jsonl"
+_NO_PIXEL_SIZE = (".png", ".jpg", ".jpeg")  # image formats that never state a pixel size
+_TIFF = (".tif", ".tiff")
+
+
+def _states_pixel_size(path: Path) -> bool:
+    """Whether an image/label file states a physical pixel size (never PNG/JPEG; TIFF: its tags)."""
+    low = path.name.lower()
+    if low.endswith(_NO_PIXEL_SIZE):
+        return False
+    if low.endswith(_TIFF):
+        from .slide_io import tiff_pixel_size_mm
+
+        return tiff_pixel_size_mm(path) is not None
+    return True
 
 
 def detect_kind(path: str | os.PathLike[str]) -> str:
@@ -60,6 +81,11 @@ def detect_kind(path: str | os.PathLike[str]) -> str:
         return "grades"
     if name.endswith(LABEL_MAP_SUFFIXES):
         return "label_map"
+    if name.endswith((".jpg", ".jpeg")):
+        raise InputError(
+            f"{path}: JPEG compression changes label values, so it cannot hold a label map; "
+            "save the labels as PNG or NIfTI"
+        )
     raise InputError(
         f"{path}: cannot tell what this is; give two label maps (.nii, .nii.gz, .nrrd, .mha), "
         "two grade tables (.csv with columns item,grade) or two sidecar logs (.clinlabel.jsonl)"
@@ -67,7 +93,11 @@ def detect_kind(path: str | os.PathLike[str]) -> str:
 
 
 def read_label_map(path: str | os.PathLike[str]) -> tuple[np.ndarray, Geometry]:
-    """Integer label array (napari order) and geometry of a label-map file."""
+    """Integer label array (napari order) and geometry of a label-map file.
+
+    A file that states no pixel size (PNG, a TIFF without resolution tags) gives a
+    :class:`~.volume.PixelGeometry`, whatever DPI it carries.
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such file; check the path")
@@ -84,6 +114,8 @@ def read_label_map(path: str | os.PathLike[str]) -> tuple[np.ndarray, Geometry]:
         raise InputError(
             f"{p}: has {img.GetNumberOfComponentsPerPixel()} components per voxel; a label map has one"
         )
+    if img.GetDimension() == 3 and img.GetSize()[2] == 1 and p.name.lower().endswith(_TIFF):
+        img = img[:, :, 0]  # a one-page TIFF read as a 3-D stack: the 2-D map it is
     arr = sitk.GetArrayFromImage(img)
     if not np.issubdtype(arr.dtype, np.integer):
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
@@ -91,7 +123,10 @@ def read_label_map(path: str | os.PathLike[str]) -> tuple[np.ndarray, Geometry]:
                 f"{p}: holds non-integer values ({arr.dtype}); a label map holds integer labels"
             )
         arr = arr.astype(np.int64)
-    return arr, Geometry.from_itk(img)
+    geometry = Geometry.from_itk(img)
+    if not _states_pixel_size(p):
+        geometry = PixelGeometry.like(geometry)
+    return arr, geometry
 
 
 def label_maps_agreement(
@@ -111,6 +146,14 @@ def _check_same_grid(
         raise InputError(
             f"{a_path} is {tuple(sa)} voxels but {b_path} is {tuple(sb)}; both readers' labels must "
             "lie on the same image grid (resample one onto the other first)"
+        )
+    if spacing_known(ga) != spacing_known(gb):
+        px, mm = (a_path, b_path) if not spacing_known(ga) else (b_path, a_path)
+        raise InputError(
+            f"{px} states no pixel size (PNG, JPEG or a TIFF without resolution tags) but {mm} is "
+            "in mm, so distances in the two cannot be compared; save both label maps from the "
+            "same image in the same format (both PNG for pixels, or both NIfTI with the image's "
+            "spacing for mm)"
         )
     if not ga.close_to(gb, 1e-4):
         raise InputError(
@@ -254,13 +297,50 @@ def _label_names(records: list[dict[str, Any]]) -> list[str]:
     return names
 
 
+def _image_beside(log_path: Path) -> Path | None:
+    s = str(log_path)
+    return Path(s[: -len(LOG_SUFFIX)]) if s.endswith(LOG_SUFFIX) else None
+
+
+def log_spacing_known(
+    log_path: str | os.PathLike[str],
+    records: list[dict[str, Any]] | None = None,
+    geometry: Geometry | None = None,
+) -> bool:
+    """Whether the image of a log states its pixel size (False: figures on it are in pixels).
+
+    From the ``image.open`` record's ``spacing_known`` when it has one; otherwise from the image's
+    file name (its ``source``, else the log's name): never for PNG/JPEG; for a TIFF, its resolution
+    tags when the image lies beside the log, else whether the logged ``geometry`` is a unit grid.
+    """
+    p = Path(log_path)
+    records = list(iter_records(p)) if records is None else records
+    source = None
+    for r in records:
+        if r.get("action") != "image.open" or not isinstance(r.get("data"), dict):
+            continue
+        if isinstance(r["data"].get("spacing_known"), bool):
+            return r["data"]["spacing_known"]
+        source = source or r["data"].get("source")
+    beside = _image_beside(p)
+    name = str(source or (beside.name if beside else "")).lower()
+    if name.endswith(_NO_PIXEL_SIZE):
+        return False
+    if name.endswith(_TIFF):
+        if beside is not None and beside.is_file():
+            return _states_pixel_size(beside)
+        return geometry is None or any(s != 1.0 for s in geometry.spacing)
+    return True
+
+
 def _geometry_beside(log_path: Path) -> Geometry:
-    image = Path(str(log_path)[: -len(LOG_SUFFIX)]) if str(log_path).endswith(LOG_SUFFIX) else None
+    image = _image_beside(log_path)
     if image is not None and image.is_file():
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(image))
         reader.ReadImageInformation()
-        return Geometry(reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
+        geometry = Geometry(reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
+        return geometry if _states_pixel_size(image) else PixelGeometry.like(geometry)
     raise InputError(
         f"{log_path}: the log records no image geometry and the image is not beside it; "
         "distances in mm need the spacing — open the image once so it is logged"
@@ -272,7 +352,8 @@ def final_labels_from_log(
 ) -> tuple[np.ndarray, Geometry]:
     """The final label array ``labels_name`` replayed from a verified log, and the image geometry.
 
-    Only final labels are in the array: proposals reach it only once a human accepted them.
+    Only final labels are in the array: proposals reach it only once a human accepted them. The
+    geometry is a :class:`~.volume.PixelGeometry` when the image states no pixel size.
     """
     from .replay import replay_labels
 
@@ -280,7 +361,10 @@ def final_labels_from_log(
     labels = res.labels.get(labels_name)
     if labels is None:
         raise InputError(f"{log_path}: labels {labels_name!r} were never created in this log")
-    return labels, res.geometry or _geometry_beside(Path(log_path))
+    geometry = res.geometry or _geometry_beside(Path(log_path))
+    if spacing_known(geometry) and not log_spacing_known(log_path, geometry=geometry):
+        geometry = PixelGeometry.like(geometry)
+    return labels, geometry
 
 
 def logs_agreement(

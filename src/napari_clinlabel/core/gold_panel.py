@@ -10,7 +10,9 @@ A gold panel is a folder of gold label maps (one file per case) and/or a gold gr
   all numbers are taken as ordinal in numeric order, others as nominal).
 
 Each part is judged only when given; a panel with neither is an error. Cases are matched by file
-name; a gold case the reader has not done is an error (not a silent pass or fail).
+name; a gold case the reader has not done is an error (not a silent pass or fail). PNG / TIFF
+label maps that state no pixel size are scored in pixels (``hd95_px`` …; Dice has no unit); a
+gold map in mm against a reader's map in pixels is refused, naming the file.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def case_files(folder: str | os.PathLike[str]) -> dict[str, Path]:
             )
         out[name] = p
     if not out:
-        raise InputError(f"{f}: holds no label maps (.nii, .nii.gz, .nrrd, .mha)")
+        raise InputError(f"{f}: holds no label maps (.nii, .nii.gz, .nrrd, .mha, .png, .tif)")
     return out
 
 

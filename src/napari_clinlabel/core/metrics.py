@@ -14,6 +14,10 @@ Conventions (stated once, used everywhere):
 - **Mean surface distance** = mean of both directed sets pooled (average symmetric surface
   distance, MONAI ``compute_average_surface_distance(symmetric=True)``).
 - **Volume difference** = volume(B) − volume(A) in mL (signed: positive when B is larger).
+- **Unknown pixel spacing** (a :class:`~.volume.PixelGeometry`: PNG, JPEG, a TIFF without
+  resolution tags): the same figures on the unit pixel grid, under names that say so —
+  ``hd95_px``, ``mean_surface_distance_px`` and ``size_difference_px`` (pixel count of B minus
+  A); never ``_mm`` / ``_ml`` keys, so pixels cannot be read as millimetres.
 - **Empty masks**: both empty → Dice, HD95 and mean surface distance are NaN (undefined: no
   evidence either way); exactly one empty → Dice 0.0, HD95 and mean surface distance ``inf``.
 
@@ -32,6 +36,7 @@ from scipy import ndimage as ndi
 
 from .errors import InputError
 from .geometry import Geometry
+from .volume import spacing_known
 
 __all__ = [
     "dice",
@@ -40,7 +45,20 @@ __all__ = [
     "volume_difference_ml",
     "surface_distances_mm",
     "label_map_agreement",
+    "MM_KEYS",
+    "PX_KEYS",
+    "distance_units",
 ]
+
+MM_KEYS = ("hd95_mm", "mean_surface_distance_mm", "volume_difference_ml")
+"""Distance and size keys of :func:`label_map_agreement` when the spacing is physical."""
+PX_KEYS = ("hd95_px", "mean_surface_distance_px", "size_difference_px")
+"""The same keys, in order, when the image states no pixel size (pixels, pixel counts)."""
+
+
+def distance_units(metrics: dict[str, Any]) -> str:
+    """The units, "mm" or "px", of one label's :func:`label_map_agreement` figures."""
+    return "px" if PX_KEYS[0] in metrics else "mm"
 
 
 def _as_bool_pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -201,8 +219,9 @@ def label_map_agreement(
 
     Returns ``{"<value>": {"dice", "hd95_mm", "mean_surface_distance_mm",
     "volume_difference_ml", "voxels_a", "voxels_b"}}``; ``geometry`` gives spacing and voxel
-    volume (unit spacing when None); ``names`` say which map a refusal is about (e.g. the file
-    names). Empty-mask conventions as in the module docstring.
+    volume (unit spacing when None); for a :class:`~.volume.PixelGeometry` the three mm/mL keys
+    are :data:`PX_KEYS` instead (pixels). ``names`` say which map a refusal is about (e.g. the
+    file names). Empty-mask conventions as in the module docstring.
     """
     a = _check_label_map(a, names[0])
     b = _check_label_map(b, names[1])
@@ -213,8 +232,10 @@ def label_map_agreement(
     geometry = geometry or Geometry.identity(a.ndim)
     if geometry.ndim != a.ndim:
         raise InputError(f"geometry is {geometry.ndim}-D but the label maps are {a.ndim}-D")
-    sp = geometry.spacing_zyx
+    known = spacing_known(geometry)
+    sp = geometry.spacing_zyx if known else (1.0,) * a.ndim
     vox_ml = geometry.voxel_volume_mm3 / 1000.0
+    k_hd, k_msd, k_dv = MM_KEYS if known else PX_KEYS
     objs_a, objs_b = _find_objects(a), _find_objects(b)
     out: dict[str, dict[str, Any]] = {}
     for v in range(1, max(len(objs_a), len(objs_b)) + 1):
@@ -242,9 +263,9 @@ def label_map_agreement(
             hd = msd = float("inf")
         out[str(v)] = {
             "dice": 2.0 * inter / (na + nb),
-            "hd95_mm": hd,
-            "mean_surface_distance_mm": msd,
-            "volume_difference_ml": (nb - na) * vox_ml,
+            k_hd: hd,
+            k_msd: msd,
+            k_dv: (nb - na) * vox_ml if known else nb - na,
             "voxels_a": na,
             "voxels_b": nb,
         }

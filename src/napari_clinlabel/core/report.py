@@ -7,7 +7,8 @@
 - how each final segment came about — ``manual``, ``model accepted unchanged``, ``model edited``
   or ``adjudicated`` — from the per-voxel provenance walk, and the fate of every model proposal;
 - inter-reader agreement for images read by two or more readers: Dice / HD95 per label and
-  reader pair (final labels only), kappa / quadratic-weighted kappa per scale and reader pair
+  reader pair (final labels only; HD95 in pixels, ``hd95_px`` …, for images that state no pixel
+  size — PNG, JPEG, a TIFF without resolution tags), kappa / quadratic-weighted kappa per scale and reader pair
   over the images both graded, with confusion matrices;
 - the distribution of cases by sex, age band, site and scanner from DICOM headers (never names,
   IDs or birth dates; ages only as 10-year bands).
@@ -26,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from .agreement import LOG_SUFFIX
+from .agreement import LOG_SUFFIX, log_spacing_known
 from .audit_log import iter_records
 from .errors import ClinlabelError, InputError, LogIntegrityError
 from .geometry import Geometry
 from .kappa import cohen_kappa, confusion_matrix, per_class_prf, weighted_kappa
 from .metrics import label_map_agreement
+from .volume import PixelGeometry, spacing_known
 
 __all__ = ["LogSummary", "DatasetReport", "collect_dataset", "dicom_demographics", "age_band"]
 
@@ -55,7 +57,7 @@ class LogSummary:
     grades: dict[str, dict[str, str]] = field(default_factory=dict)  # scale -> {item: value}
     demographics: dict[str, str] = field(default_factory=dict)
     labels: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    geometry: Geometry | None = None
+    geometry: Geometry | None = None  # a PixelGeometry when the image states no pixel size
 
 
 @dataclass
@@ -64,7 +66,7 @@ class DatasetReport:
 
     root: str
     logs: list[LogSummary]
-    seg_pairs: list[dict[str, Any]]  # image, reader_a, reader_b, label, dice, hd95_mm, …
+    seg_pairs: list[dict[str, Any]]  # image, reader_a, reader_b, label, dice, hd95_mm|hd95_px, …
     grade_pairs: list[dict[str, Any]]  # scale, reader_a, reader_b, n, kappa, wk, cm, values
     origins: dict[str, int]
     proposals: dict[str, int]
@@ -221,6 +223,9 @@ def _summarise(root: Path, log_path: Path) -> LogSummary:
 
         rep = replay_labels(log_path)
         s.labels, s.geometry = rep.labels, rep.geometry
+        if not log_spacing_known(log_path, records, rep.geometry) and rep.labels:
+            ndim = next(iter(rep.labels.values())).ndim
+            s.geometry = PixelGeometry.like(rep.geometry or PixelGeometry.identity(ndim))
         for layer in rep.labels:
             for v, origin in _segment_origins(log_path, layer).items():
                 s.segment_origins[f"{layer}:{v}"] = origin
@@ -241,7 +246,9 @@ def _seg_pairs(logs: list[LogSummary]) -> list[dict[str, Any]]:
                 continue
             for layer in sorted(set(a.labels) & set(b.labels)):
                 la, lb = a.labels[layer], b.labels[layer]
-                if la.shape != lb.shape:
+                ka = a.geometry is None or spacing_known(a.geometry)
+                kb = b.geometry is None or spacing_known(b.geometry)
+                if la.shape != lb.shape or ka != kb:  # not one grid: nothing to compare
                     continue
                 res = label_map_agreement(la, lb, a.geometry)
                 for v, m in res.items():

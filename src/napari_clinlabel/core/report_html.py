@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .metrics import distance_units
 from .report import ORIGINS, DatasetReport
 
 __all__ = ["render_html"]
@@ -173,40 +174,74 @@ def _provenance(rep: DatasetReport) -> str:
 def _segmentation(rep: DatasetReport) -> str:
     if not rep.seg_pairs:
         return '<p class="note">No image has label maps from two or more readers.</p>'
-    rows = [
-        [r["image"], r["reader_a"], r["reader_b"], f'{r["layer"]}:{r["label"]}', r["dice"],
-         r["hd95_mm"], r["mean_surface_distance_mm"], r["volume_difference_ml"]]
-        for r in rep.seg_pairs
-    ]  # fmt: skip
+    by_unit: dict[str, list[dict[str, Any]]] = {"mm": [], "px": []}
+    for r in rep.seg_pairs:
+        by_unit[distance_units(r)].append(r)
     by_pair: dict[tuple[str, str], list[float]] = defaultdict(list)
     dice: dict[str, list[float]] = defaultdict(list)
-    hd: dict[str, list[float]] = defaultdict(list)
+    hd: dict[str, dict[str, list[float]]] = {"mm": defaultdict(list), "px": defaultdict(list)}
     for r in rep.seg_pairs:
+        unit = distance_units(r)
         by_pair[(r["reader_a"], r["reader_b"])].append(r["dice"])
         dice[str(r["label"])].append(r["dice"])
-        hd[str(r["label"])].append(r["hd95_mm"])
+        hd[unit][str(r["label"])].append(r[f"hd95_{unit}"])
     pair_rows = [
         [a, b, len(d), float(np.mean(d)), float(np.min(d))] for (a, b), d in sorted(by_pair.items())
     ]
+    units = [u for u in ("mm", "px") if by_unit[u]]
+
+    def median(u: str, k: str) -> float:
+        return float(np.median(hd[u][k])) if hd[u][k] else float("nan")
+
     class_rows = [
-        [k, len(dice[k]), float(np.mean(dice[k])), float(np.median([h for h in hd[k]]))] for k in sorted(dice, key=int)
-    ]  # fmt: skip
-    plots = _distribution("Dice per label", dice, "Dice") + _distribution(
-        "HD95 per label", hd, "HD95 (mm)"
-    )
+        [k, len(dice[k]), float(np.mean(dice[k])), *(median(u, k) for u in units)]
+        for k in sorted(dice, key=int)
+    ]
+    plots = _distribution("Dice per label", dice, "Dice")
+    if by_unit["mm"]:
+        plots += _distribution("HD95 per label", dict(hd["mm"]), "HD95 (mm)")
+    if by_unit["px"]:
+        plots += _distribution("HD95 per label, no pixel size", dict(hd["px"]), "HD95 (px)")
+    every = ""
+    if by_unit["mm"]:
+        rows = [
+            [r["image"], r["reader_a"], r["reader_b"], f'{r["layer"]}:{r["label"]}', r["dice"],
+             r["hd95_mm"], r["mean_surface_distance_mm"], r["volume_difference_ml"]]
+            for r in by_unit["mm"]
+        ]  # fmt: skip
+        every += "<h3>Every comparison</h3>" + _table(
+            ["image", "reader A", "reader B", "label", "Dice", "HD95 mm", "MSD mm", "ΔV mL (B−A)"],
+            rows,
+            left=4,
+        )
+    if by_unit["px"]:
+        rows = [
+            [r["image"], r["reader_a"], r["reader_b"], f'{r["layer"]}:{r["label"]}', r["dice"],
+             r["hd95_px"], r["mean_surface_distance_px"], r["size_difference_px"]]
+            for r in by_unit["px"]
+        ]  # fmt: skip
+        every += (
+            "<h3>Every comparison on images that state no pixel size</h3>"
+            '<p class="note">PNG, JPEG and TIFFs without resolution tags have no millimetres: '
+            "distances are in pixels, sizes in pixel counts.</p>"
+            + _table(
+                ["image", "reader A", "reader B", "label", "Dice", "HD95 px", "MSD px",
+                 "Δ pixels (B−A)"],
+                rows,
+                left=4,
+            )
+        )  # fmt: skip
     return (
         "<h3>Per reader pair</h3>"
         + _table(
             ["reader A", "reader B", "labels compared", "mean Dice", "min Dice"], pair_rows, left=2
         )
         + "<h3>Per class</h3>"
-        + _table(["label", "pairs", "mean Dice", "median HD95 (mm)"], class_rows)
-        + f'<div class="plots">{plots}</div><h3>Every comparison</h3>'
         + _table(
-            ["image", "reader A", "reader B", "label", "Dice", "HD95 mm", "MSD mm", "ΔV mL (B−A)"],
-            rows,
-            left=4,
+            ["label", "pairs", "mean Dice", *(f"median HD95 ({u})" for u in units)], class_rows
         )
+        + f'<div class="plots">{plots}</div>'
+        + every
     )
 
 
@@ -272,6 +307,7 @@ def render_html(rep: DatasetReport, title: str = "Annotation quality report") ->
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f"<style>{_CSS}</style></head><body><h1>{escape(title)}</h1>"
         f'<p class="sub">Dataset: {escape(rep.root)} — Dice/HD95 on final labels only; HD95 is the '
-        "larger of the two directed 95th percentiles of surface distances, in mm.</p>"
+        "larger of the two directed 95th percentiles of surface distances, in mm (in pixels for "
+        "images that state no pixel size).</p>"
         f"{body}</body></html>"
     )
