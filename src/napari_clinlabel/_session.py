@@ -163,6 +163,8 @@ class Session:
                 "geometry": meta.get("geometry"),
                 "modality": meta.get("modality"),
                 "source": Path(source).name if source else None,
+                # False: the file states no pixel size; sizes on this image are in pixels
+                "spacing_known": meta.get("spacing_known", True) is not False,
             },
         )
         self._logs[sha] = log

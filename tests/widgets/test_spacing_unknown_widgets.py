@@ -74,6 +74,8 @@ def test_lesion_box_on_png_is_sized_in_pixels(make_napari_viewer, qtbot, tmp_pat
     (b,) = json.loads(out.read_text())["boxes"]
     assert b["size_px"] == [120.0, 80.0] and b["size_mm"] is None and b["spacing_known"] is False
     assert verify_log(log_path).ok
+    opened = next(r for r in iter_records(log_path) if r["action"] == "image.open")
+    assert opened["data"]["spacing_known"] is False  # the log itself says its sizes are pixels
 
     # reopened in a new viewer: the same pixel sizes, nothing logged
     n = len(list(iter_records(log_path)))
