@@ -1,6 +1,6 @@
 """npe2 writers for the export formats: each calls :func:`core.export.export` (gate, record, atomic).
 
-Labels layers → NIfTI / NRRD / MHA / DICOM SEG; shapes layers (lesion boxes) → JSON / CSV / COCO.
+Labels layers → NIfTI / NRRD / MHA / PNG (2D, pixels) / DICOM SEG; shapes layers (lesion boxes) → JSON / CSV / COCO.
 The layer must come from an image opened with napari-clinlabel: its ``metadata["clinlabel"]``
 names the source (``source_path``), whose sidecar log holds the labels, boxes and grades; the
 labels layer's own name in the log is ``metadata["clinlabel_labels"]["name"]`` (else the layer
@@ -68,6 +68,11 @@ def write_labels_nrrd(path: str, data: Any, attributes: dict[str, Any]) -> list[
 def write_labels_mha(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """Labels layer → MetaImage label map + JSON side file."""
     return _labels(path, data, attributes, "mha")
+
+
+def write_labels_png(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    """Labels layer of a 2D image → grayscale PNG label map (no pixel size) + JSON side file."""
+    return _labels(path, data, attributes, "png")
 
 
 def write_labels_dicom_seg(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:

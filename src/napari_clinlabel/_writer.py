@@ -1,4 +1,5 @@
-"""npe2 writer: one labels layer → NIfTI / NRRD / MHA with its source image's exact geometry."""
+"""npe2 writer: one labels layer → NIfTI / NRRD / MHA with its source image's exact geometry, or a
+2D PNG (pixels only). An image that states no pixel size (``spacing_known`` False) gets PNG only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from .core.errors import ExportError, LogError
 from .core.geometry import Geometry
+from .core.volume import PixelGeometry
 from .core.volume_io import write_labels
 
 
@@ -51,7 +53,7 @@ def _check_no_pending(attributes: dict[str, Any]) -> None:
 
 
 def write_labels_layer(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
-    """Save a labels layer with the geometry in ``metadata["clinlabel"]["geometry"]``."""
+    """Save a labels layer with the geometry in ``metadata["clinlabel"]["geometry"]`` (or as PNG)."""
     _check_no_pending(attributes)
     meta = (attributes.get("metadata") or {}).get("clinlabel") or {}
     name = attributes.get("name", "labels")
@@ -62,6 +64,8 @@ def write_labels_layer(path: str, data: Any, attributes: dict[str, Any]) -> list
             "labels from an image opened with napari-clinlabel."
         )
     geometry = Geometry.from_dict(meta["geometry"])
+    if meta.get("spacing_known") is False:
+        geometry = PixelGeometry.like(geometry)  # write_labels then refuses NIfTI/NRRD/MHA
     array = np.asarray(data)
     lead = int(meta.get("leading_axes", 0) or 0)
     spatial = tuple(meta.get("shape", [])[lead : lead + geometry.ndim])

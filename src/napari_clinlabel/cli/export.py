@@ -5,19 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..core.export_formats import FORMATS
+from ..core.export_formats import ALL_FORMATS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``export`` subcommand."""
     p = sub.add_parser(
         "export",
-        help="export final labels (NIfTI/NRRD/MHA/DICOM SEG) or boxes and grades (JSON/CSV/COCO)",
+        help="export final labels (NIfTI/NRRD/MHA/DICOM SEG; PNG for 2D images without a pixel size) "
+        "or boxes and grades (JSON/CSV/COCO)",
         description="Refuses (exit 2) while model proposals are undecided, unless "
         "--exclude-pending. Every export is recorded in the sidecar log with its digest.",
     )
     p.add_argument("path", type=Path, help="the image file or DICOM series folder")
-    p.add_argument("--format", required=True, choices=FORMATS, dest="fmt")
+    p.add_argument("--format", required=True, choices=ALL_FORMATS, dest="fmt")
     p.add_argument("-o", "--output", type=Path, required=True, help="output file")
     p.add_argument(
         "--exclude-pending",

@@ -21,7 +21,13 @@ import numpy as np
 
 from .audit_log import AuditLog, Head, iter_records, sidecar_paths
 from .errors import ClinlabelError, ExportError, LogError
-from .export_formats import FORMATS, LABEL_FORMATS, TABLE_FORMATS  # noqa: F401 - re-exported
+from .export_formats import (  # noqa: F401 - re-exported
+    ALL_FORMATS,
+    FORMATS,
+    LABEL_FORMATS,
+    PHYSICAL_LABEL_FORMATS,
+    TABLE_FORMATS,
+)
 from .identity import Actor, current_actor
 from .volume import Volume
 
@@ -29,6 +35,7 @@ _SUFFIXES = {
     "nifti": (".nii.gz", ".nii"),
     "nrrd": (".nrrd",),
     "mha": (".mha",),
+    "png": (".png",),
     "dicom-seg": (".dcm",),
     "json": (".json",),
     "csv": (".csv",),
@@ -62,8 +69,8 @@ class ExportResult:
 
 def output_path(fmt: str, out: str | os.PathLike[str]) -> Path:
     """``out`` with the format's suffix (added when missing)."""
-    if fmt not in FORMATS:
-        raise ExportError(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    if fmt not in ALL_FORMATS:
+        raise ExportError(f"Unknown export format {fmt!r}; choose one of {', '.join(ALL_FORMATS)}.")
     p = Path(out)
     if p.is_dir():
         raise ExportError(
@@ -76,7 +83,7 @@ def output_path(fmt: str, out: str | os.PathLike[str]) -> Path:
 
 def _stem(p: Path) -> Path:
     name = p.name
-    for s in (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm", ".json", ".csv"):
+    for s in (".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".dcm", ".json", ".csv"):
         if name.lower().endswith(s):
             return p.with_name(name[: -len(s)])
     return p
@@ -112,6 +119,8 @@ def export(
     if fmt in LABEL_FORMATS:
         labels_name = _layer_name(records, labels_name, log_path)
     volume = _volume_of(image_path, records)
+    if fmt in LABEL_FORMATS:
+        _check_format_fits(fmt, out_path, volume)
     who = actor or current_actor(image_path)
     left_out = require_no_pending(log_path, exclude_pending)
     schema_obj, notes = _schema_of(records, schema, strict=fmt == "dicom-seg")
@@ -163,6 +172,23 @@ def _layer_name(records: list[dict[str, Any]], wanted: str | None, log_path: Pat
         f"{log_path.name}: the log holds several labels layers ({', '.join(names)}); pass "
         "--labels NAME to choose one (one reader per DICOM SEG)."
     )
+
+
+def _check_format_fits(fmt: str, out: Path, volume: Volume) -> None:
+    """Refuse, before anything is written, a label format that would misstate the image."""
+    from . import export_labelmap as lm
+
+    if fmt in PHYSICAL_LABEL_FORMATS:
+        lm.require_physical_spacing(volume.geometry, out)
+    elif fmt == "png":
+        lm.require_png_shape(volume.spatial_shape, out)
+    elif fmt == "dicom-seg" and not volume.spacing_known:
+        # highdicom copies PixelSpacing from the source images; there is none to copy
+        raise ExportError(
+            f"{out}: the DICOM image states no pixel spacing (no PixelSpacing tag), and a DICOM "
+            "SEG must declare one. Save the labels as PNG "
+            f"({lm.png_name(out)}) instead."
+        )
 
 
 def _volume_of(image_path: str | os.PathLike[str], records: list[dict[str, Any]]) -> Volume:

@@ -5,6 +5,11 @@ dictionary is empty: no DICOM attribute (PatientName, …) can reach an NRRD or 
 gets an integer voxel type and the label intent (``intent_code`` 1002 NIFTI_INTENT_LABEL,
 ``intent_name`` "label"): SimpleITK's writer ignores both, so they are set in the 348-byte header
 after writing (for ``.nii.gz`` before compressing). ``descrip`` and ``aux_file`` stay empty.
+
+An image whose file states no pixel size (PNG, JPEG, a TIFF without resolution tags; a
+:class:`~.volume.PixelGeometry`) gets its labels as a 2D PNG instead: grayscale, 8 or 16 bits,
+values = label values, and no ``pHYs`` chunk, so no reader can take a physical size from it.
+NIfTI/NRRD/MHA are refused for it (:func:`require_physical_spacing`): they would declare 1 mm.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import gzip
 import json
 import struct
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +27,11 @@ import SimpleITK as sitk
 
 from .errors import ExportError
 from .geometry import Geometry
+from .volume import spacing_known
 
-FORMAT_SUFFIX = {"nifti": ".nii.gz", "nrrd": ".nrrd", "mha": ".mha"}
+FORMAT_SUFFIX = {"nifti": ".nii.gz", "nrrd": ".nrrd", "mha": ".mha", "png": ".png"}
+PHYSICAL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NIFTI_INTENT_LABEL = 1002
 _INTENT_CODE_AT, _INTENT_NAME_AT, _DESCRIP_AT, _AUX_AT = 68, 328, 148, 228
 
@@ -69,8 +78,78 @@ def set_nifti_label_intent(header_and_data: bytes) -> bytes:
     return bytes(b)
 
 
+def png_name(out: str | Path) -> str:
+    """``out``'s file name with ``.png`` in place of its label-map suffix."""
+    name = Path(out).name
+    low = name.lower()
+    for s in (*PHYSICAL_SUFFIXES, ".dcm", ".png"):
+        if low.endswith(s):
+            return name[: -len(s)] + ".png"
+    return name + ".png"
+
+
+def require_physical_spacing(geometry: Geometry, out: str | Path) -> None:
+    """Refuse (ExportError) a NIfTI/NRRD/MHA file for an image that states no pixel size."""
+    if not spacing_known(geometry):
+        raise ExportError(
+            f"{out}: the image states no pixel size (PNG/JPEG/TIFF without resolution tags); a "
+            "NIfTI/NRRD/MHA file would declare 1 mm per pixel. Save the labels as PNG "
+            f"({png_name(out)}) instead."
+        )
+
+
+def require_png_shape(shape: tuple[int, ...], out: str | Path) -> None:
+    """Refuse (ExportError) a PNG for labels of more than one slice: PNG holds one 2D image."""
+    if len(shape) == 2 or (len(shape) == 3 and shape[0] == 1):
+        return
+    slices = f"{shape[0]} slices" if len(shape) == 3 else f"{len(shape)} axes"
+    raise ExportError(
+        f"{out}: a PNG holds one 2D image but these labels are a volume of {slices} "
+        f"{tuple(shape)}; a volume's labels go to NIfTI (.nii.gz, .nii), NRRD or MHA, which keep "
+        f"its geometry: choose one of these, e.g. {png_name(out)[:-4]}.nii.gz."
+    )
+
+
+def png_plane(labels: np.ndarray, out: str | Path) -> np.ndarray:
+    """The 2D (y, x) plane of ``labels`` for a PNG file; a volume of several slices is refused."""
+    a = np.asarray(labels)
+    require_png_shape(a.shape, out)
+    return a[0] if a.ndim == 3 else a
+
+
+def render_png(labels: np.ndarray, out: str | Path = "labels.png") -> bytes:
+    """Lossless grayscale PNG bytes of a 2D label map (uint8, uint16 when values need it).
+
+    Only IHDR, IDAT and IEND chunks: no ``pHYs`` (a DPI is not a pixel size), no time or text.
+    """
+    plane = png_plane(labels, out)
+    dtype = labelmap_dtype(plane)
+    rows = np.ascontiguousarray(plane.astype(dtype.newbyteorder(">")))  # PNG samples: big-endian
+    height, width = rows.shape
+    raw = np.zeros((height, 1 + width * dtype.itemsize), np.uint8)  # filter byte 0 per row
+    raw[:, 1:] = rows.view(np.uint8).reshape(height, -1)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8 * dtype.itemsize, 0, 0, 0, 0)
+    return (
+        _PNG_SIGNATURE
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
 def render_labelmap(labels: np.ndarray, geometry: Geometry, suffix: str) -> bytes:
-    """The bytes of a label-map file (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``) on ``geometry``."""
+    """The bytes of a label-map file (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``, ``.png``).
+
+    NIfTI/NRRD/MHA carry ``geometry`` and are refused when it states no pixel size.
+    """
+    if suffix == ".png":
+        return render_png(labels)
+    require_physical_spacing(geometry, f"labels{suffix}")
     img = _itk_image(labels, geometry)
     with tempfile.TemporaryDirectory(prefix="clinlabel-export-") as tmp:
         if suffix in (".nii", ".nii.gz"):
@@ -82,7 +161,9 @@ def render_labelmap(labels: np.ndarray, geometry: Geometry, suffix: str) -> byte
             path = Path(tmp) / f"labels{suffix}"
             sitk.WriteImage(img, str(path), useCompression=True)
             return path.read_bytes()
-    raise ExportError(f"Unsupported label-map suffix {suffix!r}; use .nii.gz, .nii, .nrrd or .mha.")
+    raise ExportError(
+        f"Unsupported label-map suffix {suffix!r}; use .nii.gz, .nii, .nrrd, .mha or .png."
+    )
 
 
 def side_file(
@@ -94,13 +175,18 @@ def side_file(
     labels_name: str,
     file_name: str,
 ) -> dict[str, Any]:
-    """JSON side file: labels present (value, name, colour, codes, voxels, mL), schema, log head."""
+    """JSON side file: labels present (value, name, colour, codes, voxels, mL), schema, log head.
+
+    For an image that states no pixel size, ``spacing_known`` is false and ``volume_ml`` null.
+    """
     values, counts = np.unique(labels[labels != 0], return_counts=True)
+    known = spacing_known(geometry)
     ml_per_voxel = geometry.voxel_volume_mm3 / 1000.0
     entries = []
     for v, n in zip(values.tolist(), counts.tolist(), strict=True):
         lab = schema.label(v) if schema is not None else None
-        entry: dict[str, Any] = {"value": int(v), "voxels": int(n), "volume_ml": n * ml_per_voxel}
+        ml = n * ml_per_voxel if known else None
+        entry: dict[str, Any] = {"value": int(v), "voxels": int(n), "volume_ml": ml}
         if lab is not None:
             entry.update(
                 name=lab.name,
@@ -117,7 +203,10 @@ def side_file(
         "log_head": head,
         "image_sha256": image_sha256,
         "geometry": geometry.to_dict(),
-        "axes": "file in ITK/LPS physical space; arrays (z, y, x)",
+        "spacing_known": known,
+        "axes": "file in ITK/LPS physical space; arrays (z, y, x)"
+        if known
+        else "PNG rows = y, columns = x, in pixels (the image states no pixel size)",
     }
 
 

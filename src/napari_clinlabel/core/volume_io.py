@@ -214,19 +214,21 @@ def _nifti_nonfinite(p: Path) -> int:
 
 
 def write_labels(array: np.ndarray, geometry: Geometry, path: str | Path) -> Path:
-    """Save an integer label map with ``geometry`` to .nii/.nii.gz/.nrrd/.mha, atomically.
+    """Save an integer label map with ``geometry`` to .nii/.nii.gz/.nrrd/.mha/.png, atomically.
 
     Writes a temporary file in the same folder, fsyncs it and renames it over ``path``; the
-    image carries no metadata dictionary, so no DICOM attribute reaches the header.
+    image carries no metadata dictionary, so no DICOM attribute reaches the header. A 2D map may
+    be saved as PNG (pixels only); NIfTI/NRRD/MHA are refused for a geometry that states no pixel
+    size (a :class:`~.volume.PixelGeometry`), since they would declare 1 mm per pixel.
     """
+    from . import export_labelmap as lm
     from .errors import ExportError
 
     p = Path(path)
     suffix = suffix_of(p)
-    if suffix not in LABEL_SUFFIXES:
-        raise ExportError(
-            f"{p}: labels can be saved as {', '.join(LABEL_SUFFIXES)}; choose one of these."
-        )
+    allowed = (*LABEL_SUFFIXES, ".png")
+    if suffix not in allowed:
+        raise ExportError(f"{p}: labels can be saved as {', '.join(allowed)}; choose one of these.")
     a = np.asarray(array)
     if a.dtype == bool:
         a = a.astype(np.uint8)
@@ -237,18 +239,31 @@ def write_labels(array: np.ndarray, geometry: Geometry, path: str | Path) -> Pat
             f"{p}: labels have {a.ndim} axes but the image geometry has {geometry.ndim}; "
             "save one volume's labels at a time."
         )
+    if suffix == ".png":
+        data = lm.render_png(a, p)  # refuses a volume of several slices
+    else:
+        lm.require_physical_spacing(geometry, p)
     if not p.parent.is_dir():
         raise ExportError(f"{p}: the folder {p.parent} does not exist; create it first.")
-    img = geometry.apply_to_itk(sitk.GetImageFromArray(np.ascontiguousarray(a)))
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=f".tmp{suffix}", dir=p.parent)
     os.close(fd)
     try:
-        sitk.WriteImage(img, tmp, useCompression=suffix != ".nii")
+        if suffix == ".png":
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+        else:
+            img = geometry.apply_to_itk(sitk.GetImageFromArray(np.ascontiguousarray(a)))
+            sitk.WriteImage(img, tmp, useCompression=suffix != ".nii")
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, p)
     except RuntimeError as exc:
         raise ExportError(f"{p}: SimpleITK could not write the labels ({exc}).") from exc
+    except OSError as exc:
+        raise ExportError(
+            f"{p}: cannot write the labels ({exc.strerror}); free space or choose a writable "
+            "folder. Nothing was changed."
+        ) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
