@@ -134,7 +134,7 @@ def test_bad_input_clear_errors_nothing_left(tmp_path):
     with pytest.raises(ExportError, match="no labels layer named 'reader3'"):
         export(img_path, "nifti", tmp_path / "l.nii.gz", actor=ANN, labels_name="reader3")
     with pytest.raises(ExportError, match="Unknown export format"):
-        export(img_path, "png", tmp_path / "l.png", actor=ANN)
+        export(img_path, "jpeg", tmp_path / "l.jpg", actor=ANN)
     paint(log, labels, 0, np.s_[:, :, :])  # erase everything
     with pytest.raises(ExportError, match="empty"):
         export(img_path, "nifti", tmp_path / "l.nii.gz", actor=ANN, labels_name="labels")

@@ -277,3 +277,24 @@ def test_cli_png_export_gate_refusal_and_agreement(tmp_path, monkeypatch, capsys
     dice = 2 * (a & b).sum() / (a.sum() + b.sum())
     assert result["labels"]["1"]["dice"] == pytest.approx(dice)
     assert "hd95_px" in result["labels"]["1"] and "hd95_mm" not in result["labels"]["1"]
+
+
+def test_replay_of_a_png_images_log_writes_png_not_mm_nifti(tmp_path):
+    from napari_clinlabel.core.errors import ClinlabelError
+    from napari_clinlabel.core.replay import write_replay
+
+    path = tmp_path / "photo.png"
+    skio.imsave(path, np.zeros(SHAPE, np.uint8), check_contrast=False)
+    vol = read_volumes(path)[0]
+    log = AuditLog.for_image(path, vol.image_ref(), ANN)
+    log.append("image.open", None, {"shape": list(SHAPE), "geometry": vol.geometry.to_dict(),
+                                    "source": path.name, "spacing_known": False})  # fmt: skip
+    labels = np.zeros(SHAPE, np.uint8)
+    record_labels_create(log, "labels", SHAPE, labels.dtype)
+    paint(log, labels, "labels", 3, np.s_[4:9, 10:20])
+    at = log.head().seq
+    with pytest.raises(ClinlabelError, match="states no pixel size"):
+        write_replay(log.path, at, tmp_path / "then.nii.gz")
+    assert not (tmp_path / "then.nii.gz").exists()
+    out = write_replay(log.path, at, tmp_path / "then.png")
+    np.testing.assert_array_equal(skio.imread(out), labels)

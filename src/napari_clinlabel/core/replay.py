@@ -164,4 +164,9 @@ def write_replay(
             f"{log_path}: the log has no image.open record with the image geometry, so the labels "
             "cannot be placed in space; export them from the viewer instead."
         )
+    from .agreement import log_spacing_known
+    from .volume import PixelGeometry
+
+    if not log_spacing_known(log_path, None, geometry):  # pixels: write_labels refuses mm formats
+        geometry = PixelGeometry.like(geometry)
     return write_labels(arr, geometry, out_path)
