@@ -10,7 +10,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from napari_clinlabel.cli import main
-from napari_clinlabel.core.audit_log import AuditLog, model_source
+from napari_clinlabel.core.audit_log import AuditLog, iter_records, model_source
 from napari_clinlabel.core.geometry import Geometry
 from napari_clinlabel.core.identity import Actor
 from napari_clinlabel.core.label_edits import (
@@ -172,3 +172,32 @@ def test_several_anchors_checked_in_one_pass(tmp_path, capsys, monkeypatch):
     # ... but either export's anchor does, naming the first rewritten seq it covers
     assert main(["log", "verify", str(log.path), *anchors]) == 1
     assert "broken at seq 3" in capsys.readouterr().out
+
+
+def test_sign_from_the_command_line(tmp_path, monkeypatch, capsys):
+    log, _ = _log(tmp_path)
+    monkeypatch.setenv("CLINLABEL_KEYS", str(tmp_path / "keys"))
+    monkeypatch.setenv("CLINLABEL_USER", "rev")
+    monkeypatch.setenv("CLINLABEL_ROLE", "reviewer")
+    n = len(list(iter_records(log.path)))
+    assert main(["log", "sign", str(log.path), "--meaning", "approval"]) == 2  # no key yet
+    assert "clinlabel keys init --user rev" in capsys.readouterr().err
+    assert main(["keys", "init"]) == 0
+    pub = (tmp_path / "keys" / "rev.ed25519.pub").read_text().strip()
+    capsys.readouterr()
+    assert main(["log", "sign", str(log.path), "--meaning", "approval"]) == 0
+    assert f"signs seq {n - 1}" in capsys.readouterr().out
+    rec = list(iter_records(log.path))[-1]
+    assert rec["action"] == "sign" and rec["actor"]["id"] == "rev"
+    assert rec["data"]["meaning"] == "approval" and rec["target"]["seq"] == n - 1
+    roster = tmp_path / "clinlabel-roster.toml"
+    roster.write_text(f'[[users]]\nid = "rev"\nroles = ["reviewer"]\npublic_key = "{pub}"\n')
+    assert main(["log", "verify", str(log.path), "--roster", str(roster)]) == 0
+    assert "1 signature(s) valid" in capsys.readouterr().out
+    monkeypatch.setenv("CLINLABEL_ROLE", "annotator")  # an annotator does not sign off
+    monkeypatch.delenv("CLINLABEL_ROSTER", raising=False)
+    roster.unlink()
+    assert main(["log", "sign", str(log.path), "--meaning", "review"]) == 2
+    assert "reviewer or an adjudicator" in capsys.readouterr().err
+    assert main(["log", "sign", str(tmp_path / "none.jsonl"), "--meaning", "review"]) == 2
+    assert len(list(iter_records(log.path))) == n + 1  # the refusals wrote nothing

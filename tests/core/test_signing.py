@@ -154,13 +154,17 @@ def test_meaning_and_role_rules(tmp_path):
     init_keys("ann", tmp_path)
     log = AuditLog(tmp_path / "a.clinlabel.jsonl", IMAGE, Actor("ann", "Ann", "annotator"))
     key = load_private_key("ann", tmp_path)
+    rev = AuditLog(log.path, IMAGE, Actor("ann", "Ann", "reviewer"))
     with pytest.raises(ClinlabelError, match="nothing to sign"):
-        sign_head(log, "review", key=key)
+        sign_head(rev, "review", key=key)
     log.append("image.open")
     with pytest.raises(PermissionRefused, match="only an adjudicator"):
         sign_head(log, "adjudication", key=key)
+    for meaning in ("review", "approval"):  # an annotator does not sign off as reviewer
+        with pytest.raises(PermissionRefused, match="signed by a reviewer or an adjudicator"):
+            sign_head(log, meaning, key=key)
     with pytest.raises(ClinlabelError, match="not one of"):
         sign_head(log, "liked", key=key)
     with pytest.raises(ClinlabelError, match="no record seq 7"):
-        sign_head(log, "review", target_seq=7, key=key)
+        sign_head(rev, "review", target_seq=7, key=key)
     assert len(log.records()) == 1

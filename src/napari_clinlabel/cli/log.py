@@ -48,6 +48,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--actor", help="only records by this user id")
     s.set_defaults(func=run_show)
 
+    g = acts.add_parser(
+        "sign",
+        help="sign the log's head (or a record) with your key: review or approval",
+        description="Append a sign record by the acting human (CLINLABEL_USER / CLINLABEL_ROLE, "
+        "the roster, or the OS login) with the key 'clinlabel keys init' made.",
+    )
+    g.add_argument("log", type=Path)
+    g.add_argument("--meaning", required=True, choices=("review", "approval"))
+    g.add_argument("--at", type=int, default=None, metavar="SEQ", help="record (default: head)")
+    g.set_defaults(func=run_sign)
+
     r = acts.add_parser("replay", help="write the labels as they stood after a record")
     r.add_argument("log", type=Path)
     r.add_argument("--at", type=int, default=None, metavar="SEQ", help="record (default: last)")
@@ -131,4 +142,24 @@ def run_replay(args: argparse.Namespace) -> int:
 
     out = write_replay(args.log, args.at, args.output, args.labels)
     print(f"wrote {out}")
+    return 0
+
+
+def run_sign(args: argparse.Namespace) -> int:
+    """Sign record ``--at`` (default: the head) of an existing log; print the sign record."""
+    from ..core.audit_log import AuditLog
+    from ..core.identity import current_actor
+    from ..core.signing import sign_head
+
+    last = None
+    for last in iter_records(args.log) if args.log.exists() else ():  # noqa: B007
+        pass
+    if last is None:
+        raise ClinlabelError(f"{args.log}: no such log, or it is empty; there is nothing to sign.")
+    actor = current_actor(args.log)
+    log = AuditLog(args.log, last["image"], actor, last.get("schema"))  # the schema in force
+    rec = sign_head(log, args.meaning, target_seq=args.at)
+    t = rec["target"]
+    print(f"{args.log}: seq {rec['seq']} signs seq {t['seq']} ({t['hash'][:12]}…) as "
+          f"{args.meaning} by {actor.id} ({actor.role})")  # fmt: skip
     return 0

@@ -106,7 +106,8 @@ def sign_head(
 ) -> dict[str, Any]:
     """Append a ``sign`` record by the log's actor over record ``target_seq`` (default: head).
 
-    ``adjudication`` needs the adjudicator role. Raises :class:`LogError` for an empty log or a
+    ``adjudication`` needs the adjudicator role, ``review`` and ``approval`` a reviewer or an
+    adjudicator (nobody signs off their own annotating as its reviewer). Raises :class:`LogError` for an empty log or a
     seq that is not in it.
     """
     if meaning not in MEANINGS:
@@ -115,6 +116,11 @@ def sign_head(
         raise PermissionRefused(
             f"{log.actor.id!r} acts as {log.actor.role}; only an adjudicator signs an "
             "adjudication (set CLINLABEL_ROLE=adjudicator if the roster grants it)."
+        )
+    if meaning in ("review", "approval") and log.actor.role not in ("reviewer", "adjudicator"):
+        raise PermissionRefused(
+            f"{log.actor.id!r} acts as {log.actor.role}; a {meaning} is signed by a reviewer or "
+            "an adjudicator (set CLINLABEL_ROLE=reviewer if the roster grants it)."
         )
     if key is None:
         key = load_private_key(log.actor.id)
