@@ -109,3 +109,49 @@ def test_a_user_the_roster_does_not_list_cannot_log(make_napari_viewer, tmp_path
         session.labels_layer_for(image)
     assert not session.log_path_for(image).exists()
     assert len(viewer.layers) == 1
+
+
+def test_a_reviewer_signs_the_head_by_clicking(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    from napari_clinlabel.core.identity import load_roster
+    from napari_clinlabel.core.log_verify import verify_log
+    from napari_clinlabel.core.signing import init_keys
+
+    monkeypatch.setenv("CLINLABEL_KEYS", str(tmp_path / "keys"))
+    _, pub = init_keys("dr_a")
+    roster = tmp_path / "roster.toml"
+    roster.write_text(ROSTER.replace('roles = ["annotator", "reviewer"]',
+                                     f'roles = ["annotator", "reviewer"]\npublic_key = "{pub}"'))  # fmt: skip
+    monkeypatch.setenv("CLINLABEL_ROSTER", str(roster))
+    monkeypatch.setenv("CLINLABEL_USER", "dr_a")
+    viewer, session, image, labels, widget = _setup(make_napari_viewer, tmp_path)
+    _paint(labels, 1)  # annotated as annotator …
+    assert not widget._sign.isEnabled() and "reviewer" in widget._sign.toolTip()
+    widget._role.setFocus()
+    qtbot.keyClick(widget._role, Qt.Key.Key_Down)  # … then the same person switches to reviewer
+    assert widget._sign.isEnabled()
+    log_path = session.log_path_for(image)
+    head = list(iter_records(log_path))[-1]
+    widget._meaning.setCurrentText("approval")
+    qtbot.mouseClick(widget._sign, Qt.MouseButton.LeftButton)
+    rec = list(iter_records(log_path))[-1]
+    assert rec["action"] == "sign" and rec["data"]["meaning"] == "approval"
+    assert rec["target"] == {"seq": head["seq"], "hash": head["hash"]}
+    assert rec["actor"] == {"id": "dr_a", "name": "Dr A", "role": "reviewer"}
+    assert widget._signed.text().startswith(f"Signed seq {head['seq']} (")
+    rep = verify_log(log_path, roster=load_roster(roster))
+    assert rep.ok and rep.signatures_checked == 1
+
+
+def test_signing_without_a_key_says_how_to_make_one(
+    make_napari_viewer, tmp_path, monkeypatch, qtbot
+):
+    monkeypatch.setenv("CLINLABEL_KEYS", str(tmp_path / "no-keys"))
+    monkeypatch.setenv("CLINLABEL_USER", "rev9")
+    monkeypatch.setenv("CLINLABEL_ROLE", "reviewer")
+    viewer, session, image, labels, widget = _setup(make_napari_viewer, tmp_path)
+    _paint(labels, 1)
+    log_path = session.log_path_for(image)
+    before = log_path.read_bytes()
+    qtbot.mouseClick(widget._sign, Qt.MouseButton.LeftButton)
+    assert "clinlabel keys init --user rev9" in widget._signed.text()
+    assert log_path.read_bytes() == before  # nothing recorded

@@ -1,4 +1,5 @@
-"""Session widget: who is signed in and as what role, and where the current image's log is."""
+"""Session widget: who is signed in and as what role, where the current image's log is, and a
+reviewer's electronic signature (review / approval) over the log's head."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from collections import deque
 from typing import Any
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QLineEdit, QSizePolicy, QWidget
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QWidget,
+)
 
 from .._session import get_session
 from ..core.audit_log import iter_records
@@ -39,6 +49,17 @@ class SessionWidget(QWidget):
         form.addRow("Role:", self._role)
         form.addRow("Log:", self._log_path)
         form.addRow("Head:", self._head)
+        self._meaning = QComboBox()
+        self._meaning.addItems(["review", "approval"])
+        self._sign = QPushButton("Sign the head")
+        self._signed = QLabel()
+        self._signed.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self._meaning)
+        row.addWidget(self._sign, 1)
+        form.addRow("Sign:", row)
+        form.addRow("", self._signed)
+        self._sign.clicked.connect(self._on_sign)
         self._user.editingFinished.connect(self._on_user_edited)
         self._role.activated.connect(self._on_role_chosen)
         connect_while_alive(
@@ -72,6 +93,25 @@ class SessionWidget(QWidget):
     def _on_record(self, record: dict[str, Any]) -> None:
         self._head.setText(f"seq {record['seq']}  {record['hash'][:16]}…")
 
+    def _on_sign(self) -> None:
+        """Sign the current image's log head with the signed-in reviewer's key."""
+        from ..core.signing import sign_head
+
+        image = self._session.active_image()
+        try:
+            if image is None:
+                raise ClinlabelError("No image is open: there is no log to sign.")
+            rec = sign_head(self._session.log_for(image), self._meaning.currentText())
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            self._signed.setText(str(exc))
+            return
+        t = rec["target"]
+        self._signed.setText(
+            f"Signed seq {t['seq']} ({t['hash'][:12]}…) as {rec['data']['meaning']} — "
+            f"record {rec['seq']}."
+        )
+
     # -- display -----------------------------------------------------------------------------
     def _switch(self, actor: Actor) -> None:
         try:
@@ -97,6 +137,13 @@ class SessionWidget(QWidget):
         self._role.addItems(roles)
         if actor is not None and actor.role in roles:
             self._role.setCurrentText(actor.role)
+        may_sign = actor is not None and actor.role in ("reviewer", "adjudicator")
+        self._sign.setEnabled(may_sign and image is not None)
+        self._sign.setToolTip(
+            "Sign the log's head with your key (clinlabel keys init makes it)."
+            if may_sign
+            else "A review or approval is signed by a reviewer or an adjudicator: switch role."
+        )
         if image is None:
             self._log_path.setText("no image open")
             self._head.setText("—")
