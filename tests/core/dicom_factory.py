@@ -135,3 +135,27 @@ def _plant(ds: Dataset, phi: dict[str, str]) -> None:
     block = ds.private_block(0x0011, PRIVATE_CREATOR, create=True)
     block.add_new(0x01, "LO", phi["Private"])
     block.add_new(0x02, "DA", "19610413")
+
+
+def write_secondary_capture(path: Path, spacing_tag: str | None = None) -> Path:
+    """A one-frame 20 × 30 DICOM (secondary capture) that states its pixel size (0.25 mm) with
+    ``spacing_tag``, or not at all (a scanned film, a screenshot)."""
+    from pydicom.dataset import FileDataset
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ds = FileDataset(str(path), Dataset(), file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.StudyInstanceUID, ds.SeriesInstanceUID = "OT", generate_uid(), generate_uid()
+    if spacing_tag:
+        setattr(ds, spacing_tag, [0.25, 0.25])
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows, ds.Columns = 20, 30
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = np.arange(600, dtype=np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return Path(path)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from dicom_factory import write_secondary_capture
 from skimage import io as skio
 
 from napari_clinlabel.cli import main
@@ -196,32 +197,12 @@ def test_png_pending_gate_and_exclude_pending(tmp_path):
     assert res.record["data"]["pending_left_out"] == 1
 
 
-def _secondary_capture_without_pixel_size(path: Path) -> Path:
-    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), Dataset(), file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.StudyInstanceUID, ds.SeriesInstanceUID = "OT", generate_uid(), generate_uid()
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.Rows, ds.Columns = 20, 30
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = np.arange(600, dtype=np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
 def test_dicom_without_pixel_spacing_refuses_seg_and_nifti_writes_png(tmp_path):
     """A one-frame DICOM with no pixel size (a scanned film): highdicom would copy PixelSpacing
     from the source into the SEG and there is none, so the SEG is refused up front (as is NIfTI)
     with the reason; PNG is written."""
     (tmp_path / "sc").mkdir()
-    img = _secondary_capture_without_pixel_size(tmp_path / "sc" / "sc.dcm")
+    img = write_secondary_capture(tmp_path / "sc" / "sc.dcm")
     vol = read_volumes(img)[0]
     assert vol.spacing_known is False
     log = AuditLog.for_image(img, vol.image_ref(), ANN)

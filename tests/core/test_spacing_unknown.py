@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import tifffile
-from dicom_factory import write_ct_series
+from dicom_factory import write_ct_series, write_secondary_capture
 from skimage import io as skio
 
 from napari_clinlabel._layers import clinlabel_metadata, volume_from_layer, volume_to_layer_data
@@ -234,32 +234,6 @@ def test_3d_box_on_unknown_spacing_volume_counts_voxels():
     assert row["size_z_px"] == "4.0" and row["size_z_mm"] == "" and row["spacing_known"] == "false"
 
 
-def _secondary_capture(path, spacing_tag: str | None):
-    """A one-frame DICOM (secondary capture) that states its pixel size with ``spacing_tag``,
-    or not at all (a scanned film, a screenshot)."""
-    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), Dataset(), file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = (
-        meta.MediaStorageSOPClassUID,
-        meta.MediaStorageSOPInstanceUID,
-    )
-    ds.Modality, ds.StudyInstanceUID, ds.SeriesInstanceUID = "OT", generate_uid(), generate_uid()
-    if spacing_tag:
-        setattr(ds, spacing_tag, [0.25, 0.25])
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.Rows, ds.Columns = 20, 30
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = np.arange(600, dtype=np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
 @pytest.mark.parametrize(
     "tag, known",
     [(None, False), ("PixelSpacing", True), ("ImagerPixelSpacing", True),
@@ -268,7 +242,7 @@ def _secondary_capture(path, spacing_tag: str | None):
 def test_a_single_dicom_without_a_pixel_size_is_in_pixels(tmp_path, tag, known, capsys):
     from napari_clinlabel.cli import main
 
-    path = _secondary_capture(tmp_path / "sc.dcm", tag)
+    path = write_secondary_capture(tmp_path / "sc.dcm", tag)
     [vol] = read_volumes(path)
     assert vol.spacing_known is known
     assert main(["info", str(path), "--json"]) == 0
