@@ -102,3 +102,18 @@ def test_verify_shows_valid_then_where_a_tampered_log_breaks(audited, qtbot):
     path.write_bytes(b"".join(lines))
     _verify(qtbot, widget)
     assert widget._result.text().startswith("broken at seq 2:")
+
+
+def test_details_say_what_a_record_did():
+    from napari_clinlabel._widgets.audit import record_row
+
+    def details(action, data):
+        return record_row({"seq": 1, "action": action, "data": data})[-1]
+
+    assert details("sign", {"meaning": "approval", "signature": "x"}) == "signs as approval"
+    assert details("export", {"format": "nifti"}) == "nifti export"
+    grade = {"value": "4B", "label": "4B: moderate suspicion", "scale_kind": "ordinal"}
+    assert details("grade.set", grade) == "grade 4B"
+    edited = {"label": "3", "edited": True, "as_grade": {"value": "3"}}
+    assert details("proposal.edit", edited) == "grade 3 · edited"
+    assert details("proposal.accept", {"label": 2, "voxels": 40}) == "label 2 · 40 voxels"

@@ -64,14 +64,25 @@ def record_row(rec: dict[str, Any]) -> list[str]:
 
 
 def _details(data: dict[str, Any]) -> str:
-    """A short summary of a record's data: tool, label value, voxel count, undone seq."""
+    """A short summary of a record's data: tool, label, voxels, undone seq, grade, signature
+    meaning, export format, proposal decision."""
     parts = []
     if "tool" in data:
         parts.append(str(data["tool"]))
-    if "label" in data:
+    if "meaning" in data:  # a signature
+        parts.append(f"signs as {data['meaning']}")
+    if "format" in data:  # an export
+        parts.append(f"{data['format']} export")
+    if "value" in data and "scale_kind" in data:  # a grade
+        parts.append(f"grade {data['value']}")
+    elif isinstance(data.get("as_grade"), dict):  # a decided grade proposal
+        parts.append(f"grade {data['as_grade'].get('value')}")
+    elif "label" in data:
         parts.append(f"label {data['label']}")
     if "voxels" in data:
         parts.append(f"{data['voxels']} voxels")
+    if data.get("edited"):
+        parts.append("edited")
     for key in ("undoes", "redoes"):
         if key in data:
             parts.append(f"{key} {data[key]}")
