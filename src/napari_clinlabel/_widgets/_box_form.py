@@ -24,21 +24,35 @@ class BoxForm(QWidget):
         self.confidence_combo = QComboBox()
         self.attr_combos: dict[str, QComboBox] = {}
         self._filling = False
-        form = QFormLayout(self)
-        form.setContentsMargins(0, 0, 0, 0)
+        self._form = QFormLayout(self)
+        self._form.setContentsMargins(0, 0, 0, 0)
         for label, widget in rows_before:
-            form.addRow(label, widget)
-        form.addRow("Class", self.cls_combo)
-        form.addRow("Confidence", self.confidence_combo)
-        self.cls_combo.addItems(schema.lesion_classes or ["indeterminate"])
-        self.confidence_combo.addItems([""] + [str(c) for c in schema.confidence])
-        for name, values in schema.lesion_attributes.items():
-            combo = QComboBox()
-            combo.addItems(["", *values])
-            self.attr_combos[name] = combo
-            form.addRow(name.capitalize(), combo)
-        for combo in (self.cls_combo, self.confidence_combo, *self.attr_combos.values()):
+            self._form.addRow(label, widget)
+        self._form.addRow("Class", self.cls_combo)
+        self._form.addRow("Confidence", self.confidence_combo)
+        for combo in (self.cls_combo, self.confidence_combo):
             combo.currentTextChanged.connect(self._on_changed)
+        self.set_schema(schema)
+
+    def set_schema(self, schema: Any) -> None:
+        """Offer ``schema``'s classes, confidence levels and attributes (all unset; no ``changed``)."""
+        self._filling = True
+        try:
+            for combo in self.attr_combos.values():
+                self._form.removeRow(combo)
+            self.attr_combos.clear()  # cleared in place: callers may hold the dict
+            self.cls_combo.clear()
+            self.cls_combo.addItems(schema.lesion_classes or ["indeterminate"])
+            self.confidence_combo.clear()
+            self.confidence_combo.addItems([""] + [str(c) for c in schema.confidence])
+            for name, values in schema.lesion_attributes.items():
+                combo = QComboBox()
+                combo.addItems(["", *values])
+                combo.currentTextChanged.connect(self._on_changed)
+                self.attr_combos[name] = combo
+                self._form.addRow(name.capitalize(), combo)
+        finally:
+            self._filling = False
 
     def values(self) -> dict[str, Any]:
         """``cls``, ``confidence`` and ``attributes`` as chosen (unset attributes left out)."""

@@ -9,7 +9,11 @@ on one slice plus thin outlines on the other slices of its range ("lesions 3D ex
 
 A 2D image (PNG, a mammogram, a single-frame DICOM opened as one slice) has no slices to extend
 over: it gets the "lesions" layer only, and the slice controls and the table's 3D columns hide.
-Switching images swaps the layers; the boxes come back from each image's log. An image whose file
+Switching images swaps the layers; the boxes come back from each image's log.
+
+The lesion schema is chosen per image: ``breast-lesions`` (BI-RADS lexicon) for a mammogram
+(modality MG), ``lesions`` otherwise, unless the image's log already has box records, whose schema
+then stays in force so a reopened image keeps the schema its boxes were drawn with. An image whose file
 states no pixel size (PNG, JPEG, a TIFF without resolution tags) shows sizes in pixels, not mm.
 
 The widget follows the log: a box proposal accepted or edited elsewhere (Review's
@@ -39,6 +43,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._session import get_session, image_sha256
+from ..core.audit_log import iter_records
 from ..core.boxes import (
     LesionBox,
     add_box,
@@ -49,7 +54,7 @@ from ..core.boxes import (
     with_slices,
 )
 from ..core.errors import ClinlabelError
-from ..core.schema import load_schema
+from ..core.schema import builtin_lesion_schemas, load_schema
 from ._box_form import BoxForm, lesion_table
 from ._box_view import (
     TABLE_3D_COLUMNS,
@@ -76,6 +81,24 @@ LAYER_NAME = "lesions"
 EXTENT_NAME = "lesions 3D extent"
 _DONE = {ActionType.ADDED, ActionType.CHANGED, ActionType.REMOVED}
 _CONFIRMS_BOX = ("proposal.accept", "proposal.edit")  # records that put a model box in force
+_BOX_ACTIONS = ("box.add", "box.edit", "box.delete")
+DEFAULT_SCHEMA = "lesions"
+MAMMOGRAPHY_SCHEMA = "breast-lesions"
+
+
+def boxes_schema_id(log_path: Any) -> str | None:
+    """Id of the schema in force on the latest box record of a log, or None (no box records)."""
+    found = None
+    for rec in iter_records(log_path):
+        if rec.get("action") in _BOX_ACTIONS and (rec.get("schema") or {}).get("id"):
+            found = rec["schema"]["id"]
+    return found
+
+
+def default_schema_for(image: Image) -> str:
+    """``breast-lesions`` for a mammogram (modality MG), ``lesions`` for any other image."""
+    modality = (image.metadata.get("clinlabel") or {}).get("modality")
+    return MAMMOGRAPHY_SCHEMA if str(modality or "").upper() == "MG" else DEFAULT_SCHEMA
 
 
 class LesionBoxWidget(QWidget):
@@ -86,7 +109,7 @@ class LesionBoxWidget(QWidget):
         viewer = unwrap_viewer(napari_viewer)  # napari passes a proxy; the session needs the viewer
         self._viewer = viewer
         self._session = get_session(viewer)
-        self._schema = load_schema("lesions")
+        self._schema = load_schema(DEFAULT_SCHEMA)
         self._image: Image | None = None
         self._volume: Any = None
         self._layer: Shapes | None = None
@@ -98,8 +121,13 @@ class LesionBoxWidget(QWidget):
         self._busy = False  # True while this widget itself changes the layer or the form
 
         self._image_combo = QComboBox()
+        self._schema_combo = QComboBox()
+        self._schema_combo.addItems(builtin_lesion_schemas())
+        self._schema_combo.setCurrentText(self._schema.id)
         self._draw_btn = QPushButton("Draw box (R)")
-        self._form = BoxForm(self._schema, [("Image", self._image_combo)])
+        self._form = BoxForm(
+            self._schema, [("Image", self._image_combo), ("Schema", self._schema_combo)]
+        )
         self._class = self._form.cls_combo
         self._confidence = self._form.confidence_combo
         self._attrs = self._form.attr_combos
@@ -139,6 +167,7 @@ class LesionBoxWidget(QWidget):
 
     def _wire(self) -> None:
         self._image_combo.currentIndexChanged.connect(self._on_image_chosen)
+        self._schema_combo.currentTextChanged.connect(self._on_schema_chosen)
         self._draw_btn.clicked.connect(self._on_draw)
         self._form.changed.connect(self._on_form_changed)
         self._apply_3d.clicked.connect(self._on_make_3d)
@@ -195,7 +224,11 @@ class LesionBoxWidget(QWidget):
         self._image = image
         self._volume = volume_of(image)
         self._table.setHorizontalHeaderLabels(table_header(self._volume.geometry))
-        self._boxes = load_boxes(self._session.log_path_for(image))
+        log_path = self._session.log_path_for(image)
+        self._boxes = load_boxes(log_path)
+        in_force = boxes_schema_id(log_path) if self._boxes else None
+        known = builtin_lesion_schemas()
+        self._use_schema(in_force if in_force in known else default_schema_for(image))
         self._anchor = {bid: middle_slice(b) for bid, b in self._boxes.items()}
         self._selected = None
         shape = self._volume.spatial_shape
@@ -209,6 +242,37 @@ class LesionBoxWidget(QWidget):
         for col in TABLE_3D_COLUMNS:
             self._table.setColumnHidden(col, self._flat)
         self._ensure_layers()
+        self._rebuild()
+
+    def _use_schema(self, name: str) -> None:
+        """Put schema ``name`` in force: the combo shows it, the form offers its values."""
+        if name != self._schema.id:
+            self._schema = load_schema(name)
+            self._form.set_schema(self._schema)
+        busy, self._busy = self._busy, True
+        try:
+            self._schema_combo.setCurrentText(self._schema.id)
+        finally:
+            self._busy = busy
+
+    def _on_schema_chosen(self, name: str) -> None:
+        """The user picked a schema: new boxes and edits are recorded under it."""
+        if self._busy or not name or name == self._schema.id:
+            return
+        try:
+            self._use_schema(name)
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            self._use_schema(self._schema.id)
+            return
+        self._selected = None  # the form now describes the next box, in the new schema's terms
+        if self._layer is not None:
+            self._busy = True
+            try:
+                self._layer.selected_data = set()
+            finally:
+                self._busy = False
+        self._table.clearSelection()
         self._rebuild()
 
     def _ensure_layers(self) -> None:

@@ -199,3 +199,16 @@ def builtin_grading_schemas(tiles: bool) -> list[str]:
         if any((s.per == "tile") == tiles for s in scales):
             out.append(name)
     return out
+
+
+def builtin_lesion_schemas() -> list[str]:
+    """Built-in schemas with lesion classes or attributes (usable for lesion boxes)."""
+    out = []
+    for name in builtin_schema_names():
+        try:
+            schema = load_schema(name)
+        except SchemaError:
+            continue
+        if schema.lesion_classes or schema.lesion_attributes:
+            out.append(name)
+    return out
