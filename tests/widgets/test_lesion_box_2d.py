@@ -77,6 +77,7 @@ def test_mammogram_walkthrough_2d_layers_sizes_edit_delete_reopen(
     assert w.layer.mode == "add_rectangle" and viewer.layers.selection.active is w.layer
     layer_drag(viewer, w.layer, (580, 400), (680, 520))
     [rec] = box_records(log_path)
+    assert rec["schema"]["id"] == "breast-lesions"  # the demo's DICOM MG gets the BI-RADS lexicon
     a = rec["data"]
     assert rec["action"] == "box.add" and a["zyx_min"] == [580, 400] and a["zyx_max"] == [680, 520]
     assert a["class"] == "malignant" and a["confidence"] == 4
@@ -92,7 +93,7 @@ def test_mammogram_walkthrough_2d_layers_sizes_edit_delete_reopen(
     # lesion 2: deselect, then a benign calcification cluster, 50 × 80 pixels
     w.layer.mode = "select"
     w.layer.selected_data = set()
-    _pick(w, "benign", "2", finding="calcification")
+    _pick(w, "benign", "2", finding="calcifications")
     w.layer.mode = "add_rectangle"
     layer_drag(viewer, w.layer, (820, 250), (870, 330))
     qtbot.wait(10)

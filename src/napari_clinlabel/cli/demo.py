@@ -10,7 +10,7 @@ from pathlib import Path
 DEMOS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "ct": ("ct_phantom.nii.gz", "abdomen-ct", ("Segmentation", "Lesion boxes")),
     "ct_oblique": ("ct_phantom_oblique.nii.gz", "abdomen-ct", ("Segmentation", "Lesion boxes")),
-    "mammogram": ("mammogram.nrrd", "birads", ("Grading", "Lesion boxes")),
+    "mammogram": ("mammogram/mammogram.dcm", "birads", ("Grading", "Lesion boxes")),
     "fundus": ("fundus.png", "icdr", ("Grading",)),
     "slide": ("slide.tif", "isup", ("Tile grading",)),
 }
@@ -49,6 +49,8 @@ def sample_file(key: str, workspace: Path) -> Path:
         workspace.mkdir(parents=True, exist_ok=True)
         if key == "slide":
             samples.write_slide_tiff(path)
+        elif key == "mammogram":  # DICOM MG, as mammograms arrive (modality, imager spacing)
+            samples.write_mammogram_dicom(path)
         else:
             tmp = path.with_name(f".tmp-{path.name}")
             sitk.WriteImage(samples.SAMPLES[key]().to_itk(), str(tmp), True)

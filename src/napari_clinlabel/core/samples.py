@@ -198,6 +198,46 @@ def mammogram_phantom(seed: int = 0) -> Volume:
     return Volume(array, Geometry((0.1, 0.1), (0.0, 0.0), (1.0, 0.0, 0.0, 1.0)), meta)
 
 
+def write_mammogram_dicom(path: str | Path, seed: int = 0) -> Path:
+    """The phantom mammogram as a clinic sends it: one DICOM MG image (Digital Mammography, For
+    Presentation) with its 0.1 mm imager pixel spacing, left CC view, window, and no patient
+    identifiers. Written atomically."""
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    vol = mammogram_phantom(seed)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"  # digital mammography, for pres.
+    meta.MediaStorageSOPInstanceUID = _uid("mg-instance", seed)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    path = Path(path)
+    ds = FileDataset(str(path), Dataset(), file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
+    ds.Modality = "MG"  # no series description: free text, which a PHI scan rightly flags
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = _uid("mg-study", seed), vol.meta["series_uid"]
+    ds.PatientName, ds.PatientID = "", ""  # type 2: present and empty (a phantom has no patient)
+    ds.ImageLaterality, ds.ViewPosition, ds.PresentationIntentType = "L", "CC", "FOR PRESENTATION"
+    ds.ImagerPixelSpacing = [float(v) for v in reversed(vol.geometry.spacing)]  # row, column
+    ds.WindowCenter, ds.WindowWidth = vol.meta["window"]
+    rows, cols = vol.array.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.Rows, ds.Columns = (
+        1,
+        "MONOCHROME2",
+        rows,
+        cols,
+    )
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = np.ascontiguousarray(vol.array, dtype=np.uint16).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    ds.save_as(tmp, enforce_file_format=True)
+    tmp.replace(path)
+    return path
+
+
 def _stamp_path(mask: np.ndarray, pts: np.ndarray, radii: np.ndarray) -> None:
     """Draw a thick polyline into ``mask`` by stamping discs of the given radii at ``pts``."""
     h, w = mask.shape
