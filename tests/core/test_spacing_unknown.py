@@ -249,3 +249,25 @@ def test_a_single_dicom_without_a_pixel_size_is_in_pixels(tmp_path, tag, known, 
     assert json.loads(capsys.readouterr().out)["volumes"][0]["spacing_known"] is known
     assert main(["info", str(path)]) == 0
     assert ("px (the file states no pixel size)" in capsys.readouterr().out) is not known
+
+
+@pytest.mark.parametrize(
+    "tag, factor, expected",
+    [("ImagerPixelSpacing", 1.25, 0.2), ("ImagerPixelSpacing", None, 0.25),
+     ("PixelSpacing", 1.25, 0.25), ("NominalScannedPixelSpacing", None, 0.25)],
+)  # fmt: skip
+def test_projection_sizes_are_at_the_patient_not_the_detector(tmp_path, tag, factor, expected):
+    """Mammography: ImagerPixelSpacing is measured at the detector; with an estimated
+    magnification factor the size at the breast is the imager's divided by it (PS3.3 10.7.1.1).
+    A PixelSpacing the file states itself is taken as it is."""
+    import pydicom
+
+    path = write_secondary_capture(tmp_path / "mg.dcm", tag)
+    if factor is not None:
+        ds = pydicom.dcmread(path)
+        ds.EstimatedRadiographicMagnificationFactor = factor
+        ds.save_as(path, enforce_file_format=True)
+    (vol,) = read_volumes(path)
+    assert vol.spacing_known and vol.geometry.spacing == pytest.approx((expected, expected))
+    source = "ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor" if factor else tag
+    assert vol.meta["pixel_spacing_source"] == (source if tag == "ImagerPixelSpacing" else tag)

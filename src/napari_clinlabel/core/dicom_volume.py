@@ -182,6 +182,14 @@ def _single_file_volume(path: Path, meta: dict) -> Volume:
     meta["rgb"] = rgb
     if not _states_pixel_spacing(path):  # SimpleITK's 1.0 is then a unit grid, not mm
         meta["spacing_known"] = False
+    else:
+        stated, source = _stated_pixel_spacing(path)
+        if stated is not None:  # the header decides, not the reader's per-SOP-class rules
+            row, col = stated
+            spacing = list(img.GetSpacing())
+            spacing[0], spacing[1] = col, row  # ITK order: column, row(, frame)
+            img.SetSpacing(spacing)
+            meta["pixel_spacing_source"] = source
     vol = Volume(sitk.GetArrayFromImage(img), Geometry.from_itk(img), meta)
     _ = vol.sha256
     return vol
@@ -289,3 +297,27 @@ def _states_pixel_spacing(path: Path) -> bool:
             if any(m.get("PixelSpacing") for m in measures):
                 return True
     return False
+
+
+def _stated_pixel_spacing(path: Path) -> tuple[tuple[float, float] | None, str | None]:
+    """(row, column) pixel size in mm the header states for the patient plane, and which
+    attribute said so: ``PixelSpacing``; else ``ImagerPixelSpacing`` (measured at the detector)
+    divided by ``EstimatedRadiographicMagnificationFactor`` when there is one (PS3.3 10.7.1.1);
+    else ``NominalScannedPixelSpacing``. (None, None) when none does (or an odd header)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+        for tag in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
+            value = ds.get(tag)
+            if not value:
+                continue
+            row, col = float(value[0]), float(value[1])
+            factor = ds.get("EstimatedRadiographicMagnificationFactor")
+            if tag == "ImagerPixelSpacing" and factor is not None and float(factor) > 0:
+                f = float(factor)
+                return (row / f, col / f), f"{tag} / EstimatedRadiographicMagnificationFactor"
+            return (row, col), tag
+    except (ValueError, TypeError, IndexError, AttributeError, OSError):
+        pass
+    return None, None
