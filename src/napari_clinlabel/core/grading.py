@@ -166,12 +166,12 @@ def scale_for_proposal(payload: dict[str, Any], schema_ref: dict[str, Any] | Non
     holding the proposed value, else its first). The schema in force (``schema_ref``) is looked
     in first, then the built-in schemas.
     """
-    from .schema import builtin_schema_names
+    from .schema import builtin_schemas
 
     name, value = str(payload.get("scale", "")), str(payload.get("value", ""))
-    names = builtin_schema_names()
-    ids = ([schema_ref["id"]] if schema_ref and schema_ref.get("id") in names else []) + names
-    schemas = [s for s in map(_builtin_schema, dict.fromkeys(ids)) if s is not None]
+    known = builtin_schemas()
+    first = [schema_ref["id"]] if schema_ref and schema_ref.get("id") in known else []
+    schemas = [known[n] for n in dict.fromkeys(first + list(known))]
     for schema in schemas:
         if name in schema.scales:
             return schema.scales[name]
@@ -193,18 +193,6 @@ def proposal_as_grade(
     chosen = resolve_value(scale, payload.get("value"))
     item = str(payload.get("item") or IMAGE_ITEM)
     return {"scale": scale.id, "item": item, "value": chosen.value, "label": chosen.label}
-
-
-def _builtin_schema(name: str) -> Any:
-    from .schema import load_schema
-
-    try:
-        return _SCHEMAS.setdefault(name, load_schema(name))
-    except SchemaError:
-        return None
-
-
-_SCHEMAS: dict[str, Any] = {}
 
 
 def load_grades(log_path: str | os.PathLike[str]) -> dict[tuple[str, str], Grade]:

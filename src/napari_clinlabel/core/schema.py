@@ -8,6 +8,7 @@ live in ``napari_clinlabel/schemas/<name>.yaml`` and load by name (``"abdomen-ct
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,27 +189,36 @@ def load_schema(path_or_builtin: str | Path) -> Schema:
     return SchemaParser(path, text, hashlib.sha256(raw).hexdigest()).parse()
 
 
-def builtin_grading_schemas(tiles: bool) -> list[str]:
-    """Built-in schemas with a per-tile scale (``tiles``), or with a per-image/per-study scale."""
-    out = []
+def builtin_schemas() -> dict[str, Schema]:
+    """The shipped schemas that load, by name (read once: they are package files). Shared
+    objects: read them, do not change them."""
+    return dict(_builtin_schemas())
+
+
+@functools.cache
+def _builtin_schemas() -> dict[str, Schema]:
+    out = {}
     for name in builtin_schema_names():
         try:
-            scales = load_schema(name).scales.values()
+            out[name] = load_schema(name)
         except SchemaError:
             continue
-        if any((s.per == "tile") == tiles for s in scales):
-            out.append(name)
     return out
+
+
+def builtin_grading_schemas(tiles: bool) -> list[str]:
+    """Built-in schemas with a per-tile scale (``tiles``), or with a per-image/per-study scale."""
+    return [
+        name
+        for name, schema in _builtin_schemas().items()
+        if any((s.per == "tile") == tiles for s in schema.scales.values())
+    ]
 
 
 def builtin_lesion_schemas() -> list[str]:
     """Built-in schemas with lesion classes or attributes (usable for lesion boxes)."""
-    out = []
-    for name in builtin_schema_names():
-        try:
-            schema = load_schema(name)
-        except SchemaError:
-            continue
-        if schema.lesion_classes or schema.lesion_attributes:
-            out.append(name)
-    return out
+    return [
+        name
+        for name, schema in _builtin_schemas().items()
+        if schema.lesion_classes or schema.lesion_attributes
+    ]
