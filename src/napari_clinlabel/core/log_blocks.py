@@ -44,7 +44,6 @@ def scan_range(
     if _logscan is not None and not strict:
         _scan_range_compiled(fh, start, end, chain, ctx, run)
         return
-    strict = True  # without the proof of canonical bytes in C, every record is re-serialised
     fh.seek(start)
     left = -1 if end is None else end - start
     rest: list[bytes] = []  # the start of a line that goes on in the next block
@@ -65,10 +64,10 @@ def scan_range(
         # block is checked again record by record, from the same state
         batch = Batch(not ctx.check)
         undo = _undo_point(chain, run, ctx)
-        ok = scan(lines, chain, ctx, strict, run, batch)
+        ok = scan(lines, chain, ctx, run, batch)
         if not batch.valid():
             undo()
-            ok = scan(lines, chain, ctx, strict, run)
+            ok = scan(lines, chain, ctx, run)
         if not ok:
             return
     run.torn = any(rest)
@@ -173,7 +172,7 @@ def _scan_range_compiled(
                 break
             nl = buf.find(b"\n", pos, have)
             line = bytes(buf[pos:nl])
-            if not scan([line], chain, ctx, True, run):
+            if not scan([line], chain, ctx, run):
                 return
             caches = _logscan.spans(line) or (None, None, None)
             pos = nl + 1
