@@ -45,7 +45,9 @@ except ImportError:  # pragma: no cover - depends on the environment
     _fast_loads, _FastError = json.loads, ValueError
 
 
-_LONG_INT = re.compile(rb"\d{19}")  # a run of digits orjson might read as a float
+# an integer token of 19+ digits (after ``:``, ``[`` or ``,``, before ``,``, ``]`` or ``}``),
+# which orjson might read as a float; digit runs inside strings (DICOM UIDs) do not count
+_LONG_INT = re.compile(rb"[:\[,]\s*-?\d{19,}\s*[,\]}]")
 
 
 class _NotFast(Exception):
