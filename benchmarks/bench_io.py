@@ -39,7 +39,7 @@ def _anchor(folder: Path) -> sitk.Image:
 
 def bench_open_dicom_series(quick: bool) -> dict:
     """512×512×300 int16 CT series, 12 bits stored like scanners write (quick: ×60)."""
-    from napari_clinlabel.core.volume_io import read_volumes
+    from napari_clinlabel.core.image.io import read_volumes
 
     nz = 60 if quick else 300
     tmp = Path(tempfile.mkdtemp(prefix="clinlabel-bench-"))

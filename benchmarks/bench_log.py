@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_clinlabel.core import log_blocks
-from napari_clinlabel.core.audit_log import GENESIS, AuditLog, canonical_bytes
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.label_edits import diff_in_region, record_label_change
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.log_verify_parallel import chunk_count
+from napari_clinlabel.core.annotate.label_edits import diff_in_region, record_label_change
+from napari_clinlabel.core.log import blocks as log_blocks
+from napari_clinlabel.core.log.audit_log import GENESIS, AuditLog, canonical_bytes
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.log.parallel import chunk_count
+from napari_clinlabel.core.log.verify import verify_log
 
 IMAGE = {"uid": "1.2.826.0.1.3680043.8.498.10368416360734871432", "sha256": "3f" * 32}
 ACTOR = {"id": "rad01", "name": "Dr A. Radiologist", "role": "annotator"}

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import SimpleITK as sitk
 
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.metrics import label_map_agreement
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.quality.metrics import label_map_agreement
 
 SPACING_XYZ = (0.7, 0.7, 2.5)
 

@@ -28,8 +28,8 @@ RADIUS = 12
 
 
 def _volume(n: int) -> Any:
-    from napari_clinlabel.core.geometry import Geometry
-    from napari_clinlabel.core.volume import Volume
+    from napari_clinlabel.core.image.geometry import Geometry
+    from napari_clinlabel.core.image.volume import Volume
 
     rng = np.random.default_rng(0)
     array = rng.integers(-50, 80, size=(n, n, n), dtype=np.int16)
@@ -39,7 +39,7 @@ def _volume(n: int) -> Any:
 
 def _drafts(n: int) -> list[Any]:
     """~20 non-overlapping spheres spread through the volume, as a segmentation model gives."""
-    from napari_clinlabel.core.proposals import ProposalDraft
+    from napari_clinlabel.core.proposals.lifecycle import ProposalDraft
 
     rng = np.random.default_rng(1)
     r = RADIUS
@@ -79,10 +79,10 @@ def _measure(n: int) -> dict:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_clinlabel._layers import volume_to_layer_data
-    from napari_clinlabel._session import get_session
     from napari_clinlabel._widgets.review import ReviewWidget
-    from napari_clinlabel.core.proposals import add_proposals
+    from napari_clinlabel.core.proposals.lifecycle import add_proposals
+    from napari_clinlabel.glue.layers import volume_to_layer_data
+    from napari_clinlabel.glue.session import get_session
 
     app = QApplication.instance() or QApplication([])
     viewer = napari.Viewer(show=False)

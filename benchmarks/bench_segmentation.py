@@ -14,8 +14,8 @@ import time
 import numpy as np
 import SimpleITK as sitk
 
-from napari_clinlabel.core import seg_tools
-from napari_clinlabel.core.geometry import Geometry
+from napari_clinlabel.core.annotate import seg_tools
+from napari_clinlabel.core.image.geometry import Geometry
 
 GEOMETRY = Geometry((0.7, 0.7, 2.5), (0.0, 0.0, 0.0), tuple(np.eye(3).ravel()))
 

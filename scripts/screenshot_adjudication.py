@@ -38,7 +38,7 @@ def _reader_maps(truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """
     from scipy import ndimage
 
-    from napari_clinlabel.core.samples import LESION, LIVER
+    from napari_clinlabel.core.image.samples import LESION, LIVER
 
     alice = truth.copy()
     grown = ndimage.binary_dilation(truth == LIVER, structure=np.ones((1, 3, 3), bool))
@@ -56,13 +56,13 @@ def _reader_maps(truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 
 def _write_read(path: Path, labels: np.ndarray, reader: str, image_ref: dict, geom) -> Path:
     """A reader's log: image.open with geometry, an empty labels layer, then their drawing."""
-    from napari_clinlabel.core.audit_log import AuditLog
-    from napari_clinlabel.core.identity import Actor
-    from napari_clinlabel.core.label_edits import (
+    from napari_clinlabel.core.annotate.label_edits import (
         diff_between,
         record_label_change,
         record_labels_create,
     )
+    from napari_clinlabel.core.log.audit_log import AuditLog
+    from napari_clinlabel.core.log.identity import Actor
 
     path.parent.mkdir(parents=True, exist_ok=True)
     log = AuditLog(path, image_ref, Actor(reader, reader.title(), "annotator"), None)
@@ -82,8 +82,8 @@ def main() -> int:
     os.environ["CLINLABEL_USER"] = "carol"
     os.environ["CLINLABEL_ROLE"] = "adjudicator"
 
-    from napari_clinlabel.core.samples import ct_phantom_truth
-    from napari_clinlabel.core.signing import init_keys
+    from napari_clinlabel.core.image.samples import ct_phantom_truth
+    from napari_clinlabel.core.log.signing import init_keys
 
     vol, truth = ct_phantom_truth()
     _, carol_key = init_keys("carol")
@@ -99,9 +99,9 @@ def main() -> int:
 
     import napari
 
-    from napari_clinlabel._session import image_sha256
     from napari_clinlabel._widgets._common import add_volume
     from napari_clinlabel._widgets.adjudication import DISAGREEMENT, DRAFT, AdjudicationWidget
+    from napari_clinlabel.glue.session import image_sha256
 
     case = tmp / "case"
     case.mkdir()

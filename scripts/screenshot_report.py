@@ -49,7 +49,7 @@ def _write_image(folder: Path, name: str, seed: int, fmt: str, header: dict | No
     import pydicom
     import SimpleITK as sitk
 
-    from napari_clinlabel.core.samples import ct_phantom
+    from napari_clinlabel.core.image.samples import ct_phantom
 
     vol = ct_phantom(seed=seed)
     if fmt == "nifti":
@@ -68,7 +68,7 @@ def _write_image(folder: Path, name: str, seed: int, fmt: str, header: dict | No
 
 
 def _read(image: Path):
-    from napari_clinlabel.core.volume_io import read_volumes
+    from napari_clinlabel.core.image.io import read_volumes
 
     (vol,) = read_volumes(image)
     return vol
@@ -76,7 +76,7 @@ def _read(image: Path):
 
 def _paint(log, labels: np.ndarray, target: np.ndarray, where: np.ndarray) -> None:
     """One stroke: ``labels`` takes ``target``'s values where ``where`` (logged as a diff)."""
-    from napari_clinlabel.core.label_edits import diff_between, record_label_change
+    from napari_clinlabel.core.annotate.label_edits import diff_between, record_label_change
 
     after = labels.copy()
     after[where] = target[where]
@@ -86,7 +86,7 @@ def _paint(log, labels: np.ndarray, target: np.ndarray, where: np.ndarray) -> No
 
 
 def _open(image: Path, vol, actor, schema_ref) -> object:
-    from napari_clinlabel.core.audit_log import AuditLog, iter_records, sidecar_paths
+    from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_paths
 
     log = AuditLog.for_image(image, vol.image_ref(), actor, schema_ref)
     if next(iter_records(sidecar_paths(image)[0]), None) is None:
@@ -96,7 +96,7 @@ def _open(image: Path, vol, actor, schema_ref) -> object:
 
 
 def _grade(image: Path, vol, actor, birads, assessment: str, density: str) -> None:
-    from napari_clinlabel.core.grading import set_grade
+    from napari_clinlabel.core.annotate.grading import set_grade
 
     log = _open(image, vol, actor, birads.ref())
     set_grade(log, birads.scales["assessment"], assessment)
@@ -108,9 +108,9 @@ def _alice(image: Path, truth: np.ndarray, ct_ref: dict) -> None:
     """Alice draws organs then lesions by hand; her liver is dilated one voxel in-plane."""
     from scipy import ndimage
 
-    from napari_clinlabel.core.identity import Actor
-    from napari_clinlabel.core.label_edits import record_labels_create
-    from napari_clinlabel.core.samples import LESION, LIVER
+    from napari_clinlabel.core.annotate.label_edits import record_labels_create
+    from napari_clinlabel.core.image.samples import LESION, LIVER
+    from napari_clinlabel.core.log.identity import Actor
 
     vol = _read(image)
     mine = truth.copy()
@@ -132,11 +132,17 @@ def _bob(image: Path, truth: np.ndarray, ct_ref: dict, model, how: dict) -> None
     """
     from scipy import ndimage
 
-    from napari_clinlabel.core.identity import Actor
-    from napari_clinlabel.core.label_edits import record_labels_create
+    from napari_clinlabel.core.annotate.label_edits import record_labels_create
+    from napari_clinlabel.core.image.samples import LESION, SPLEEN
+    from napari_clinlabel.core.log.identity import Actor
     from napari_clinlabel.core.models.run import run_model
-    from napari_clinlabel.core.proposals import accept, add_proposals, edit, proposal_mask, reject
-    from napari_clinlabel.core.samples import LESION, SPLEEN
+    from napari_clinlabel.core.proposals.lifecycle import (
+        accept,
+        add_proposals,
+        edit,
+        proposal_mask,
+        reject,
+    )
 
     vol = _read(image)
     # organs drawn whole: each lesion voxel takes the label of the nearest organ voxel
@@ -174,9 +180,9 @@ def _bob(image: Path, truth: np.ndarray, ct_ref: dict, model, how: dict) -> None
 
 def build_dataset(root: Path) -> Path:
     """The four cases, each copied into alice's and bob's folder with both readers' logs."""
-    from napari_clinlabel.core.identity import Actor
+    from napari_clinlabel.core.image.samples import ct_phantom_truth
+    from napari_clinlabel.core.log.identity import Actor
     from napari_clinlabel.core.models.loader import load_model
-    from napari_clinlabel.core.samples import ct_phantom_truth
     from napari_clinlabel.core.schema import load_schema
 
     birads, ct_ref = load_schema("birads"), load_schema("abdomen-ct").ref()

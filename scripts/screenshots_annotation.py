@@ -42,7 +42,7 @@ def _rect(z: float, y0: float, x0: float, y1: float, x1: float) -> np.ndarray:
 def lesion_boxes() -> None:
     from napari_clinlabel._widgets._common import add_volume
     from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget
-    from napari_clinlabel.core.samples import ct_phantom
+    from napari_clinlabel.core.image.samples import ct_phantom
 
     viewer = _viewer()
     image = add_volume(viewer, ct_phantom(), name="CT phantom")
@@ -89,7 +89,7 @@ def grading() -> None:
 
     from napari_clinlabel._widgets._common import add_volume
     from napari_clinlabel._widgets.grading import GradingWidget
-    from napari_clinlabel.core.samples import mammogram_phantom
+    from napari_clinlabel.core.image.samples import mammogram_phantom
 
     viewer = _viewer()
     image = add_volume(viewer, mammogram_phantom(), name="Mammogram phantom")
@@ -114,10 +114,10 @@ def tile_grading() -> None:
     from qtpy.QtCore import Qt
     from qtpy.QtTest import QTest
 
-    from napari_clinlabel._layers import volume_to_layer_data
     from napari_clinlabel._sample_data import slide_sample_path
     from napari_clinlabel._widgets.tile_grading import TileGradingWidget
-    from napari_clinlabel.core.slide_io import open_slide
+    from napari_clinlabel.core.image.slide import open_slide
+    from napari_clinlabel.glue.layers import volume_to_layer_data
 
     # a private copy of the sample slide, so the grades' log lands in the temporary workspace
     slide = Path(os.environ["CLINLABEL_WORKSPACE"]) / "slide.tif"

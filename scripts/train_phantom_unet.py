@@ -19,10 +19,10 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from napari_clinlabel.core.image.samples import CT_LABELS, ct_phantom_truth
 from napari_clinlabel.core.models.card import card_from_dict
 from napari_clinlabel.core.models.inference import normalize_intensity, resample_to_spacing
 from napari_clinlabel.core.models.unet import UNet3D
-from napari_clinlabel.core.samples import CT_LABELS, ct_phantom_truth
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "napari_clinlabel" / "models"
 CARD = {

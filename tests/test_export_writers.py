@@ -15,12 +15,12 @@ from napari_clinlabel._export_writers import (
     write_labels_nifti,
     write_labels_nrrd,
 )
-from napari_clinlabel.core.audit_log import AuditLog
-from napari_clinlabel.core.boxes import LesionBox, add_box
+from napari_clinlabel.core.annotate.boxes import LesionBox, add_box
+from napari_clinlabel.core.annotate.label_edits import record_label_change, record_labels_create
 from napari_clinlabel.core.errors import ExportError
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.label_edits import record_label_change, record_labels_create
-from napari_clinlabel.core.volume_io import read_volumes
+from napari_clinlabel.core.image.io import read_volumes
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Actor
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from napari_clinlabel._layers import contrast_limits, volume_from_layer, volume_to_layer_data
 from napari_clinlabel._reader import get_reader
 from napari_clinlabel.core.errors import InputError
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.samples import ct_phantom, fundus_phantom
-from napari_clinlabel.core.volume import Volume
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.samples import ct_phantom, fundus_phantom
+from napari_clinlabel.core.image.volume import Volume
+from napari_clinlabel.glue.layers import contrast_limits, volume_from_layer, volume_to_layer_data
 
 
 def test_ct_layer_tuple_has_affine_window_and_metadata():
@@ -65,8 +65,8 @@ def test_get_reader_claims_only_what_it_reads(tmp_path):
 
 def test_ct_in_hu_without_modality_gets_soft_tissue_window():
     """NIfTI/NRRD carry no modality: a volume whose darkest voxels are air in HU is shown as CT."""
-    from napari_clinlabel._layers import SOFT_TISSUE_WINDOW, contrast_limits
-    from napari_clinlabel.core.samples import ct_phantom
+    from napari_clinlabel.core.image.samples import ct_phantom
+    from napari_clinlabel.glue.layers import SOFT_TISSUE_WINDOW, contrast_limits
 
     vol = ct_phantom(shape=(8, 64, 64))
     vol.meta.pop("modality", None)

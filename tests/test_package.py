@@ -51,8 +51,8 @@ def test_console_script_help():
 
 def test_cli_output_piped_into_head_ends_quietly(tmp_path):
     """`clinlabel log show LOG | head -1` must not end in a BrokenPipeError traceback."""
-    from napari_clinlabel.core.audit_log import AuditLog
-    from napari_clinlabel.core.identity import Actor
+    from napari_clinlabel.core.log.audit_log import AuditLog
+    from napari_clinlabel.core.log.identity import Actor
 
     log = AuditLog(tmp_path / "x.clinlabel.jsonl", {"uid": None, "sha256": "ab" * 32},
                    Actor("ann", "Ann"))  # fmt: skip

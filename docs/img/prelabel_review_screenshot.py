@@ -18,7 +18,7 @@ import napari
 from qtpy.QtWidgets import QApplication
 
 from napari_clinlabel._widgets._common import add_volume
-from napari_clinlabel.core import samples
+from napari_clinlabel.core.image import samples
 
 
 def _wait(predicate, timeout_s: float = 300.0) -> None:

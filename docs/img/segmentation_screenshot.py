@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QApplication
 
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.segmentation import SegmentationWidget
-from napari_clinlabel.core import samples
+from napari_clinlabel.core.image import samples
 
 # (label, seed (z, y, x), window low, high) for region growing
 GROWS = [

@@ -15,9 +15,9 @@ from pathlib import Path
 import napari
 from qtpy.QtWidgets import QApplication
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets._common import add_volume
-from napari_clinlabel.core import samples
+from napari_clinlabel.core.image import samples
+from napari_clinlabel.glue.session import get_session
 
 
 def _settle(until=lambda: True, timeout_s: float = 60.0) -> None:

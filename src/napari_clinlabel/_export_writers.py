@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .core.errors import ExportError
+from napari_clinlabel.core.errors import ExportError
 
 LABELS_META = "clinlabel_labels"
 
@@ -36,7 +36,7 @@ def _labels_name(attributes: dict[str, Any]) -> str:
 
 
 def _labels(path: str, data: Any, attributes: dict[str, Any], fmt: str) -> list[str]:
-    from .core.export import export
+    from napari_clinlabel.core.export.gate import export
 
     res = export(
         _source(path, attributes),
@@ -49,7 +49,7 @@ def _labels(path: str, data: Any, attributes: dict[str, Any], fmt: str) -> list[
 
 
 def _tables(path: str, attributes: dict[str, Any], fmt: str) -> list[str]:
-    from .core.export import export
+    from napari_clinlabel.core.export.gate import export
 
     res = export(_source(path, attributes), fmt, path)
     return [str(o.path) for o in res.outputs]

@@ -10,7 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .core.volume_io import DICOM_SUFFIXES, IMAGE_SUFFIXES, ITK_SUFFIXES, is_dicom_file, suffix_of
+from napari_clinlabel.core.image.io import (
+    DICOM_SUFFIXES,
+    IMAGE_SUFFIXES,
+    ITK_SUFFIXES,
+    is_dicom_file,
+    suffix_of,
+)
 
 PathLike = str | Path
 ReaderFunction = Callable[[PathLike | list[PathLike]], list[tuple[Any, dict, str]]]
@@ -51,8 +57,8 @@ def get_reader(path: PathLike | list[PathLike]) -> ReaderFunction | None:
 
 def read_layers(path: PathLike | list[PathLike]) -> list[tuple[Any, dict, str]]:
     """One image layer per volume (one per DICOM series) with its physical affine."""
-    from ._layers import volume_to_layer_data
-    from .core.volume_io import read_volumes
+    from napari_clinlabel.core.image.io import read_volumes
+    from napari_clinlabel.glue.layers import volume_to_layer_data
 
     target = [Path(p) for p in path] if isinstance(path, list | tuple) else Path(path)
     return [volume_to_layer_data(v) for v in read_volumes(target)]

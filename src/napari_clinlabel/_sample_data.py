@@ -1,4 +1,4 @@
-"""npe2 sample data: the phantoms of :mod:`napari_clinlabel.core.samples` as image layers.
+"""npe2 sample data: the phantoms of :mod:`napari_clinlabel.core.image.samples` as image layers.
 
 The slide is written once as a tiled pyramidal TIFF in the user cache folder and opened lazily,
 as a real slide would be.
@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._layers import volume_to_layer_data
-from .core.samples import SAMPLES, write_slide_tiff
+from napari_clinlabel.core.image.samples import SAMPLES, write_slide_tiff
+from napari_clinlabel.glue.layers import volume_to_layer_data
 
 LayerData = list[tuple[Any, dict, str]]
 SLIDE_SHAPE = (4096, 4096)
@@ -55,7 +55,7 @@ def slide_sample_path(shape: tuple[int, int] | None = None) -> Path:
 
 def make_slide_sample() -> LayerData:
     """Pathology-like H&E slide as a lazy multiscale layer (pyramidal TIFF in the cache)."""
-    from .core.slide_io import open_slide
+    from napari_clinlabel.core.image.slide import open_slide
 
     vol = open_slide(slide_sample_path())
     vol.meta["series_description"] = "Phantom H&E slide"

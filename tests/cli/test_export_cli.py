@@ -9,12 +9,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from napari_clinlabel.cli import main
-from napari_clinlabel.core.audit_log import AuditLog, iter_records
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.label_edits import record_label_change, record_labels_create
-from napari_clinlabel.core.proposals import ProposalDraft, add_proposals
+from napari_clinlabel.core.annotate.label_edits import record_label_change, record_labels_create
+from napari_clinlabel.core.image.io import read_volumes
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, add_proposals
 from napari_clinlabel.core.schema import load_schema
-from napari_clinlabel.core.volume_io import read_volumes
 
 ANN = Actor("ann", "Ann", "annotator")
 

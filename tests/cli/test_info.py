@@ -97,7 +97,7 @@ def test_info_never_prints_the_series_description(tmp_path, capsys):
     from dicom_factory import canaries, write_ct_series
 
     from napari_clinlabel.cli import main as _main
-    from napari_clinlabel.core.geometry import Geometry as _G
+    from napari_clinlabel.core.image.geometry import Geometry as _G
 
     phi = canaries("INFO")
     geom = _G((0.8, 0.8, 2.0), (0.0, 0.0, 0.0), tuple(_np.eye(3).ravel()))

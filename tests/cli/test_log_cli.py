@@ -10,15 +10,15 @@ import numpy as np
 import SimpleITK as sitk
 
 from napari_clinlabel.cli import main
-from napari_clinlabel.core.audit_log import AuditLog, iter_records, model_source
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.label_edits import (
+from napari_clinlabel.core.annotate.label_edits import (
     diff_between,
     record_label_change,
     record_labels_create,
 )
-from napari_clinlabel.core.signing import init_keys, load_private_key, sign_head
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, model_source
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.log.signing import init_keys, load_private_key, sign_head
 
 IMAGE = {"uid": None, "sha256": "ab" * 32}
 GEOM = Geometry((0.5, 0.5, 3.0), (1.0, -2.0, 7.0), tuple(np.eye(3).ravel().tolist()))
@@ -145,7 +145,7 @@ def test_verify_finds_the_roster_beside_the_image(tmp_path, capsys, monkeypatch)
 
 def test_several_anchors_checked_in_one_pass(tmp_path, capsys, monkeypatch):
     """Two exports' heads: a log re-sealed after the first is caught at that seq, in one pass."""
-    from napari_clinlabel.core import log_verify
+    from napari_clinlabel.core.log import verify as log_verify
 
     log, _ = _log(tmp_path)
     first = log.head()  # e.g. an export at seq 3

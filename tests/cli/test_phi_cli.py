@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_clinlabel.cli import main
-from napari_clinlabel.core.geometry import Geometry
+from napari_clinlabel.core.image.geometry import Geometry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from dicom_factory import canaries, write_ct_series  # noqa: E402

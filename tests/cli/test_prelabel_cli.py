@@ -9,10 +9,10 @@ import pytest
 import SimpleITK as sitk
 
 from napari_clinlabel.cli import main
-from napari_clinlabel.core.audit_log import iter_records, sidecar_paths
+from napari_clinlabel.core.image.samples import ct_phantom_truth
+from napari_clinlabel.core.log.audit_log import iter_records, sidecar_paths
 from napari_clinlabel.core.models.baseline import BaselineDetector
-from napari_clinlabel.core.proposals import load_proposals, pending_count
-from napari_clinlabel.core.samples import ct_phantom_truth
+from napari_clinlabel.core.proposals.lifecycle import load_proposals, pending_count
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_prelabel_baseline_logs_proposals(phantom, capsys):
             idx = z["indices"]
         assert (truth.reshape(-1)[idx] == 6).mean() > 0.5
     assert pending_count(log_path) == len(adds)
-    report = pytest.importorskip("napari_clinlabel.core.log_verify").verify_log(log_path)
+    report = pytest.importorskip("napari_clinlabel.core.log.verify").verify_log(log_path)
     assert report.ok, report.reason
     # a second run appends (no second image.open) and still verifies
     assert main(["prelabel", str(path), "--model", "builtin:baseline"]) == 0

@@ -8,16 +8,16 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from napari_clinlabel.core.audit_log import AuditLog
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.grading import set_grade
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.label_edits import (
+from napari_clinlabel.core.annotate.grading import set_grade
+from napari_clinlabel.core.annotate.label_edits import (
     diff_between,
     record_label_change,
     record_labels_create,
 )
-from napari_clinlabel.core.proposals import ProposalDraft, accept, add_proposals
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, accept, add_proposals
 
 GEOM = Geometry((0.8, 0.7, 2.0), (-10.0, 5.0, 30.0), tuple(np.eye(3).ravel()))
 

@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from napari_clinlabel.core.geometry import Geometry
+from napari_clinlabel.core.image.geometry import Geometry
 
 # identifying attributes planted with a canary each; values built from the canary prefix
 PN_FIELDS = (

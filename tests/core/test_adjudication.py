@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from agreement_fixtures import GEOM, reader_maps, write_reader_log
 
-from napari_clinlabel.core.adjudication import (
+from napari_clinlabel.core.annotate.provenance import segment_provenance, walk_provenance
+from napari_clinlabel.core.errors import InputError, PermissionRefused
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.log.signing import init_keys, load_private_key, public_key_b64
+from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.core.quality.adjudication import (
     adjudicate,
     classify_decision,
     disagreement_map,
@@ -18,13 +24,7 @@ from napari_clinlabel.core.adjudication import (
     pairwise_agreement,
     visible_reads,
 )
-from napari_clinlabel.core.audit_log import AuditLog
-from napari_clinlabel.core.errors import InputError, PermissionRefused
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.metrics import label_map_agreement
-from napari_clinlabel.core.provenance import segment_provenance, walk_provenance
-from napari_clinlabel.core.signing import init_keys, load_private_key, public_key_b64
+from napari_clinlabel.core.quality.metrics import label_map_agreement
 
 SHA = "ab" * 32
 

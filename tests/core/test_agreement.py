@@ -8,9 +8,9 @@ import SimpleITK as sitk
 from agreement_fixtures import GEOM, reader_maps, write_grades, write_map, write_reader_log
 from sklearn.metrics import cohen_kappa_score
 
-from napari_clinlabel.core.agreement import agreement, detect_kind, resolve_scale
 from napari_clinlabel.core.errors import InputError, LogIntegrityError, PendingProposalsError
-from napari_clinlabel.core.geometry import Geometry
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.quality.agreement import agreement, detect_kind, resolve_scale
 
 BIRADS = ["0", "1", "2", "3", "4A", "4B", "4C", "5", "6"]
 

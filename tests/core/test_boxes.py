@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from napari_clinlabel.core.audit_log import AuditLog, model_source
-from napari_clinlabel.core.boxes import (
+from napari_clinlabel.core.annotate.boxes import (
     LesionBox,
     add_box,
     box_size_mm,
@@ -17,8 +16,9 @@ from napari_clinlabel.core.boxes import (
     with_slices,
 )
 from napari_clinlabel.core.errors import ClinlabelError
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.samples import ct_phantom
+from napari_clinlabel.core.image.samples import ct_phantom
+from napari_clinlabel.core.log.audit_log import AuditLog, model_source
+from napari_clinlabel.core.log.identity import Actor
 from napari_clinlabel.core.schema import load_schema
 
 ACTOR = Actor("dr.a", "Dr A", "annotator")

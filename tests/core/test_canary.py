@@ -17,20 +17,20 @@ from dicom_factory import canaries, write_ct_series
 
 from napari_clinlabel._export_writers import write_labels_nifti
 from napari_clinlabel._reader import get_reader
-from napari_clinlabel.core.audit_log import AuditLog
-from napari_clinlabel.core.boxes import LesionBox, add_box
-from napari_clinlabel.core.deid import deidentify
-from napari_clinlabel.core.export import FORMATS, export
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.label_edits import (
+from napari_clinlabel.core.annotate.boxes import LesionBox, add_box
+from napari_clinlabel.core.annotate.label_edits import (
     record_label_change,
     record_labels_create,
     record_labels_save,
 )
-from napari_clinlabel.core.proposals import ProposalDraft, accept, add_proposals
+from napari_clinlabel.core.export.gate import FORMATS, export
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.io import read_volumes
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.privacy.deid import deidentify
+from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, accept, add_proposals
 from napari_clinlabel.core.schema import load_schema
-from napari_clinlabel.core.volume_io import read_volumes
 
 CANARY = canaries("QX7K")
 SCHEMA = load_schema("abdomen-ct")

@@ -15,11 +15,11 @@ from dicom_factory import canaries, write_ct_series
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from napari_clinlabel.core.deid import REPORT_NAME, deidentify
 from napari_clinlabel.core.errors import ClinlabelError, InputError
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.phi_scan import scan_path
-from napari_clinlabel.core.samples import _rotation
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.samples import _rotation
+from napari_clinlabel.core.privacy.deid import REPORT_NAME, deidentify
+from napari_clinlabel.core.privacy.phi_scan import scan_path
 
 G = Geometry((0.7, 0.8, 2.5), (-10.0, 20.0, 5.0), tuple(_rotation(20.0, 5.0).ravel()))
 PHI = canaries("DEID")

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from napari_clinlabel.core.boxes import LesionBox
-from napari_clinlabel.core.detection import detection_prf, iou_matrix, match_boxes
+from napari_clinlabel.core.annotate.boxes import LesionBox
 from napari_clinlabel.core.errors import InputError
+from napari_clinlabel.core.quality.detection import detection_prf, iou_matrix, match_boxes
 
 
 def _raster(lo, hi, shape, scale=2):

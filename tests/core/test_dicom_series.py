@@ -18,9 +18,9 @@ import SimpleITK as sitk
 sys.path.insert(0, str(Path(__file__).parent))
 from _dicom_factory import FAKE_PHI, phantom_stored, write_enhanced_ct, write_series  # noqa: E402
 
-from napari_clinlabel.core.dicom_volume import read_dicom_file, read_dicom_folder  # noqa: E402
 from napari_clinlabel.core.errors import ClinlabelWarning, GeometryError, InputError  # noqa: E402
-from napari_clinlabel.core.volume import voxel_sha256  # noqa: E402
+from napari_clinlabel.core.image.dicom.volume import read_dicom_file, read_dicom_folder  # noqa: E402
+from napari_clinlabel.core.image.volume import voxel_sha256  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 OBLIQUE_IOP = (0.9659258, 0.2588190, 0.0, -0.2241439, 0.8365163, 0.5)

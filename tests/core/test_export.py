@@ -11,17 +11,17 @@ import pytest
 import SimpleITK as sitk
 from dicom_factory import write_ct_series
 
-from napari_clinlabel.core import export as export_mod
-from napari_clinlabel.core.audit_log import AuditLog, iter_records
-from napari_clinlabel.core.boxes import LesionBox, add_box
+from napari_clinlabel.core.annotate.boxes import LesionBox, add_box
+from napari_clinlabel.core.annotate.label_edits import record_label_change, record_labels_create
 from napari_clinlabel.core.errors import ExportError, LogError, PendingProposalsError
-from napari_clinlabel.core.export import export
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.label_edits import record_label_change, record_labels_create
-from napari_clinlabel.core.proposals import ProposalDraft, accept, add_proposals
+from napari_clinlabel.core.export import gate as export_mod
+from napari_clinlabel.core.export.gate import export
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.io import read_volumes
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, accept, add_proposals
 from napari_clinlabel.core.schema import load_schema
-from napari_clinlabel.core.volume_io import read_volumes
 
 ANN = Actor("ann", "Ann Reader", "annotator")
 MODEL = {"name": "organseg", "version": "2.1", "sha256": "cd" * 32}
@@ -197,7 +197,7 @@ def test_dicom_seg_end_to_end_algorithm_types(tmp_path):
     record_labels_create(log, "labels", labels.shape, labels.dtype)
     paint(log, labels, 1, np.s_[0:2, 2:6, 2:6])
     accept(log, propose(log, labels, 5, np.s_[2:4, 8:12, 8:12]), labels, "labels")
-    from napari_clinlabel.core.proposals import edit
+    from napari_clinlabel.core.proposals.lifecycle import edit
 
     p6 = propose(log, labels, 6, np.s_[1:3, 12:15, 1:4])
     m = np.zeros(labels.shape, bool)

@@ -11,9 +11,9 @@ import SimpleITK as sitk
 from dicom_factory import canaries, write_ct_series
 
 from napari_clinlabel.core.errors import ExportError
-from napari_clinlabel.core.export_labelmap import render_labelmap, side_file
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.samples import _rotation
+from napari_clinlabel.core.export.labelmap import render_labelmap, side_file
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.samples import _rotation
 from napari_clinlabel.core.schema import load_schema
 
 G = Geometry((0.7, 0.8, 2.5), (-10.0, 20.0, 5.0), tuple(_rotation(20.0, 5.0).ravel()))

@@ -20,15 +20,15 @@ from dicom_factory import write_secondary_capture
 from skimage import io as skio
 
 from napari_clinlabel.cli import main
-from napari_clinlabel.core.audit_log import AuditLog, iter_records
+from napari_clinlabel.core.annotate.label_edits import record_label_change, record_labels_create
 from napari_clinlabel.core.errors import ExportError, PendingProposalsError
-from napari_clinlabel.core.export import export
-from napari_clinlabel.core.export_labelmap import render_png
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.label_edits import record_label_change, record_labels_create
-from napari_clinlabel.core.proposals import ProposalDraft, add_proposals
-from napari_clinlabel.core.volume import PixelGeometry
-from napari_clinlabel.core.volume_io import read_volumes, write_labels
+from napari_clinlabel.core.export.gate import export
+from napari_clinlabel.core.export.labelmap import render_png, write_labels
+from napari_clinlabel.core.image.io import read_volumes
+from napari_clinlabel.core.image.volume import PixelGeometry
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, add_proposals
 
 ANN = Actor("ann", "Ann Reader", "annotator")
 MODEL = {"name": "m", "version": "1", "sha256": "e" * 64}
@@ -262,7 +262,7 @@ def test_cli_png_export_gate_refusal_and_agreement(tmp_path, monkeypatch, capsys
 
 def test_replay_of_a_png_images_log_writes_png_not_mm_nifti(tmp_path):
     from napari_clinlabel.core.errors import ClinlabelError
-    from napari_clinlabel.core.replay import write_replay
+    from napari_clinlabel.core.export.labelmap import write_replay
 
     path = tmp_path / "photo.png"
     skio.imsave(path, np.zeros(SHAPE, np.uint8), check_contrast=False)

@@ -13,11 +13,11 @@ import pytest
 import SimpleITK as sitk
 from dicom_factory import write_ct_series
 
+from napari_clinlabel.core.annotate.provenance import SegmentProvenance
 from napari_clinlabel.core.errors import ExportError
-from napari_clinlabel.core.export_seg import build_seg, seg_bytes, source_series_datasets
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.provenance import SegmentProvenance
-from napari_clinlabel.core.samples import _rotation
+from napari_clinlabel.core.export.seg import build_seg, seg_bytes, source_series_datasets
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.samples import _rotation
 from napari_clinlabel.core.schema import load_schema
 
 SCHEMA = load_schema("abdomen-ct")

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from napari_clinlabel.core.boxes import LesionBox, with_slices
+from napari_clinlabel.core.annotate.boxes import LesionBox, with_slices
+from napari_clinlabel.core.annotate.grading import Grade
 from napari_clinlabel.core.errors import ExportError
-from napari_clinlabel.core.export_tables import boxes_csv, coco, grades_csv, tables_json
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.grading import Grade
-from napari_clinlabel.core.samples import _rotation
+from napari_clinlabel.core.export.tables import boxes_csv, coco, grades_csv, tables_json
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.samples import _rotation
 
 G = Geometry((0.7, 0.8, 2.5), (-10.0, 20.0, 5.0), tuple(_rotation(20.0, 5.0).ravel()))
 

@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 from scipy.spatial.transform import Rotation
 
-from napari_clinlabel.core.geometry import Geometry
+from napari_clinlabel.core.image.geometry import Geometry
 
 
 def _image(ndim: int, seed: int) -> sitk.Image:

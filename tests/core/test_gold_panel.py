@@ -11,7 +11,7 @@ from agreement_fixtures import reader_maps, write_grades, write_map
 from sklearn.metrics import cohen_kappa_score
 
 from napari_clinlabel.core.errors import InputError
-from napari_clinlabel.core.gold_panel import score_reader
+from napari_clinlabel.core.quality.gold_panel import score_reader
 from napari_clinlabel.core.schema import load_schema
 
 

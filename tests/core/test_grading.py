@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from napari_clinlabel.core.audit_log import AuditLog
-from napari_clinlabel.core.errors import ClinlabelError, SchemaError
-from napari_clinlabel.core.grading import (
+from napari_clinlabel.core.annotate.grading import (
     grade_item,
     is_done,
     load_grades,
@@ -14,7 +12,9 @@ from napari_clinlabel.core.grading import (
     require_scale,
     set_grade,
 )
-from napari_clinlabel.core.identity import Actor
+from napari_clinlabel.core.errors import ClinlabelError, SchemaError
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Actor
 from napari_clinlabel.core.schema import load_schema
 
 IMAGE = {"uid": None, "sha256": "0" * 64}

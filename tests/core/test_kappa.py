@@ -11,7 +11,7 @@ from sklearn.metrics import cohen_kappa_score, precision_recall_fscore_support
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from napari_clinlabel.core.errors import InputError
-from napari_clinlabel.core.kappa import (
+from napari_clinlabel.core.quality.kappa import (
     cohen_kappa,
     confusion_matrix,
     fleiss_counts,

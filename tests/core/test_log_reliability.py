@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_clinlabel.core import audit_log as audit_log_module
-from napari_clinlabel.core.audit_log import AuditLog
+from napari_clinlabel.core.annotate.label_edits import diff_between, record_label_change
 from napari_clinlabel.core.errors import LogError
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.label_edits import diff_between, record_label_change
-from napari_clinlabel.core.log_verify import verify_log
+from napari_clinlabel.core.log import audit_log as audit_log_module
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.log.verify import verify_log
 
 IMAGE = {"uid": None, "sha256": "ab" * 32}
 ALICE = Actor("alice", "Alice")
@@ -29,8 +29,8 @@ ALICE = Actor("alice", "Alice")
 _CHILD = textwrap.dedent(
     """
     import os, sys, time
-    from napari_clinlabel.core.audit_log import AuditLog
-    from napari_clinlabel.core.identity import Actor
+    from napari_clinlabel.core.log.audit_log import AuditLog
+    from napari_clinlabel.core.log.identity import Actor
     path, who, n, start_at, tear_after = sys.argv[1], sys.argv[2], int(sys.argv[3]), \\
         float(sys.argv[4]), int(sys.argv[5])
     log = AuditLog(path, {"uid": None, "sha256": "ab" * 32}, Actor(who, who))

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_clinlabel.core.audit_log import AuditLog
 from napari_clinlabel.core.errors import LogError
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.log_verify import verify_against_anchor, verify_log
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.log.verify import verify_against_anchor, verify_log
 
 IMAGE = {"uid": None, "sha256": "ab" * 32}
 SNIPPET = Path(__file__).with_name("readme_verify_snippet.py")

@@ -25,8 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from napari_clinlabel.core import log_blocks
-from napari_clinlabel.core.log_verify import VerifyReport, verify_log
+from napari_clinlabel.core.log import blocks as log_blocks
+from napari_clinlabel.core.log.verify import VerifyReport, verify_log
 
 SNIPPET = Path(__file__).with_name("readme_verify_snippet.py")
 _SNIPPET_CODE = compile(SNIPPET.read_text(encoding="utf-8"), str(SNIPPET), "exec")
@@ -433,7 +433,7 @@ def test_nesting_has_one_limit_whoever_calls(tmp_path):
     MAX_NESTING levels verify, deeper is refused by name, in one pass, in threads, in Python."""
     import threading
 
-    from napari_clinlabel.core.log_checks import MAX_NESTING
+    from napari_clinlabel.core.log.checks import MAX_NESTING
 
     p = tmp_path / "a.clinlabel.jsonl"
     p.write_bytes(_nested_log(MAX_NESTING - 2))  # inside the record and its data: 2 more levels

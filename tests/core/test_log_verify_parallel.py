@@ -12,10 +12,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from napari_clinlabel.core import log_verify_parallel as par
-from napari_clinlabel.core.identity import load_roster
-from napari_clinlabel.core.log_checks import Context
-from napari_clinlabel.core.log_verify import compiled, verify_against_anchor, verify_log
+from napari_clinlabel.core.log import parallel as par
+from napari_clinlabel.core.log.checks import Context
+from napari_clinlabel.core.log.identity import load_roster
+from napari_clinlabel.core.log.verify import compiled, verify_against_anchor, verify_log
 
 pytestmark = pytest.mark.skipif(
     "fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork"
@@ -299,7 +299,7 @@ def test_cli_verifies_a_big_log_in_a_fresh_process(tmp_path):
 
 def test_reading_in_small_blocks_changes_nothing(tmp_path, monkeypatch):
     """Lines that straddle read blocks: the same reports, tampered or torn."""
-    from napari_clinlabel.core import log_blocks
+    from napari_clinlabel.core.log import blocks as log_blocks
 
     recs = build(300, heads={200: 3})
     recs[250]["data"]["size_mm"] = [1.0, 1.0]

@@ -10,8 +10,8 @@ import SimpleITK as sitk
 from scipy.spatial import cKDTree
 
 from napari_clinlabel.core.errors import InputError
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.metrics import (
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.quality.metrics import (
     dice,
     hd95_mm,
     label_map_agreement,

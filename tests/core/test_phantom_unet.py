@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("torch")
 
+from napari_clinlabel.core.image.samples import ct_phantom_truth  # noqa: E402
 from napari_clinlabel.core.models.loader import load_model  # noqa: E402
 from napari_clinlabel.core.models.run import predict_labels, run_model  # noqa: E402
-from napari_clinlabel.core.samples import ct_phantom_truth  # noqa: E402
 
 SHIPPED = resources.files("napari_clinlabel") / "models" / "phantom_unet.pt"
 

@@ -18,9 +18,9 @@ from dicom_factory import (
 )
 
 from napari_clinlabel.core.errors import InputError
-from napari_clinlabel.core.export_labelmap import render_labelmap
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.phi_scan import mask, scan_path
+from napari_clinlabel.core.export.labelmap import render_labelmap
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.privacy.phi_scan import mask, scan_path
 
 G = Geometry((0.7, 0.8, 2.5), (-10.0, 20.0, 5.0), tuple(np.eye(3).ravel()))
 PHI = canaries("SCAN")

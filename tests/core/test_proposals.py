@@ -7,11 +7,11 @@ import importlib.util
 import numpy as np
 import pytest
 
-from napari_clinlabel.core.audit_log import AuditLog, iter_records
+from napari_clinlabel.core.annotate.label_edits import apply_diff, record_labels_create
 from napari_clinlabel.core.errors import ClinlabelError, LogError, PendingProposalsError
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.label_edits import apply_diff, record_labels_create
-from napari_clinlabel.core.proposals import (
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.proposals.lifecycle import (
     ProposalDraft,
     ProposalState,
     accept,
@@ -105,8 +105,8 @@ def test_lifecycle_add5_accept2_edit1_reject2(log):
     assert pending_count(log.path) == 0
     assert require_no_pending(log.path) == 0
 
-    if importlib.util.find_spec("napari_clinlabel.core.log_verify") is not None:
-        from napari_clinlabel.core.log_verify import verify_log
+    if importlib.util.find_spec("napari_clinlabel.core.log.verify") is not None:
+        from napari_clinlabel.core.log.verify import verify_log
 
         report = verify_log(log.path)
         assert report.ok, report.reason
@@ -196,7 +196,7 @@ def test_segment_mask_round_trip_and_bad_input(log):
 
 
 def test_a_decided_grade_proposal_is_a_grade_in_force(log):
-    from napari_clinlabel.core.grading import is_done, load_grades
+    from napari_clinlabel.core.annotate.grading import is_done, load_grades
 
     grade = {"scale": "icdr", "value": "2", "probabilities": {"2": 0.7}}
     off_scale = {"scale": "icdr", "value": "7"}

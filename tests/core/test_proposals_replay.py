@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_clinlabel.core.audit_log import AuditLog
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.proposals import ProposalDraft, accept, add_proposals, reject
-from napari_clinlabel.core.replay import replay_labels
+from napari_clinlabel.core.annotate.replay import replay_labels
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, accept, add_proposals, reject
 
 SHAPE = (4, 8, 8)
 MODEL = {"name": "net", "version": "1", "sha256": "cd" * 32}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_clinlabel.core.audit_log import AuditLog, model_source
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.label_edits import record_label_change, record_labels_create
-from napari_clinlabel.core.provenance import segment_provenance, walk_provenance
+from napari_clinlabel.core.annotate.label_edits import record_label_change, record_labels_create
+from napari_clinlabel.core.annotate.provenance import segment_provenance, walk_provenance
+from napari_clinlabel.core.log.audit_log import AuditLog, model_source
+from napari_clinlabel.core.log.identity import Actor
 
 ANN = Actor("ann", "Ann Reader", "annotator")
 BOB = Actor("bob", "Bob Reader", "annotator")

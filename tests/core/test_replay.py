@@ -8,17 +8,18 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from napari_clinlabel.core.audit_log import AuditLog
-from napari_clinlabel.core.errors import ClinlabelError, LogIntegrityError
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.label_edits import (
+from napari_clinlabel.core.annotate.label_edits import (
     diff_between,
     record_label_change,
     record_labels_create,
     record_labels_save,
 )
-from napari_clinlabel.core.replay import replay_labels, write_replay
+from napari_clinlabel.core.annotate.replay import replay_labels
+from napari_clinlabel.core.errors import ClinlabelError, LogIntegrityError
+from napari_clinlabel.core.export.labelmap import write_replay
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Actor
 
 IMAGE = {"uid": "1.2.3", "sha256": "ab" * 32}
 SHAPE = (6, 9, 7)

@@ -13,9 +13,9 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from sklearn.metrics import cohen_kappa_score
 
 from napari_clinlabel.core.errors import InputError
-from napari_clinlabel.core.metrics import label_map_agreement
-from napari_clinlabel.core.report import age_band, collect_dataset, dicom_demographics
-from napari_clinlabel.core.report_html import render_html
+from napari_clinlabel.core.quality.metrics import label_map_agreement
+from napari_clinlabel.core.quality.report import age_band, collect_dataset, dicom_demographics
+from napari_clinlabel.core.quality.report_html import render_html
 from napari_clinlabel.core.schema import load_schema
 
 SECRET_NAME = "CANARY^SECRETNAME"

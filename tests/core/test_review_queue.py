@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_clinlabel.core.audit_log import AuditLog
 from napari_clinlabel.core.errors import ClinlabelError
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.proposals import ProposalDraft, add_proposals
-from napari_clinlabel.core.review_queue import ReviewQueue
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, add_proposals
+from napari_clinlabel.core.proposals.review_queue import ReviewQueue
 
 SHAPE = (10, 16, 16)
 MODEL = {"name": "m", "version": "1", "sha256": "cd" * 32}

@@ -11,11 +11,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from napari_clinlabel.core.errors import ModelError  # noqa: E402
-from napari_clinlabel.core.geometry import Geometry  # noqa: E402
+from napari_clinlabel.core.image.geometry import Geometry  # noqa: E402
+from napari_clinlabel.core.image.volume import Volume  # noqa: E402
 from napari_clinlabel.core.models.inference import InferenceCancelled  # noqa: E402
 from napari_clinlabel.core.models.loader import load_model  # noqa: E402
 from napari_clinlabel.core.models.run import iter_run_model, run_model  # noqa: E402
-from napari_clinlabel.core.volume import Volume  # noqa: E402
 
 
 class Threshold(torch.nn.Module):

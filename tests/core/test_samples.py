@@ -7,8 +7,8 @@ import pytest
 import tifffile
 from scipy import ndimage
 
-from napari_clinlabel.core import samples
-from napari_clinlabel.core.samples import (
+from napari_clinlabel.core.image import samples
+from napari_clinlabel.core.image.samples import (
     SAMPLES,
     ct_phantom,
     ct_phantom_truth,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydicom.sr.codedict import codes
 
-from napari_clinlabel.core import samples
 from napari_clinlabel.core.errors import SchemaError
+from napari_clinlabel.core.image import samples
 from napari_clinlabel.core.schema import builtin_schema_names, load_schema
 
 GOOD = """\

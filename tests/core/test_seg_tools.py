@@ -8,10 +8,10 @@ import SimpleITK as sitk
 from scipy import ndimage
 from skimage import measure, morphology
 
-from napari_clinlabel.core import samples
-from napari_clinlabel.core import seg_tools as st
+from napari_clinlabel.core.annotate import seg_tools as st
 from napari_clinlabel.core.errors import ClinlabelError, InputError
-from napari_clinlabel.core.geometry import Geometry
+from napari_clinlabel.core.image import samples
+from napari_clinlabel.core.image.geometry import Geometry
 
 LIVER_SEED = (24, 80, 50)  # inside the phantom liver, away from lesions
 
@@ -216,10 +216,10 @@ def test_apply_tool_result_never_overwrites_other_labels() -> None:
 
 def test_tool_change_is_pure_and_logs_as_one_record(phantom, tmp_path) -> None:
     """A grown region goes into a real audit log as one diff record; a failed log undoes it."""
-    from napari_clinlabel.core.audit_log import AuditLog
+    from napari_clinlabel.core.annotate.label_edits import record_label_change
     from napari_clinlabel.core.errors import LogError
-    from napari_clinlabel.core.identity import Actor
-    from napari_clinlabel.core.label_edits import record_label_change
+    from napari_clinlabel.core.log.audit_log import AuditLog
+    from napari_clinlabel.core.log.identity import Actor
 
     image, _, _ = phantom
     labels = np.zeros(image.shape, np.uint8)

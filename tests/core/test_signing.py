@@ -11,16 +11,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from napari_clinlabel.core.audit_log import AuditLog
 from napari_clinlabel.core.errors import ClinlabelError, PermissionRefused
-from napari_clinlabel.core.identity import Actor, load_roster
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.signing import (
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Actor, load_roster
+from napari_clinlabel.core.log.signing import (
     init_keys,
     load_private_key,
     sign_head,
     verify_signature,
 )
+from napari_clinlabel.core.log.verify import verify_log
 
 IMAGE = {"uid": None, "sha256": "ab" * 32}
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from napari_clinlabel.core.errors import InputError
-from napari_clinlabel.core.samples import pathology_slide, write_slide_tiff
-from napari_clinlabel.core.slide_io import open_slide
-from napari_clinlabel.core.volume_io import read_volumes
+from napari_clinlabel.core.image.io import read_volumes
+from napari_clinlabel.core.image.samples import pathology_slide, write_slide_tiff
+from napari_clinlabel.core.image.slide import open_slide
 
 TILE = 256
 
@@ -114,7 +114,7 @@ def test_corrupt_tiff_refused(tmp_path):
     ],
 )
 def test_strided_level_matches_numpy_striding(key):
-    from napari_clinlabel.core.slide_io import StridedLevel
+    from napari_clinlabel.core.image.slide import StridedLevel
 
     base = np.arange(37 * 45 * 3).reshape(37, 45, 3)
     level = StridedLevel(base, 2)

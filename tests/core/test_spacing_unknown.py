@@ -16,18 +16,24 @@ import tifffile
 from dicom_factory import write_ct_series, write_secondary_capture
 from skimage import io as skio
 
-from napari_clinlabel._layers import clinlabel_metadata, volume_from_layer, volume_to_layer_data
-from napari_clinlabel.core.audit_log import AuditLog
-from napari_clinlabel.core.boxes import LesionBox, add_box, box_size_mm, box_volume_ml, with_slices
+from napari_clinlabel.core.annotate.boxes import (
+    LesionBox,
+    add_box,
+    box_size_mm,
+    box_volume_ml,
+    with_slices,
+)
 from napari_clinlabel.core.errors import ClinlabelError
-from napari_clinlabel.core.export import export
-from napari_clinlabel.core.export_tables import boxes_csv, tables_json
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.samples import write_slide_tiff
-from napari_clinlabel.core.slide_io import open_slide
-from napari_clinlabel.core.volume import PixelGeometry, Volume, spacing_known
-from napari_clinlabel.core.volume_io import read_volumes
+from napari_clinlabel.core.export.gate import export
+from napari_clinlabel.core.export.tables import boxes_csv, tables_json
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.io import read_volumes
+from napari_clinlabel.core.image.samples import write_slide_tiff
+from napari_clinlabel.core.image.slide import open_slide
+from napari_clinlabel.core.image.volume import PixelGeometry, Volume, spacing_known
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.glue.layers import clinlabel_metadata, volume_from_layer, volume_to_layer_data
 
 ANN = Actor("ann", "Ann Reader", "annotator")
 GREY = (np.arange(60 * 80).reshape(60, 80) % 251).astype(np.uint8)
@@ -113,7 +119,7 @@ def test_medical_formats_are_known(tmp_path):
 
 
 def test_samples_that_state_a_spacing_are_known():
-    from napari_clinlabel.core.samples import fundus_phantom, mammogram_phantom
+    from napari_clinlabel.core.image.samples import fundus_phantom, mammogram_phantom
 
     for vol in (fundus_phantom(), mammogram_phantom()):
         assert vol.spacing_known

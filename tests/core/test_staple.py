@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_clinlabel.core.errors import InputError
-from napari_clinlabel.core.staple import multilabel_staple, staple
+from napari_clinlabel.core.quality.staple import multilabel_staple, staple
 
 
 def _truth():

@@ -7,12 +7,12 @@ import csv
 import numpy as np
 import pytest
 
-from napari_clinlabel.core.audit_log import AuditLog
+from napari_clinlabel.core.annotate.grading import load_grades, set_grade
+from napari_clinlabel.core.annotate.tiles import TileGrid, grid_from_folder, tile_grades_csv
 from napari_clinlabel.core.errors import ExportError, InputError
-from napari_clinlabel.core.grading import load_grades, set_grade
-from napari_clinlabel.core.identity import Actor
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Actor
 from napari_clinlabel.core.schema import load_schema
-from napari_clinlabel.core.tiles import TileGrid, grid_from_folder, tile_grades_csv
 
 
 def test_grid_ids_bounds_and_walk():

@@ -16,20 +16,25 @@ from agreement_fixtures import write_map, write_reader_log
 from PIL import Image
 from scipy.spatial.distance import cdist
 
-from napari_clinlabel.core.adjudication import load_reads, pairwise_agreement
-from napari_clinlabel.core.agreement import (
+from napari_clinlabel.core.errors import InputError
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.volume import PixelGeometry, spacing_known
+from napari_clinlabel.core.quality.adjudication import load_reads, pairwise_agreement
+from napari_clinlabel.core.quality.agreement import (
     agreement,
     detect_kind,
     log_spacing_known,
     read_label_map,
 )
-from napari_clinlabel.core.errors import InputError
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.gold_panel import score_reader
-from napari_clinlabel.core.metrics import MM_KEYS, PX_KEYS, distance_units, label_map_agreement
-from napari_clinlabel.core.report import collect_dataset
-from napari_clinlabel.core.report_html import render_html
-from napari_clinlabel.core.volume import PixelGeometry, spacing_known
+from napari_clinlabel.core.quality.gold_panel import score_reader
+from napari_clinlabel.core.quality.metrics import (
+    MM_KEYS,
+    PX_KEYS,
+    distance_units,
+    label_map_agreement,
+)
+from napari_clinlabel.core.quality.report import collect_dataset
+from napari_clinlabel.core.quality.report_html import render_html
 
 SHAPE = (48, 56)
 UNIT2 = Geometry((1.0, 1.0), (0.0, 0.0), (1.0, 0.0, 0.0, 1.0))

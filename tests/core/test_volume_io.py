@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _dicom_factory import FAKE_PHI, phantom_stored, write_series  # noqa: E402
 
 from napari_clinlabel.core.errors import ExportError, InputError  # noqa: E402
-from napari_clinlabel.core.volume_io import read_volumes, write_labels  # noqa: E402
+from napari_clinlabel.core.export.labelmap import write_labels
+from napari_clinlabel.core.image.io import read_volumes  # noqa: E402
 
 
 def _rot(az: float, ay: float, ax: float) -> np.ndarray:
@@ -263,8 +264,8 @@ def _write(img: sitk.Image, path: Path) -> Path:
 
 
 def test_npe2_writer_uses_source_geometry(tmp_path):
-    from napari_clinlabel._layers import clinlabel_metadata
     from napari_clinlabel._writer import write_labels_layer
+    from napari_clinlabel.glue.layers import clinlabel_metadata
 
     img = _make_image(DIRECTIONS["oblique"])
     (vol,) = read_volumes(_write(img, tmp_path / "src.nii.gz"))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from vispy.app.canvas import MouseEvent
 
-from napari_clinlabel.core.samples import ct_phantom
+from napari_clinlabel.core.image.samples import ct_phantom
 
 SHAPE = (12, 64, 64)
 
@@ -19,7 +19,7 @@ def add_ct(viewer: Any, folder: Path | None, shape: tuple[int, int, int] = SHAPE
     if folder is not None:
         vol.meta["source_path"] = str(folder / "ct.nii.gz")
     try:
-        from napari_clinlabel._layers import volume_to_layer_data
+        from napari_clinlabel.glue.layers import volume_to_layer_data
 
         data, kwargs, _ = volume_to_layer_data(vol)
         kwargs.pop("name")
@@ -108,6 +108,6 @@ def layer_drag(viewer: Any, layer: Any, start: tuple, end: tuple) -> None:
 
 def box_records(log_path: Path) -> list[dict]:
     """The ``box.*`` records of a log, in order."""
-    from napari_clinlabel.core.audit_log import iter_records
+    from napari_clinlabel.core.log.audit_log import iter_records
 
     return [r for r in iter_records(log_path) if r["action"].startswith("box.")]

@@ -11,15 +11,15 @@ import pytest
 from qtpy.QtCore import Qt
 from skimage import io as skio
 
-from napari_clinlabel._session import get_session, image_sha256
 from napari_clinlabel._widgets.adjudication import AdjudicationWidget
-from napari_clinlabel.core.audit_log import iter_records
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.metrics import label_map_agreement
-from napari_clinlabel.core.samples import fundus_phantom
-from napari_clinlabel.core.signing import init_keys
-from napari_clinlabel.core.volume import PixelGeometry
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.samples import fundus_phantom
+from napari_clinlabel.core.image.volume import PixelGeometry
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.signing import init_keys
+from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.core.quality.metrics import label_map_agreement
+from napari_clinlabel.glue.session import get_session, image_sha256
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from agreement_fixtures import write_reader_log  # noqa: E402

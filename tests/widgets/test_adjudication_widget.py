@@ -10,12 +10,12 @@ import pytest
 from _viewer_helpers import SHAPE, add_ct
 from qtpy.QtCore import Qt
 
-from napari_clinlabel._session import get_session, image_sha256
 from napari_clinlabel._widgets.adjudication import DISAGREEMENT, DRAFT, AdjudicationWidget
-from napari_clinlabel.core.audit_log import iter_records
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.signing import init_keys
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.signing import init_keys
+from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.glue.session import get_session, image_sha256
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from agreement_fixtures import ellipsoid, write_reader_log  # noqa: E402

@@ -3,10 +3,10 @@ viewer's session even though napari hands each one a proxy of the viewer."""
 
 from __future__ import annotations
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets.grading import GradingWidget
 from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget
 from napari_clinlabel._widgets.tile_grading import TileGradingWidget
+from napari_clinlabel.glue.session import get_session
 
 
 def test_open_from_plugin_menu(make_napari_viewer):

@@ -8,9 +8,9 @@ import pytest
 from _viewer_helpers import add_ct
 from qtpy.QtCore import Qt
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets.audit import COLUMNS, AuditWidget
-from napari_clinlabel.core.audit_log import iter_records
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.gui
 

@@ -10,10 +10,15 @@ import pytest
 from _viewer_helpers import SHAPE, add_ct
 from qtpy.QtCore import Qt
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets.audit import AuditWidget
-from napari_clinlabel.core.audit_log import GENESIS, canonical_bytes, iter_records, sidecar_paths
-from napari_clinlabel.core.samples import ct_phantom
+from napari_clinlabel.core.image.samples import ct_phantom
+from napari_clinlabel.core.log.audit_log import (
+    GENESIS,
+    canonical_bytes,
+    iter_records,
+    sidecar_paths,
+)
+from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.gui
 

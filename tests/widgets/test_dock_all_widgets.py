@@ -13,9 +13,9 @@ WIDGETS = [w.display_name for w in npe2.PluginManifest.from_file(MANIFEST).contr
 
 @pytest.mark.parametrize("name", WIDGETS)
 def test_widget_docks_through_napari(make_napari_viewer, name):
-    from napari_clinlabel._layers import volume_to_layer_data
-    from napari_clinlabel._session import get_session
-    from napari_clinlabel.core.samples import ct_phantom
+    from napari_clinlabel.core.image.samples import ct_phantom
+    from napari_clinlabel.glue.layers import volume_to_layer_data
+    from napari_clinlabel.glue.session import get_session
 
     viewer = make_napari_viewer()
     data, kwargs, _ = volume_to_layer_data(ct_phantom(shape=(8, 48, 48)))

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from qtpy.QtCore import Qt
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.grading import GradingWidget
-from napari_clinlabel.core.audit_log import iter_records
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.samples import fundus_phantom, mammogram_phantom
+from napari_clinlabel.core.image.samples import fundus_phantom, mammogram_phantom
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.core.schema import load_schema
+from napari_clinlabel.glue.session import get_session
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import numpy as np
 from _viewer_helpers import add_ct
 from qtpy.QtCore import Qt
 
-from napari_clinlabel._session import get_session
-from napari_clinlabel.core.proposals import ProposalDraft, add_proposals, load_proposals
+from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, add_proposals, load_proposals
+from napari_clinlabel.glue.session import get_session
 
 SHAPE = (12, 64, 64)
 MODEL = {"name": "test-net", "version": "0.3", "sha256": "ab" * 32}

@@ -14,10 +14,10 @@ from napari.components import ViewerModel
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt
 
-from napari_clinlabel._session import get_session
-from napari_clinlabel.core import audit_log
-from napari_clinlabel.core.audit_log import iter_records
-from napari_clinlabel.core.replay import replay_labels
+from napari_clinlabel.core.annotate.replay import replay_labels
+from napari_clinlabel.core.log import audit_log
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.gui
 Z = 6

@@ -13,13 +13,13 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from qtpy.QtCore import Qt
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.lesion_boxes import EXTENT_NAME, LAYER_NAME, LesionBoxWidget
 from napari_clinlabel.cli.demo import sample_file
-from napari_clinlabel.core.audit_log import iter_records
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.samples import ct_phantom, mammogram_phantom
+from napari_clinlabel.core.image.samples import ct_phantom, mammogram_phantom
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.glue.session import get_session
 
 LEFT = Qt.MouseButton.LeftButton
 

@@ -8,13 +8,13 @@ import pytest
 from _viewer_helpers import box_records, layer_drag
 from qtpy.QtCore import Qt
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget
-from napari_clinlabel.core.audit_log import iter_records
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.samples import ct_phantom, mammogram_phantom
+from napari_clinlabel.core.image.samples import ct_phantom, mammogram_phantom
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.core.schema import load_schema
+from napari_clinlabel.glue.session import get_session
 
 LEFT = Qt.MouseButton.LeftButton
 
@@ -175,7 +175,7 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
 
 def test_table_names_who_made_each_box():
     from napari_clinlabel._widgets._box_view import by_whom
-    from napari_clinlabel.core.boxes import LesionBox
+    from napari_clinlabel.core.annotate.boxes import LesionBox
 
     model = {"kind": "model", "name": "boxnet", "version": "1.0", "sha256": "ab" * 32}
     assert by_whom(LesionBox((1, 1, 1), (1, 4, 4), source=model, created_by="dr.a")) == (

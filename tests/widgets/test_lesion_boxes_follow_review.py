@@ -9,14 +9,14 @@ import pytest
 from _viewer_helpers import add_ct, drag
 from qtpy.QtCore import Qt
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets._box_view import table_rows
 from napari_clinlabel._widgets._proposal_layers import BOXES
 from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget
-from napari_clinlabel.core.audit_log import iter_records
-from napari_clinlabel.core.boxes import load_boxes
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.proposals import ProposalDraft, add_proposals
+from napari_clinlabel.core.annotate.boxes import load_boxes
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, add_proposals
+from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.filterwarnings("error::FutureWarning")
 SHAPE = (12, 64, 64)

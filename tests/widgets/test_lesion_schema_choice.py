@@ -6,11 +6,11 @@ from __future__ import annotations
 from _viewer_helpers import box_records, layer_drag
 from qtpy.QtCore import Qt
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.samples import ct_phantom, mammogram_phantom
+from napari_clinlabel.core.image.samples import ct_phantom, mammogram_phantom
+from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.glue.session import get_session
 
 LEFT = Qt.MouseButton.LeftButton
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from napari_clinlabel._widgets import phi_guard
-from napari_clinlabel.core.audit_log import iter_records, sidecar_paths
-from napari_clinlabel.core.geometry import Geometry
-from napari_clinlabel.core.phi_scan import scan_path
-from napari_clinlabel.core.volume_io import read_volumes
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.io import read_volumes
+from napari_clinlabel.core.log.audit_log import iter_records, sidecar_paths
+from napari_clinlabel.core.privacy.phi_scan import scan_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from dicom_factory import canaries, write_ct_series  # noqa: E402
@@ -90,7 +90,7 @@ def test_clean_or_non_dicom_layers_pass(make_napari_viewer, tmp_path, notes):
 
 def test_session_checks_every_opened_dicom_layer(make_napari_viewer, tmp_path, monkeypatch, notes):
     """Opening identified DICOM while the plugin's session runs warns without any widget call."""
-    from napari_clinlabel._session import get_session
+    from napari_clinlabel.glue.session import get_session
 
     monkeypatch.setenv("CLINLABEL_USER", "ann")
     write_ct_series(tmp_path / "ct", np.zeros((3, 8, 8), np.int16), G, phi=PHI)
@@ -106,7 +106,7 @@ def test_session_checks_every_opened_dicom_layer(make_napari_viewer, tmp_path, m
 def test_session_refuses_identified_dicom_by_policy(
     make_napari_viewer, qtbot, tmp_path, monkeypatch, notes
 ):
-    from napari_clinlabel._session import get_session
+    from napari_clinlabel.glue.session import get_session
 
     monkeypatch.setenv("CLINLABEL_USER", "ann")
     write_ct_series(tmp_path / "ct", np.zeros((3, 8, 8), np.int16), G, phi=PHI)

@@ -15,13 +15,13 @@ from _viewer_helpers import add_ct
 from qtpy.QtCore import Qt
 from scipy import ndimage
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets._proposal_layers import PENDING
 from napari_clinlabel._widgets.prelabel import PrelabelWidget
 from napari_clinlabel._widgets.review import ReviewWidget
-from napari_clinlabel.core.audit_log import iter_records
-from napari_clinlabel.core.log_verify import verify_log
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.core.models.baseline import BaselineDetector
+from napari_clinlabel.glue.session import get_session
 
 SHAPE = (24, 96, 96)
 LEFT = Qt.MouseButton.LeftButton

@@ -10,16 +10,16 @@ import SimpleITK as sitk
 from _viewer_helpers import add_ct
 from qtpy.QtCore import Qt
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets._proposal_layers import BOXES, CURRENT_VALUE, PENDING
 from napari_clinlabel._widgets.review import ReviewWidget
 from napari_clinlabel._writer import write_labels_layer
-from napari_clinlabel.core.audit_log import iter_records
+from napari_clinlabel.core.annotate.replay import replay_labels
 from napari_clinlabel.core.errors import PendingProposalsError
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.proposals import ProposalDraft, add_proposals
-from napari_clinlabel.core.replay import replay_labels
-from napari_clinlabel.core.samples import ct_phantom
+from napari_clinlabel.core.image.samples import ct_phantom
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, add_proposals
+from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.filterwarnings("error::FutureWarning")  # private access via the proxy
 SHAPE = (12, 64, 64)

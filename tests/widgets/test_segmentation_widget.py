@@ -11,11 +11,11 @@ from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt
 from scipy import ndimage
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.segmentation import SegmentationWidget
-from napari_clinlabel.core import samples
-from napari_clinlabel.core.audit_log import iter_records
+from napari_clinlabel.core.image import samples
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.gui
 SHAPE = (48, 160, 160)  # the default phantom: lesions small against the liver

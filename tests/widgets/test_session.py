@@ -11,11 +11,11 @@ from _viewer_helpers import add_ct
 from napari.components import ViewerModel
 from napari.layers import Labels
 
-from napari_clinlabel._session import get_session, record_save_for_layer_meta
-from napari_clinlabel.core.audit_log import iter_records
+from napari_clinlabel.core.annotate.replay import replay_labels
 from napari_clinlabel.core.errors import GeometryError, InputError, LogError, PermissionRefused
-from napari_clinlabel.core.identity import Actor
-from napari_clinlabel.core.replay import replay_labels
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.glue.session import get_session, record_save_for_layer_meta
 
 
 def test_file_image_log_sits_beside_it_and_names_the_file_only(tmp_path):
@@ -159,8 +159,8 @@ def test_opening_an_image_is_logged_without_any_widget_action(make_napari_viewer
     """With the plugin's session running, File > Open itself is an image.open record (once)."""
     import SimpleITK as sitk
 
-    from napari_clinlabel.core.audit_log import iter_records, sidecar_paths
-    from napari_clinlabel.core.samples import mammogram_phantom
+    from napari_clinlabel.core.image.samples import mammogram_phantom
+    from napari_clinlabel.core.log.audit_log import iter_records, sidecar_paths
 
     vol = mammogram_phantom()
     path = tmp_path / "mg.nrrd"

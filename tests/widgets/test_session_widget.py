@@ -7,11 +7,11 @@ import pytest
 from _viewer_helpers import add_ct
 from qtpy.QtCore import Qt
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets.session import SessionWidget
-from napari_clinlabel.core.audit_log import iter_records
 from napari_clinlabel.core.errors import PermissionRefused
-from napari_clinlabel.core.identity import Actor
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.gui
 ROSTER = """
@@ -112,9 +112,9 @@ def test_a_user_the_roster_does_not_list_cannot_log(make_napari_viewer, tmp_path
 
 
 def test_a_reviewer_signs_the_head_by_clicking(make_napari_viewer, tmp_path, monkeypatch, qtbot):
-    from napari_clinlabel.core.identity import load_roster
-    from napari_clinlabel.core.log_verify import verify_log
-    from napari_clinlabel.core.signing import init_keys
+    from napari_clinlabel.core.log.identity import load_roster
+    from napari_clinlabel.core.log.signing import init_keys
+    from napari_clinlabel.core.log.verify import verify_log
 
     monkeypatch.setenv("CLINLABEL_KEYS", str(tmp_path / "keys"))
     _, pub = init_keys("dr_a")

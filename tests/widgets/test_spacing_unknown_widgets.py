@@ -11,15 +11,15 @@ from _viewer_helpers import box_records, layer_drag
 from qtpy.QtCore import Qt
 from skimage import io as skio
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget
 from napari_clinlabel._widgets.review import ReviewWidget
 from napari_clinlabel._widgets.segmentation import SegmentationWidget
-from napari_clinlabel.core.audit_log import iter_records
-from napari_clinlabel.core.export import export
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.proposals import ProposalDraft, add_proposals
-from napari_clinlabel.core.samples import fundus_phantom
+from napari_clinlabel.core.export.gate import export
+from napari_clinlabel.core.image.samples import fundus_phantom
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, add_proposals
+from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.filterwarnings("error::FutureWarning")
 LEFT = Qt.MouseButton.LeftButton

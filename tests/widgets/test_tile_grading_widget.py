@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from qtpy.QtCore import Qt
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._widgets.tile_grading import TileGradingWidget
-from napari_clinlabel.core.audit_log import iter_records
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.samples import pathology_slide
+from napari_clinlabel.core.image.samples import pathology_slide
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.glue.session import get_session
 
 KEYS = [Qt.Key.Key_B, Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3, Qt.Key.Key_4, Qt.Key.Key_5]
 VALUES = ["benign", "1", "2", "3", "4", "5"]

@@ -12,10 +12,10 @@ import SimpleITK as sitk
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _viewer_helpers import add_ct  # noqa: E402
 
-from napari_clinlabel._session import get_session  # noqa: E402
 from napari_clinlabel._writer import write_labels_layer  # noqa: E402
 from napari_clinlabel.core.errors import LogError  # noqa: E402
-from napari_clinlabel.core.log_verify import verify_log  # noqa: E402
+from napari_clinlabel.core.log.verify import verify_log  # noqa: E402
+from napari_clinlabel.glue.session import get_session  # noqa: E402
 
 
 def test_writer_save_is_logged_and_refused_when_the_log_fails(
@@ -34,7 +34,7 @@ def test_writer_save_is_logged_and_refused_when_the_log_fails(
     assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(out))), labels.data)
     assert verify_log(log.path).ok
     # the log cannot be written: the save is refused and leaves no file behind
-    from napari_clinlabel.core import audit_log
+    from napari_clinlabel.core.log import audit_log
 
     def full_disk(*_a, **_k):
         raise OSError(28, "No space left on device")

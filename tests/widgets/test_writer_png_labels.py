@@ -11,12 +11,12 @@ import pytest
 import SimpleITK as sitk
 from skimage import io as skio
 
-from napari_clinlabel._session import get_session
 from napari_clinlabel._writer import write_labels_layer
-from napari_clinlabel.core.audit_log import iter_records
 from napari_clinlabel.core.errors import ExportError
-from napari_clinlabel.core.log_verify import verify_log
-from napari_clinlabel.core.samples import fundus_phantom
+from napari_clinlabel.core.image.samples import fundus_phantom
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.filterwarnings("error::FutureWarning")
 NO_SIZE = "the image states no pixel size (PNG/JPEG/TIFF without resolution tags)"

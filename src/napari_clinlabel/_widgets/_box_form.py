@@ -7,7 +7,7 @@ from typing import Any
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QAbstractItemView, QComboBox, QFormLayout, QTableWidget, QWidget
 
-from ..core.boxes import LesionBox
+from napari_clinlabel.core.annotate.boxes import LesionBox
 
 
 class BoxForm(QWidget):

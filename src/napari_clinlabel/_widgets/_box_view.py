@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.boxes import LesionBox, box_size_mm, box_size_px, box_volume_ml
-from ..core.volume import spacing_known
+from napari_clinlabel.core.annotate.boxes import LesionBox, box_size_mm, box_size_px, box_volume_ml
+from napari_clinlabel.core.image.volume import spacing_known
 
 CLASS_COLORS = {"benign": "#33cc66", "malignant": "#ff3333", "indeterminate": "#ffaa00"}
 _OTHER_COLORS = ["#33aaff", "#cc66ff", "#ffff33"]

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from napari.layers import Image
 
-from ..core.geometry import Geometry
-from ..core.volume import Volume
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.volume import Volume
 
 OVERLAY = "clinlabel_overlay"  # metadata key of display-only layers the widgets add
 
@@ -53,7 +53,7 @@ def _meta(layer: Any) -> dict[str, Any]:
 def volume_of(layer: Image) -> Volume:
     """The :class:`Volume` behind an image layer (geometry from its metadata or transform)."""
     try:
-        from .._layers import volume_from_layer
+        from napari_clinlabel.glue.layers import volume_from_layer
     except ImportError:
         volume_from_layer = None
     if volume_from_layer is not None:
@@ -82,7 +82,7 @@ def volume_of(layer: Image) -> Volume:
 def add_volume(viewer: Any, volume: Volume, name: str | None = None) -> Image:
     """Add a Volume as an image layer with its geometry (as the plugin's reader would)."""
     try:
-        from .._layers import volume_to_layer_data
+        from napari_clinlabel.glue.layers import volume_to_layer_data
     except ImportError:
         volume_to_layer_data = None
     if volume_to_layer_data is not None:

@@ -23,10 +23,10 @@ import numpy as np
 from napari.layers import Labels, Shapes
 from napari.utils.colormaps import DirectLabelColormap
 
-from ..core.audit_log import AuditLog
-from ..core.errors import ClinlabelError
-from ..core.proposals import Proposal, proposal_indices
-from ._common import copy_transform
+from napari_clinlabel._widgets._common import copy_transform
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.proposals.lifecycle import Proposal, proposal_indices
 
 PENDING = "proposals (pending)"
 BOXES = "proposal boxes (pending)"

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.grading import scale_for_proposal
-from ..core.proposals import Proposal
-from ..core.volume import spacing_known
+from napari_clinlabel.core.annotate.grading import scale_for_proposal
+from napari_clinlabel.core.image.volume import spacing_known
+from napari_clinlabel.core.proposals.lifecycle import Proposal
 
 
 def describe(p: Proposal, geometry: Any) -> str:

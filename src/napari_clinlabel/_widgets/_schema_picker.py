@@ -20,8 +20,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.errors import ClinlabelError
-from ..core.schema import Schema, builtin_schema_names, load_schema
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.schema import Schema, builtin_schema_names, load_schema
 
 
 class SchemaPicker(QWidget):

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import ClinlabelError
-from ..core.seg_tools import in_window
+from napari_clinlabel.core.annotate.seg_tools import in_window
+from napari_clinlabel.core.errors import ClinlabelError
 
 _MASK_STEP = "_apply_mask_to_data"  # napari 0.9 Labels: every brush/fill/polygon paint passes here
 

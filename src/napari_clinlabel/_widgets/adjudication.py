@@ -1,6 +1,6 @@
 """Adjudication widget: readers' labels side by side, their disagreement, the metrics; decide, sign.
 
-A thin translator over :mod:`napari_clinlabel.core.adjudication`. The adjudicator loads the
+A thin translator over :mod:`napari_clinlabel.core.quality.adjudication`. The adjudicator loads the
 readers' logs of the open image; each read becomes a read-only labels layer (``read: <id>``),
 their disagreement a layer of its own, the pairwise Dice/HD95 a table (HD95 in px when the
 image states no pixel size). The decision is drafted on
@@ -33,10 +33,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._session import get_session, image_sha256
-from ..core import adjudication as adj
-from ..core.errors import ClinlabelError, InputError
-from ..core.metrics import MM_KEYS, PX_KEYS, distance_units
+from napari_clinlabel.core.errors import ClinlabelError, InputError
+from napari_clinlabel.core.quality import adjudication as adj
+from napari_clinlabel.core.quality.metrics import MM_KEYS, PX_KEYS, distance_units
+from napari_clinlabel.glue.session import get_session, image_sha256
 
 DRAFT = "adjudication draft"
 DISAGREEMENT = "disagreement"

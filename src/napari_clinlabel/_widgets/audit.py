@@ -27,10 +27,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._session import get_session, image_sha256
-from ..core.audit_log import iter_records
-from ..core.errors import ClinlabelError
-from .session import connect_while_alive
+from napari_clinlabel._widgets.session import connect_while_alive
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.glue.session import get_session, image_sha256
 
 COLUMNS = ("seq", "time", "actor", "role", "action", "target", "source", "details")
 _FILTERED = ("actor", "role", "action", "target", "details")
@@ -91,7 +91,7 @@ def _details(data: dict[str, Any]) -> str:
 
 def _verify_report(path: Path, roster: Any) -> tuple[Path, bool, str]:
     """``(path, ok, the report's one line)``; an error that stops verification is a failure."""
-    from ..core.log_verify import verify_log
+    from napari_clinlabel.core.log.verify import verify_log
 
     try:
         report = verify_log(path, roster=roster)

@@ -26,20 +26,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._session import get_session, image_sha256
-from ..core.annotation_state import restore_state
-from ..core.errors import ClinlabelError
-from ..core.grading import (
-    grade_item,
-    grade_of,
-    graded_schema_ref,
-    is_image_item,
-    mark_done,
-    missing_grades,
-    set_grade,
-)
-from ..core.schema import builtin_grading_schemas, load_schema
-from ._common import (
+from napari_clinlabel._widgets._common import (
     KeyBinder,
     display_name,
     image_layers,
@@ -48,7 +35,20 @@ from ._common import (
     refill_image_combo,
     unwrap_viewer,
 )
-from .session import connect_while_alive
+from napari_clinlabel._widgets.session import connect_while_alive
+from napari_clinlabel.core.annotate.grading import (
+    grade_item,
+    grade_of,
+    graded_schema_ref,
+    is_image_item,
+    mark_done,
+    missing_grades,
+    set_grade,
+)
+from napari_clinlabel.core.annotate.state import restore_state
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.schema import builtin_grading_schemas, load_schema
+from napari_clinlabel.glue.session import get_session, image_sha256
 
 NO_SCHEMA = "— choose a schema —"
 

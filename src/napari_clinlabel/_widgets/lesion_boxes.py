@@ -4,7 +4,7 @@ The Shapes layer "lesions" sits on the image's world grid (same transform). Each
 its box id in the layer's ``box_id`` feature; after every ``events.data`` with action
 ``added`` / ``changed`` / ``removed`` (napari 0.9 emits these for drawing, moving, resizing,
 deleting, pasting) the layer is reconciled with the boxes in force and each difference becomes
-one record through :mod:`napari_clinlabel.core.boxes`. A 3D box shows as its editable rectangle
+one record through :mod:`napari_clinlabel.core.annotate.boxes`. A 3D box shows as its editable rectangle
 on one slice plus thin outlines on the other slices of its range ("lesions 3D extent").
 
 A 2D image (PNG, a mammogram, a single-frame DICOM opened as one slice) has no slices to extend
@@ -42,21 +42,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._session import get_session, image_sha256
-from ..core.audit_log import iter_records
-from ..core.boxes import (
-    LesionBox,
-    add_box,
-    boxes_from_records,
-    delete_box,
-    edit_box,
-    load_boxes,
-    with_slices,
-)
-from ..core.errors import ClinlabelError
-from ..core.schema import builtin_lesion_schemas, load_schema
-from ._box_form import BoxForm, lesion_table
-from ._box_view import (
+from napari_clinlabel._widgets._box_form import BoxForm, lesion_table
+from napari_clinlabel._widgets._box_view import (
     TABLE_3D_COLUMNS,
     TABLE_HEADER,
     box_shapes,
@@ -65,7 +52,7 @@ from ._box_view import (
     table_header,
     table_rows,
 )
-from ._common import (
+from napari_clinlabel._widgets._common import (
     camera_of,
     copy_transform,
     image_layers,
@@ -75,7 +62,20 @@ from ._common import (
     unwrap_viewer,
     volume_of,
 )
-from .session import connect_while_alive
+from napari_clinlabel._widgets.session import connect_while_alive
+from napari_clinlabel.core.annotate.boxes import (
+    LesionBox,
+    add_box,
+    boxes_from_records,
+    delete_box,
+    edit_box,
+    load_boxes,
+    with_slices,
+)
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.schema import builtin_lesion_schemas, load_schema
+from napari_clinlabel.glue.session import get_session, image_sha256
 
 LAYER_NAME = "lesions"
 EXTENT_NAME = "lesions 3D extent"

@@ -17,8 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ClinlabelError
-from ..core.phi_scan import Finding, scan_path
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.privacy.phi_scan import Finding, scan_path
 
 DEID_ACTION = "De-identify to a new folder…"
 POLICIES = ("warn", "refuse")
@@ -30,7 +30,7 @@ def _meta(layer: Any) -> dict[str, Any]:
 
 def phi_policy(source: str | Path) -> str:
     """The dataset's PHI policy from the roster (``[policy] phi``): "warn" (default) or "refuse"."""
-    from ..core.identity import find_roster
+    from napari_clinlabel.core.log.identity import find_roster
 
     roster = find_roster(source)
     policy = str((roster.policy if roster else {}).get("phi", "warn")).lower()
@@ -52,9 +52,9 @@ def _summary(findings: list[Finding]) -> dict[str, Any]:
 
 
 def _log(layer: Any, action: str, data: dict[str, Any]) -> None:
-    from .._session import image_sha256
-    from ..core.audit_log import AuditLog
-    from ..core.identity import current_actor
+    from napari_clinlabel.core.log.audit_log import AuditLog
+    from napari_clinlabel.core.log.identity import current_actor
+    from napari_clinlabel.glue.session import image_sha256
 
     meta = _meta(layer)
     src = meta["source_path"]
@@ -122,7 +122,7 @@ def check_layer_for_phi(viewer: Any, layer: Any, defer_removal: bool = False) ->
 
 def on_deidentify(viewer: Any, layer: Any) -> Path | None:
     """De-identify the layer's source series into a new folder, log ``deid``, open the copy."""
-    from ..core.deid import deidentify
+    from napari_clinlabel.core.privacy.deid import deidentify
 
     meta = _meta(layer)
     parent = _ask_folder()

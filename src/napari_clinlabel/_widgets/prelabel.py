@@ -4,7 +4,7 @@ The model (``builtin:baseline``, ``builtin:phantom-unet`` or a local TorchScript
 card) loads and runs in a napari ``thread_worker`` generator that yields ``(done, total)``
 windows to a progress bar; Cancel stops it at the next window (and sets the core cancel event,
 which the baseline checks between its steps). Only when the run returns does the GUI thread log
-the drafts with core :func:`~napari_clinlabel.core.proposals.add_proposals` (each a
+the drafts with core :func:`~napari_clinlabel.core.proposals.lifecycle.add_proposals` (each a
 ``proposal.add`` record: actor = the session's human, source = the model) and draw them in the
 pending layers (see ``_proposal_layers``), never in the final labels layer.
 """
@@ -32,12 +32,18 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._session import get_session, image_sha256
-from ..core.errors import ClinlabelError
-from ..core.models.inference import InferenceCancelled
-from ..core.proposals import Proposal, add_proposals, load_proposals
-from ._common import display_name, image_layers, image_named, refill_image_combo, volume_of
-from ._proposal_layers import ProposalLayers
+from napari_clinlabel._widgets._common import (
+    display_name,
+    image_layers,
+    image_named,
+    refill_image_combo,
+    volume_of,
+)
+from napari_clinlabel._widgets._proposal_layers import ProposalLayers
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.models.inference import InferenceCancelled
+from napari_clinlabel.core.proposals.lifecycle import Proposal, add_proposals, load_proposals
+from napari_clinlabel.glue.session import get_session, image_sha256
 
 if TYPE_CHECKING:
     import napari
@@ -61,8 +67,8 @@ class _Logging:
 
 def _run(volume: Any, spec: str, device: str, cancel: threading.Event) -> Generator[Any, None, Any]:
     """Worker body: load the model, run it; yields ``(done, total)``, returns ``(model, drafts)``."""
-    from ..core.models import load_model
-    from ..core.models.run import iter_run_model
+    from napari_clinlabel.core.models import load_model
+    from napari_clinlabel.core.models.run import iter_run_model
 
     yield 0, 1
     model = load_model(spec, device=device)

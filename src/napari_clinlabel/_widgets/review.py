@@ -16,7 +16,7 @@ proposal. What ``E`` does depends on the proposal:
   with the proposed grade still chosen records nothing and says to press ``A``.
 
 Each decision is one core call
-(:func:`~napari_clinlabel.core.proposals.accept`, ``edit`` or ``reject``) and so one record naming
+(:func:`~napari_clinlabel.core.proposals.lifecycle.accept`, ``edit`` or ``reject``) and so one record naming
 the model. Segment decisions write into the managed final labels layer in place; the session's
 recorder is told which voxels changed, so it never logs them a second time. After a decision the
 next undecided proposal is shown at once: only the voxels of the two proposals concerned are
@@ -40,13 +40,19 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._session import get_session, image_sha256
-from ..core import proposals as core
-from ..core.errors import ClinlabelError
-from ..core.proposals import Proposal
-from ._common import KeyBinder, image_layers, image_named, refill_image_combo, volume_of
-from ._proposal_layers import ProposalLayers, centre_of, edited_box
-from ._proposal_text import describe, grade_hint, grade_scale
+from napari_clinlabel._widgets._common import (
+    KeyBinder,
+    image_layers,
+    image_named,
+    refill_image_combo,
+    volume_of,
+)
+from napari_clinlabel._widgets._proposal_layers import ProposalLayers, centre_of, edited_box
+from napari_clinlabel._widgets._proposal_text import describe, grade_hint, grade_scale
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.proposals.lifecycle import Proposal
+from napari_clinlabel.core.proposals import lifecycle as core
+from napari_clinlabel.glue.session import get_session, image_sha256
 
 if TYPE_CHECKING:
     import napari

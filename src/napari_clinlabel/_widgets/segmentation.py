@@ -33,14 +33,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._session import get_session
-from ..core import seg_tools
-from ..core.errors import ClinlabelError, InputError
-from ..core.schema import Schema
-from ._common import image_layers, volume_of
-from ._label_table import LabelTable
-from ._schema_picker import SchemaPicker
-from ._seg_hooks import SeedClick, WindowedBrush
+from napari_clinlabel._widgets._common import image_layers, volume_of
+from napari_clinlabel._widgets._label_table import LabelTable
+from napari_clinlabel._widgets._schema_picker import SchemaPicker
+from napari_clinlabel._widgets._seg_hooks import SeedClick, WindowedBrush
+from napari_clinlabel.core.annotate import seg_tools
+from napari_clinlabel.core.errors import ClinlabelError, InputError
+from napari_clinlabel.core.schema import Schema
+from napari_clinlabel.glue.session import get_session
 
 if TYPE_CHECKING:
     import napari

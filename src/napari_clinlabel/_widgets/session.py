@@ -19,10 +19,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._session import get_session
-from ..core.audit_log import iter_records
-from ..core.errors import ClinlabelError
-from ..core.identity import Actor
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.glue.session import get_session
 
 
 class SessionWidget(QWidget):
@@ -95,7 +95,7 @@ class SessionWidget(QWidget):
 
     def _on_sign(self) -> None:
         """Sign the current image's log head with the signed-in reviewer's key."""
-        from ..core.signing import sign_head
+        from napari_clinlabel.core.log.signing import sign_head
 
         image = self._session.active_image()
         try:

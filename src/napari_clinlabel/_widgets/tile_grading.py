@@ -5,7 +5,7 @@ only, graded tiles are filled with their grade's colour; the current tile is out
 ("current tile"). Keys (bound on the viewer and the image layer, given back on close — see
 ``_common.KeyBinder``): N or → next tile, P or ← previous, U next ungraded, the scale's keys
 (ISUP: b, 1–5) grade the current tile and move to the next one. Clicking a tile makes it current.
-Every grade is one ``grade.set`` record (item = tile id) through :mod:`napari_clinlabel.core.grading`.
+Every grade is one ``grade.set`` record (item = tile id) through :mod:`napari_clinlabel.core.annotate.grading`.
 """
 
 from __future__ import annotations
@@ -27,12 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._session import get_session
-from ..core.errors import ClinlabelError
-from ..core.grading import load_grades, set_grade
-from ..core.schema import builtin_grading_schemas, load_schema
-from ..core.tiles import TileGrid, grid_from_folder, parse_tile_id, tile_grades_csv
-from ._common import (
+from napari_clinlabel._widgets._common import (
     OVERLAY,
     KeyBinder,
     camera_of,
@@ -44,6 +39,16 @@ from ._common import (
     refill_image_combo,
     unwrap_viewer,
 )
+from napari_clinlabel.core.annotate.grading import load_grades, set_grade
+from napari_clinlabel.core.annotate.tiles import (
+    TileGrid,
+    grid_from_folder,
+    parse_tile_id,
+    tile_grades_csv,
+)
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.schema import builtin_grading_schemas, load_schema
+from napari_clinlabel.glue.session import get_session
 
 GRID_NAME = "tile grid"
 FILL_NAME = "tile grades"

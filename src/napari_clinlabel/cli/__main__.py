@@ -2,6 +2,6 @@
 
 import sys
 
-from . import main
+from napari_clinlabel.cli import main
 
 sys.exit(main())

@@ -83,7 +83,11 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def format_result(res: dict[str, Any]) -> str:
     """Readable tables of an agreement result (labels or grades)."""
     if "labels" in res:
-        from ..core.metrics import MM_KEYS, PX_KEYS, distance_units  # scipy: only when this runs
+        from napari_clinlabel.core.quality.metrics import (
+            MM_KEYS,
+            PX_KEYS,
+            distance_units,
+        )  # scipy: only when this runs
 
         px = any(distance_units(m) == "px" for m in res["labels"].values())
         hd, msd, dv = PX_KEYS if px else MM_KEYS
@@ -138,7 +142,9 @@ def format_result(res: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Compute and print the agreement of A and B; exit 0."""
-    from ..core.agreement import agreement  # scipy and SimpleITK: only when this runs
+    from napari_clinlabel.core.quality.agreement import (
+        agreement,
+    )  # scipy and SimpleITK: only when this runs
 
     res = agreement(
         args.a,

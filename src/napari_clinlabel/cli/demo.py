@@ -41,7 +41,7 @@ def sample_file(key: str, workspace: Path) -> Path:
     """Write sample ``key`` to ``workspace`` once (so its sidecar log has a home) and return it."""
     import SimpleITK as sitk
 
-    from ..core import samples
+    from napari_clinlabel.core.image import samples
 
     name = DEMOS[key][0]
     path = workspace / name
@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
     import napari
     from qtpy.QtCore import QTimer
 
-    from .._session import get_session
-    from ..core.schema import load_schema
+    from napari_clinlabel.core.schema import load_schema
+    from napari_clinlabel.glue.session import get_session
 
     workspace = args.workspace or Path(
         os.environ.get("CLINLABEL_DEMO_DIR", Path.home() / ".clinlabel" / "demo")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..core.export_formats import ALL_FORMATS
+from napari_clinlabel.core.export.formats import ALL_FORMATS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export and print one line per file written (name, bytes, sha256)."""
-    from ..core.export import export
+    from napari_clinlabel.core.export.gate import export
 
     res = export(
         args.path,

@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the figures and PASS/FAIL; exit 0 on pass, 1 on fail."""
-    from ..core.gold_panel import score_reader
-    from ..core.schema import load_schema
+    from napari_clinlabel.core.quality.gold_panel import score_reader
+    from napari_clinlabel.core.schema import load_schema
 
     schema = load_schema(args.schema) if args.schema else None
     res = score_reader(

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.volume import Volume
-from ..core.volume_io import read_volumes
+from napari_clinlabel.core.image.io import read_volumes
+from napari_clinlabel.core.image.volume import Volume
 
 
 def _pixel_type(volume: Volume) -> str:

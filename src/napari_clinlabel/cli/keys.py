@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from ..core.identity import login_name
+from napari_clinlabel.core.log.identity import login_name
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_init(args: argparse.Namespace) -> int:
     """Create the key pair; print where the private key is and the public key for the roster."""
-    from ..core.signing import init_keys
+    from napari_clinlabel.core.log.signing import init_keys
 
     user = args.user or os.environ.get("CLINLABEL_USER") or login_name()
     path, pub = init_keys(user, args.folder)

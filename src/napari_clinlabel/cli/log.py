@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..core.audit_log import iter_records
-from ..core.errors import ClinlabelError
-from ..core.identity import find_roster, load_roster
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.identity import find_roster, load_roster
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,7 +76,7 @@ def _parse_anchor(text: str) -> dict[str, Any]:
 
 def run_verify(args: argparse.Namespace) -> int:
     """Exit 0 when the log holds; 1 naming the first bad seq and why."""
-    from ..core.log_verify import verify_against_anchors
+    from napari_clinlabel.core.log.verify import verify_against_anchors
 
     # the roster named, else CLINLABEL_ROSTER, else clinlabel-roster.toml beside the image
     roster = load_roster(args.roster) if args.roster else find_roster(args.log)
@@ -138,7 +138,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_replay(args: argparse.Namespace) -> int:
     """Write the replayed labels to a NIfTI file with the image geometry."""
-    from ..core.replay import write_replay
+    from napari_clinlabel.core.export.labelmap import write_replay
 
     out = write_replay(args.log, args.at, args.output, args.labels)
     print(f"wrote {out}")
@@ -147,9 +147,9 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def run_sign(args: argparse.Namespace) -> int:
     """Sign record ``--at`` (default: the head) of an existing log; print the sign record."""
-    from ..core.audit_log import AuditLog
-    from ..core.identity import current_actor
-    from ..core.signing import sign_head
+    from napari_clinlabel.core.log.audit_log import AuditLog
+    from napari_clinlabel.core.log.identity import current_actor
+    from napari_clinlabel.core.log.signing import sign_head
 
     last = None
     for last in iter_records(args.log) if args.log.exists() else ():  # noqa: B007

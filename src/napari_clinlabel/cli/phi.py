@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_scan(args: argparse.Namespace) -> int:
     """Print each finding (tag or field, masked hint); exit 1 when there is any, 0 when clean."""
-    from ..core.phi_scan import scan_path
+    from napari_clinlabel.core.privacy.phi_scan import scan_path
 
     findings = scan_path(args.path)
     for f in findings:
@@ -51,7 +51,7 @@ def run_scan(args: argparse.Namespace) -> int:
 
 def run_deid(args: argparse.Namespace) -> int:
     """De-identify, then print the counts and where the report is."""
-    from ..core.deid import REPORT_NAME, deidentify
+    from napari_clinlabel.core.privacy.deid import REPORT_NAME, deidentify
 
     rep = deidentify(args.input, args.output, uid_map=args.uid_map)
     print(

@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _model(spec: str, device: str, card: str | None) -> Any:
     """The loaded model, cached per process; a changed file (mtime/size) is loaded again."""
-    from ..core.models.loader import load_model
+    from napari_clinlabel.core.models.loader import load_model
 
     stamp: tuple[int, ...] | None = None
     for f in (spec, card):
@@ -67,7 +67,7 @@ def _schema_ref(schema_id: str | None) -> dict[str, Any] | None:
     if not schema_id:
         return None
     try:
-        from ..core.schema import load_schema
+        from napari_clinlabel.core.schema import load_schema
 
         return load_schema(schema_id).ref()
     except Exception:  # a card naming a schema this install lacks: log without one
@@ -86,12 +86,12 @@ def prelabel_one(
 
     ``human`` is the acting human's ``{"id","name","role"}`` (default: :func:`current_actor`).
     """
-    from ..core.audit_log import AuditLog, iter_records, sidecar_paths
-    from ..core.errors import InputError
-    from ..core.identity import Actor, current_actor
-    from ..core.models.run import run_model
-    from ..core.proposals import add_proposals
-    from ..core.volume_io import read_volumes
+    from napari_clinlabel.core.errors import InputError
+    from napari_clinlabel.core.image.io import read_volumes
+    from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_paths
+    from napari_clinlabel.core.log.identity import Actor, current_actor
+    from napari_clinlabel.core.models.run import run_model
+    from napari_clinlabel.core.proposals.lifecycle import add_proposals
 
     who = Actor.from_dict(human) if human else current_actor(near=path)
     volumes = read_volumes(path)
@@ -132,9 +132,9 @@ def prelabel_one(
 
 def run(args: argparse.Namespace) -> int:
     """Pre-label every PATH; print one line per image."""
-    from ..core.errors import ClinlabelError
-    from ..core.identity import current_actor
-    from ..core.models.loader import load_model, resolve_device
+    from napari_clinlabel.core.errors import ClinlabelError
+    from napari_clinlabel.core.log.identity import current_actor
+    from napari_clinlabel.core.models.loader import load_model, resolve_device
 
     device = resolve_device(args.device)
     card = str(args.card) if args.card else None
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(path: str, call: Any) -> int:
     """Print the line for one image; 1 when it failed (the other images go on)."""
-    from ..core.errors import ClinlabelError
+    from napari_clinlabel.core.errors import ClinlabelError
 
     try:
         res = call()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..core.audit_log import atomic_write_bytes
-from ..core.errors import InputError
+from napari_clinlabel.core.errors import InputError
+from napari_clinlabel.core.log.audit_log import atomic_write_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Collect, render and atomically write the report; exit 0 (1 when a log is broken)."""
-    from ..core.report import collect_dataset
-    from ..core.report_html import render_html
+    from napari_clinlabel.core.quality.report import collect_dataset
+    from napari_clinlabel.core.quality.report_html import render_html
 
     out: Path = args.output
     if out.exists() and out.is_dir():

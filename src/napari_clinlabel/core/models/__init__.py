@@ -3,8 +3,20 @@
 torch is imported lazily inside these modules, so importing ``napari_clinlabel.core`` stays light.
 """
 
-from .card import ModelCard, ModelClass, Normalization, card_from_dict, load_card
-from .loader import BUILTIN_MODELS, LoadedModel, ModelIdentity, load_model, resolve_device
+from napari_clinlabel.core.models.card import (
+    ModelCard,
+    ModelClass,
+    Normalization,
+    card_from_dict,
+    load_card,
+)
+from napari_clinlabel.core.models.loader import (
+    BUILTIN_MODELS,
+    LoadedModel,
+    ModelIdentity,
+    load_model,
+    resolve_device,
+)
 
 __all__ = [
     "BUILTIN_MODELS",

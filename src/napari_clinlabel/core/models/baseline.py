@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError
-from ..proposals import ProposalDraft
-from ..volume import Volume
-from .card import ModelCard, card_from_dict
-from .inference import InferenceCancelled
-from .loader import ModelIdentity
+from napari_clinlabel.core.errors import ModelError
+from napari_clinlabel.core.image.volume import Volume
+from napari_clinlabel.core.models.card import ModelCard, ModelIdentity, card_from_dict
+from napari_clinlabel.core.models.inference import InferenceCancelled
+from napari_clinlabel.core.proposals.model import ProposalDraft
 
 VERSION = "1.0.0"
 PARAMS: dict[str, Any] = {

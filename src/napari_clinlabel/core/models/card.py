@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
+from napari_clinlabel.core.errors import ModelError
+from napari_clinlabel.core.log.audit_log import model_source
 
 TASKS = ("segmentation", "detection", "grading")
 NORMALIZATIONS = ("ct_window", "zscore", "minmax", "none")
@@ -277,3 +278,20 @@ def _classes(value: Any, task: str, fail: Any) -> tuple[ModelClass, ...]:
     if task != "grading" and all(c.is_background for c in out):
         raise fail("classes", "map no channel to a schema label")
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Name, version and sha256 of a model: what the log records as ``source``."""
+
+    name: str
+    version: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, str]:
+        """``{"name", "version", "sha256"}``."""
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+    def source(self) -> dict[str, str]:
+        """The log's ``source`` field for this model's work."""
+        return model_source(self.name, self.version, self.sha256)

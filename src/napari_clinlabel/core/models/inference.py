@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ClinlabelError
-from .card import Normalization
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.models.card import Normalization
 
 
 class InferenceCancelled(ClinlabelError):

@@ -17,30 +17,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
-from .card import ModelCard, load_card
+from napari_clinlabel.core.errors import ModelError
+from napari_clinlabel.core.models.baseline import BaselineDetector
+from napari_clinlabel.core.models.card import ModelCard, ModelIdentity, load_card
 
 BUILTIN_MODELS = ("baseline", "phantom-unet")
 _SHIPPED = {"phantom-unet": "phantom_unet.pt"}
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """Name, version and sha256 of a model: what the log records as ``source``."""
-
-    name: str
-    version: str
-    sha256: str
-
-    def to_dict(self) -> dict[str, str]:
-        """``{"name", "version", "sha256"}``."""
-        return {"name": self.name, "version": self.version, "sha256": self.sha256}
-
-    def source(self) -> dict[str, str]:
-        """The log's ``source`` field for this model's work."""
-        from ..audit_log import model_source
-
-        return model_source(self.name, self.version, self.sha256)
 
 
 @dataclass
@@ -93,8 +75,6 @@ def load_model(
     if text.startswith("builtin:"):
         name = text.split(":", 1)[1]
         if name == "baseline":
-            from .baseline import BaselineDetector
-
             det = BaselineDetector()
             return LoadedModel(det.card, det.identity, "cpu", det, text)
         if name not in _SHIPPED:

@@ -13,11 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError
-from ..proposals import ProposalDraft
-from ..volume import Volume
-from .inference import iter_sliding_window, normalize_intensity, resample_like, resample_to_spacing
-from .loader import LoadedModel
+from napari_clinlabel.core.errors import ModelError
+from napari_clinlabel.core.image.volume import Volume
+from napari_clinlabel.core.models.inference import (
+    iter_sliding_window,
+    normalize_intensity,
+    resample_like,
+    resample_to_spacing,
+)
+from napari_clinlabel.core.models.loader import LoadedModel
+from napari_clinlabel.core.proposals.model import ProposalDraft
 
 Progress = Callable[[int, int], None]
 

@@ -1,0 +1,288 @@
+"""Per-voxel provenance of a label array, replayed from the sidecar log.
+
+Walking the log in order, every record that changes the label array (``target["labels"]`` and a
+``diff`` object) is applied to the labels *and* stamps the changed voxels with how they came about:
+
+- ``manual``: a human drew them (``label.paint``, fill, region growing, …);
+- ``model``: a proposal accepted unchanged (``proposal.accept``);
+- ``edited``: a proposal accepted after a human change (``proposal.edit``, or an accept of a
+  proposal that had an edit before);
+- ``adjudicated``: a senior reviewer's decision (``adjudicate``), a human act.
+
+A segment (label value) is MANUAL when all its voxels are human work, AUTOMATIC when all come from
+proposals accepted unchanged (and no human touched the model's voxels), SEMIAUTOMATIC otherwise
+when a model is involved. These are DICOM SEG's SegmentAlgorithmType values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from napari_clinlabel.core.annotate.label_edits import apply_diff
+from napari_clinlabel.core.errors import LogError
+from napari_clinlabel.core.log.audit_log import ObjectStore, iter_records, sidecar_paths
+
+MANUAL, AUTOMATIC, SEMIAUTOMATIC = "MANUAL", "AUTOMATIC", "SEMIAUTOMATIC"
+_KIND_MANUAL, _KIND_MODEL, _KIND_EDITED, _KIND_ADJUDICATED = (
+    "manual",
+    "model",
+    "edited",
+    "adjudicated",
+)
+
+
+@dataclass
+class SegmentProvenance:
+    """How one label value's voxels came about: algorithm type, models involved, confirming humans."""
+
+    algorithm_type: str
+    models: list[dict[str, str]] = field(default_factory=list)  # [{"name", "version"}]
+    confirmed_by: set[str] = field(default_factory=set)  # actor ids
+    voxels: int = 0
+
+
+@dataclass
+class ProvenanceState:
+    """Labels after the walk, with per-voxel tags into ``tags`` (kind, model key, actor id)."""
+
+    labels: np.ndarray | None
+    tag_of_voxel: np.ndarray | None
+    tags: list[tuple[str, tuple[str, str] | None, str]]
+    touched: dict[int, set[tuple[str, str]]]  # label value -> models whose voxels a human changed
+
+
+def _objects_for(log_path: str | os.PathLike[str]) -> ObjectStore:
+    p = str(log_path)
+    base = p[: -len(".jsonl")] if p.endswith(".jsonl") else p
+    return ObjectStore(os.path.join(base, "objects"))
+
+
+def _model_of(rec: dict[str, Any], proposal_sources: dict[Any, dict[str, Any]]) -> tuple[str, str]:
+    src = rec.get("source") or {}
+    if src.get("kind") != "model":
+        src = proposal_sources.get(_proposal_id(rec)) or {}
+    if src.get("kind") != "model":
+        raise LogError(
+            f"seq {rec.get('seq')}: {rec.get('action')} does not name the model that proposed the "
+            "voxels; run 'clinlabel log verify' — a model's work is never attributed to nobody."
+        )
+    return str(src["name"]), str(src["version"])
+
+
+def _proposal_id(rec: dict[str, Any]) -> Any:
+    target = rec.get("target")
+    if isinstance(target, dict):
+        pid = target.get("proposal", target.get("id"))
+        return pid if not isinstance(pid, list | dict) else repr(pid)
+    return None
+
+
+def walk_provenance(
+    log_path: str | os.PathLike[str],
+    labels_name: str,
+    at_seq: int | None = None,
+    _depth: int = 0,
+) -> ProvenanceState:
+    """Replay ``labels_name`` from the log, stamping each changed voxel with its provenance tag.
+
+    An ``adjudicate`` record's voxels are the adjudicator's (human) decision; where the chosen
+    value agrees with a cited read whose voxel a model proposed, that model counts as involved
+    (the segment becomes SEMIAUTOMATIC, never MANUAL, when model work is carried into it).
+    """
+    store = _objects_for(log_path)
+    labels: np.ndarray | None = None
+    tag_map: np.ndarray | None = None
+    tags: list[tuple[str, tuple[str, str] | None, str]] = []
+    tag_index: dict[tuple[str, tuple[str, str] | None, str], int] = {}
+    touched: dict[int, set[tuple[str, str]]] = {}
+    proposal_sources: dict[Any, dict[str, Any]] = {}
+    edited_proposals: set[Any] = set()
+
+    def tag(kind: str, model: tuple[str, str] | None, actor: str) -> int:
+        key = (kind, model, actor)
+        if key not in tag_index:
+            tag_index[key] = len(tags)
+            tags.append(key)
+        return tag_index[key]
+
+    for rec in iter_records(log_path):
+        if at_seq is not None and rec["seq"] > at_seq:
+            break
+        action = str(rec.get("action", ""))
+        target = rec.get("target")
+        if action.startswith("proposal."):
+            pid = _proposal_id(rec)
+            if action == "proposal.add" and (rec.get("source") or {}).get("kind") == "model":
+                proposal_sources[pid] = rec["source"]
+            if action == "proposal.edit":
+                edited_proposals.add(pid)
+        if not isinstance(target, dict) or target.get("labels") != labels_name:
+            continue
+        objects = (rec.get("data") or {}).get("objects") or {}
+        actor = str((rec.get("actor") or {}).get("id", ""))
+        if action == "labels.create":
+            shape = tuple(int(s) for s in rec["data"]["shape"])
+            labels = np.zeros(shape, dtype=np.dtype(rec["data"].get("dtype", "uint8")))
+            tag_map = np.zeros(shape, dtype=np.uint16)
+            tag(_KIND_MANUAL, None, "")  # tag 0: background nobody drew
+            continue
+        if "snapshot" in objects and "diff" not in objects:
+            snap = store.get_arrays(objects["snapshot"])["labels"]
+            if labels is None or labels.shape != snap.shape:
+                labels = np.zeros(snap.shape, dtype=snap.dtype)
+                tag_map = np.zeros(snap.shape, dtype=np.uint16)
+                tag(_KIND_MANUAL, None, "")
+            idx = np.flatnonzero(labels.reshape(-1) != snap.reshape(-1))
+            diff = {"indices": idx, "old": labels.reshape(-1)[idx], "new": snap.reshape(-1)[idx]}
+        elif "diff" in objects:
+            diff = store.get_arrays(objects["diff"])
+            if labels is None:
+                shape = tuple(int(s) for s in diff.get("shape", ()))
+                if not shape:
+                    raise LogError(
+                        f"{log_path}: seq {rec['seq']} changes labels {labels_name!r} before they "
+                        "were created; run 'clinlabel log verify'."
+                    )
+                labels = np.zeros(shape, dtype=diff["new"].dtype)
+                tag_map = np.zeros(shape, dtype=np.uint16)
+                tag(_KIND_MANUAL, None, "")
+        else:
+            continue
+        assert labels is not None and tag_map is not None
+        idx = np.asarray(diff["indices"], dtype=np.int64)
+        if action == "proposal.accept":
+            pid = _proposal_id(rec)
+            kind = _KIND_EDITED if pid in edited_proposals else _KIND_MODEL
+            model: tuple[str, str] | None = _model_of(rec, proposal_sources)
+        elif action == "proposal.edit":
+            kind, model = _KIND_EDITED, _model_of(rec, proposal_sources)
+        elif action == "adjudicate":
+            kind, model = _KIND_ADJUDICATED, None
+            for v, m in _models_in_reads(log_path, rec, idx, diff["new"], _depth):
+                touched.setdefault(v, set()).add(m)
+        else:
+            kind, model = _KIND_MANUAL, None
+        if model is None and idx.size:
+            _note_human_over_model(labels, tag_map, tags, idx, touched)
+        apply_diff(labels, {"indices": idx, "old": diff["old"], "new": diff["new"]})
+        t = tag(kind, model, actor)
+        if len(tags) > np.iinfo(np.uint16).max:
+            raise LogError(f"{log_path}: too many distinct provenance tags to track.")
+        tag_map.reshape(-1)[idx] = t
+    return ProvenanceState(labels, tag_map, tags, touched)
+
+
+def _models_in_reads(
+    log_path: str | os.PathLike[str],
+    rec: dict[str, Any],
+    idx: np.ndarray,
+    new: np.ndarray,
+    depth: int,
+) -> set[tuple[int, tuple[str, str]]]:
+    """(label value, model) pairs where the adjudicated value agrees with a read a model made."""
+    out: set[tuple[int, tuple[str, str]]] = set()
+    if depth > 3 or not idx.size:
+        return out
+    folder = os.path.dirname(os.path.abspath(log_path))
+    for cite in (rec.get("data") or {}).get("reads") or []:
+        if not isinstance(cite, dict) or not cite.get("log") or not cite.get("labels"):
+            continue
+        read_log = os.path.join(folder, os.path.basename(str(cite["log"])))
+        if not os.path.isfile(read_log):
+            continue
+        seq = cite.get("seq")
+        if os.path.abspath(read_log) == os.path.abspath(log_path) and seq is not None:
+            seq = min(int(seq), int(rec["seq"]) - 1)
+        st = walk_provenance(read_log, str(cite["labels"]), seq, depth + 1)
+        if st.labels is None or st.tag_of_voxel is None or st.labels.size <= int(idx.max()):
+            continue
+        agree = st.labels.reshape(-1)[idx] == new
+        vals, tags = new[agree], st.tag_of_voxel.reshape(-1)[idx][agree]
+        for v, t in set(zip(vals.tolist(), tags.tolist(), strict=True)):
+            model = st.tags[int(t)][1]
+            if model is not None and int(v) != 0:
+                out.add((int(v), model))
+            out.update((int(v), m) for m in st.touched.get(int(v), set()) if int(v) != 0)
+    return out
+
+
+def _note_human_over_model(
+    labels: np.ndarray,
+    tag_map: np.ndarray,
+    tags: list[tuple[str, tuple[str, str] | None, str]],
+    idx: np.ndarray,
+    touched: dict[int, set[tuple[str, str]]],
+) -> None:
+    """Remember which label values had model voxels changed by a human (they become SEMIAUTOMATIC)."""
+    old_tags = tag_map.reshape(-1)[idx]
+    old_vals = labels.reshape(-1)[idx]
+    for t in np.unique(old_tags):
+        _, model, _ = tags[int(t)]
+        if model is None:
+            continue
+        for v in np.unique(old_vals[old_tags == t]):
+            if int(v) != 0:
+                touched.setdefault(int(v), set()).add(model)
+
+
+def summarize(state: ProvenanceState) -> dict[int, SegmentProvenance]:
+    """Per non-zero label value: algorithm type, models (name, version) and confirming actor ids."""
+    out: dict[int, SegmentProvenance] = {}
+    if state.labels is None or state.tag_of_voxel is None:
+        return out
+    flat = state.labels.reshape(-1)
+    tflat = state.tag_of_voxel.reshape(-1)
+    nz = flat != 0
+    pairs, counts = np.unique(
+        np.stack([flat[nz].astype(np.int64), tflat[nz].astype(np.int64)]),
+        axis=1,
+        return_counts=True,
+    )
+    per_value: dict[int, list[tuple[int, int]]] = {}
+    for (v, t), n in zip(pairs.T.tolist(), counts.tolist(), strict=True):
+        per_value.setdefault(int(v), []).append((int(t), int(n)))
+    for value in sorted(set(per_value) | set(state.touched)):
+        kinds: set[str] = set()
+        models: list[tuple[str, str]] = []
+        actors: set[str] = set()
+        voxels = 0
+        for t, n in per_value.get(value, []):
+            kind, model, actor = state.tags[t]
+            kinds.add(kind)
+            voxels += n
+            if actor:
+                actors.add(actor)
+            if model is not None and model not in models:
+                models.append(model)
+        touched = state.touched.get(value, set())
+        for m in sorted(touched):
+            if m not in models:
+                models.append(m)
+        if voxels == 0:
+            continue  # nothing left of this label
+        if not models:
+            algo = MANUAL
+        elif kinds == {_KIND_MODEL} and not touched:
+            algo = AUTOMATIC
+        else:
+            algo = SEMIAUTOMATIC
+        out[value] = SegmentProvenance(
+            algo, [{"name": n, "version": ver} for n, ver in models], actors, voxels
+        )
+    return out
+
+
+def segment_provenance(
+    log_path: str | os.PathLike[str], labels_name: str, at_seq: int | None = None
+) -> dict[int, SegmentProvenance]:
+    """``{label value: SegmentProvenance}`` for the final (or ``at_seq``) state of ``labels_name``."""
+    return summarize(walk_provenance(log_path, labels_name, at_seq))
+
+
+def log_path_for(image_path: str | os.PathLike[str]) -> str:
+    """The sidecar log path of an image file or DICOM folder."""
+    return str(sidecar_paths(image_path)[0])

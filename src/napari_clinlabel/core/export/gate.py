@@ -1,0 +1,395 @@
+"""The one export entry point (CLI and napari writers): gate, final labels, atomic files, a record.
+
+``export(image_path, fmt, out)`` refuses while model proposals are undecided (unless
+``exclude_pending``: pending proposals are never in the final labels, and the record says how many
+were left out), takes the final labels from the log's replay, renders the format, writes every
+output atomically (temporary file, fsync, rename; on any failure nothing new is left behind) and
+then appends ONE ``export`` record naming each output's sha256 and size and the log head covered.
+If that record cannot be written, the outputs are removed again: no export without its record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_clinlabel.core.errors import ClinlabelError, ExportError, LogError
+from napari_clinlabel.core.export.formats import (  # noqa: F401 - re-exported
+    ALL_FORMATS,
+    FORMATS,
+    LABEL_FORMATS,
+    PHYSICAL_LABEL_FORMATS,
+    TABLE_FORMATS,
+)
+from napari_clinlabel.core.image.volume import Volume
+from napari_clinlabel.core.log.audit_log import AuditLog, Head, iter_records, sidecar_paths
+from napari_clinlabel.core.log.identity import Actor, current_actor
+
+_SUFFIXES = {
+    "nifti": (".nii.gz", ".nii"),
+    "nrrd": (".nrrd",),
+    "mha": (".mha",),
+    "png": (".png",),
+    "dicom-seg": (".dcm",),
+    "json": (".json",),
+    "csv": (".csv",),
+    "coco": (".json",),
+}
+
+
+@dataclass
+class ExportOutput:
+    """One file written: where, its sha256 and its size in bytes."""
+
+    path: Path
+    sha256: str
+    bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Record form: the file name only (folders may be identifying), digest and size."""
+        return {"name": self.path.name, "sha256": self.sha256, "bytes": self.bytes}
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote and the ``export`` record that covers it."""
+
+    format: str
+    outputs: list[ExportOutput]
+    record: dict[str, Any]
+    pending_left_out: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def output_path(fmt: str, out: str | os.PathLike[str]) -> Path:
+    """``out`` with the format's suffix (added when missing)."""
+    if fmt not in ALL_FORMATS:
+        raise ExportError(f"Unknown export format {fmt!r}; choose one of {', '.join(ALL_FORMATS)}.")
+    p = Path(out)
+    if p.is_dir():
+        raise ExportError(
+            f"{p}: is a folder; give a file name (e.g. {p / ('labels' + _SUFFIXES[fmt][0])})."
+        )
+    if not any(p.name.lower().endswith(s) for s in _SUFFIXES[fmt]):
+        p = p.with_name(p.name + _SUFFIXES[fmt][0])
+    return p
+
+
+def _stem(p: Path) -> Path:
+    name = p.name
+    for s in (".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".dcm", ".json", ".csv"):
+        if name.lower().endswith(s):
+            return p.with_name(name[: -len(s)])
+    return p
+
+
+def export(
+    image_path: str | os.PathLike[str],
+    fmt: str,
+    out: str | os.PathLike[str],
+    *,
+    exclude_pending: bool = False,
+    labels_name: str | None = None,
+    actor: Actor | None = None,
+    schema: Any | None = None,
+    include_empty: bool = False,
+    expect_labels: np.ndarray | None = None,
+) -> ExportResult:
+    """Export the final labels (or boxes/grades) of ``image_path`` as ``fmt`` to ``out``.
+
+    ``expect_labels`` (napari writers pass the layer's data) must equal the labels the log
+    replays to; a layer holding changes the log does not know is refused.
+    """
+    from napari_clinlabel.core.proposals.lifecycle import require_no_pending
+
+    out_path = output_path(fmt, out)
+    log_path = sidecar_paths(image_path)[0]
+    if not log_path.is_file():
+        raise ExportError(
+            f"{Path(image_path).name}: no sidecar log ({log_path.name}) beside it, so nothing was "
+            "annotated to export. Open the image, annotate, then export."
+        )
+    records = list(iter_records(log_path))
+    if fmt in LABEL_FORMATS:
+        labels_name = _layer_name(records, labels_name, log_path)
+    volume = _volume_of(image_path, records)
+    if fmt in LABEL_FORMATS:
+        _check_format_fits(fmt, out_path, volume)
+    who = actor or current_actor(image_path)
+    left_out = require_no_pending(log_path, exclude_pending)
+    schema_obj, notes = _schema_of(records, schema, strict=fmt == "dicom-seg")
+    schema_ref = schema_obj.ref() if schema_obj is not None else _last_schema_ref(records)
+    log = AuditLog.for_image(image_path, volume.image_ref(), who, schema_ref)
+    head = log.head()
+    if fmt in LABEL_FORMATS:
+        files = _label_outputs(fmt, out_path, log_path, labels_name, volume, schema_obj, head,
+                               records, who, include_empty, expect_labels)  # fmt: skip
+    else:
+        files = _table_outputs(fmt, out_path, log_path, volume, schema_obj, head)
+    outputs = write_outputs_atomically(files)
+    data = {
+        "format": fmt,
+        "outputs": [o.to_dict() for o in outputs],
+        "head": head.to_dict(),
+        "exclude_pending": bool(exclude_pending),
+        "pending_left_out": int(left_out),
+    }
+    if fmt in LABEL_FORMATS:
+        data["labels"] = labels_name
+    try:
+        rec = log.append("export", {"export": fmt, "layer": labels_name}, data)
+    except LogError:
+        for o in outputs:
+            o.path.unlink(missing_ok=True)
+        raise
+    finally:
+        log.close()
+    if left_out:
+        notes.append(f"{left_out} undecided proposal(s) left out (they are not final labels).")
+    return ExportResult(fmt, outputs, rec, int(left_out), notes)
+
+
+def _layer_name(records: list[dict[str, Any]], wanted: str | None, log_path: Path) -> str:
+    """``wanted``, else the log's only labels layer (several: the user must choose)."""
+    if wanted:
+        return wanted
+    names: list[str] = []
+    for r in records:
+        t = r.get("target")
+        if isinstance(t, dict) and isinstance(t.get("labels"), str) and t["labels"] not in names:
+            names.append(t["labels"])
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise ExportError(f"{log_path.name}: the log holds no labels; draw or accept labels first.")
+    raise ExportError(
+        f"{log_path.name}: the log holds several labels layers ({', '.join(names)}); pass "
+        "--labels NAME to choose one (one reader per DICOM SEG)."
+    )
+
+
+def _check_format_fits(fmt: str, out: Path, volume: Volume) -> None:
+    """Refuse, before anything is written, a label format that would misstate the image."""
+    from napari_clinlabel.core.export import labelmap as lm
+
+    if fmt in PHYSICAL_LABEL_FORMATS:
+        lm.require_physical_spacing(volume.geometry, out)
+    elif fmt == "png":
+        lm.require_png_shape(volume.spatial_shape, out)
+    elif fmt == "dicom-seg" and not volume.spacing_known:
+        # highdicom copies PixelSpacing from the source images; there is none to copy
+        raise ExportError(
+            f"{out}: the DICOM image states no pixel spacing (no PixelSpacing tag), and a DICOM "
+            "SEG must declare one. Save the labels as PNG "
+            f"({lm.png_name(out)}) instead."
+        )
+
+
+def _volume_of(image_path: str | os.PathLike[str], records: list[dict[str, Any]]) -> Volume:
+    from napari_clinlabel.core.image.io import read_volumes
+
+    volumes = read_volumes(image_path)
+    ref = next((r.get("image") for r in records if r.get("image")), None) or {}
+    for v in volumes:
+        if not ref.get("sha256") or v.sha256 == ref["sha256"]:
+            return v
+    raise ExportError(
+        f"{Path(image_path).name}: the sidecar log belongs to other voxels (digest "
+        f"{str(ref.get('sha256'))[:12]}…) than this image; export the image the log was made on."
+    )
+
+
+def _last_schema_ref(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    for r in reversed(records):
+        if r.get("schema"):
+            return r["schema"]
+    return None
+
+
+def _schema_of(records: list[dict[str, Any]], given: Any, strict: bool) -> tuple[Any, list[str]]:
+    """The schema to name labels with: ``given`` (object, file or builtin), else the log's own."""
+    from napari_clinlabel.core.schema import load_schema
+
+    if given is not None:
+        return (given if hasattr(given, "labels") else load_schema(given)), []
+    ref = _last_schema_ref(records)
+    if not ref:
+        return None, ["the log names no schema: labels are exported by value only"]
+    try:
+        s = load_schema(ref["id"])
+    except ClinlabelError:
+        s = None
+    if s is not None and s.sha256 == ref.get("sha256"):
+        return s, []
+    msg = (
+        f"the log's schema {ref.get('id')} {ref.get('version')} (sha256 "
+        f"{str(ref.get('sha256'))[:12]}…) is not installed here; pass --schema FILE"
+    )
+    if strict:
+        raise ExportError(f"DICOM SEG needs the label codes: {msg}.")
+    return None, [msg]
+
+
+def _final_labels(log_path: Path, labels_name: str, shape: tuple[int, ...]) -> np.ndarray:
+    from napari_clinlabel.core.annotate.replay import replay_labels
+
+    result = replay_labels(log_path)
+    layers = result.labels
+    if labels_name not in layers:
+        have = ", ".join(sorted(layers)) or "none"
+        raise ExportError(
+            f"{log_path.name}: no labels layer named {labels_name!r} (the log has: {have}); pass "
+            "--labels NAME."
+        )
+    labels = np.asarray(layers[labels_name])
+    if tuple(labels.shape) != tuple(shape):
+        raise ExportError(
+            f"Labels {labels_name!r} are {labels.shape} but the image grid is {tuple(shape)}; "
+            "export labels drawn on this image."
+        )
+    if not np.any(labels):
+        raise ExportError(
+            f"Labels {labels_name!r} are empty: nothing to export. Draw or accept labels first."
+        )
+    return labels
+
+
+def _label_outputs(
+    fmt: str, out: Path, log_path: Path, labels_name: str, volume: Volume, schema: Any,
+    head: Head, records: list[dict[str, Any]], who: Actor, include_empty: bool,
+    expect: np.ndarray | None,
+) -> dict[Path, bytes]:  # fmt: skip
+    from napari_clinlabel.core.export import labelmap as lm
+
+    labels = _final_labels(log_path, labels_name, volume.spatial_shape)
+    if expect is not None and not np.array_equal(np.asarray(expect), labels):
+        raise ExportError(
+            f"Labels {labels_name!r} hold changes the audit log does not record (the layer "
+            "differs from the log's replay); only logged labels are exported. Redo the change "
+            "with the clinlabel tools, or reopen the image."
+        )
+    if fmt == "dicom-seg":
+        return {out: _seg_bytes(labels, log_path, labels_name, volume, schema, records, who,
+                                include_empty)}  # fmt: skip
+    data = lm.render_labelmap(labels, volume.geometry, lm.suffix_for(fmt, out))
+    side = lm.side_file(labels, volume.geometry, schema, head.to_dict(), volume.sha256,
+                        labels_name, out.name)  # fmt: skip
+    return {out: data, _stem(out).with_name(_stem(out).name + ".json"): lm.side_file_bytes(side)}
+
+
+def _seg_bytes(
+    labels: np.ndarray, log_path: Path, labels_name: str, volume: Volume, schema: Any,
+    records: list[dict[str, Any]], who: Actor, include_empty: bool,
+) -> bytes:  # fmt: skip
+    from napari_clinlabel.core.annotate.provenance import summarize, walk_provenance
+    from napari_clinlabel.core.export.seg import build_seg, seg_bytes, source_series_datasets
+
+    if volume.series_uid is None or volume.source_path is None:
+        raise ExportError(
+            f"{volume.source_path.name if volume.source_path else 'This image'}: not read from "
+            "DICOM, so there is no series for a DICOM SEG to reference; export NIfTI instead."
+        )
+    state = walk_provenance(log_path, labels_name)
+    if state.labels is None or not np.array_equal(state.labels, labels):
+        raise ExportError(
+            f"{log_path.name}: the provenance of {labels_name!r} cannot be traced for every voxel "
+            "(labels loaded from outside the log?); export NIfTI, or redraw them in clinlabel."
+        )
+    prov = summarize(state)
+    confirmers = set().union(*(p.confirmed_by for p in prov.values())) if prov else set()
+    names = {str(r["actor"]["id"]): str(r["actor"].get("name") or r["actor"]["id"])
+             for r in records if r.get("actor")}  # fmt: skip
+    creator = names.get(next(iter(confirmers)), who.name) if len(confirmers) == 1 else who.name
+    files = volume.meta.get("source_files") or volume.source_path
+    source = source_series_datasets(files, volume.series_uid)
+    sops = volume.meta.get("sop_instance_uids")
+    if sops:
+        wanted = set(sops)
+        source = [ds for ds in source if str(ds.SOPInstanceUID) in wanted]
+    seg = build_seg(labels, volume.geometry, source, schema, prov, creator,
+                    include_empty=include_empty)  # fmt: skip
+    return seg_bytes(seg)
+
+
+def _table_outputs(
+    fmt: str, out: Path, log_path: Path, volume: Volume, schema: Any, head: Head
+) -> dict[Path, bytes]:
+    from napari_clinlabel.core.annotate.boxes import load_boxes
+    from napari_clinlabel.core.annotate.grading import load_grades
+    from napari_clinlabel.core.export import tables as tb
+
+    boxes = list(load_boxes(log_path).values())
+    grades = sorted(load_grades(log_path).values(), key=lambda g: (g.scale, g.item))
+    if not boxes and not grades:
+        raise ExportError(
+            f"{log_path.name}: no lesion boxes or grades to export; draw boxes or grade first."
+        )
+    extra = {"schema": schema.ref() if schema is not None else None, "log_head": head.to_dict(),
+             "image_sha256": volume.sha256}  # fmt: skip
+    if fmt == "json":
+        return {out: tb.tables_json(boxes, grades, volume.geometry, extra)}
+    if fmt == "csv":
+        grades_path = _stem(out).with_name(_stem(out).name + ".grades.csv")
+        return {out: tb.boxes_csv(boxes, volume.geometry), grades_path: tb.grades_csv(grades)}
+    name = volume.source_path.name if volume.source_path else "image"
+    return {out: tb.coco(boxes, grades, volume.spatial_shape, name,
+                         classes=list(getattr(schema, "lesion_classes", []) or []),
+                         tile_size=getattr(schema, "tile_size", None), extra=extra)}  # fmt: skip
+
+
+def write_outputs_atomically(files: dict[Path, bytes]) -> list[ExportOutput]:
+    """Write every file via temp + fsync + rename; on failure remove temps and new files."""
+    for p in files:
+        if not p.parent.is_dir():
+            raise ExportError(
+                f"{p}: the folder {p.parent} does not exist; create it or choose another."
+            )
+        if not os.access(p.parent, os.W_OK):
+            raise ExportError(
+                f"{p}: the folder {p.parent} is not writable; choose another output folder."
+            )
+    temps: dict[Path, str] = {}
+    done: list[Path] = []
+    try:
+        for p, data in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+            temps[p] = tmp
+            os.fchmod(fd, 0o644)  # exports are meant to be shared (mkstemp makes them 0600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for p, tmp in temps.items():
+            os.replace(tmp, p)
+            done.append(p)
+        _fsync_dirs({p.parent for p in files})
+    except OSError as exc:
+        for tmp in temps.values():
+            Path(tmp).unlink(missing_ok=True)
+        for p in done:
+            p.unlink(missing_ok=True)
+        raise ExportError(
+            f"{next(iter(files))}: cannot write the export ({exc.strerror}); free space or choose "
+            "a writable folder. Nothing was written."
+        ) from None
+    return [ExportOutput(p, hashlib.sha256(d).hexdigest(), len(d)) for p, d in files.items()]
+
+
+def _fsync_dirs(folders: set[Path]) -> None:
+    for folder in folders:
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)

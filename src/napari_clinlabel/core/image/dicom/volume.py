@@ -1,0 +1,323 @@
+"""DICOM → :class:`Volume`: pixels of a validated :class:`SeriesPlan` read with SimpleITK.
+
+Pixels come from SimpleITK (GDCM), which applies RescaleSlope/RescaleIntercept; the file order
+and the geometry come from the plan (never from SimpleITK's own sorting). Slabs of a series are
+read on two threads while the voxel digest is computed in order, so opening costs about one
+SimpleITK read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from napari_clinlabel.core.errors import ClinlabelError, ClinlabelWarning, GeometryError, InputError
+from napari_clinlabel.core.image.dicom.series import (
+    SeriesPlan,
+    SliceHeader,
+    group_series,
+    plan_series,
+    read_header,
+    scan_folder,
+)
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.volume import Volume
+
+_SLAB = 40  # slices per SimpleITK read
+
+
+def _execute(files: list[Path], pixel_type: int | None) -> sitk.Image:
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(f) for f in files])
+    if pixel_type is not None:
+        reader.SetOutputPixelType(pixel_type)
+    try:
+        return reader.Execute()
+    except RuntimeError as exc:
+        bad = _find_unreadable(files)
+        raise InputError(
+            f"{bad}: SimpleITK cannot decode the pixel data ({_first_line(exc)}). Re-export "
+            "the file (uncompressed if possible) or remove it, then open again."
+        ) from exc
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if "ERROR" in ln or "rror" in ln]
+    return (lines[-1] if lines else str(exc).splitlines()[0])[:200]
+
+
+def _find_unreadable(files: list[Path]) -> Path:
+    for f in files:
+        try:
+            sitk.ReadImage(str(f))
+        except RuntimeError:
+            return f
+    return files[0]
+
+
+def read_plan_pixels(plan: SeriesPlan) -> tuple[np.ndarray, str]:
+    """Voxels (z, y, x) or (t, z, y, x) of a series plan and their sha256 (C-order bytes)."""
+    flat = [f for vol in plan.files for f in vol]
+    rescales = {h.rescale for h in plan.headers}
+    pixel_type = sitk.sitkFloat64 if len(rescales) > 1 else None
+    info = sitk.ImageFileReader()
+    info.SetFileName(str(flat[0]))
+    info.ReadImageInformation()
+    first_type = pixel_type if pixel_type is not None else info.GetPixelID()
+    comps = info.GetNumberOfComponents()
+    if comps != 1:
+        raise InputError(
+            f"{flat[0]}: colour DICOM series ({comps} samples per pixel) cannot be stacked; "
+            "open one file at a time."
+        )
+    dtype = sitk.GetArrayViewFromImage(sitk.Image([1, 1], first_type)).dtype
+    h0 = plan.headers[0]
+    out = np.empty((len(flat), h0.rows, h0.cols), dtype=dtype)
+    # slabs never cross a volume boundary (SimpleITK warns about the jump back in position)
+    nz = len(plan.files[0])
+    slabs = [
+        (t * nz + s, t * nz + min(s + _SLAB, nz))
+        for t in range(plan.n_volumes)
+        for s in range(0, nz, _SLAB)
+    ]
+
+    def load(span: tuple[int, int]) -> None:
+        img = _execute(flat[span[0] : span[1]], first_type)
+        out[span[0] : span[1]] = sitk.GetArrayViewFromImage(img).reshape(
+            out[span[0] : span[1]].shape
+        )
+
+    digest = hashlib.sha256()
+    workers = min(2, os.cpu_count() or 1, len(slabs))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(load, s) for s in slabs]
+        for fut, (a, b) in zip(futures, slabs, strict=True):
+            fut.result()
+            digest.update(memoryview(out[a:b].reshape(-1).view(np.uint8)))
+    if plan.n_volumes > 1:
+        out = out.reshape(plan.n_volumes, nz, h0.rows, h0.cols)
+    return out, digest.hexdigest()
+
+
+def _enhanced_pixels(plan: SeriesPlan) -> np.ndarray:
+    """Frames of an enhanced image, reordered along the normal, rescale applied.
+
+    pydicom decodes the frames so that the per-frame rescale of the functional groups is used
+    exactly (GDCM applies only the shared one).
+    """
+    import pydicom
+
+    ds = pydicom.dcmread(plan.files[0][0])
+    raw = ds.pixel_array
+    raw = raw[None] if raw.ndim == 2 else raw
+    slopes, intercepts = [], []
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    for k, fg in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        src = fg if "PixelValueTransformationSequence" in fg else (shared[0] if shared else None)
+        pvt = (
+            src.PixelValueTransformationSequence[0]
+            if src and "PixelValueTransformationSequence" in src
+            else ds
+        )
+        slopes.append(float(pvt.get("RescaleSlope", 1.0) or 1.0))
+        intercepts.append(float(pvt.get("RescaleIntercept", 0.0) or 0.0))
+        del k
+    s, b = np.array(slopes)[:, None, None], np.array(intercepts)[:, None, None]
+    integral = np.all(s == np.round(s)) and np.all(b == np.round(b))
+    vals = raw.astype(np.float64) * s + b
+    if integral and vals.min() >= np.iinfo(np.int32).min and vals.max() <= np.iinfo(np.int32).max:
+        small = np.int16 if vals.min() >= -32768 and vals.max() <= 32767 else np.int32
+        vals = vals.astype(small)
+    return np.ascontiguousarray(vals[plan.frame_order])
+
+
+def _meta(plan: SeriesPlan, source: Path) -> dict:
+    h = plan.headers[0]
+    by_path = {x.path: x for x in plan.headers}
+    sops = [by_path[f].sop_uid for vol in plan.files for f in vol]
+    return {
+        "modality": h.modality,
+        "study_uid": h.study_uid or None,
+        "series_uid": h.series_uid or None,
+        "sop_instance_uids": sops,
+        "frame_of_reference_uid": h.frame_uid or None,
+        "series_description": h.description,
+        "window": list(h.window) if h.window else None,
+        "n_volumes": plan.n_volumes,
+        "source_path": str(source),
+    }
+
+
+def volume_from_plan(plan: SeriesPlan, source: Path) -> Volume:
+    """Read a planned series into a Volume with PHI-free metadata and its voxel digest."""
+    meta = _meta(plan, source)
+    if plan.frame_order is not None:
+        array = _enhanced_pixels(plan)
+    elif not plan.direction:  # lone 2D image or plain multi-frame: SimpleITK's geometry
+        return _single_file_volume(plan.files[0][0], meta)
+    else:
+        array, meta["sha256"] = read_plan_pixels(plan)
+    geometry = Geometry(plan.spacing, plan.origin, plan.direction)
+    vol = Volume(array, geometry, meta)
+    _ = vol.sha256
+    return vol
+
+
+def _single_file_volume(path: Path, meta: dict) -> Volume:
+    try:
+        img = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise InputError(
+            f"{path}: SimpleITK cannot decode the image ({_first_line(exc)})."
+        ) from exc
+    if img.GetDimension() == 3 and img.GetSize()[2] == 1:
+        img = img[:, :, 0]
+    rgb = img.GetNumberOfComponentsPerPixel() in (3, 4)  # colour photo or colour cine
+    meta["rgb"] = rgb
+    if not _states_pixel_spacing(path):  # SimpleITK's 1.0 is then a unit grid, not mm
+        meta["spacing_known"] = False
+    else:
+        stated, source = _stated_pixel_spacing(path)
+        if stated is not None:  # the header decides, not the reader's per-SOP-class rules
+            row, col = stated
+            spacing = list(img.GetSpacing())
+            spacing[0], spacing[1] = col, row  # ITK order: column, row(, frame)
+            img.SetSpacing(spacing)
+            meta["pixel_spacing_source"] = source
+    vol = Volume(sitk.GetArrayFromImage(img), Geometry.from_itk(img), meta)
+    _ = vol.sha256
+    return vol
+
+
+def _source_of(headers: list[SliceHeader]) -> Path:
+    """The series folder for multi-file series (where its sidecar log lives), else the file."""
+    if len(headers) == 1:
+        return headers[0].path
+    parents = {h.path.parent for h in headers}
+    return (
+        parents.pop() if len(parents) == 1 else Path(os.path.commonpath([str(p) for p in parents]))
+    )
+
+
+def read_dicom_folder(folder: Path) -> list[Volume]:
+    """One Volume per series in ``folder``; a bad series among good ones is skipped with a warning."""
+    headers = scan_folder(folder)
+    if not headers:
+        raise InputError(
+            f"{folder}: no DICOM images found in this folder (or its subfolders). Choose the "
+            "folder that holds the .dcm files, or open a NIfTI/NRRD/MHA file instead."
+        )
+    return _read_groups(group_series(headers))
+
+
+def _read_groups(groups: list[list[SliceHeader]]) -> list[Volume]:
+    import warnings
+
+    volumes, errors = [], []
+    for g in groups:
+        try:
+            volumes.append(volume_from_plan(plan_series(g), _source_of(g)))
+        except ClinlabelError as exc:
+            errors.append(exc)
+    if errors and not volumes:
+        raise errors[0]
+    for exc in errors:  # never silent: each skipped series is named
+        warnings.warn(ClinlabelWarning(f"skipped a series: {exc}"), stacklevel=3)
+    return volumes
+
+
+def read_dicom_file(path: Path) -> list[Volume]:
+    """The whole series ``path`` belongs to, from the files in the same folder."""
+    h = read_header(path)
+    if h is None:
+        raise InputError(
+            f"{path}: not a DICOM image (no DICOM header, or an object without pixels such "
+            "as a report). Open an image file or the series folder."
+        )
+    if h.enhanced or h.frames > 1 or h.ipp is None:
+        return _read_groups([[h]])
+    if h.problem:
+        raise InputError(h.problem)
+    others = scan_folder(path.parent, recursive=False, strict=False)
+    same = [x for x in others if x.series_uid == h.series_uid]
+    return _read_groups([same or [h]])
+
+
+def read_dicom_files(paths: Sequence[Path]) -> list[Volume]:
+    """Exactly these files as one series; refuses files from several series."""
+    headers = []
+    for p in paths:
+        h = read_header(Path(p))
+        if h is None:
+            raise InputError(f"{p}: not a DICOM image; remove it from the selection.")
+        headers.append(h)
+    groups = group_series(headers)
+    if len(groups) > 1:
+        desc = ", ".join(f'"{g[0].description}" ({len(g)} files)' for g in groups)
+        raise InputError(
+            f"{Path(paths[0]).parent}: the {len(paths)} files given belong to {len(groups)} "
+            f"series ({desc}). Select files of one series, or open the folder to get one "
+            "layer per series."
+        )
+    return _read_groups(groups)
+
+
+__all__ = [
+    "GeometryError",
+    "read_dicom_file",
+    "read_dicom_files",
+    "read_dicom_folder",
+    "read_plan_pixels",
+    "volume_from_plan",
+]
+
+
+_SPACING_TAGS = ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing")
+
+
+def _states_pixel_spacing(path: Path) -> bool:
+    """True when a DICOM file gives a physical pixel size (plain or per-frame)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 - SimpleITK read it; an odd header keeps its spacing
+        return True
+    if any(ds.get(tag) for tag in _SPACING_TAGS):
+        return True
+    for group in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        for item in ds.get(group) or []:
+            measures = item.get("PixelMeasuresSequence") or []
+            if any(m.get("PixelSpacing") for m in measures):
+                return True
+    return False
+
+
+def _stated_pixel_spacing(path: Path) -> tuple[tuple[float, float] | None, str | None]:
+    """(row, column) pixel size in mm the header states for the patient plane, and which
+    attribute said so: ``PixelSpacing``; else ``ImagerPixelSpacing`` (measured at the detector)
+    divided by ``EstimatedRadiographicMagnificationFactor`` when there is one (PS3.3 10.7.1.1);
+    else ``NominalScannedPixelSpacing``. (None, None) when none does (or an odd header)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+        for tag in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
+            value = ds.get(tag)
+            if not value:
+                continue
+            row, col = float(value[0]), float(value[1])
+            factor = ds.get("EstimatedRadiographicMagnificationFactor")
+            if tag == "ImagerPixelSpacing" and factor is not None and float(factor) > 0:
+                f = float(factor)
+                return (row / f, col / f), f"{tag} / EstimatedRadiographicMagnificationFactor"
+            return (row, col), tag
+    except (ValueError, TypeError, IndexError, AttributeError, OSError):
+        pass
+    return None, None

@@ -1,0 +1,314 @@
+"""Senior adjudication of two or more readers' labels of one image, signed and citing the reads.
+
+The adjudicator (roster role ``adjudicator``, never one of the readers) sees each reader's final
+labels, where they disagree and the agreement figures; then accepts one reader's version, merges
+them, or redraws, gives a reason, and signs. That is two records in the adjudicator's log of the
+image: ``adjudicate`` (target: the adjudicated labels layer; data: the decision, the reason, the
+result's voxel digest and, for each read, the reader, log file and the ``seq``/``hash`` of that
+log's last record — the read as it stood) and ``sign`` with meaning ``adjudication`` over it.
+Voxels the ``adjudicate`` record changes are tagged ``adjudicated`` by provenance.
+
+Majority vote and STAPLE (:func:`merge_reads`) are starting points the adjudicator edits, never
+the answer: nothing is final until a named adjudicator signs it.
+Readers are blinded to each other until the image is adjudicated (:func:`visible_reads`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_clinlabel.core.annotate.label_edits import (
+    diff_between,
+    record_label_change,
+    record_labels_create,
+)
+from napari_clinlabel.core.errors import (
+    InputError,
+    LogIntegrityError,
+    PendingProposalsError,
+    PermissionRefused,
+)
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.volume import PixelGeometry, spacing_known, voxel_sha256
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.quality.metrics import label_map_agreement
+
+__all__ = [
+    "Read",
+    "load_reads",
+    "disagreement_map",
+    "pairwise_agreement",
+    "merge_reads",
+    "classify_decision",
+    "adjudicate",
+    "is_adjudicated",
+    "visible_reads",
+]
+
+ADJUDICATED_LAYER = "adjudicated"
+
+
+@dataclass
+class Read:
+    """One reader's final labels of the image, and where they come from in that reader's log."""
+
+    reader: str  # actor id
+    reader_name: str
+    log_path: Path
+    labels_name: str
+    labels: np.ndarray
+    geometry: Geometry | None  # a PixelGeometry when the image states no pixel size
+    image_sha: str
+    head: dict[str, Any]  # {"seq", "hash"} of the reader's log when read
+
+    def citation(self) -> dict[str, Any]:
+        """How an ``adjudicate`` record cites this read (file name only, never the folder)."""
+        return {
+            "reader": self.reader,
+            "log": self.log_path.name,
+            "labels": self.labels_name,
+            "seq": self.head["seq"],
+            "hash": self.head["hash"],
+        }
+
+
+def _reader_of(records: list[dict[str, Any]], labels_name: str) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    actors: dict[str, dict[str, Any]] = {}
+    for r in records:
+        t = r.get("target")
+        if isinstance(t, dict) and t.get("labels") == labels_name:
+            a = r.get("actor") or {}
+            counts[str(a.get("id"))] = counts.get(str(a.get("id")), 0) + 1
+            actors[str(a.get("id"))] = a
+    if not counts:
+        raise InputError(f"labels {labels_name!r} have no edits by anyone")
+    return actors[max(counts, key=counts.get)]
+
+
+def load_reads(
+    log_paths: list[str | os.PathLike[str]],
+    image_sha: str | None = None,
+    labels_name: str | None = None,
+) -> list[Read]:
+    """Each reader's final labels from their log of the image (verified, no undecided proposals).
+
+    A read of an image that states no pixel size (PNG, JPEG, …) carries a
+    :class:`~.volume.PixelGeometry`, so its agreement figures are in pixels.
+    """
+    from napari_clinlabel.core.annotate.replay import log_spacing_known, replay_labels
+    from napari_clinlabel.core.log.verify import verify_log
+    from napari_clinlabel.core.proposals.lifecycle import pending_count
+
+    if len(log_paths) < 2:
+        raise InputError(
+            f"adjudication needs the logs of at least two readers, got {len(log_paths)}"
+        )
+    reads: list[Read] = []
+    for lp in map(Path, log_paths):
+        if not lp.is_file():
+            raise InputError(f"{lp}: no such log file; check the path")
+        report = verify_log(lp)
+        if not report.ok:
+            raise LogIntegrityError(
+                f"{lp}: {report.summary()}; this read cannot be trusted", report.first_bad_seq
+            )
+        if pending_count(lp):
+            raise PendingProposalsError(
+                f"{lp}: the reader has undecided model proposals; the read is not finished",
+                pending_count(lp),
+            )
+        rep = replay_labels(lp)
+        sha = str((rep.image or {}).get("sha256") or "")
+        if image_sha is not None and sha != image_sha:
+            raise InputError(
+                f"{lp}: is a log of another image (voxel sha256 {sha[:12]}…, this image "
+                f"{image_sha[:12]}…); open the image these reads belong to"
+            )
+        names = [labels_name] if labels_name else list(rep.labels)
+        if len(names) != 1 or names[0] not in rep.labels:
+            raise InputError(f"{lp}: holds labels {sorted(rep.labels)}; name the one to adjudicate")
+        records = list(iter_records(lp))
+        actor = _reader_of(records, names[0])
+        geometry = rep.geometry
+        if not log_spacing_known(lp, records, geometry):
+            ndim = rep.labels[names[0]].ndim
+            geometry = PixelGeometry.like(geometry or PixelGeometry.identity(ndim))
+        reads.append(
+            Read(
+                str(actor.get("id")),
+                str(actor.get("name", actor.get("id"))),
+                lp,
+                names[0],
+                rep.labels[names[0]],
+                geometry,
+                sha,
+                report.head.to_dict(),
+            )  # fmt: skip
+        )
+    if len({r.image_sha for r in reads}) != 1:
+        raise InputError("the reader logs are of different images; adjudicate one image at a time")
+    known = [r.geometry is None or spacing_known(r.geometry) for r in reads]
+    if len(set(known)) != 1:
+        px = sorted(r.log_path.name for r, k in zip(reads, known, strict=True) if not k)
+        raise InputError(
+            f"{', '.join(px)}: logged the image without a pixel size, the other reads in mm; "
+            "the reads cannot be compared — have every reader open the same image file"
+        )
+    if len({r.labels.shape for r in reads}) != 1:
+        raise InputError(
+            f"the reads have different shapes {sorted({r.labels.shape for r in reads})}"
+        )
+    ids = [r.reader for r in reads]
+    if len(set(ids)) != len(ids):
+        raise InputError(
+            f"two of the logs are by the same reader ({', '.join(ids)}); give one per reader"
+        )
+    return reads
+
+
+def disagreement_map(reads: list[Read]) -> np.ndarray:
+    """uint8 map: 1 where the readers' labels differ, 0 where all agree."""
+    stack = [r.labels for r in reads]
+    out = np.zeros(stack[0].shape, np.uint8)
+    for other in stack[1:]:
+        out |= stack[0] != other
+    return out
+
+
+def pairwise_agreement(reads: list[Read]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{"alice vs bob": label_map_agreement(...)}`` for every pair of reads (px keys when the
+    image states no pixel size)."""
+    out = {}
+    for i, a in enumerate(reads):
+        for b in reads[i + 1 :]:
+            out[f"{a.reader} vs {b.reader}"] = label_map_agreement(a.labels, b.labels, a.geometry)
+    return out
+
+
+def merge_reads(reads: list[Read], method: str = "majority") -> np.ndarray:
+    """A starting point to edit: voxel-wise majority (ties → first reader's label) or STAPLE."""
+    stack = np.stack([r.labels for r in reads])
+    if method == "staple":
+        from napari_clinlabel.core.quality.staple import multilabel_staple
+
+        res = multilabel_staple(list(stack), undecided_label=0)
+        return res.labels.astype(stack.dtype)
+    if method != "majority":
+        raise InputError(f"merge method must be 'majority' or 'staple', not {method!r}")
+    values = np.unique(stack)
+    counts = np.stack([(stack == v).sum(axis=0) for v in values])
+    best = counts.max(axis=0)
+    out = stack[0].copy()
+    clear = (counts == best).sum(axis=0) == 1  # a unique winner
+    out[clear] = values[np.argmax(counts, axis=0)][clear]
+    return out
+
+
+def classify_decision(result: np.ndarray, reads: list[Read]) -> dict[str, Any]:
+    """What the result is, from the data: one reader's labels, a voxel-wise merge, or a redraw."""
+    for r in reads:
+        if np.array_equal(result, r.labels):
+            return {"decision": "accept", "reader": r.reader}
+    from_some = np.zeros(result.shape, bool)
+    for r in reads:
+        from_some |= result == r.labels
+    if from_some.all():
+        return {"decision": "merge"}
+    return {"decision": "redraw", "voxels_redrawn": int((~from_some).sum())}
+
+
+def _logged_state(
+    log: AuditLog, labels_name: str, shape: tuple[int, ...], dtype: Any
+) -> np.ndarray:
+    from napari_clinlabel.core.annotate.replay import replay_labels
+
+    if not log.path.exists():
+        return np.zeros(shape, dtype)
+    state = replay_labels(log.path, objects=log.objects.folder).labels.get(labels_name)
+    return np.zeros(shape, dtype) if state is None else np.ascontiguousarray(state)
+
+
+def adjudicate(
+    log: AuditLog,
+    reads: list[Read],
+    result: np.ndarray,
+    reason: str,
+    labels_name: str = ADJUDICATED_LAYER,
+    key: Any = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Record the adjudicated ``result`` and sign it; returns (``adjudicate``, ``sign``) records.
+
+    Refused (nothing written) unless the log's actor is an adjudicator who is none of the readers,
+    the reason is given, the reads are of this log's image, and the signing key loads.
+    """
+    from napari_clinlabel.core.log.signing import load_private_key, sign_head
+
+    actor: Actor = log.actor
+    if actor.role != "adjudicator":
+        raise PermissionRefused(
+            f"{actor.id!r} acts as {actor.role}; only an adjudicator settles disagreements "
+            "(set CLINLABEL_ROLE=adjudicator if the roster grants it)"
+        )
+    if actor.id in {r.reader for r in reads}:
+        raise PermissionRefused(
+            f"{actor.id!r} read this image; readers cannot adjudicate their own reads"
+        )
+    if not reason or not reason.strip():
+        raise InputError("give the reason for the adjudication decision; nothing was recorded")
+    sha = str(log.image.get("sha256"))
+    if any(r.image_sha != sha for r in reads):
+        raise InputError("the reads are of another image than this log's; nothing was recorded")
+    result = np.ascontiguousarray(result)
+    if result.shape != reads[0].labels.shape:
+        raise InputError(f"the result has shape {result.shape}, the reads {reads[0].labels.shape}")
+    key = key if key is not None else load_private_key(actor.id)  # fail before writing anything
+    data = {
+        **classify_decision(result, reads),
+        "reason": reason.strip(),
+        "reads": [r.citation() for r in reads],
+        "result_sha256": voxel_sha256(result),
+    }
+    target = {"labels": labels_name, "reads": [r.citation()["hash"] for r in reads]}
+    current = _logged_state(log, labels_name, result.shape, result.dtype)
+    if not any(
+        isinstance(t, dict) and t.get("labels") == labels_name
+        for t in (rec.get("target") for rec in (log.records() if log.path.exists() else []))
+    ):
+        record_labels_create(log, labels_name, result.shape, result.dtype)
+    idx, old, new = diff_between(current, result.astype(current.dtype))
+    if idx.size:
+        rec = record_label_change(
+            log, current, labels_name, idx, old, new, action="adjudicate", data=data, target=target,
+            applied=False,
+        )  # fmt: skip
+    else:  # the result is already logged (e.g. edited on a managed layer): the decision alone
+        rec = log.append("adjudicate", target, data)
+    return rec, sign_head(log, "adjudication", target_seq=rec["seq"], key=key)
+
+
+def is_adjudicated(log_path: str | os.PathLike[str]) -> bool:
+    """True when the log holds an ``adjudicate`` record signed with meaning ``adjudication``."""
+    adjudications: set[str] = set()
+    for rec in iter_records(log_path):
+        if rec.get("action") == "adjudicate":
+            adjudications.add(rec["hash"])
+        elif (
+            rec.get("action") == "sign" and (rec.get("data") or {}).get("meaning") == "adjudication"
+        ):
+            if (rec.get("target") or {}).get("hash") in adjudications:
+                return True
+    return False
+
+
+def visible_reads(reads: list[Read], actor: Actor, adjudicated: bool) -> list[Read]:
+    """Reads ``actor`` may see: all for an adjudicator or once adjudicated; else only their own."""
+    if actor.role == "adjudicator" or adjudicated:
+        return list(reads)
+    return [r for r in reads if r.reader == actor.id]

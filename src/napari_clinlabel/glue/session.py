@@ -1,0 +1,452 @@
+"""One session per napari viewer: who acts, each image's sidecar log, and the managed labels layers.
+
+Every widget goes through :func:`get_session`; it never opens an :class:`AuditLog` itself. The
+session hands out one log per image (beside the image file, or in the workspace folder for
+in-memory images), writes one ``image.open`` record per image, puts the session's actor and the
+image's schema on every record, and fires :attr:`Session.record_appended` after every append.
+Qt-free: napari layers and notifications only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import weakref
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error
+from psygnal import Signal
+
+from napari_clinlabel.core.annotate.label_edits import record_labels_create
+from napari_clinlabel.core.errors import (
+    ClinlabelError,
+    GeometryError,
+    InputError,
+    PermissionRefused,
+)
+from napari_clinlabel.core.image.volume import voxel_sha256
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_paths
+from napari_clinlabel.core.log.identity import ROLES, Actor, Roster, current_actor, find_roster
+
+_log = logging.getLogger(__name__)
+_SESSIONS: dict[int, Session] = {}
+LABELS_META = "clinlabel_labels"  # key of a managed labels layer's own metadata
+
+
+def get_session(viewer: Any) -> Session:
+    """The session of ``viewer`` (created on first use; one per viewer, proxies unwrapped)."""
+    viewer = unwrap(viewer)
+    key = id(viewer)
+    session = _SESSIONS.get(key)
+    if session is None or session.viewer is not viewer:
+        session = Session(viewer)
+        _SESSIONS[key] = session
+        weakref.finalize(viewer, _SESSIONS.pop, key, None)
+    return session
+
+
+def unwrap(obj: Any) -> Any:
+    """The object behind napari's ``PublicOnlyProxy`` (plugin widgets get proxied viewers/layers)."""
+    while True:
+        inner = getattr(obj, "__wrapped__", None)
+        if inner is None or inner is obj:
+            return obj
+        obj = inner
+
+
+def workspace_dir() -> Path:
+    """Folder for logs of images with no file: ``$CLINLABEL_WORKSPACE`` or ~/.clinlabel/workspace."""
+    env = os.environ.get("CLINLABEL_WORKSPACE")
+    return Path(env) if env else Path.home() / ".clinlabel" / "workspace"
+
+
+class SessionLog(AuditLog):
+    """An :class:`AuditLog` that tells its session after every append (for the Audit widget)."""
+
+    on_append: Any = None
+
+    def append(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Append as :meth:`AuditLog.append`, then fire the session's ``record_appended``."""
+        rec = super().append(*args, **kwargs)
+        if self.on_append is not None:
+            try:
+                self.on_append(rec)
+            except Exception:  # a listener's bug must never look like an unwritten record
+                _log.exception("record_appended listener failed")
+        return rec
+
+
+class Session:
+    """Per-viewer state: the actor, one log per image, schemas, managed labels layers."""
+
+    record_appended = Signal(dict)  # every record appended through this session's logs
+    actor_changed = Signal(object)  # the new Actor
+    changed = Signal()  # logs opened or layers managed (widgets refresh their summaries)
+
+    def __init__(self, viewer: Any) -> None:
+        self._viewer = weakref.ref(viewer)
+        self._logs: dict[str, SessionLog] = {}  # image sha256 -> log
+        self._schemas: dict[str, dict[str, Any]] = {}  # image sha256 -> schema ref
+        self._recorders: dict[int, Any] = {}  # id(labels layer) -> LabelRecorder
+        self._near: dict[str, str | None] = {}  # image sha256 -> image path (for its roster)
+        self._chosen = False  # True once the user picked an actor in this session
+        self.actor_error: str | None = None
+        try:
+            self._actor: Actor | None = current_actor()
+        except ClinlabelError as exc:  # e.g. CLINLABEL_ROSTER does not list this login
+            self._actor, self.actor_error = None, str(exc)
+        viewer.layers.events.removed.connect(self._on_layer_removed)
+        viewer.layers.events.inserted.connect(self._on_layer_inserted)
+        for layer in list(viewer.layers):
+            self._check_phi(layer)
+
+    @property
+    def viewer(self) -> Any:
+        """The viewer this session belongs to (None once it is gone)."""
+        return self._viewer()
+
+    # -- who acts ------------------------------------------------------------------------
+    @property
+    def actor(self) -> Actor | None:
+        """The human acting now; None when no valid actor could be established."""
+        return self._actor
+
+    def set_actor(self, actor: Actor, image_layer: Image | None = None) -> None:
+        """Act as ``actor`` from now on; the roster (if any) must grant that user the role."""
+        _check_roster(self.roster_for(image_layer), actor)
+        for near in self._near.values():  # every open image's roster must agree
+            _check_roster(find_roster(near), actor)
+        self._actor, self.actor_error, self._chosen = actor, None, True
+        for log in self._logs.values():
+            log.actor = actor
+        self.actor_changed.emit(actor)
+
+    def roster_for(self, image_layer: Image | None = None) -> Roster | None:
+        """The roster in force for ``image_layer`` (``CLINLABEL_ROSTER`` or beside its file)."""
+        path = None if image_layer is None else _meta(image_layer).get("source_path")
+        return find_roster(path)
+
+    def roles_available(self, image_layer: Image | None = None) -> list[str]:
+        """Roles the current user may take (all roles where no roster restricts them)."""
+        roster = self.roster_for(image_layer)
+        if roster is None or not roster.users or self._actor is None:
+            return list(ROLES)
+        return roster.roles_of(self._actor.id)
+
+    # -- logs ----------------------------------------------------------------------------
+    def log_path_for(self, image_layer: Image) -> Path:
+        """Where ``image_layer``'s sidecar log is (or will be); opens nothing."""
+        source = _meta(image_layer).get("source_path")
+        base = Path(source) if source else workspace_dir() / image_sha256(image_layer)
+        return sidecar_paths(base)[0]
+
+    def log_for(self, image_layer: Image) -> AuditLog:
+        """The image's log; the first call per image writes its ``image.open`` record."""
+        sha = image_sha256(image_layer)
+        log = self._logs.get(sha)
+        if log is not None:
+            return log
+        if self._actor is None:
+            raise PermissionRefused(f"No one is signed in ({self.actor_error}); nothing is logged.")
+        meta = _meta(image_layer)
+        source = meta.get("source_path")
+        self._adopt_roster(self.roster_for(image_layer))
+        base = Path(source) if source else workspace_dir() / sha
+        log_path, objects = sidecar_paths(base)
+        image_ref = {"uid": meta.get("series_uid"), "sha256": sha}
+        log = SessionLog(log_path, image_ref, self._actor, self._schemas.get(sha), objects)
+        log.on_append = self.record_appended.emit
+        log.append(
+            "image.open",
+            None,
+            {
+                "shape": [int(s) for s in _grid_shape(image_layer)],
+                "dtype": str(meta.get("dtype") or np.dtype(_base(image_layer).dtype).name),
+                "geometry": meta.get("geometry"),
+                "modality": meta.get("modality"),
+                "source": Path(source).name if source else None,
+                # False: the file states no pixel size; sizes on this image are in pixels
+                "spacing_known": meta.get("spacing_known", True) is not False,
+            },
+        )
+        self._logs[sha] = log
+        self._near[sha] = str(source) if source else None
+        self.changed.emit()
+        return log
+
+    def open_log(self, image_layer: Image) -> AuditLog | None:
+        """The image's log if this session already opened it, else None (writes nothing)."""
+        return self._logs.get(image_sha256(image_layer))
+
+    def set_schema(self, image_layer: Image, schema: Any) -> None:
+        """Put ``schema`` (a core Schema or its ``{"id","version","sha256"}``) on later records."""
+        ref = schema.ref() if hasattr(schema, "ref") else (dict(schema) if schema else None)
+        sha = image_sha256(image_layer)
+        if ref is None:
+            self._schemas.pop(sha, None)
+        else:
+            self._schemas[sha] = ref
+        if sha in self._logs:
+            self._logs[sha].schema = ref
+
+    def schema_for(self, image_layer: Image) -> dict[str, Any] | None:
+        """The schema reference in force for ``image_layer`` (None when none was set)."""
+        return self._schemas.get(image_sha256(image_layer))
+
+    # -- labels --------------------------------------------------------------------------
+    def labels_layer_for(
+        self, image_layer: Image, name: str = "segmentation", create: bool = True
+    ) -> Labels | None:
+        """The managed uint8 labels layer ``name`` on the image's grid (restored from the log)."""
+        image_layer = unwrap(image_layer)
+        existing = self._managing(image_layer, name)
+        if existing is not None:
+            return existing.layer
+        log = self.log_for(image_layer)
+        logged = _logged_labels(log, name)
+        if logged is None and not create:
+            return None
+        data = np.zeros(_grid_shape(image_layer), np.uint8) if logged is None else logged
+        layer = Labels(
+            np.ascontiguousarray(data),
+            name=name,
+            affine=image_layer.affine,
+            scale=image_layer.scale,
+            translate=image_layer.translate,
+            rotate=image_layer.rotate,
+            shear=image_layer.shear,
+            metadata={"clinlabel": dict(_meta(image_layer))},
+        )
+        if logged is None:
+            record_labels_create(log, name, data.shape, data.dtype)
+        self.manage(layer, image_layer, name=name, logged=data)
+        self.viewer.add_layer(layer)
+        return layer
+
+    def manage(
+        self,
+        labels_layer: Labels,
+        image_layer: Image,
+        name: str | None = None,
+        logged: np.ndarray | None = None,
+    ) -> Any:
+        """Log every later edit of ``labels_layer``; its current content is logged first if new."""
+        labels_layer, image_layer = unwrap(labels_layer), unwrap(image_layer)
+        from napari_clinlabel.glue.label_recorder import LabelRecorder
+
+        existing = self._recorders.get(id(labels_layer))
+        if existing is not None:
+            return existing
+        name = name or labels_layer.metadata.get(LABELS_META, {}).get("name") or labels_layer.name
+        shape = _grid_shape(image_layer)
+        if tuple(labels_layer.data.shape) != tuple(shape):
+            raise GeometryError(
+                f"Labels layer {labels_layer.name!r} has shape {labels_layer.data.shape}, the image "
+                f"grid is {shape}; create labels with the Segmentation widget or resample them."
+            )
+        twin = self._managing(image_layer, name)
+        if twin is not None:  # two layers editing one logged array would fork its history
+            raise InputError(
+                f"Labels {name!r} of this image are already edited in layer {twin.layer.name!r}; "
+                "edit them there, or give this layer another name."
+            )
+        log = self.log_for(image_layer)
+        if logged is None:
+            logged = _logged_labels(log, name)
+            if logged is None:
+                record_labels_create(log, name, shape, np.uint8)
+                logged = np.zeros(shape, labels_layer.data.dtype)
+        recorder = LabelRecorder(self, labels_layer, image_layer, log, name, logged)
+        self._recorders[id(labels_layer)] = recorder
+        self.changed.emit()
+        return recorder
+
+    def recorder_for(self, labels_layer: Labels) -> Any:
+        """The recorder of a managed labels layer, or None."""
+        labels_layer = unwrap(labels_layer)
+        return self._recorders.get(id(labels_layer))
+
+    def image_of(self, layer: Any) -> Image | None:
+        """The image a managed labels layer belongs to (the layer itself if it is an image)."""
+        layer = unwrap(layer)
+        if isinstance(layer, Image):
+            return layer
+        rec = self._recorders.get(id(layer))
+        return None if rec is None else rec.image_layer
+
+    def active_image(self) -> Image | None:
+        """The image the user is working on: the selected layer's image, else the last image."""
+        viewer = self.viewer
+        if viewer is None:
+            return None
+        image = self.image_of(viewer.layers.selection.active)
+        if image is not None:
+            return image
+        images = [lay for lay in viewer.layers if isinstance(lay, Image)]
+        tagged = [lay for lay in images if "clinlabel" in lay.metadata]
+        return (tagged or images or [None])[-1]
+
+    def edit_labels(
+        self,
+        labels_layer: Labels,
+        indices: np.ndarray,
+        new: Any,
+        *,
+        tool: str,
+        action: str = "label.paint",
+        source: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Set flat ``indices`` of a managed layer to ``new`` and log it (undoable); the record.
+
+        The way other widgets (region growing, proposals, …) change labels. On :class:`LogError`
+        the layer is left unchanged and the error propagates.
+        """
+        return self._recorder(labels_layer).apply(indices, new, tool, action, source, data)
+
+    def record_save(self, labels_layer: Labels, path: str | os.PathLike[str] | None = None) -> dict:
+        """Log a ``labels.save`` snapshot of a managed layer (file name only, never the folder)."""
+        return self._recorder(labels_layer).record_save(path)
+
+    def report_error(self, exc: BaseException) -> None:
+        """Tell the user about ``exc`` in a napari notification (the one place widgets send errors)."""
+        if not isinstance(exc, ClinlabelError):
+            _log.error("unexpected error", exc_info=exc)
+        show_error(str(exc) or type(exc).__name__)
+
+    # -- internals -----------------------------------------------------------------------
+    def _adopt_roster(self, roster: Roster | None) -> None:
+        """Check the actor against an image's roster; until the user chose, take its name/role."""
+        assert self._actor is not None
+        actor = self._actor
+        if roster is not None and roster.users and not self._chosen:
+            granted = roster.roles_of(actor.id)
+            if granted:
+                role = actor.role if actor.role in granted else granted[0]
+                name = str(roster.users[actor.id].get("name", actor.id))
+                if (name, role) != (actor.name, actor.role):
+                    actor = Actor(actor.id, name, role)
+        _check_roster(roster, actor)
+        if actor != self._actor:
+            self._actor = actor
+            for log in self._logs.values():
+                log.actor = actor
+            self.actor_changed.emit(actor)
+
+    def _recorder(self, labels_layer: Labels) -> Any:
+        labels_layer = unwrap(labels_layer)
+        rec = self._recorders.get(id(labels_layer))
+        if rec is None:
+            raise InputError(
+                f"Labels layer {labels_layer.name!r} is not managed by napari-clinlabel; create it "
+                "from the Segmentation widget so its edits are logged."
+            )
+        return rec
+
+    def _managing(self, image_layer: Image, name: str) -> Any:
+        """The live recorder of labels ``name`` of this image (same voxels), or None."""
+        sha = image_sha256(image_layer)
+        for rec in self._recorders.values():
+            if rec.name == name and image_sha256(rec.image_layer) == sha:
+                if self._in_viewer(rec.layer):
+                    return rec
+        return None
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        layer = event.value
+        if _meta(layer).get("sha256") and layer.__class__.__name__ == "Image":
+            try:  # opening is an action too: image.open now, not at the first edit
+                self.log_for(layer)
+            except ClinlabelError as exc:  # e.g. read-only folder: view, but say it
+                self.report_error(exc)
+        self._check_phi(layer)
+
+    def _check_phi(self, layer: Any) -> None:
+        """DICOM holding PHI: warn with a one-click de-identify, or refuse by roster policy."""
+        if not _meta(layer).get("series_uid"):
+            return
+        from napari_clinlabel._widgets.phi_guard import check_layer_for_phi
+
+        viewer = self.viewer
+        if viewer is None:
+            return
+        try:
+            check_layer_for_phi(viewer, layer, defer_removal=True)
+        except ClinlabelError as exc:  # the scan itself failed: say so, keep the image open
+            self.report_error(exc)
+
+    def _on_layer_removed(self, event: Any) -> None:
+        recorder = self._recorders.pop(id(event.value), None)
+        if recorder is not None:
+            recorder.detach()
+            self.changed.emit()
+
+    def _in_viewer(self, layer: Any) -> bool:
+        viewer = self.viewer
+        return viewer is not None and layer in viewer.layers
+
+
+def record_save_for_layer_meta(meta: dict[str, Any], path: str | os.PathLike[str]) -> dict | None:
+    """For writers (which get layer metadata, not the layer): log the save of a managed layer."""
+    from napari_clinlabel.glue.label_recorder import recorder_by_token
+
+    token = (meta.get("metadata") or meta).get(LABELS_META, {}).get("token")
+    recorder = recorder_by_token(token)
+    return None if recorder is None else recorder.record_save(path)
+
+
+def image_sha256(image_layer: Any) -> str:
+    """Voxel digest of an image layer (from its clinlabel metadata, else computed once)."""
+    image_layer = unwrap(image_layer)
+    meta = image_layer.metadata.setdefault("clinlabel", {})
+    if not meta.get("sha256"):
+        meta["sha256"] = voxel_sha256(_base(image_layer))
+    return str(meta["sha256"])
+
+
+def _meta(layer: Any) -> dict[str, Any]:
+    return dict(layer.metadata.get("clinlabel") or {}) if layer is not None else {}
+
+
+def _base(image_layer: Any) -> Any:
+    return image_layer.data[0] if image_layer.multiscale else image_layer.data
+
+
+def _grid_shape(image_layer: Any) -> tuple[int, ...]:
+    shape = tuple(_base(image_layer).shape)
+    return shape[:-1] if image_layer.rgb else shape
+
+
+def _check_roster(roster: Roster | None, actor: Actor) -> None:
+    if roster is None or not roster.users:
+        return
+    granted = roster.roles_of(actor.id)
+    if not granted:
+        raise PermissionRefused(
+            f"{roster.path}: user {actor.id!r} is not in the roster; ask the dataset owner to add "
+            "you."
+        )
+    if actor.role not in granted:
+        raise PermissionRefused(
+            f"{roster.path}: user {actor.id!r} may act as {', '.join(granted)}, not {actor.role!r}."
+        )
+
+
+def _logged_labels(log: AuditLog, name: str) -> np.ndarray | None:
+    """The label array ``name`` as the log has it now, or None when the log never held it."""
+    for rec in iter_records(log.path):
+        target = rec.get("target")
+        if isinstance(target, dict) and target.get("labels") == name:
+            break
+    else:
+        return None
+    from napari_clinlabel.core.annotate.replay import replay_labels
+
+    state = replay_labels(log.path, objects=log.objects.folder).labels.get(name)
+    return None if state is None else np.ascontiguousarray(state)
+
+
+__all__ = ["Session", "SessionLog", "get_session", "image_sha256", "workspace_dir"]
