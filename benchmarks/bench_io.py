@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _factory():
     spec = importlib.util.spec_from_file_location(
-        "_dicom_factory", ROOT / "tests" / "core" / "_dicom_factory.py"
+        "dicom_series_factory", ROOT / "tests" / "support" / "dicom_series_factory.py"
     )
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look the module up while it loads

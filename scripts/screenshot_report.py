@@ -24,7 +24,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "img" / "report.png"
-sys.path.insert(0, str(ROOT / "tests" / "core"))
+sys.path.insert(0, str(ROOT / "tests"))  # tests/support: the synthetic DICOM writer
 
 # case: name, phantom seed, format, DICOM header fields (None: NIfTI), alice's and bob's BI-RADS
 # assessment and density, and how bob treats the model's lesion proposals
@@ -56,7 +56,7 @@ def _write_image(folder: Path, name: str, seed: int, fmt: str, header: dict | No
         path = folder / f"{name}.nii.gz"
         sitk.WriteImage(vol.to_itk(vol.array), str(path))
         return path
-    from dicom_factory import write_ct_series
+    from support.dicom_factory import write_ct_series
 
     path = folder / name
     for f in write_ct_series(path, vol.array, vol.geometry):

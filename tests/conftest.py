@@ -19,9 +19,9 @@ def _isolated_clinlabel_env(tmp_path_factory, monkeypatch):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests under tests/widgets need a napari viewer: mark them ``gui``."""
+    """Tests under tests/_widgets need a napari viewer: mark them ``gui``."""
     for item in items:
-        if "widgets" in Path(str(item.fspath)).parts:
+        if "_widgets" in Path(str(item.fspath)).parts:
             item.add_marker(pytest.mark.gui)
 
 

@@ -13,9 +13,7 @@ import SimpleITK as sitk
 from sklearn.metrics import cohen_kappa_score
 
 from napari_clinlabel.cli import main
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from agreement_fixtures import reader_maps, write_grades, write_map, write_reader_log  # noqa: E402
+from support.agreement_fixtures import reader_maps, write_grades, write_map, write_reader_log  # noqa: E402
 
 BIRADS = ["0", "1", "2", "3", "4A", "4B", "4C", "5", "6"]
 

@@ -19,9 +19,7 @@ from scipy.spatial.distance import cdist
 
 from napari_clinlabel.cli import main
 from napari_clinlabel.core.image.geometry import Geometry
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from agreement_fixtures import write_map  # noqa: E402
+from support.agreement_fixtures import write_map  # noqa: E402
 
 SHAPE = (40, 50)
 

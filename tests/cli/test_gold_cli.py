@@ -9,9 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_clinlabel.cli import main
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from agreement_fixtures import reader_maps, write_grades, write_map  # noqa: E402
+from support.agreement_fixtures import reader_maps, write_grades, write_map  # noqa: E402
 
 
 def _panel(tmp_path, reader_map):

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from _dicom_factory import FAKE_PHI, phantom_stored, write_series  # noqa: E402
+from support.dicom_series_factory import FAKE_PHI, phantom_stored, write_series  # noqa: E402
 
 from napari_clinlabel.cli import main  # noqa: E402
 
@@ -92,9 +90,7 @@ def test_info_never_prints_the_series_description(tmp_path, capsys):
     from pathlib import Path as _Path
 
     import numpy as _np
-
-    _sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / "core"))
-    from dicom_factory import canaries, write_ct_series
+    from support.dicom_factory import canaries, write_ct_series
 
     from napari_clinlabel.cli import main as _main
     from napari_clinlabel.core.image.geometry import Geometry as _G

@@ -11,9 +11,7 @@ import numpy as np
 
 from napari_clinlabel.cli import main
 from napari_clinlabel.core.image.geometry import Geometry
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from dicom_factory import canaries, write_ct_series  # noqa: E402
+from support.dicom_factory import canaries, write_ct_series  # noqa: E402
 
 G = Geometry((0.7, 0.8, 2.5), (-10.0, 20.0, 5.0), tuple(np.eye(3).ravel()))
 PHI = canaries("CLIP")

@@ -6,8 +6,6 @@ import sys
 from pathlib import Path
 
 from napari_clinlabel.cli import main
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from test_report import SECRET_NAME, build_dataset  # noqa: E402
 
 

@@ -1,0 +1,1 @@
+"""Test helpers: synthetic DICOM, readers' maps and logs, viewer set-up."""
