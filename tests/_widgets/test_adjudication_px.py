@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
 from skimage import io as skio
+from support.agreement_fixtures import write_reader_log  # noqa: E402
 
 from napari_clinlabel._widgets.adjudication import AdjudicationWidget
 from napari_clinlabel.core.image.geometry import Geometry
@@ -20,7 +19,6 @@ from napari_clinlabel.core.log.signing import init_keys
 from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.core.quality.metrics import label_map_agreement
 from napari_clinlabel.glue.session import get_session, image_sha256
-from support.agreement_fixtures import write_reader_log  # noqa: E402
 
 pytestmark = pytest.mark.gui
 LEFT = Qt.MouseButton.LeftButton

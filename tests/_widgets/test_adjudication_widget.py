@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-from support.viewer_helpers import SHAPE, add_ct
 from qtpy.QtCore import Qt
+from support.agreement_fixtures import ellipsoid, write_reader_log  # noqa: E402
+from support.viewer_helpers import SHAPE, add_ct
 
 from napari_clinlabel._widgets.adjudication import DISAGREEMENT, DRAFT, AdjudicationWidget
 from napari_clinlabel.core.image.geometry import Geometry
@@ -16,7 +14,6 @@ from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.core.log.signing import init_keys
 from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.glue.session import get_session, image_sha256
-from support.agreement_fixtures import ellipsoid, write_reader_log  # noqa: E402
 
 pytestmark = pytest.mark.gui
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.viewer_helpers import add_ct
 from qtpy.QtCore import Qt
+from support.viewer_helpers import add_ct
 
 from napari_clinlabel._widgets.audit import COLUMNS, AuditWidget
 from napari_clinlabel.core.log.audit_log import iter_records

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.viewer_helpers import SHAPE, add_ct
 from qtpy.QtCore import Qt
+from support.viewer_helpers import SHAPE, add_ct
 
 from napari_clinlabel._widgets.audit import AuditWidget
 from napari_clinlabel.core.image.samples import ct_phantom

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from support.viewer_helpers import add_ct
 from qtpy.QtCore import Qt
+from support.viewer_helpers import add_ct
 
 from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, add_proposals, load_proposals
 from napari_clinlabel.glue.session import get_session

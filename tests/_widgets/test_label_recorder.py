@@ -9,10 +9,10 @@ import types
 
 import numpy as np
 import pytest
-from support.viewer_helpers import add_ct, click, drag, show_slice
 from napari.components import ViewerModel
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt
+from support.viewer_helpers import add_ct, click, drag, show_slice
 
 from napari_clinlabel.core.annotate.replay import replay_labels
 from napari_clinlabel.core.log import audit_log

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.viewer_helpers import box_records, layer_drag
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from qtpy.QtCore import Qt
+from support.viewer_helpers import box_records, layer_drag
 
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.lesion_boxes import EXTENT_NAME, LAYER_NAME, LesionBoxWidget

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.viewer_helpers import box_records, layer_drag
 from qtpy.QtCore import Qt
+from support.viewer_helpers import box_records, layer_drag
 
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget

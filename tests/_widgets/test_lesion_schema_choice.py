@@ -3,8 +3,8 @@ CT, the schema the boxes were drawn with on reopening; the user may change it in
 
 from __future__ import annotations
 
-from support.viewer_helpers import box_records, layer_drag
 from qtpy.QtCore import Qt
+from support.viewer_helpers import box_records, layer_drag
 
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget

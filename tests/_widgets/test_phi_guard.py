@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from support.dicom_factory import canaries, write_ct_series  # noqa: E402
 
 from napari_clinlabel._widgets import phi_guard
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.io import read_volumes
 from napari_clinlabel.core.log.audit_log import iter_records, sidecar_paths
 from napari_clinlabel.core.privacy.phi_scan import scan_path
-from support.dicom_factory import canaries, write_ct_series  # noqa: E402
 
 pytestmark = pytest.mark.gui
 PHI = canaries("GUARD")

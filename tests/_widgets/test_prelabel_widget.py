@@ -11,9 +11,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from support.viewer_helpers import add_ct
 from qtpy.QtCore import Qt
 from scipy import ndimage
+from support.viewer_helpers import add_ct
 
 from napari_clinlabel._widgets._proposal_layers import PENDING
 from napari_clinlabel._widgets.prelabel import PrelabelWidget

@@ -5,9 +5,6 @@ Oracle: SimpleITK's TransformIndexToPhysicalPoint for every checked index.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import SimpleITK as sitk

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.viewer_helpers import add_ct, drag
 from qtpy.QtCore import Qt
+from support.viewer_helpers import add_ct, drag
 
 from napari_clinlabel._widgets._proposal_layers import BOXES, CURRENT_COLOR, edited_box
 from napari_clinlabel._widgets.grading import GradingWidget

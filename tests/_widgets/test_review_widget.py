@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from support.viewer_helpers import add_ct
 from qtpy.QtCore import Qt
+from support.viewer_helpers import add_ct
 
 from napari_clinlabel._widgets._proposal_layers import BOXES, CURRENT_VALUE, PENDING
 from napari_clinlabel._widgets.review import ReviewWidget

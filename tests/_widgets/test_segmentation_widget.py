@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from support.viewer_helpers import click, drag, show_slice
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt
 from scipy import ndimage
+from support.viewer_helpers import click, drag, show_slice
 
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.segmentation import SegmentationWidget

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from support.viewer_helpers import add_ct
 from napari.components import ViewerModel
 from napari.layers import Labels
+from support.viewer_helpers import add_ct
 
 from napari_clinlabel.core.annotate.replay import replay_labels
 from napari_clinlabel.core.errors import GeometryError, InputError, LogError, PermissionRefused

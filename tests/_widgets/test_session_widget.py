@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.viewer_helpers import add_ct
 from qtpy.QtCore import Qt
+from support.viewer_helpers import add_ct
 
 from napari_clinlabel._widgets.session import SessionWidget
 from napari_clinlabel.core.errors import PermissionRefused

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from support.viewer_helpers import box_records, layer_drag
 from qtpy.QtCore import Qt
 from skimage import io as skio
+from support.viewer_helpers import box_records, layer_drag
 
 from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget
 from napari_clinlabel._widgets.review import ReviewWidget

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from sklearn.metrics import cohen_kappa_score
+from support.agreement_fixtures import reader_maps, write_grades, write_map, write_reader_log  # noqa: E402
 
 from napari_clinlabel.cli import main
-from support.agreement_fixtures import reader_maps, write_grades, write_map, write_reader_log  # noqa: E402
 
 BIRADS = ["0", "1", "2", "3", "4A", "4B", "4C", "5", "6"]
 

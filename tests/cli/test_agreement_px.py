@@ -16,10 +16,10 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 from scipy.spatial.distance import cdist
+from support.agreement_fixtures import write_map  # noqa: E402
 
 from napari_clinlabel.cli import main
 from napari_clinlabel.core.image.geometry import Geometry
-from support.agreement_fixtures import write_map  # noqa: E402
 
 SHAPE = (40, 50)
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
+from support.agreement_fixtures import reader_maps, write_grades, write_map  # noqa: E402
 
 from napari_clinlabel.cli import main
-from support.agreement_fixtures import reader_maps, write_grades, write_map  # noqa: E402
 
 
 def _panel(tmp_path, reader_map):

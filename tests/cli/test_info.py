@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
@@ -86,8 +85,6 @@ def test_info_console_script(tmp_path):
 
 def test_info_never_prints_the_series_description(tmp_path, capsys):
     """Series description is free text (PS3.15 removes it); `info` must not print it."""
-    import sys as _sys
-    from pathlib import Path as _Path
 
     import numpy as _np
     from support.dicom_factory import canaries, write_ct_series

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
+from support.dicom_factory import canaries, write_ct_series  # noqa: E402
 
 from napari_clinlabel.cli import main
 from napari_clinlabel.core.image.geometry import Geometry
-from support.dicom_factory import canaries, write_ct_series  # noqa: E402
 
 G = Geometry((0.7, 0.8, 2.5), (-10.0, 20.0, 5.0), tuple(np.eye(3).ravel()))
 PHI = canaries("CLIP")

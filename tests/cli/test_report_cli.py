@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from test_report import SECRET_NAME, build_dataset  # noqa: E402
 
 from napari_clinlabel.cli import main
-from test_report import SECRET_NAME, build_dataset  # noqa: E402
 
 
 def test_report_cli_writes_html(tmp_path, capsys):

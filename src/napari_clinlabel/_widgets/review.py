@@ -50,8 +50,8 @@ from napari_clinlabel._widgets._common import (
 from napari_clinlabel._widgets._proposal_layers import ProposalLayers, centre_of, edited_box
 from napari_clinlabel._widgets._proposal_text import describe, grade_hint, grade_scale
 from napari_clinlabel.core.errors import ClinlabelError
-from napari_clinlabel.core.proposals.lifecycle import Proposal
 from napari_clinlabel.core.proposals import lifecycle as core
+from napari_clinlabel.core.proposals.lifecycle import Proposal
 from napari_clinlabel.glue.session import get_session, image_sha256
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from support.dicom_factory import write_secondary_capture
 from skimage import io as skio
+from support.dicom_factory import write_secondary_capture
 
 from napari_clinlabel.cli import main
 from napari_clinlabel.core.annotate.label_edits import record_label_change, record_labels_create

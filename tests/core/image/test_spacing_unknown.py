@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import tifffile
-from support.dicom_factory import write_ct_series, write_secondary_capture
 from skimage import io as skio
+from support.dicom_factory import write_ct_series, write_secondary_capture
 
 from napari_clinlabel.core.annotate.boxes import (
     LesionBox,

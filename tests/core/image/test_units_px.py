@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from support.agreement_fixtures import write_map, write_reader_log
 from PIL import Image
 from scipy.spatial.distance import cdist
+from support.agreement_fixtures import write_map, write_reader_log
 
 from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.image.geometry import Geometry

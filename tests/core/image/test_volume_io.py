@@ -7,7 +7,6 @@ truth for every index).
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np

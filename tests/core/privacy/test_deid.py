@@ -11,9 +11,9 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from support.dicom_factory import canaries, write_ct_series
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from support.dicom_factory import canaries, write_ct_series
 
 from napari_clinlabel.core.errors import ClinlabelError, InputError
 from napari_clinlabel.core.image.geometry import Geometry

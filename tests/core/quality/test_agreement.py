@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from support.agreement_fixtures import GEOM, reader_maps, write_grades, write_map, write_reader_log
 from sklearn.metrics import cohen_kappa_score
+from support.agreement_fixtures import GEOM, reader_maps, write_grades, write_map, write_reader_log
 
 from napari_clinlabel.core.errors import InputError, LogIntegrityError, PendingProposalsError
 from napari_clinlabel.core.image.geometry import Geometry

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from support.agreement_fixtures import reader_maps, write_grades, write_map
 from sklearn.metrics import cohen_kappa_score
+from support.agreement_fixtures import reader_maps, write_grades, write_map
 
 from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.quality.gold_panel import score_reader

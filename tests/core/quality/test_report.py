@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.agreement_fixtures import reader_maps, write_reader_log
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from sklearn.metrics import cohen_kappa_score
+from support.agreement_fixtures import reader_maps, write_reader_log
 
 from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.quality.metrics import label_map_agreement
