@@ -9,6 +9,7 @@ from qtpy.QtCore import Qt
 from support.viewer_helpers import add_ct
 
 from napari_clinlabel._widgets.audit import COLUMNS, AuditWidget
+from napari_clinlabel.core.log.present import record_cells
 from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.glue.session import get_session
 
@@ -105,10 +106,8 @@ def test_verify_shows_valid_then_where_a_tampered_log_breaks(audited, qtbot):
 
 
 def test_details_say_what_a_record_did():
-    from napari_clinlabel._widgets.audit import record_row
-
     def details(action, data):
-        return record_row({"seq": 1, "action": action, "data": data})[-1]
+        return record_cells({"seq": 1, "action": action, "data": data})[-1]
 
     assert details("sign", {"meaning": "approval", "signature": "x"}) == "signs as approval"
     assert details("export", {"format": "nifti"}) == "nifti export"

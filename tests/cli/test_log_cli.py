@@ -92,7 +92,9 @@ def test_show_table_json_and_filters(tmp_path, capsys):
     log, _ = _log(tmp_path)
     assert main(["log", "show", str(log.path)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["seq", "time", "(UTC)", "actor", "role", "action", "target", "source"]
+    assert out[0].split() == [
+        "seq", "time", "(UTC)", "actor", "role", "action", "target", "source", "details"
+    ]  # fmt: skip
     assert len(out) == 5 and "model:liver-net@1.2" in out[4] and "reviewer" in out[4]
     assert main(["log", "show", str(log.path), "--json", "--action", "label.paint"]) == 0
     recs = [json.loads(x) for x in capsys.readouterr().out.splitlines()]

@@ -1,6 +1,7 @@
 """Audit widget: the current image's log as a filterable table, and a Verify button.
 
-The table is a model over one tuple of cells per record. The log is read a time slice per
+The table is a model over one tuple of cells per record, as ``core.log.present.record_cells``
+writes them (``clinlabel log show`` prints the same cells). The log is read a time slice per
 event-loop turn (a 100 000-record log shows its first rows at once and never freezes napari; a
 reading thread would hold the GIL against the GUI's painting), records appended meanwhile are kept
 aside and added after the last one read, each seq once. Verify runs in a napari ``thread_worker``.
@@ -8,7 +9,6 @@ aside and added after the last one read, each seq once. Verify runs in a napari 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,9 +30,10 @@ from qtpy.QtWidgets import (
 from napari_clinlabel._widgets.session import connect_while_alive
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.present import COLUMNS, record_cells
+from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.glue.session import get_session, image_sha256
 
-COLUMNS = ("seq", "time", "actor", "role", "action", "target", "source", "details")
 _FILTERED = ("actor", "role", "action", "target", "details")
 _FILTERED_AT = tuple(COLUMNS.index(c) for c in _FILTERED)
 _OK_STYLE = "color: white; background: #2e7d32; padding: 4px; font-weight: bold;"
@@ -42,57 +43,8 @@ _SLICE_S = 0.02  # GUI-thread time per event-loop turn spent reading the log
 Row = tuple[str, ...]
 
 
-def record_row(rec: dict[str, Any]) -> list[str]:
-    """The table cells of one record (seq, time, actor, role, action, target, source, details)."""
-    actor = rec.get("actor") or {}
-    source = rec.get("source") or {}
-    if source.get("kind") == "model":
-        src = f"model {source.get('name')} {source.get('version')}"
-    else:
-        src = str(source.get("kind", ""))
-    target = rec.get("target")
-    return [
-        str(rec.get("seq")),
-        str(rec.get("time", "")).replace("T", " ").rstrip("Z")[:23],
-        str(actor.get("id", "")),
-        str(actor.get("role", "")),
-        str(rec.get("action", "")),
-        "" if target is None else json.dumps(target, separators=(",", ":"), ensure_ascii=False),
-        src,
-        _details(rec.get("data") or {}),
-    ]
-
-
-def _details(data: dict[str, Any]) -> str:
-    """A short summary of a record's data: tool, label, voxels, undone seq, grade, signature
-    meaning, export format, proposal decision."""
-    parts = []
-    if "tool" in data:
-        parts.append(str(data["tool"]))
-    if "meaning" in data:  # a signature
-        parts.append(f"signs as {data['meaning']}")
-    if "format" in data:  # an export
-        parts.append(f"{data['format']} export")
-    if "value" in data and "scale_kind" in data:  # a grade
-        parts.append(f"grade {data['value']}")
-    elif isinstance(data.get("as_grade"), dict):  # a decided grade proposal
-        parts.append(f"grade {data['as_grade'].get('value')}")
-    elif "label" in data:
-        parts.append(f"label {data['label']}")
-    if "voxels" in data:
-        parts.append(f"{data['voxels']} voxels")
-    if data.get("edited"):
-        parts.append("edited")
-    for key in ("undoes", "redoes"):
-        if key in data:
-            parts.append(f"{key} {data[key]}")
-    return " · ".join(parts)
-
-
 def _verify_report(path: Path, roster: Any) -> tuple[Path, bool, str]:
     """``(path, ok, the report's one line)``; an error that stops verification is a failure."""
-    from napari_clinlabel.core.log.verify import verify_log
-
     try:
         report = verify_log(path, roster=roster)
     except Exception as exc:
@@ -275,9 +227,9 @@ class AuditWidget(QWidget):
             return
         seq = int(rec["seq"])
         if self.loading:  # it may or may not be among the lines still to read
-            self._arrived[seq] = tuple(record_row(rec))
+            self._arrived[seq] = record_cells(rec)
         else:
-            self._add_rows([(seq, tuple(record_row(rec)))])
+            self._add_rows([(seq, record_cells(rec))])
 
     def _on_filter(self, text: str) -> None:
         self._model.set_filter(text)
@@ -332,7 +284,7 @@ class AuditWidget(QWidget):
         error: Exception | None = None
         try:
             for rec in self._reader:
-                batch.append((int(rec["seq"]), tuple(record_row(rec))))
+                batch.append((int(rec["seq"]), record_cells(rec)))
                 if len(batch) % 256 == 0 and time.perf_counter() > end:
                     self._add_rows(batch)
                     return

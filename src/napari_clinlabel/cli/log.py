@@ -11,6 +11,7 @@ from typing import Any
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.core.log.identity import find_roster, load_roster
+from napari_clinlabel.core.log.present import COLUMNS, record_cells
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -92,19 +93,15 @@ def run_verify(args: argparse.Namespace) -> int:
     return 1
 
 
-def _cell(value: Any, width: int) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    return text if len(text) <= width else text[: width - 1] + "…"
+_WIDTHS = {"actor": 16, "action": 18, "target": 32, "source": 28, "details": 48}
 
 
-def _source(src: Any) -> str:
-    if isinstance(src, dict) and src.get("kind") == "model":
-        return f"model:{src.get('name')}@{src.get('version')}"
-    return str(src.get("kind")) if isinstance(src, dict) else "?"
+def _cell(text: str, width: int | None) -> str:
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 
 def run_show(args: argparse.Namespace) -> int:
-    """Print the (filtered) records as a table or as JSON lines."""
+    """Print the (filtered) records as a table (the Audit widget's cells) or as JSON lines."""
     if not args.log.is_file():
         raise ClinlabelError(f"{args.log}: no such log; check the path.")
     rows = []
@@ -116,20 +113,10 @@ def run_show(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rec, ensure_ascii=False))
             continue
-        actor = rec.get("actor") or {}
-        rows.append(
-            (
-                str(rec.get("seq")),
-                str(rec.get("time", ""))[:23].replace("T", " "),
-                _cell(str(actor.get("id", "?")), 16),
-                str(actor.get("role", "?")),
-                _cell(str(rec.get("action")), 18),
-                _cell(rec.get("target"), 32),
-                _cell(_source(rec.get("source")), 28),
-            )
-        )
+        cells = record_cells(rec)
+        rows.append(tuple(_cell(c, _WIDTHS.get(k)) for k, c in zip(COLUMNS, cells, strict=True)))
     if not args.json:
-        header = ("seq", "time (UTC)", "actor", "role", "action", "target", "source")
+        header = tuple("time (UTC)" if c == "time" else c for c in COLUMNS)
         widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
         for row in [header, *rows]:
             print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
