@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES = (
     "agreement",
     "gold",
     "report",
+    "pacs",
 )
 
 
@@ -34,7 +35,7 @@ SUBCOMMAND_MODULES = (
 COMMAND_MODULES = {
     "demo": "demo", "info": "info", "log": "log", "keys": "keys", "prelabel": "prelabel",
     "export": "export", "phi-scan": "phi", "deid": "phi", "agreement": "agreement",
-    "gold-panel": "gold", "report": "report",
+    "gold-panel": "gold", "report": "report", "pacs": "pacs",
 }  # fmt: skip
 
 

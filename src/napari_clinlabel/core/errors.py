@@ -47,6 +47,10 @@ class PendingProposalsError(ExportError):
         self.pending = pending
 
 
+class PacsError(ClinlabelError):
+    """A DICOMweb server cannot be reached, refuses the credentials, or lacks what was asked."""
+
+
 class PermissionRefused(ClinlabelError):
     """The acting human's role does not allow this action (e.g. adjudicating one's own read)."""
 
