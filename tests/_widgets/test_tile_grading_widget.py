@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 
 import numpy as np
 import pytest
@@ -86,6 +87,10 @@ def test_grade_twenty_tiles_by_keyboard(make_napari_viewer, qtbot, slide, tmp_pa
     assert {r["item"]: r["grade"] for r in rows} == want
     assert {r["time"] for r in rows} == {r["time"] for r in recs}
     assert {r["grader"] for r in rows} == {recs[0]["actor"]["id"]}
+    exported = list(iter_records(log))[-1]  # through the export gate: one export record
+    assert exported["action"] == "export" and exported["data"]["format"] == "tiles-csv"
+    assert exported["data"]["outputs"][0]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert verify_log(log).ok
 
     # reopen: grades, colours and progress come back; we resume at the first ungraded tile
     viewer2, image2, w2 = _open(make_napari_viewer, qtbot, slide)

@@ -38,15 +38,12 @@ from napari_clinlabel._widgets._common import (
     logging_under,
     refill_image_combo,
     unwrap_viewer,
+    volume_of,
 )
 from napari_clinlabel.core.annotate.grading import load_grades, set_grade
-from napari_clinlabel.core.annotate.tiles import (
-    TileGrid,
-    grid_from_folder,
-    parse_tile_id,
-    tile_grades_csv,
-)
+from napari_clinlabel.core.annotate.tiles import TileGrid, grid_from_folder, parse_tile_id
 from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.export.gate import export
 from napari_clinlabel.core.schema import builtin_grading_schemas, load_schema
 from napari_clinlabel.glue.session import get_session
 
@@ -245,7 +242,7 @@ class TileGradingWidget(QWidget):
         size = np.asarray(self._image.data_to_world((y1, x1))) - np.asarray(
             self._image.data_to_world((y0, x0))
         )
-        canvas = getattr(self._viewer, "_canvas_size", None)
+        canvas = self._viewer.canvas.size  # (height, width) in screen pixels
         if canvas is not None and min(canvas) > 1 and np.all(np.abs(size) > 0):
             camera.zoom = 0.7 * float(min(np.asarray(canvas) / np.abs(size[-2:])))
         self._show()
@@ -322,9 +319,12 @@ class TileGradingWidget(QWidget):
             super().keyPressEvent(event)
 
     def export_csv(self, path: str | Path) -> Path:
-        """Write the tile grades in force as CSV (item,grade,grader,time)."""
-        grades = load_grades(self._session.log_path_for(self._image))
-        return tile_grades_csv(grades, path, scale=self._scale.id)
+        """Write the tile grades in force as CSV (item,grade,grader,time) through the export
+        gate: pending proposals refuse it, the file is written atomically, one ``export`` record."""
+        with logging_under(self._session, self._image, self._schema) as log:
+            result = export(None, "tiles-csv", path, log=log, volume=volume_of(self._image),
+                            scale=self._scale.id)  # fmt: skip
+        return result.outputs[0].path
 
     def _on_export(self) -> None:
         if self._image is None:

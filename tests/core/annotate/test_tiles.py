@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 
 import numpy as np
 import pytest
 
 from napari_clinlabel.core.annotate.grading import load_grades, set_grade
-from napari_clinlabel.core.annotate.tiles import TileGrid, grid_from_folder, tile_grades_csv
-from napari_clinlabel.core.errors import ExportError, InputError
-from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.annotate.tiles import TileGrid, grid_from_folder
+from napari_clinlabel.core.errors import ClinlabelError, ExportError, InputError
+from napari_clinlabel.core.export.gate import export
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.volume import Volume
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
 from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, add_proposals
 from napari_clinlabel.core.schema import load_schema
+
+GEOM_2D = Geometry((0.5, 0.5), (0.0, 0.0), (1.0, 0.0, 0.0, 1.0))
 
 
 def test_grid_ids_bounds_and_walk():
@@ -54,14 +61,24 @@ def test_folder_of_tiles(tmp_path):
         grid_from_folder(tmp_path / "empty")
 
 
-def test_csv(tmp_path):
+def _tile_log(tmp_path):
     schema = load_schema("isup")
     log = AuditLog(
         tmp_path / "s.jsonl", {"uid": None, "sha256": "1" * 64}, Actor("p1", "P"), schema.ref()
     )
     for tid, v in [("r001c000", "3"), ("r000c002", "benign"), ("r000c002", "2")]:
         set_grade(log, schema.scales["isup"], v, item=tid)
-    out = tile_grades_csv(load_grades(log.path), tmp_path / "grades.csv")
+    set_grade(log, schema.scales["isup"], "4", item="image")  # not a tile: never in the CSV
+    return log
+
+
+def test_csv_goes_through_the_export_gate(tmp_path):
+    log = _tile_log(tmp_path)
+    head = log.head()
+    slide = Volume(np.zeros((64, 64), np.uint8), GEOM_2D, {})
+    result = export(None, "tiles-csv", tmp_path / "grades", log=log, volume=slide, scale="isup")
+    out = result.outputs[0].path
+    assert out.name == "grades.csv"
     rows = list(csv.DictReader(out.open()))
     assert [(r["item"], r["grade"], r["grader"]) for r in rows] == [
         ("r000c002", "2", "p1"),
@@ -69,8 +86,31 @@ def test_csv(tmp_path):
     ]
     times = {r["time"] for r in rows}
     assert all(t.endswith("Z") for t in times)
-    # an unwritable destination: a clear message, the earlier CSV untouched
+    # one export record naming the file's sha256 (hashlib, of the bytes on disk) and the head
+    rec = list(iter_records(log.path))[-1]
+    assert rec["action"] == "export" and rec["actor"]["id"] == "p1"
+    assert rec["data"]["format"] == "tiles-csv" and rec["data"]["scale"] == "isup"
+    assert rec["data"]["outputs"] == [
+        {"name": "grades.csv", "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+         "bytes": out.stat().st_size}
+    ]  # fmt: skip
+    assert rec["data"]["head"] == {"seq": head.seq, "hash": head.hash}
+    # an unwritable destination: a clear message, the earlier CSV untouched, no record
     before = out.read_bytes()
-    with pytest.raises(ExportError, match="cannot write the CSV"):
-        tile_grades_csv(load_grades(log.path), tmp_path / "missing-folder" / "grades.csv")
-    assert out.read_bytes() == before
+    n = len(list(iter_records(log.path)))
+    with pytest.raises(ExportError, match="does not exist"):
+        export(None, "tiles-csv", tmp_path / "missing-folder" / "g.csv", log=log, volume=slide)
+    assert out.read_bytes() == before and len(list(iter_records(log.path))) == n
+
+
+def test_csv_refused_while_proposals_wait_or_without_tile_grades(tmp_path):
+    log = _tile_log(tmp_path)
+    slide = Volume(np.zeros((64, 64), np.uint8), GEOM_2D, {})
+    with pytest.raises(ExportError, match="no tile grades on scale gleason"):
+        export(None, "tiles-csv", tmp_path / "g.csv", log=log, volume=slide, scale="gleason")
+    model = {"name": "m", "version": "1", "sha256": "cd" * 32}
+    add_proposals(log, [ProposalDraft("grade", "3", 0.8, payload={"scale": "isup"})], model)
+    n = len(list(iter_records(log.path)))
+    with pytest.raises(ClinlabelError, match="undecided"):
+        export(None, "tiles-csv", tmp_path / "g.csv", log=log, volume=slide)
+    assert not (tmp_path / "g.csv").exists() and len(list(iter_records(log.path))) == n

@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_clinlabel.core.errors import ExportError, InputError
-from napari_clinlabel.core.log.audit_log import atomic_write_bytes
+from napari_clinlabel.core.errors import InputError
 
 _ID = re.compile(r"^r(\d+)c(\d+)$")
 TILE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
@@ -35,6 +34,11 @@ def parse_tile_id(tid: str) -> tuple[int, int]:
     if not m:
         raise InputError(f"{tid!r} is not a tile id (expected like 'r003c007').")
     return int(m.group(1)), int(m.group(2))
+
+
+def is_tile_id(item: object) -> bool:
+    """True for a tile id (``r003c007``), False for any other grade item (``image``, a UID)."""
+    return bool(_ID.match(str(item)))
 
 
 class TileGrid:
@@ -223,17 +227,16 @@ def grid_from_folder(folder: str | os.PathLike[str]) -> FolderTiles:
     return FolderTiles(paths, rows, cols, first.shape)
 
 
-def tile_grades_csv(
-    grades: dict[Any, Any], path: str | os.PathLike[str], scale: str | None = None
-) -> Path:
-    """Write tile grades as CSV (``item,grade,grader,time``), atomically; returns the path.
+def tile_grades_csv_bytes(grades: dict[Any, Any], scale: str | None = None) -> bytes:
+    """Tile grades as CSV bytes (``item,grade,grader,time``), in reading order.
 
     ``grades`` is :func:`.grading.load_grades` output; only tile items (ids like ``r003c007``)
-    of ``scale`` (default: every scale) are written, in reading order.
+    of ``scale`` (default: every scale) are written. The file itself is written by the export
+    gate (``core.export.gate.export(..., "tiles-csv", ...)``), which logs an ``export`` record.
     """
     rows = []
     for (sc, item), g in grades.items():
-        if (scale is None or sc == scale) and _ID.match(str(item)):
+        if (scale is None or sc == scale) and is_tile_id(item):
             rows.append((parse_tile_id(item), item, g.value, g.grader, g.time))
     rows.sort()
     buf = io.StringIO()
@@ -241,11 +244,4 @@ def tile_grades_csv(
     w.writerow(["item", "grade", "grader", "time"])
     for _, item, value, grader, time in rows:
         w.writerow([item, value, grader, time])
-    out = Path(path)
-    try:
-        atomic_write_bytes(out, buf.getvalue().encode("utf-8"))
-    except OSError as exc:
-        raise ExportError(
-            f"{out}: cannot write the CSV ({exc.strerror}); choose a writable folder."
-        ) from None
-    return out
+    return buf.getvalue().encode("utf-8")

@@ -4,6 +4,6 @@ VOLUME_LABEL_FORMATS = ("nifti", "nrrd", "mha", "dicom-seg")
 PLANE_LABEL_FORMATS = ("png",)  # one 2D image: refused for a volume of several slices
 PHYSICAL_LABEL_FORMATS = ("nifti", "nrrd", "mha")  # declare a spacing: refused without one
 LABEL_FORMATS = VOLUME_LABEL_FORMATS + PLANE_LABEL_FORMATS
-TABLE_FORMATS = ("json", "csv", "coco")
+TABLE_FORMATS = ("json", "csv", "coco", "tiles-csv")  # tiles-csv: per-tile grades (pathology)
 FORMATS = VOLUME_LABEL_FORMATS + TABLE_FORMATS  # what an image of any size can be exported as
 ALL_FORMATS = LABEL_FORMATS + TABLE_FORMATS

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_clinlabel.core.annotate.grading import load_grades
+from napari_clinlabel.core.annotate.tiles import is_tile_id, tile_grades_csv_bytes
 from napari_clinlabel.core.errors import ClinlabelError, ExportError, LogError
 from napari_clinlabel.core.export.formats import (  # noqa: F401 - re-exported
     ALL_FORMATS,
@@ -30,6 +32,7 @@ from napari_clinlabel.core.export.formats import (  # noqa: F401 - re-exported
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import AuditLog, Head, iter_records, sidecar_paths
 from napari_clinlabel.core.log.identity import Actor, current_actor
+from napari_clinlabel.core.log.witness import witness_record
 
 _SUFFIXES = {
     "nifti": (".nii.gz", ".nii"),
@@ -40,6 +43,7 @@ _SUFFIXES = {
     "json": (".json",),
     "csv": (".csv",),
     "coco": (".json",),
+    "tiles-csv": (".csv",),
 }
 
 
@@ -100,36 +104,46 @@ def export(
     schema: Any | None = None,
     include_empty: bool = False,
     expect_labels: np.ndarray | None = None,
+    log: AuditLog | None = None,
+    volume: Volume | None = None,
+    scale: str | None = None,
 ) -> ExportResult:
     """Export the final labels (or boxes/grades) of ``image_path`` as ``fmt`` to ``out``.
 
     ``expect_labels`` (napari writers pass the layer's data) must equal the labels the log
-    replays to; a layer holding changes the log does not know is refused.
+    replays to; a layer holding changes the log does not know is refused. A caller that holds
+    the image's open log and its voxels (a napari widget) passes ``log`` and ``volume``: the
+    ``export`` record is then written through that log, and ``image_path`` may be None.
+    ``scale`` (``tiles-csv``) keeps the grades of one tile scale.
     """
     from napari_clinlabel.core.proposals.lifecycle import require_no_pending
 
     out_path = output_path(fmt, out)
-    log_path = sidecar_paths(image_path)[0]
+    log_path = log.path if log is not None else sidecar_paths(image_path)[0]
     if not log_path.is_file():
         raise ExportError(
-            f"{Path(image_path).name}: no sidecar log ({log_path.name}) beside it, so nothing was "
-            "annotated to export. Open the image, annotate, then export."
+            f"{Path(image_path or log_path).name}: no sidecar log ({log_path.name}) beside it, so "
+            "nothing was annotated to export. Open the image, annotate, then export."
         )
     records = list(iter_records(log_path))
     if fmt in LABEL_FORMATS:
         labels_name = _layer_name(records, labels_name, log_path)
-    volume = _volume_of(image_path, records)
+    volume = volume if volume is not None else _volume_of(image_path, records)
     if fmt in LABEL_FORMATS:
         _check_format_fits(fmt, out_path, volume)
-    who = actor or current_actor(image_path)
+    who = actor or (log.actor if log is not None else current_actor(image_path))
     left_out = require_no_pending(log_path, exclude_pending)
     schema_obj, notes = _schema_of(records, schema, strict=fmt == "dicom-seg")
     schema_ref = schema_obj.ref() if schema_obj is not None else _last_schema_ref(records)
-    log = AuditLog.for_image(image_path, volume.image_ref(), who, schema_ref)
+    own_log = log is None
+    if own_log:
+        log = AuditLog.for_image(image_path, volume.image_ref(), who, schema_ref)
     head = log.head()
     if fmt in LABEL_FORMATS:
         files = _label_outputs(fmt, out_path, log_path, labels_name, volume, schema_obj, head,
                                records, who, include_empty, expect_labels)  # fmt: skip
+    elif fmt == "tiles-csv":
+        files = {out_path: _tile_grades_bytes(log_path, scale)}
     else:
         files = _table_outputs(fmt, out_path, log_path, volume, schema_obj, head)
     outputs = write_outputs_atomically(files)
@@ -142,14 +156,21 @@ def export(
     }
     if fmt in LABEL_FORMATS:
         data["labels"] = labels_name
+    if scale is not None and fmt == "tiles-csv":
+        data["scale"] = scale
     try:
-        rec = log.append("export", {"export": fmt, "layer": labels_name}, data)
+        rec = log.append("export", {"export": fmt, "layer": labels_name}, data, actor=who)
     except LogError:
         for o in outputs:
             o.path.unlink(missing_ok=True)
         raise
     finally:
-        log.close()
+        if own_log:
+            log.close()
+    # the head that includes this export record, beside the outputs and in the witness files
+    # (the side file can only name the head before it: the record lists its digest)
+    anchor = _stem(out_path).with_name(_stem(out_path).name + ".witness.jsonl")
+    witness_record(log_path, rec, "export", extra=[anchor])
     if left_out:
         notes.append(f"{left_out} undecided proposal(s) left out (they are not final labels).")
     return ExportResult(fmt, outputs, rec, int(left_out), notes)
@@ -315,6 +336,17 @@ def _seg_bytes(
     seg = build_seg(labels, volume.geometry, source, schema, prov, creator,
                     include_empty=include_empty)  # fmt: skip
     return seg_bytes(seg)
+
+
+def _tile_grades_bytes(log_path: Path, scale: str | None) -> bytes:
+    """The tile grades in force as CSV; refused when there is none to export."""
+    grades = load_grades(log_path)
+    if not any((scale is None or sc == scale) and is_tile_id(item) for sc, item in grades):
+        raise ExportError(
+            f"{log_path.name}: no tile grades{f' on scale {scale}' if scale else ''} to export; "
+            "grade tiles first."
+        )
+    return tile_grades_csv_bytes(grades, scale)
 
 
 def _table_outputs(
