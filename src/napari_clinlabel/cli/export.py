@@ -30,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--include-empty", action="store_true", help="DICOM SEG: also a segment per unused label"
     )
+    p.add_argument(
+        "--seg-type",
+        choices=("binary", "labelmap"),
+        default="binary",
+        help="DICOM SEG: BINARY (default, widest compatibility) or LABELMAP (one frame per slice)",
+    )
     p.set_defaults(func=run)
 
 
@@ -45,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         labels_name=args.labels,
         schema=args.schema,
         include_empty=args.include_empty,
+        seg_type=args.seg_type,
     )
     for o in res.outputs:
         print(f"{o.path}\t{o.bytes} bytes\tsha256 {o.sha256}")

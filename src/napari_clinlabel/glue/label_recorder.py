@@ -38,6 +38,7 @@ from napari_clinlabel.core.annotate.label_edits import (
 )
 from napari_clinlabel.core.errors import GeometryError, LogError
 from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.glue.layers import LABELS_META
 
 _log = logging.getLogger(__name__)
 HISTORY_LIMIT = 100
@@ -99,7 +100,7 @@ class LabelRecorder:
                 )
                 self.shadow.reshape(-1)[idx] = new
         self.token = uuid.uuid4().hex
-        layer.metadata[_labels_meta_key()] = {"name": name, "token": self.token}
+        layer.metadata[LABELS_META] = {"name": name, "token": self.token}
         _TOKENS[self.token] = self
         layer.events.paint.connect(self._on_paint)
         layer.events.labels_update.connect(self._on_labels_update)
@@ -348,12 +349,6 @@ class LabelRecorder:
         wrap("data_setitem", "setitem")
         layer.undo = self.undo
         layer.redo = self.redo
-
-
-def _labels_meta_key() -> str:
-    from napari_clinlabel.glue.session import LABELS_META
-
-    return LABELS_META
 
 
 def _drop_napari_history(layer: Any) -> None:

@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.volume import Volume
 
+LABELS_META = "clinlabel_labels"  # key of a managed labels layer's own metadata (name, token)
 SOFT_TISSUE_WINDOW = (40.0, 400.0)  # CT centre/width in HU
 _META_ONLY = ("geometry", "shape", "dtype", "leading_axes")
 
@@ -108,8 +110,6 @@ def volume_from_layer(layer: Any) -> Volume:
 
     ``meta["spacing_known"]`` False gives back a :class:`~.core.volume.PixelGeometry`.
     """
-    from napari_clinlabel.core.errors import InputError
-
     meta = dict((getattr(layer, "metadata", None) or {}).get("clinlabel") or {})
     if "geometry" not in meta:
         raise InputError(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from napari.utils.notifications import show_error
 from psygnal import Signal
 
 from napari_clinlabel.core.annotate.label_edits import record_labels_create
+from napari_clinlabel.core.annotate.replay import replay_labels
 from napari_clinlabel.core.errors import (
     ClinlabelError,
     GeometryError,
@@ -28,12 +31,27 @@ from napari_clinlabel.core.errors import (
     PermissionRefused,
 )
 from napari_clinlabel.core.image.volume import voxel_sha256
+from napari_clinlabel.core.log.acting import require_granted
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_paths
 from napari_clinlabel.core.log.identity import ROLES, Actor, Roster, current_actor, find_roster
+from napari_clinlabel.core.log.image_open import image_open_data, record_image_open
+from napari_clinlabel.core.privacy.deid import DeidReport, deidentify
+from napari_clinlabel.core.privacy.phi_scan import Finding, scan_path
+from napari_clinlabel.core.privacy.policy import (
+    DEID,
+    PHI_WARNING,
+    TARGET,
+    PhiDecision,
+    decide,
+    deid_folder,
+    deid_record_data,
+)
+from napari_clinlabel.glue.label_recorder import LabelRecorder, recorder_by_token
+from napari_clinlabel.glue.layers import LABELS_META
 
 _log = logging.getLogger(__name__)
 _SESSIONS: dict[int, Session] = {}
-LABELS_META = "clinlabel_labels"  # key of a managed labels layer's own metadata
+_NEW_SESSION_HOOKS: list[Callable[[Session], None]] = []
 
 
 def get_session(viewer: Any) -> Session:
@@ -45,7 +63,42 @@ def get_session(viewer: Any) -> Session:
         session = Session(viewer)
         _SESSIONS[key] = session
         weakref.finalize(viewer, _SESSIONS.pop, key, None)
+        for hook in list(_NEW_SESSION_HOOKS):
+            hook(session)
+        session.check_open_layers()  # after the hooks: listeners hear about layers already open
     return session
+
+
+def on_new_session(hook: Callable[[Session], None]) -> None:
+    """Call ``hook(session)`` for every session, live and future (e.g. to connect its signals).
+
+    How a view (the PHI guard's notifications) follows the session without the glue importing it.
+    """
+    if hook not in _NEW_SESSION_HOOKS:
+        _NEW_SESSION_HOOKS.append(hook)
+        for session in list(_SESSIONS.values()):
+            hook(session)
+
+
+@dataclass(frozen=True)
+class PhiCheck:
+    """The PHI scan of one image layer as the session decided and logged it.
+
+    ``decision`` is None when the policy could not be applied (``error`` says why); annotation
+    is then refused too. ``inserting``: the layer is being added right now, so a listener that
+    removes a refused layer must wait for the next event-loop turn.
+    """
+
+    layer: Any
+    findings: list[Finding] = field(repr=False)
+    decision: PhiDecision | None
+    error: str | None = None
+    inserting: bool = False
+
+    @property
+    def refused(self) -> bool:
+        """True when nothing may be annotated on this image."""
+        return self.decision is None or self.decision.refused
 
 
 def unwrap(obj: Any) -> Any:
@@ -85,12 +138,15 @@ class Session:
     record_appended = Signal(dict)  # every record appended through this session's logs
     actor_changed = Signal(object)  # the new Actor
     changed = Signal()  # logs opened or layers managed (widgets refresh their summaries)
+    phi_checked = Signal(object)  # a PhiCheck: an opened image holds patient identifiers
 
     def __init__(self, viewer: Any) -> None:
         self._viewer = weakref.ref(viewer)
         self._logs: dict[str, SessionLog] = {}  # image sha256 -> log
         self._schemas: dict[str, dict[str, Any]] = {}  # image sha256 -> schema ref
-        self._recorders: dict[int, Any] = {}  # id(labels layer) -> LabelRecorder
+        self._recorders: dict[int, LabelRecorder] = {}  # id(labels layer) -> its recorder
+        self._phi: dict[str, tuple[list[Finding], PhiDecision | None, str | None]] = {}  # by sha
+        self._phi_layers: dict[int, PhiCheck] = {}  # id(image layer) -> its check
         self._near: dict[str, str | None] = {}  # image sha256 -> image path (for its roster)
         self._chosen = False  # True once the user picked an actor in this session
         self.actor_error: str | None = None
@@ -100,8 +156,6 @@ class Session:
             self._actor, self.actor_error = None, str(exc)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         viewer.layers.events.inserted.connect(self._on_layer_inserted)
-        for layer in list(viewer.layers):
-            self._check_phi(layer)
 
     @property
     def viewer(self) -> Any:
@@ -116,9 +170,9 @@ class Session:
 
     def set_actor(self, actor: Actor, image_layer: Image | None = None) -> None:
         """Act as ``actor`` from now on; the roster (if any) must grant that user the role."""
-        _check_roster(self.roster_for(image_layer), actor)
+        require_granted(self.roster_for(image_layer), actor)
         for near in self._near.values():  # every open image's roster must agree
-            _check_roster(find_roster(near), actor)
+            require_granted(find_roster(near), actor)
         self._actor, self.actor_error, self._chosen = actor, None, True
         for log in self._logs.values():
             log.actor = actor
@@ -144,38 +198,19 @@ class Session:
         return sidecar_paths(base)[0]
 
     def log_for(self, image_layer: Image) -> AuditLog:
-        """The image's log; the first call per image writes its ``image.open`` record."""
+        """The image's log; the first call per image writes its ``image.open`` record.
+
+        Refused (:class:`PermissionRefused`) for an image whose PHI check refused annotation.
+        """
         sha = image_sha256(image_layer)
-        log = self._logs.get(sha)
-        if log is not None:
-            return log
-        if self._actor is None:
-            raise PermissionRefused(f"No one is signed in ({self.actor_error}); nothing is logged.")
-        meta = _meta(image_layer)
-        source = meta.get("source_path")
-        self._adopt_roster(self.roster_for(image_layer))
-        base = Path(source) if source else workspace_dir() / sha
-        log_path, objects = sidecar_paths(base)
-        image_ref = {"uid": meta.get("series_uid"), "sha256": sha}
-        log = SessionLog(log_path, image_ref, self._actor, self._schemas.get(sha), objects)
-        log.on_append = self.record_appended.emit
-        log.append(
-            "image.open",
-            None,
-            {
-                "shape": [int(s) for s in _grid_shape(image_layer)],
-                "dtype": str(meta.get("dtype") or np.dtype(_base(image_layer).dtype).name),
-                "geometry": meta.get("geometry"),
-                "modality": meta.get("modality"),
-                "source": Path(source).name if source else None,
-                # False: the file states no pixel size; sizes on this image are in pixels
-                "spacing_known": meta.get("spacing_known", True) is not False,
-            },
-        )
-        self._logs[sha] = log
-        self._near[sha] = str(source) if source else None
-        self.changed.emit()
-        return log
+        if sha in self._phi and self._phi_refused(sha):
+            _findings, decision, error = self._phi[sha]
+            why = error or "this dataset's policy refuses annotation of identified data"
+            raise PermissionRefused(
+                f"{_display(image_layer)} holds patient identifiers and {why}: de-identify it "
+                "first (the PHI warning offers it, or 'clinlabel deid'). Nothing was recorded."
+            )
+        return self._open_log(image_layer)
 
     def open_log(self, image_layer: Image) -> AuditLog | None:
         """The image's log if this session already opened it, else None (writes nothing)."""
@@ -235,8 +270,6 @@ class Session:
     ) -> Any:
         """Log every later edit of ``labels_layer``; its current content is logged first if new."""
         labels_layer, image_layer = unwrap(labels_layer), unwrap(image_layer)
-        from napari_clinlabel.glue.label_recorder import LabelRecorder
-
         existing = self._recorders.get(id(labels_layer))
         if existing is not None:
             return existing
@@ -317,7 +350,107 @@ class Session:
             _log.error("unexpected error", exc_info=exc)
         show_error(str(exc) or type(exc).__name__)
 
+    # -- patient identifiers --------------------------------------------------------------
+    def check_phi(self, image_layer: Any, inserting: bool = False) -> PhiCheck | None:
+        """Scan a DICOM image layer's source for PHI; decide by roster policy, log, tell listeners.
+
+        Returns None for clean or non-DICOM layers. Each image is scanned and logged
+        (``phi.warning``) once per session; every layer of it is told through
+        :attr:`phi_checked`. A refused image gets no log from :meth:`log_for`.
+        """
+        image_layer = unwrap(image_layer)
+        known = self._phi_layers.get(id(image_layer))
+        if known is not None and known.layer is image_layer:
+            return known
+        meta = _meta(image_layer)
+        src = meta.get("source_path")
+        if not src or not meta.get("series_uid") or not Path(src).exists():
+            return None  # not DICOM (NIfTI etc. carry no DICOM attributes once read)
+        sha = image_sha256(image_layer)
+        if sha not in self._phi:
+            findings = scan_path(src)
+            if not findings:
+                return None
+            self._phi[sha] = self._decide_phi(image_layer, findings)
+        findings, decision, error = self._phi[sha]
+        check = PhiCheck(image_layer, findings, decision, error, inserting)
+        self._phi_layers[id(image_layer)] = check
+        self.phi_checked.emit(check)
+        return check
+
+    def check_open_layers(self) -> None:
+        """PHI-check every layer already in the viewer (a session made after images opened)."""
+        viewer = self.viewer
+        for layer in list(viewer.layers) if viewer is not None else ():
+            self._check_phi(layer, inserting=False)
+
+    def deidentify(
+        self, image_layer: Any, parent: str | os.PathLike[str]
+    ) -> tuple[Path, DeidReport]:
+        """De-identify the layer's DICOM source into a new folder under ``parent``; log ``deid``.
+
+        Returns the new folder and the report. Logged even when annotation of the image was
+        refused (the de-identification is what the refusal asks for).
+        """
+        image_layer = unwrap(image_layer)
+        src = _meta(image_layer).get("source_path")
+        if not src:
+            raise InputError(f"{_display(image_layer)}: no DICOM file or folder to de-identify.")
+        out = deid_folder(parent)
+        report = deidentify(src, out)
+        self._open_log(image_layer).append(DEID, dict(TARGET), deid_record_data(report, out))
+        return out, report
+
     # -- internals -----------------------------------------------------------------------
+    def _open_log(self, image_layer: Image) -> AuditLog:
+        """The image's log (writing ``image.open`` first), whatever its PHI check said."""
+        sha = image_sha256(image_layer)
+        log = self._logs.get(sha)
+        if log is not None:
+            return log
+        if self._actor is None:
+            raise PermissionRefused(f"No one is signed in ({self.actor_error}); nothing is logged.")
+        meta = _meta(image_layer)
+        source = meta.get("source_path")
+        self._adopt_roster(self.roster_for(image_layer))
+        base = Path(source) if source else workspace_dir() / sha
+        log_path, objects = sidecar_paths(base)
+        image_ref = {"uid": meta.get("series_uid"), "sha256": sha}
+        log = SessionLog(log_path, image_ref, self._actor, self._schemas.get(sha), objects)
+        log.on_append = self.record_appended.emit
+        opened = image_open_data(
+            _grid_shape(image_layer),
+            meta.get("dtype") or _base(image_layer).dtype,
+            geometry=meta.get("geometry"),
+            modality=meta.get("modality"),
+            source=source,
+            spacing_known=meta.get("spacing_known", True) is not False,
+        )
+        record_image_open(log, opened, near=source)
+        self._logs[sha] = log
+        self._near[sha] = str(source) if source else None
+        self.changed.emit()
+        return log
+
+    def _decide_phi(
+        self, image_layer: Image, findings: list[Finding]
+    ) -> tuple[list[Finding], PhiDecision | None, str | None]:
+        """Apply the roster's policy and log ``phi.warning``; a failure refuses (and says why)."""
+        try:
+            decision = decide(findings, self.roster_for(image_layer))
+        except ClinlabelError as exc:
+            return findings, None, f"its PHI policy cannot be read ({exc})"
+        try:
+            log = self._open_log(image_layer)
+            log.append(PHI_WARNING, dict(TARGET), decision.record_data())
+        except ClinlabelError as exc:
+            return findings, None, f"its PHI warning cannot be logged ({exc})"
+        return findings, decision, None
+
+    def _phi_refused(self, sha: str) -> bool:
+        _findings, decision, _error = self._phi[sha]
+        return decision is None or decision.refused
+
     def _adopt_roster(self, roster: Roster | None) -> None:
         """Check the actor against an image's roster; until the user chose, take its name/role."""
         assert self._actor is not None
@@ -329,7 +462,7 @@ class Session:
                 name = str(roster.users[actor.id].get("name", actor.id))
                 if (name, role) != (actor.name, actor.role):
                     actor = Actor(actor.id, name, role)
-        _check_roster(roster, actor)
+        require_granted(roster, actor)
         if actor != self._actor:
             self._actor = actor
             for log in self._logs.values():
@@ -357,26 +490,21 @@ class Session:
 
     def _on_layer_inserted(self, event: Any) -> None:
         layer = event.value
+        check = self._check_phi(layer, inserting=True)
+        if check is not None and check.refused:
+            return  # phi.warning (after image.open) is logged; nothing else may be
         if _meta(layer).get("sha256") and layer.__class__.__name__ == "Image":
             try:  # opening is an action too: image.open now, not at the first edit
                 self.log_for(layer)
             except ClinlabelError as exc:  # e.g. read-only folder: view, but say it
                 self.report_error(exc)
-        self._check_phi(layer)
 
-    def _check_phi(self, layer: Any) -> None:
-        """DICOM holding PHI: warn with a one-click de-identify, or refuse by roster policy."""
-        if not _meta(layer).get("series_uid"):
-            return
-        from napari_clinlabel._widgets.phi_guard import check_layer_for_phi
-
-        viewer = self.viewer
-        if viewer is None:
-            return
+    def _check_phi(self, layer: Any, inserting: bool) -> PhiCheck | None:
         try:
-            check_layer_for_phi(viewer, layer, defer_removal=True)
+            return self.check_phi(layer, inserting=inserting)
         except ClinlabelError as exc:  # the scan itself failed: say so, keep the image open
             self.report_error(exc)
+            return None
 
     def _on_layer_removed(self, event: Any) -> None:
         recorder = self._recorders.pop(id(event.value), None)
@@ -391,8 +519,6 @@ class Session:
 
 def record_save_for_layer_meta(meta: dict[str, Any], path: str | os.PathLike[str]) -> dict | None:
     """For writers (which get layer metadata, not the layer): log the save of a managed layer."""
-    from napari_clinlabel.glue.label_recorder import recorder_by_token
-
     token = (meta.get("metadata") or meta).get(LABELS_META, {}).get("token")
     recorder = recorder_by_token(token)
     return None if recorder is None else recorder.record_save(path)
@@ -411,6 +537,12 @@ def _meta(layer: Any) -> dict[str, Any]:
     return dict(layer.metadata.get("clinlabel") or {}) if layer is not None else {}
 
 
+def _display(layer: Any) -> str:
+    """A PHI-free name for messages: the file name, else the layer name."""
+    src = _meta(layer).get("source_path")
+    return repr(Path(src).name if src else str(layer.name))
+
+
 def _base(image_layer: Any) -> Any:
     return image_layer.data[0] if image_layer.multiscale else image_layer.data
 
@@ -418,21 +550,6 @@ def _base(image_layer: Any) -> Any:
 def _grid_shape(image_layer: Any) -> tuple[int, ...]:
     shape = tuple(_base(image_layer).shape)
     return shape[:-1] if image_layer.rgb else shape
-
-
-def _check_roster(roster: Roster | None, actor: Actor) -> None:
-    if roster is None or not roster.users:
-        return
-    granted = roster.roles_of(actor.id)
-    if not granted:
-        raise PermissionRefused(
-            f"{roster.path}: user {actor.id!r} is not in the roster; ask the dataset owner to add "
-            "you."
-        )
-    if actor.role not in granted:
-        raise PermissionRefused(
-            f"{roster.path}: user {actor.id!r} may act as {', '.join(granted)}, not {actor.role!r}."
-        )
 
 
 def _logged_labels(log: AuditLog, name: str) -> np.ndarray | None:
@@ -443,10 +560,17 @@ def _logged_labels(log: AuditLog, name: str) -> np.ndarray | None:
             break
     else:
         return None
-    from napari_clinlabel.core.annotate.replay import replay_labels
-
     state = replay_labels(log.path, objects=log.objects.folder).labels.get(name)
     return None if state is None else np.ascontiguousarray(state)
 
 
-__all__ = ["Session", "SessionLog", "get_session", "image_sha256", "workspace_dir"]
+__all__ = [
+    "LABELS_META",
+    "PhiCheck",
+    "Session",
+    "SessionLog",
+    "get_session",
+    "image_sha256",
+    "on_new_session",
+    "workspace_dir",
+]

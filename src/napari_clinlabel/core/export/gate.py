@@ -40,6 +40,7 @@ _SUFFIXES = {
     "mha": (".mha",),
     "png": (".png",),
     "dicom-seg": (".dcm",),
+    "dicom-sr": (".dcm",),
     "json": (".json",),
     "csv": (".csv",),
     "coco": (".json",),
@@ -104,6 +105,7 @@ def export(
     schema: Any | None = None,
     include_empty: bool = False,
     expect_labels: np.ndarray | None = None,
+    seg_type: str = "binary",
     log: AuditLog | None = None,
     volume: Volume | None = None,
     scale: str | None = None,
@@ -141,9 +143,13 @@ def export(
     head = log.head()
     if fmt in LABEL_FORMATS:
         files = _label_outputs(fmt, out_path, log_path, labels_name, volume, schema_obj, head,
-                               records, who, include_empty, expect_labels)  # fmt: skip
+                               records, who, include_empty, expect_labels, seg_type)  # fmt: skip
     elif fmt == "tiles-csv":
         files = {out_path: _tile_grades_bytes(log_path, scale)}
+    elif fmt == "dicom-sr":
+        from napari_clinlabel.core.export.sr import sr_from_log
+
+        files = {out_path: sr_from_log(log_path, volume, records)}
     else:
         files = _table_outputs(fmt, out_path, log_path, volume, schema_obj, head)
     outputs = write_outputs_atomically(files)
@@ -284,7 +290,7 @@ def _final_labels(log_path: Path, labels_name: str, shape: tuple[int, ...]) -> n
 def _label_outputs(
     fmt: str, out: Path, log_path: Path, labels_name: str, volume: Volume, schema: Any,
     head: Head, records: list[dict[str, Any]], who: Actor, include_empty: bool,
-    expect: np.ndarray | None,
+    expect: np.ndarray | None, seg_type: str = "binary",
 ) -> dict[Path, bytes]:  # fmt: skip
     from napari_clinlabel.core.export import labelmap as lm
 
@@ -297,7 +303,7 @@ def _label_outputs(
         )
     if fmt == "dicom-seg":
         return {out: _seg_bytes(labels, log_path, labels_name, volume, schema, records, who,
-                                include_empty)}  # fmt: skip
+                                include_empty, seg_type)}  # fmt: skip
     data = lm.render_labelmap(labels, volume.geometry, lm.suffix_for(fmt, out))
     side = lm.side_file(labels, volume.geometry, schema, head.to_dict(), volume.sha256,
                         labels_name, out.name)  # fmt: skip
@@ -306,7 +312,7 @@ def _label_outputs(
 
 def _seg_bytes(
     labels: np.ndarray, log_path: Path, labels_name: str, volume: Volume, schema: Any,
-    records: list[dict[str, Any]], who: Actor, include_empty: bool,
+    records: list[dict[str, Any]], who: Actor, include_empty: bool, seg_type: str = "binary",
 ) -> bytes:  # fmt: skip
     from napari_clinlabel.core.annotate.provenance import summarize, walk_provenance
     from napari_clinlabel.core.export.seg import build_seg, seg_bytes, source_series_datasets
@@ -334,7 +340,7 @@ def _seg_bytes(
         wanted = set(sops)
         source = [ds for ds in source if str(ds.SOPInstanceUID) in wanted]
     seg = build_seg(labels, volume.geometry, source, schema, prov, creator,
-                    include_empty=include_empty)  # fmt: skip
+                    include_empty=include_empty, seg_type=seg_type)  # fmt: skip
     return seg_bytes(seg)
 
 
