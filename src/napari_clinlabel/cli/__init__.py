@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "info",
     "log",
     "keys",
+    "roster",
     "prelabel",
     "export",
     "phi",
@@ -33,7 +34,8 @@ SUBCOMMAND_MODULES = (
 # the command each module registers, so a run imports only the module it needs (``clinlabel log
 # verify`` need not load SimpleITK, scipy or torch); a test checks it against the modules
 COMMAND_MODULES = {
-    "demo": "demo", "info": "info", "log": "log", "keys": "keys", "prelabel": "prelabel",
+    "demo": "demo", "info": "info", "log": "log", "keys": "keys", "roster": "roster",
+    "prelabel": "prelabel",
     "export": "export", "phi-scan": "phi", "deid": "phi", "agreement": "agreement",
     "gold-panel": "gold", "report": "report", "pacs": "pacs",
 }  # fmt: skip

@@ -30,10 +30,12 @@ def run_init(args: argparse.Namespace) -> int:
 
     user = args.user or os.environ.get("CLINLABEL_USER") or login_name()
     path, pub = init_keys(user, args.folder)
-    print(f"private key: {path} (mode 0600; keep it private, back it up)")
+    print(f"private key: {path} (mode 0600 in a 0700 folder; keep it private, back it up)")
     print(f"public key:  {pub}")
     print("add to clinlabel-roster.toml under this user's entry:")
     print("[[users]]")
     print(f'id = "{user}"')
     print(f'public_key = "{pub}"')
+    print("(the dataset owner puts the same id and key under [owner], then runs "
+          "'clinlabel roster sign ROSTER')")  # fmt: skip
     return 0

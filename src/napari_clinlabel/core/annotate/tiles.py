@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from napari_clinlabel.core.errors import InputError
+from napari_clinlabel.core.safe_text import csv_row
 
 _ID = re.compile(r"^r(\d+)c(\d+)$")
 TILE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
@@ -243,5 +244,5 @@ def tile_grades_csv_bytes(grades: dict[Any, Any], scale: str | None = None) -> b
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["item", "grade", "grader", "time"])
     for _, item, value, grader, time in rows:
-        w.writerow([item, value, grader, time])
+        w.writerow(csv_row([item, value, grader, time]))
     return buf.getvalue().encode("utf-8")

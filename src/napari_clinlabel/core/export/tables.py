@@ -35,6 +35,7 @@ from napari_clinlabel.core.annotate.tiles import TileGrid, parse_tile_id
 from napari_clinlabel.core.errors import ExportError
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.volume import spacing_known
+from napari_clinlabel.core.safe_text import csv_row
 
 BOX_COLUMNS = [
     "id", "class", "confidence", "attributes", "slice_first", "slice_last",
@@ -115,13 +116,13 @@ def boxes_csv(boxes: Iterable[LesionBox], geometry: Geometry) -> bytes:
         r = box_row(b, geometry)
         lo, hi, wl, wh, size, size_px = r["_flat"]
         attrs = ";".join(f"{k}={v}" for k, v in sorted(r["attributes"].items()))
-        w.writerow(
+        w.writerow(csv_row(
             [r["id"], r["class"], _blank(r["confidence"]), attrs, _blank(r["slice_first"]),
              _blank(r["slice_last"]), *lo, *hi, *(_mm(v) for v in wl), *(_mm(v) for v in wh),
              *(_mm(v) for v in size), _blank(r["volume_ml"]), r["confirmed_by"] or "",
              r["model"] or "", *(round(v, 4) for v in size_px),
              "true" if r["spacing_known"] else "false"]
-        )  # fmt: skip
+        ))  # fmt: skip
     return buf.getvalue().encode("utf-8")
 
 
@@ -148,7 +149,7 @@ def grades_csv(grades: Iterable[Grade]) -> bytes:
     w.writerow(GRADE_COLUMNS)
     for g in grades:
         d = grade_obj(g)
-        w.writerow([d[c] for c in GRADE_COLUMNS])
+        w.writerow(csv_row([d[c] for c in GRADE_COLUMNS]))
     return buf.getvalue().encode("utf-8")
 
 

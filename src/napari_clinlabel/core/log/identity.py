@@ -1,7 +1,15 @@
-"""Who is acting: the OS login, ``CLINLABEL_USER``/``CLINLABEL_ROLE``, or the dataset roster."""
+"""Who is acting: the OS login, ``CLINLABEL_USER``/``CLINLABEL_ROLE``, or the dataset roster.
+
+Authority: roles come from the dataset roster (``clinlabel-roster.toml``) only when the owner
+named in its ``[owner]`` table signed it (``<roster>.sig``, Ed25519 over ``ROSTER_DOMAIN`` + the
+file's bytes); otherwise nobody acts above annotator. Ids that share a ``person`` value or a
+public key are one person.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import getpass
 import os
 import tomllib
@@ -9,10 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from napari_clinlabel.core.errors import ClinlabelError
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from napari_clinlabel.core.errors import ClinlabelError, PermissionRefused
 
 ROLES = ("annotator", "reviewer", "adjudicator")
 ROSTER_NAME = "clinlabel-roster.toml"
+ROSTER_DOMAIN = b"clinlabel-roster/1\n"  # first line of what a roster's owner signs
 
 
 @dataclass(frozen=True)
@@ -44,33 +56,130 @@ class Actor:
 
 @dataclass
 class Roster:
-    """Users, their roles and public keys, and the dataset policy (``clinlabel-roster.toml``)."""
+    """Users, their roles and public keys, the owner and the policy (``clinlabel-roster.toml``).
+
+    A roster grants roles only when its ``[owner]`` signed it (``<roster>.sig``, made by
+    ``clinlabel roster sign``): an unsigned roster grants nothing beyond annotator.
+    """
 
     path: Path | None = None
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=dict)
+    owner: dict[str, str] | None = None  # {"id", "public_key"}
+    signed: bool = False
+    unsigned_why: str = "no [owner] table"
 
-    def roles_of(self, user_id: str) -> list[str]:
-        """Roles the roster grants ``user_id`` (empty when the user is not listed)."""
+    def listed_roles(self, user_id: str) -> list[str]:
+        """Roles the roster file lists for ``user_id``, signed or not."""
         u = self.users.get(user_id)
         if u is None:
             return []
         roles = u.get("roles") or [u.get("role", "annotator")]
         return [str(r) for r in roles]
 
+    def roles_of(self, user_id: str) -> list[str]:
+        """Roles the roster grants ``user_id``: as listed when the owner signed it, else only
+        annotator (empty when the user is not listed)."""
+        listed = self.listed_roles(user_id)
+        if self.signed or not listed:
+            return listed
+        return ["annotator"]
+
     def public_key(self, user_id: str) -> str | None:
         """Base64 raw Ed25519 public key of ``user_id`` (None when not listed)."""
         u = self.users.get(user_id)
         return None if u is None else u.get("public_key")
 
+    def public_keys(self, user_id: str) -> set[str]:
+        """Every key listed for ``user_id`` (``public_key`` and ``public_keys``)."""
+        u = self.users.get(user_id) or {}
+        keys = [u.get("public_key"), *list(u.get("public_keys") or [])]
+        return {str(k) for k in keys if k}
+
+    def person_of(self, user_id: str) -> str:
+        """The person behind ``user_id``: ids that share a ``person`` value or a public key are
+        one person (so a reader cannot adjudicate their own read under a second id)."""
+        return self._people().get(user_id, f"id:{user_id}")
+
+    def _people(self) -> dict[str, str]:
+        parent = {uid: uid for uid in self.users}
+
+        def root(x: str) -> str:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        seen: dict[str, str] = {}
+        for uid, u in self.users.items():
+            marks = [f"key:{k}" for k in self.public_keys(uid)]
+            if u.get("person"):
+                marks.append(f"person:{u['person']}")
+            for m in marks:
+                if m in seen:
+                    parent[root(uid)] = root(seen[m])
+                else:
+                    seen[m] = uid
+        return {uid: f"id:{root(uid)}" for uid in self.users}
+
+    def authority(self) -> str:
+        """One line: which roster, whether its owner signed it, and the owner's key."""
+        if self.path is None:
+            return "no roster"
+        if self.signed and self.owner:
+            return (f"roster {self.path} signed by its owner {self.owner['id']!r} "
+                    f"(key {self.owner['public_key'][:12]}…)")  # fmt: skip
+        return f"roster {self.path} NOT signed by its owner ({self.unsigned_why}): annotator only"
+
+
+def signature_path(roster_path: str | os.PathLike[str]) -> Path:
+    """Where the owner's signature of a roster lies: ``<roster>.sig`` beside it."""
+    p = Path(roster_path)
+    return p.with_name(p.name + ".sig")
+
+
+def roster_statement(roster_bytes: bytes) -> bytes:
+    """The bytes the owner signs: a domain line, then the roster file's exact bytes."""
+    return ROSTER_DOMAIN + roster_bytes
+
+
+def _check_owner_signature(p: Path, raw: bytes, owner: dict[str, str] | None) -> str:
+    """Empty when ``owner`` signed the roster bytes ``raw``; else why not."""
+    if owner is None:
+        return "no [owner] table"
+    sig_path = signature_path(p)
+    try:
+        sig_text = sig_path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return f"no signature file {sig_path.name}"
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"signature file {sig_path.name} unreadable ({exc})"
+    try:
+        pub = Ed25519PublicKey.from_public_bytes(
+            base64.b64decode(owner["public_key"], validate=True)
+        )
+        pub.verify(base64.b64decode(sig_text, validate=True), roster_statement(raw))
+    except (InvalidSignature, ValueError, binascii.Error):
+        return (
+            f"{sig_path.name} is not the owner's signature of this roster (changed since signed?)"
+        )
+    return ""
+
 
 def load_roster(path: str | os.PathLike[str]) -> Roster:
-    """Read a roster TOML file; errors name the file and the problem."""
+    """Read a roster TOML file and check its owner's signature; errors name the file."""
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = p.read_bytes()
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ClinlabelError(f"{p}: roster file not found; check CLINLABEL_ROSTER.") from None
+    except IsADirectoryError:
+        raise ClinlabelError(
+            f"{p}: is a folder, not a roster file; give clinlabel-roster.toml."
+        ) from None
+    except UnicodeDecodeError:
+        raise ClinlabelError(f"{p}: roster is not UTF-8 text; fix the file.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ClinlabelError(f"{p}: roster is not valid TOML ({exc}); fix the file.") from None
     users: dict[str, dict[str, Any]] = {}
@@ -88,27 +197,86 @@ def load_roster(path: str | os.PathLike[str]) -> Roster:
                     f"{p}: user {u['id']!r} has unknown role {r!r}; use one of {', '.join(ROLES)}."
                 )
         users[str(u["id"])] = dict(u)
-    return Roster(p, users, dict(data.get("policy", {})))
+    owner = _owner_table(p, data.get("owner"))
+    why = _check_owner_signature(p, raw, owner)
+    return Roster(p, users, dict(data.get("policy", {})), owner, not why, why or "")
+
+
+def _owner_table(p: Path, owner: Any) -> dict[str, str] | None:
+    if owner is None:
+        return None
+    if not isinstance(owner, dict) or not owner.get("id") or not owner.get("public_key"):
+        raise ClinlabelError(
+            f"{p}: [owner] needs id and public_key (the key 'clinlabel keys init' printed); fix it."
+        )
+    key = str(owner["public_key"])
+    try:
+        ok = len(base64.b64decode(key, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok:
+        raise ClinlabelError(
+            f"{p}: [owner] public_key is not a base64 Ed25519 key; paste the one 'clinlabel keys "
+            "init' printed."
+        )
+    return {"id": str(owner["id"]), "public_key": key}
+
+
+def roster_file_near(near: str | os.PathLike[str] | None) -> Path | None:
+    """The dataset's ``clinlabel-roster.toml`` beside ``near`` or one folder up, if any."""
+    if near is None:
+        return None
+    p = Path(near)
+    folder = p if p.is_dir() else p.parent
+    for cand in (folder / ROSTER_NAME, folder.parent / ROSTER_NAME):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _dataset_roster(near: str | os.PathLike[str] | None) -> Roster | None:
+    path = roster_file_near(near)
+    return None if path is None else load_roster(path)
 
 
 def find_roster(near: str | os.PathLike[str] | None = None) -> Roster | None:
-    """The roster named by ``CLINLABEL_ROSTER``, else ``clinlabel-roster.toml`` beside ``near``."""
+    """The roster named by ``CLINLABEL_ROSTER``, else ``clinlabel-roster.toml`` beside ``near``.
+
+    ``CLINLABEL_ROSTER`` may name only a roster its owner signed, and one with the same owner as
+    the dataset's roster beside ``near`` when there is one; anything else is refused.
+    """
     env = os.environ.get("CLINLABEL_ROSTER")
-    if env:
-        return load_roster(env)
-    if near is not None:
-        p = Path(near)
-        folder = p if p.is_dir() else p.parent
-        for cand in (folder / ROSTER_NAME, folder.parent / ROSTER_NAME):
-            if cand.is_file():
-                return load_roster(cand)
-    return None
+    dataset = _dataset_roster(near)
+    if not env:
+        return dataset
+    roster = load_roster(env)
+    if not roster.signed:
+        raise PermissionRefused(
+            f"{env}: CLINLABEL_ROSTER names a roster its owner did not sign ({roster.unsigned_why}); "
+            f"it is not used. Unset CLINLABEL_ROSTER, or the owner runs 'clinlabel roster sign {env}'."
+        )
+    if dataset is not None and dataset.owner != roster.owner:
+        raise PermissionRefused(
+            f"{env}: CLINLABEL_ROSTER's owner is not the owner of the dataset roster "
+            f"{dataset.path}; it is not used. Unset CLINLABEL_ROSTER."
+        )
+    return roster
+
+
+def owner_pin(near: str | os.PathLike[str] | None = None) -> dict[str, str] | None:
+    """The owner to pin in a new log's first record (``data["owner"]`` of ``image.open``):
+    ``{"id", "public_key"}`` of the signed roster in force for ``near``, else None."""
+    roster = find_roster(near)
+    if roster is None or not roster.signed or roster.owner is None:
+        return None
+    return dict(roster.owner)
 
 
 def current_actor(near: str | os.PathLike[str] | None = None, role: str | None = None) -> Actor:
     """The human acting now: env vars, else OS login; the roster (if any) names and checks roles.
 
-    ``role`` asks for a specific role (e.g. adjudicator); it must be one the roster grants.
+    ``role`` asks for a specific role (e.g. adjudicator); it must be one a roster signed by its
+    owner grants. Without such a roster nobody acts above annotator.
     """
     user_id = os.environ.get("CLINLABEL_USER") or login_name()
     wanted = role or os.environ.get("CLINLABEL_ROLE")
@@ -117,7 +285,7 @@ def current_actor(near: str | os.PathLike[str] | None = None, role: str | None =
     if roster is not None and roster.users:
         granted = roster.roles_of(user_id)
         if not granted:
-            raise ClinlabelError(
+            raise PermissionRefused(
                 f"{roster.path}: user {user_id!r} is not in the roster; ask the dataset owner to "
                 "add you."
             )
@@ -125,10 +293,24 @@ def current_actor(near: str | os.PathLike[str] | None = None, role: str | None =
         if wanted is None:
             wanted = granted[0]
         elif wanted not in granted:
-            raise ClinlabelError(
-                f"{roster.path}: user {user_id!r} may act as {', '.join(granted)}, not {wanted!r}."
-            )
+            raise PermissionRefused(_not_granted(roster, user_id, wanted))
+    elif wanted not in (None, "annotator"):
+        raise PermissionRefused(_not_granted(roster, user_id, wanted))
     return Actor(user_id, name, wanted or "annotator")
+
+
+def _not_granted(roster: Roster | None, user_id: str, wanted: str) -> str:
+    """Why ``user_id`` may not act as ``wanted`` (one line naming the roster and the fix)."""
+    if roster is None:
+        return (f"{user_id!r} may not act as {wanted}: no roster signed by its owner is in force "
+                "here, and without one nobody acts above annotator (put the dataset's signed "
+                f"{ROSTER_NAME} beside the images; see 'clinlabel roster sign').")  # fmt: skip
+    if not roster.signed and wanted in roster.listed_roles(user_id):
+        return (f"{roster.path}: not signed by its owner ({roster.unsigned_why}), so it grants "
+                f"{user_id!r} nothing beyond annotator; the owner runs 'clinlabel roster sign "
+                f"{roster.path}'.")  # fmt: skip
+    return (f"{roster.path}: user {user_id!r} may act as {', '.join(roster.roles_of(user_id))}, "
+            f"not {wanted!r}.")  # fmt: skip
 
 
 def login_name() -> str:

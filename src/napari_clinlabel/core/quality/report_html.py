@@ -17,6 +17,7 @@ import numpy as np
 
 from napari_clinlabel.core.quality.metrics import distance_units
 from napari_clinlabel.core.quality.report import ORIGINS, DatasetReport
+from napari_clinlabel.core.safe_text import plot_text
 
 __all__ = ["render_html"]
 
@@ -82,8 +83,9 @@ def _bar(title: str, counts: dict[str, int], color: str = "#4c78a8") -> str:
     ax = fig.add_subplot()
     keys = list(counts)
     ax.bar(range(len(keys)), [counts[k] for k in keys], color=color)
-    ax.set_xticks(range(len(keys)), keys, rotation=30, ha="right", fontsize=8)
-    ax.set_title(title, fontsize=10)
+    ticks = [plot_text(k) for k in keys]
+    ax.set_xticks(range(len(keys)), ticks, rotation=30, ha="right", fontsize=8)
+    ax.set_title(plot_text(title), fontsize=10)
     ax.set_ylabel("count")
     ax.yaxis.get_major_locator().set_params(integer=True)  # counts: no 0.2 ticks
     return _png(fig)
@@ -100,9 +102,9 @@ def _distribution(title: str, by_label: dict[str, list[float]], ylabel: str) -> 
         ax.scatter(
             i + rng.uniform(-0.12, 0.12, len(d)), d, s=12, alpha=0.7, color="#f58518", zorder=3
         )
-    ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
-    ax.set_title(title, fontsize=10)
-    ax.set_ylabel(ylabel)
+    ax.set_xticks(range(1, len(labels) + 1), [plot_text(k) for k in labels], fontsize=8)
+    ax.set_title(plot_text(title), fontsize=10)
+    ax.set_ylabel(plot_text(ylabel))
     return _png(fig)
 
 
@@ -115,11 +117,12 @@ def _confusion(title: str, cm: list[list[int]], values: list[str], a: str, b: st
         if n:
             ax.text(j, i, str(n), ha="center", va="center", fontsize=8,
                     color="white" if n > m.max() / 2 else "black")  # fmt: skip
-    ax.set_xticks(range(len(values)), values, fontsize=8)
-    ax.set_yticks(range(len(values)), values, fontsize=8)
-    ax.set_xlabel(b)
-    ax.set_ylabel(a)
-    ax.set_title(title, fontsize=10)
+    ticks = [plot_text(v) for v in values]
+    ax.set_xticks(range(len(values)), ticks, fontsize=8)
+    ax.set_yticks(range(len(values)), ticks, fontsize=8)
+    ax.set_xlabel(plot_text(b))
+    ax.set_ylabel(plot_text(a))
+    ax.set_title(plot_text(title), fontsize=10)
     return _png(fig)
 
 
