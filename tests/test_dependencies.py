@@ -162,3 +162,15 @@ def test_runtime_dependencies_are_all_imported_by_the_package():
         if area == "src":
             used |= {_norm(d) for d in dists.get(mod, [mod])}
     assert runtime - used == set(), f"declared but never imported by src/: {sorted(runtime - used)}"
+
+
+def test_ci_runs_readme_test_command_verbatim():
+    """.ci/run runs README's test command as written, in a virtualenv it creates afresh."""
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```bash\n(pip install torch[^\n]*pytest[^\n]*)\n```", readme)
+    assert len(commands) == 1, commands
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert commands[0] in ci.splitlines()
+    assert "-m venv .ci-venv" in ci and "source .ci-venv/bin/activate" in ci
+    assert ci.index("source .ci-venv/bin/activate") < ci.index(commands[0])
+    assert "/.ci-venv/" in (ROOT / ".gitignore").read_text().splitlines()
