@@ -27,7 +27,7 @@ def test_scan_then_deid_then_clean(tmp_path, capsys):
         assert v not in out
     assert main(["phi-scan", str(src), "--json"]) == 1
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert {"file", "where", "hint"} == set(rows[0])
+    assert {"file", "where", "hint", "kind"} == set(rows[0])
     assert (
         main(["deid", str(src), str(tmp_path / "clean"), "--uid-map", str(tmp_path / "m.json")])
         == 0

@@ -110,7 +110,8 @@ def test_nothing_left_geometry_and_pixels_identical(tmp_path):
     assert not (old_uids & sops)
     rep = json.loads((out / REPORT_NAME).read_text())
     actions = {(c["tag"].split(" ", 2)[-1], c["action"]) for c in rep["changes"]}
-    assert ("PatientName", "Z") in actions and ("InstitutionName", "X") in actions
+    # Table E.1-1: PatientName Z; InstitutionName X/Z/D, written as the IOD-safe dummy (D)
+    assert ("PatientName", "Z") in actions and ("InstitutionName", "D") in actions
     assert ("SOPInstanceUID", "U") in actions
     assert rep["private_tags_removed"] > 0 and rep["uid_map_written"] is False
     assert not any(v in (out / REPORT_NAME).read_text() for v in PHI.values())

@@ -1,17 +1,20 @@
 """PHI scan: what in a file or folder could identify a patient, reported without the PHI itself.
 
-Per file: attributes of the DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile
-present with a value (names, IDs, dates, times, institution, device serials, free-text
-descriptions, addresses, physicians, operators, …; nested sequences included), private tags,
-``BurnedInAnnotation`` YES, PHI-looking file and folder names (dates, MRN-like digit runs,
-``Last^First`` names, the file's own PatientName/PatientID), NIfTI header text fields (``descrip``,
-``aux_file``, ``intent_name``, ``db_name``, extensions; read from the 348-byte header) and NRRD/MHA
-header keys copied from DICOM (``0010|0010`` …). A finding names the tag or field and carries a
-masked hint (``'J***' (8 chars)``), never the value.
+Per DICOM file (header-less ones included): every attribute of DICOM PS3.15 Table E.1-1
+(:mod:`.table`, the whole current table; nested sequences and DICOMDIR records included) that
+holds a value the Basic Profile would remove, empty or replace — except the dummies de-identification
+writes and what the file's own DeidentificationMethodCodeSequence declares kept (113107 shifted
+dates, 113108 patient characteristics, 113109 device identity); private tags; burned-in text:
+BurnedInAnnotation YES, and on images at risk (:func:`.burned_in.risk`) the words Tesseract reads
+in the pixels. Also PHI-looking file and folder names (dates, MRN-like digit runs, ``Last^First``
+names, the file's own PatientName/PatientID), NIfTI header text fields (``descrip``, ``aux_file``,
+``intent_name``, ``db_name``, extensions) and NRRD/MHA header keys copied from DICOM (``0010|0010``
+…). UIDs (action ``U``) are replaced by :mod:`.deid` and are not findings here.
 
-The profile table (:data:`PROFILE`) maps DICOM keywords to the Basic Profile action: ``X`` remove,
-``Z`` empty, ``D`` dummy. Tags come from pydicom's data dictionary. UIDs (action ``U``) are handled
-by rule in :mod:`.deid` (every non-standard UID is replaced) and are not findings here.
+A finding names the tag or field and carries a masked hint (``'J***' (8 chars)``), never the value.
+Its ``kind`` is ``"phi"``, or ``"unreadable"`` for a DICOM file that could not be parsed in full,
+or whose pixels could not be checked for burned-in text (OCR missing, pixels undecodable): such a
+file is never called clean.
 """
 
 from __future__ import annotations
@@ -24,62 +27,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
-_Z = """PatientName PatientID PatientBirthDate PatientSex StudyDate StudyTime ReferringPhysicianName
-StudyID AccessionNumber ContentDate ContentTime ContentCreatorName"""
-_D = """VerifyingObserverName PersonName"""
-_X = """PatientBirthName PatientBirthTime OtherPatientNames OtherPatientIDs OtherPatientIDsSequence
-PatientMotherBirthName IssuerOfPatientID MedicalRecordLocator PatientAge PatientSize PatientWeight
-PatientAddress PatientTelephoneNumbers CountryOfResidence RegionOfResidence MilitaryRank
-BranchOfService Occupation EthnicGroup PatientReligiousPreference PatientSexNeutered MedicalAlerts
-Allergies PregnancyStatus SmokingStatus LastMenstrualDate SpecialNeeds PatientState PatientComments
-AdditionalPatientHistory ResponsibleOrganization ResponsiblePerson PatientInsurancePlanCodeSequence
-PatientPrimaryLanguageCodeSequence CurrentPatientLocation PatientInstitutionResidence
-ConfidentialityConstraintOnPatientDataDescription PerformingPhysicianName OperatorsName
-NameOfPhysiciansReadingStudy PhysiciansOfRecord RequestingPhysician ReviewerName
-ScheduledPerformingPhysicianName ConsultingPhysicianName EvaluatorName InterpretationAuthor
-ReferringPhysicianAddress ReferringPhysicianTelephoneNumbers PersonAddress PersonTelephoneNumbers
-OrderEnteredBy OrderEntererLocation OrderCallbackPhoneNumber CameraOwnerName
-ReferringPhysicianIdentificationSequence PhysiciansOfRecordIdentificationSequence
-PerformingPhysicianIdentificationSequence OperatorIdentificationSequence
-PhysiciansReadingStudyIdentificationSequence AuthorObserverSequence ParticipantSequence
-CustodialOrganizationSequence AdmissionID RequestedProcedureID PerformedProcedureStepID
-ScheduledProcedureStepID FillerOrderNumberImagingServiceRequest
-PlacerOrderNumberImagingServiceRequest StudyIDIssuer ServiceEpisodeID ServiceEpisodeDescription
-InstitutionName InstitutionAddress InstitutionalDepartmentName InstitutionCodeSequence
-InstitutionalDepartmentTypeCodeSequence StationName StationAETitle PerformedStationName
-PerformedStationAETitle ScheduledStationName ScheduledStationAETitle PerformedLocation
-ScheduledStudyLocation ScheduledProcedureStepLocation DeviceSerialNumber DetectorID GantryID
-PlateID CassetteID GeneratorID DeviceDescription LensSerialNumber SourceSerialNumber
-ModifyingDeviceID ModifyingDeviceManufacturer DateOfLastCalibration TimeOfLastCalibration
-StudyDescription SeriesDescription ProtocolName ImageComments FrameComments DerivationDescription
-AdmittingDiagnosesDescription DischargeDiagnosisDescription RequestedProcedureDescription
-PerformedProcedureStepDescription ScheduledProcedureStepDescription
-CommentsOnThePerformedProcedureStep RequestingService VisitComments AcquisitionComments
-ReasonForStudy RequestedContrastAgent StudyComments TextString TextComments IdentifyingComments
-InterpretationText ResultsComments ContrastBolusAgent SeriesDate SeriesTime AcquisitionDate
-AcquisitionTime AcquisitionDateTime InstanceCreationDate InstanceCreationTime OverlayDate
-CurveDate AdmittingDate AdmittingTime DischargeDate DischargeTime PerformedProcedureStepStartDate
-PerformedProcedureStepStartTime PerformedProcedureStepEndDate PerformedProcedureStepEndTime
-ScheduledProcedureStepStartDate ScheduledProcedureStepStartTime ScheduledProcedureStepEndDate
-ScheduledProcedureStepEndTime DateOfSecondaryCapture TimeOfSecondaryCapture ReferencedPatientSequence
-ReferencedStudySequence ReferencedPerformedProcedureStepSequence RequestAttributesSequence
-ProcedureCodeSequence RequestedProcedureCodeSequence ContentSequence AcquisitionContextSequence
-DigitalSignaturesSequence MACParametersSequence EncryptedAttributesSequence
-OriginalAttributesSequence ModifiedAttributesSequence SourceApplicationEntityTitle ContributionDateTime"""
+from napari_clinlabel.core.errors import InputError
+from napari_clinlabel.core.privacy.burned_in import (
+    OcrUnavailable,
+    PixelsUnreadable,
+    find_text,
+    risk,
+)
+from napari_clinlabel.core.privacy.reading import Unreadable, read, sniff
+from napari_clinlabel.core.privacy.table import (
+    DEVICE_IDENTITY,
+    DUMMY_TEXT,
+    DUMMY_VALUES,
+    NOT_SHIFTED,
+    PATIENT_CHARACTERISTICS,
+    RETAIN_DEVICE,
+    RETAIN_PATIENT_CHARS,
+    RETAIN_TEMPORAL,
+    TABLE,
+    TEMPORAL_VRS,
+    applied_action,
+    rule_for,
+)
 
-PROFILE: dict[str, str] = {
-    **{k: "X" for k in _X.split()},
-    **{k: "Z" for k in _Z.split()},
-    **{k: "D" for k in _D.split()},
-}
+# tag -> (keyword, strictest action the table allows: X where removal is one of the choices).
 PROFILE_TAGS: dict[int, tuple[str, str]] = {
-    int(tag_for_keyword(k)): (k, a) for k, a in PROFILE.items() if tag_for_keyword(k) is not None
+    t: (r.keyword, "X" if "X" in r.code else r.code[0]) for t, r in TABLE.items() if r.keyword
 }
-DUMMY_TEXT = "ANONYMOUS"
-ALLOWED_VALUES = {DUMMY_TEXT, "ANONYMIZED", "REMOVED"}
+PROFILE: dict[str, str] = {kw: a for kw, a in PROFILE_TAGS.values()}
+ALLOWED_VALUES = DUMMY_VALUES
+__all__ = ["DUMMY_TEXT", "Finding", "mask", "scan_dataset", "scan_file", "scan_path"]
 _NIFTI_FIELDS = (
     ("db_name", 14, 18),
     ("descrip", 148, 80),
@@ -106,6 +85,7 @@ class Finding:
     where: str
     hint: str
     display: str = ""
+    kind: str = "phi"  # or "unreadable": the file could not be checked in full
 
     def line(self) -> str:
         """A printable line (never holds the value itself, nor a PHI-looking path part)."""
@@ -133,31 +113,80 @@ def _has_value(elem: pydicom.DataElement) -> bool:
     )
 
 
-def scan_dataset(ds: Dataset, path: Path, prefix: str = "") -> list[Finding]:
-    """Findings in one DICOM dataset (profile attributes, private tags, burned-in annotation)."""
+def _declared(ds: Dataset) -> set[str]:
+    """Option codes a de-identified file declares in its DeidentificationMethodCodeSequence."""
+    if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
+        return set()
+    return {
+        str(item.get("CodeValue", "")) for item in ds.get("DeidentificationMethodCodeSequence", [])
+    }
+
+
+def _kept_by_option(elem: pydicom.DataElement, declared: set[str]) -> bool:
+    kw = elem.keyword
+    return bool(
+        (RETAIN_PATIENT_CHARS[0] in declared and kw in PATIENT_CHARACTERISTICS)
+        or (RETAIN_DEVICE[0] in declared and kw in DEVICE_IDENTITY)
+        or (RETAIN_TEMPORAL[0] in declared and elem.VR in TEMPORAL_VRS and kw not in NOT_SHIFTED)
+    )
+
+
+def scan_dataset(
+    ds: Dataset, path: Path, prefix: str = "", declared: set[str] | None = None
+) -> list[Finding]:
+    """Findings in one DICOM dataset (Table E.1-1 attributes, private tags, burned-in flag)."""
+    declared = _declared(ds) if declared is None else declared
     out: list[Finding] = []
     for elem in ds:
-        tag = int(elem.tag)
         name = f"{prefix}{elem.keyword or 'tag'} {elem.tag}"
         if elem.tag.is_private:
             if elem.tag.element > 0x00FF and _has_value(elem):  # data, not the private creator
                 hint = "sequence" if elem.VR == "SQ" else mask(_text(elem))
                 out.append(Finding(path, f"{prefix}private tag {elem.tag}", hint))
             continue
-        if tag in PROFILE_TAGS and _has_value(elem):
-            if elem.VR != "SQ" and str(elem.value).strip().upper() in ALLOWED_VALUES:
+        rule = rule_for(int(elem.tag))
+        is_sq = elem.VR == "SQ"
+        if rule is not None and "U" not in rule.code and _has_value(elem):
+            action = applied_action(rule.code, is_sq, elem.keyword)
+            if is_sq and action in ("D", "U*"):
+                pass  # the items stay (their dummy): each is scanned below
+            elif not is_sq and _text(elem).strip().upper() in ALLOWED_VALUES:
                 continue
-            hint = (
-                f"sequence of {len(elem.value)} item(s)" if elem.VR == "SQ" else mask(_text(elem))
-            )
-            out.append(Finding(path, name, hint))
-            continue
+            elif not is_sq and action == "D" and elem.VR in ("US", "SS", "UL", "SL", "FL", "FD",
+                                                              "OB", "OW", "UN") and not any(
+                bytes(elem.value) if isinstance(elem.value, bytes) else [elem.value]
+            ):  # fmt: skip
+                continue  # the zero dummy of a binary value
+            elif _kept_by_option(elem, declared):
+                continue
+            else:
+                hint = f"sequence of {len(elem.value)} item(s)" if is_sq else mask(_text(elem))
+                out.append(Finding(path, name, hint))
+                continue
         if elem.keyword == "BurnedInAnnotation" and str(elem.value).upper() == "YES":
             out.append(Finding(path, name, "YES: identifiers may be burned into the pixels"))
-        if elem.VR == "SQ":
+        if is_sq:
             for i, item in enumerate(elem.value):
-                out.extend(scan_dataset(item, path, f"{prefix}{elem.keyword or elem.tag}[{i}]."))
+                out.extend(scan_dataset(item, path, f"{prefix}{elem.keyword or elem.tag}[{i}].",
+                                        declared))  # fmt: skip
     return out
+
+
+def scan_pixels(ds: Dataset, path: Path) -> list[Finding]:
+    """Burned-in text on an image at risk: the words OCR reads (count only), or why unchecked."""
+    why = risk(ds)
+    if why is None:
+        return []
+    try:
+        regions = find_text(ds)
+    except (OcrUnavailable, PixelsUnreadable) as exc:
+        return [Finding(path, "pixels", f"burned-in text not checked ({why}): {exc}",
+                        kind="unreadable")]  # fmt: skip
+    if not regions:
+        return []
+    chars = sum(r.chars for r in regions)
+    return [Finding(path, "pixels", f"burned-in text: {len(regions)} word(s), {chars} "
+                    f"character(s) read by OCR ({why})")]  # fmt: skip
 
 
 def _text(elem: pydicom.DataElement) -> str:
@@ -242,16 +271,11 @@ def scan_itk_header(path: Path) -> list[Finding]:
 
 
 def is_dicom(path: Path) -> bool:
-    """True for files with the DICM preamble (or that pydicom reads as DICOM without one)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:132] == b"DICM"
+    """True for files with the DICM preamble or that start like a header-less DICOM data set."""
+    return sniff(Path(path))
 
 
-def scan_file(path: Path, root: Path | None = None) -> list[Finding]:
+def scan_file(path: Path, root: Path | None = None, *, ocr: bool = True) -> list[Finding]:
     """Every finding for one file (its name included); paths shown relative to ``root``."""
     path = Path(path)
     root = root or path.parent
@@ -260,15 +284,15 @@ def scan_file(path: Path, root: Path | None = None) -> list[Finding]:
     identity: tuple[str, ...] = ()
     if is_dicom(path):
         try:
-            ds = pydicom.dcmread(path, defer_size=256)  # large values stay on disk
-        except Exception:
-            ds = None
-        if ds is None or (("Rows" in ds or len(ds) < 5) and "PixelData" not in ds):
-            why = "unreadable or truncated (attributes after the cut were not scanned)"
-            return [Finding(path, "DICOM", why, display_path(path, root))]
+            ds = read(path)
+        except Unreadable as exc:
+            return [Finding(path, "DICOM", f"unreadable ({exc}); not scanned: never call it clean",
+                            display_path(path, root), kind="unreadable")]  # fmt: skip
         found.extend(scan_dataset(ds, path))
         if getattr(ds, "file_meta", None) is not None:
             found.extend(scan_dataset(ds.file_meta, path, "file meta "))
+        if ocr:
+            found.extend(scan_pixels(ds, path))
         identity = tuple(p for p in re.split(r"[\^ ]", str(ds.get("PatientName", ""))) if p)
         identity += (str(ds.get("PatientID", "")),)
     elif name.endswith((".nii", ".nii.gz")):
@@ -277,17 +301,15 @@ def scan_file(path: Path, root: Path | None = None) -> list[Finding]:
         found.extend(scan_itk_header(path))
     found.extend(scan_name(path, root, identity))
     shown = display_path(path, root, identity)
-    return [Finding(f.path, f.where, f.hint, shown) for f in found]
+    return [Finding(f.path, f.where, f.hint, shown, f.kind) for f in found]
 
 
-def scan_path(path: str | os.PathLike[str]) -> list[Finding]:
+def scan_path(path: str | os.PathLike[str], *, ocr: bool = True) -> list[Finding]:
     """Findings for a file, or for every file under a folder (hidden files and logs skipped)."""
     p = Path(path)
     if p.is_file():
-        return scan_file(p)
+        return scan_file(p, ocr=ocr)
     if not p.is_dir():
-        from napari_clinlabel.core.errors import InputError
-
         raise InputError(f"{p}: no such file or folder; check the path.")
     out: list[Finding] = []
     for dirpath, dirnames, filenames in os.walk(p):
@@ -296,5 +318,5 @@ def scan_path(path: str | os.PathLike[str]) -> list[Finding]:
         for f in sorted(filenames):
             if f.startswith(".") or f.endswith((".jsonl", ".json")):
                 continue
-            out.extend(scan_file(Path(dirpath) / f, p))
+            out.extend(scan_file(Path(dirpath) / f, p, ocr=ocr))
     return out
