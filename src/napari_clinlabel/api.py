@@ -1,0 +1,503 @@
+"""The Python API: annotate an image headless, writing the same sidecar log napari writes.
+
+A small facade over ``core`` for scripts, the ``clinlabel`` command line and tests::
+
+    from napari_clinlabel import api
+
+    ann = api.Actor("ana", "Ana Ruiz", role="annotator")
+    with api.open_image("ct.nii.gz", ann, schema="abdomen-ct") as image:
+        image.paint(liver_mask, 1)
+        for proposal in image.prelabel("builtin:baseline"):
+            image.reject(proposal)
+        image.export("nifti", "ct_labels.nii.gz")
+    assert api.verify_log("ct.nii.gz").ok
+
+Every call is one human action and one record (``label.paint``, ``box.add``, ``grade.set``,
+``proposal.add`` per proposal, ``proposal.accept|edit|reject``, ``export``), attributed to the
+actor given to :func:`open_image`; work a model did names the model in ``source``. Opening writes
+the ``image.open`` record napari writes (``core.log.image_open``), labels live in the labels
+array ``"segmentation"`` as in napari, so a log written here replays and verifies like one
+written in napari. There is no bulk accept: each proposal is decided on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from napari_clinlabel.core.annotate.boxes import LesionBox, add_box, load_boxes
+from napari_clinlabel.core.annotate.grading import (
+    Grade,
+    grade_item,
+    load_grades,
+    require_scale,
+    set_grade,
+)
+from napari_clinlabel.core.annotate.label_edits import record_label_change, record_labels_create
+from napari_clinlabel.core.annotate.replay import replay_labels
+from napari_clinlabel.core.errors import InputError
+from napari_clinlabel.core.export.gate import ExportResult, export
+from napari_clinlabel.core.image import samples
+from napari_clinlabel.core.image.io import read_volumes
+from napari_clinlabel.core.image.volume import Volume
+from napari_clinlabel.core.log.acting import require_granted
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_paths
+from napari_clinlabel.core.log.identity import (
+    Actor,
+    Roster,
+    current_actor,
+    find_roster,
+    load_roster,
+)
+from napari_clinlabel.core.log.image_open import grid_shape, record_image_open, volume_open_data
+from napari_clinlabel.core.log.verify import VerifyReport
+from napari_clinlabel.core.log.verify import verify_log as _verify_log
+from napari_clinlabel.core.models.loader import LoadedModel, load_model
+from napari_clinlabel.core.models.run import run_model
+from napari_clinlabel.core.proposals import lifecycle
+from napari_clinlabel.core.proposals.model import Proposal, ProposalState
+from napari_clinlabel.core.proposals.pending import load_proposals
+from napari_clinlabel.core.schema import Schema, load_schema
+
+LABELS = "segmentation"  # the labels array napari's Segmentation and Review widgets edit
+SAMPLE_FILES = {  # sample name -> file written by write_sample (the format clinics send it in)
+    "ct": "ct_phantom.nii.gz",
+    "ct_oblique": "ct_phantom_oblique.nii.gz",
+    "mammogram": "mammogram/mammogram.dcm",
+    "fundus": "fundus.png",
+    "slide": "slide.tif",
+}
+
+
+def write_sample(name: str, folder: str | os.PathLike[str]) -> Path:
+    """Write sample image ``name`` (see :data:`SAMPLE_FILES`) into ``folder`` once; its path.
+
+    ``mammogram`` is a DICOM MG file, ``slide`` a tiled TIFF, the others NIfTI/PNG.
+    """
+    if name not in SAMPLE_FILES:
+        raise InputError(f"No sample {name!r}; choose one of {', '.join(SAMPLE_FILES)}.")
+    path = Path(folder) / SAMPLE_FILES[name]
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if name == "slide":
+        samples.write_slide_tiff(path)
+    elif name == "mammogram":
+        samples.write_mammogram_dicom(path)
+    else:
+        tmp = path.with_name(f".tmp-{path.name}")
+        sitk.WriteImage(samples.SAMPLES[name]().to_itk(), str(tmp), True)
+        tmp.replace(path)
+    return path
+
+
+def open_image(
+    path: str | os.PathLike[str],
+    actor: Actor | None = None,
+    *,
+    schema: str | os.PathLike[str] | Schema | None = None,
+    series: int | None = None,
+) -> AnnotationSession:
+    """Open an image and its sidecar log as ``actor`` (default: the signed-in user).
+
+    Parameters
+    ----------
+    path : an image file (NIfTI, NRRD, MHA, DICOM, TIFF, PNG) or a DICOM series folder.
+    actor : the human acting; a roster beside the image must grant them their role.
+    schema : the segmentation schema in force (a built-in name, a file, or a loaded Schema).
+    series : which series, when ``path`` holds several.
+
+    Writes the ``image.open`` record; close the session (or use ``with``) when done.
+    """
+    volumes = read_volumes(path)
+    if series is None and len(volumes) != 1:
+        raise InputError(
+            f"{Path(path).name}: holds {len(volumes)} images; pass series=0..{len(volumes) - 1} "
+            "or the files of one series."
+        )
+    if series is not None and not 0 <= series < len(volumes):
+        raise InputError(f"{Path(path).name}: has no series {series} (0..{len(volumes) - 1}).")
+    volume = volumes[series or 0]
+    source = volume.source_path or Path(path)
+    if actor is None:
+        actor = current_actor(near=source)
+    else:
+        require_granted(find_roster(source), actor)
+    return AnnotationSession(volume, source, actor, _schema(schema))
+
+
+def verify_log(
+    path: str | os.PathLike[str], *, roster: Roster | str | os.PathLike[str] | None = None
+) -> VerifyReport:
+    """Verify an image's sidecar log (give the image or the ``.clinlabel.jsonl`` itself).
+
+    Signatures and roles are checked against ``roster`` (default: the roster in force beside
+    the log, as ``clinlabel log verify`` does).
+    """
+    log_path = Path(path) if str(path).endswith(".clinlabel.jsonl") else sidecar_paths(path)[0]
+    if roster is None:
+        roster = find_roster(log_path)
+    elif not isinstance(roster, Roster):
+        roster = load_roster(roster)
+    return _verify_log(log_path, roster=roster)
+
+
+def final_labels(path: str | os.PathLike[str], name: str = LABELS) -> np.ndarray:
+    """The labels array ``name`` as the image's log replays to (after verifying it)."""
+    log_path = Path(path) if str(path).endswith(".clinlabel.jsonl") else sidecar_paths(path)[0]
+    labels = replay_labels(log_path).labels
+    if name not in labels:
+        raise InputError(
+            f"{log_path.name}: holds no labels {name!r} (it has: {', '.join(labels) or 'none'})."
+        )
+    return labels[name]
+
+
+class AnnotationSession:
+    """One image and its sidecar log, acted on by one human: the records napari would write.
+
+    Made by :func:`open_image`. Coordinates are napari data coordinates (voxel index) in
+    (z, y, x) order, or (y, x) for 2D images.
+    """
+
+    def __init__(
+        self, volume: Volume, source: Path, actor: Actor, schema: Schema | None = None
+    ) -> None:
+        self.volume = volume
+        self.source = Path(source)
+        self.schema = schema
+        log_path, objects = sidecar_paths(self.source)
+        ref = schema.ref() if schema is not None else None
+        self.log = AuditLog(log_path, volume.image_ref(), actor, ref, objects)
+        self._labels: dict[str, np.ndarray] = {}
+        record_image_open(self.log, volume_open_data(volume), near=self.source)
+
+    # -- who, where ------------------------------------------------------------------------
+    @property
+    def actor(self) -> Actor:
+        """The human every record is attributed to."""
+        return self.log.actor
+
+    @property
+    def log_path(self) -> Path:
+        """The sidecar log (``<image>.clinlabel.jsonl``)."""
+        return self.log.path
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The label grid: (z, y, x) or (y, x), with any leading axes."""
+        return grid_shape(self.volume)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record of the log, in order."""
+        return list(iter_records(self.log_path))
+
+    # -- labels ----------------------------------------------------------------------------
+    def labels(self, name: str = LABELS) -> np.ndarray:
+        """A copy of labels array ``name`` as the log has it (zeros when never edited)."""
+        arr = self._labels.get(name)
+        if arr is None:
+            arr = _logged_labels(self.log, name)
+        return np.zeros(self.shape, np.uint8) if arr is None else arr.copy()
+
+    def paint(
+        self,
+        where: np.ndarray | Sequence[np.ndarray],
+        label: int,
+        *,
+        labels: str = LABELS,
+        tool: str = "script",
+    ) -> dict[str, Any] | None:
+        """Set the voxels ``where`` to ``label`` (0 erases); one ``label.paint`` record.
+
+        ``where`` is a boolean mask of the image grid, an ``(N, ndim)`` array of voxel indices,
+        or a tuple of index arrays (as :func:`numpy.nonzero` gives). Returns the record, or
+        None when no voxel changes (nothing is recorded).
+        """
+        arr = self._array(labels)
+        idx = _flat_indices(where, arr.shape)
+        if not 0 <= int(label) <= np.iinfo(arr.dtype).max:
+            raise InputError(
+                f"Label {label} does not fit the {arr.dtype} labels array {labels!r} "
+                f"(0..{np.iinfo(arr.dtype).max}); nothing was recorded."
+            )
+        old = arr.reshape(-1)[idx]
+        keep = old != label
+        if not keep.any():
+            return None
+        idx, old = idx[keep], old[keep]
+        new = np.full(idx.size, label, arr.dtype)
+        return record_label_change(
+            self.log, arr, labels, idx, old, new, data={"tool": tool}, applied=False
+        )
+
+    # -- boxes and grades ------------------------------------------------------------------
+    def add_box(
+        self,
+        zyx_min: Sequence[float],
+        zyx_max: Sequence[float],
+        *,
+        cls: str = "indeterminate",
+        confidence: int | None = None,
+        attributes: dict[str, str] | None = None,
+        schema: str | os.PathLike[str] | Schema | None = None,
+    ) -> LesionBox:
+        """Draw a lesion box (``box.add``) checked against ``schema`` (default: the session's).
+
+        Corners are continuous voxel coordinates; voxel ``k`` covers ``k - 0.5 .. k + 0.5``.
+        """
+        sch = _schema(schema) or self.schema
+        box = LesionBox(
+            tuple(zyx_min),
+            tuple(zyx_max),
+            cls,
+            confidence,
+            dict(attributes or {}),
+            created_by=self.actor.id,
+        )
+        with self._schema_in_force(sch):
+            add_box(self.log, box, self.volume, sch)
+        return box
+
+    def boxes(self) -> dict[str, LesionBox]:
+        """The boxes in force, by id (drawn, or accepted from proposals)."""
+        return load_boxes(self.log_path)
+
+    def set_grade(
+        self,
+        scale: str,
+        value: str | int,
+        *,
+        schema: str | os.PathLike[str] | Schema | None = None,
+        note: str = "",
+    ) -> dict[str, Any]:
+        """Grade the image on ``scale`` of ``schema`` (default: the session's); ``grade.set``.
+
+        ``value`` is a value of the scale or its keyboard key (e.g. ``"4B"`` or ``"b"``).
+        """
+        sch = _schema(schema) or self.schema
+        sc = require_scale(sch, scale, where=self.source.name)
+        item = grade_item(sc, self.volume.meta.get("study_uid"))
+        with self._schema_in_force(sch):
+            return set_grade(self.log, sc, value, item=item, note=note)
+
+    def grades(self) -> dict[tuple[str, str], Grade]:
+        """The grades in force, by (scale, item)."""
+        return load_grades(self.log_path)
+
+    # -- model proposals -------------------------------------------------------------------
+    def prelabel(
+        self,
+        model: str | os.PathLike[str] | LoadedModel = "builtin:baseline",
+        *,
+        device: str = "auto",
+        card: str | os.PathLike[str] | None = None,
+    ) -> list[Proposal]:
+        """Run a model; log each output as a pending proposal (``proposal.add``); return them.
+
+        ``model``: ``builtin:baseline``, ``builtin:phantom-unet``, a TorchScript file with its
+        card, or a model already loaded with :func:`core.models.loader.load_model`.
+        """
+        loaded = (
+            model if isinstance(model, LoadedModel) else load_model(model, device=device, card=card)
+        )
+        drafts = run_model(self.volume, loaded)
+        return lifecycle.add_proposals(self.log, drafts, loaded, labels_name=LABELS)
+
+    def proposals(self, *, pending: bool = False) -> list[Proposal]:
+        """Every proposal of the log in the order added (only undecided ones with ``pending``)."""
+        found = load_proposals(self.log_path)
+        return [p for p in found if p.pending] if pending else found
+
+    def proposal_mask(self, proposal: Proposal) -> np.ndarray:
+        """The voxels a segment proposal covers (boolean, image grid); nothing is recorded."""
+        return lifecycle.proposal_mask(self.log, proposal)
+
+    def accept(self, proposal: Proposal, *, overwrite: bool = False) -> dict[str, Any]:
+        """Accept one proposal as it stands (``proposal.accept``).
+
+        A segment goes into the labels (voxels holding another label are kept unless
+        ``overwrite``); a box or a grade is recorded as proposed.
+        """
+        if proposal.kind == "segment":
+            return lifecycle.accept(
+                self.log, proposal, self._array(LABELS), LABELS, overwrite=overwrite
+            )
+        return lifecycle.accept(
+            self.log, proposal, None, LABELS if proposal.kind == "box" else None
+        )
+
+    def edit(
+        self,
+        proposal: Proposal,
+        *,
+        mask: np.ndarray | None = None,
+        box: dict[str, Any] | None = None,
+        grade: str | None = None,
+        overwrite: bool = False,
+    ) -> dict[str, Any]:
+        """Accept one proposal after changing it (``proposal.edit``).
+
+        Segment: ``mask`` (boolean, image grid) is what lands. Box: ``box`` holds the changed
+        fields (e.g. ``zyx_min``/``zyx_max``, inclusive voxel indices). Grade: ``grade`` is the
+        value chosen instead.
+        """
+        if proposal.kind == "segment":
+            return lifecycle.edit(
+                self.log, proposal, self._array(LABELS), LABELS, mask, overwrite=overwrite
+            )
+        if proposal.kind == "box":
+            if box is None:
+                raise InputError(f"Editing box proposal {proposal.id} needs box={{...}}.")
+            edited = {**proposal.payload, **box}
+            return lifecycle.edit(self.log, proposal, None, LABELS, edited=edited)
+        if grade is None:
+            raise InputError(f"Editing grade proposal {proposal.id} needs grade='<value>'.")
+        edited = {**proposal.payload, "value": str(grade)}
+        return lifecycle.edit(self.log, proposal, None, None, edited=edited)
+
+    def reject(self, proposal: Proposal) -> dict[str, Any]:
+        """Reject one proposal (``proposal.reject``); nothing changes in the labels."""
+        return lifecycle.reject(self.log, proposal)
+
+    # -- out -------------------------------------------------------------------------------
+    def export(
+        self,
+        fmt: str,
+        out: str | os.PathLike[str],
+        *,
+        exclude_pending: bool = False,
+        labels: str | None = None,
+        schema: str | os.PathLike[str] | Schema | None = None,
+        include_empty: bool = False,
+    ) -> ExportResult:
+        """Export through the gate (``nifti``, ``nrrd``, ``mha``, ``png``, ``dicom-seg``,
+        ``json``, ``csv``, ``coco``, …); refused while proposals are undecided unless
+        ``exclude_pending``. One ``export`` record with each file's sha256."""
+        return export(
+            self.source,
+            fmt,
+            out,
+            exclude_pending=exclude_pending,
+            labels_name=labels,
+            actor=self.actor,
+            schema=_schema(schema) or self.schema,
+            include_empty=include_empty,
+            log=self.log,
+            volume=self.volume,
+        )
+
+    def verify(self, roster: Roster | None = None) -> VerifyReport:
+        """Verify this image's log (chain, objects, signatures)."""
+        return verify_log(self.log_path, roster=roster)
+
+    def close(self) -> None:
+        """Release the log file."""
+        self.log.close()
+
+    def __enter__(self) -> AnnotationSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals -------------------------------------------------------------------------
+    def _array(self, name: str) -> np.ndarray:
+        """The labels array ``name`` (from the log; new ones are logged as ``labels.create``)."""
+        arr = self._labels.get(name)
+        if arr is None:
+            arr = _logged_labels(self.log, name)
+            if arr is None:  # what napari's session does for a new labels layer
+                arr = np.zeros(self.shape, np.uint8)
+                record_labels_create(self.log, name, arr.shape, arr.dtype)
+            self._labels[name] = arr
+        return arr
+
+    @contextmanager
+    def _schema_in_force(self, schema: Schema | None) -> Iterator[None]:
+        """Records inside carry ``schema`` (as napari's box and grading widgets do)."""
+        previous = self.log.schema
+        self.log.schema = schema.ref() if schema is not None else previous
+        try:
+            yield
+        finally:
+            self.log.schema = previous
+
+
+def _schema(schema: str | os.PathLike[str] | Schema | None) -> Schema | None:
+    if schema is None or isinstance(schema, Schema):
+        return schema
+    return load_schema(schema)
+
+
+def _logged_labels(log: AuditLog, name: str) -> np.ndarray | None:
+    """Labels ``name`` as the log has them now (None when no record ever named them)."""
+    named = any(
+        isinstance(r.get("target"), dict) and r["target"].get("labels") == name
+        for r in iter_records(log.path)
+    )
+    if not named:
+        return None
+    state = replay_labels(log.path, objects=log.objects.folder).labels.get(name)
+    return None if state is None else np.ascontiguousarray(state).copy()
+
+
+def _flat_indices(where: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Flat C-order indices of ``where`` (mask, (N, ndim) indices, or a tuple of index arrays)."""
+    if isinstance(where, tuple):
+        coords = tuple(np.asarray(c, np.int64).reshape(-1) for c in where)
+    else:
+        arr = np.asarray(where)
+        if arr.dtype == bool:
+            if arr.shape != shape:
+                raise InputError(
+                    f"Mask shape {arr.shape} is not the image grid {shape}; nothing was recorded."
+                )
+            return np.flatnonzero(arr.reshape(-1)).astype(np.int64)
+        if arr.ndim != 2 or arr.shape[1] != len(shape) or arr.dtype.kind not in "iu":
+            raise InputError(
+                f"Give a boolean mask of shape {shape}, an (N, {len(shape)}) integer array of "
+                f"voxel indices or a tuple of {len(shape)} index arrays; got {arr.dtype} "
+                f"{arr.shape}. Nothing was recorded."
+            )
+        coords = tuple(arr[:, d].astype(np.int64) for d in range(len(shape)))
+    if len(coords) != len(shape):
+        raise InputError(f"Give {len(shape)} index arrays for the {shape} grid, not {len(coords)}.")
+    try:
+        idx = np.ravel_multi_index(coords, shape)
+    except ValueError:
+        raise InputError(
+            f"Voxel indices outside the image grid {shape}; nothing was recorded."
+        ) from None
+    return np.unique(np.asarray(idx, np.int64))
+
+
+__all__ = [
+    "LABELS",
+    "SAMPLE_FILES",
+    "Actor",
+    "AnnotationSession",
+    "ExportResult",
+    "Grade",
+    "LesionBox",
+    "Proposal",
+    "ProposalState",
+    "VerifyReport",
+    "final_labels",
+    "load_schema",
+    "open_image",
+    "verify_log",
+    "write_sample",
+]
