@@ -147,8 +147,6 @@ def export(
     elif fmt == "tiles-csv":
         files = {out_path: _tile_grades_bytes(log_path, scale)}
     elif fmt == "dicom-sr":
-        from napari_clinlabel.core.export.sr import sr_from_log
-
         files = {out_path: sr_from_log(log_path, volume, records)}
     else:
         files = _table_outputs(fmt, out_path, log_path, volume, schema_obj, head)
@@ -316,6 +314,7 @@ def _seg_bytes(
 ) -> bytes:  # fmt: skip
     from napari_clinlabel.core.annotate.provenance import summarize, walk_provenance
     from napari_clinlabel.core.export.seg import build_seg, seg_bytes, source_series_datasets
+from napari_clinlabel.core.export.sr import sr_from_log
 
     if volume.series_uid is None or volume.source_path is None:
         raise ExportError(

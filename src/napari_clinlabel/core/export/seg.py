@@ -3,7 +3,8 @@
 One segment per label value present (optionally also per empty schema label), coded with the
 schema's SNOMED CT category/type, its SegmentAlgorithmType taken from provenance (MANUAL /
 SEMIAUTOMATIC / AUTOMATIC, the latter two naming the model and version), the confirming human as
-content creator. The SEG is BINARY: Debian's ``dciodvfy`` predates the LABELMAP class.
+content creator. The SEG is BINARY by default (Debian's ``dciodvfy`` predates the LABELMAP
+class); ``seg_type="labelmap"`` writes highdicom's LABELMAP with every frame present.
 
 Frames are matched to source slices by position, never by file order: each source slice's
 ImagePositionPatient is mapped into the label grid (oblique directions included), so series whose
@@ -110,6 +111,24 @@ def order_by_grid(
     return [by_k[k] for k in range(shape[0])]
 
 
+# Patient/study attributes highdicom copies from the sources (Type 2 in SEG and SR)
+_TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
+                 "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")  # fmt: skip
+
+
+def prepare_sources(datasets: Sequence[Dataset]) -> list[Dataset]:
+    """Source headers made fit for highdicom: an empty SpecificCharacterSet (the default
+    repertoire, which trips it) removed, Type 2 patient/study attributes present (empty when the
+    source left them out, as PACS objects and phantoms sometimes do)."""
+    for ds in datasets:
+        if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
+            del ds.SpecificCharacterSet
+        for kw in _TYPE2_COPIED:
+            if kw not in ds:
+                setattr(ds, kw, "")
+    return list(datasets)
+
+
 def _code(c: Any) -> Any:
     from pydicom.sr.coding import Code
 
@@ -133,9 +152,15 @@ def _description(
     ident = None
     if algo != MANUAL:
         models = prov.models if prov is not None else []
+        only_tools = bool(models) and all(m.get("kind") == "tool" for m in models)
         ident = hd.AlgorithmIdentificationSequence(
             name=" + ".join(m["name"] for m in models)[:64],
-            family=codes.cid7162.ArtificialIntelligence,
+            # editing tools (watershed, margins, thresholds) are morphological, not AI
+            family=(
+                codes.cid7162.MorphologicalOperations
+                if only_tools
+                else codes.cid7162.ArtificialIntelligence
+            ),
             version=" + ".join(m["version"] for m in models)[:64],
             source=SOFTWARE,
         )
@@ -165,18 +190,20 @@ def build_seg(
     *,
     include_empty: bool = False,
     series_description: str = "clinlabel segmentation",
+    seg_type: str = "binary",
 ) -> Dataset:
-    """A BINARY DICOM SEG of ``labels`` (z, y, x) referencing ``source_datasets``.
+    """A BINARY (default) or LABELMAP DICOM SEG of ``labels`` (z, y, x) on ``source_datasets``.
+
+    LABELMAP (highdicom's 2024 class, one frame per source slice, pixel value = segment number)
+    is written with every frame present, empty ones included, so no reader has to guess what a
+    missing frame holds; ``dciodvfy`` from Debian predates the class (see PITFALLS).
 
     Refuses segments confirmed by different people (a SEG has one content creator) and an empty
     label map. ``provenance`` maps label value → :class:`SegmentProvenance`.
     """
     import highdicom as hd
 
-    ordered = order_by_grid(source_datasets, geometry, labels.shape)
-    for ds in ordered:  # an empty SpecificCharacterSet (default repertoire) trips highdicom
-        if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
-            del ds.SpecificCharacterSet
+    ordered = prepare_sources(order_by_grid(source_datasets, geometry, labels.shape))
     present = [int(v) for v in np.unique(labels) if v != 0]
     values = sorted(
         set(present) | ({lab.value for lab in schema.labels} if include_empty and schema else set())
@@ -203,11 +230,16 @@ def build_seg(
         _description(n, v, schema, provenance.get(v))
         for v, n in sorted(seg_numbers.items(), key=lambda kv: kv[1])
     ]
-    if len(seg_numbers) > len(present):  # empty segments: stacked style so each has a plane
+    if seg_type not in ("binary", "labelmap"):
+        raise ExportError(f"Unknown DICOM SEG type {seg_type!r}; choose binary or labelmap.")
+    labelmap = seg_type == "labelmap"
+    if labelmap:  # segment numbers are pixel values: every described segment is a value
+        pixel_array: np.ndarray = mapped.astype(dtype)
+    elif len(seg_numbers) > len(present):  # empty segments: stacked style so each has a plane
         stacked = np.zeros((*mapped.shape, len(seg_numbers)), dtype=np.uint8)
         for n in range(1, len(present) + 1):
             stacked[..., n - 1] = mapped == n
-        pixel_array: np.ndarray = stacked
+        pixel_array = stacked
     else:
         pixel_array = mapped.astype(dtype)
     from napari_clinlabel import __version__ as version
@@ -216,7 +248,9 @@ def build_seg(
         seg = hd.seg.Segmentation(
             source_images=ordered,
             pixel_array=pixel_array,
-            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segmentation_type=hd.seg.SegmentationTypeValues.LABELMAP
+            if labelmap
+            else hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=descriptions,
             series_instance_uid=hd.UID(),
             series_number=900,
@@ -229,7 +263,7 @@ def build_seg(
             content_description=series_description[:64],
             content_creator_name=_person_name(creator_name),
             content_label="CLINLABEL",
-            omit_empty_frames=not include_empty,
+            omit_empty_frames=not (include_empty or labelmap),
         )
     except (ValueError, TypeError) as exc:
         raise ExportError(f"highdicom refused the segmentation: {exc}") from None

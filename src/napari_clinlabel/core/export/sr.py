@@ -1,0 +1,389 @@
+"""DICOM SR TID 1500 (Measurement Report, highdicom ``Comprehensive3DSR``) of boxes and grades.
+
+Content, per lesion box, one measurement group:
+- a box on one slice → TID 1410 *planar* ROI group, a box over slices ``a..b`` → TID 1411
+  *volumetric* ROI group with one rectangle per slice. Rectangles are closed SCOORD POLYLINEs in
+  the referenced slice's pixel coordinates (PS3.3 C.18.6.1.1: (0, 0) is the top-left corner of
+  the top-left pixel, so napari's voxel centre ``v`` is ``v + 0.5``), so oblique or tilted
+  series need no world coordinates;
+- Tracking Identifier = the box id, Tracking Unique Identifier derived from it;
+- Finding type from the ``finding`` attribute, finding site from ``location`` (SNOMED CT codes
+  from pydicom's code dictionary where it holds them, ``Lesion`` / no site otherwise);
+- Width (x) and Height (y) in mm, plus Depth in mm and Volume in mL for volumetric boxes;
+- qualitative evaluations: class (SNOMED CT Benign / Malignant / Indeterminate), confidence and
+  the other attributes (private scheme, below).
+
+Per grade in force on the image or study, one TID 1501 group with a qualitative evaluation:
+BI-RADS assessment (concept DCM 111005 "Assessment Category"; categories 0–5 by their SNOMED CT
+codes, CID 6026), breast composition (concept SCT 129715009; a–d by SNOMED CT, CID 6000/6001),
+ISUP grade groups 1–3 (SNOMED CT 1279715000, 1279714001, 1279716004). Grade groups 4 and 5 exist
+in SNOMED CT only per Gleason pattern pair, which the scale does not record, BI-RADS 4A/4B/4C and 6
+have no code in those CIDs, ICDR has none at all: those use the private coding scheme
+``99CLINLABEL`` (``<scale>-<value>``, e.g. ``icdr-dr-3``), documented in the README.
+
+Observers: the person observer is the human who drew or confirmed every item (a report has one;
+items confirmed by several people are refused, as for DICOM SEG); when any item began as a model
+proposal, the model is the device observer (UID derived from its sha256) and names itself as the
+algorithm of each such group (``algorithm_id``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sr.coding import Code
+
+from napari_clinlabel.core.annotate.boxes import LesionBox, box_size_mm, box_volume_ml
+from napari_clinlabel.core.annotate.grading import Grade, is_image_item
+from napari_clinlabel.core.errors import ExportError
+from napari_clinlabel.core.export.seg import (
+    SOFTWARE,
+    _person_name,
+    minimize_identifiers,
+    order_by_grid,
+    prepare_sources,
+    seg_bytes,
+)
+from napari_clinlabel.core.image.geometry import Geometry
+
+PRIVATE = "99CLINLABEL"
+_MM = Code("mm", "UCUM", "millimeter")
+_ML = Code("ml", "UCUM", "milliliter")
+_NO_UNIT = Code("1", "UCUM", "no units")
+
+# scale id → (concept name, {value: code}); values missing here are coded in PRIVATE
+_BIRADS = {
+    "0": ("397138000", "Mammography assessment (Category 0) - Need additional imaging evaluation"),
+    "1": ("397140005", "Mammography assessment (Category 1) - Negative"),
+    "2": ("397141009", "Mammography assessment (Category 2) - Benign finding"),
+    "3": ("397143007", "Mammography assessment (Category 3) - Probably benign finding"),
+    "4": ("397144001", "Mammography assessment (Category 4) - Suspicious abnormality"),
+    "5": ("397145000", "Mammography assessment (Category 5) - Highly suggestive of malignancy"),
+}
+_DENSITY = {
+    "a": ("129716005", "Almost entirely fat"),
+    "b": ("129717001", "Scattered fibroglandular densities"),
+    "c": ("129718006", "Heterogeneously dense"),
+    "d": ("129719003", "Extremely dense"),
+}
+_ISUP = {
+    "1": ("1279715000", "ISUP grade group 1 (Gleason score 3 + 3 = 6)"),
+    "2": ("1279714001", "ISUP grade group 2 (Gleason score 3 + 4 = 7)"),
+    "3": ("1279716004", "ISUP grade group 3 (Gleason score 4 + 3 = 7)"),
+}
+GRADE_CODES: dict[str, tuple[Code, dict[str, tuple[str, str]]]] = {
+    "assessment": (Code("111005", "DCM", "Assessment Category"), _BIRADS),
+    "density": (Code("129715009", "SCT", "Breast composition"), _DENSITY),
+    "isup": (Code("isup", PRIVATE, "ISUP grade group"), _ISUP),
+}
+# box attributes with SNOMED CT codes in pydicom's dictionary (keyword per value)
+_FINDING = {"mass": "Mass", "nodule": "Nodule", "cyst": "Cyst",
+            "calcification": "CalcificationOfBreast", "asymmetry": "AsymmetricBreastTissue",
+            "architectural distortion": "ArchitecturalDistortionOfBreast"}  # fmt: skip
+_SITE = {"liver": "Liver", "lung": "Lung", "kidney": "Kidney",
+         "upper outer quadrant": "UpperOuterQuadrantOfBreast",
+         "upper inner quadrant": "UpperInnerQuadrantOfBreast",
+         "lower outer quadrant": "LowerOuterQuadrantOfBreast",
+         "lower inner quadrant": "LowerInnerQuadrantOfBreast",
+         "retroareolar": "SubareolarRegion", "axillary tail": "AxillaryTail"}  # fmt: skip
+_CLASS = {"benign": "Benign", "malignant": "Malignant", "indeterminate": "Indeterminate"}
+
+
+def _sct(keyword: str) -> Code | None:
+    from pydicom.sr.codedict import codes
+
+    try:
+        return getattr(codes.SCT, keyword)
+    except AttributeError:
+        return None
+
+
+def _private(value: str, meaning: str) -> Code:
+    """A code of the private scheme; a value over 16 characters (SH) keeps 7 and a digest."""
+    if len(value) > 16:
+        value = f"{value[:7]}-{hashlib.sha1(value.encode()).hexdigest()[:8]}"
+    return Code(value, PRIVATE, meaning[:64])
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in str(text).lower()).strip("-")
+
+
+def grade_code(scale_id: str, value: str, label: str) -> tuple[Code, Code]:
+    """(concept name, value code) of one grade: standard codes where they exist, else private."""
+    name, table = GRADE_CODES.get(scale_id, (None, {}))
+    if name is None:
+        name = _private(_slug(scale_id), f"{scale_id} grade")
+    hit = table.get(str(value))
+    if hit is not None:
+        return name, Code(hit[0], "SCT", hit[1])
+    return name, _private(f"{_slug(scale_id)}-{_slug(value)}", label or str(value))
+
+
+@dataclass
+class Observed:
+    """A box or grade with who confirmed it and the model it came from (None: drawn by hand)."""
+
+    item: LesionBox | Grade
+    actor_id: str
+    model: dict[str, Any] | None
+
+
+def _uid_from(text: str) -> str:
+    from pydicom.uid import generate_uid
+
+    return str(generate_uid(entropy_srcs=[text]))
+
+
+def _algorithm(model: dict[str, Any] | None) -> Any:
+    import highdicom as hd
+
+    if not model:
+        return None
+    return hd.sr.AlgorithmIdentification(
+        name=str(model.get("name", "model"))[:64], version=str(model.get("version", "?"))[:64]
+    )
+
+
+def _rectangle(box: LesionBox) -> np.ndarray:
+    """Closed polyline (column, row) of the box's in-plane rectangle, DICOM pixel coordinates."""
+    y0, x0 = box.zyx_min[-2] + 0.5, box.zyx_min[-1] + 0.5
+    y1, x1 = box.zyx_max[-2] + 0.5, box.zyx_max[-1] + 0.5
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]], dtype=np.float64)
+
+
+def _box_group(o: Observed, by_k: Sequence[Dataset], geometry: Geometry) -> Any:
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    box: LesionBox = o.item  # type: ignore[assignment]
+    rng = box.slice_range or (0, 0)
+    if not (0 <= rng[0] <= rng[1] < len(by_k)):
+        raise ExportError(f"Box {box.id} lies on slices {rng} outside the series; redraw it.")
+    regions = []
+    for k in range(rng[0], rng[1] + 1):
+        ds = by_k[k]
+        regions.append(hd.sr.ImageRegion(
+            graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+            graphic_data=_rectangle(box),
+            source_image=hd.sr.SourceImageForRegion(str(ds.SOPClassUID), str(ds.SOPInstanceUID)),
+        ))  # fmt: skip
+    size = box_size_mm(box, geometry)  # napari order: (z,) y, x
+    ms = [
+        hd.sr.Measurement(name=codes.SCT.Width, value=round(float(size[-1]), 4), unit=_MM),
+        hd.sr.Measurement(name=codes.DCM.Height, value=round(float(size[-2]), 4), unit=_MM),
+    ]
+    attrs = dict(box.attributes)
+    finding = _sct(_FINDING.get(str(attrs.pop("finding", "")).lower(), "")) or codes.SCT.Lesion
+    site_kw = _SITE.get(str(attrs.pop("location", "")).lower())
+    sites = [hd.sr.FindingSite(_sct(site_kw))] if site_kw and _sct(site_kw) else None
+    evals = []
+    cls = _sct(_CLASS.get(str(box.cls).lower(), ""))
+    evals.append(hd.sr.QualitativeEvaluation(
+        _private("lesion-class", "Lesion class"),
+        cls or _private(f"class-{_slug(box.cls)}", str(box.cls))))  # fmt: skip
+    if box.confidence is not None:
+        evals.append(hd.sr.QualitativeEvaluation(
+            _private("confidence", "Reader confidence (1-5)"),
+            _private(f"confidence-{int(box.confidence)}", f"Confidence {int(box.confidence)}")))  # fmt: skip
+    for key, val in sorted(attrs.items()):
+        evals.append(hd.sr.QualitativeEvaluation(
+            _private(f"attr-{_slug(key)}", str(key)), _private(f"{_slug(key)}-{_slug(val)}", str(val))))  # fmt: skip
+    common = dict(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=_uid_from(f"clinlabel-box-{box.id}"), identifier=f"box {box.id}"
+        ),
+        finding_type=finding,
+        finding_sites=sites,
+        algorithm_id=_algorithm(o.model),
+        qualitative_evaluations=evals,
+    )
+    if rng[1] > rng[0]:
+        ms.append(hd.sr.Measurement(name=codes.SCT.Depth, value=round(float(size[0]), 4), unit=_MM))
+        ms.append(hd.sr.Measurement(name=codes.SCT.Volume,
+                                    value=round(float(box_volume_ml(box, geometry)), 6), unit=_ML))  # fmt: skip
+        return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+            referenced_regions=regions, measurements=ms, **common
+        )
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        referenced_region=regions[0], measurements=ms, **common
+    )
+
+
+def _grade_group(o: Observed, source: Dataset) -> Any:
+    import highdicom as hd
+
+    g: Grade = o.item  # type: ignore[assignment]
+    name, value = grade_code(g.scale, g.value, g.label)
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=_uid_from(f"clinlabel-grade-{g.scale}-{g.item}-{g.seq}"),
+            identifier=f"grade {g.scale}",
+        ),
+        algorithm_id=_algorithm(o.model),
+        qualitative_evaluations=[hd.sr.QualitativeEvaluation(name, value)],
+        source_images=[
+            hd.sr.SourceImageForMeasurementGroup(
+                str(source.SOPClassUID), str(source.SOPInstanceUID)
+            )
+        ],  # fmt: skip
+    )
+
+
+def build_sr(
+    observed: Sequence[Observed],
+    geometry: Geometry,
+    shape: tuple[int, ...],
+    source_datasets: Sequence[Dataset],
+    observer_names: dict[str, str],
+) -> Dataset:
+    """A Comprehensive 3D SR (TID 1500) of boxes and grades on the series ``source_datasets``.
+
+    ``shape`` is the image grid (z, y, x) or (y, x); ``observer_names`` maps actor ids to names.
+    """
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    if not observed:
+        raise ExportError("No lesion boxes or grades to report; draw boxes or grade first.")
+    people = sorted({o.actor_id for o in observed})
+    if len(people) > 1:
+        raise ExportError(
+            f"These boxes and grades were confirmed by {len(people)} different people "
+            f"({', '.join(people)}); a measurement report has one observer here. Adjudicate "
+            "first, or export JSON/CSV."
+        )
+    if len(shape) == 3:
+        by_k = order_by_grid(source_datasets, geometry, shape)
+    elif len(source_datasets) == 1:
+        by_k = list(source_datasets)
+    else:
+        raise ExportError("A 2D image must come from one DICOM file to be reported in DICOM SR.")
+    by_k = prepare_sources(by_k)
+    groups = []
+    for o in observed:
+        if isinstance(o.item, LesionBox):
+            groups.append(_box_group(o, by_k, geometry))
+        elif is_image_item(o.item.item):
+            groups.append(_grade_group(o, by_k[0]))
+    person = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Person,
+        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
+            name=_person_name(observer_names.get(people[0], people[0])),
+            login_name=people[0][:64],
+        ),
+    )
+    models = {(m["name"], m.get("version"), m.get("sha256")): m
+              for m in (o.model for o in observed) if m}  # fmt: skip
+    device = None
+    if models:
+        m = next(iter(models.values())) if len(models) == 1 else None
+        device = hd.sr.ObserverContext(
+            observer_type=codes.DCM.Device,
+            observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+                uid=_uid_from(f"clinlabel-model-{m.get('sha256') or m['name']}") if m
+                else _uid_from("clinlabel-models-" + "|".join(sorted(map(str, models)))),
+                name=(m["name"] if m else " + ".join(sorted(str(k[0]) for k in models)))[:64],
+                model_name=(str(m.get("version")) if m else "several")[:64],
+                manufacturer_name=SOFTWARE,
+            ),
+        )  # fmt: skip
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(
+            observer_person_context=person, observer_device_context=device
+        ),
+        procedure_reported=codes.LN.ImagingProcedure
+        if hasattr(codes.LN, "ImagingProcedure")
+        else Code("363679005", "SCT", "Imaging procedure"),
+        imaging_measurements=groups,
+    )
+    referenced = {str(ds.SOPInstanceUID): ds for ds in by_k}
+    from napari_clinlabel import __version__ as version
+
+    try:
+        sr = hd.sr.Comprehensive3DSR(
+            evidence=list(referenced.values()),
+            content=report,
+            series_instance_uid=hd.UID(),
+            series_number=901,
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+            manufacturer=SOFTWARE,
+            is_complete=True,
+        )
+    except (ValueError, TypeError) as exc:
+        raise ExportError(f"highdicom refused the measurement report: {exc}") from None
+    minimize_identifiers(sr)
+    sr.ReferencedPerformedProcedureStepSequence = []  # Type 2 in the SR Document Series module
+    scheme = Dataset()  # declare the private coding scheme (PS3.3 C.12.1.1.2.1)
+    scheme.CodingSchemeDesignator = PRIVATE
+    scheme.CodingSchemeName = "napari-clinlabel private codes (see its README)"
+    scheme.CodingSchemeResponsibleOrganization = SOFTWARE
+    sr.CodingSchemeIdentificationSequence = [scheme]
+    sr.SeriesDescription = "clinlabel measurements"
+    sr.SoftwareVersions = str(version)
+    return sr
+
+
+def observed_from_log(
+    records: Sequence[dict[str, Any]], boxes: Sequence[LesionBox], grades: Sequence[Grade]
+) -> tuple[list[Observed], dict[str, str]]:
+    """Boxes and image/study grades with their confirming human and originating model."""
+    by_seq = {int(r.get("seq", -1)): r for r in records}
+    names = {str(r["actor"]["id"]): str(r["actor"].get("name") or r["actor"]["id"])
+             for r in records if r.get("actor")}  # fmt: skip
+    out: list[Observed] = []
+    for b in boxes:
+        model = b.source if b.source.get("kind") == "model" else None
+        out.append(Observed(b, str(b.created_by or ""), model))
+    for g in grades:
+        if not is_image_item(g.item):
+            continue  # tile grades are not image findings; export them as CSV/COCO
+        src = (by_seq.get(g.seq) or {}).get("source") or {}
+        out.append(Observed(g, g.grader, src if src.get("kind") == "model" else None))
+    return out, names
+
+
+def sr_bytes(sr: Dataset) -> bytes:
+    """The DICOM file bytes of an SR dataset."""
+    return seg_bytes(sr)
+
+
+def sr_from_log(log_path: Any, volume: Any, records: Sequence[dict[str, Any]]) -> bytes:
+    """The SR file bytes of the boxes and image/study grades in force in ``log_path``'s log,
+    on the DICOM series ``volume`` was read from (the export gate's ``dicom-sr`` format)."""
+    from napari_clinlabel.core.annotate.boxes import load_boxes
+    from napari_clinlabel.core.annotate.grading import load_grades
+    from napari_clinlabel.core.export.seg import source_series_datasets
+
+    if volume.series_uid is None or volume.source_path is None:
+        raise ExportError(
+            f"{volume.source_path.name if volume.source_path else 'This image'}: not read from "
+            "DICOM, so there is no image for a DICOM SR to reference; export JSON or CSV instead."
+        )
+    if not volume.spacing_known:
+        raise ExportError(
+            f"{volume.source_path.name}: the DICOM image states no pixel spacing, so box sizes "
+            "have no millimetres for a measurement report; export JSON or CSV instead."
+        )
+    boxes = list(load_boxes(log_path).values())
+    grades = sorted(load_grades(log_path).values(), key=lambda g: (g.scale, g.item))
+    observed, names = observed_from_log(records, boxes, grades)
+    if not observed:
+        raise ExportError(
+            f"{getattr(log_path, 'name', log_path)}: no lesion boxes or image grades to report; "
+            "draw boxes or grade first."
+        )
+    files = volume.meta.get("source_files") or volume.source_path
+    source = source_series_datasets(files, volume.series_uid)
+    sops = volume.meta.get("sop_instance_uids")
+    if sops:
+        wanted = set(sops)
+        source = [ds for ds in source if str(ds.SOPInstanceUID) in wanted]
+    sr = build_sr(observed, volume.geometry, tuple(volume.spatial_shape), source, names)
+    return sr_bytes(sr)
