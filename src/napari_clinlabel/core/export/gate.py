@@ -29,6 +29,7 @@ from napari_clinlabel.core.export.formats import (  # noqa: F401 - re-exported
     PHYSICAL_LABEL_FORMATS,
     TABLE_FORMATS,
 )
+from napari_clinlabel.core.export.sr import sr_from_log
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import AuditLog, Head, iter_records, sidecar_paths
 from napari_clinlabel.core.log.identity import Actor, current_actor
@@ -314,7 +315,6 @@ def _seg_bytes(
 ) -> bytes:  # fmt: skip
     from napari_clinlabel.core.annotate.provenance import summarize, walk_provenance
     from napari_clinlabel.core.export.seg import build_seg, seg_bytes, source_series_datasets
-from napari_clinlabel.core.export.sr import sr_from_log
 
     if volume.series_uid is None or volume.source_path is None:
         raise ExportError(
