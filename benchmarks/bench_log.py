@@ -13,11 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from napari_clinlabel.core.annotate.label_edits import diff_in_region, record_label_change
-from napari_clinlabel.core.log import blocks as log_blocks
 from napari_clinlabel.core.log.audit_log import GENESIS, AuditLog, canonical_bytes
 from napari_clinlabel.core.log.identity import Actor
-from napari_clinlabel.core.log.parallel import chunk_count
-from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.core.log.verify import part_count, verify_log
 
 IMAGE = {"uid": "1.2.826.0.1.3680043.8.498.10368416360734871432", "sha256": "3f" * 32}
 ACTOR = {"id": "rad01", "name": "Dr A. Radiologist", "role": "annotator"}
@@ -51,7 +49,7 @@ def _write_log(path: Path, n: int) -> None:
                     {"scale": "birads", "grade": "4A"},
                 )
             rec = {
-                "v": 1, "seq": seq, "time": f"2026-11-26T10:{seq // 60000 % 60:02d}:"
+                "v": 2, "seq": seq, "time": f"2026-11-26T10:{seq // 60000 % 60:02d}:"
                 f"{seq // 1000 % 60:02d}.{seq % 1000:03d}000Z", "actor": ACTOR, "action": action,
                 "image": IMAGE, "target": target, "data": data, "source": {"kind": "human"},
                 "schema": SCHEMA, "prev": prev,
@@ -101,8 +99,7 @@ def bench_log_verify(quick: bool) -> dict:
         cpu = _best(single, 3, time.process_time) / anchor_cpu
         total_cpu = min(_total_cpu(path) for _ in range(3)) / anchor_cpu
     return {"ours_s": ours, "anchor_s": base, "budget": 2.0, "records": n, "MB": size / 1e6,
-            "compiled": log_blocks._logscan is not None,
-            "workers": chunk_count(size, None, log_blocks._logscan is not None), "single_ratio": one / base,
+            "workers": part_count(size, None), "single_ratio": one / base,
             "single_cpu_ratio": cpu, "total_cpu_ratio": total_cpu,
             "ours_MB_s": size / 1e6 / ours,
             "single_MB_s": size / 1e6 / one, "sha256_MB_s": size / 1e6 / base}  # fmt: skip

@@ -35,11 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a head an export or signature recorded; the log must still hold it (repeatable)",
     )
     v.add_argument("--no-objects", action="store_true", help="skip checking the object files")
-    v.add_argument(
-        "--strict",
-        action="store_true",
-        help="check every record in Python, re-serialising it (the reference path; slower)",
-    )
     v.set_defaults(func=run_verify)
 
     s = acts.add_parser("show", help="list the records as a table (or JSON lines)")
@@ -82,7 +77,7 @@ def run_verify(args: argparse.Namespace) -> int:
     # the roster named, else CLINLABEL_ROSTER, else clinlabel-roster.toml beside the image
     roster = load_roster(args.roster) if args.roster else find_roster(args.log)
     anchors = [_parse_anchor(a) for a in args.anchor]
-    kw = {"roster": roster, "check_objects": not args.no_objects, "strict": args.strict}
+    kw = {"roster": roster, "check_objects": not args.no_objects}
     report = verify_against_anchors(args.log, anchors, **kw)  # one pass, however many anchors
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The sidecar log writer: format v1 lines, chain, objects, identity of the image, recovery."""
+"""The sidecar log writer: format v2 lines, chain, objects, identity of the image, recovery."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def _lines(path) -> list[dict]:
     return [json.loads(line) for line in path.read_bytes().splitlines()]
 
 
-def test_records_are_v1_lines_chained_and_hashed_by_the_spec(tmp_path):
+def test_records_are_v2_lines_chained_and_hashed_by_the_spec(tmp_path):
     log = AuditLog(
         tmp_path / "a.clinlabel.jsonl",
         IMAGE,
@@ -66,11 +66,14 @@ def test_records_are_v1_lines_chained_and_hashed_by_the_spec(tmp_path):
             "hash",
         }
         assert rec["actor"] == {"id": "alice", "name": "Alice A", "role": "annotator"}
-        assert rec["time"].endswith("Z") and rec["v"] == 1
+        assert rec["time"].endswith("Z") and rec["v"] == 2
     assert recs[1]["source"] == {"kind": "model", "name": "m", "version": "1", "sha256": "d" * 64}
-    # the writer puts hash last, so the canonical bytes are a slice of the line
-    line = log.path.read_bytes().splitlines()[1]
-    assert hashlib.sha256(line[:-75] + b"}").hexdigest() == recs[1]["hash"]
+    # v2: the hash covers the line's bytes before its final ,"hash":" followed by }; the
+    # writer writes canonical JSON, so that is also the canonical hash checked above
+    for line, rec in zip(log.path.read_bytes().splitlines(), recs, strict=True):
+        cut = line.rfind(b',"hash":"')
+        assert hashlib.sha256(line[:cut] + b"}").hexdigest() == rec["hash"]
+        assert line[cut:] == b',"hash":"' + rec["hash"].encode() + b'"}'
     assert log.head().seq == 1 and log.head().hash == recs[1]["hash"]
 
 

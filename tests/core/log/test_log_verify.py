@@ -76,17 +76,21 @@ def test_a_log_written_from_the_spec_alone_verifies(tmp_path):
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    assert verify_log(p2).ok and verify_log(p2, strict=True).ok
+    assert verify_log(p2).ok
 
 
-def test_our_log_verifies_in_fast_and_strict_mode(tmp_path):
+def test_our_log_is_v2_and_verifies(tmp_path):
     log = AuditLog(tmp_path / "a.clinlabel.jsonl", IMAGE, Actor("u", "Ü"))
     d = log.put_arrays(x=np.arange(3))
     for i in range(20):
         log.append("label.paint", {"labels": "L"}, {"objects": {"diff": d}, "i": i, "t": "é"})
-    for strict in (False, True):
-        rep = verify_log(log.path, strict=strict)
-        assert rep.ok and rep.records == 20 and rep.head == log.head()
+    rep = verify_log(log.path)
+    assert rep.ok and rep.records == 20 and rep.head == log.head()
+    lines = log.path.read_bytes().splitlines()
+    for line in lines:  # DESIGN's v2 rule, from the bytes alone
+        assert b'"v":2' in line and line.rfind(b',"hash":"') == len(line) - 75
+        h = hashlib.sha256(line[: line.rfind(b',"hash":"')] + b"}").hexdigest()
+        assert line.endswith(b',"hash":"' + h.encode() + b'"}')
 
 
 @pytest.mark.parametrize(
@@ -103,7 +107,7 @@ def test_our_log_verifies_in_fast_and_strict_mode(tmp_path):
         ("extra_field", 3, "unexpected"),
         ("model_unnamed", 3, "model source must name"),
         ("other_image", 3, "image differs"),
-        ("v2", 3, "v is 2"),
+        ("v3", 3, "v is 3"),
         ("no_actor", 3, "missing actor"),
     ],
 )
@@ -134,8 +138,8 @@ def test_each_tampering_is_caught_at_its_seq(tmp_path, tamper, bad_seq, reason):
     elif tamper == "other_image":
         recs[3]["image"] = {"uid": None, "sha256": "cd" * 32}
         reseal(recs, 3)
-    elif tamper == "v2":
-        recs[3]["v"] = 2
+    elif tamper == "v3":
+        recs[3]["v"] = 3
         reseal(recs, 3)
     elif tamper == "no_actor":
         del recs[3]["actor"]
@@ -221,23 +225,21 @@ def test_a_torn_last_line_is_reported_not_failed(tmp_path):
     assert rep.ok and rep.records == 3 and rep.torn_tail_present
 
 
-def test_a_hash_over_non_canonical_bytes_is_rejected_in_every_mode(tmp_path):
+def test_a_v1_hash_over_non_canonical_bytes_is_rejected(tmp_path):
     # a buggy writer hashes its own spaced-out bytes instead of the canonical JSON
     rec = {k: v for k, v in spec_record(0, "0" * 64).items() if k != "hash"}
     body = json.dumps(rec, sort_keys=True, separators=(", ", ": "), ensure_ascii=False).encode()
     line = body[:-1] + b', "hash": "' + hashlib.sha256(body).hexdigest().encode() + b'"}\n'
     p = tmp_path / "a.jsonl"
     p.write_bytes(line)
-    for strict in (True, False):
-        rep = verify_log(p, strict=strict)
-        assert not rep.ok and rep.first_bad_seq == 0 and "hash does not match" in rep.reason
-    # compact but unsorted keys, hash last, hashed as written: the layout the fast path reads,
-    # but not the canonical bytes, so it must fail in the default mode too
+    rep = verify_log(p)
+    assert not rep.ok and rep.first_bad_seq == 0 and "hash does not match" in rep.reason
+    # compact but unsorted keys, hash last, hashed as written: a v1 record's hash is over the
+    # canonical bytes, so it must fail
     body = json.dumps(dict(reversed(list(rec.items()))), separators=(",", ":")).encode()
     p.write_bytes(body[:-1] + b',"hash":"' + hashlib.sha256(body).hexdigest().encode() + b'"}\n')
-    for strict in (True, False):
-        rep = verify_log(p, strict=strict)
-        assert not rep.ok and rep.first_bad_seq == 0 and "hash does not match" in rep.reason
+    rep = verify_log(p)
+    assert not rep.ok and rep.first_bad_seq == 0 and "hash does not match" in rep.reason
     # the snippet from the README, with no part of this package, agrees
     res = subprocess.run([sys.executable, str(SNIPPET), str(p)], capture_output=True, text=True)
     assert res.returncode != 0 and "broken at seq 0" in res.stderr
@@ -269,3 +271,114 @@ def test_readme_snippet_verifies_a_log_without_this_package(tmp_path):
     bad = write(tmp_path / "bad.jsonl", recs)
     res = subprocess.run([sys.executable, str(SNIPPET), str(bad)], capture_output=True, text=True)
     assert res.returncode == 1 and "broken at seq 2" in res.stderr
+
+
+# -- format v2: the hash covers the line's bytes -----------------------------------------------
+def v2_line(rec: dict, body: bytes | None = None) -> bytes:
+    """DESIGN.md's v2 rule applied to ``body`` (default: canonical JSON of the record without
+    hash): hash = sha256(body), the line = body minus its ``}`` + ``,"hash":"…"}``."""
+    fields = {k: v for k, v in rec.items() if k != "hash"}
+    if body is None:
+        body = json.dumps(
+            fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    h = hashlib.sha256(body).hexdigest()
+    rec["hash"] = h
+    return body[:-1] + b',"hash":"' + h.encode() + b'"}\n'
+
+
+def v2_log(path: Path, recs: list[dict], start: int = 0, bodies: dict | None = None) -> Path:
+    """Write ``recs`` (v1 lines before ``start``, v2 from there), chaining them as it goes."""
+    out, prev = [], "0" * 64
+    for i, r in enumerate(recs):
+        r["prev"] = prev
+        if i < start:
+            r["v"] = 1
+            r["hash"] = spec_hash(r)
+            out.append(json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                       .encode() + b"\n")  # fmt: skip
+        else:
+            r["v"] = 2
+            body = (bodies or {}).get(i)
+            out.append(v2_line(r, body(r) if body else None))
+        prev = r["hash"]
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def snippet_says(path: Path) -> str:
+    res = subprocess.run([sys.executable, str(SNIPPET), str(path)], capture_output=True, text=True)
+    return (res.stdout + res.stderr).strip().splitlines()[-1]
+
+
+def test_v2_hash_is_over_the_bytes_as_written_not_a_reserialisation(tmp_path):
+    # spaces, unsorted keys, escaped non-ASCII: any bytes whose hash is the line's own verify
+    def loose(r):
+        return json.dumps({k: v for k, v in reversed(r.items()) if k != "hash"}).encode()
+
+    p = v2_log(tmp_path / "a.jsonl", spec_lines(4), bodies={2: loose})
+    rep = verify_log(p)
+    assert rep.ok and rep.records == 4, rep.reason
+    assert snippet_says(p).startswith("valid: 4 records")
+    # one byte changed inside the hashed part, with the JSON still valid: broken at that seq
+    lines = p.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"box": 2', b'"box": 3')
+    p.write_bytes(b"".join(lines))
+    rep = verify_log(p)
+    assert rep.first_bad_seq == 2 and "does not match the record's bytes" in rep.reason
+    assert snippet_says(p) == "broken at seq 2"
+
+
+def test_v2_hash_must_be_the_last_member(tmp_path):
+    recs = spec_lines(3)
+    p = v2_log(tmp_path / "a.jsonl", recs)
+    lines = p.read_bytes().splitlines(keepends=True)
+    # a member after hash is not covered by it: refused even though the hash matches
+    lines[1] = lines[1][:-2] + b',"seq":1}\n'
+    p.write_bytes(b"".join(lines))
+    rep = verify_log(p)
+    assert rep.first_bad_seq == 1 and "last member" in rep.reason
+    assert snippet_says(p) == "broken at seq 1"
+
+
+def test_v1_records_followed_by_v2_verify_and_never_the_reverse(tmp_path):
+    p = v2_log(tmp_path / "mixed.jsonl", spec_lines(6), start=3)  # an old log appended to
+    rep = verify_log(p)
+    assert rep.ok and rep.records == 6, rep.reason
+    assert snippet_says(p).startswith("valid: 6 records")
+    recs = spec_lines(6)
+    p2 = v2_log(tmp_path / "back.jsonl", recs, start=0)
+    lines = p2.read_bytes().splitlines(keepends=True)
+    recs[4]["v"] = 1  # a v1 record after v2 ones, chained and hashed by the v1 rule
+    recs[4]["prev"] = recs[3]["hash"]
+    recs[4]["hash"] = spec_hash(recs[4])
+    lines[4] = json.dumps(recs[4], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    lines = [*lines[:4], lines[4].encode() + b"\n"]
+    p2.write_bytes(b"".join(lines))
+    rep = verify_log(p2)
+    assert rep.first_bad_seq == 4 and "never goes back" in rep.reason
+
+
+def test_the_writer_appends_v2_to_an_old_v1_log(tmp_path):
+    p = write(tmp_path / "old.clinlabel.jsonl", spec_lines(3), sort_keys=True,
+              separators=(",", ":"), ensure_ascii=False)  # fmt: skip
+    log = AuditLog(p, IMAGE, Actor("ana", "Ana Ñúñez"))
+    log.append("box.add", {"box": 3}, {"note": "new"})
+    rep = verify_log(p)
+    assert rep.ok and rep.records == 4, rep.reason
+    assert [json.loads(x)["v"] for x in p.read_bytes().splitlines()] == [1, 1, 1, 2]
+    assert snippet_says(p).startswith("valid: 4 records")
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_readme_snippet_on_intact_and_tampered_logs(tmp_path, version):
+    recs = spec_lines(5)
+    p = v2_log(tmp_path / "a.jsonl", recs, start=5 if version == 1 else 0)
+    assert snippet_says(p) == f"valid: 5 records, head {recs[4]['hash']}"
+    assert verify_log(p).head.hash == recs[4]["hash"]
+    for k, (old, new) in enumerate([(b'"box":1', b'"box":9'), (b'"seq":2', b'"seq":7')]):
+        q = tmp_path / f"t{k}.jsonl"
+        q.write_bytes(p.read_bytes().replace(old, new, 1))
+        bad = 1 if k == 0 else 2
+        assert snippet_says(q) == f"broken at seq {bad}"
+        assert verify_log(q).first_bad_seq == bad

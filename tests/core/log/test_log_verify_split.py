@@ -1,4 +1,5 @@
-"""Verifying a log in forked chunks gives the single pass's report, tampering included."""
+"""Verifying a log in parts checked by forked processes gives the single pass's report,
+tampering included."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from napari_clinlabel.core.log import parallel as par
-from napari_clinlabel.core.log.checks import Context
+from napari_clinlabel.core.log import checks as chk
+from napari_clinlabel.core.log import verify as ver
 from napari_clinlabel.core.log.identity import load_roster
-from napari_clinlabel.core.log.verify import compiled, verify_against_anchor, verify_log
+from napari_clinlabel.core.log.trust import Trust
+from napari_clinlabel.core.log.verify import verify_against_anchor, verify_log
 
 pytestmark = pytest.mark.skipif(
     "fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork"
@@ -44,7 +46,7 @@ def build(n: int, *, signs: tuple[int, ...] = (), heads: dict[int, int] | None =
         if i % 7 == 3:
             actor["role"] = "reviewer"
         rec = {
-            "v": 1, "seq": i, "time": f"2026-11-26T10:{i // 60 % 60:02d}:{i % 60:02d}.{i % 7}Z",
+            "v": 2, "seq": i, "time": f"2026-11-26T10:{i // 60 % 60:02d}:{i % 60:02d}.{i % 7}Z",
             "actor": actor, "action": "box.add", "image": IMAGE, "target": {"box": i},
             "data": {"size_mm": [3.5, 2.0], "note": "naïve ✓"}, "source": {"kind": "human"},
             "schema": None, "prev": prev,
@@ -67,7 +69,7 @@ def build(n: int, *, signs: tuple[int, ...] = (), heads: dict[int, int] | None =
 
 
 def write(path: Path, recs: list[dict]) -> Path:
-    """The writer's layout: canonical JSON with ``hash`` last (the verifier's fast path)."""
+    """The writer's layout: canonical JSON with ``hash`` last (v2: the hash covers these bytes)."""
     with open(path, "wb") as fh:
         for r in recs:
             body = {k: v for k, v in r.items() if k != "hash"}
@@ -88,39 +90,35 @@ def boundary_seqs(path: Path, n: int) -> list[int]:
     """The seq of the first record of each chunk after the first."""
     data = path.read_bytes()
     with open(path, "rb") as fh:
-        bounds = par._boundaries(fh, len(data), n)
+        bounds = ver._boundaries(fh, len(data), n)
     return [data[:b].count(b"\n") for b in bounds[1:-1]]
 
 
-def both(path: Path, workers: int, **kw):
-    """(single-pass report, chunked report); the chunked one must not have fallen back."""
+def both(path: Path, workers: int, may_fall_back: bool = False, **kw):
+    """(single-pass report, split report); the split one must not have fallen back, unless
+    ``may_fall_back`` (the line before the only boundary is not a record: no part starts there)."""
     single = verify_log(path, workers=1, **kw)
-    ctx = Context(path.with_suffix("") / "objects", kw.get("roster"), None, False)
-    size = path.stat().st_size
-    direct = par.verify_chunks(path, size, workers, ctx, kw.get("strict", False))
-    assert direct is not None, "the chunked path fell back to a single pass"
+    ctx = chk.Context(path.with_suffix("") / "objects", False, Trust(kw.get("roster")))
+    with open(path, "rb") as fh:
+        runs = ver._verify_parts(fh, path.stat().st_size, workers, ctx)
+    assert runs is not None or may_fall_back, "the split path fell back to a single pass"
     chunked = verify_log(path, workers=workers, **kw)
-    assert direct[0] == chunked
-    if compiled():  # the threaded split (compiled checker) gives the same report too
-        ctx = Context(path.with_suffix("") / "objects", kw.get("roster"), None, False)
-        threaded = par.verify_threads(path, size, workers, ctx, kw.get("strict", False))
-        assert threaded is not None, "the threaded path fell back to a single pass"
-        assert threaded[0] == chunked
+    if runs is not None:
+        assert ver.merge(runs, ctx)[0] == chunked
     return single, chunked
 
 
 # -- tests --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("workers", [2, 3, 5])
 def test_chunked_report_equals_single_pass_on_a_valid_log(tmp_path, workers):
-    recs = build(1200, signs=(5, 700, 1100), heads={650: 10, 1000: 999, 1150: 640})
+    recs = build(1200, heads={650: 10, 1000: 999, 1150: 640})
     p = write(tmp_path / "a.clinlabel.jsonl", recs)
     roster = tmp_path / "r.toml"
     roster.write_text(f'[[users]]\nid = "ana"\nroles = ["annotator"]\npublic_key = "{PUB}"\n')
-    for kw in ({}, {"roster": load_roster(roster)}, {"strict": True}):
+    for kw in ({}, {"roster": load_roster(roster)}):
         single, chunked = both(p, workers, check_objects=False, **kw)
         assert single.ok and single.records == 1200 and single.head.hash == recs[-1]["hash"]
         assert chunked == single  # warnings (time, roster), signatures, head: all the same
-    assert single.signatures_checked == 3
     assert any("before the previous" in w for w in single.warnings)
     rep = verify_log(p, workers=workers, check_objects=False, roster=load_roster(roster))
     assert any("'rev' acted as reviewer" in w for w in rep.warnings)
@@ -205,7 +203,8 @@ def test_tampering_exactly_at_a_chunk_boundary(tmp_path, offset, tamper):
         lines[at] = b"{" + b"x" * (len(lines[at]) - 2) + b"\n"
     p.write_bytes(b"".join(lines))
     assert boundary_seqs(p, 2)[0] + offset == at
-    single, chunked = both(p, 2, check_objects=False)
+    fall_back = tamper == "bad_json" and offset == -1
+    single, chunked = both(p, 2, fall_back, check_objects=False)
     assert not chunked.ok and chunked.first_bad_seq == at, chunked.reason
     assert chunked == single
 
@@ -225,24 +224,22 @@ def test_auto_mode_splits_only_big_logs(tmp_path, monkeypatch):
     recs = build(2000)
     p = write(tmp_path / "a.jsonl", recs)
     size = p.stat().st_size
-    assert size < par.PARALLEL_MIN_BYTES and par.chunk_count(size, None) == 1
-    assert par.chunk_count(size, 1) == 1 and par.chunk_count(size, 3) == 3
-    calls = []
-    split = "verify_threads" if compiled() else "verify_chunks"
-    real = getattr(par, split)
-    monkeypatch.setattr(par, split, lambda *a: calls.append(a[2]) or real(*a))
-    monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", size // 2)
-    monkeypatch.setattr(par, "_MIN_CHUNK", size // 4)
-    monkeypatch.setattr(par.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     # forking is only safe in a process with one thread (the CLI); other tests may have left
     # threads running in this one, so the thread count is pinned both ways here
-    monkeypatch.setattr(par.threading, "active_count", lambda: 3)
-    assert par.chunk_count(size, None) == 1  # e.g. inside napari: one pass, never a fork
-    assert par.chunk_count(size, None, threads=True) == 2  # threads are fine there
-    monkeypatch.setattr(par.threading, "active_count", lambda: 1)
-    assert par.chunk_count(size, None) == 2
+    monkeypatch.setattr(ver.threading, "active_count", lambda: 1)
+    assert size < ver.SPLIT_MIN_BYTES and ver.part_count(size, None) == 1
+    assert ver.part_count(size, 1) == 1 and ver.part_count(size, 3) == 3
+    calls = []
+    real = ver._verify_parts
+    monkeypatch.setattr(ver, "_verify_parts", lambda *a: calls.append(a[2]) or real(*a))
+    monkeypatch.setattr(ver, "SPLIT_MIN_BYTES", size // 2)
+    monkeypatch.setattr(ver.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert ver.part_count(size, None) == 2
     rep = verify_log(p, check_objects=False)
     assert calls == [2] and rep == verify_log(p, workers=1, check_objects=False) and rep.ok
+    monkeypatch.setattr(ver.threading, "active_count", lambda: 3)
+    assert ver.part_count(size, None) == 1  # e.g. inside napari: one pass, never a fork
+    assert ver.part_count(size, 2) == 1
 
 
 def _big_log(tmp_path):
@@ -255,9 +252,9 @@ def _big_log(tmp_path):
     for d, b in zip(digests, blobs, strict=True):
         (objects / d).write_bytes(b)
     recs, prev, filler = [], "0" * 64, "x" * 1200
-    n = par.PARALLEL_MIN_BYTES // 1400 + 200
+    n = ver.SPLIT_MIN_BYTES // 1400 + 200
     for i in range(n):
-        rec = {"v": 1, "seq": i, "time": "2026-11-26T10:00:00Z",
+        rec = {"v": 2, "seq": i, "time": "2026-11-26T10:00:00Z",
                "actor": {"id": "ana", "name": "A", "role": "annotator"}, "action": "label.paint",
                "image": IMAGE, "target": {"labels": "L"},
                "data": {"objects": {"diff": digests[40 if i == n - 10 else i % 40]}, "pad": filler},
@@ -265,14 +262,14 @@ def _big_log(tmp_path):
         rec["hash"] = prev = spec_hash(rec)
         recs.append(rec)
     p = write(tmp_path / "big.clinlabel.jsonl", recs)
-    assert p.stat().st_size >= par.PARALLEL_MIN_BYTES
+    assert p.stat().st_size >= ver.SPLIT_MIN_BYTES
     return p, objects, digests, n
 
 
 def test_a_log_above_the_threshold_verifies_in_chunks_with_objects(tmp_path):
     """Real threshold, default arguments, objects checked in the workers."""
     p, objects, digests, n = _big_log(tmp_path)
-    if par.chunk_count(p.stat().st_size, None) < 2:
+    if ver.part_count(p.stat().st_size, None) < 2:
         pytest.skip("one CPU or a threaded process: auto mode stays single-process here")
     rep = verify_log(p)
     assert rep.ok and rep.records == n and rep == verify_log(p, workers=1)
@@ -299,8 +296,6 @@ def test_cli_verifies_a_big_log_in_a_fresh_process(tmp_path):
 
 def test_reading_in_small_blocks_changes_nothing(tmp_path, monkeypatch):
     """Lines that straddle read blocks: the same reports, tampered or torn."""
-    from napari_clinlabel.core.log import blocks as log_blocks
-
     recs = build(300, heads={200: 3})
     recs[250]["data"]["size_mm"] = [1.0, 1.0]
     p = write(tmp_path / "a.jsonl", recs)
@@ -312,7 +307,7 @@ def test_reading_in_small_blocks_changes_nothing(tmp_path, monkeypatch):
     expected = [verify_log(q, workers=1, check_objects=False) for q in (p, torn)]
     assert expected[0].first_bad_seq == 250 and expected[1].ok and expected[1].torn_tail_present
     for block in (777, 50):  # lines across two blocks; lines longer than a block
-        monkeypatch.setattr(log_blocks, "_BLOCK", block)
+        monkeypatch.setattr(chk, "_BLOCK", block)
         for workers in (1, 3):
             got = [verify_log(q, workers=workers, check_objects=False) for q in (p, torn)]
             assert got == expected

@@ -1,9 +1,13 @@
-"""The sidecar audit log, format v1 (see DESIGN.md): append-only, locked, fsynced, hash-chained.
+"""The sidecar audit log, format v2 (see the README): append-only, locked, fsynced, hash-chained.
 
-A record is one line of JSON. Its ``hash`` is the sha256 of the canonical JSON of the record
-without ``hash``; ``prev`` is the previous record's hash (64 zeros for seq 0). Lines are written as
-the canonical JSON with ``"hash"`` as the last member, so verifying is hashing a slice of the line.
-Bulky payloads live in ``<image>.clinlabel/objects/<sha256>`` and are named in ``data["objects"]``.
+A record is one line of canonical JSON (sorted keys, no spaces, UTF-8) with ``"hash"`` moved to
+be its last member. ``hash`` is the sha256 of the line's bytes before the final ``,"hash":"``
+followed by ``}`` - which, the body being canonical, is also the sha256 of the canonical JSON of
+the record without ``hash`` (format v1's rule), so v1 and v2 differ only in how a verifier gets
+those bytes: v2 hashes the line as written, never re-serialising. ``prev`` is the previous
+record's hash (64 zeros for seq 0). Bulky payloads live in ``<image>.clinlabel/objects/<sha256>``
+and are named in ``data["objects"]``. Logs and objects are regular files; symlinks, FIFOs and
+devices are refused.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +29,15 @@ import numpy as np
 
 from napari_clinlabel.core.errors import LogError, LogIntegrityError
 from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.log.reader import (  # noqa: F401 - iter_records: its readers import it here
+    MAX_LINE_BYTES,
+    MAX_NESTING,
+    iter_records,
+    nesting,
+    parse_line,
+)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 GENESIS = "0" * 64
 HUMAN = {"kind": "human"}
 _HASH_TAIL_LEN = len(',"hash":""}') + 64
@@ -99,22 +109,6 @@ def _encode_line(rec: dict[str, Any]) -> tuple[bytes, str]:
     h = hashlib.sha256(body).hexdigest()
     line = body[:-1] + b',"hash":"' + h.encode("ascii") + b'"}\n'
     return line, h
-
-
-MAX_NESTING = 500  # deepest record a log holds: json's own limit depends on the caller's stack
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
-
-
-def nesting(line: bytes) -> int:
-    """How deep a line's arrays and objects nest (0 when it cannot exceed :data:`MAX_NESTING`)."""
-    if line.count(b"[") + line.count(b"{") <= MAX_NESTING:
-        return 0
-    depth = top = 0
-    for c in _STRINGS.sub(b"", line).translate(None, _NOT_BRACKETS):
-        depth += 1 if c in b"[{" else -1
-        top = max(top, depth)
-    return top
 
 
 @dataclass(frozen=True)
@@ -331,6 +325,11 @@ class AuditLog:
                     f"Action {action!r}: its record nests deeper than {MAX_NESTING} levels, "
                     "more than a log can be verified with. Nothing was recorded."
                 )
+            if len(line) > MAX_LINE_BYTES:
+                raise LogError(
+                    f"Action {action!r}: its record is over {MAX_LINE_BYTES >> 20} MiB, more "
+                    "than a log's reader reads; store bulky data as an object. Nothing was recorded."
+                )
             self._write_line(line)
             rec["hash"] = h
             return rec
@@ -438,7 +437,7 @@ class AuditLog:
             self._recover_torn_tail(fd, torn_at, size)
             return self._tail()
         try:
-            rec = json.loads(last)
+            rec = parse_line(last)
             seq, h = int(rec["seq"]), str(rec["hash"])
         except (ValueError, KeyError, TypeError):
             raise LogIntegrityError(
@@ -526,20 +525,3 @@ def _read_last_line(fd: int, size: int) -> tuple[bytes, int | None]:
             window *= 4
             continue
         return chunk[nl + 1 : end], torn_at
-
-
-def iter_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Complete records of a log file, in order (a torn last line is skipped)."""
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        return
-    with fh:
-        for n, line in enumerate(fh):
-            if not line.endswith(b"\n"):
-                return
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                raise LogIntegrityError(f"{path}: line {n + 1} is not valid JSON.", n) from None
-            yield rec

@@ -1,53 +1,51 @@
-"""Verify a sidecar log against format v1: chain, fields, objects, signatures and anchors.
+"""Verify a sidecar log (formats v1 and v2): chain, fields, objects, then the trust checks.
 
-A record is valid when it is a JSON object holding exactly the v1 fields, ``v`` is 1, ``seq``
-follows the previous one (0 first), ``prev`` is the previous ``hash`` (64 zeros at seq 0) and
-``hash`` is the sha256 of the canonical JSON of the record without ``hash``. Beyond the hash
-chain this checks: a human actor with a v1 role, a ``human`` or fully named ``model`` source, the
-same ``image`` as seq 0, every object named in ``data["objects"]`` present and matching its
-digest, every ``sign`` record's signature (and, given a roster, that the key is the signer's),
-and that every head a record carries (``data["head"]``) is a record of this chain.
+Pure Python: each line is parsed by orjson and its hash computed by hashlib over the line's own
+bytes (v2; v1 records are re-serialised as format v1 defines). The per-record checks are
+:func:`.checks.scan`; the trust checks (roles, signatures, and whatever else is checked against
+the roster or heads kept outside the log) are :class:`.trust.Trust`, called from there.
 
-Time running backwards is reported as a *warning*, not a failure: the chain, not the clock,
-proves order, and a workstation clock stepped back by NTP is not tampering. A torn last line
-(a crash mid-append) is reported (``torn_tail_present``) and does not fail the log; the next
-open of the log keeps it aside and records it.
+A log may hold v1 records followed by v2 records (a log begun before format v2 and appended to
+since); once a v2 record appears, a later v1 record fails. Time running backwards is a
+*warning*, not a failure: the chain, not the clock, proves order. A torn last line (a crash
+mid-append) is reported (``torn_tail_present``) and does not fail the log; the next open keeps
+it aside and records it.
 
-Speed: the writer puts ``"hash"`` last, so a line's canonical bytes are the line without its
-last member (``line[:-75] + b"}"``). The compiled fast path (:mod:`.log_blocks`, ``_logscan.c``)
-proves in C that those bytes are exactly the canonical JSON of the record, hashes them and checks
-chain and fields, and hands every record it cannot prove valid to the Python checks, which then
-give the reason. Without the compiled module (no C compiler at install) every record is
-re-serialised in Python: the same reports, several times slower. ``strict=True`` takes that
-Python path even when the module is there (the reference to compare against). A log over 8 MiB
-is checked in chunks side by side, one per CPU (:mod:`.log_verify_parallel`: threads with the
-compiled checker, forked processes without), with the same report. The per-record checks themselves are in :mod:`.log_checks`.
+A log of :data:`SPLIT_MIN_BYTES` or more is checked as two halves side by side (a forked
+process checks the second) when this process may fork (a single thread, a platform that forks);
+the report is the one a single pass gives. A half starts from the line before its boundary; a
+head naming a record before it is checked here once every earlier hash is known.
 """
 
 from __future__ import annotations
 
-import bisect
+import multiprocessing
+import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from napari_clinlabel.core.errors import LogError
-from napari_clinlabel.core.log import parallel as _parallel
 from napari_clinlabel.core.log.audit_log import Head
-from napari_clinlabel.core.log.blocks import scan_range
 from napari_clinlabel.core.log.checks import (
     FIELDS,
     MAX_WARNINGS,
-    MEANINGS,
     Chain,
     Context,
     Run,
     head_mismatch,
+    scan_range,
 )
 from napari_clinlabel.core.log.identity import Roster
+from napari_clinlabel.core.log.reader import open_regular, parse_line
+from napari_clinlabel.core.log.trust import MEANINGS, Trust
 
 __all__ = ["FIELDS", "MEANINGS", "VerifyReport", "verify_against_anchor", "verify_log"]
+
+SPLIT_MIN_BYTES = 8 << 20  # below this a fork costs more than it saves
+_WINDOW = 1 << 16
 
 
 @dataclass
@@ -74,6 +72,24 @@ class VerifyReport:
         )
         return f"valid: {self.records} records, {head}{sig}{torn}"
 
+    def warn(self, text: str) -> None:
+        """Add a warning (the first :data:`MAX_WARNINGS` are kept)."""
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(text)
+        elif len(self.warnings) == MAX_WARNINGS:
+            self.warnings.append("… more warnings not shown")
+
+    def fail(self, seq: int, reason: str, hashes: Sequence[str] = ()) -> None:
+        """Mark the log broken at ``seq`` (an earlier failure stays); ``hashes``: the valid
+        records' hashes by seq, to move the head back before ``seq``."""
+        if self.ok or self.first_bad_seq is None or seq < self.first_bad_seq:
+            self.ok, self.first_bad_seq, self.reason = False, seq, reason
+            self.records = min(self.records, seq)
+            if len(hashes) >= self.records:
+                self.head = (
+                    Head(self.records - 1, hashes[self.records - 1]) if self.records else None
+                )
+
 
 def verify_log(
     path: str | Path,
@@ -82,17 +98,18 @@ def verify_log(
     public_keys: Mapping[str, Any] | None = None,
     check_objects: bool = True,
     objects: str | Path | None = None,
-    strict: bool = False,
     workers: int | None = None,
+    trust: Trust | None = None,
 ) -> VerifyReport:
     """Check a whole log; the report names the first bad seq and why.
 
     ``public_keys`` maps user ids to a base64 key or a list of them (added to the roster's).
     ``objects`` is the objects folder (default ``<log minus .jsonl>/objects``).
-    ``workers``: 1 checks in one pass; n > 1 splits the log into n chunks checked side by side
-    (same report); None (default) does that for a big log (see :mod:`.log_verify_parallel`).
+    ``workers``: 1 checks in one pass, 2 or more in that many parts side by side (processes);
+    None (default) uses two for a log of :data:`SPLIT_MIN_BYTES` or more.
+    ``trust``: the trust checks (default: roles and signatures against ``roster``/``public_keys``).
     """
-    return _verify(Path(path), roster, public_keys, check_objects, objects, strict, workers)[0]
+    return _verify(Path(path), roster, public_keys, check_objects, objects, workers, trust)[0]
 
 
 def verify_against_anchor(
@@ -117,7 +134,16 @@ def verify_against_anchors(
         anchors.append((seq, h))
     rep, hashes = _verify(Path(path), kwargs.pop("roster", None), kwargs.pop("public_keys", None),
                           kwargs.pop("check_objects", True), kwargs.pop("objects", None),
-                          kwargs.pop("strict", False), kwargs.pop("workers", None))  # fmt: skip
+                          kwargs.pop("workers", None), kwargs.pop("trust", None))  # fmt: skip
+    if kwargs:
+        raise TypeError(f"unexpected arguments: {', '.join(kwargs)}")
+    return check_anchors(rep, hashes, anchors)
+
+
+def check_anchors(
+    rep: VerifyReport, hashes: Sequence[str], anchors: Sequence[tuple[int, str]]
+) -> VerifyReport:
+    """Fail ``rep`` at the first ``(seq, hash)`` the log no longer holds (truncated, rewritten)."""
     for seq, h in sorted(anchors):
         if not rep.ok and rep.first_bad_seq is not None and rep.first_bad_seq <= seq:
             return rep
@@ -139,54 +165,72 @@ def verify_against_anchors(
     return rep
 
 
+def default_objects(path: Path) -> Path:
+    """The objects folder beside a log: ``<log minus .jsonl>/objects``."""
+    stem = str(path).removesuffix(".jsonl")
+    return Path(stem if stem != str(path) else stem + ".clinlabel") / "objects"
+
+
 def _verify(
     path: Path,
     roster: Roster | None,
     public_keys: Mapping[str, Any] | None,
     check_objects: bool,
     objects: str | Path | None,
-    strict: bool,
-    workers: int | None = None,
-) -> tuple[VerifyReport, Sequence[str]]:
-    if objects is None:
-        stem = str(path).removesuffix(".jsonl")
-        objects = Path(stem if stem != str(path) else stem + ".clinlabel") / "objects"
-    ctx = Context(Path(objects), roster, public_keys, check_objects)
+    workers: int | None,
+    trust: Trust | None,
+) -> tuple[VerifyReport, list[str]]:
+    trust = trust if trust is not None else Trust(roster, public_keys)
+    ctx = Context(Path(objects) if objects else default_objects(path), check_objects, trust)
     try:
-        size = path.stat().st_size
-        threads = compiled() and not strict  # C checks chunks side by side without the GIL
-        n = _parallel.chunk_count(size, workers, threads)
-        if n > 1:
-            split = _parallel.verify_threads if threads else _parallel.verify_chunks
-            done = split(path, size, n, ctx, strict)
-            if done is not None:
-                return done
-        run = Run(start=0)
-        with open(path, "rb") as fh:
-            scan_range(fh, 0, None, Chain(), ctx, strict, run)
+        fd = open_regular(path)
     except FileNotFoundError:
         raise LogError(f"{path}: no such log; check the path (<image>.clinlabel.jsonl).") from None
     except OSError as exc:
         raise LogError(f"{path}: cannot read the log ({exc.strerror}).") from None
-    return merge([run], ctx)
+    try:
+        size = os.fstat(fd).st_size
+        runs = None
+        n = part_count(size, workers)
+        if n > 1:
+            with os.fdopen(os.dup(fd), "rb") as fh:
+                runs = _verify_parts(fh, size, n, ctx)
+        if runs is None:
+            runs = [Run(start=0)]
+            scan_range(fd, 0, size, Chain(), ctx, runs[0])
+    except OSError as exc:
+        raise LogError(f"{path}: cannot read the log ({exc.strerror}).") from None
+    finally:
+        os.close(fd)
+    return merge(runs, ctx)
 
 
-def compiled() -> bool:
-    """Whether the compiled checker (``core/_logscan.c``) was built here."""
-    from napari_clinlabel.core.log.blocks import _logscan
+def part_count(size: int, workers: int | None) -> int:
+    """How many parts to check a log of ``size`` bytes in (1: one pass in this process)."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if threading.active_count() != 1 or multiprocessing.current_process().daemon:
+        return 1  # forking a threaded process (napari) is not safe; a daemon may not fork
+    if workers is not None:
+        return max(1, int(workers))
+    if size < SPLIT_MIN_BYTES:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        cpus = os.cpu_count() or 1
+    return 2 if cpus > 1 else 1
 
-    return _logscan is not None
 
-
-def merge(runs: list[Run], ctx: Context) -> tuple[VerifyReport, Sequence[str]]:
+def merge(runs: list[Run], ctx: Context) -> tuple[VerifyReport, list[str]]:
     """One report from consecutive runs: the first bad seq (a head a run deferred, or its own
     failure), warnings and signatures before it, the hashes of the valid records."""
     rep = VerifyReport(ok=True, records=0)
-    hashes = _Hashes()
+    hashes: list[str] = []
     bad: int | None = None
     for run in runs:
         if run.start != len(hashes):
-            raise RuntimeError("log chunks do not link")  # a bug: the caller verifies in one run
+            raise RuntimeError("log parts do not link")  # a bug: the caller checks the links
         for seq, what, s, h in run.deferred:
             if run.bad_seq is not None and seq > run.bad_seq:
                 break
@@ -196,14 +240,15 @@ def merge(runs: list[Run], ctx: Context) -> tuple[VerifyReport, Sequence[str]]:
                 break
         if bad is None and run.bad_seq is not None:
             bad, rep.reason = run.bad_seq, run.reason
-        hashes.add(run.hashes, (bad if bad is not None else run.start + _count(run)) - run.start)
+        keep = (bad if bad is not None else run.start + len(run.hashes)) - run.start
+        hashes += run.hashes[:keep]
         for seq, key, text in run.warnings:
             if bad is not None and seq > bad:
                 break
             if key is None or key not in ctx.warned_keys:
                 if key is not None:
                     ctx.warned_keys.add(key)
-                _warn(rep, text)
+                rep.warn(text)
         rep.signatures_checked += sum(1 for s in run.signed if bad is None or s < bad)
         if bad is not None:
             rep.ok, rep.first_bad_seq = False, bad
@@ -212,52 +257,125 @@ def merge(runs: list[Run], ctx: Context) -> tuple[VerifyReport, Sequence[str]]:
     rep.records = len(hashes)
     if rep.records:
         rep.head = Head(rep.records - 1, hashes[-1])
-    unregistered = sum(r.unregistered for r in runs)
-    if rep.ok and unregistered:
-        _warn(rep, f"{unregistered} signature(s) checked against the key they carry only; "
-                   "pass a roster to check whose keys they are")  # fmt: skip
-    return rep, hashes.as_sequence()
+    ctx.trust.finish(rep, hashes, runs)
+    return rep, hashes
 
 
-def _count(run: Run) -> int:
-    return len(run.hashes) // 64 if isinstance(run.hashes, bytes) else len(run.hashes)
+# -- two (or more) parts side by side ---------------------------------------------------------
+def _verify_parts(fh: Any, size: int, n: int, ctx: Context) -> list[Run] | None:
+    """The runs of ``n`` parts, the first checked here and the rest in forked processes; None
+    when they cannot be split or do not link (the caller then checks in one pass)."""
+    bounds, starts = [0], []
+    for b in _boundaries(fh, size, n)[1:-1]:
+        start = _part_start(fh, b)
+        if start is not None:  # else the part before runs on and fails on that line
+            bounds.append(b)
+            starts.append(start)
+    bounds.append(size)
+    if len(bounds) < 3:
+        return None
+    mp = multiprocessing.get_context("fork")
+    children = []
+    try:
+        for k, (chain, first) in enumerate(starts, start=1):
+            recv, send = mp.Pipe(duplex=False)
+            proc = mp.Process(target=_child, args=(send, fh, bounds[k], bounds[k + 1], chain,
+                                                   first, ctx), daemon=True)  # fmt: skip
+            try:
+                proc.start()
+            except (AssertionError, OSError):  # out of processes
+                send.close()
+                recv.close()
+                return None
+            send.close()
+            children.append((proc, recv, chain.prev))
+        runs = [Run(start=0)]
+        scan_range(fh.fileno(), 0, bounds[1], Chain(), ctx, runs[0])
+        for _, recv, start_prev in children:
+            before = runs[-1]
+            if before.bad_seq is not None:
+                break  # what follows a failure does not count
+            try:
+                run = recv.recv()
+            except (EOFError, OSError):
+                return None  # the worker died
+            if not isinstance(run, Run):
+                return None  # it raised: the single pass reports it properly
+            linked_prev = before.hashes[-1] if len(before.hashes) else None
+            if run.start != before.start + len(before.hashes) or start_prev != linked_prev:
+                return None  # the parts do not link: never trust them
+            runs.append(run)
+        return runs
+    finally:
+        for proc, recv, _ in children:
+            recv.close()
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
 
 
-class _Hashes(Sequence[str]):
-    """Record hashes by seq, kept as the runs held them: lists of str or 64-byte ASCII runs."""
-
-    def __init__(self) -> None:
-        self.parts: list[tuple[int, Any]] = []
-        self.n = 0
-
-    def add(self, part: Any, count: int) -> None:
-        if count > 0:
-            self.parts.append((self.n, part[: 64 * count] if isinstance(part, bytes) else part))
-            self.n += count
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> str:
-        if i < 0:
-            i += self.n
-        if not 0 <= i < self.n:
-            raise IndexError(i)
-        k = bisect.bisect_right(self.parts, i, key=lambda p: p[0]) - 1
-        start, part = self.parts[k]
-        j = i - start
-        return part[64 * j : 64 * j + 64].decode("ascii") if isinstance(part, bytes) else part[j]
-
-    def as_sequence(self) -> Sequence[str]:
-        """A plain list when one run held every hash as str (the single-process case)."""
-        if len(self.parts) == 1 and isinstance(self.parts[0][1], list):
-            part = self.parts[0][1]
-            return part if len(part) == self.n else part[: self.n]
-        return self if self.parts else []
+def _child(conn: Any, fh: Any, start: int, end: int, chain: Chain, first: dict[str, Any],
+           ctx: Context) -> None:  # fmt: skip
+    """Check bytes ``[start, end)`` of the log (a forked process); send the :class:`Run`."""
+    try:
+        run = Run(start=chain.expected)
+        ctx.trust = ctx.trust.fresh()
+        ctx.trust.begin_chunk(first)
+        scan_range(fh.fileno(), start, end, chain, ctx, run)  # pread: no shared position
+        result: Any = run
+    except Exception as exc:  # noqa: BLE001 - any surprise: the parent re-checks in one pass
+        result = repr(exc)
+    conn.send(result)
+    conn.close()
 
 
-def _warn(rep: VerifyReport, text: str) -> None:
-    if len(rep.warnings) < MAX_WARNINGS:
-        rep.warnings.append(text)
-    elif len(rep.warnings) == MAX_WARNINGS:
-        rep.warnings.append("… more warnings not shown")
+def _part_start(fh: Any, start: int) -> tuple[Chain, dict[str, Any]] | None:
+    """The chain state after the line that ends at ``start`` and seq 0's record; None when
+    either line is not a record (the part before then fails on it, in one pass)."""
+    try:
+        fh.seek(0)
+        first = parse_line(fh.readline(_WINDOW * 16).rstrip(b"\n"))
+        rec = parse_line(_line_before(fh, start))
+        seq, h, t, v = rec["seq"], rec["hash"], rec["time"], rec["v"]
+        image0 = first["image"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if (type(seq) is not int or type(h) is not str or type(t) is not str or type(v) is not int
+            or type(first) is not dict or image0 is None):  # fmt: skip
+        return None
+    return Chain(expected=seq + 1, prev=h, last_time=t, image0=image0, version=v), first
+
+
+def _line_before(fh: Any, start: int) -> bytes:
+    """The line whose newline is the byte before ``start`` (without that newline)."""
+    end = start - 1
+    pos, buf = end, b""
+    while pos > 0:
+        step = min(pos, _WINDOW)
+        fh.seek(pos - step)
+        buf = fh.read(step) + buf
+        pos -= step
+        i = buf.rfind(b"\n")
+        if i >= 0:
+            return buf[i + 1 :]
+    return buf
+
+
+def _boundaries(fh: Any, size: int, n: int) -> list[int]:
+    """``[0, b1, …, size]``: part starts just after a newline near ``size * k / n``."""
+    bounds = [0]
+    for k in range(1, n):
+        pos = max(size * k // n - 1, bounds[-1])
+        fh.seek(pos)
+        while True:
+            block = fh.read(_WINDOW)
+            i = block.find(b"\n")
+            if i >= 0 or not block:
+                break
+            pos += len(block)
+        if i < 0 or pos + i + 1 >= size:
+            break
+        if pos + i + 1 > bounds[-1]:
+            bounds.append(pos + i + 1)
+    bounds.append(size)
+    return bounds
