@@ -299,17 +299,18 @@ class AnnotationSession:
         *,
         device: str = "auto",
         card: str | os.PathLike[str] | None = None,
+        labels: str = LABELS,
     ) -> list[Proposal]:
         """Run a model; log each output as a pending proposal (``proposal.add``); return them.
 
         ``model``: ``builtin:baseline``, ``builtin:phantom-unet``, a TorchScript file with its
-        card, or a model already loaded with :func:`core.models.loader.load_model`.
+        card, or a model already loaded with :func:`core.models.loader.load_model`. ``labels``
+        names the labels array segment proposals are meant for.
         """
-        loaded = (
-            model if isinstance(model, LoadedModel) else load_model(model, device=device, card=card)
-        )
-        drafts = run_model(self.volume, loaded)
-        return lifecycle.add_proposals(self.log, drafts, loaded, labels_name=LABELS)
+        if not isinstance(model, LoadedModel):
+            model = load_model(model, device=device, card=card)
+        drafts = run_model(self.volume, model)
+        return lifecycle.add_proposals(self.log, drafts, model, labels_name=labels)
 
     def proposals(self, *, pending: bool = False) -> list[Proposal]:
         """Every proposal of the log in the order added (only undecided ones with ``pending``)."""

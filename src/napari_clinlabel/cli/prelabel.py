@@ -13,7 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_MODELS: dict[tuple[Any, ...], Any] = {}  # per process: load each model once
+from napari_clinlabel.api import open_image
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.log.identity import Actor, current_actor
+from napari_clinlabel.core.models.loader import LoadedModel, load_model, resolve_device
+from napari_clinlabel.core.schema import Schema, load_schema
+
+_MODELS: dict[tuple[Any, ...], LoadedModel] = {}  # per process: load each model once
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,10 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _model(spec: str, device: str, card: str | None) -> Any:
+def _model(spec: str, device: str, card: str | None) -> LoadedModel:
     """The loaded model, cached per process; a changed file (mtime/size) is loaded again."""
-    from napari_clinlabel.core.models.loader import load_model
-
     stamp: tuple[int, ...] | None = None
     for f in (spec, card):
         if f and not f.startswith("builtin:") and Path(f).is_file():
@@ -63,14 +67,13 @@ def _model(spec: str, device: str, card: str | None) -> Any:
     return _MODELS[key]
 
 
-def _schema_ref(schema_id: str | None) -> dict[str, Any] | None:
-    if not schema_id:
+def _card_schema(model: LoadedModel) -> Schema | None:
+    """The schema the model card names (None when it names none or this install lacks it)."""
+    if not model.card.schema:
         return None
     try:
-        from napari_clinlabel.core.schema import load_schema
-
-        return load_schema(schema_id).ref()
-    except Exception:  # a card naming a schema this install lacks: log without one
+        return load_schema(model.card.schema)
+    except ClinlabelError:  # a card naming a schema this install lacks: log without one
         return None
 
 
@@ -85,42 +88,13 @@ def prelabel_one(
     """Run the model on one image and log its proposals; returns ``{"path", "proposals", …}``.
 
     ``human`` is the acting human's ``{"id","name","role"}`` (default: :func:`current_actor`).
+    The image is opened through the Python API, so the log is the one napari would write.
     """
-    from napari_clinlabel.core.errors import InputError
-    from napari_clinlabel.core.image.io import read_volumes
-    from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_paths
-    from napari_clinlabel.core.log.identity import Actor, current_actor
-    from napari_clinlabel.core.models.run import run_model
-    from napari_clinlabel.core.proposals.lifecycle import add_proposals
-
-    who = Actor.from_dict(human) if human else current_actor(near=path)
-    volumes = read_volumes(path)
-    if len(volumes) != 1:
-        raise InputError(
-            f"{path}: holds {len(volumes)} images; pre-label one series at a time (pass its files)."
-        )
-    vol = volumes[0]
+    who = Actor.from_dict(human) if human else None
     model = _model(model_spec, device, card)
-    log_path = sidecar_paths(path)[0]
-    is_new = next(iter_records(log_path), None) is None
-    log = AuditLog.for_image(path, vol.image_ref(), who, _schema_ref(model.card.schema))
-    try:
-        if is_new:
-            log.append(
-                "image.open",
-                None,
-                {
-                    "shape": [int(s) for s in vol.spatial_shape],
-                    "dtype": str(vol.base.dtype),
-                    "geometry": vol.geometry.to_dict(),
-                    "modality": vol.meta.get("modality"),
-                    "source": Path(path).name,
-                },
-            )
-        drafts = run_model(vol, model)
-        props = add_proposals(log, drafts, model, labels_name=labels_name)
-    finally:
-        log.close()
+    with open_image(path, who, schema=_card_schema(model)) as image:
+        props = image.prelabel(model, labels=labels_name)
+        log_path = image.log_path
     return {
         "path": str(path),
         "proposals": len(props),
@@ -132,10 +106,6 @@ def prelabel_one(
 
 def run(args: argparse.Namespace) -> int:
     """Pre-label every PATH; print one line per image."""
-    from napari_clinlabel.core.errors import ClinlabelError
-    from napari_clinlabel.core.log.identity import current_actor
-    from napari_clinlabel.core.models.loader import load_model, resolve_device
-
     device = resolve_device(args.device)
     card = str(args.card) if args.card else None
     load_model(args.model, device=device, card=card)  # fail fast on a bad model, before any image
@@ -144,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     kwargs = {"device": device, "human": actor, "labels_name": args.labels, "card": card}
     failed = 0
     if args.scheduler or args.workers:
+        # dask.distributed: an optional extra, and heavy; only these two options need it
         from dask.distributed import Client, LocalCluster, as_completed
 
         if args.workers is not None and args.workers < 1:
@@ -174,8 +145,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(path: str, call: Any) -> int:
     """Print the line for one image; 1 when it failed (the other images go on)."""
-    from napari_clinlabel.core.errors import ClinlabelError
-
     try:
         res = call()
     except ClinlabelError as exc:
