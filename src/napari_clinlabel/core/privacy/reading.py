@@ -105,8 +105,11 @@ def read(path: Path, *, stop_before_pixels: bool = False) -> Dataset:
         and len(r.value) < r.length
     ]  # fmt: skip
     no_pixels = not any(k in ds for k in PIXEL_KEYWORDS)
-    if short or (not stop_before_pixels and no_pixels and ("Rows" in ds or len(ds) < 5)):
+    if short or (not stop_before_pixels and no_pixels and "Rows" in ds):
         raise Unreadable("cut short (truncated): the attributes after the cut cannot be checked")
+    if no_pixels and len(ds) < 5 and "SOPClassUID" not in ds:
+        raise Unreadable(f"a fragment of {len(ds)} attribute(s) without SOP Class UID "
+                         "(truncated, or not an instance): it cannot be checked")  # fmt: skip
     try:  # values are parsed lazily: a cut or corrupt value raises here, not later
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
