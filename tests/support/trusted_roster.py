@@ -33,23 +33,28 @@ def sign_file(path: Path, owner: str) -> Path:
     return out
 
 
-def roster_text(users: dict[str, list[str]], owner: str = "owner", extra: str = "") -> str:
+def roster_text(
+    users: dict[str, list[str]], owner: str = "owner", extra: str = "",
+    names: dict[str, str] | None = None,
+) -> str:  # fmt: skip
     """Roster TOML: ``[owner]`` then one ``[[users]]`` per user, keys made as needed."""
     text = f'[owner]\nid = "{owner}"\npublic_key = "{_key(owner)}"\n\n'
     for uid, roles in users.items():
         roles_toml = ", ".join(f'"{r}"' for r in roles)
-        text += f'[[users]]\nid = "{uid}"\nroles = [{roles_toml}]\npublic_key = "{_key(uid)}"\n\n'
+        name = f'name = "{names[uid]}"\n' if names and uid in names else ""
+        text += (f'[[users]]\nid = "{uid}"\n{name}roles = [{roles_toml}]\n'
+                 f'public_key = "{_key(uid)}"\n\n')  # fmt: skip
     return text + extra
 
 
 def write_roster(
     folder: Path, users: dict[str, list[str]], owner: str = "owner", sign: bool = True,
-    extra: str = "",
+    extra: str = "", names: dict[str, str] | None = None,
 ) -> Path:  # fmt: skip
     """``folder/clinlabel-roster.toml`` for ``users``, signed by ``owner`` unless ``sign`` is False."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "clinlabel-roster.toml"
-    path.write_text(roster_text(users, owner, extra), encoding="utf-8")
+    path.write_text(roster_text(users, owner, extra, names), encoding="utf-8")
     if sign:
         sign_file(path, owner)
     return path

@@ -88,6 +88,14 @@ class SessionWidget(QWidget):
         user = self._user.text().strip()
         if not user or (actor is not None and user == actor.id):
             return
+        roster = _quiet(self._session.roster_for, self._session.active_image())
+        if roster is not None and roster.users:  # the roster names who acts: no typing another id
+            self._session.report_error(
+                ClinlabelError(f"{roster.path} is in force: you act as who you are logged in as "
+                               "(CLINLABEL_USER or the OS login), not as a typed-in id.")
+            )  # fmt: skip
+            self._refresh()
+            return
         self._switch(Actor(user, user, actor.role if actor else "annotator"))
 
     def _on_record(self, record: dict[str, Any]) -> None:
@@ -130,8 +138,16 @@ class SessionWidget(QWidget):
         else:
             self._who.setText(f"<b>{actor.name}</b> ({actor.id}) as <b>{actor.role}</b>")
         self._origin.setText(_origin(roster))
+        self._origin.setToolTip(roster.authority() if roster is not None else "no roster")
         self._user.setText(actor.id if actor else "")
-        self._user.setEnabled(roster is None or not roster.users)  # the roster names who may act
+        locked = roster is not None and bool(roster.users)  # the roster names who may act
+        self._user.setEnabled(not locked)
+        self._user.setReadOnly(locked)
+        self._user.setToolTip(
+            "Fixed by the roster in force: you act as your login (or CLINLABEL_USER)."
+            if locked
+            else "Your user id (no roster is in force here)."
+        )
         self._role.clear()
         roles = _quiet(session.roles_available, image) or []
         self._role.addItems(roles)
@@ -178,11 +194,16 @@ def connect_while_alive(widget: QWidget, pairs: list[tuple[Any, Any]]) -> None:
 
 
 def _origin(roster: Any) -> str:
-    if roster is not None and roster.users:
-        return f"roster {roster.path}"
-    if os.environ.get("CLINLABEL_USER"):
-        return "CLINLABEL_USER"
-    return "OS login"
+    """Where the identity and the role come from, in words."""
+    who = "CLINLABEL_USER" if os.environ.get("CLINLABEL_USER") else "OS login"
+    if roster is not None and roster.signed and roster.owner:
+        return (f"id: {who}; roles: signed roster {roster.path} (owner "
+                f"{roster.owner['id']})")  # fmt: skip
+    if roster is not None:
+        return (f"id: {who}; roles: roster {roster.path} NOT signed by its owner "
+                f"({roster.unsigned_why}) — annotator only")  # fmt: skip
+    role = "CLINLABEL_ROLE" if os.environ.get("CLINLABEL_ROLE") else "default"
+    return f"id: {who}; role: {role} — no signed roster here, annotator only"
 
 
 def _quiet(fn: Any, *args: Any) -> Any:
