@@ -14,6 +14,9 @@ import json
 import math
 from typing import Any
 
+from napari_clinlabel.core.quality.agreement import agreement
+from napari_clinlabel.core.quality.metrics import MM_KEYS, PX_KEYS, distance_units
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``agreement`` subcommand."""
@@ -83,12 +86,6 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def format_result(res: dict[str, Any]) -> str:
     """Readable tables of an agreement result (labels or grades)."""
     if "labels" in res:
-        from napari_clinlabel.core.quality.metrics import (
-            MM_KEYS,
-            PX_KEYS,
-            distance_units,
-        )  # scipy: only when this runs
-
         px = any(distance_units(m) == "px" for m in res["labels"].values())
         hd, msd, dv = PX_KEYS if px else MM_KEYS
         rows = [
@@ -142,10 +139,6 @@ def format_result(res: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Compute and print the agreement of A and B; exit 0."""
-    from napari_clinlabel.core.quality.agreement import (
-        agreement,
-    )  # scipy and SimpleITK: only when this runs
-
     res = agreement(
         args.a,
         args.b,

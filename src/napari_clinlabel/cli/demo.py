@@ -6,13 +6,16 @@ import argparse
 import os
 from pathlib import Path
 
+from napari_clinlabel.api import SAMPLE_FILES, write_sample
+from napari_clinlabel.core.schema import load_schema
+
 # sample key -> (file name written to the workspace, schema, widgets docked)
 DEMOS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
-    "ct": ("ct_phantom.nii.gz", "abdomen-ct", ("Segmentation", "Lesion boxes")),
-    "ct_oblique": ("ct_phantom_oblique.nii.gz", "abdomen-ct", ("Segmentation", "Lesion boxes")),
-    "mammogram": ("mammogram/mammogram.dcm", "birads", ("Grading", "Lesion boxes")),
-    "fundus": ("fundus.png", "icdr", ("Grading",)),
-    "slide": ("slide.tif", "isup", ("Tile grading",)),
+    "ct": (SAMPLE_FILES["ct"], "abdomen-ct", ("Segmentation", "Lesion boxes")),
+    "ct_oblique": (SAMPLE_FILES["ct_oblique"], "abdomen-ct", ("Segmentation", "Lesion boxes")),
+    "mammogram": (SAMPLE_FILES["mammogram"], "birads", ("Grading", "Lesion boxes")),
+    "fundus": (SAMPLE_FILES["fundus"], "icdr", ("Grading",)),
+    "slide": (SAMPLE_FILES["slide"], "isup", ("Tile grading",)),
 }
 COMMON_WIDGETS = ("Session", "Audit log")
 EXTRA_WIDGETS = ("Pre-label", "Review proposals")
@@ -39,31 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def sample_file(key: str, workspace: Path) -> Path:
     """Write sample ``key`` to ``workspace`` once (so its sidecar log has a home) and return it."""
-    import SimpleITK as sitk
-
-    from napari_clinlabel.core.image import samples
-
-    name = DEMOS[key][0]
-    path = workspace / name
-    if not path.exists():
-        workspace.mkdir(parents=True, exist_ok=True)
-        if key == "slide":
-            samples.write_slide_tiff(path)
-        elif key == "mammogram":  # DICOM MG, as mammograms arrive (modality, imager spacing)
-            samples.write_mammogram_dicom(path)
-        else:
-            tmp = path.with_name(f".tmp-{path.name}")
-            sitk.WriteImage(samples.SAMPLES[key]().to_itk(), str(tmp), True)
-            tmp.replace(path)
-    return path
+    return write_sample(key, workspace)
 
 
 def run(args: argparse.Namespace) -> int:
     """Start napari with the demo; returns when the window closes."""
+    # the GUI stack (napari, Qt and the glue on top of them): only this command opens a window,
+    # every other command runs headless and must not need a display
     import napari
     from qtpy.QtCore import QTimer
 
-    from napari_clinlabel.core.schema import load_schema
     from napari_clinlabel.glue.session import get_session
 
     workspace = args.workspace or Path(

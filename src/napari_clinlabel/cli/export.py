@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from napari_clinlabel.core.export.formats import ALL_FORMATS
+from napari_clinlabel.core.export.gate import export
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export and print one line per file written (name, bytes, sha256)."""
-    from napari_clinlabel.core.export.gate import export
-
     res = export(
         args.path,
         args.fmt,

@@ -10,6 +10,9 @@ import argparse
 import json
 from pathlib import Path
 
+from napari_clinlabel.core.quality.gold_panel import score_reader
+from napari_clinlabel.core.schema import load_schema
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``gold-panel`` subcommand."""
@@ -30,9 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the figures and PASS/FAIL; exit 0 on pass, 1 on fail."""
-    from napari_clinlabel.core.quality.gold_panel import score_reader
-    from napari_clinlabel.core.schema import load_schema
-
     schema = load_schema(args.schema) if args.schema else None
     res = score_reader(
         args.gold_maps, args.reader_maps, args.gold_grades, args.reader_grades, schema, args.scale
