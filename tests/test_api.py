@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from support.trusted_roster import write_roster
 
 from napari_clinlabel import api
 from napari_clinlabel.core.errors import ClinlabelError, ExportError, InputError, PermissionRefused
@@ -177,3 +178,17 @@ def test_open_refuses_missing_file_and_unknown_sample(tmp_path):
         api.open_image(tmp_path / "nope.nii.gz", ANA)
     with pytest.raises(InputError, match="No sample"):
         api.write_sample("xray", tmp_path)
+
+
+def test_a_new_logs_first_record_pins_the_signed_rosters_owner(nifti):
+    roster = write_roster(nifti.parent, {"ana": ["annotator"]}, names={"ana": "Ana Ruiz"})
+    owner_key = next(
+        line.split('"')[1] for line in roster.read_text().splitlines() if "public_key" in line
+    )  # the [owner] table comes first
+    for _ in range(2):
+        with api.open_image(nifti, ANA):
+            pass
+    first, second = _records(nifti)
+    assert first["data"]["owner"] == {"id": "owner", "public_key": owner_key}
+    assert "owner" not in second["data"]  # only the log's first record pins it
+    assert api.verify_log(nifti).ok

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from napari_clinlabel.core.errors import ExportError
+from napari_clinlabel.core.export.gate import export
 
 LABELS_META = "clinlabel_labels"
 
@@ -36,8 +37,6 @@ def _labels_name(attributes: dict[str, Any]) -> str:
 
 
 def _labels(path: str, data: Any, attributes: dict[str, Any], fmt: str) -> list[str]:
-    from napari_clinlabel.core.export.gate import export
-
     res = export(
         _source(path, attributes),
         fmt,
@@ -49,8 +48,6 @@ def _labels(path: str, data: Any, attributes: dict[str, Any], fmt: str) -> list[
 
 
 def _tables(path: str, attributes: dict[str, Any], fmt: str) -> list[str]:
-    from napari_clinlabel.core.export.gate import export
-
     res = export(_source(path, attributes), fmt, path)
     return [str(o.path) for o in res.outputs]
 

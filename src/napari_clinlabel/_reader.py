@@ -15,8 +15,10 @@ from napari_clinlabel.core.image.io import (
     IMAGE_SUFFIXES,
     ITK_SUFFIXES,
     is_dicom_file,
+    read_volumes,
     suffix_of,
 )
+from napari_clinlabel.glue.layers import volume_to_layer_data
 
 PathLike = str | Path
 ReaderFunction = Callable[[PathLike | list[PathLike]], list[tuple[Any, dict, str]]]
@@ -57,8 +59,5 @@ def get_reader(path: PathLike | list[PathLike]) -> ReaderFunction | None:
 
 def read_layers(path: PathLike | list[PathLike]) -> list[tuple[Any, dict, str]]:
     """One image layer per volume (one per DICOM series) with its physical affine."""
-    from napari_clinlabel.core.image.io import read_volumes
-    from napari_clinlabel.glue.layers import volume_to_layer_data
-
     target = [Path(p) for p in path] if isinstance(path, list | tuple) else Path(path)
     return [volume_to_layer_data(v) for v in read_volumes(target)]

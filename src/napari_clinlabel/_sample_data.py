@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_clinlabel.core.image.samples import SAMPLES, write_slide_tiff
+from napari_clinlabel.core.image.slide import open_slide
 from napari_clinlabel.glue.layers import volume_to_layer_data
 
 LayerData = list[tuple[Any, dict, str]]
@@ -55,8 +56,6 @@ def slide_sample_path(shape: tuple[int, int] | None = None) -> Path:
 
 def make_slide_sample() -> LayerData:
     """Pathology-like H&E slide as a lazy multiscale layer (pyramidal TIFF in the cache)."""
-    from napari_clinlabel.core.image.slide import open_slide
-
     vol = open_slide(slide_sample_path())
     vol.meta["series_description"] = "Phantom H&E slide"
     vol.meta["sample"] = "slide"

@@ -8,10 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from napari_clinlabel.core.errors import ExportError, LogError
+from napari_clinlabel.core.errors import ExportError, LogError, PendingProposalsError
 from napari_clinlabel.core.export.labelmap import write_labels
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.volume import PixelGeometry
+from napari_clinlabel.core.log.audit_log import sidecar_paths
+from napari_clinlabel.core.proposals.lifecycle import pending_count
+from napari_clinlabel.glue.label_recorder import recorder_by_token
+from napari_clinlabel.glue.session import record_save_for_layer_meta, workspace_dir
 
 
 def _check_no_pending(attributes: dict[str, Any]) -> None:
@@ -20,16 +24,10 @@ def _check_no_pending(attributes: dict[str, Any]) -> None:
     The log is the one the layer's session recorder writes to, else the image's sidecar (beside
     ``source_path``, or in the workspace by voxel digest); a layer with neither has no proposals.
     """
-    from napari_clinlabel.core.errors import PendingProposalsError
-    from napari_clinlabel.core.log.audit_log import sidecar_paths
-    from napari_clinlabel.core.proposals.lifecycle import pending_count
-
     meta = attributes.get("metadata") or {}
     log_path = None
     token = (meta.get("clinlabel_labels") or {}).get("token")
     if token:
-        from napari_clinlabel.glue.label_recorder import recorder_by_token
-
         recorder = recorder_by_token(token)
         log_path = None if recorder is None else Path(recorder.log.path)
     if log_path is None:
@@ -37,8 +35,6 @@ def _check_no_pending(attributes: dict[str, Any]) -> None:
         if info.get("source_path"):
             log_path = sidecar_paths(Path(info["source_path"]))[0]
         elif info.get("sha256"):
-            from napari_clinlabel.glue.session import workspace_dir
-
             log_path = sidecar_paths(workspace_dir() / str(info["sha256"]))[0]
     if log_path is None or not log_path.is_file():
         return
@@ -75,8 +71,6 @@ def write_labels_layer(path: str, data: Any, attributes: dict[str, Any]) -> list
             f"{spatial}; labels must be drawn on the image's own grid to be saved."
         )
     written = write_labels(array, geometry, Path(path))
-    from napari_clinlabel.glue.session import record_save_for_layer_meta
-
     try:  # a labels layer the plugin manages logs the save (snapshot + file name)
         record_save_for_layer_meta(attributes, written)
     except LogError:

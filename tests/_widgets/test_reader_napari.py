@@ -77,7 +77,7 @@ def test_open_dicom_folder_one_layer_per_series(make_napari_viewer, tmp_path):
     _world_matches(venous, reader.Execute())
 
 
-def test_open_ge_fmri_as_4d(make_napari_viewer, shared_data):
+def test_open_ge_fmri_as_4d(shared_data, make_napari_viewer):  # data first: skips before a viewer
     viewer = make_napari_viewer()
     (layer,) = viewer.open(str(shared_data / "ge_nih_fmri_slice_order" / "mr_0006"), plugin=PLUGIN)
     assert layer.data.shape == (10, 15, 64, 64)

@@ -19,6 +19,7 @@ from typing import Any
 
 from napari_clinlabel.core.errors import ClinlabelError, SchemaError
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
+from napari_clinlabel.core.schema import builtin_schemas
 
 GRADE_ACTIONS = ("grade.set", "proposal.accept", "proposal.edit")
 
@@ -166,8 +167,6 @@ def scale_for_proposal(payload: dict[str, Any], schema_ref: dict[str, Any] | Non
     holding the proposed value, else its first). The schema in force (``schema_ref``) is looked
     in first, then the built-in schemas.
     """
-    from napari_clinlabel.core.schema import builtin_schemas
-
     name, value = str(payload.get("scale", "")), str(payload.get("value", ""))
     known = builtin_schemas()
     first = [schema_ref["id"]] if schema_ref and schema_ref.get("id") in known else []

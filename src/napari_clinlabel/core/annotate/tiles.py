@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from skimage import io as skio
 
 from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.safe_text import csv_row
@@ -170,8 +172,6 @@ class FolderTiles(TileGrid):
 
     def mosaic(self) -> np.ndarray:
         """All tiles assembled into one image (for display); missing positions stay black."""
-        from skimage import io as skio
-
         h, w = self.shape_yx
         out = np.zeros((h, w, *self.tile_shape[2:]), dtype=np.uint8)
         for tid, path in self.paths.items():
@@ -191,8 +191,6 @@ def _read_tile(path: Path, skio: Any) -> np.ndarray:
 
 def grid_from_folder(folder: str | os.PathLike[str]) -> FolderTiles:
     """The tiles of a folder of tile images (all the same size) as a grid."""
-    from skimage import io as skio
-
     root = Path(folder)
     files = (
         sorted(p for p in root.iterdir() if p.suffix.lower() in TILE_SUFFIXES)
@@ -216,8 +214,6 @@ def grid_from_folder(folder: str | os.PathLike[str]) -> FolderTiles:
         rows = -(-len(files) // cols)
         paths = {tile_id(i // cols, i % cols): p for i, p in enumerate(files)}
     for p in files[1:]:
-        from PIL import Image
-
         with Image.open(p) as im:
             size = (im.height, im.width)
         if size != first.shape[:2]:

@@ -19,9 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from napari_clinlabel.core.annotate.boxes import load_boxes
 from napari_clinlabel.core.annotate.grading import load_grades
+from napari_clinlabel.core.annotate.provenance import summarize, walk_provenance
+from napari_clinlabel.core.annotate.replay import replay_labels
 from napari_clinlabel.core.annotate.tiles import is_tile_id, tile_grades_csv_bytes
 from napari_clinlabel.core.errors import ClinlabelError, ExportError, LogError
+from napari_clinlabel.core.export import labelmap as lm
+from napari_clinlabel.core.export import tables as tb
 from napari_clinlabel.core.export.formats import (  # noqa: F401 - re-exported
     ALL_FORMATS,
     FORMATS,
@@ -29,11 +34,15 @@ from napari_clinlabel.core.export.formats import (  # noqa: F401 - re-exported
     PHYSICAL_LABEL_FORMATS,
     TABLE_FORMATS,
 )
+from napari_clinlabel.core.export.seg import build_seg, seg_bytes, source_series_datasets
 from napari_clinlabel.core.export.sr import sr_from_log
+from napari_clinlabel.core.image.io import read_volumes
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import AuditLog, Head, iter_records, sidecar_paths
 from napari_clinlabel.core.log.identity import Actor, current_actor
 from napari_clinlabel.core.log.witness import witness_record
+from napari_clinlabel.core.proposals.lifecycle import require_no_pending
+from napari_clinlabel.core.schema import load_schema
 
 _SUFFIXES = {
     "nifti": (".nii.gz", ".nii"),
@@ -119,8 +128,6 @@ def export(
     ``export`` record is then written through that log, and ``image_path`` may be None.
     ``scale`` (``tiles-csv``) keeps the grades of one tile scale.
     """
-    from napari_clinlabel.core.proposals.lifecycle import require_no_pending
-
     out_path = output_path(fmt, out)
     log_path = log.path if log is not None else sidecar_paths(image_path)[0]
     if not log_path.is_file():
@@ -202,8 +209,6 @@ def _layer_name(records: list[dict[str, Any]], wanted: str | None, log_path: Pat
 
 def _check_format_fits(fmt: str, out: Path, volume: Volume) -> None:
     """Refuse, before anything is written, a label format that would misstate the image."""
-    from napari_clinlabel.core.export import labelmap as lm
-
     if fmt in PHYSICAL_LABEL_FORMATS:
         lm.require_physical_spacing(volume.geometry, out)
     elif fmt == "png":
@@ -218,8 +223,6 @@ def _check_format_fits(fmt: str, out: Path, volume: Volume) -> None:
 
 
 def _volume_of(image_path: str | os.PathLike[str], records: list[dict[str, Any]]) -> Volume:
-    from napari_clinlabel.core.image.io import read_volumes
-
     volumes = read_volumes(image_path)
     ref = next((r.get("image") for r in records if r.get("image")), None) or {}
     for v in volumes:
@@ -240,8 +243,6 @@ def _last_schema_ref(records: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _schema_of(records: list[dict[str, Any]], given: Any, strict: bool) -> tuple[Any, list[str]]:
     """The schema to name labels with: ``given`` (object, file or builtin), else the log's own."""
-    from napari_clinlabel.core.schema import load_schema
-
     if given is not None:
         return (given if hasattr(given, "labels") else load_schema(given)), []
     ref = _last_schema_ref(records)
@@ -263,8 +264,6 @@ def _schema_of(records: list[dict[str, Any]], given: Any, strict: bool) -> tuple
 
 
 def _final_labels(log_path: Path, labels_name: str, shape: tuple[int, ...]) -> np.ndarray:
-    from napari_clinlabel.core.annotate.replay import replay_labels
-
     result = replay_labels(log_path)
     layers = result.labels
     if labels_name not in layers:
@@ -291,8 +290,6 @@ def _label_outputs(
     head: Head, records: list[dict[str, Any]], who: Actor, include_empty: bool,
     expect: np.ndarray | None, seg_type: str = "binary",
 ) -> dict[Path, bytes]:  # fmt: skip
-    from napari_clinlabel.core.export import labelmap as lm
-
     labels = _final_labels(log_path, labels_name, volume.spatial_shape)
     if expect is not None and not np.array_equal(np.asarray(expect), labels):
         raise ExportError(
@@ -313,9 +310,6 @@ def _seg_bytes(
     labels: np.ndarray, log_path: Path, labels_name: str, volume: Volume, schema: Any,
     records: list[dict[str, Any]], who: Actor, include_empty: bool, seg_type: str = "binary",
 ) -> bytes:  # fmt: skip
-    from napari_clinlabel.core.annotate.provenance import summarize, walk_provenance
-    from napari_clinlabel.core.export.seg import build_seg, seg_bytes, source_series_datasets
-
     if volume.series_uid is None or volume.source_path is None:
         raise ExportError(
             f"{volume.source_path.name if volume.source_path else 'This image'}: not read from "
@@ -357,10 +351,6 @@ def _tile_grades_bytes(log_path: Path, scale: str | None) -> bytes:
 def _table_outputs(
     fmt: str, out: Path, log_path: Path, volume: Volume, schema: Any, head: Head
 ) -> dict[Path, bytes]:
-    from napari_clinlabel.core.annotate.boxes import load_boxes
-    from napari_clinlabel.core.annotate.grading import load_grades
-    from napari_clinlabel.core.export import tables as tb
-
     boxes = list(load_boxes(log_path).values())
     grades = sorted(load_grades(log_path).values(), key=lambda g: (g.scale, g.item))
     if not boxes and not grades:

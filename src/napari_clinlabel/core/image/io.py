@@ -17,14 +17,18 @@ Label NIfTI files carry no label intent code: SimpleITK cannot set it (intent_co
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+import tifffile
 
 from napari_clinlabel.core.errors import InputError
+from napari_clinlabel.core.image.dicom import volume as dicom_volume
 from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.slide import open_slide, tiff_pixel_size_mm
 from napari_clinlabel.core.image.volume import PixelGeometry, Volume
 
 ITK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -56,8 +60,6 @@ def is_dicom_file(path: str | Path) -> bool:
 
 def read_volumes(path: str | Path | Sequence[str | Path]) -> list[Volume]:
     """Every image at ``path`` (a file, a DICOM folder, or a list of either) as Volumes."""
-    from napari_clinlabel.core.image.dicom import volume as dicom_volume
-
     if isinstance(path, list | tuple):
         paths = [Path(p) for p in path]
         for p in paths:
@@ -77,8 +79,6 @@ def read_volumes(path: str | Path | Sequence[str | Path]) -> list[Volume]:
     if suffix in ITK_SUFFIXES:
         return [_read_itk(p)]
     if suffix in (".tif", ".tiff") and _is_big_tiff(p):
-        from napari_clinlabel.core.image.slide import open_slide
-
         return [open_slide(p)]
     if suffix in IMAGE_SUFFIXES:
         return [_read_itk(p)]
@@ -102,8 +102,6 @@ def _finish(volumes: list[Volume]) -> list[Volume]:
 
 
 def _is_big_tiff(p: Path) -> bool:
-    import tifffile
-
     try:
         with tifffile.TiffFile(p) as tf:
             page = tf.pages[0]
@@ -178,15 +176,11 @@ def _states_pixel_size(p: Path) -> bool:
         return False
     if suffix not in (".tif", ".tiff"):
         return True
-    from napari_clinlabel.core.image.slide import tiff_pixel_size_mm
-
     return tiff_pixel_size_mm(p) is not None
 
 
 def _nifti_nonfinite(p: Path) -> int:
     """Non-finite voxels in a float NIfTI-1/2 file, counted from its raw bytes."""
-    import gzip
-
     opener = gzip.open if suffix_of(p) == ".nii.gz" else open
     with opener(p, "rb") as fh:
         raw = fh.read()

@@ -11,8 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from pydicom.uid import generate_uid
+import tifffile
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from scipy import ndimage
 
+from napari_clinlabel.core.image._slide_synth import render_slide_region
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.volume import Volume
 
@@ -145,8 +149,6 @@ def ct_phantom(
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale: int) -> np.ndarray:
     """Low-frequency noise in [0, 1]: random values on a coarse grid, smoothed and upsampled."""
-    from scipy import ndimage
-
     coarse = rng.random((shape[0] // scale + 2, shape[1] // scale + 2))
     coarse = ndimage.gaussian_filter(coarse, 1.0)
     full = ndimage.zoom(coarse, scale, order=1)[: shape[0], : shape[1]]
@@ -202,9 +204,6 @@ def write_mammogram_dicom(path: str | Path, seed: int = 0) -> Path:
     """The phantom mammogram as a clinic sends it: one DICOM MG image (Digital Mammography, For
     Presentation) with its 0.1 mm imager pixel spacing, left CC view, window, and no patient
     identifiers. Written atomically."""
-    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
-
     vol = mammogram_phantom(seed)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"  # digital mammography, for pres.
@@ -253,8 +252,6 @@ def _stamp_path(mask: np.ndarray, pts: np.ndarray, radii: np.ndarray) -> None:
 
 def fundus_phantom(seed: int = 0) -> Volume:
     """RGB uint8 fundus-like photo (768×768): disc, vessels, macula, red dots and exudates."""
-    from scipy import ndimage
-
     rng = np.random.default_rng(seed)
     n = 768
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
@@ -334,7 +331,6 @@ def fundus_phantom(seed: int = 0) -> Volume:
 # ---------------------------------------------------------------- pathology slide
 # The slide is procedural: every pixel is a function of its global position and the seed, so any
 # region (a tile, a downsampled level) can be rendered on its own without the rest of the image.
-from napari_clinlabel.core.image._slide_synth import render_slide_region  # noqa: E402
 
 
 def pathology_slide(shape: tuple[int, int] = (4096, 4096), seed: int = 0) -> Volume:
@@ -369,8 +365,6 @@ def write_slide_tiff(
 
     Level ``k`` is rendered directly at 1/2**k resolution, so memory stays at a few tiles.
     """
-    import tifffile
-
     path = Path(path)
     h, w = shape
     res = 1e4 / 0.25  # pixels per cm at 0.25 µm/px

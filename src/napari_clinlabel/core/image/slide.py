@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tifffile
 
 from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.image.geometry import Geometry
@@ -101,8 +102,6 @@ def _pixel_size_mm(page) -> float | None:
 
 def tiff_pixel_size_mm(path: str | Path) -> float | None:
     """Pixel size (mm) a TIFF's first page states in its resolution tags; None when it states none."""
-    import tifffile
-
     try:
         with tifffile.TiffFile(path) as tf:
             return _pixel_size_mm(tf.pages[0])
@@ -112,8 +111,7 @@ def tiff_pixel_size_mm(path: str | Path) -> float | None:
 
 def open_slide(path: str | Path) -> Volume:
     """A (possibly huge) 2D TIFF as a multiscale Volume of lazy levels, largest first."""
-    import tifffile
-    import zarr
+    import zarr  # lazy: ~0.7 s to import, and only big slides need it (io imports this module)
 
     p = Path(path)
     try:

@@ -5,7 +5,8 @@ through :mod:`napari_clinlabel.api`, ``clinlabel prelabel``) appends one ``image
 before anything else it writes. Its data is what replay and export need to rebuild the image
 grid without the image: ``shape`` (the label grid: leading axes and spatial axes, no colour
 axis), ``dtype``, ``geometry`` (ITK order), ``modality``, ``source`` (the file name only, never
-the folder) and ``spacing_known`` (False: the file states no pixel size; sizes are pixels).
+the folder) and ``spacing_known`` (False: the file states no pixel size; sizes are pixels); a
+new log's first record also pins the roster owner (``owner``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import owner_pin
 
 ACTION = "image.open"
 
@@ -57,9 +59,16 @@ def record_image_open(
 ) -> dict[str, Any]:
     """Append the ``image.open`` record holding ``data`` (from :func:`image_open_data`).
 
-    ``near`` is the image's file or folder (where its dataset roster is looked for).
+    ``near`` is the image's file or folder (where its dataset roster is looked for). A new log's
+    first record pins the owner of the owner-signed roster in force (``data["owner"]``), so a
+    later swap of owner and roster shows when the log is verified.
     """
-    return log.append(ACTION, None, dict(data))
+    rec_data = dict(data)
+    if log.head().seq < 0:
+        pin = owner_pin(near)
+        if pin is not None:
+            rec_data["owner"] = pin
+    return log.append(ACTION, None, rec_data)
 
 
 def volume_open_data(volume: Volume) -> dict[str, Any]:

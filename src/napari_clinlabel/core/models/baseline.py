@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
+from skimage.filters import gaussian, threshold_otsu
 
 from napari_clinlabel.core.errors import ModelError
 from napari_clinlabel.core.image.volume import Volume
@@ -73,9 +75,6 @@ class BaselineDetector:
 
     def detect(self, volume: Volume, cancel: threading.Event | None = None) -> list[ProposalDraft]:
         """Candidate drafts for ``volume`` (3D or 2D grey image), highest score first."""
-        from scipy import ndimage
-        from skimage.filters import gaussian, threshold_otsu
-
         if volume.multiscale or volume.rgb or volume.leading_axes:
             raise ModelError(
                 "builtin:baseline works on one grey 2D/3D image; open a single grey volume."

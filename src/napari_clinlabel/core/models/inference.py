@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import SimpleITK as sitk
 
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.models.card import Normalization
@@ -114,7 +115,7 @@ def iter_sliding_window(
     float16 confidence). ``activation`` ``"softmax"``/``"sigmoid"`` is applied per window before
     blending (``None`` blends raw outputs). Raises :class:`InferenceCancelled` when ``cancel`` is set.
     """
-    import torch
+    import torch  # lazy: torch takes seconds to import; only running a model needs it
 
     if output not in ("probabilities", "argmax"):
         raise ValueError(f"output must be 'probabilities' or 'argmax', not {output!r}")
@@ -265,8 +266,6 @@ def sliding_window_predict(
 
 def resample_to_spacing(image: Any, spacing_zyx: Sequence[float], linear: bool = True) -> Any:
     """SimpleITK image resampled to ``spacing_zyx`` mm over the same extent (linear or nearest)."""
-    import SimpleITK as sitk
-
     new_spacing = tuple(float(s) for s in reversed(spacing_zyx))
     old_size, old_spacing = image.GetSize(), image.GetSpacing()
     size = [
@@ -293,7 +292,5 @@ def resample_to_spacing(image: Any, spacing_zyx: Sequence[float], linear: bool =
 
 def resample_like(image: Any, reference: Any, linear: bool = True) -> Any:
     """``image`` resampled onto ``reference``'s grid (linear for images/probabilities, nearest for labels)."""
-    import SimpleITK as sitk
-
     interp = sitk.sitkLinear if linear else sitk.sitkNearestNeighbor
     return sitk.Resample(image, reference, sitk.Transform(), interp, 0.0, image.GetPixelID())

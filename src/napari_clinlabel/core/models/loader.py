@@ -43,7 +43,7 @@ class LoadedModel:
 
 def resolve_device(device: str = "auto") -> str:
     """``"cuda"`` or ``"cpu"`` for ``auto|cpu|cuda`` (``cuda:N`` too); errors when CUDA is absent."""
-    import torch
+    import torch  # lazy: torch takes seconds to import; only running a model needs it
 
     dev = (device or "auto").strip().lower()
     if dev == "auto":
@@ -103,7 +103,7 @@ def _card_path(model_path: Path, card: str | os.PathLike[str] | None) -> Path:
 def _load_torchscript(
     path: Path, device: str, card: str | os.PathLike[str] | None, verify: bool, spec: str
 ) -> LoadedModel:
-    import torch
+    import torch  # lazy: torch takes seconds to import; only running a model needs it
 
     try:
         data = path.read_bytes()
@@ -138,7 +138,7 @@ def _load_torchscript(
 
 def check_model_io(model: LoadedModel, where: str = "model") -> None:
     """Run one zero patch through the network; its channels and classes must match the card."""
-    import torch
+    import torch  # lazy: torch takes seconds to import; only running a model needs it
 
     c = model.card
     x = torch.zeros((1, c.in_channels, *c.patch_size), device=model.device)

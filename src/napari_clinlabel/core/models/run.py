@@ -12,6 +12,8 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
 
 from napari_clinlabel.core.errors import ModelError
 from napari_clinlabel.core.image.volume import Volume
@@ -90,8 +92,6 @@ def iter_predict_labels(
     and each class probability is resampled back (linear) before the argmax: one class at a time,
     so memory stays at a few image-sized arrays.
     """
-    import SimpleITK as sitk
-
     card = model.card
     x = _channels_first(volume, model)
     resample = _needs_resampling(volume, model)
@@ -151,8 +151,6 @@ def _drain(gen: Generator[Any, None, Any], progress: Progress | None = None) -> 
 
 def _components(mask: np.ndarray) -> list[np.ndarray]:
     """Flat indices of each 26-connected component of ``mask``, largest first."""
-    from scipy import ndimage
-
     lab, n = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
     if n == 0:
         return []
@@ -202,8 +200,7 @@ def drafts_from_labels(
 
 
 def _grade(volume: Volume, model: LoadedModel) -> list[ProposalDraft]:
-    import SimpleITK as sitk
-    import torch
+    import torch  # lazy: torch takes seconds to import; only running a model needs it
 
     card = model.card
     x = _channels_first(volume, model)

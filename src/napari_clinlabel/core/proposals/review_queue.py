@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.log.audit_log import AuditLog
 from napari_clinlabel.core.proposals.lifecycle import (
     Proposal,
@@ -107,8 +108,6 @@ class ReviewQueue:
         return rec
 
     def _require(self) -> Proposal:
-        from napari_clinlabel.core.errors import ClinlabelError
-
         if self.current is None:
             raise ClinlabelError("No proposal is waiting for review.")
         return self.current

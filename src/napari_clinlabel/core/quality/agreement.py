@@ -37,6 +37,7 @@ from napari_clinlabel.core.annotate.replay import (
     _image_beside,
     _states_pixel_size,
     log_spacing_known,
+    replay_labels,
 )
 from napari_clinlabel.core.errors import (
     InputError,
@@ -56,6 +57,7 @@ from napari_clinlabel.core.quality.kappa import (
     weighted_kappa,
 )
 from napari_clinlabel.core.quality.metrics import label_map_agreement
+from napari_clinlabel.core.schema import builtin_schema_names, load_schema
 
 __all__ = [
     "agreement",
@@ -197,8 +199,6 @@ def read_grade_table(path: str | os.PathLike[str]) -> dict[str, str]:
 
 def resolve_scale(name: str) -> list[str]:
     """Ordered values of a built-in scale: "schema:scale", a one-scale schema, or a unique scale id."""
-    from napari_clinlabel.core.schema import builtin_schema_names, load_schema
-
     if ":" in name:
         schema_id, scale_id = name.split(":", 1)
         schema = load_schema(schema_id)
@@ -320,8 +320,6 @@ def final_labels_from_log(
     Only final labels are in the array: proposals reach it only once a human accepted them. The
     geometry is a :class:`~.volume.PixelGeometry` when the image states no pixel size.
     """
-    from napari_clinlabel.core.annotate.replay import replay_labels
-
     res = replay_labels(log_path)
     labels = res.labels.get(labels_name)
     if labels is None:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from napari_clinlabel.core.errors import InputError
 
@@ -73,8 +74,6 @@ def match_boxes(
     if iou.size == 0:
         return []
     if method == "hungarian":
-        from scipy.optimize import linear_sum_assignment
-
         ok = iou >= iou_threshold
         rows, cols = linear_sum_assignment(np.where(ok, iou, 0.0), maximize=True)
         pairs = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if ok[r, c]]

@@ -26,12 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
 
-from napari_clinlabel.core.annotate.replay import LOG_SUFFIX, log_spacing_known
+from napari_clinlabel.core.annotate.provenance import walk_provenance
+from napari_clinlabel.core.annotate.replay import LOG_SUFFIX, log_spacing_known, replay_labels
 from napari_clinlabel.core.errors import ClinlabelError, InputError, LogIntegrityError
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.volume import PixelGeometry, spacing_known
 from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.core.proposals.lifecycle import load_proposals
 from napari_clinlabel.core.quality.kappa import (
     cohen_kappa,
     confusion_matrix,
@@ -39,6 +43,7 @@ from napari_clinlabel.core.quality.kappa import (
     weighted_kappa,
 )
 from napari_clinlabel.core.quality.metrics import label_map_agreement
+from napari_clinlabel.core.schema import load_schema
 
 __all__ = ["LogSummary", "DatasetReport", "collect_dataset", "dicom_demographics", "age_band"]
 
@@ -125,8 +130,6 @@ def dicom_demographics(image: Path) -> dict[str, str]:
     f = _first_dicom(image)
     if f is None:
         return out
-    import pydicom
-
     try:
         ds = pydicom.dcmread(f, stop_before_pixels=True)
     except Exception:  # not DICOM (NIfTI, PNG, …): nothing to report, not an error
@@ -153,8 +156,6 @@ def _origin_of(kinds: set[str]) -> str:
 
 
 def _segment_origins(log_path: Path, layer: str) -> dict[int, str]:
-    from napari_clinlabel.core.annotate.provenance import walk_provenance
-
     st = walk_provenance(log_path, layer)
     if st.labels is None or st.tag_of_voxel is None:
         return {}
@@ -184,9 +185,6 @@ def _readable_records(log_path: Path) -> list[dict]:
 
 
 def _summarise(root: Path, log_path: Path) -> LogSummary:
-    from napari_clinlabel.core.log.verify import verify_log
-    from napari_clinlabel.core.proposals.lifecycle import load_proposals
-
     report = verify_log(log_path)
     records = _readable_records(log_path)  # a broken log is listed as broken, not fatal
     actors = Counter()
@@ -224,8 +222,6 @@ def _summarise(root: Path, log_path: Path) -> LogSummary:
                 (r.get("data") or {}).get("value")
             )
     if report.ok:  # numbers from a broken log would be evidence of nothing
-        from napari_clinlabel.core.annotate.replay import replay_labels
-
         rep = replay_labels(log_path)
         s.labels, s.geometry = rep.labels, rep.geometry
         if not log_spacing_known(log_path, records, rep.geometry) and rep.labels:
@@ -265,8 +261,6 @@ def _seg_pairs(logs: list[LogSummary]) -> list[dict[str, Any]]:
 
 
 def _scale_values(scale_id: str, schemas: list[str], seen: set[str]) -> tuple[list[str], bool]:
-    from napari_clinlabel.core.schema import load_schema
-
     for tag in schemas:
         try:
             sch = load_schema(tag.split()[0])

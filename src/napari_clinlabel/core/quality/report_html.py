@@ -63,7 +63,7 @@ class _Raw(str):
 
 
 def _png(fig: Any) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: heavy, only plots need it
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
@@ -73,7 +73,7 @@ def _png(fig: Any) -> str:
 
 
 def _figure(w: float, h: float) -> Any:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: heavy, only plots need it
 
     return Figure(figsize=(w, h))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,8 +241,6 @@ def scan_folder(folder: Path, recursive: bool = True, strict: bool = True) -> li
     With ``strict`` an empty or corrupt file raises :class:`InputError`; otherwise it is
     skipped with a :class:`ClinlabelWarning` naming it (used when one file's series is asked for).
     """
-    import warnings
-
     headers = []
     walk = os.walk(folder) if recursive else [(str(folder), [], os.listdir(folder))]
     for root, _dirs, names in walk:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import SimpleITK as sitk
 
 from napari_clinlabel.core.errors import ClinlabelError, ClinlabelWarning, GeometryError, InputError
@@ -111,8 +113,6 @@ def _enhanced_pixels(plan: SeriesPlan) -> np.ndarray:
     pydicom decodes the frames so that the per-frame rescale of the functional groups is used
     exactly (GDCM applies only the shared one).
     """
-    import pydicom
-
     ds = pydicom.dcmread(plan.files[0][0])
     raw = ds.pixel_array
     raw = raw[None] if raw.ndim == 2 else raw
@@ -217,8 +217,6 @@ def read_dicom_folder(folder: Path) -> list[Volume]:
 
 
 def _read_groups(groups: list[list[SliceHeader]]) -> list[Volume]:
-    import warnings
-
     volumes, errors = [], []
     for g in groups:
         try:
@@ -283,8 +281,6 @@ _SPACING_TAGS = ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpaci
 
 def _states_pixel_spacing(path: Path) -> bool:
     """True when a DICOM file gives a physical pixel size (plain or per-frame)."""
-    import pydicom
-
     try:
         ds = pydicom.dcmread(str(path), stop_before_pixels=True)
     except Exception:  # noqa: BLE001 - SimpleITK read it; an odd header keeps its spacing
@@ -304,8 +300,6 @@ def _stated_pixel_spacing(path: Path) -> tuple[tuple[float, float] | None, str |
     attribute said so: ``PixelSpacing``; else ``ImagerPixelSpacing`` (measured at the detector)
     divided by ``EstimatedRadiographicMagnificationFactor`` when there is one (PS3.3 10.7.1.1);
     else ``NominalScannedPixelSpacing``. (None, None) when none does (or an odd header)."""
-    import pydicom
-
     try:
         ds = pydicom.dcmread(str(path), stop_before_pixels=True)
         for tag in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
