@@ -21,7 +21,7 @@ from napari_clinlabel.core.errors import ClinlabelError
 
 AT_RISK_MODALITIES = frozenset({"US", "SC", "OT", "XC", "ES", "GM"})
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
-MIN_CONFIDENCE = 40  # tesseract word confidence (0-100); below it, speckle reads as letters
+MIN_CONFIDENCE = 60  # tesseract word confidence (0-100): speckle read as letters scores below 55
 MARGIN = 3  # pixels around each word box
 
 
