@@ -9,10 +9,9 @@ import pytest
 from qtpy.QtCore import Qt
 from support.viewer_helpers import add_ct, drag
 
-from napari_clinlabel._widgets._proposal_layers import BOXES, CURRENT_COLOR, edited_box
+from napari_clinlabel._widgets._proposal_layers import BOXES, CURRENT_COLOR
 from napari_clinlabel._widgets.grading import GradingWidget
 from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget
-from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, add_proposals
@@ -252,22 +251,3 @@ def test_decided_grade_proposals_are_grades_in_the_grading_widget(review, qtbot)
     assert opened_after.grades.get("dr") == "3"
     qtbot.keyClick(w, Qt.Key.Key_A)  # BI-RADS 4B accepted as proposed: a grade as well
     assert opened_after.grades.get("assessment") == "4B" == open_before.grades.get("assessment")
-
-
-def test_edited_box_reads_voxels_a_rectangle_covers():
-    proposed = {"zyx_min": [2, 10, 12], "zyx_max": [4, 20, 30]}
-    same = [_rect(z, (10, 12), (20, 30)) for z in (2, 3, 4)]
-    assert edited_box(same, proposed, SHAPE) is None
-    # a drag of (+0.4, +1.3) voxels: the rectangle holds most of voxels y 10..20, x 13..31
-    moved = [*same[:2], same[2] + np.array([0.0, 0.4, 1.3])]
-    assert edited_box(moved, proposed, SHAPE) == ([2, 10, 13], [4, 20, 31])
-    # off the image: clipped to the last voxel; nothing left: refused
-    off = [_rect(3, (50, 50), (70, 70))]
-    assert edited_box(off, proposed, SHAPE) == ([2, 50, 50], [4, 63, 63])
-    with pytest.raises(ClinlabelError, match="covers no whole voxel"):
-        edited_box([_rect(3, (70, 70), (80, 80))], proposed, SHAPE)
-    with pytest.raises(ClinlabelError, match="changed differently on slices 2, 4"):
-        edited_box([_rect(2, (1, 1), (5, 5)), _rect(4, (6, 6), (9, 9))], proposed, SHAPE, 3)
-    # the slice in view wins when slices disagree
-    two = [_rect(2, (1, 1), (5, 5)), _rect(3, (6, 6), (9, 9))]
-    assert edited_box(two, proposed, SHAPE, 3) == ([2, 6, 6], [4, 9, 9])

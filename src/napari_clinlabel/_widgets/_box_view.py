@@ -41,6 +41,14 @@ def middle_slice(box: LesionBox) -> int:
     return 0 if rng is None else (rng[0] + rng[1]) // 2
 
 
+def box_centre(box: LesionBox, anchor_z: int | None = None) -> np.ndarray:
+    """The box's centre (data coordinates); on a volume, on slice ``anchor_z`` when given."""
+    centre = (np.asarray(box.zyx_min) + np.asarray(box.zyx_max)) / 2
+    if len(centre) == 3:
+        centre[0] = round(centre[0]) if anchor_z is None else anchor_z
+    return centre
+
+
 def rect(box: LesionBox, z: int) -> np.ndarray:
     """The box's in-plane rectangle as 4 napari vertices, on slice ``z`` for volumes."""
     (y0, x0), (y1, x1) = box.zyx_min[-2:], box.zyx_max[-2:]

@@ -5,7 +5,7 @@
 - "proposal boxes (pending)": a Shapes layer, orange outlines: undecided box proposals, one
   rectangle per slice of a 3D box, each tagged with its proposal id (feature ``proposal``). The box
   under review is yellow, and the layer is editable while it is shown: the reviewer drags or
-  resizes its rectangle on the slice in view and :func:`edited_box` reads the new box back.
+  resizes its rectangle on the slice in view and core's ``edited_proposal_box`` reads it back.
 - "proposal edit": a Labels layer the reviewer changes with napari's tools before confirming.
 
 None of them is ever saved or logged as labels: a proposal reaches the final labels layer only by
@@ -23,10 +23,11 @@ import numpy as np
 from napari.layers import Labels, Shapes
 from napari.utils.colormaps import DirectLabelColormap
 
-from napari_clinlabel._widgets._common import copy_transform
-from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel._widgets._common import camera_of, copy_transform
+from napari_clinlabel.core.annotate.box_edits import box_voxel_indices, proposal_box_rects
 from napari_clinlabel.core.log.audit_log import AuditLog
 from napari_clinlabel.core.proposals.lifecycle import Proposal, proposal_indices
+from napari_clinlabel.core.proposals.review_queue import bboxes_overlap
 
 PENDING = "proposals (pending)"
 BOXES = "proposal boxes (pending)"
@@ -133,7 +134,7 @@ class ProposalLayers:
             if proposal.kind == "segment":
                 idx = np.asarray(proposal_indices(self._log, proposal), np.int64)
             elif proposal.kind == "box" and "zyx_min" in proposal.payload:
-                idx = _box_indices(proposal.payload, self._shape)
+                idx = box_voxel_indices(proposal.payload, self._shape)
             else:
                 idx = np.empty(0, np.int64)
             self._indices[proposal.id] = idx
@@ -163,7 +164,7 @@ class ProposalLayers:
             return
         rects, ids, colors = [], [], []
         for p in pending:
-            for r in _box_rects(p):
+            for r in proposal_box_rects(p.payload):
                 rects.append(r)
                 ids.append(p.id)
                 colors.append(CURRENT_COLOR if p is current else PENDING_COLOR)
@@ -187,7 +188,7 @@ class ProposalLayers:
         flat = self.pending.data.reshape(-1)
         flat[self.indices(decided)] = 0
         for p in proposals:  # overlapping pending proposals keep their voxels
-            if p.pending and p.kind == "segment" and _bbox_overlap(p, decided):
+            if p.pending and p.kind == "segment" and bboxes_overlap(p, decided):
                 flat[self.indices(p)] = PENDING_VALUE
 
     def highlight(self, proposal: Proposal | None) -> None:
@@ -228,6 +229,25 @@ class ProposalLayers:
             np.asarray(d, float) for d, i in zip(layer.data, ids, strict=True) if i == proposal.id
         ]
 
+    def centre_on(self, centre_zyx: np.ndarray) -> bool:
+        """Show the slice through ``centre_zyx`` (image data coordinates) centred; True when the
+        slice changed (a move re-slices every layer, so no refresh is needed then)."""
+        world = np.asarray(self._image.data_to_world(centre_zyx), dtype=float)
+        dims = self._viewer.dims
+        shown = list(dims.displayed)
+        before = tuple(dims.current_step)
+        if len(world) == 3 and dims.ndisplay == 2:
+            not_shown = [d for d in range(len(world)) if d not in shown]
+            dims.set_point(not_shown, world[not_shown])
+        camera_of(self._viewer).center = tuple(world[shown[-2:]])
+        return tuple(dims.current_step) != before
+
+    def shown_z(self) -> int | None:
+        """The image slice in view (data index), for a 3D image shown in 2D; else None."""
+        if len(self._shape) != 3 or self._viewer.dims.ndisplay != 2:
+            return None
+        return int(round(float(self._image.world_to_data(self._viewer.dims.point)[-3])))
+
     def refresh(self) -> None:
         """Redraw the displayed slice of the pending layer (when there is one)."""
         layer = self._find(PENDING)
@@ -259,86 +279,5 @@ class ProposalLayers:
         self._viewer.layers.selection.active = self._image
 
 
-def centre_of(indices: np.ndarray, shape: tuple) -> np.ndarray:
-    """Voxel centroid (z, y, x) of flat indices, with z snapped to a slice the mask touches."""
-    coords = np.stack(np.unravel_index(indices, shape)).astype(np.float64)
-    centre = coords.mean(axis=1)
-    if len(shape) == 3:
-        zs = coords[0]
-        centre[0] = float(zs[np.argmin(np.abs(zs - centre[0]))])
-    return centre
-
-
-def edited_box(
-    rects: list[np.ndarray], payload: dict[str, Any], shape: tuple, shown_z: int | None = None
-) -> tuple[list[int], list[int]] | None:
-    """The box the reviewer left (inclusive voxel ``zyx_min``, ``zyx_max``); None when unchanged.
-
-    A rectangle covers the voxels it holds at least half of (its vertices' bounding box, so a
-    rotated one counts by its extent); the z extent stays as proposed. Where a 3D box's rectangles
-    were changed differently, the one on ``shown_z`` (the slice in view) counts. Raises
-    :class:`ClinlabelError` when no rectangle is left, the box covers no voxel of the image, or two
-    slices other than the one in view disagree.
-    """
-    lo, hi = [int(v) for v in payload["zyx_min"]], [int(v) for v in payload["zyx_max"]]
-    if not rects:
-        raise ClinlabelError(
-            "The proposed box is no longer drawn (it was deleted from the layer): press N then P "
-            "to draw it again, or R to reject it. Nothing was recorded."
-        )
-    top = np.asarray(shape[-2:], int) - 1
-    changed: dict[int | None, tuple[tuple[int, ...], tuple[int, ...]]] = {}
-    for r in rects:
-        yx = np.asarray(r, float)[:, -2:]
-        a = np.maximum(np.ceil(yx.min(axis=0) - 1e-6).astype(int), 0)
-        b = np.minimum(np.floor(yx.max(axis=0) + 1e-6).astype(int), top)
-        if np.any(a > b):
-            raise ClinlabelError(
-                "The edited box covers no whole voxel of the image: make it bigger (or move it "
-                "back onto the image), or press R to reject it. Nothing was recorded."
-            )
-        ext = (tuple(a.tolist()), tuple(b.tolist()))
-        if ext != (tuple(lo[-2:]), tuple(hi[-2:])):
-            changed[int(round(float(r[0][0]))) if len(lo) == 3 else None] = ext
-    if not changed:
-        return None
-    if len(set(changed.values())) > 1:
-        if shown_z not in changed:
-            where = ", ".join(str(z) for z in sorted(k for k in changed if k is not None))
-            raise ClinlabelError(
-                f"The box was changed differently on slices {where}: show the slice whose box is "
-                "right and press E again (or N then P to start over). Nothing was recorded."
-            )
-        ext = changed[shown_z]
-    else:
-        ext = next(iter(changed.values()))
-    return lo[:-2] + list(ext[0]), hi[:-2] + list(ext[1])
-
-
 def _is_box(p: Proposal | None) -> bool:
     return p is not None and p.kind == "box"
-
-
-def _box_rects(p: Proposal) -> list[np.ndarray]:
-    lo, hi = p.payload["zyx_min"], p.payload["zyx_max"]
-    (y0, x0), (y1, x1) = lo[-2:], hi[-2:]
-    corners = np.array([[y0, x0], [y0, x1 + 1], [y1 + 1, x1 + 1], [y1 + 1, x0]], float) - 0.5
-    if len(lo) == 2:
-        return [corners]
-    return [np.column_stack([np.full(4, float(z)), corners]) for z in range(lo[0], hi[0] + 1)]
-
-
-def _box_indices(box: dict[str, Any], shape: tuple) -> np.ndarray:
-    sl = tuple(
-        slice(int(a), int(b) + 1) for a, b in zip(box["zyx_min"], box["zyx_max"], strict=True)
-    )
-    grid = np.indices(tuple(s.stop - s.start for s in sl)).reshape(len(sl), -1)
-    full = tuple(g + s.start for g, s in zip(grid, sl, strict=True))
-    return np.ravel_multi_index(full, shape).astype(np.int64)
-
-
-def _bbox_overlap(a: Proposal, b: Proposal) -> bool:
-    ba, bb = a.payload.get("bbox"), b.payload.get("bbox")
-    if not ba or not bb or a.id == b.id:
-        return False
-    return all(lo1 <= hi2 and lo2 <= hi1 for lo1, hi1, lo2, hi2 in zip(*ba, *bb, strict=True))
