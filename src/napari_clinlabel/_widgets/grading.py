@@ -23,19 +23,10 @@ from qtpy.QtWidgets import (
     QPushButton,
     QRadioButton,
     QVBoxLayout,
-    QWidget,
 )
 
-from napari_clinlabel._widgets._common import (
-    KeyBinder,
-    display_name,
-    image_layers,
-    image_named,
-    logging_under,
-    refill_image_combo,
-    unwrap_viewer,
-)
-from napari_clinlabel._widgets.session import connect_while_alive
+from napari_clinlabel._widgets._base import ImageWidget
+from napari_clinlabel._widgets._common import display_name
 from napari_clinlabel.core.annotate.grading import (
     grade_item,
     grade_of,
@@ -48,7 +39,6 @@ from napari_clinlabel.core.annotate.grading import (
 from napari_clinlabel.core.annotate.state import restore_state
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.schema import builtin_grading_schemas, load_schema
-from napari_clinlabel.glue.session import get_session, image_sha256
 
 NO_SCHEMA = "— choose a schema —"
 
@@ -58,25 +48,18 @@ def gradable_schemas() -> list[str]:
     return builtin_grading_schemas(tiles=False)
 
 
-class GradingWidget(QWidget):
+class GradingWidget(ImageWidget):
     """Grade the selected image on its schema's scales by keyboard or mouse; mark it done."""
 
     def __init__(self, napari_viewer: Any) -> None:
-        super().__init__()
-        viewer = unwrap_viewer(napari_viewer)  # napari passes a proxy; the session needs the viewer
-        self._viewer = viewer
-        self._session = get_session(viewer)
-        self._keys = KeyBinder(viewer)
-        self._keys.follow_visibility(self)
-        self._image: Image | None = None
+        # follow_log: a grade proposal accepted or edited in Review is a grade in force here too
+        super().__init__(napari_viewer, keys=True, follow_log=True)
         self._schema: Any = None
         self._active = 0  # index of the active scale
         self._grades: dict[str, str] = {}  # scale id -> value in force
         self._buttons: dict[str, dict[str, QRadioButton]] = {}
         self._boxes: dict[str, QGroupBox] = {}
-        self._busy = False
 
-        self._image_combo = QComboBox()
         self._schema_combo = QComboBox()
         self._schema_combo.addItems([NO_SCHEMA, *gradable_schemas()])
         self._scales_box = QVBoxLayout()
@@ -97,43 +80,22 @@ class GradingWidget(QWidget):
         lay.addStretch(1)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
-        self._image_combo.currentIndexChanged.connect(self._on_image_chosen)
         self._schema_combo.currentTextChanged.connect(self._on_schema_chosen)
         self._done_btn.clicked.connect(self._on_mark_done)
-        viewer.layers.events.inserted.connect(self._refresh_images)
-        viewer.layers.events.removed.connect(self._refresh_images)
-        # a grade proposal accepted or edited in the Review widget is a grade in force here too
-        connect_while_alive(self, [(self._session.record_appended, self._on_record)])
         self._refresh_images()
 
     def _on_record(self, rec: dict[str, Any]) -> None:
         if self._image is None or rec.get("action") == "grade.set":
             return  # grades set here are shown already
         found = grade_of(rec)
-        if found is None or not is_image_item(found[1]):
-            return
-        if (rec.get("image") or {}).get("sha256") != image_sha256(self._image):
+        if found is None or not is_image_item(found[1]) or not self._is_about_image(rec):
             return
         self._grades[found[0]] = str(found[2].get("value"))
         self._sync_buttons()
         self._show_status(False)
 
     # -- image and schema ----------------------------------------------------------------
-    def _refresh_images(self, _event: Any = None) -> None:
-        images = image_layers(self._viewer)
-        keep = self._image.name if self._image in images else None
-        names = [lay.name for lay in images]
-        if refill_image_combo(self._image_combo, names, keep, self._session) is not None:
-            self._on_image_chosen()
-
-    def _on_image_chosen(self, _index: int = 0) -> None:
-        if self._busy:
-            return
-        name = self._image_combo.currentText()
-        image = image_named(self._viewer, name)
-        if image is None or image is self._image:
-            return
-        self._image = image
+    def _use_image(self, image: Image) -> None:
         log_path = self._session.log_path_for(image)
         ref = graded_schema_ref(log_path) or self._session.schema_for(image)
         state = restore_state(log_path)
@@ -241,7 +203,7 @@ class GradingWidget(QWidget):
                     f"{self._name()}: no grading schema is chosen; pick one (e.g. birads, icdr) "
                     "before grading. Nothing was recorded."
                 )
-            with logging_under(self._session, self._image, self._schema) as log:
+            with self._logging(self._schema) as log:
                 scale = self._schema.scales[scale_id]
                 item = grade_item(scale, _meta_of(self._image).get("study_uid"))
                 set_grade(log, scale, value, item=item, note=self._note.text())
@@ -262,7 +224,7 @@ class GradingWidget(QWidget):
         try:
             if self._image is None:
                 raise ClinlabelError("No image to mark done; open one first.")
-            with logging_under(self._session, self._image, self._schema) as log:
+            with self._logging(self._schema) as log:
                 mark_done(log, self._schema, where=self._name())
         except ClinlabelError as exc:
             self._session.report_error(exc)
@@ -305,13 +267,6 @@ class GradingWidget(QWidget):
     def status(self) -> str:
         """The status line shown under the scales."""
         return self._status.text()
-
-    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
-        """Give the keys back and stop listening to the viewer."""
-        self._keys.release()
-        self._viewer.layers.events.inserted.disconnect(self._refresh_images)
-        self._viewer.layers.events.removed.disconnect(self._refresh_images)
-        super().closeEvent(event)
 
 
 def _meta_of(layer: Any) -> dict[str, Any]:

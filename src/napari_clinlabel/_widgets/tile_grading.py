@@ -24,20 +24,14 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QVBoxLayout,
-    QWidget,
 )
 
+from napari_clinlabel._widgets._base import ImageWidget
 from napari_clinlabel._widgets._common import (
     OVERLAY,
-    KeyBinder,
     camera_of,
     copy_transform,
     display_name,
-    image_layers,
-    image_named,
-    logging_under,
-    refill_image_combo,
-    unwrap_viewer,
     volume_of,
 )
 from napari_clinlabel.core.annotate.grading import load_grades, set_grade
@@ -45,7 +39,6 @@ from napari_clinlabel.core.annotate.tiles import TileGrid, grid_from_folder, par
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.export.gate import export
 from napari_clinlabel.core.schema import builtin_grading_schemas, load_schema
-from napari_clinlabel.glue.session import get_session
 
 GRID_NAME = "tile grid"
 FILL_NAME = "tile grades"
@@ -59,17 +52,11 @@ def tile_schemas() -> list[str]:
     return builtin_grading_schemas(tiles=True)
 
 
-class TileGradingWidget(QWidget):
+class TileGradingWidget(ImageWidget):
     """Grade the tiles of a large 2D image by keyboard; grid coloured by grade; CSV export."""
 
     def __init__(self, napari_viewer: Any) -> None:
-        super().__init__()
-        viewer = unwrap_viewer(napari_viewer)  # napari passes a proxy; the session needs the viewer
-        self._viewer = viewer
-        self._session = get_session(viewer)
-        self._keys = KeyBinder(viewer)
-        self._keys.follow_visibility(self)
-        self._image: Image | None = None
+        super().__init__(napari_viewer, keys=True)
         self._schema = None
         self._scale = None
         self._grid: TileGrid | None = None
@@ -78,9 +65,7 @@ class TileGradingWidget(QWidget):
         self._grid_layer: Shapes | None = None
         self._fill_layer: Image | None = None
         self._current_layer: Shapes | None = None
-        self._busy = False
 
-        self._image_combo = QComboBox()
         self._schema_combo = QComboBox()
         self._schema_combo.addItems(tile_schemas())
         self._folder_btn = QPushButton("Open tile folder…")
@@ -112,30 +97,17 @@ class TileGradingWidget(QWidget):
         lay.addStretch(1)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
-        self._image_combo.currentIndexChanged.connect(self._on_image_chosen)
         self._schema_combo.currentTextChanged.connect(lambda _t: self._attach(force=True))
         self._folder_btn.clicked.connect(self._on_open_folder)
         self._export_btn.clicked.connect(self._on_export)
-        viewer.layers.events.inserted.connect(self._refresh_images)
-        viewer.layers.events.removed.connect(self._refresh_images)
         self._refresh_images()
 
     # -- image, folder, schema -------------------------------------------------------------
-    def _refresh_images(self, _event: Any = None) -> None:
-        images = [lay for lay in image_layers(self._viewer) if _is_2d(lay)]
-        keep = self._image.name if self._image in images else None
-        names = [lay.name for lay in images]
-        if refill_image_combo(self._image_combo, names, keep, self._session) is not None:
-            self._on_image_chosen()
+    def _accepts(self, layer: Image) -> bool:
+        return _is_2d(layer)
 
-    def _on_image_chosen(self, _index: int = 0) -> None:
-        if self._busy:
-            return
-        name = self._image_combo.currentText()
-        image = image_named(self._viewer, name)
-        if image is not None and image is not self._image:
-            self._image = image
-            self._attach()
+    def _use_image(self, image: Image) -> None:
+        self._attach()
 
     def open_folder(self, folder: str | Path) -> Image:
         """Show a folder of tiles as one mosaic image and grade its tiles."""
@@ -290,7 +262,7 @@ class TileGradingWidget(QWidget):
                 raise ClinlabelError(
                     "Choose an image and a tile schema (e.g. isup) before grading."
                 )
-            with logging_under(self._session, self._image, self._schema) as log:
+            with self._logging(self._schema) as log:
                 set_grade(log, self._scale, value, item=tid)
         except ClinlabelError as exc:
             self._session.report_error(exc)
@@ -321,7 +293,7 @@ class TileGradingWidget(QWidget):
     def export_csv(self, path: str | Path) -> Path:
         """Write the tile grades in force as CSV (item,grade,grader,time) through the export
         gate: pending proposals refuse it, the file is written atomically, one ``export`` record."""
-        with logging_under(self._session, self._image, self._schema) as log:
+        with self._logging(self._schema) as log:
             result = export(None, "tiles-csv", path, log=log, volume=volume_of(self._image),
                             scale=self._scale.id)  # fmt: skip
         return result.outputs[0].path
@@ -377,12 +349,9 @@ class TileGradingWidget(QWidget):
         return dict(self._grades)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
-        """Give the keys back and stop listening to the viewer."""
-        self._keys.release()
+        """Stop answering clicks on the image; give the keys back (see ImageWidget)."""
         if self._image is not None and self._on_click in self._image.mouse_drag_callbacks:
             self._image.mouse_drag_callbacks.remove(self._on_click)
-        self._viewer.layers.events.inserted.disconnect(self._refresh_images)
-        self._viewer.layers.events.removed.disconnect(self._refresh_images)
         super().closeEvent(event)
 
 
