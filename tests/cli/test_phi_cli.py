@@ -46,3 +46,28 @@ def test_exit_codes_and_errors(tmp_path, capsys):
     r = subprocess.run([sys.executable, "-m", "napari_clinlabel.cli", "deid", str(tmp_path / "ct"),
                         str(tmp_path / "ct" / "out")], capture_output=True, text=True, check=False)  # fmt: skip
     assert r.returncode == 2 and "inside the input" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_unreadable_exit_3_refused_listed_exit_1_options_recorded(tmp_path, capsys):
+    src = tmp_path / "in"
+    paths = write_ct_series(src, np.zeros((2, 4, 4), np.int16), G, phi=PHI)
+    raw = paths[0].read_bytes()
+    (src / "cut.dcm").write_bytes(raw[: len(raw) - 10])  # truncated: never called clean
+    assert main(["phi-scan", str(src)]) == 3
+    out = capsys.readouterr().out
+    assert "unreadable" in out and "not clean" in out
+    clean_only = tmp_path / "ok"
+    write_ct_series(clean_only, np.zeros((1, 4, 4), np.int16), G)
+    (clean_only / "cut.dcm").write_bytes(raw[:400])
+    assert main(["phi-scan", str(clean_only)]) == 3  # nothing else found, still not clean
+    capsys.readouterr()
+    code = main(["deid", str(src), str(tmp_path / "out"), "--retain-dates",
+                 "--retain-patient-characteristics", "--retain-device"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1 and "refused cut.dcm: unreadable" in out  # listed; the rest written
+    assert "2 of 3 DICOM file(s) de-identified" in out
+    report = json.loads((tmp_path / "out" / "deid-report.json").read_text())
+    assert [c[0] for c in report["codes"]] == ["113100", "113107", "113108", "113109"]
+    assert report["files_refused"] == 1 and report["files_written"] == 2
+    for v in PHI.values():
+        assert v not in out

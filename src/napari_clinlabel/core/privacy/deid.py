@@ -74,7 +74,9 @@ from napari_clinlabel.core.privacy.reading import (
 from napari_clinlabel.core.privacy.table import (
     BASIC_PROFILE,
     CLEAN_PIXEL_DATA,
+    CODE_ITEM_KEYWORDS,
     DEVICE_IDENTITY,
+    FREE_TEXT_VRS,
     NOT_SHIFTED,
     PATIENT_CHARACTERISTICS,
     RETAIN_DEVICE,
@@ -251,8 +253,11 @@ def _map_uids(elem: pydicom.DataElement, ctx: _Ctx) -> None:
         ctx.report.uids_replaced += sum(1 for a, b in zip(vals, new, strict=True) if a != b)
 
 
-def deidentify_dataset(ds: Dataset, ctx: _Ctx) -> None:
-    """Apply Table E.1-1 (with the options of ``ctx``) to ``ds`` in place, recursing."""
+def deidentify_dataset(ds: Dataset, ctx: _Ctx, in_dummy: bool = False) -> None:
+    """Apply Table E.1-1 (with the options of ``ctx``) to ``ds`` in place, recursing.
+
+    ``in_dummy``: ``ds`` is an item of a sequence whose action is D; free text outside codes
+    gets the dummy too (see :data:`.table.FREE_TEXT_VRS`)."""
     opts, report = ctx.options, ctx.report
     for elem in list(ds):
         tag = elem.tag
@@ -269,7 +274,11 @@ def deidentify_dataset(ds: Dataset, ctx: _Ctx) -> None:
                 _map_uids(elem, ctx)
             elif is_sq:
                 for item in elem.value:
-                    deidentify_dataset(item, ctx)
+                    deidentify_dataset(item, ctx, in_dummy)
+            elif in_dummy and elem.VR in FREE_TEXT_VRS and kw not in CODE_ITEM_KEYWORDS:
+                if elem.value not in (None, ""):
+                    elem.value = dummy_value(elem.VR)
+                    report.actions[(label, "D")] += 1
             continue
         if (opts.retain_patient_chars and kw in PATIENT_CHARACTERISTICS) or (
             opts.retain_device and kw in DEVICE_IDENTITY
@@ -296,7 +305,7 @@ def deidentify_dataset(ds: Dataset, ctx: _Ctx) -> None:
             _map_uids(elem, ctx)
         elif is_sq:  # D or U*: the items stay, each de-identified by the table
             for item in elem.value:
-                deidentify_dataset(item, ctx)
+                deidentify_dataset(item, ctx, in_dummy or action == "D")
         elif elem.VR == "UI":
             _map_uids(elem, ctx)
         else:

@@ -38,9 +38,11 @@ from napari_clinlabel.core.privacy.burned_in import (
 )
 from napari_clinlabel.core.privacy.reading import Unreadable, read, sniff
 from napari_clinlabel.core.privacy.table import (
+    CODE_ITEM_KEYWORDS,
     DEVICE_IDENTITY,
     DUMMY_TEXT,
     DUMMY_VALUES,
+    FREE_TEXT_VRS,
     NOT_SHIFTED,
     PATIENT_CHARACTERISTICS,
     RETAIN_DEVICE,
@@ -132,9 +134,15 @@ def _kept_by_option(elem: pydicom.DataElement, declared: set[str]) -> bool:
 
 
 def scan_dataset(
-    ds: Dataset, path: Path, prefix: str = "", declared: set[str] | None = None
+    ds: Dataset,
+    path: Path,
+    prefix: str = "",
+    declared: set[str] | None = None,
+    in_dummy: bool = False,
 ) -> list[Finding]:
-    """Findings in one DICOM dataset (Table E.1-1 attributes, private tags, burned-in flag)."""
+    """Findings in one DICOM dataset (Table E.1-1 attributes, private tags, burned-in flag).
+
+    ``in_dummy``: ``ds`` is an item of a D sequence, where free text outside codes is PHI too."""
     declared = _declared(ds) if declared is None else declared
     out: list[Finding] = []
     for elem in ds:
@@ -163,12 +171,23 @@ def scan_dataset(
                 hint = f"sequence of {len(elem.value)} item(s)" if is_sq else mask(_text(elem))
                 out.append(Finding(path, name, hint))
                 continue
+        if (
+            rule is None
+            and in_dummy
+            and elem.VR in FREE_TEXT_VRS
+            and elem.keyword not in CODE_ITEM_KEYWORDS
+            and _has_value(elem)
+            and _text(elem).strip().upper() not in ALLOWED_VALUES
+        ):
+            out.append(Finding(path, name, mask(_text(elem))))
+            continue
         if elem.keyword == "BurnedInAnnotation" and str(elem.value).upper() == "YES":
             out.append(Finding(path, name, "YES: identifiers may be burned into the pixels"))
         if is_sq:
             for i, item in enumerate(elem.value):
                 out.extend(scan_dataset(item, path, f"{prefix}{elem.keyword or elem.tag}[{i}].",
-                                        declared))  # fmt: skip
+                                        declared, in_dummy or bool(
+                                            rule and applied_action(rule.code, True) == "D")))  # fmt: skip
     return out
 
 

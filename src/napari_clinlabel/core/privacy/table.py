@@ -136,6 +136,17 @@ DEVICE_IDENTITY = frozenset({
 TEMPORAL_VRS = frozenset({"DA", "DT", "TM"})
 NOT_SHIFTED = frozenset({"PatientBirthDate", "PatientBirthTime"})
 
+# Inside a sequence whose action is D (Content Sequence, Graphic Annotation Sequence, …) the items
+# stay, and any free text the table does not list (TextValue, …) gets the dummy too: the table's D
+# means "replace the content", so nothing but codes, numbers and structure survives there.
+FREE_TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
+CODE_ITEM_KEYWORDS = frozenset({
+    "CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning", "LongCodeValue",
+    "URNCodeValue", "ContextIdentifier", "MappingResource", "ContextGroupVersion",
+    "ContextGroupLocalVersion", "ContextGroupExtensionFlag", "MappingResourceName",
+})  # fmt: skip
+
+
 # --- Values written for Z (empty) and D (dummy) ----------------------------------------------
 DUMMY_TEXT = "ANONYMOUS"
 _DUMMY_BY_VR = {
