@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from napari.components import ViewerModel
 from napari.layers import Labels
+from support.trusted_roster import write_roster
 from support.viewer_helpers import add_ct
 
 from napari_clinlabel.core.annotate.replay import replay_labels
@@ -123,9 +124,8 @@ def test_edit_labels_is_one_undoable_record_with_its_source(tmp_path):
 
 
 def test_a_roster_beside_the_image_names_and_limits_the_actor(tmp_path, monkeypatch):
-    (tmp_path / "clinlabel-roster.toml").write_text(
-        '[[users]]\nid = "dr_b"\nname = "Dr B"\nroles = ["adjudicator"]\n'
-    )
+    # signed by its owner: an unsigned roster grants nothing beyond annotator
+    write_roster(tmp_path, {"dr_b": ["adjudicator"]}, names={"dr_b": "Dr B"})
     monkeypatch.setenv("CLINLABEL_USER", "dr_b")
     viewer = ViewerModel()
     image = add_ct(viewer, tmp_path)
