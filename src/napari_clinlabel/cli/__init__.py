@@ -1,4 +1,5 @@
-"""``clinlabel`` command line: a thin layer over the same core calls the widgets make.
+"""``clinlabel`` command line: a thin layer over the Python API (``napari_clinlabel.api``) and
+the same core calls the widgets make.
 
 Each subcommand lives in its own module exposing ``register(subparsers)``; its handler returns
 the exit code. A :class:`ClinlabelError` becomes one line on stderr and exit code 2.
