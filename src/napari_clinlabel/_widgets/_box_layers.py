@@ -33,7 +33,9 @@ class BoxLayers:
              on_set_data: Callable[[Any], None], on_highlight: Callable[[Any], None]) -> None:  # fmt: skip
         """Replace the layers by new empty ones on ``image``'s grid (no extent layer if ``flat``)."""
         self.remove()
-        wanted = ((LAYER_NAME, "layer"),) if flat else ((EXTENT_NAME, "extent"), (LAYER_NAME, "layer"))
+        wanted = (
+            ((LAYER_NAME, "layer"),) if flat else ((EXTENT_NAME, "extent"), (LAYER_NAME, "layer"))
+        )
         for name, attr in wanted:
             layer = Shapes(
                 ndim=ndim,

@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from app_model.types import KeyBinding
 from napari.layers import Image
+from qtpy.QtCore import QEvent, QObject
+from qtpy.QtWidgets import QDockWidget
 
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.volume import Volume
+from napari_clinlabel.glue.layers import volume_from_layer, volume_to_layer_data
 
 OVERLAY = "clinlabel_overlay"  # metadata key of display-only layers the widgets add
 
@@ -53,14 +57,9 @@ def _meta(layer: Any) -> dict[str, Any]:
 def volume_of(layer: Image) -> Volume:
     """The :class:`Volume` behind an image layer (geometry from its metadata or transform)."""
     try:
-        from napari_clinlabel.glue.layers import volume_from_layer
-    except ImportError:
-        volume_from_layer = None
-    if volume_from_layer is not None:
-        try:
-            return volume_from_layer(layer)
-        except Exception:  # noqa: BLE001 - fall back to the layer's own transform
-            pass
+        return volume_from_layer(layer)
+    except Exception:  # noqa: BLE001 - fall back to the layer's own transform
+        pass
     meta = _meta(layer)
     base = layer.data[0] if layer.multiscale else layer.data
     ndim = base.ndim - (1 if layer.rgb else 0)
@@ -81,26 +80,10 @@ def volume_of(layer: Image) -> Volume:
 
 def add_volume(viewer: Any, volume: Volume, name: str | None = None) -> Image:
     """Add a Volume as an image layer with its geometry (as the plugin's reader would)."""
-    try:
-        from napari_clinlabel.glue.layers import volume_to_layer_data
-    except ImportError:
-        volume_to_layer_data = None
-    if volume_to_layer_data is not None:
-        data, kwargs, _kind = volume_to_layer_data(volume)
-        if name:
-            kwargs = {**kwargs, "name": name}
-        return viewer.add_image(data, **kwargs)
-    meta = {k: v for k, v in volume.meta.items() if isinstance(v, str | int | float | bool)}
-    meta["geometry"] = volume.geometry.to_dict()
-    meta["sha256"] = volume.sha256
-    return viewer.add_image(
-        volume.array,
-        name=name or str(volume.meta.get("sample", "image")),
-        affine=volume.geometry.napari_affine(volume.leading_axes),
-        rgb=volume.rgb,
-        multiscale=volume.multiscale,
-        metadata={"clinlabel": meta},
-    )
+    data, kwargs, _kind = volume_to_layer_data(volume)
+    if name:
+        kwargs = {**kwargs, "name": name}
+    return viewer.add_image(data, **kwargs)
 
 
 def copy_transform(layer: Any) -> dict[str, Any]:
@@ -159,9 +142,6 @@ class KeyBinder:
         (e.g. Review's ``R`` reject while drawing boxes in the Lesion-box tab). Qt tells a tab
         change through the dock's ``visibilityChanged``; the dock is found once it is shown.
         """
-        from qtpy.QtCore import QEvent, QObject
-        from qtpy.QtWidgets import QDockWidget
-
         binder = self
 
         def on_dock_visibility(visible: bool) -> None:
@@ -226,8 +206,6 @@ class KeyBinder:
 
 
 def _coerce(key: str) -> Any:
-    from app_model.types import KeyBinding
-
     return KeyBinding.from_str(key)
 
 

@@ -41,7 +41,9 @@ from napari_clinlabel._widgets._common import (
 )
 from napari_clinlabel._widgets._proposal_layers import ProposalLayers
 from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.models import load_model
 from napari_clinlabel.core.models.inference import InferenceCancelled
+from napari_clinlabel.core.models.run import iter_run_model
 from napari_clinlabel.core.proposals.lifecycle import Proposal, add_proposals, load_proposals
 from napari_clinlabel.glue.session import get_session, image_sha256
 
@@ -67,9 +69,6 @@ class _Logging:
 
 def _run(volume: Any, spec: str, device: str, cancel: threading.Event) -> Generator[Any, None, Any]:
     """Worker body: load the model, run it; yields ``(done, total)``, returns ``(model, drafts)``."""
-    from napari_clinlabel.core.models import load_model
-    from napari_clinlabel.core.models.run import iter_run_model
-
     yield 0, 1
     model = load_model(spec, device=device)
     drafts = yield from iter_run_model(volume, model, cancel=cancel)

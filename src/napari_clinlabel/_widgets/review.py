@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QComboBox,
@@ -51,9 +50,9 @@ from napari_clinlabel._widgets._common import (
     volume_of,
 )
 from napari_clinlabel._widgets._proposal_layers import ProposalLayers
-from napari_clinlabel._widgets._proposal_text import describe, grade_hint, grade_scale
+from napari_clinlabel._widgets._proposal_text import describe
+from napari_clinlabel._widgets._review_edits import ReviewEdits, is_grade
 from napari_clinlabel._widgets._review_parts import KEYS, DecisionButtons, GradeChooser, OrderRow
-from napari_clinlabel.core.annotate.box_edits import edited_proposal_box
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.proposals.lifecycle import Proposal
 from napari_clinlabel.core.proposals.review_queue import ReviewQueue, indices_centre
@@ -64,10 +63,9 @@ if TYPE_CHECKING:
 
 LABELS_NAME = "segmentation"
 RELOAD_DELAY_MS = 300
-_UNCHANGED = "{what} is as proposed: nothing to record as an edit. Press A to accept it as it is."
 
 
-class ReviewWidget(QWidget):
+class ReviewWidget(ReviewEdits, QWidget):
     """Walk the undecided proposals of one image: accept, edit or reject each, by one key."""
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
@@ -235,92 +233,8 @@ class ReviewWidget(QWidget):
         else:
             self._on_edit()
 
-    def _on_edit(self) -> None:
-        p = self._decidable()
-        if p is None:
-            return
-        if p.kind == "box":
-            self._edit_box(p)
-            return
-        if p.kind == "grade":
-            self._edit_grade(p)
-            return
-        self._editing = p
-        self._bind_keys(self._layers.start_edit(p))  # E on the edit layer confirms
-        self._show_edit_buttons(True)
-        self._info.setText(
-            describe(p, self._volume.geometry)
-            + "\nEditing: change the cyan mask, then E / Confirm."
-        )
-
-    def _edit_box(self, p: Proposal) -> None:
-        """Accept a box proposal as the reviewer left it on the layer (one ``proposal.edit``)."""
-        try:
-            box = edited_proposal_box(self._layers.box_rects(p), p.payload,
-                                      self._volume.spatial_shape, self._layers.shown_z())  # fmt: skip
-        except ClinlabelError as exc:
-            self._session.report_error(exc)
-            self._warn(str(exc))
-            return
-        if box is None:
-            self._warn(_UNCHANGED.format(what="The box"))
-            return
-        new = {**p.payload, "zyx_min": box[0], "zyx_max": box[1]}
-        self._decide(lambda labels: self._queue.edit(edited=new, labels=labels[0],
-                                                     labels_name=labels[1]))  # fmt: skip
-
-    def _edit_grade(self, p: Proposal) -> None:
-        """Accept a grade proposal with the grade chosen in the chooser (one ``proposal.edit``)."""
-        chosen = self.grade_choice
-        if chosen is None:
-            self._warn(grade_hint(None, p))
-            return
-        if chosen == str(p.payload.get("value")):
-            self._warn(_UNCHANGED.format(what="The grade"))
-            return
-        new = {**p.payload, "value": chosen}
-        self._decide(lambda labels: self._queue.edit(edited=new, labels=labels[0],
-                                                     labels_name=labels[1]))  # fmt: skip
-
-    def _step_grade(self, step: int) -> None:
-        """Up/Down: the previous/next grade of the scale in the chooser (nothing is logged)."""
-        if self._editing is None and not self._grade_row.isHidden():
-            self._grade_combo.step(step)
-
-    def _show_grades(self, p: Proposal | None) -> None:
-        """Fill the chooser with the scale of grade proposal ``p`` (hidden for other kinds)."""
-        scale = grade_scale(p, self._session.schema_for(self._image)) if _is_grade(p) else None
-        self._grade_combo.fill(scale, str(p.payload.get("value")) if p is not None else "")
-        self._grade_row.setVisible(scale is not None)
-        if _is_grade(p):
-            self._info.setText(self._info.text() + "\n" + grade_hint(scale, p))
-
     def _warn(self, text: str) -> None:
         self._info.setText(self._info.text().split("\n⚠")[0] + "\n⚠ " + text)
-
-    def _on_confirm_edit(self) -> None:
-        p = self._editing
-        if p is None:
-            return
-        new_idx = self._layers.edited_indices()
-        self._editing = None  # the decision below is the edit's end (kept on a refused write)
-        call = lambda labels: self._queue.edit(new_idx, labels=labels[0], labels_name=labels[1])  # noqa: E731
-        if self._decide(call, extra_idx=new_idx):
-            self._finish_edit(new_idx)
-        else:
-            self._editing = p
-
-    def _on_discard_edit(self) -> None:
-        if self._editing is None:
-            return
-        self._finish_edit(self._layers.edited_indices())
-        self._show()
-
-    def _finish_edit(self, idx: np.ndarray) -> None:
-        self._editing = None
-        self._layers.end_edit(idx)
-        self._bind_keys(self._image)
-        self._show_edit_buttons(False)
 
     def _decidable(self) -> Proposal | None:
         if self._editing is not None:
@@ -389,7 +303,7 @@ class ReviewWidget(QWidget):
             self._bind_keys(self._layers.arm_box())  # the box can be dragged at once
         else:
             self._layers.disarm_box()
-            self._bind_keys(self._image, grade=_is_grade(p))
+            self._bind_keys(self._image, grade=is_grade(p))
         self._show_counts()
         moved = False
         if p is None:
@@ -462,7 +376,3 @@ class ReviewWidget(QWidget):
     def edit_layer(self) -> Any:
         """The layer an edit happens in (None until the first edit)."""
         return None if self._layers is None else self._layers.edit
-
-
-def _is_grade(p: Proposal | None) -> bool:
-    return p is not None and p.kind == "grade"
