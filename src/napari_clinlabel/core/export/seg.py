@@ -24,9 +24,11 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
+from napari_clinlabel import __version__ as version
 from napari_clinlabel.core.annotate.provenance import MANUAL, SegmentProvenance
 from napari_clinlabel.core.errors import ExportError
 from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.privacy.phi_scan import PROFILE_TAGS
 
 SOFTWARE = "napari-clinlabel"
 _POS_TOL_VOX = 0.05  # slice positions must fall on the grid to 5 % of a voxel
@@ -130,7 +132,7 @@ def prepare_sources(datasets: Sequence[Dataset]) -> list[Dataset]:
 
 
 def _code(c: Any) -> Any:
-    from pydicom.sr.coding import Code
+    from pydicom.sr.coding import Code  # lazy: loads DICOM's code tables; only SEG/SR need them
 
     return Code(str(c.value), str(c.scheme), str(c.meaning))
 
@@ -138,8 +140,8 @@ def _code(c: Any) -> Any:
 def _description(
     number: int, value: int, schema: Any | None, prov: SegmentProvenance | None
 ) -> Any:
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
+    import highdicom as hd  # lazy: ~1 s to import; only SEG/SR export needs it
+    from pydicom.sr.codedict import codes  # lazy: loads DICOM's code tables; only SEG/SR need them
 
     lab = schema.label(value) if schema is not None else None
     if lab is None:
@@ -201,7 +203,7 @@ def build_seg(
     Refuses segments confirmed by different people (a SEG has one content creator) and an empty
     label map. ``provenance`` maps label value → :class:`SegmentProvenance`.
     """
-    import highdicom as hd
+    import highdicom as hd  # lazy: ~1 s to import; only SEG/SR export needs it
 
     ordered = prepare_sources(order_by_grid(source_datasets, geometry, labels.shape))
     present = [int(v) for v in np.unique(labels) if v != 0]
@@ -242,8 +244,6 @@ def build_seg(
         pixel_array = stacked
     else:
         pixel_array = mapped.astype(dtype)
-    from napari_clinlabel import __version__ as version
-
     try:
         seg = hd.seg.Segmentation(
             source_images=ordered,
@@ -281,8 +281,6 @@ def minimize_identifiers(ds: Dataset) -> None:
     study date/time, accession number, study ID, referring physician: profile actions Z/D) is
     kept; free text, institution, device serials, other names and IDs and the like are not.
     """
-    from napari_clinlabel.core.privacy.phi_scan import PROFILE_TAGS
-
     for elem in list(ds):
         rule = PROFILE_TAGS.get(int(elem.tag))
         if rule is not None and rule[1] == "X":

@@ -37,9 +37,11 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
+from pydicom.uid import generate_uid
 
-from napari_clinlabel.core.annotate.boxes import LesionBox, box_size_mm, box_volume_ml
-from napari_clinlabel.core.annotate.grading import Grade, is_image_item
+from napari_clinlabel import __version__ as version
+from napari_clinlabel.core.annotate.boxes import LesionBox, box_size_mm, box_volume_ml, load_boxes
+from napari_clinlabel.core.annotate.grading import Grade, is_image_item, load_grades
 from napari_clinlabel.core.errors import ExportError
 from napari_clinlabel.core.export.seg import (
     SOFTWARE,
@@ -48,6 +50,7 @@ from napari_clinlabel.core.export.seg import (
     order_by_grid,
     prepare_sources,
     seg_bytes,
+    source_series_datasets,
 )
 from napari_clinlabel.core.image.geometry import Geometry
 
@@ -95,7 +98,7 @@ _CLASS = {"benign": "Benign", "malignant": "Malignant", "indeterminate": "Indete
 
 
 def _sct(keyword: str) -> Code | None:
-    from pydicom.sr.codedict import codes
+    from pydicom.sr.codedict import codes  # lazy: loads DICOM's code tables; only SEG/SR need them
 
     try:
         return getattr(codes.SCT, keyword)
@@ -135,13 +138,11 @@ class Observed:
 
 
 def _uid_from(text: str) -> str:
-    from pydicom.uid import generate_uid
-
     return str(generate_uid(entropy_srcs=[text]))
 
 
 def _algorithm(model: dict[str, Any] | None) -> Any:
-    import highdicom as hd
+    import highdicom as hd  # lazy: ~1 s to import; only SEG/SR export needs it
 
     if not model:
         return None
@@ -158,8 +159,8 @@ def _rectangle(box: LesionBox) -> np.ndarray:
 
 
 def _box_group(o: Observed, by_k: Sequence[Dataset], geometry: Geometry) -> Any:
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
+    import highdicom as hd  # lazy: ~1 s to import; only SEG/SR export needs it
+    from pydicom.sr.codedict import codes  # lazy: loads DICOM's code tables; only SEG/SR need them
 
     box: LesionBox = o.item  # type: ignore[assignment]
     rng = box.slice_range or (0, 0)
@@ -216,7 +217,7 @@ def _box_group(o: Observed, by_k: Sequence[Dataset], geometry: Geometry) -> Any:
 
 
 def _grade_group(o: Observed, source: Dataset) -> Any:
-    import highdicom as hd
+    import highdicom as hd  # lazy: ~1 s to import; only SEG/SR export needs it
 
     g: Grade = o.item  # type: ignore[assignment]
     name, value = grade_code(g.scale, g.value, g.label)
@@ -246,8 +247,8 @@ def build_sr(
 
     ``shape`` is the image grid (z, y, x) or (y, x); ``observer_names`` maps actor ids to names.
     """
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
+    import highdicom as hd  # lazy: ~1 s to import; only SEG/SR export needs it
+    from pydicom.sr.codedict import codes  # lazy: loads DICOM's code tables; only SEG/SR need them
 
     if not observed:
         raise ExportError("No lesion boxes or grades to report; draw boxes or grade first.")
@@ -303,8 +304,6 @@ def build_sr(
         imaging_measurements=groups,
     )
     referenced = {str(ds.SOPInstanceUID): ds for ds in by_k}
-    from napari_clinlabel import __version__ as version
-
     try:
         sr = hd.sr.Comprehensive3DSR(
             evidence=list(referenced.values()),
@@ -357,10 +356,6 @@ def sr_bytes(sr: Dataset) -> bytes:
 def sr_from_log(log_path: Any, volume: Any, records: Sequence[dict[str, Any]]) -> bytes:
     """The SR file bytes of the boxes and image/study grades in force in ``log_path``'s log,
     on the DICOM series ``volume`` was read from (the export gate's ``dicom-sr`` format)."""
-    from napari_clinlabel.core.annotate.boxes import load_boxes
-    from napari_clinlabel.core.annotate.grading import load_grades
-    from napari_clinlabel.core.export.seg import source_series_datasets
-
     if volume.series_uid is None or volume.source_path is None:
         raise ExportError(
             f"{volume.source_path.name if volume.source_path else 'This image'}: not read from "
