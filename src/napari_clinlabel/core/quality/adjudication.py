@@ -27,6 +27,7 @@ from napari_clinlabel.core.annotate.label_edits import (
     record_label_change,
     record_labels_create,
 )
+from napari_clinlabel.core.annotate.replay import log_spacing_known, replay_labels
 from napari_clinlabel.core.errors import (
     InputError,
     LogIntegrityError,
@@ -37,7 +38,11 @@ from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.volume import PixelGeometry, spacing_known, voxel_sha256
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
 from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.log.signing import load_private_key, sign_head
+from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.core.proposals.lifecycle import pending_count
 from napari_clinlabel.core.quality.metrics import label_map_agreement
+from napari_clinlabel.core.quality.staple import multilabel_staple
 
 __all__ = [
     "Read",
@@ -102,10 +107,6 @@ def load_reads(
     A read of an image that states no pixel size (PNG, JPEG, …) carries a
     :class:`~.volume.PixelGeometry`, so its agreement figures are in pixels.
     """
-    from napari_clinlabel.core.annotate.replay import log_spacing_known, replay_labels
-    from napari_clinlabel.core.log.verify import verify_log
-    from napari_clinlabel.core.proposals.lifecycle import pending_count
-
     if len(log_paths) < 2:
         raise InputError(
             f"adjudication needs the logs of at least two readers, got {len(log_paths)}"
@@ -196,8 +197,6 @@ def merge_reads(reads: list[Read], method: str = "majority") -> np.ndarray:
     """A starting point to edit: voxel-wise majority (ties → first reader's label) or STAPLE."""
     stack = np.stack([r.labels for r in reads])
     if method == "staple":
-        from napari_clinlabel.core.quality.staple import multilabel_staple
-
         res = multilabel_staple(list(stack), undecided_label=0)
         return res.labels.astype(stack.dtype)
     if method != "majority":
@@ -227,8 +226,6 @@ def classify_decision(result: np.ndarray, reads: list[Read]) -> dict[str, Any]:
 def _logged_state(
     log: AuditLog, labels_name: str, shape: tuple[int, ...], dtype: Any
 ) -> np.ndarray:
-    from napari_clinlabel.core.annotate.replay import replay_labels
-
     if not log.path.exists():
         return np.zeros(shape, dtype)
     state = replay_labels(log.path, objects=log.objects.folder).labels.get(labels_name)
@@ -248,8 +245,6 @@ def adjudicate(
     Refused (nothing written) unless the log's actor is an adjudicator who is none of the readers,
     the reason is given, the reads are of this log's image, and the signing key loads.
     """
-    from napari_clinlabel.core.log.signing import load_private_key, sign_head
-
     actor: Actor = log.actor
     if actor.role != "adjudicator":
         raise PermissionRefused(
