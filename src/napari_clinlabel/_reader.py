@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from napari_clinlabel.core.image.dicom.seg_read import read_seg, seg_files, seg_layer_data
 from napari_clinlabel.core.image.io import (
     DICOM_SUFFIXES,
     IMAGE_SUFFIXES,
@@ -60,4 +61,7 @@ def get_reader(path: PathLike | list[PathLike]) -> ReaderFunction | None:
 def read_layers(path: PathLike | list[PathLike]) -> list[tuple[Any, dict, str]]:
     """One image layer per volume (one per DICOM series) with its physical affine."""
     target = [Path(p) for p in path] if isinstance(path, list | tuple) else Path(path)
+    segs = seg_files(target) if isinstance(target, Path) else []
+    if segs:  # a DICOM SEG opens as labels (names, codes, colours), not as a grey image
+        return [t for f in segs for t in seg_layer_data(read_seg(f), f"SEG {f.stem}")]
     return [volume_to_layer_data(v) for v in read_volumes(target)]

@@ -139,3 +139,61 @@ def read_seg(path: str | os.PathLike[str]) -> SegLabels:
         referenced_series_uid=str(ref[0].SeriesInstanceUID) if ref else None,
         overlapping=overlapping,
     )
+
+
+def seg_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The DICOM SEG files ``path`` stands for: itself, or every file of a folder holding only
+    SEG objects (a SEG series pulled from a PACS); empty when it is anything else."""
+    import pydicom
+
+    p = Path(path)
+    files = (
+        [p] if p.is_file() else sorted(q for q in p.iterdir() if q.is_file()) if p.is_dir() else []
+    )
+    out = []
+    for f in files:
+        if f.name.startswith(".") or f.suffix.lower() not in ("", ".dcm"):
+            continue
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+        except Exception:  # noqa: BLE001 - not DICOM: not a SEG folder
+            return []
+        if not is_seg(ds):
+            return []
+        out.append(f)
+    return out
+
+
+def seg_layer_data(seg: SegLabels, name: str) -> list[tuple[Any, dict[str, Any], str]]:
+    """napari layer-data tuples (plain data, no napari import): one ``labels`` layer per map,
+    on the SEG's physical affine, coloured by the SEG's recommended colours, segment names,
+    codes and algorithm in ``features`` and ``metadata``."""
+    colors: dict[Any, Any] = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
+    for s in seg.segments:
+        if s.color_rgb is not None:
+            colors[s.number] = (*(c / 255.0 for c in s.color_rgb), 1.0)
+    described = [{"number": s.number, "label": s.label, "category": list(s.category),
+                  "type": list(s.type), "algorithm_type": s.algorithm_type,
+                  "algorithm_name": s.algorithm_name} for s in seg.segments]  # fmt: skip
+    out = []
+    for i, m in enumerate(seg.maps):
+        segs = seg.segments if not seg.overlapping else [seg.segments[i]]
+        features = {"index": [0] + [s.number for s in segs],
+                    "label": ["background"] + [s.label for s in segs]}  # fmt: skip
+        kwargs = {
+            "name": name if not seg.overlapping else f"{name}: {segs[0].label}",
+            "affine": seg.geometry.napari_affine(),
+            "features": features,
+            "metadata": {
+                "clinlabel_seg": {
+                    "series_uid": seg.series_uid,
+                    "referenced_series_uid": seg.referenced_series_uid,
+                    "segmentation_type": seg.segmentation_type,
+                    "segments": described,
+                }
+            },  # fmt: skip
+        }
+        if len(colors) > 2:
+            kwargs["colormap"] = colors
+        out.append((m, kwargs, "labels"))
+    return out
