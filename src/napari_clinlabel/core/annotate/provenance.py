@@ -7,7 +7,9 @@ Walking the log in order, every record that changes the label array (``target["l
 - ``model``: a proposal accepted unchanged (``proposal.accept``);
 - ``edited``: a proposal accepted after a human change (``proposal.edit``, or an accept of a
   proposal that had an edit before);
-- ``adjudicated``: a senior reviewer's decision (``adjudicate``), a human act.
+- ``adjudicated``: a senior reviewer's decision (``adjudicate``), a human act;
+- ``tool``: a semi-automatic tool's result the human applied (``source`` kind ``tool``: grow from
+  seeds, local threshold, margin, …); the tool counts like a model (SEMIAUTOMATIC, never MANUAL).
 
 A segment (label value) is MANUAL when all its voxels are human work, AUTOMATIC when all come from
 proposals accepted unchanged (and no human touched the model's voxels), SEMIAUTOMATIC otherwise
@@ -33,6 +35,8 @@ _KIND_MANUAL, _KIND_MODEL, _KIND_EDITED, _KIND_ADJUDICATED = (
     "edited",
     "adjudicated",
 )
+_KIND_TOOL = "tool"
+TOOL_PREFIX = "tool:"  # a tool's (name, version) key is ("tool:<name>", version)
 
 
 @dataclass
@@ -164,9 +168,12 @@ def walk_provenance(
             kind, model = _KIND_ADJUDICATED, None
             for v, m in _models_in_reads(log_path, rec, idx, diff["new"], _depth):
                 touched.setdefault(v, set()).add(m)
+        elif (rec.get("source") or {}).get("kind") == _KIND_TOOL:
+            src = rec["source"]
+            kind, model = _KIND_TOOL, (TOOL_PREFIX + str(src.get("name")), str(src.get("version")))
         else:
             kind, model = _KIND_MANUAL, None
-        if model is None and idx.size:
+        if (model is None or kind == _KIND_TOOL) and idx.size:
             _note_human_over_model(labels, tag_map, tags, idx, touched)
         apply_diff(labels, {"indices": idx, "old": diff["old"], "new": diff["new"]})
         t = tag(kind, model, actor)
@@ -271,8 +278,16 @@ def summarize(state: ProvenanceState) -> dict[int, SegmentProvenance]:
         else:
             algo = SEMIAUTOMATIC
         out[value] = SegmentProvenance(
-            algo, [{"name": n, "version": ver} for n, ver in models], actors, voxels
-        )
+            algo,
+            [
+                {"name": n.removeprefix(TOOL_PREFIX), "version": ver, "kind": _KIND_TOOL}
+                if n.startswith(TOOL_PREFIX)
+                else {"name": n, "version": ver}
+                for n, ver in models
+            ],
+            actors,
+            voxels,
+        )  # fmt: skip
     return out
 
 
