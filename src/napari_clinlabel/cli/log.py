@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ def _cell(text: str, width: int | None) -> str:
 
 def run_show(args: argparse.Namespace) -> int:
     """Print the (filtered) records as a table (the Audit widget's cells) or as JSON lines."""
-    if not args.log.is_file():
+    if not os.path.lexists(args.log):  # a link, FIFO or device: the reader refuses it by name
         raise ClinlabelError(f"{args.log}: no such log; check the path.")
     rows = []
     for rec in iter_records(args.log):

@@ -35,12 +35,22 @@ class ReplayResult:
     warnings: list[str] = field(default_factory=list)
 
 
+MAX_LABEL_VOXELS = 1 << 31  # no labels layer larger than this is made from a log's word alone
+_LABEL_KINDS = "biu"  # bool, signed and unsigned integers: what a labels layer holds
+
+
 def replay_labels(
     log_path: str | os.PathLike[str],
     at_seq: int | None = None,
     objects: str | os.PathLike[str] | None = None,
+    image_shape: tuple[int, ...] | None = None,
 ) -> ReplayResult:
-    """Label arrays after record ``at_seq`` (default: the last record) of a verified log."""
+    """Label arrays after record ``at_seq`` (default: the last record) of a verified log.
+
+    Shapes in records are checked before anything is allocated: against ``image_shape`` (the
+    image's grid, when the caller has the image), else against the log's ``image.open`` shape
+    and :data:`MAX_LABEL_VOXELS`; a record beyond them raises :class:`LogIntegrityError`.
+    """
     path = Path(log_path)
     report = verify_log(path, check_objects=False, objects=objects)
     last = report.records - 1
@@ -68,15 +78,61 @@ def replay_labels(
         objects = Path(stem if stem != str(path) else stem + ".clinlabel") / "objects"
     store = ObjectStore(objects)
     res = ReplayResult({}, None, None, None)
+    grid = tuple(int(n) for n in image_shape) if image_shape is not None else None
     for rec in iter_records(path):
         if rec["seq"] > at_seq:
             break
-        _apply(rec, res, store, path)
+        _apply(rec, res, store, path, grid)
         res.seq = rec["seq"]
     return res
 
 
-def _apply(rec: dict[str, Any], res: ReplayResult, store: ObjectStore, path: Path) -> None:
+def _label_array_spec(
+    data: dict[str, Any], res: ReplayResult, grid: tuple[int, ...] | None, seq: int, path: Path
+) -> tuple[tuple[int, ...], np.dtype]:
+    """A ``labels.create`` record's shape and dtype, checked before anything is allocated."""
+    shape, dtype = data.get("shape"), data.get("dtype")
+    try:
+        if not isinstance(shape, list) or not 1 <= len(shape) <= 5:
+            raise ValueError
+        if not all(type(n) is int and 0 <= n for n in shape):
+            raise ValueError
+        dt = np.dtype(dtype) if isinstance(dtype, str) else None
+    except (ValueError, TypeError):
+        dt = None
+    if dt is None or dt.kind not in _LABEL_KINDS or dt.itemsize > 8:
+        raise LogIntegrityError(
+            f"{path}: record {seq} creates labels with shape {str(shape)[:60]} and dtype "
+            f"{str(dtype)[:20]!r}, not a labels array; the log was altered.",
+            seq,
+        )
+    shape_t = tuple(shape)
+    n = int(np.prod(shape_t, dtype=object))
+    if grid is not None and shape_t != grid:
+        raise LogIntegrityError(
+            f"{path}: record {seq} creates labels of shape {shape_t}, but the image grid is "
+            f"{grid}; the log belongs to another image or was altered.",
+            seq,
+        )
+    limit = MAX_LABEL_VOXELS
+    if res.shape is not None:
+        limit = min(limit, int(np.prod(res.shape, dtype=object)))
+    if n > limit:
+        raise LogIntegrityError(
+            f"{path}: record {seq} creates labels of shape {shape_t} ({n} voxels), more than "
+            f"its image holds ({limit}); the log was altered. Nothing was allocated.",
+            seq,
+        )
+    return shape_t, dt
+
+
+def _apply(
+    rec: dict[str, Any],
+    res: ReplayResult,
+    store: ObjectStore,
+    path: Path,
+    grid: tuple[int, ...] | None = None,
+) -> None:
     seq, action, data = rec["seq"], rec["action"], rec["data"]
     target = rec["target"] if isinstance(rec["target"], dict) else {}
     if res.image is None:
@@ -90,11 +146,12 @@ def _apply(rec: dict[str, Any], res: ReplayResult, store: ObjectStore, path: Pat
     objs = data.get("objects") or {}
     if action == "labels.create":
         name = data.get("labels", target.get("labels"))
-        res.labels[name] = np.zeros(tuple(data["shape"]), dtype=np.dtype(data["dtype"]))
+        shape, dtype = _label_array_spec(data, res, grid, seq, path)
+        res.labels[name] = np.zeros(shape, dtype=dtype)
         return
     if action == "labels.save" and "snapshot" in objs:
         name = data.get("labels", target.get("labels"))
-        snap = _arrays(store, objs["snapshot"], seq, path)["labels"]
+        snap = _arrays(store, objs["snapshot"], seq, path, _max_voxels(res, grid))["labels"]
         current = res.labels.get(name)
         if current is not None and not np.array_equal(current, snap):
             res.warnings.append(f"seq {seq}: snapshot of {name!r} differs from the replayed edits")
@@ -109,7 +166,7 @@ def _apply(rec: dict[str, Any], res: ReplayResult, store: ObjectStore, path: Pat
                 "labels.save record made.",
                 seq,
             )
-        diff = _arrays(store, objs["diff"], seq, path)
+        diff = _arrays(store, objs["diff"], seq, path, arr.size)
         idx = diff["indices"]
         if "shape" in diff and tuple(int(s) for s in diff["shape"]) != arr.shape:
             raise LogIntegrityError(
@@ -128,9 +185,20 @@ def _apply(rec: dict[str, Any], res: ReplayResult, store: ObjectStore, path: Pat
         apply_diff(arr, {"indices": idx, "old": diff["old"], "new": diff["new"].astype(arr.dtype)})
 
 
-def _arrays(store: ObjectStore, digest: str, seq: int, path: Path) -> dict[str, np.ndarray]:
+def _max_voxels(res: ReplayResult, grid: tuple[int, ...] | None) -> int:
+    """The most elements an array read for this image may hold (checked before reading it)."""
+    if grid is not None:
+        return int(np.prod(grid, dtype=object))
+    if res.shape is not None:
+        return min(MAX_LABEL_VOXELS, int(np.prod(res.shape, dtype=object)))
+    return MAX_LABEL_VOXELS
+
+
+def _arrays(
+    store: ObjectStore, digest: str, seq: int, path: Path, max_elements: int | None = None
+) -> dict[str, np.ndarray]:
     try:
-        return store.get_arrays(digest)
+        return store.get_arrays(digest, max_elements)
     except LogIntegrityError as exc:
         raise LogIntegrityError(f"{path}: record {seq}: {exc}", seq) from None
 

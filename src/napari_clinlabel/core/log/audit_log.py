@@ -13,13 +13,17 @@ devices are refused.
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import secrets
+import stat
 import threading
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +38,9 @@ from napari_clinlabel.core.log.reader import (  # noqa: F401 - iter_records: its
     MAX_NESTING,
     iter_records,
     nesting,
+    open_regular,
     parse_line,
+    read_regular,
 )
 
 FORMAT_VERSION = 2
@@ -123,18 +129,45 @@ class Head:
         return {"seq": self.seq, "hash": self.hash}
 
 
+MAX_OBJECT_BYTES = 4 << 30  # the largest log object read (a 512³ uint16 snapshot is 256 MiB)
+
+
 class ObjectStore:
-    """Content-addressed files named by the sha256 of their bytes, written atomically."""
+    """Content-addressed files named by the sha256 of their bytes, written atomically.
+
+    Objects are regular files in a real folder: a symlinked folder or object, a FIFO or a device
+    is refused (:class:`LogError`), never followed or read.
+    """
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
+
+    def _check_folder(self) -> None:
+        for f in (self.folder, self.folder.parent):
+            if f.is_symlink():
+                raise LogError(
+                    f"{f}: is a symbolic link; a log's objects folder must be a real folder "
+                    "(replace the link with the folder it points to)."
+                )
 
     def put(self, data: bytes) -> str:
         """Store ``data``; return its sha256 hex (idempotent)."""
         digest = hashlib.sha256(data).hexdigest()
         path = self.folder / digest
-        if path.exists():
-            return digest
+        self._check_folder()
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise LogError(f"{path}: cannot check the log object ({exc.strerror}).") from None
+        if st is not None:
+            if stat.S_ISREG(st.st_mode):
+                return digest
+            raise LogError(
+                f"{path}: is not a regular file (a link, FIFO or device); move it aside. "
+                "The action was not recorded."
+            )
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(path, data)
@@ -146,18 +179,32 @@ class ObjectStore:
         return digest
 
     def has(self, digest: str) -> bool:
-        """True when object ``digest`` is stored (not checked against its digest)."""
-        return bool(_DIGEST_RE.fullmatch(str(digest))) and (self.folder / digest).is_file()
+        """True when object ``digest`` is stored as a regular file (not checked against its
+        digest)."""
+        if not _DIGEST_RE.fullmatch(str(digest)):
+            return False
+        try:
+            return stat.S_ISREG(os.lstat(self.folder / digest).st_mode)
+        except OSError:
+            return False
 
     def get(self, digest: str) -> bytes:
-        """Bytes of object ``digest``, checked against the digest."""
+        """Bytes of object ``digest``, checked against the digest (read up to its size when
+        opened, at most :data:`MAX_OBJECT_BYTES`)."""
         if not _DIGEST_RE.fullmatch(str(digest)):
             raise LogIntegrityError(f"{self.folder}: {str(digest)[:80]!r} is not an object digest.")
         path = self.folder / digest
+        self._check_folder()
         try:
-            data = path.read_bytes()
+            data = read_regular(path, MAX_OBJECT_BYTES)
         except FileNotFoundError:
             raise LogIntegrityError(f"{path}: log object is missing.") from None
+        except LogError as exc:
+            raise LogIntegrityError(str(exc)) from None
+        except OSError as exc:
+            raise LogIntegrityError(
+                f"{path}: cannot read the log object ({exc.strerror})."
+            ) from None
         if hashlib.sha256(data).hexdigest() != digest:
             raise LogIntegrityError(f"{path}: log object does not match its digest (altered).")
         return data
@@ -168,16 +215,46 @@ class ObjectStore:
         np.savez_compressed(buf, **arrays)
         return self.put(buf.getvalue())
 
-    def get_arrays(self, digest: str) -> dict[str, np.ndarray]:
-        """Arrays of an ``.npz`` object written by :meth:`put_arrays`."""
+    def get_arrays(self, digest: str, max_elements: int | None = None) -> dict[str, np.ndarray]:
+        """Arrays of an ``.npz`` object written by :meth:`put_arrays`.
+
+        ``max_elements``: refuse (LogIntegrityError) an array with more elements, read from its
+        header before anything is decompressed (a small object cannot unpack into a huge array).
+        """
         data = self.get(digest)
+        where = self.folder / digest
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (ValueError, OSError, EOFError) as exc:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                out = {}
+                for info in zf.infolist():
+                    name = info.filename.removesuffix(".npy")
+                    with zf.open(info) as fh:
+                        version = np.lib.format.read_magic(fh)
+                        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                       else np.lib.format.read_array_header_2_0)  # fmt: skip
+                        shape, fortran, dtype = read_header(fh)
+                        if dtype.hasobject:
+                            raise ValueError(f"array {name!r} holds Python objects")
+                        n = math.prod(shape)
+                        if max_elements is not None and n > max_elements:
+                            raise _TooBig(f"array {name!r} has shape {shape}, more than the "
+                                          f"{max_elements} elements this image allows")  # fmt: skip
+                        raw = fh.read(n * dtype.itemsize + 1)
+                        if len(raw) != n * dtype.itemsize:
+                            raise ValueError(f"array {name!r} is truncated")
+                        arr = np.frombuffer(bytearray(raw), dtype=dtype)  # writable, as np.load
+                        out[name] = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+                return out
+        except _TooBig as exc:
+            raise LogIntegrityError(f"{where}: log object is too large: {exc}.") from None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
             raise LogIntegrityError(
-                f"{self.folder / digest}: log object is not a numpy archive ({exc})."
+                f"{where}: log object is not a numpy archive ({exc})."
             ) from None
+
+
+class _TooBig(Exception):
+    pass
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
@@ -246,9 +323,9 @@ class AuditLog:
         self._pid = os.getpid()
         self._thread_lock = threading.RLock()  # flock does not exclude threads sharing one fd
         self._known: tuple[int, int, str] | None = None  # (file size, last seq, last hash)
-        if self.path.exists():
+        if os.path.lexists(self.path):
             self._check_image()
-            self._with_lock(self._tail)  # recovers a torn tail now, not at the first edit
+            self._with_lock(self._recover)  # a torn tail now, not at the first edit
 
     @classmethod
     def for_image(
@@ -379,7 +456,10 @@ class AuditLog:
         if self._fd is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+                # never through a symlink, never a FIFO or device: records would land elsewhere
+                self._fd = open_regular(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+            except LogError as exc:
+                raise LogError(f"{exc} Nothing was changed.") from None
             except OSError as exc:
                 raise LogError(
                     f"{self.path}: cannot open the audit log for writing ({exc.strerror}); make "
@@ -392,9 +472,25 @@ class AuditLog:
             fd = self._open()
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
+                self._check_same_file(fd)
                 return fn()
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _check_same_file(self, fd: int) -> None:
+        """Under the lock: the path still names the file this writer holds (not replaced,
+        moved or deleted since it was opened), so nothing is appended to an orphaned file."""
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except OSError:
+            st = None
+        mine = os.fstat(fd)
+        if st is None or (st.st_dev, st.st_ino) != (mine.st_dev, mine.st_ino):
+            self._known = None
+            raise LogError(
+                f"{self.path}: the log file was replaced, moved or deleted while open; nothing "
+                "was recorded. Find out what changed it, then reopen the image."
+            )
 
     def _write_line(self, line: bytes) -> None:
         fd = self._open()
@@ -439,21 +535,31 @@ class AuditLog:
         try:
             rec = parse_line(last)
             seq, h = int(rec["seq"]), str(rec["hash"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError) as exc:
+            why = f" ({exc})" if isinstance(exc, ValueError) else ""
             raise LogIntegrityError(
-                f"{self.path}: the last record is not a valid record; run 'clinlabel log verify' and "
-                "restore the log from a backup."
+                f"{self.path}: the last record is not a valid record{why}; run 'clinlabel log "
+                "verify' and restore the log from a backup."
             ) from None
         self._known = (size, seq, h)
         return seq, h
 
+    def _recover(self) -> None:
+        self._tail()  # recovers a torn tail
+        self._recover_pending()
+
     def _recover_torn_tail(self, fd: int, torn_at: int, size: int) -> None:
+        """Keep a torn last line aside and record it. Crash-safe: the bytes go to
+        ``<log>.torn-<digest>.pending`` first, then the log is cut back, the ``log.recover``
+        record appended, and only then the file renamed without ``.pending``; a pending file
+        found on the next open is recorded then (:meth:`_recover_pending`)."""
         os.lseek(fd, torn_at, os.SEEK_SET)
         torn = os.read(fd, size - torn_at)
         digest = hashlib.sha256(torn).hexdigest()
         aside = self.path.with_name(f"{self.path.name}.torn-{digest[:16]}")
+        pending = aside.with_name(aside.name + ".pending")
         try:
-            atomic_write_bytes(aside, torn)
+            atomic_write_bytes(pending, torn)
             os.ftruncate(fd, torn_at)
             os.fsync(fd)
         except OSError as exc:
@@ -462,7 +568,15 @@ class AuditLog:
                 f"({exc.strerror}); make the folder writable and open it again."
             ) from None
         self._known = None
+        self._record_recovery(pending, len(torn), digest, torn_at)
+
+    def _record_recovery(self, pending: Path, n: int, digest: str, at: int | None) -> None:
+        aside = pending.with_name(pending.name.removesuffix(".pending"))
         seq, prev = self._tail()
+        data: dict[str, Any] = {"torn_bytes": n, "torn_sha256": digest, "kept_as": aside.name,
+                                "at_offset": at}  # fmt: skip
+        if at is None:
+            data["recorded_after_a_crash"] = True  # kept aside by a writer that died then
         rec = {
             "v": FORMAT_VERSION,
             "seq": seq + 1,
@@ -471,18 +585,52 @@ class AuditLog:
             "action": "log.recover",
             "image": self.image,
             "target": {"log": self.path.name},
-            "data": {
-                "torn_bytes": len(torn),
-                "torn_sha256": digest,
-                "kept_as": aside.name,
-                "at_offset": torn_at,
-            },
+            "data": data,
             "source": dict(HUMAN),
             "schema": self.schema,
             "prev": prev,
         }
         line, _ = _encode_line(normalise_record(rec))
         self._write_line(line)
+        try:
+            os.replace(pending, aside)
+            _fsync_dir(aside.parent)
+        except OSError as exc:
+            raise LogError(
+                f"{pending}: recorded, but cannot be renamed to {aside.name} ({exc.strerror})."
+            ) from None
+
+    def _recover_pending(self) -> None:
+        """Under the lock, on open: record torn lines a crashed writer kept aside but did not
+        record (``<log>.torn-<digest>.pending``); rename those it recorded but did not rename."""
+        pattern = glob.escape(self.path.name) + ".torn-*.pending"
+        for pending in sorted(self.path.parent.glob(pattern)):
+            aside_name = pending.name.removesuffix(".pending")
+            try:
+                torn = read_regular(pending, MAX_LINE_BYTES + 2)
+            except (LogError, OSError):
+                continue  # not ours to touch (not a regular file): verify will not see it either
+            digest = hashlib.sha256(torn).hexdigest()
+            if not aside_name.endswith(f".torn-{digest[:16]}"):
+                continue  # half-written by the crash itself (atomic writes make this a stray)
+            last = self._last_record()
+            if (last.get("action") == "log.recover"
+                    and (last.get("data") or {}).get("kept_as") == aside_name):  # fmt: skip
+                os.replace(pending, pending.with_name(aside_name))  # recorded, not yet renamed
+                continue
+            self._record_recovery(pending, len(torn), digest, None)
+
+    def _last_record(self) -> dict[str, Any]:
+        fd = self._open()
+        size = os.fstat(fd).st_size
+        if not size:
+            return {}
+        last, _ = _read_last_line(fd, size)
+        try:
+            rec = parse_line(last)
+        except ValueError:
+            return {}
+        return rec if isinstance(rec, dict) else {}
 
     def _check_image(self) -> None:
         try:
@@ -493,7 +641,8 @@ class AuditLog:
             ) from None
         if first is None:
             return
-        theirs = (first.get("image") or {}).get("sha256")
+        image = first.get("image")
+        theirs = image.get("sha256") if isinstance(image, dict) else None
         if theirs and theirs != self.image.get("sha256"):
             raise LogError(
                 f"{self.path}: this log belongs to another image (voxel digest "
@@ -506,6 +655,11 @@ def _read_last_line(fd: int, size: int) -> tuple[bytes, int | None]:
     """Last complete line, and the offset of a torn (unterminated) tail if there is one."""
     window = 1 << 16
     while True:
+        if window > 4 * (MAX_LINE_BYTES + 2):
+            raise LogIntegrityError(
+                f"the log's last line is longer than {MAX_LINE_BYTES >> 20} MiB (not a record); "
+                "run 'clinlabel log verify' and restore the log from a backup."
+            )
         start = max(0, size - window)
         os.lseek(fd, start, os.SEEK_SET)
         chunk = os.read(fd, size - start)

@@ -138,7 +138,7 @@ class Context:
                 raise Broken(f"object {role!r} ({digest[:12]}…) is missing from "
                              f"{self.objects}") from None  # fmt: skip
             except LogError as exc:  # a symlink, FIFO or device: never followed or read
-                raise Broken(f"object {role!r} ({digest[:12]}…): {exc}") from None
+                raise Broken(f"object {role!r} ({digest[:12]}…): {str(exc).rstrip('.')}") from None
             except OSError as exc:
                 raise Broken(f"object {role!r} ({digest[:12]}…) cannot be read "
                              f"({exc.strerror})") from None  # fmt: skip

@@ -182,6 +182,12 @@ def _verify(
 ) -> tuple[VerifyReport, list[str]]:
     trust = trust if trust is not None else Trust(roster, public_keys)
     ctx = Context(Path(objects) if objects else default_objects(path), check_objects, trust)
+    for folder in (ctx.objects, ctx.objects.parent) if check_objects else ():
+        if folder.is_symlink():  # objects elsewhere are not this log's evidence
+            raise LogError(
+                f"{folder}: is a symbolic link; a log's objects folder must be a real folder "
+                "(replace the link with the folder it points to)."
+            )
     try:
         fd = open_regular(path)
     except FileNotFoundError:
