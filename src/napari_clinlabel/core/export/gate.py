@@ -264,7 +264,7 @@ def _schema_of(records: list[dict[str, Any]], given: Any, strict: bool) -> tuple
 
 
 def _final_labels(log_path: Path, labels_name: str, shape: tuple[int, ...]) -> np.ndarray:
-    result = replay_labels(log_path)
+    result = replay_labels(log_path, image_shape=shape)  # record shapes checked against the image
     layers = result.labels
     if labels_name not in layers:
         have = ", ".join(sorted(layers)) or "none"
