@@ -1,5 +1,6 @@
-"""Segmentation widget driven as a user would: pick a label, click tools and the canvas; every
-tool action is one ``label.paint`` record whose voxels match SimpleITK run on the same input."""
+"""Segmentation widget driven as a user would: pick a label, click tools and the canvas, look at
+the preview and apply it; every applied tool is one ``label.paint`` record whose voxels match
+SimpleITK / scipy run on the same input."""
 
 from __future__ import annotations
 
@@ -104,27 +105,37 @@ def test_schema_labels_listed_with_colours_and_codes(seg, qtbot):
     assert records(log_path)[-1]["schema"]["id"] == "abdomen-ct"
 
 
-def test_grow_region_from_clicked_seed_is_one_record(seg, qtbot):
+def apply(qtbot, widget):
+    assert widget.tools.preview.layer is not None  # a preview was shown before anything is logged
+    qtbot.mouseClick(widget.tools._apply_btn, Qt.MouseButton.LeftButton)
+
+
+def test_local_threshold_click_previews_then_is_one_record(seg, qtbot):
     viewer, widget, image, labels, log_path = seg
     select_label(qtbot, widget, samples.LIVER)
     # another label already inside the region must survive
     session = get_session(viewer)
     spleen_idx = np.ravel_multi_index(([24] * 5, [80] * 5, [60, 61, 62, 63, 64]), SHAPE)
     session.edit_labels(labels, spleen_idx, samples.SPLEEN, tool="brush")
-    widget._grow_window.setChecked(True)
-    set_spin(qtbot, widget._low, 52)
-    set_spin(qtbot, widget._high, 72)
+    widget.tools.select_tool("Local threshold")
+    set_spin(qtbot, widget.tools._lt_low, 52)
+    set_spin(qtbot, widget.tools._lt_high, 72)
+    set_spin(qtbot, widget.tools._lt_diam, 0)
     before = len(records(log_path))
-    qtbot.mouseClick(widget._grow_btn, Qt.MouseButton.LeftButton)
-    assert widget._grow_btn.isChecked()
+    qtbot.mouseClick(widget.tools._lt_click, Qt.MouseButton.LeftButton)
+    assert widget.tools._lt_click.isChecked()
     click(qtbot, viewer, labels, SEED[0], SEED[1:])
-    qtbot.waitUntil(lambda: len(records(log_path)) > before, timeout=10000)  # grown off-thread
+    qtbot.waitUntil(lambda: widget.tools.preview.layer is not None, timeout=10000)  # off-thread
+    assert len(records(log_path)) == before  # a preview records nothing
+    apply(qtbot, widget)
     recs = records(log_path)
     assert len(recs) == before + 1
     rec = recs[-1]
-    assert rec["action"] == "label.paint" and rec["data"]["tool"] == "region_grow"
-    assert rec["data"]["params"]["seed"] == list(SEED)
-    expected = sitk_grow(np.asarray(image.data), SEED, 52, 72, 1.0)
+    assert rec["action"] == "label.paint" and rec["data"]["tool"] == "local_threshold"
+    assert rec["source"] == {"kind": "tool", "name": "local_threshold", "version": "1"}
+    assert rec["data"]["seeds"]["click_zyx"] == list(SEED)
+    assert widget.tools.preview.layer is None
+    expected = sitk_grow(np.asarray(image.data), SEED, 52, 72, 0.0)
     expected_change = expected & (labels.data != samples.SPLEEN)
     assert rec["data"]["voxels"] == int(expected_change.sum())
     assert np.array_equal(labels.data == samples.LIVER, expected_change)
@@ -136,7 +147,7 @@ def test_grow_region_from_clicked_seed_is_one_record(seg, qtbot):
     # a drag (pan) is not a click: nothing grows
     drag(qtbot, viewer, labels, SEED[0], (40, 40), (60, 60))
     qtbot.wait(300)
-    assert len(records(log_path)) == before + 1 and not widget._workers
+    assert len(records(log_path)) == before + 1 and not widget.tools.preview.busy
 
 
 def test_fill_between_slices_islands_and_holes(seg, qtbot):
@@ -150,6 +161,7 @@ def test_fill_between_slices_islands_and_holes(seg, qtbot):
     select_label(qtbot, widget, samples.LIVER)
     before = len(records(log_path))
     qtbot.mouseClick(widget._interp_btn, Qt.MouseButton.LeftButton)
+    apply(qtbot, widget)
     recs = records(log_path)
     assert len(recs) == before + 1 and recs[-1]["data"]["tool"] == "interpolate"
     filled = labels.data == samples.LIVER
@@ -168,6 +180,7 @@ def test_fill_between_slices_islands_and_holes(seg, qtbot):
     before = len(records(log_path))
     set_spin(qtbot, widget._islands, 10)
     qtbot.mouseClick(widget._islands_btn, Qt.MouseButton.LeftButton)
+    apply(qtbot, widget)
     rec = records(log_path)[-1]
     assert rec["data"]["tool"] == "remove_islands" and rec["data"]["voxels"] == 4
     assert np.all(labels.data.reshape(-1)[island] == 0)
@@ -175,6 +188,7 @@ def test_fill_between_slices_islands_and_holes(seg, qtbot):
     current = labels.data == samples.LIVER
     expected = np.stack([ndimage.binary_fill_holes(p) for p in current]) & (labels.data == 0)
     qtbot.mouseClick(widget._holes_btn, Qt.MouseButton.LeftButton)
+    apply(qtbot, widget)
     rec = records(log_path)[-1]
     assert rec["data"]["tool"] == "fill_holes" and rec["data"]["voxels"] == int(expected.sum())
     assert np.array_equal(labels.data == samples.LIVER, current | expected)
@@ -245,14 +259,14 @@ def test_tools_before_labels_and_bad_seed_say_what_to_do(
     image = add_volume(viewer, vol, name="CT")
     widget = SegmentationWidget(viewer)
     qtbot.mouseClick(widget._interp_btn, Qt.MouseButton.LeftButton)
-    qtbot.mouseClick(widget._grow_btn, Qt.MouseButton.LeftButton)
-    assert not widget._grow_btn.isChecked()
+    qtbot.mouseClick(widget.tools._lt_click, Qt.MouseButton.LeftButton)
+    assert not widget.tools._lt_click.isChecked()
     assert errors and all("Segment this image" in e for e in errors)
     assert not get_session(viewer).log_path_for(image).exists()  # nothing was logged
     qtbot.mouseClick(widget._start_btn, Qt.MouseButton.LeftButton)
     log_path = get_session(viewer).log_path_for(image)
     n = len(records(log_path))
-    assert widget.grow_at((50, 0, 0)) is None
+    widget.tools.threshold_at((50, 0, 0), sync=True)
     assert "outside the image" in errors[-1] and len(records(log_path)) == n
 
 

@@ -22,7 +22,8 @@ _MASK_STEP = "_apply_mask_to_data"  # napari 0.9 Labels: every brush/fill/polygo
 
 class WindowedBrush:
     """While on, painting a label onto ``labels`` changes only voxels whose image value is in the
-    window ``window()`` returns; erasing is not limited. ``on_limit`` is told each limited step."""
+    window ``window()`` returns (when ``limit_window``); erasing is not limited. Voxels holding a
+    value in ``locked()`` are never painted nor erased. ``on_limit`` is told each limited step."""
 
     def __init__(
         self,
@@ -30,11 +31,14 @@ class WindowedBrush:
         image: Any,
         window: Callable[[], tuple[float, float]],
         on_limit: Callable[[], None] | None = None,
+        locked: Callable[[], set[int]] | None = None,
     ) -> None:
         self.labels = labels
         self.image = image
         self.window = window
         self.on_limit = on_limit
+        self.locked = locked or set
+        self.limit_window = True
 
     @property
     def active(self) -> bool:
@@ -53,7 +57,11 @@ class WindowedBrush:
         labels, image = self.labels, self.image
 
         def limited(data: Any, mask: Any, new_label: int, volume_slice: Any) -> Any:
-            if new_label != labels.colormap.background_value:
+            locked = self.locked()
+            if locked:
+                held = np.asarray(data)
+                mask = mask & ~np.isin(held, np.asarray(sorted(locked), dtype=held.dtype))
+            if self.limit_window and new_label != labels.colormap.background_value:
                 low, high = self.window()
                 mask = mask & in_window(np.asarray(image.data[volume_slice]), low, high)
                 if self.on_limit is not None:

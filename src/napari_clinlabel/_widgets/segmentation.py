@@ -2,11 +2,13 @@
 
 napari's brush, fill and erase stay the drawing tools (the session's labels recorder logs them).
 This widget adds: the schema's labels (colour, name, code) driving ``selected_label`` and the
-layer colours; an intensity window that limits painting; region growing from a clicked seed; fill
-between slices; island removal and hole filling; and live volumes in mL (voxel or pixel counts
-only when the image states no pixel size: PNG, JPEG, a TIFF without resolution tags). Each tool
-action is one ``label.paint`` record through :meth:`Session.edit_labels`. Another label is never
-overwritten unless "Overwrite other labels" is ticked.
+layer colours; an intensity window that limits painting; the editing tools with preview → apply
+(grow from seeds, local threshold, margin, hollow, smoothing, logical operators, label locks:
+:class:`ToolsPanel`); fill between slices; island removal and hole filling; and live volumes in mL
+(voxel or pixel counts only when the image states no pixel size: PNG, JPEG, a TIFF without
+resolution tags). Each applied tool is one ``label.paint`` record through
+:meth:`Session.edit_labels`. Another label is never overwritten unless "Overwrite other labels" is
+ticked, and a locked label never.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.qt.threading import create_worker
 from napari.utils.colormaps import DirectLabelColormap
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
@@ -37,7 +38,9 @@ from napari_clinlabel._widgets._common import image_layers, volume_of
 from napari_clinlabel._widgets._label_table import LabelTable
 from napari_clinlabel._widgets._schema_picker import SchemaPicker
 from napari_clinlabel._widgets._seg_hooks import SeedClick, WindowedBrush
+from napari_clinlabel._widgets._seg_tools_panel import ToolsPanel
 from napari_clinlabel.core.annotate import seg_tools
+from napari_clinlabel.core.annotate.tools import ToolResult
 from napari_clinlabel.core.errors import ClinlabelError, InputError
 from napari_clinlabel.core.schema import Schema
 from napari_clinlabel.glue.session import get_session
@@ -47,10 +50,6 @@ if TYPE_CHECKING:
 
 DEFAULT_SCHEMA = "abdomen-ct"
 _VOLUME_REFRESH_MS = 150
-
-
-def _grow_kwargs(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in params.items() if k != "seed"}
 
 
 def _spin(low: float, high: float, value: float, step: float = 1.0, suffix: str = "") -> Any:
@@ -75,7 +74,6 @@ class SegmentationWidget(QWidget):
         self._brush: WindowedBrush | None = None
         self._seed_click: SeedClick | None = None
         self._voxel_mm3: float | None = 1.0  # None: pixel size unknown, counts only
-        self._workers: set[Any] = set()
         self._build()
         self._wire()
         self._refresh_images()
@@ -94,13 +92,7 @@ class SegmentationWidget(QWidget):
         self._window_check = QCheckBox("Paint only within intensity window")
         self._low = _spin(-1e5, 1e5, 0.0, 0.5)
         self._high = _spin(-1e5, 1e5, 200.0, 0.5)
-        self._grow_btn = QPushButton("Grow region: click a seed", checkable=True)
-        self._grow_method = QComboBox()
-        self._grow_method.addItems(list(seg_tools.GROW_METHODS))
-        self._grow_window = QCheckBox("use the intensity window")
-        self._grow_window.setToolTip("Off: window = seed neighbourhood mean ± multiplier × std")
-        self._multiplier = _spin(0.1, 10.0, 2.5, 0.1)
-        self._smoothing = _spin(0.0, 5.0, 1.0, 0.5, " vox")
+        self.tools = ToolsPanel(self)
         self._interp_btn = QPushButton("Fill between slices")
         self._islands = _spin(2, 10_000_000, 100, 1, " voxels")
         self._islands_btn = QPushButton("Remove islands smaller than")
@@ -123,10 +115,7 @@ class SegmentationWidget(QWidget):
             window.addWidget(QLabel(text))
             window.addWidget(box, 1)
         self._group(layout, "Threshold paint", [(self._window_check,), (window,)])
-        self._group(layout, "Region growing", [
-            (self._grow_btn,), ("Method", self._grow_method), ("Multiplier", self._multiplier),
-            ("Smoothing σ", self._smoothing), (self._grow_window,),
-        ])  # fmt: skip
+        layout.addWidget(self.tools)
         self._group(layout, "Clean up", [
             (self._interp_btn,), (self._islands_btn, self._islands),
             (self._holes_btn, self._holes_per_slice),
@@ -148,7 +137,6 @@ class SegmentationWidget(QWidget):
         self._label_table.value_selected.connect(self._on_label_selected)
         self._overwrite.toggled.connect(self._on_overwrite_toggled)
         self._window_check.toggled.connect(self._on_window_toggled)
-        self._grow_btn.toggled.connect(self._on_grow_toggled)
         self._interp_btn.clicked.connect(self._on_interpolate)
         self._islands_btn.clicked.connect(self._on_remove_islands)
         self._holes_btn.clicked.connect(self._on_fill_holes)
@@ -173,6 +161,7 @@ class SegmentationWidget(QWidget):
 
     def _show_schema(self) -> None:
         self._label_table.set_labels(self._schema.labels)
+        self.tools.schema_changed()
         self._apply_colormap()
         self._on_refresh_volumes()
 
@@ -214,6 +203,8 @@ class SegmentationWidget(QWidget):
             low, high = (float(c) for c in image.contrast_limits)
             self._low.setValue(low)
             self._high.setValue(high)
+            self.tools._lt_low.setValue(low)
+            self.tools._lt_high.setValue(high)
 
     def _on_start(self) -> None:
         if self._image is None:
@@ -236,9 +227,11 @@ class SegmentationWidget(QWidget):
         labels.events.data.connect(self._schedule_volumes)
         labels.events.selected_label.connect(self._on_layer_label)
         labels.preserve_labels = not self._overwrite.isChecked()
-        self._brush = WindowedBrush(labels, self._image, self._window, self._on_brush_limited)
+        self._brush = WindowedBrush(
+            labels, self._image, self._window, self._on_brush_limited, self.tools.locked
+        )
         self._seed_click = SeedClick(
-            self._viewer, self._image, self._on_seed,
+            self._viewer, self._image, self.tools.threshold_at,
             lambda: self._status.setText("Seeds are clicked in a 2D view (press ctrl+Y)."),
         )  # fmt: skip
         self._apply_colormap()
@@ -251,7 +244,7 @@ class SegmentationWidget(QWidget):
     def _detach_labels(self) -> None:
         if self._labels is None:
             return
-        self._grow_btn.setChecked(False)
+        self.tools.detach()
         self._seed_click.remove()
         self._brush.remove()
         self._brush = self._seed_click = None
@@ -284,10 +277,12 @@ class SegmentationWidget(QWidget):
             ))  # fmt: skip
             return
         labels.selected_label = value
+        self.tools.label_selected(value)
 
     def _on_layer_label(self, event: Any = None) -> None:
         if self._labels is not None:
             self._label_table.select_value(int(self._labels.selected_label))
+            self.tools.label_selected(int(self._labels.selected_label))
 
     def _on_overwrite_toggled(self, checked: bool) -> None:
         if self._labels is not None:
@@ -297,8 +292,9 @@ class SegmentationWidget(QWidget):
     def _on_window_toggled(self, checked: bool) -> None:
         if self._brush is None:
             return
+        self._brush.limit_window = checked
         try:
-            self._brush.install() if checked else self._brush.remove()
+            self._brush.install() if checked or self.tools.locked() else self._brush.remove()
         except ClinlabelError as exc:
             self._window_check.setChecked(False)
             self._session.report_error(exc)
@@ -315,60 +311,6 @@ class SegmentationWidget(QWidget):
             recorder.override_tool("threshold_paint", {"window": list(self._window())})
         else:
             recorder._tool = "threshold_paint"
-
-    def _on_grow_toggled(self, checked: bool) -> None:
-        if self._seed_click is None:
-            if checked:
-                self._grow_btn.setChecked(False)
-                self._session.report_error(InputError("Click 'Segment this image' first."))
-            return
-        if checked:
-            self._labels.mode = "pan_zoom"
-            self._seed_click.install()
-            self._status.setText("Click inside the structure to grow it; drag to pan.")
-        else:
-            self._seed_click.remove()
-
-    def grow_at(self, seed_zyx: tuple[float, ...]) -> dict[str, Any] | None:
-        """Grow the selected label from voxel ``seed_zyx`` now and log it; the record (or None)."""
-        request = self._grow_request(seed_zyx)
-        if request is None:
-            return None
-        value, image, params = request
-        try:
-            mask = seg_tools.region_grow(image, params["seed"], **_grow_kwargs(params))
-        except ClinlabelError as exc:
-            self._session.report_error(exc)
-            return None
-        return self._commit(mask, value, "region_grow", params)
-
-    def _on_seed(self, seed_zyx: tuple[float, ...]) -> None:
-        """A clicked seed: grow off the GUI thread (seconds on a CT), then log on it."""
-        request = self._grow_request(seed_zyx)
-        if request is None:
-            return
-        value, image, params = request
-        worker = create_worker(seg_tools.region_grow, image, params["seed"], **_grow_kwargs(params))
-        worker.returned.connect(lambda mask: self._commit(mask, value, "region_grow", params))
-        worker.errored.connect(self._session.report_error)
-        worker.finished.connect(lambda: self._workers.discard(worker))
-        self._workers.add(worker)
-        self._status.setText(f"Growing from {params['seed']}…")
-        worker.start()
-
-    def _grow_request(self, seed_zyx: tuple[float, ...]) -> tuple[int, np.ndarray, dict] | None:
-        value = self._ready()
-        if value is None or self._image is None:
-            return None
-        params: dict[str, Any] = {
-            "seed": [int(round(c)) for c in seed_zyx],
-            "method": self._grow_method.currentText(),
-            "multiplier": float(self._multiplier.value()),
-            "smoothing": float(self._smoothing.value()),
-        }
-        if self._grow_window.isChecked():
-            params["lower"], params["upper"] = self._window()
-        return value, np.asarray(self._image.data), params
 
     # -- clean-up tools ------------------------------------------------------------------------
     def _on_interpolate(self) -> None:
@@ -422,27 +364,11 @@ class SegmentationWidget(QWidget):
         tool: str,
         params: dict[str, Any],
         from_value: int | None = None,
-    ) -> dict[str, Any] | None:
-        """Log the change a tool's mask makes (never over another label unless allowed)."""
-        overwrite = self._overwrite.isChecked()
-        try:
-            idx, _old, new = seg_tools.tool_change(
-                self._labels.data, mask, value, overwrite_other_labels=overwrite,
-                from_value=from_value,
-            )  # fmt: skip
-            if idx.size == 0:
-                self._status.setText(f"{tool}: nothing to change.")
-                return None
-            params = {**params, "overwrite_other_labels": overwrite}
-            rec = self._session.edit_labels(
-                self._labels, idx, new, tool=tool, data={"params": params}
-            )
-        except ClinlabelError as exc:
-            self._session.report_error(exc)
-            return None
-        self._status.setText(f"{tool}: {idx.size} voxels changed (record {rec['seq']}).")
-        self._schedule_volumes()
-        return rec
+    ) -> None:
+        """Preview the change a clean-up tool's mask makes; Apply (tools panel) logs it."""
+        edits = frozenset({int(from_value if from_value is not None else value)})
+        result = ToolResult(tool, np.asarray(mask, bool), int(value), edits, params)
+        self.tools.preview.run_now(lambda: result)
 
     # -- volumes -------------------------------------------------------------------------------
     def _on_record(self, rec: dict[str, Any]) -> None:
