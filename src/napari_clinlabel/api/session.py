@@ -1,23 +1,7 @@
-"""The Python API: annotate an image headless, writing the same sidecar log napari writes.
+"""An image and its sidecar log, acted on by one human: :class:`AnnotationSession`.
 
-A small facade over ``core`` for scripts, the ``clinlabel`` command line and tests::
-
-    from napari_clinlabel import api
-
-    ann = api.Actor("ana", "Ana Ruiz", role="annotator")
-    with api.open_image("ct.nii.gz", ann, schema="abdomen-ct") as image:
-        image.paint(liver_mask, 1)
-        for proposal in image.prelabel("builtin:baseline"):
-            image.reject(proposal)
-        image.export("nifti", "ct_labels.nii.gz")
-    assert api.verify_log("ct.nii.gz").ok
-
-Every call is one human action and one record (``label.paint``, ``box.add``, ``grade.set``,
-``proposal.add`` per proposal, ``proposal.accept|edit|reject``, ``export``), attributed to the
-actor given to :func:`open_image`; work a model did names the model in ``source``. Opening writes
-the ``image.open`` record napari writes (``core.log.image_open``), labels live in the labels
-array ``"segmentation"`` as in napari, so a log written here replays and verifies like one
-written in napari. There is no bulk accept: each proposal is decided on its own.
+Each method is one human action and writes the record napari's widgets write for it, through
+the same core calls (``core.annotate``, ``core.proposals``, ``core.export.gate``).
 """
 
 from __future__ import annotations
@@ -30,7 +14,6 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
 from napari_clinlabel.core.annotate.boxes import LesionBox, add_box, load_boxes
 from napari_clinlabel.core.annotate.grading import (
@@ -44,120 +27,19 @@ from napari_clinlabel.core.annotate.label_edits import record_label_change, reco
 from napari_clinlabel.core.annotate.replay import replay_labels
 from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.export.gate import ExportResult, export
-from napari_clinlabel.core.image import samples
-from napari_clinlabel.core.image.io import read_volumes
 from napari_clinlabel.core.image.volume import Volume
-from napari_clinlabel.core.log.acting import require_granted
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_paths
-from napari_clinlabel.core.log.identity import (
-    Actor,
-    Roster,
-    current_actor,
-    find_roster,
-    load_roster,
-)
+from napari_clinlabel.core.log.identity import Actor, Roster, find_roster
 from napari_clinlabel.core.log.image_open import grid_shape, record_image_open, volume_open_data
-from napari_clinlabel.core.log.verify import VerifyReport
-from napari_clinlabel.core.log.verify import verify_log as _verify_log
+from napari_clinlabel.core.log.verify import VerifyReport, verify_log
 from napari_clinlabel.core.models.loader import LoadedModel, load_model
 from napari_clinlabel.core.models.run import run_model
 from napari_clinlabel.core.proposals import lifecycle
-from napari_clinlabel.core.proposals.model import Proposal, ProposalState
+from napari_clinlabel.core.proposals.model import Proposal
 from napari_clinlabel.core.proposals.pending import load_proposals
 from napari_clinlabel.core.schema import Schema, load_schema
 
 LABELS = "segmentation"  # the labels array napari's Segmentation and Review widgets edit
-SAMPLE_FILES = {  # sample name -> file written by write_sample (the format clinics send it in)
-    "ct": "ct_phantom.nii.gz",
-    "ct_oblique": "ct_phantom_oblique.nii.gz",
-    "mammogram": "mammogram/mammogram.dcm",
-    "fundus": "fundus.png",
-    "slide": "slide.tif",
-}
-
-
-def write_sample(name: str, folder: str | os.PathLike[str]) -> Path:
-    """Write sample image ``name`` (see :data:`SAMPLE_FILES`) into ``folder`` once; its path.
-
-    ``mammogram`` is a DICOM MG file, ``slide`` a tiled TIFF, the others NIfTI/PNG.
-    """
-    if name not in SAMPLE_FILES:
-        raise InputError(f"No sample {name!r}; choose one of {', '.join(SAMPLE_FILES)}.")
-    path = Path(folder) / SAMPLE_FILES[name]
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if name == "slide":
-        samples.write_slide_tiff(path)
-    elif name == "mammogram":
-        samples.write_mammogram_dicom(path)
-    else:
-        tmp = path.with_name(f".tmp-{path.name}")
-        sitk.WriteImage(samples.SAMPLES[name]().to_itk(), str(tmp), True)
-        tmp.replace(path)
-    return path
-
-
-def open_image(
-    path: str | os.PathLike[str],
-    actor: Actor | None = None,
-    *,
-    schema: str | os.PathLike[str] | Schema | None = None,
-    series: int | None = None,
-) -> AnnotationSession:
-    """Open an image and its sidecar log as ``actor`` (default: the signed-in user).
-
-    Parameters
-    ----------
-    path : an image file (NIfTI, NRRD, MHA, DICOM, TIFF, PNG) or a DICOM series folder.
-    actor : the human acting; a roster beside the image must grant them their role.
-    schema : the segmentation schema in force (a built-in name, a file, or a loaded Schema).
-    series : which series, when ``path`` holds several.
-
-    Writes the ``image.open`` record; close the session (or use ``with``) when done.
-    """
-    volumes = read_volumes(path)
-    if series is None and len(volumes) != 1:
-        raise InputError(
-            f"{Path(path).name}: holds {len(volumes)} images; pass series=0..{len(volumes) - 1} "
-            "or the files of one series."
-        )
-    if series is not None and not 0 <= series < len(volumes):
-        raise InputError(f"{Path(path).name}: has no series {series} (0..{len(volumes) - 1}).")
-    volume = volumes[series or 0]
-    source = volume.source_path or Path(path)
-    if actor is None:
-        actor = current_actor(near=source)
-    else:
-        require_granted(find_roster(source), actor)
-    return AnnotationSession(volume, source, actor, _schema(schema))
-
-
-def verify_log(
-    path: str | os.PathLike[str], *, roster: Roster | str | os.PathLike[str] | None = None
-) -> VerifyReport:
-    """Verify an image's sidecar log (give the image or the ``.clinlabel.jsonl`` itself).
-
-    Signatures and roles are checked against ``roster`` (default: the roster in force beside
-    the log, as ``clinlabel log verify`` does).
-    """
-    log_path = Path(path) if str(path).endswith(".clinlabel.jsonl") else sidecar_paths(path)[0]
-    if roster is None:
-        roster = find_roster(log_path)
-    elif not isinstance(roster, Roster):
-        roster = load_roster(roster)
-    return _verify_log(log_path, roster=roster)
-
-
-def final_labels(path: str | os.PathLike[str], name: str = LABELS) -> np.ndarray:
-    """The labels array ``name`` as the image's log replays to (after verifying it)."""
-    log_path = Path(path) if str(path).endswith(".clinlabel.jsonl") else sidecar_paths(path)[0]
-    labels = replay_labels(log_path).labels
-    if name not in labels:
-        raise InputError(
-            f"{log_path.name}: holds no labels {name!r} (it has: {', '.join(labels) or 'none'})."
-        )
-    return labels[name]
 
 
 class AnnotationSession:
@@ -253,7 +135,7 @@ class AnnotationSession:
 
         Corners are continuous voxel coordinates; voxel ``k`` covers ``k - 0.5 .. k + 0.5``.
         """
-        sch = _schema(schema) or self.schema
+        sch = schema_of(schema) or self.schema
         box = LesionBox(
             tuple(zyx_min),
             tuple(zyx_max),
@@ -282,7 +164,7 @@ class AnnotationSession:
 
         ``value`` is a value of the scale or its keyboard key (e.g. ``"4B"`` or ``"b"``).
         """
-        sch = _schema(schema) or self.schema
+        sch = schema_of(schema) or self.schema
         sc = require_scale(sch, scale, where=self.source.name)
         item = grade_item(sc, self.volume.meta.get("study_uid"))
         with self._schema_in_force(sch):
@@ -389,7 +271,7 @@ class AnnotationSession:
             exclude_pending=exclude_pending,
             labels_name=labels,
             actor=self.actor,
-            schema=_schema(schema) or self.schema,
+            schema=schema_of(schema) or self.schema,
             include_empty=include_empty,
             log=self.log,
             volume=self.volume,
@@ -397,7 +279,7 @@ class AnnotationSession:
 
     def verify(self, roster: Roster | None = None) -> VerifyReport:
         """Verify this image's log (chain, objects, signatures)."""
-        return verify_log(self.log_path, roster=roster)
+        return verify_log(self.log_path, roster=roster or find_roster(self.log_path))
 
     def close(self) -> None:
         """Release the log file."""
@@ -437,7 +319,7 @@ class AnnotationSession:
             self.log.schema = previous
 
 
-def _schema(schema: str | os.PathLike[str] | Schema | None) -> Schema | None:
+def schema_of(schema: str | os.PathLike[str] | Schema | None) -> Schema | None:
     if schema is None or isinstance(schema, Schema):
         return schema
     return load_schema(schema)
@@ -485,20 +367,4 @@ def _flat_indices(where: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.unique(np.asarray(idx, np.int64))
 
 
-__all__ = [
-    "LABELS",
-    "SAMPLE_FILES",
-    "Actor",
-    "AnnotationSession",
-    "ExportResult",
-    "Grade",
-    "LesionBox",
-    "Proposal",
-    "ProposalState",
-    "VerifyReport",
-    "final_labels",
-    "load_schema",
-    "open_image",
-    "verify_log",
-    "write_sample",
-]
+__all__ = ["LABELS", "AnnotationSession", "schema_of"]
