@@ -15,8 +15,7 @@ import numpy as np
 
 from napari_clinlabel.core.errors import ExportError
 from napari_clinlabel.core.export.gate import export
-
-LABELS_META = "clinlabel_labels"
+from napari_clinlabel.glue.layers import LABELS_META
 
 
 def _source(path: str, attributes: dict[str, Any]) -> str:
