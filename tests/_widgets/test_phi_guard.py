@@ -47,6 +47,8 @@ def test_warn_then_one_click_deid(make_napari_viewer, tmp_path, monkeypatch, not
     # the one click
     (tmp_path / "safe").mkdir()
     monkeypatch.setattr(phi_guard, "_ask_folder", lambda: str(tmp_path / "safe"))
+    chosen = phi_guard.DeidOptions(retain_temporal=True)
+    monkeypatch.setattr(phi_guard, "_ask_options", lambda: chosen)
     label, callback = actions[0]
     assert label == phi_guard.DEID_ACTION
     n_layers = len(viewer.layers)
@@ -55,7 +57,9 @@ def test_warn_then_one_click_deid(make_napari_viewer, tmp_path, monkeypatch, not
     assert scan_path(out) == []
     rec = [r for r in iter_records(log) if r["action"] == "deid"][-1]
     assert rec["data"]["files_written"] == 3 and rec["data"]["out_folder"] == out.name
-    assert len(viewer.layers) == n_layers + 1  # the de-identified copy is open
+    assert rec["data"]["options"] == ["retain_temporal"] and "113107" in rec["data"]["codes"]
+    # the de-identified copy is open in place of the original
+    assert len(viewer.layers) == n_layers and layer not in viewer.layers
 
 
 def test_refuse_policy_removes_the_image(make_napari_viewer, tmp_path, monkeypatch, notes):

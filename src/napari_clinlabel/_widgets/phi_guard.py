@@ -4,8 +4,10 @@ The session (``glue.session``) scans each opened DICOM image, applies the roster
 (``core.privacy.policy``: warn, or refuse annotation) and logs ``phi.warning`` through its own
 log; it then emits :attr:`Session.phi_checked`. This module only listens: a napari warning (or
 error, for a refused image, which it also removes from the viewer) with a one-click
-"De-identify to a new folder…" action. The action asks for a folder, has the session
-de-identify the series (PS3.15 Basic Profile) and log ``deid``, and opens the copy.
+"De-identify to a new folder…" action. The action asks for a folder and the PS3.15 options
+(retain dates shifted per patient, patient characteristics, device identity; clean burned-in
+text), has the session de-identify the series and log ``deid`` (options included), and opens the
+copy in place of the original layer.
 
 Importing this module connects it to every session (``_widgets/__init__`` imports it, so
 docking any widget brings the guard).
@@ -19,9 +21,10 @@ from typing import Any
 
 from napari.utils.notifications import Notification, notification_manager
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog
+from qtpy.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QLabel, QVBoxLayout
 
 from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.privacy.deid import DeidOptions
 from napari_clinlabel.core.privacy.phi_scan import Finding
 from napari_clinlabel.glue.session import PhiCheck, Session, get_session, on_new_session
 
@@ -35,6 +38,34 @@ def _notify(message: str, severity: str, actions: list[tuple[str, Any]]) -> None
 
 def _ask_folder() -> str:
     return QFileDialog.getExistingDirectory(None, "Folder to hold the de-identified copy")
+
+
+OPTION_LABELS = (
+    ("retain_temporal", "Retain dates, shifted by a secret offset per patient (intervals kept)"),
+    ("retain_patient_chars", "Retain patient characteristics (sex, age, size, weight…)"),
+    ("retain_device", "Retain device identity (serial numbers, station names)"),
+    ("clean_pixels", "Blank burned-in text found by OCR (otherwise such images are refused)"),
+)
+
+
+def _ask_options() -> DeidOptions | None:
+    """The PS3.15 options, chosen in a dialog (all off: the Basic Profile); None on Cancel."""
+    dialog = QDialog()
+    dialog.setWindowTitle("De-identification options")
+    layout = QVBoxLayout(dialog)
+    layout.addWidget(QLabel("PS3.15 Basic Profile, with these options:"))
+    boxes = {}
+    for name, text in OPTION_LABELS:
+        boxes[name] = QCheckBox(text)
+        layout.addWidget(boxes[name])
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                               | QDialogButtonBox.StandardButton.Cancel)  # fmt: skip
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    layout.addWidget(buttons)
+    if not dialog.exec():
+        return None
+    return DeidOptions(**{name: box.isChecked() for name, box in boxes.items()})
 
 
 def attach(session: Session) -> None:
@@ -88,23 +119,37 @@ def check_layer_for_phi(viewer: Any, layer: Any, defer_removal: bool = False) ->
 
 
 def on_deidentify(viewer: Any, layer: Any) -> Path | None:
-    """Ask for a folder; the session de-identifies the layer's series there and logs ``deid``;
-    the copy is opened."""
+    """Ask for a folder and the options; the session de-identifies the layer's series there
+    and logs ``deid``; the copy is opened in place of the original layer."""
     parent = _ask_folder()
     if not parent:
         return None
+    options = _ask_options()
+    if options is None:
+        return None
     try:
-        out, report = get_session(viewer).deidentify(layer, parent)
+        out, report = get_session(viewer).deidentify(layer, parent, options)
     except ClinlabelError as exc:
         _notify(f"De-identification failed: {exc}", "error", [])
         return None
-    _notify(
-        f"De-identified {report.files_written} file(s) into {out}; opening the copy.", "info", []
+    refused = (
+        f"; {len(report.skipped)} file(s) refused (burned-in text or unreadable: see "
+        f"{out.name}/deid-report.json)"
+        if report.skipped
+        else ""
     )
+    if not report.files_written:
+        _notify(f"Nothing de-identified into {out}{refused}.", "error", [])
+        return out
+    _notify(f"De-identified {report.files_written} file(s) into {out}{refused}; the copy "
+            "replaces the original.", "warning" if refused else "info", [])  # fmt: skip
     try:
         viewer.open(str(out), plugin="napari-clinlabel")
     except Exception as exc:  # noqa: BLE001 - the copy is written; say where it is
         _notify(f"Open {out} to annotate the de-identified copy ({exc}).", "warning", [])
+        return out
+    if layer in viewer.layers:  # the identified original goes once the copy is open
+        viewer.layers.remove(layer)
     return out
 
 

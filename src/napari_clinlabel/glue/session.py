@@ -35,7 +35,7 @@ from napari_clinlabel.core.log.acting import require_granted
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_paths
 from napari_clinlabel.core.log.identity import ROLES, Actor, Roster, current_actor, find_roster
 from napari_clinlabel.core.log.image_open import image_open_data, record_image_open
-from napari_clinlabel.core.privacy.deid import DeidReport, deidentify
+from napari_clinlabel.core.privacy.deid import DeidOptions, DeidReport, deidentify
 from napari_clinlabel.core.privacy.phi_scan import Finding, scan_path
 from napari_clinlabel.core.privacy.policy import (
     DEID,
@@ -385,19 +385,23 @@ class Session:
             self._check_phi(layer, inserting=False)
 
     def deidentify(
-        self, image_layer: Any, parent: str | os.PathLike[str]
+        self,
+        image_layer: Any,
+        parent: str | os.PathLike[str],
+        options: DeidOptions | None = None,
     ) -> tuple[Path, DeidReport]:
         """De-identify the layer's DICOM source into a new folder under ``parent``; log ``deid``.
 
-        Returns the new folder and the report. Logged even when annotation of the image was
-        refused (the de-identification is what the refusal asks for).
+        ``options``: the PS3.15 profile options chosen (default: the Basic Profile). Returns the
+        new folder and the report. Logged even when annotation of the image was refused (the
+        de-identification is what the refusal asks for).
         """
         image_layer = unwrap(image_layer)
         src = _meta(image_layer).get("source_path")
         if not src:
             raise InputError(f"{_display(image_layer)}: no DICOM file or folder to de-identify.")
         out = deid_folder(parent)
-        report = deidentify(src, out)
+        report = deidentify(src, out, options=options)
         self._open_log(image_layer).append(DEID, dict(TARGET), deid_record_data(report, out))
         return out, report
 

@@ -53,4 +53,5 @@ def test_deid_record_and_folder_name():
     assert deid_record_data(rep, out) == {
         "files_in": 3, "files_written": 2, "skipped": 1, "changes": 2,
         "private_tags_removed": 4, "uids_replaced": 5, "out_folder": out.name,
+        "options": [], "codes": ["113100"],  # the Basic Profile alone
     }  # fmt: skip

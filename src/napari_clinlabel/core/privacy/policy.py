@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import string
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,8 @@ def deid_record_data(report: DeidReport, out: str | Path) -> dict[str, Any]:
         "private_tags_removed": report.private_removed,
         "uids_replaced": report.uids_replaced,
         "out_folder": Path(out).name,
+        "options": [name for name, on in asdict(report.options).items() if on],
+        "codes": [code[0] for code in report.to_dict()["codes"]],
     }
 
 
