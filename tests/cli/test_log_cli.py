@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import SimpleITK as sitk
+from support.trusted_roster import sign_file, write_roster
 
 from napari_clinlabel.cli import main
 from napari_clinlabel.core.annotate.label_edits import (
@@ -17,17 +19,23 @@ from napari_clinlabel.core.annotate.label_edits import (
 )
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, model_source
-from napari_clinlabel.core.log.identity import Actor
-from napari_clinlabel.core.log.signing import init_keys, load_private_key, sign_head
+from napari_clinlabel.core.log.identity import Actor, owner_pin
+from napari_clinlabel.core.log.signing import init_keys, sign_head
 
 IMAGE = {"uid": None, "sha256": "ab" * 32}
 GEOM = Geometry((0.5, 0.5, 3.0), (1.0, -2.0, 7.0), tuple(np.eye(3).ravel().tolist()))
 
 
+USERS = {"ann": ["annotator"], "rev": ["annotator", "reviewer"]}
+
+
 def _log(tmp_path):
+    """A log beside the dataset's signed roster (ann annotates, rev reviews), pinning its owner."""
+    write_roster(tmp_path, USERS)
     log = AuditLog(tmp_path / "ct.nii.gz.clinlabel.jsonl", IMAGE, Actor("ann", "Ann"))
     log.append("image.open", {"image": "ct.nii.gz"},
-               {"shape": [3, 4, 5], "dtype": "int16", "geometry": GEOM.to_dict()})  # fmt: skip
+               {"shape": [3, 4, 5], "dtype": "int16", "geometry": GEOM.to_dict(),
+                "owner": owner_pin(tmp_path / "ct.nii.gz")})  # fmt: skip
     record_labels_create(log, "L", (3, 4, 5), np.uint8)
     lab = np.zeros((3, 4, 5), np.uint8)
     before = lab.copy()
@@ -73,13 +81,12 @@ def test_verify_exit_codes_from_a_real_process(tmp_path):
 
 def test_verify_with_roster_and_anchor(tmp_path, capsys):
     log, _ = _log(tmp_path)
-    _, pub = init_keys("rev", tmp_path / "keys")
     rev = AuditLog(log.path, IMAGE, Actor("rev", "Rev", "reviewer"))
-    sign_head(rev, "review", key=load_private_key("rev", tmp_path / "keys"))
+    sign_head(rev, "review")
     roster = tmp_path / "clinlabel-roster.toml"
-    roster.write_text(f'[[users]]\nid = "rev"\nrole = "reviewer"\npublic_key = "{pub}"\n')
     assert main(["log", "verify", str(log.path), "--roster", str(roster)]) == 0
-    assert "1 signature(s) valid" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 signature(s) valid" in out and f"authority: roster {roster} signed by its" in out
     anchor = f"2:{'0' * 64}"
     assert main(["log", "verify", str(log.path), "--anchor", anchor]) == 1
     assert "broken at seq 2" in capsys.readouterr().out
@@ -131,19 +138,17 @@ def test_keys_init_prints_the_roster_lines(tmp_path, capsys):
 def test_verify_finds_the_roster_beside_the_image(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("CLINLABEL_ROSTER", raising=False)
     log, _ = _log(tmp_path)
-    init_keys("rev", tmp_path / "keys")
-    _, other = init_keys("other", tmp_path / "keys")
     rev = AuditLog(log.path, IMAGE, Actor("rev", "Rev", "reviewer"))
-    sign_head(rev, "approval", key=load_private_key("rev", tmp_path / "keys"))
+    sign_head(rev, "approval")
+    _, other = init_keys("other", tmp_path / "keys")
     roster = tmp_path / "clinlabel-roster.toml"
-    roster.write_text(
-        f'[[users]]\nid = "rev"\nrole = "reviewer"\npublic_key = "{other}"\n'
-        '[[users]]\nid = "ann"\nrole = "reviewer"\n'
-    )
+    text = roster.read_text()
+    rev_key = text.split('id = "rev"', 1)[1].split('public_key = "', 1)[1].split('"', 1)[0]
+    roster.write_text(text.replace(rev_key, other))  # the owner lists another key for rev
+    sign_file(roster, "owner")
     assert main(["log", "verify", str(log.path)]) == 1
     captured = capsys.readouterr()
     assert "broken at seq 4" in captured.out and "does not list for that user" in captured.out
-    assert "'ann' acted as annotator" in captured.err
 
 
 def test_several_anchors_checked_in_one_pass(tmp_path, capsys, monkeypatch):
@@ -183,29 +188,30 @@ def test_several_anchors_checked_in_one_pass(tmp_path, capsys, monkeypatch):
 
 
 def test_sign_from_the_command_line(tmp_path, monkeypatch, capsys):
-    log, _ = _log(tmp_path)
+    log, _ = _log(tmp_path)  # the roster's keys are in CLINLABEL_KEYS
+    keys = os.environ["CLINLABEL_KEYS"]
     monkeypatch.setenv("CLINLABEL_KEYS", str(tmp_path / "keys"))
     monkeypatch.setenv("CLINLABEL_USER", "rev")
     monkeypatch.setenv("CLINLABEL_ROLE", "reviewer")
     n = len(list(iter_records(log.path)))
     assert main(["log", "sign", str(log.path), "--meaning", "approval"]) == 2  # no key yet
     assert "clinlabel keys init --user rev" in capsys.readouterr().err
-    assert main(["keys", "init"]) == 0
-    pub = (tmp_path / "keys" / "rev.ed25519.pub").read_text().strip()
+    assert main(["keys", "init"]) == 0  # a new key the roster does not list
     capsys.readouterr()
+    assert main(["log", "sign", str(log.path), "--meaning", "approval"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "lists no key" in err
+    monkeypatch.setenv("CLINLABEL_KEYS", keys)
     assert main(["log", "sign", str(log.path), "--meaning", "approval"]) == 0
     assert f"signs seq {n - 1}" in capsys.readouterr().out
     rec = list(iter_records(log.path))[-1]
     assert rec["action"] == "sign" and rec["actor"]["id"] == "rev"
     assert rec["data"]["meaning"] == "approval" and rec["target"]["seq"] == n - 1
-    roster = tmp_path / "clinlabel-roster.toml"
-    roster.write_text(f'[[users]]\nid = "rev"\nroles = ["reviewer"]\npublic_key = "{pub}"\n')
-    assert main(["log", "verify", str(log.path), "--roster", str(roster)]) == 0
-    assert "1 signature(s) valid" in capsys.readouterr().out
+    assert main(["log", "verify", str(log.path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 signature(s) valid" in out and "2 witnessed head(s) checked" in out
     monkeypatch.setenv("CLINLABEL_ROLE", "annotator")  # an annotator does not sign off
-    monkeypatch.delenv("CLINLABEL_ROSTER", raising=False)
-    roster.unlink()
     assert main(["log", "sign", str(log.path), "--meaning", "review"]) == 2
-    assert "reviewer or an adjudicator" in capsys.readouterr().err
+    assert "needs the role reviewer or adjudicator" in capsys.readouterr().err
     assert main(["log", "sign", str(tmp_path / "none.jsonl"), "--meaning", "review"]) == 2
     assert len(list(iter_records(log.path))) == n + 1  # the refusals wrote nothing

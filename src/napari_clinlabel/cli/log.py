@@ -11,7 +11,7 @@ from typing import Any
 
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.log.audit_log import iter_records
-from napari_clinlabel.core.log.identity import find_roster, load_roster
+from napari_clinlabel.core.log.identity import load_roster
 from napari_clinlabel.core.log.present import COLUMNS, record_cells
 
 
@@ -34,6 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="SEQ:HASH",
         help="a head an export or signature recorded; the log must still hold it (repeatable)",
+    )
+    v.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="F",
+        help="a witness file (an export's .witness.jsonl, a clinlabel-witness.jsonl) besides the "
+        "user's and the dataset's, which are checked by themselves (repeatable)",
     )
     v.add_argument("--no-objects", action="store_true", help="skip checking the object files")
     v.set_defaults(func=run_verify)
@@ -72,21 +81,18 @@ def _parse_anchor(text: str) -> dict[str, Any]:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    """Exit 0 when the log holds; 1 naming the first bad seq and why."""
-    from napari_clinlabel.core.log.verify import verify_against_anchors
+    """Exit 0 when the log holds; 1 naming the first bad seq and why, and the authority used."""
+    from napari_clinlabel.core.log.authority import summary_line, verify_trusted
 
     # the roster named, else CLINLABEL_ROSTER, else clinlabel-roster.toml beside the image
-    roster = load_roster(args.roster) if args.roster else find_roster(args.log)
+    roster = load_roster(args.roster) if args.roster else None
     anchors = [_parse_anchor(a) for a in args.anchor]
-    kw = {"roster": roster, "check_objects": not args.no_objects}
-    report = verify_against_anchors(args.log, anchors, **kw)  # one pass, however many anchors
+    report, trust = verify_trusted(args.log, roster, witnesses=args.witness, anchors=anchors,
+                                   check_objects=not args.no_objects)  # fmt: skip
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    if report.ok:
-        print(f"{args.log}: {report.summary()}")
-        return 0
-    print(f"{args.log}: {report.summary()}")
-    return 1
+    print(f"{args.log}: {summary_line(report, trust)}")
+    return 0 if report.ok else 1
 
 
 _WIDTHS = {"actor": 16, "action": 18, "target": 32, "source": 28, "details": 48}

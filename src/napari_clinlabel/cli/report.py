@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     broken = [s.path for s in rep.logs if not s.verified]
     print(f"wrote {out}: {len(rep.logs)} log(s), {len(rep.seg_pairs)} label comparison(s), "
           f"{len(rep.grade_pairs)} grade comparison(s)")  # fmt: skip
+    for authority in sorted({s.authority for s in rep.logs}):
+        print(f"verified against: {authority}")
     if broken:
         print(f"{len(broken)} log(s) failed verification: {', '.join(broken[:3])}")
         return 1

@@ -38,7 +38,7 @@ from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.volume import PixelGeometry, spacing_known, voxel_sha256
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
 from napari_clinlabel.core.log.identity import Actor
-from napari_clinlabel.core.log.signing import load_private_key, sign_head
+from napari_clinlabel.core.log.signing import load_private_key, require_role, sign_head
 from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.core.proposals.lifecycle import pending_count
 from napari_clinlabel.core.quality.metrics import label_map_agreement
@@ -255,6 +255,15 @@ def adjudicate(
         raise PermissionRefused(
             f"{actor.id!r} read this image; readers cannot adjudicate their own reads"
         )
+    roster = require_role(log, ("adjudicator",), "adjudication")
+    if roster is not None:  # one person under two ids (shared key or person) is still the reader
+        me = roster.person_of(actor.id)
+        same = sorted(r.reader for r in reads if roster.person_of(r.reader) == me)
+        if same:
+            raise PermissionRefused(
+                f"{actor.id!r} and reader {same[0]!r} are one person in {roster.path} (same key "
+                "or person); readers cannot adjudicate their own reads"
+            )
     if not reason or not reason.strip():
         raise InputError("give the reason for the adjudication decision; nothing was recorded")
     sha = str(log.image.get("sha256"))

@@ -2,7 +2,9 @@
 
 :func:`collect_dataset` walks a dataset folder for ``*.clinlabel.jsonl`` logs and gathers
 
-- the result of verifying each log (chain, fields, objects, signatures);
+- the result of verifying each log exactly as ``clinlabel log verify`` does (chain, fields,
+  objects, roles and signatures against the roster in force, every witnessed head), and the
+  authority (roster, owner) it used;
 - who read each image (the human who made its label/grade records), the schema versions in force;
 - how each final segment came about — ``manual``, ``model accepted unchanged``, ``model edited``
   or ``adjudicated`` — from the per-voxel provenance walk, and the fate of every model proposal;
@@ -34,7 +36,7 @@ from napari_clinlabel.core.errors import ClinlabelError, InputError, LogIntegrit
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.volume import PixelGeometry, spacing_known
 from napari_clinlabel.core.log.audit_log import iter_records
-from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.core.log.authority import summary_line, verify_trusted
 from napari_clinlabel.core.proposals.lifecycle import load_proposals
 from napari_clinlabel.core.quality.kappa import (
     cohen_kappa,
@@ -63,6 +65,7 @@ class LogSummary:
     actors: list[str]
     schemas: list[str]
     segment_origins: dict[str, str] = field(default_factory=dict)  # "<layer>:<value>" -> origin
+    authority: str = ""  # the roster (and its owner) the log was verified against
     proposals: dict[str, int] = field(default_factory=dict)  # state -> count
     grades: dict[str, dict[str, str]] = field(default_factory=dict)  # scale -> {item: value}
     demographics: dict[str, str] = field(default_factory=dict)
@@ -185,7 +188,8 @@ def _readable_records(log_path: Path) -> list[dict]:
 
 
 def _summarise(root: Path, log_path: Path) -> LogSummary:
-    report = verify_log(log_path)
+    # exactly as `clinlabel log verify` does: the roster in force, every witnessed head
+    report, trust = verify_trusted(log_path)
     records = _readable_records(log_path)  # a broken log is listed as broken, not fatal
     actors = Counter()
     schemas: list[str] = []
@@ -208,12 +212,13 @@ def _summarise(root: Path, log_path: Path) -> LogSummary:
         str(log_path.relative_to(root)),
         sha,
         report.ok,
-        report.summary(),
+        summary_line(report, trust),
         reader,
         all_actors,
         schemas,
     )
     states = Counter(p.state.value for p in load_proposals(log_path)) if report.ok else Counter()
+    s.authority = trust.authority()
     s.proposals = {k: states.get(k, 0) for k in ("proposed", "accepted", "edited", "rejected")}
     for r in records:
         if r.get("action") == "grade.set":
