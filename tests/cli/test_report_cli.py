@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_report import SECRET_NAME, build_dataset  # noqa: E402
+from core.quality.test_report import SECRET_NAME, build_dataset
 
 from napari_clinlabel.cli import main
 
@@ -14,7 +14,11 @@ def test_report_cli_writes_html(tmp_path, capsys):
     html = out.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
     assert SECRET_NAME not in html
-    assert capsys.readouterr().out.startswith(f"wrote {out}: 12 log(s)")
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"wrote {out}: 12 log(s)")
+    # verified as `log verify` does, and it says against what: no roster, annotators only
+    assert "verified against: no roster: nobody holds more than annotator" in printed
+    assert "authority: no roster" in html
 
 
 def test_report_cli_broken_log_exit_1(tmp_path, capsys):
