@@ -252,3 +252,28 @@ def test_reviews_proposals_made_by_the_cli(make_napari_viewer, qtbot, tmp_path, 
         _keys(qtbot, viewer, Qt.Key.Key_R)
     assert w.current is None
     assert verify_log(path.with_name(path.name + ".clinlabel.jsonl")).ok
+
+
+def test_order_by_size_or_score_and_next_large(review, qtbot):
+    """Sorting changes only what is shown next; "Next large" skips small proposals; no record."""
+    viewer, image, w, log_path = review
+    before = len(list(iter_records(log_path)))
+    row = w._order_row
+    row.order_combo.setCurrentIndex(row.order_combo.findData("size"))
+    # cube edges 4, 5, 6, 3, 3 → voxels 64, 125, 216, 27, 27: largest first is p2, then p1
+    assert w.current.name == "p2" and w._count.text().endswith("showing #1")
+    assert [p.name for p in w.queue.proposals] == ["p2", "p1", "p0", "p3", "p4"]
+    assert np.array_equal(viewer.layers[PENDING].data == CURRENT_VALUE, _cube(*CUBES[2][:2]))
+    row.order_combo.setCurrentIndex(row.order_combo.findData("score"))
+    assert w.current.name == "p0"  # scores 0.9, 0.8, … : p0 is the surest
+    row.order_combo.setCurrentIndex(row.order_combo.findData("added"))
+    row.large_spin.setValue(100)
+    qtbot.mouseClick(row.large_btn, Qt.MouseButton.LeftButton)
+    assert w.current.name == "p1"  # the next of 100 voxels or more after p0
+    qtbot.mouseClick(row.large_btn, Qt.MouseButton.LeftButton)
+    assert w.current.name == "p2"
+    row.large_spin.setValue(1000)
+    qtbot.mouseClick(row.large_btn, Qt.MouseButton.LeftButton)
+    assert w.current.name == "p2" and "No undecided proposal of 1000 voxels" in w._info.text()
+    assert len(list(iter_records(log_path))) == before  # walking and sorting record nothing
+    assert [p.name for p in w.proposals] == ["p0", "p1", "p2", "p3", "p4"]  # as added

@@ -289,6 +289,7 @@ class ReviewWidget(ReviewEdits, QWidget):
     def _on_order(self, _index: int = 0) -> None:
         if self._queue is not None and self._editing is None:
             self._queue.order_by(self._order_row.order)
+            self._queue.first()  # a new order starts at its top: the largest, or the surest
             self._show()
 
     def _show(self, changed_labels: Any = None) -> None:

@@ -78,7 +78,9 @@ def test_order_by_size_or_score_and_jump_to_the_next_large(tmp_path):
     q.order_by("score")
     assert [p.id for p in q.proposals] == [props[i].id for i in (3, 0, 2, 4, 1)]
     assert q.current.id == props[1].id
+    assert q.first().id == props[3].id  # the top of the order: highest score
     q.order_by("added")
+    q.go_to(props[1].id)
     assert q.next_large(60).id == props[3].id  # after #2 (125, itself last): 27 no, 64 yes
     assert q.next_large(100).id == props[4].id  # the box: 100 voxels
     assert q.next_large(120).id == props[1].id  # wraps around

@@ -108,6 +108,11 @@ class ReviewQueue:
             self.position = self._step_from(self.position, -1)
         return self.current
 
+    def first(self) -> Proposal | None:
+        """Move to the first undecided proposal in the review order."""
+        self.position = self._step_from(None, +1)
+        return self.current
+
     def next_large(self, min_voxels: int) -> Proposal | None:
         """Move to the next undecided proposal covering at least ``min_voxels`` voxels (wrapping,
         the current one last); None, and the cursor stays, when there is none."""
