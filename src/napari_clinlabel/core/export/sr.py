@@ -29,6 +29,7 @@ algorithm of each such group (``algorithm_id``).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -158,7 +159,30 @@ def _rectangle(box: LesionBox) -> np.ndarray:
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]], dtype=np.float64)
 
 
-def _box_group(o: Observed, by_k: Sequence[Dataset], geometry: Geometry) -> Any:
+def _region(templates: dict[str, Any], ds: Dataset, rect: np.ndarray) -> Any:
+    """An SCOORD image region on ``ds``: highdicom builds the first one per SOP class (its
+    constructor looks the class up in the IOD tables, ~15 ms), later ones are copies of it with
+    the instance and the coordinates replaced — 10× faster for hundreds of boxes."""
+    import highdicom as hd
+
+    sop_class = str(ds.SOPClassUID)
+    if sop_class not in templates:
+        templates[sop_class] = hd.sr.ImageRegion(
+            graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+            graphic_data=rect,
+            source_image=hd.sr.SourceImageForRegion(sop_class, str(ds.SOPInstanceUID)),
+        )
+    region = copy.deepcopy(templates[sop_class])
+    region.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID = str(
+        ds.SOPInstanceUID
+    )
+    region.GraphicData = [float(v) for v in rect.ravel()]
+    return region
+
+
+def _box_group(
+    o: Observed, by_k: Sequence[Dataset], geometry: Geometry, templates: dict[str, Any]
+) -> Any:
     import highdicom as hd  # lazy: ~1 s to import; only SEG/SR export needs it
     from pydicom.sr.codedict import codes  # lazy: loads DICOM's code tables; only SEG/SR need them
 
@@ -166,14 +190,8 @@ def _box_group(o: Observed, by_k: Sequence[Dataset], geometry: Geometry) -> Any:
     rng = box.slice_range or (0, 0)
     if not (0 <= rng[0] <= rng[1] < len(by_k)):
         raise ExportError(f"Box {box.id} lies on slices {rng} outside the series; redraw it.")
-    regions = []
-    for k in range(rng[0], rng[1] + 1):
-        ds = by_k[k]
-        regions.append(hd.sr.ImageRegion(
-            graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-            graphic_data=_rectangle(box),
-            source_image=hd.sr.SourceImageForRegion(str(ds.SOPClassUID), str(ds.SOPInstanceUID)),
-        ))  # fmt: skip
+    rect = _rectangle(box)
+    regions = [_region(templates, by_k[k], rect) for k in range(rng[0], rng[1] + 1)]
     size = box_size_mm(box, geometry)  # napari order: (z,) y, x
     ms = [
         hd.sr.Measurement(name=codes.SCT.Width, value=round(float(size[-1]), 4), unit=_MM),
@@ -267,9 +285,10 @@ def build_sr(
         raise ExportError("A 2D image must come from one DICOM file to be reported in DICOM SR.")
     by_k = prepare_sources(by_k)
     groups = []
+    templates: dict[str, Any] = {}
     for o in observed:
         if isinstance(o.item, LesionBox):
-            groups.append(_box_group(o, by_k, geometry))
+            groups.append(_box_group(o, by_k, geometry, templates))
         elif is_image_item(o.item.item):
             groups.append(_grade_group(o, by_k[0]))
     person = hd.sr.ObserverContext(
