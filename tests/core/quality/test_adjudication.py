@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.agreement_fixtures import GEOM, reader_maps, write_reader_log
+from support.trusted_roster import write_roster
 
 from napari_clinlabel.core.annotate.provenance import segment_provenance, walk_provenance
 from napari_clinlabel.core.errors import InputError, PermissionRefused
 from napari_clinlabel.core.log.audit_log import AuditLog
 from napari_clinlabel.core.log.identity import Actor
-from napari_clinlabel.core.log.signing import init_keys, load_private_key, public_key_b64
+from napari_clinlabel.core.log.signing import load_private_key, public_key_b64
 from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.core.quality.adjudication import (
     adjudicate,
@@ -27,6 +28,8 @@ from napari_clinlabel.core.quality.adjudication import (
 from napari_clinlabel.core.quality.metrics import label_map_agreement
 
 SHA = "ab" * 32
+ROLES = {"alice": ["annotator"], "bob": ["annotator"], "carol": ["adjudicator"],
+         "dave": ["annotator"]}  # fmt: skip (erin, an adjudicator without a key, added by hand)
 
 
 def _reads(tmp_path: Path, sha: str = SHA):
@@ -43,6 +46,8 @@ def _reads(tmp_path: Path, sha: str = SHA):
 
 
 def _adj_log(tmp_path: Path, who: str = "carol", role: str = "adjudicator") -> AuditLog:
+    if not (tmp_path / "clinlabel-roster.toml").exists():  # roles need an owner-signed roster
+        write_roster(tmp_path, ROLES, extra='[[users]]\nid = "erin"\nroles = ["adjudicator"]\n')
     (tmp_path / "adj").mkdir(parents=True, exist_ok=True)
     log = AuditLog(
         tmp_path / "adj" / "ct.nii.gz.clinlabel.jsonl",
@@ -64,8 +69,7 @@ def test_reads_disagreement_and_metrics(tmp_path):
 
 def test_accept_reader_is_signed_cites_reads_and_tags_adjudicated(tmp_path):
     reads, a, b = _reads(tmp_path)
-    init_keys("carol")
-    log = _adj_log(tmp_path)
+    log = _adj_log(tmp_path)  # the roster made carol's key
     adj, sign = adjudicate(log, reads, b, "bob's outline follows the capsule on slices 6-10")
     assert adj["action"] == "adjudicate" and adj["data"]["decision"] == "accept"
     assert adj["data"]["reader"] == "bob" and adj["actor"]["role"] == "adjudicator"
@@ -104,8 +108,6 @@ def test_decisions_from_data(tmp_path):
 
 def test_refusals_write_nothing(tmp_path):
     reads, a, b = _reads(tmp_path)
-    init_keys("carol")
-    init_keys("alice")
     log = _adj_log(tmp_path, "alice")
     size = log.path.stat().st_size
     with pytest.raises(PermissionRefused, match="cannot adjudicate their own reads"):
