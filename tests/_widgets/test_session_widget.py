@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
+from support.trusted_roster import write_roster
 from support.viewer_helpers import add_ct
 
 from napari_clinlabel._widgets.session import SessionWidget
@@ -14,16 +15,12 @@ from napari_clinlabel.core.log.identity import Actor
 from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.gui
-ROSTER = """
-[[users]]
-id = "dr_a"
-name = "Dr A"
-roles = ["annotator", "reviewer"]
+USERS = {"dr_a": ["annotator", "reviewer"], "dr_b": ["adjudicator"]}
 
-[[users]]
-id = "dr_b"
-roles = ["adjudicator"]
-"""
+
+def _roster(folder, sign=True):
+    """The dataset's roster beside the image, signed by its owner."""
+    return write_roster(folder, USERS, names={"dr_a": "Dr A"}, sign=sign)
 
 
 def _setup(make_napari_viewer, tmp_path):
@@ -43,18 +40,22 @@ def _paint(labels, value):
 def test_roster_grants_roles_and_records_carry_the_chosen_one(
     make_napari_viewer, tmp_path, monkeypatch, qtbot
 ):
-    roster = tmp_path / "roster.toml"
-    roster.write_text(ROSTER)
+    roster = _roster(tmp_path)
     monkeypatch.setenv("CLINLABEL_ROSTER", str(roster))
     monkeypatch.setenv("CLINLABEL_USER", "dr_a")
     viewer, session, image, labels, widget = _setup(make_napari_viewer, tmp_path)
     assert "Dr A" in widget._who.text() and "annotator" in widget._who.text()
-    assert str(roster) in widget._origin.text()
+    origin = widget._origin.text()
+    assert f"signed roster {roster}" in origin and "owner owner" in origin
+    assert origin.startswith("id: CLINLABEL_USER")
     assert [widget._role.itemText(i) for i in range(widget._role.count())] == [
         "annotator",
         "reviewer",
     ]
-    assert not widget._user.isEnabled()  # the roster says who may act
+    assert not widget._user.isEnabled() and widget._user.isReadOnly()  # the roster says who
+    widget._user.setText("dr_b")  # typed in anyway (programmatically): refused, nothing changes
+    widget._on_user_edited()
+    assert session.actor.id == "dr_a" and widget._user.text() == "dr_a"
     log_path = session.log_path_for(image)
     assert widget._log_path.text() == str(log_path)
 
@@ -82,7 +83,8 @@ def test_without_roster_the_user_id_can_be_changed(
 ):
     monkeypatch.setenv("CLINLABEL_USER", "alice")
     viewer, session, image, labels, widget = _setup(make_napari_viewer, tmp_path)
-    assert widget._origin.text() == "CLINLABEL_USER"
+    assert widget._origin.text().startswith("id: CLINLABEL_USER; role: default")
+    assert "annotator only" in widget._origin.text()
     assert widget._role.count() == 3 and widget._user.isEnabled()
     widget._user.clear()
     qtbot.keyClicks(widget._user, "bob")
@@ -94,9 +96,19 @@ def test_without_roster_the_user_id_can_be_changed(
     assert np.count_nonzero(labels.data) > 0
 
 
+def test_an_unsigned_roster_says_so_and_grants_only_annotator(
+    make_napari_viewer, tmp_path, monkeypatch
+):
+    _roster(tmp_path, sign=False)
+    monkeypatch.setenv("CLINLABEL_USER", "dr_a")
+    viewer, session, image, labels, widget = _setup(make_napari_viewer, tmp_path)
+    assert "NOT signed by its owner" in widget._origin.text()
+    assert [widget._role.itemText(i) for i in range(widget._role.count())] == ["annotator"]
+    assert not widget._user.isEnabled()
+
+
 def test_a_user_the_roster_does_not_list_cannot_log(make_napari_viewer, tmp_path, monkeypatch):
-    roster = tmp_path / "roster.toml"
-    roster.write_text(ROSTER)
+    roster = _roster(tmp_path)
     monkeypatch.setenv("CLINLABEL_ROSTER", str(roster))
     monkeypatch.setenv("CLINLABEL_USER", "mallory")
     viewer = make_napari_viewer()
@@ -112,15 +124,9 @@ def test_a_user_the_roster_does_not_list_cannot_log(make_napari_viewer, tmp_path
 
 
 def test_a_reviewer_signs_the_head_by_clicking(make_napari_viewer, tmp_path, monkeypatch, qtbot):
-    from napari_clinlabel.core.log.identity import load_roster
-    from napari_clinlabel.core.log.signing import init_keys
-    from napari_clinlabel.core.log.verify import verify_log
+    from napari_clinlabel.core.log.authority import verify_trusted
 
-    monkeypatch.setenv("CLINLABEL_KEYS", str(tmp_path / "keys"))
-    _, pub = init_keys("dr_a")
-    roster = tmp_path / "roster.toml"
-    roster.write_text(ROSTER.replace('roles = ["annotator", "reviewer"]',
-                                     f'roles = ["annotator", "reviewer"]\npublic_key = "{pub}"'))  # fmt: skip
+    roster = _roster(tmp_path)  # keys made for everyone in CLINLABEL_KEYS
     monkeypatch.setenv("CLINLABEL_ROSTER", str(roster))
     monkeypatch.setenv("CLINLABEL_USER", "dr_a")
     viewer, session, image, labels, widget = _setup(make_napari_viewer, tmp_path)
@@ -138,13 +144,15 @@ def test_a_reviewer_signs_the_head_by_clicking(make_napari_viewer, tmp_path, mon
     assert rec["target"] == {"seq": head["seq"], "hash": head["hash"]}
     assert rec["actor"] == {"id": "dr_a", "name": "Dr A", "role": "reviewer"}
     assert widget._signed.text().startswith(f"Signed seq {head['seq']} (")
-    rep = verify_log(log_path, roster=load_roster(roster))
-    assert rep.ok and rep.signatures_checked == 1
+    rep, trust = verify_trusted(log_path)
+    assert rep.ok and rep.signatures_checked == 1 and trust.witnessed == 2
 
 
 def test_signing_without_a_key_says_how_to_make_one(
     make_napari_viewer, tmp_path, monkeypatch, qtbot
 ):
+    roster = write_roster(tmp_path, {"rev9": ["reviewer"]})
+    monkeypatch.setenv("CLINLABEL_ROSTER", str(roster))
     monkeypatch.setenv("CLINLABEL_KEYS", str(tmp_path / "no-keys"))
     monkeypatch.setenv("CLINLABEL_USER", "rev9")
     monkeypatch.setenv("CLINLABEL_ROLE", "reviewer")
