@@ -10,6 +10,8 @@ from support.viewer_helpers import box_records, layer_drag
 
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget
+from napari_clinlabel.core.annotate.box_view import by_whom
+from napari_clinlabel.core.annotate.boxes import LesionBox
 from napari_clinlabel.core.image.samples import ct_phantom, mammogram_phantom
 from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.core.log.verify import verify_log
@@ -174,9 +176,6 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
 
 
 def test_table_names_who_made_each_box():
-    from napari_clinlabel._widgets._box_view import by_whom
-    from napari_clinlabel.core.annotate.boxes import LesionBox
-
     model = {"kind": "model", "name": "boxnet", "version": "1.0", "sha256": "ab" * 32}
     assert by_whom(LesionBox((1, 1, 1), (1, 4, 4), source=model, created_by="dr.a")) == (
         "boxnet 1.0 ✓ dr.a"

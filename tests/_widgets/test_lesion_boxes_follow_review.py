@@ -9,9 +9,9 @@ import pytest
 from qtpy.QtCore import Qt
 from support.viewer_helpers import add_ct, drag
 
-from napari_clinlabel._widgets._box_view import table_rows
 from napari_clinlabel._widgets._proposal_layers import BOXES
 from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget
+from napari_clinlabel.core.annotate.box_view import table_rows
 from napari_clinlabel.core.annotate.boxes import load_boxes
 from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.core.log.verify import verify_log

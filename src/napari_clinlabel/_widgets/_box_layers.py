@@ -3,7 +3,7 @@
 "lesions" holds one editable rectangle per box, tagged with its box id (feature ``box_id``) and
 labelled ``L<n> <class>``; "lesions 3D extent" (volumes only) holds thin, non-editable outlines on
 the other slices of a 3D box. Both sit on the image's world grid. No domain logic: what to draw
-comes from :func:`._box_view.box_shapes`, what a change means from ``core.annotate.box_edits``.
+comes from core ``annotate.box_view.box_shapes``, what a change means from ``core.annotate.box_edits``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from napari.layers import Image, Shapes
 
-from napari_clinlabel._widgets._box_view import BoxShapes
 from napari_clinlabel._widgets._common import camera_of, copy_transform
+from napari_clinlabel.core.annotate.box_view import BoxShapes
 
 LAYER_NAME = "lesions"
 EXTENT_NAME = "lesions 3D extent"

@@ -44,16 +44,6 @@ from qtpy.QtWidgets import (
 from napari_clinlabel._widgets._base import ImageWidget
 from napari_clinlabel._widgets._box_form import BoxForm, lesion_table
 from napari_clinlabel._widgets._box_layers import EXTENT_NAME, LAYER_NAME, BoxLayers
-from napari_clinlabel._widgets._box_view import (
-    TABLE_3D_COLUMNS,
-    TABLE_HEADER,
-    box_centre,
-    box_shapes,
-    middle_slice,
-    size_text,
-    table_header,
-    table_rows,
-)
 from napari_clinlabel._widgets._common import volume_of
 from napari_clinlabel.core.annotate.box_edits import (
     DEFAULT_SCHEMA,
@@ -62,6 +52,16 @@ from napari_clinlabel.core.annotate.box_edits import (
     lesion_schema_for,
     moved_extent,
     reconcile_boxes,
+)
+from napari_clinlabel.core.annotate.box_view import (
+    TABLE_3D_COLUMNS,
+    TABLE_HEADER,
+    box_centre,
+    box_shapes,
+    middle_slice,
+    size_text,
+    table_header,
+    table_rows,
 )
 from napari_clinlabel.core.annotate.boxes import (
     LesionBox,
