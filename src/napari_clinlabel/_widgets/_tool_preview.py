@@ -69,10 +69,13 @@ class ToolPreview:
         if self._worker is not None:
             self._queued = (fn, args, kwargs)  # one update at a time; the newest seeds win
             return
-        worker = create_worker(fn, *args, **kwargs)
-        worker.returned.connect(self.show)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
+        # errored must be given at creation: connected later, superqt also re-raises (and
+        # outside napari's hooks the process aborts)
+        worker = create_worker(
+            fn, *args, **kwargs, _start_thread=False,
+            _connect={"returned": self._on_returned, "errored": self._on_error,
+                      "finished": self._on_finished},
+        )  # fmt: skip
         self._worker = worker
         self._status("Computing the preview…")
         worker.start()
@@ -85,6 +88,12 @@ class ToolPreview:
             self._on_error(exc)
             return False
         return True
+
+    def _on_returned(self, result: ToolResult) -> None:
+        try:
+            self.show(result)
+        except ClinlabelError as exc:
+            self._on_error(exc)
 
     def _on_error(self, exc: BaseException) -> None:
         if not isinstance(exc, ClinlabelError):
