@@ -264,7 +264,10 @@ def test_a_record_nested_100000_deep_gives_one_clear_line_everywhere(tmp_path, c
         AuditLog(log.path, log.image, ANA).records()
     code, lines = _cli(capsys, "log", "verify", log.path)
     assert code == 1 and len(lines) == 1 and f"broken at seq {seq}: {why}" in lines[0]
-    for argv in (["log", "show", log.path], ["log", "replay", log.path, "-o", tmp_path / "r.nii"],
+    twin = tmp_path.parent / f"{tmp_path.name}-b.clinlabel.jsonl"  # another reader's log
+    twin.write_bytes(log.path.read_bytes())
+    for argv in (["agreement", twin, log.path],
+                 ["log", "show", log.path], ["log", "replay", log.path, "-o", tmp_path / "r.nii"],
                  ["export", log.path.parent / "ct.nii.gz", "--format", "nifti", "-o",
                   tmp_path / "out.nii.gz"]):  # fmt: skip
         code, lines = _cli(capsys, *argv)
