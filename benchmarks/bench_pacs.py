@@ -1,0 +1,112 @@
+"""PACS pull and DICOM SR export.
+
+``pacs_pull``: a 300-slice 512×512 CT series in a local Orthanc (started here on loopback, as the
+tests do); ours = ``core.pacs.pull`` of the series into an empty folder (streamed WADO, each
+instance written atomically and fsynced, every instance checked) and ``read_volumes`` of that
+folder; the anchor = dicomweb-client's plain ``retrieve_series`` into memory from the same
+server. Alternating runs, best of 3 (the machine is shared: minima are the stable figure).
+
+``sr_export``: ``build_sr`` + file bytes for 100 lesion boxes (half planar, half over 3 slices)
+and two grades on a 20-slice series; median of 5, in ms.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _support(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "support" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look the module up while it loads
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def bench_pacs_pull(quick: bool) -> dict:
+    """300 slices of 512×512 int16 (quick: 40)."""
+    from napari_clinlabel.core.image.io import read_volumes
+    from napari_clinlabel.core.pacs import pull, push
+    from napari_clinlabel.core.pacs.client import connect
+
+    orthanc = _support("orthanc")
+    nz = 40 if quick else 300
+    tmp = Path(tempfile.mkdtemp(prefix="clinlabel-bench-pacs-"))
+    proc, server = orthanc.start_orthanc(tmp / "orthanc")
+    try:
+        stored = np.random.default_rng(0).integers(0, 2000, size=(nz, 512, 512), dtype=np.int16)
+        s = _support("dicom_series_factory").write_series(
+            tmp / "src", stored, spacing=(0.7, 0.7, 1.0), bits_stored=12
+        )
+        conn = server.connection()
+        push(conn, [tmp / "src"])
+        study = s.meta["study_uid"]
+        client = connect(conn)
+        ours, anchor = [], []
+        for i in range(3):
+            dest = tmp / f"pull{i}"
+            t = time.perf_counter()
+            res = pull(conn, dest, series_uid=s.series_uid)
+            (vol,) = read_volumes(res.folders[0])
+            ours.append(time.perf_counter() - t)
+            assert res.fetched == nz and np.array_equal(vol.array, s.array)
+            t = time.perf_counter()
+            got = client.retrieve_series(study, s.series_uid)
+            anchor.append(time.perf_counter() - t)
+            assert len(got) == nz
+            shutil.rmtree(dest)
+        return {"ours_s": min(ours), "anchor_s": min(anchor), "budget": 1.2, "slices": nz}
+    finally:
+        orthanc.stop_orthanc(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_sr_export(quick: bool) -> dict:
+    """100 boxes (quick: 100 too; it is small) → DICOM SR bytes."""
+    from napari_clinlabel.core.annotate.boxes import LesionBox, with_slices
+    from napari_clinlabel.core.annotate.grading import Grade
+    from napari_clinlabel.core.export.seg import source_series_datasets
+    from napari_clinlabel.core.export.sr import Observed, build_sr, sr_bytes
+    from napari_clinlabel.core.image.io import read_volumes
+
+    tmp = Path(tempfile.mkdtemp(prefix="clinlabel-bench-sr-"))
+    try:
+        s = _support("dicom_series_factory").write_series(
+            tmp / "ct", np.zeros((20, 64, 64), np.int16)
+        )
+        vol = read_volumes(tmp / "ct")[0]
+        rng = np.random.default_rng(0)
+        observed = []
+        for i in range(100):
+            y, x = rng.integers(0, 50, 2)
+            b = LesionBox((i % 20, y, x), (i % 20, y + 8, x + 10), "benign", 3,
+                          {"finding": "mass"}, f"b{i}", created_by="ann")  # fmt: skip
+            if i % 2:
+                b = with_slices(b, i % 18, i % 18 + 2)
+            observed.append(Observed(b, "ann", None))
+        observed.append(Observed(Grade("assessment", "image", "2", "Benign", "ann", "t", 1),
+                                 "ann", None))  # fmt: skip
+        times = []
+        for _ in range(5):
+            src = source_series_datasets(tmp / "ct", s.series_uid)
+            t = time.perf_counter()
+            data = sr_bytes(build_sr(observed, vol.geometry, vol.spatial_shape, src,
+                                     {"ann": "Ann Reader"}))  # fmt: skip
+            times.append(time.perf_counter() - t)
+            assert len(data) > 1000
+        return {"value_ms": 1000 * statistics.median(times), "budget_ms": 2000, "boxes": 100}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+BENCHMARKS = [bench_pacs_pull, bench_sr_export]
