@@ -9,8 +9,8 @@ from qtpy.QtCore import Qt
 from support.viewer_helpers import add_ct
 
 from napari_clinlabel._widgets.audit import COLUMNS, AuditWidget
-from napari_clinlabel.core.log.present import record_cells
 from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.present import record_cells
 from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.gui
@@ -57,6 +57,7 @@ def test_rows_are_the_records_and_follow_new_ones(audited, qtbot):
     recs = list(iter_records(path))
     rows = _rows(widget)
     assert [r[0] for r in rows] == [str(r["seq"]) for r in recs]
+    assert rows == [list(record_cells(r)) for r in recs]  # the presenter `log show` prints too
     assert [r[4] for r in rows] == ["image.open", "labels.create", "label.paint", "label.paint"]
     assert all(r[2] == recs[0]["actor"]["id"] and r[3] == "annotator" for r in rows)
     assert rows[2][5] == '{"labels":"segmentation"}' and rows[2][6] == "human"
