@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 
 from napari_clinlabel.core.errors import InputError
@@ -54,9 +55,18 @@ from napari_clinlabel.core.privacy.table import (
     rule_for,
 )
 
-# tag -> (keyword, strictest action the table allows: X where removal is one of the choices).
+def _strictest(code: str, is_sequence: bool) -> str:
+    if code == "X" or (code in ("X/D", "X/Z/D", "X/Z") and not is_sequence):
+        return "X"
+    return applied_action(code, is_sequence)
+
+
+# tag -> (keyword, strictest action the table allows): X where removal is one of the choices,
+# except for sequences offered X/Z (references, Type 2 in many IODs) and X/Z/U*, which stay.
 PROFILE_TAGS: dict[int, tuple[str, str]] = {
-    t: (r.keyword, "X" if "X" in r.code else r.code[0]) for t, r in TABLE.items() if r.keyword
+    t: (r.keyword, _strictest(r.code, dictionary_VR(t) == "SQ"))
+    for t, r in TABLE.items()
+    if r.keyword
 }
 PROFILE: dict[str, str] = {kw: a for kw, a in PROFILE_TAGS.values()}
 ALLOWED_VALUES = DUMMY_VALUES
