@@ -55,6 +55,7 @@ from napari_clinlabel.core.privacy.table import (
     rule_for,
 )
 
+
 def _strictest(code: str, is_sequence: bool) -> str:
     if code == "X" or (code in ("X/D", "X/Z/D", "X/Z") and not is_sequence):
         return "X"
