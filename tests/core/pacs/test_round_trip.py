@@ -8,6 +8,7 @@ import pydicom
 from support.dicom_series_factory import phantom_stored, write_series
 from support.orthanc import orthanc  # noqa: F401 - fixture
 
+from napari_clinlabel._reader import read_layers
 from napari_clinlabel.core.annotate.boxes import LesionBox, add_box
 from napari_clinlabel.core.annotate.label_edits import record_label_change, record_labels_create
 from napari_clinlabel.core.export.gate import export
@@ -57,6 +58,10 @@ def test_pacs_round_trip(orthanc, tmp_path):  # noqa: F811
         (back / next(s.series_uid for s in series if s.modality == "SEG")).glob("*.dcm")
     )
     sr_file = next((back / next(s.series_uid for s in series if s.modality == "SR")).glob("*.dcm"))
+    # the pulled SEG series opens in napari as labels named after its segments
+    layers = read_layers(seg_file.parent)
+    assert [t[2] for t in layers] == ["labels"]
+    assert list(layers[0][1]["features"]["label"]) == ["background", "liver"]
     seg_back = hd.seg.segread(seg_file)
     sops = [str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID)
             for f in sorted(folder.glob("*.dcm"))]  # fmt: skip
