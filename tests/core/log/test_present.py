@@ -49,9 +49,7 @@ def test_log_show_prints_the_presenter_cells(tmp_path, capsys):
                model_source("liver-net", "1.2", "e" * 64), actor=Actor("rev", "Rev", "reviewer"))  # fmt: skip
     assert main(["log", "show", str(log.path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert re.split(r"\s{2,}", lines[0]) == [
-        "time (UTC)" if c == "time" else c for c in COLUMNS
-    ]
+    assert re.split(r"\s{2,}", lines[0]) == ["time (UTC)" if c == "time" else c for c in COLUMNS]
     printed = [re.split(r"\s{2,}", line) for line in lines[1:]]
     expected = [list(record_cells(r)) for r in iter_records(log.path)]
     for cells in expected:  # a line ends where its last non-empty cell does
