@@ -13,7 +13,6 @@ import logging
 import os
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +35,10 @@ from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_
 from napari_clinlabel.core.log.identity import ROLES, Actor, Roster, current_actor, find_roster
 from napari_clinlabel.core.log.image_open import image_open_data, record_image_open
 from napari_clinlabel.core.privacy.deid import DeidOptions, DeidReport, deidentify
-from napari_clinlabel.core.privacy.phi_scan import Finding, scan_path
-from napari_clinlabel.core.privacy.policy import (
-    DEID,
-    PHI_WARNING,
-    TARGET,
-    PhiDecision,
-    decide,
-    deid_folder,
-    deid_record_data,
-)
+from napari_clinlabel.core.privacy.policy import DEID, TARGET, deid_folder, deid_record_data
 from napari_clinlabel.glue.label_recorder import LabelRecorder, recorder_by_token
 from napari_clinlabel.glue.layers import LABELS_META
+from napari_clinlabel.glue.phi_check import PhiCheck, PhiChecks
 
 _log = logging.getLogger(__name__)
 _SESSIONS: dict[int, Session] = {}
@@ -78,27 +69,6 @@ def on_new_session(hook: Callable[[Session], None]) -> None:
         _NEW_SESSION_HOOKS.append(hook)
         for session in list(_SESSIONS.values()):
             hook(session)
-
-
-@dataclass(frozen=True)
-class PhiCheck:
-    """The PHI scan of one image layer as the session decided and logged it.
-
-    ``decision`` is None when the policy could not be applied (``error`` says why); annotation
-    is then refused too. ``inserting``: the layer is being added right now, so a listener that
-    removes a refused layer must wait for the next event-loop turn.
-    """
-
-    layer: Any
-    findings: list[Finding] = field(repr=False)
-    decision: PhiDecision | None
-    error: str | None = None
-    inserting: bool = False
-
-    @property
-    def refused(self) -> bool:
-        """True when nothing may be annotated on this image."""
-        return self.decision is None or self.decision.refused
 
 
 def unwrap(obj: Any) -> Any:
@@ -145,8 +115,7 @@ class Session:
         self._logs: dict[str, SessionLog] = {}  # image sha256 -> log
         self._schemas: dict[str, dict[str, Any]] = {}  # image sha256 -> schema ref
         self._recorders: dict[int, LabelRecorder] = {}  # id(labels layer) -> its recorder
-        self._phi: dict[str, tuple[list[Finding], PhiDecision | None, str | None]] = {}  # by sha
-        self._phi_layers: dict[int, PhiCheck] = {}  # id(image layer) -> its check
+        self._phi = PhiChecks(self._open_log, self.roster_for)
         self._near: dict[str, str | None] = {}  # image sha256 -> image path (for its roster)
         self._chosen = False  # True once the user picked an actor in this session
         self.actor_error: str | None = None
@@ -202,10 +171,8 @@ class Session:
 
         Refused (:class:`PermissionRefused`) for an image whose PHI check refused annotation.
         """
-        sha = image_sha256(image_layer)
-        if sha in self._phi and self._phi_refused(sha):
-            _findings, decision, error = self._phi[sha]
-            why = error or "this dataset's policy refuses annotation of identified data"
+        why = self._phi.refusal(image_sha256(image_layer))
+        if why is not None:
             raise PermissionRefused(
                 f"{_display(image_layer)} holds patient identifiers and {why}: de-identify it "
                 "first (the PHI warning offers it, or 'clinlabel deid'). Nothing was recorded."
@@ -359,23 +326,16 @@ class Session:
         :attr:`phi_checked`. A refused image gets no log from :meth:`log_for`.
         """
         image_layer = unwrap(image_layer)
-        known = self._phi_layers.get(id(image_layer))
-        if known is not None and known.layer is image_layer:
+        known = self._phi.known(image_layer)
+        if known is not None:
             return known
         meta = _meta(image_layer)
         src = meta.get("source_path")
         if not src or not meta.get("series_uid") or not Path(src).exists():
             return None  # not DICOM (NIfTI etc. carry no DICOM attributes once read)
-        sha = image_sha256(image_layer)
-        if sha not in self._phi:
-            findings = scan_path(src)
-            if not findings:
-                return None
-            self._phi[sha] = self._decide_phi(image_layer, findings)
-        findings, decision, error = self._phi[sha]
-        check = PhiCheck(image_layer, findings, decision, error, inserting)
-        self._phi_layers[id(image_layer)] = check
-        self.phi_checked.emit(check)
+        check = self._phi.check(image_layer, image_sha256(image_layer), src, inserting)
+        if check is not None:
+            self.phi_checked.emit(check)
         return check
 
     def check_open_layers(self) -> None:
@@ -435,25 +395,6 @@ class Session:
         self._near[sha] = str(source) if source else None
         self.changed.emit()
         return log
-
-    def _decide_phi(
-        self, image_layer: Image, findings: list[Finding]
-    ) -> tuple[list[Finding], PhiDecision | None, str | None]:
-        """Apply the roster's policy and log ``phi.warning``; a failure refuses (and says why)."""
-        try:
-            decision = decide(findings, self.roster_for(image_layer))
-        except ClinlabelError as exc:
-            return findings, None, f"its PHI policy cannot be read ({exc})"
-        try:
-            log = self._open_log(image_layer)
-            log.append(PHI_WARNING, dict(TARGET), decision.record_data())
-        except ClinlabelError as exc:
-            return findings, None, f"its PHI warning cannot be logged ({exc})"
-        return findings, decision, None
-
-    def _phi_refused(self, sha: str) -> bool:
-        _findings, decision, _error = self._phi[sha]
-        return decision is None or decision.refused
 
     def _adopt_roster(self, roster: Roster | None) -> None:
         """Check the actor against an image's roster; until the user chose, take its name/role."""

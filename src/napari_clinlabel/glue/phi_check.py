@@ -1,0 +1,100 @@
+"""PHI checks of one session's images: one scan, one decision and one ``phi.warning`` per image.
+
+Qt-free. The session owns one :class:`PhiChecks`. It decides by the roster's policy
+(``core.privacy.policy``) and records through the session's own log (the ``open_log`` it is
+given), never a log of its own; an image whose check refused annotation then gets no log to
+annotate into (:meth:`PhiChecks.refusal`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.identity import Roster
+from napari_clinlabel.core.privacy.phi_scan import Finding, scan_path
+from napari_clinlabel.core.privacy.policy import PHI_WARNING, TARGET, PhiDecision, decide
+
+
+@dataclass(frozen=True)
+class PhiCheck:
+    """The PHI scan of one image layer as the session decided and logged it.
+
+    ``decision`` is None when the policy could not be applied (``error`` says why); annotation
+    is then refused too. ``inserting``: the layer is being added right now, so a listener that
+    removes a refused layer must wait for the next event-loop turn.
+    """
+
+    layer: Any
+    findings: list[Finding] = field(repr=False)
+    decision: PhiDecision | None
+    error: str | None = None
+    inserting: bool = False
+
+    @property
+    def refused(self) -> bool:
+        """True when nothing may be annotated on this image."""
+        return self.decision is None or self.decision.refused
+
+
+_Outcome = tuple[list[Finding], PhiDecision | None, str | None]  # findings, decision, error
+
+
+class PhiChecks:
+    """The PHI checks of one session (by image digest and by layer)."""
+
+    def __init__(
+        self,
+        open_log: Callable[[Any], AuditLog],
+        roster_for: Callable[[Any], Roster | None],
+    ) -> None:
+        self._open_log = open_log
+        self._roster_for = roster_for
+        self._by_image: dict[str, _Outcome] = {}
+        self._by_layer: dict[int, PhiCheck] = {}
+
+    def known(self, layer: Any) -> PhiCheck | None:
+        """The check already made for ``layer`` (None when it was never checked)."""
+        check = self._by_layer.get(id(layer))
+        return check if check is not None and check.layer is layer else None
+
+    def check(self, layer: Any, sha: str, source: str, inserting: bool) -> PhiCheck | None:
+        """Scan ``source`` once per image, decide and log; the layer's check (None: clean)."""
+        if sha not in self._by_image:
+            findings = scan_path(source)
+            if not findings:
+                return None
+            self._by_image[sha] = self._decide(layer, findings)
+        findings, decision, error = self._by_image[sha]
+        check = PhiCheck(layer, findings, decision, error, inserting)
+        self._by_layer[id(layer)] = check
+        return check
+
+    def refusal(self, sha: str) -> str | None:
+        """Why annotation of image ``sha`` is refused, or None when it is not."""
+        outcome = self._by_image.get(sha)
+        if outcome is None:
+            return None
+        _findings, decision, error = outcome
+        if decision is not None and not decision.refused:
+            return None
+        return error or "this dataset's policy refuses annotation of identified data"
+
+    def _decide(self, layer: Any, findings: list[Finding]) -> _Outcome:
+        """Apply the roster's policy and log ``phi.warning``; a failure refuses (and says why)."""
+        try:
+            decision = decide(findings, self._roster_for(layer))
+        except ClinlabelError as exc:
+            return findings, None, f"its PHI policy cannot be read ({exc})"
+        assert decision is not None  # decide() gives None only for no findings
+        try:
+            self._open_log(layer).append(PHI_WARNING, dict(TARGET), decision.record_data())
+        except ClinlabelError as exc:
+            return findings, None, f"its PHI warning cannot be logged ({exc})"
+        return findings, decision, None
+
+
+__all__ = ["PhiCheck", "PhiChecks"]
