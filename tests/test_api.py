@@ -192,3 +192,23 @@ def test_a_new_logs_first_record_pins_the_signed_rosters_owner(nifti):
     assert first["data"]["owner"] == {"id": "owner", "public_key": owner_key}
     assert "owner" not in second["data"]  # only the log's first record pins it
     assert api.verify_log(nifti).ok
+
+
+def test_boxes_drawn_edited_and_deleted(nifti):
+    with api.open_image(nifti, ANA, schema="abdomen-ct") as image:
+        box = image.add_box((0.5, 2.5, 3.5), (2.5, 9.5, 11.5), cls="benign", confidence=2)
+        with pytest.raises(ClinlabelError, match="not in schema"):
+            image.add_box((0.5, 2.5, 3.5), (2.5, 9.5, 11.5), cls="tumour")
+        with pytest.raises(ClinlabelError, match="outside the image"):
+            image.add_box((0.5, 2.5, 3.5), (9.5, 9.5, 11.5))
+        moved = image.edit_box(box.id, zyx_max=(3.5, 9.5, 11.5), cls="malignant")
+        assert moved.cls == "malignant" and image.boxes()[box.id].zyx_max == (3.5, 9.5, 11.5)
+        with pytest.raises(InputError, match="no box 'nope'"):
+            image.delete_box("nope")
+        image.delete_box(box.id)
+        assert image.boxes() == {}
+    recs = [r for r in _records(nifti) if r["action"].startswith("box.")]
+    assert [r["action"] for r in recs] == ["box.add", "box.edit", "box.delete"]
+    # sizes from the geometry: 3 slices of 2.5 mm, 7 rows of 0.8 mm, 8 columns of 0.7 mm
+    assert np.allclose(recs[0]["data"]["size_mm"], (2 * 2.5, 7 * 0.8, 8 * 0.7))
+    assert recs[1]["data"]["changed"] == ["class", "zyx_max"]

@@ -9,13 +9,13 @@ import pytest
 from qtpy.QtCore import Qt
 from skimage import io as skio
 from support.agreement_fixtures import write_reader_log  # noqa: E402
+from support.trusted_roster import write_roster
 
 from napari_clinlabel._widgets.adjudication import AdjudicationWidget
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.samples import fundus_phantom
 from napari_clinlabel.core.image.volume import PixelGeometry
 from napari_clinlabel.core.log.audit_log import iter_records
-from napari_clinlabel.core.log.signing import init_keys
 from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.core.quality.metrics import label_map_agreement
 from napari_clinlabel.glue.session import get_session, image_sha256
@@ -32,6 +32,7 @@ def _disc(shape, centre, r) -> np.ndarray:
 def test_adjudicating_png_reads_shows_px(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("CLINLABEL_USER", "carol")
     monkeypatch.setenv("CLINLABEL_ROLE", "adjudicator")
+    write_roster(tmp_path, {"alice": ["annotator"], "bob": ["annotator"], "carol": ["adjudicator"]})
     (tmp_path / "adj").mkdir()
     png = tmp_path / "adj" / "fundus.png"
     skio.imsave(png, np.asarray(fundus_phantom().array)[..., 1], check_contrast=False)
@@ -62,7 +63,6 @@ def test_adjudicating_png_reads_shows_px(make_napari_viewer, qtbot, tmp_path, mo
     viewer.window.add_dock_widget(widget)
     errors: list[str] = []
     monkeypatch.setattr(get_session(viewer), "report_error", lambda exc: errors.append(str(exc)))
-    init_keys("carol")
 
     qtbot.keyClicks(widget._logs, ";".join(map(str, logs)))
     qtbot.mouseClick(widget._load, LEFT)

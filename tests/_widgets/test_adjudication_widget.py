@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from qtpy.QtCore import Qt
 from support.agreement_fixtures import ellipsoid, write_reader_log  # noqa: E402
+from support.trusted_roster import write_roster
 from support.viewer_helpers import SHAPE, add_ct
 
 from napari_clinlabel._widgets.adjudication import DISAGREEMENT, DRAFT, AdjudicationWidget
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.log.audit_log import iter_records
-from napari_clinlabel.core.log.signing import init_keys
 from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.glue.session import get_session, image_sha256
 
@@ -27,9 +27,13 @@ def _reader_labels():
     return a, b
 
 
+ROLES = {"alice": ["annotator", "adjudicator"], "bob": ["annotator"], "carol": ["adjudicator"]}
+
+
 def _setup(make_napari_viewer, tmp_path, monkeypatch, user, role):
     monkeypatch.setenv("CLINLABEL_USER", user)
     monkeypatch.setenv("CLINLABEL_ROLE", role)
+    write_roster(tmp_path, ROLES)  # adjudicator roles come from an owner-signed roster (and keys)
     (tmp_path / "adj").mkdir()
     viewer = make_napari_viewer()
     image = add_ct(viewer, tmp_path / "adj")
@@ -59,7 +63,6 @@ def test_adjudicator_accepts_a_reader_and_signs(make_napari_viewer, tmp_path, mo
     viewer, image, widget, logs, errors, a, b = _setup(
         make_napari_viewer, tmp_path, monkeypatch, "carol", "adjudicator"
     )
-    init_keys("carol")
     qtbot.keyClicks(widget._logs, ";".join(map(str, logs)))
     qtbot.mouseClick(widget._load, Qt.MouseButton.LeftButton)
     assert errors == []
@@ -98,7 +101,6 @@ def test_merge_then_paint_is_a_redraw(make_napari_viewer, tmp_path, monkeypatch,
     viewer, image, widget, logs, errors, a, b = _setup(
         make_napari_viewer, tmp_path, monkeypatch, "carol", "adjudicator"
     )
-    init_keys("carol")
     qtbot.keyClicks(widget._logs, ";".join(map(str, logs)))
     qtbot.mouseClick(widget._load, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(widget._merge, Qt.MouseButton.LeftButton)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from html import escape
 from typing import Any
 
 from qtpy.QtCore import Qt
@@ -134,9 +135,12 @@ class SessionWidget(QWidget):
         actor = session.actor
         roster = _quiet(session.roster_for, image)
         if actor is None:
-            self._who.setText(f"<b>nobody</b> — {session.actor_error}")
+            self._who.setText(f"<b>nobody</b> — {escape(str(session.actor_error), quote=False)}")
         else:
-            self._who.setText(f"<b>{actor.name}</b> ({actor.id}) as <b>{actor.role}</b>")
+            # names and ids are text, never markup (a rich-text label would render them)
+            who = f"<b>{escape(actor.name, quote=False)}</b> ({escape(actor.id, quote=False)}) as <b>{actor.role}</b>"
+            self._who.setText(who)
+        self._origin.setTextFormat(Qt.TextFormat.PlainText)
         self._origin.setText(_origin(roster))
         self._origin.setToolTip(roster.authority() if roster is not None else "no roster")
         self._user.setText(actor.id if actor else "")

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from napari_clinlabel.core.annotate.boxes import LesionBox, add_box, load_boxes
+from napari_clinlabel.core.annotate.boxes import (
+    LesionBox,
+    add_box,
+    delete_box,
+    edit_box,
+    load_boxes,
+)
 from napari_clinlabel.core.annotate.grading import (
     Grade,
     grade_item,
@@ -147,6 +153,26 @@ class AnnotationSession:
         with self._schema_in_force(sch):
             add_box(self.log, box, self.volume, sch)
         return box
+
+    def edit_box(
+        self,
+        box_id: str,
+        *,
+        schema: str | os.PathLike[str] | Schema | None = None,
+        **changes: Any,
+    ) -> LesionBox:
+        """Change a box in force (``zyx_min``, ``zyx_max``, ``cls``, ``confidence``,
+        ``attributes``); one ``box.edit`` record. Returns the box as changed."""
+        box = self._box(box_id)
+        sch = schema_of(schema) or self.schema
+        with self._schema_in_force(sch):
+            new, _rec = edit_box(self.log, box, changes, self.volume, sch)
+        return new
+
+    def delete_box(self, box_id: str) -> dict[str, Any]:
+        """Delete a box in force; one ``box.delete`` record."""
+        self._box(box_id)
+        return delete_box(self.log, box_id)
 
     def boxes(self) -> dict[str, LesionBox]:
         """The boxes in force, by id (drawn, or accepted from proposals)."""
@@ -307,6 +333,15 @@ class AnnotationSession:
                 record_labels_create(self.log, name, arr.shape, arr.dtype)
             self._labels[name] = arr
         return arr
+
+    def _box(self, box_id: str) -> LesionBox:
+        box = self.boxes().get(box_id)
+        if box is None:
+            raise InputError(
+                f"{self.source.name}: no box {box_id!r} is in force (boxes: "
+                f"{', '.join(self.boxes()) or 'none'}); nothing was recorded."
+            )
+        return box
 
     @contextmanager
     def _schema_in_force(self, schema: Schema | None) -> Iterator[None]:

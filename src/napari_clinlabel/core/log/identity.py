@@ -276,7 +276,8 @@ def current_actor(near: str | os.PathLike[str] | None = None, role: str | None =
     """The human acting now: env vars, else OS login; the roster (if any) names and checks roles.
 
     ``role`` asks for a specific role (e.g. adjudicator); it must be one a roster signed by its
-    owner grants. Without such a roster nobody acts above annotator.
+    owner grants. Without such a roster nobody acts above annotator (checked when ``near``
+    names an image or a roster is named; otherwise when acting on an image).
     """
     user_id = os.environ.get("CLINLABEL_USER") or login_name()
     wanted = role or os.environ.get("CLINLABEL_ROLE")
@@ -293,13 +294,15 @@ def current_actor(near: str | os.PathLike[str] | None = None, role: str | None =
         if wanted is None:
             wanted = granted[0]
         elif wanted not in granted:
-            raise PermissionRefused(_not_granted(roster, user_id, wanted))
-    elif wanted not in (None, "annotator"):
-        raise PermissionRefused(_not_granted(roster, user_id, wanted))
+            raise PermissionRefused(not_granted(roster, user_id, wanted))
+    elif wanted not in (None, "annotator") and (near is not None or roster is not None):
+        # with no image named yet (a napari session starting) the roster is not known: the role
+        # is checked against each image's roster when acting on it
+        raise PermissionRefused(not_granted(roster, user_id, wanted))
     return Actor(user_id, name, wanted or "annotator")
 
 
-def _not_granted(roster: Roster | None, user_id: str, wanted: str) -> str:
+def not_granted(roster: Roster | None, user_id: str, wanted: str) -> str:
     """Why ``user_id`` may not act as ``wanted`` (one line naming the roster and the fix)."""
     if roster is None:
         return (f"{user_id!r} may not act as {wanted}: no roster signed by its owner is in force "
