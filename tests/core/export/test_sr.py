@@ -166,3 +166,29 @@ def test_cli_export_dicom_sr_and_labelmap_flag(annotated, capsys):
         main(["export", str(tmp_path / "ct"), "--format", "dicom-seg", "--seg-type", "x",
               "-o", str(tmp_path / "s.dcm")])  # fmt: skip
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_sr_on_a_single_2d_dicom_image(tmp_path):
+    """A 2D DICOM image (one file): boxes are planar regions on that image; BI-RADS grades coded."""
+    from support.dicom_factory import write_secondary_capture
+
+    path = write_secondary_capture(tmp_path / "mg.dcm", spacing_tag="PixelSpacing")
+    vol = read_volumes(path)[0]
+    assert vol.geometry.ndim == 2
+    log = AuditLog.for_image(path, vol.image_ref(), ANN, LESIONS.ref())
+    add_box(log, LesionBox((2.5, 3.5), (10.5, 13.5), "benign", 2, {}, "b2d"), vol, LESIONS)
+    log.schema = BIRADS.ref()
+    set_grade(log, BIRADS.scales["assessment"], "2")
+    log.close()
+    res = export(path, "dicom-sr", tmp_path / "mg_sr.dcm", actor=ANN)
+    assert dciodvfy_errors(res.outputs[0].path) == []
+    sr = hd.sr.srread(res.outputs[0].path)
+    (g,) = sr.content.get_planar_roi_measurement_groups()
+    np.testing.assert_allclose(g.roi.value[0], [4.0, 3.0])  # (column, row) = (x + 0.5, y + 0.5)
+    sizes = {m.name.meaning: m.value for m in g.get_measurements()}
+    assert sizes == {"Width": pytest.approx(10 * 0.25), "Height": pytest.approx(8 * 0.25)}
+    grades = {e.name.meaning: e.value for grp in sr.content.get_image_measurement_groups()
+              for e in grp.get_qualitative_evaluations()}  # fmt: skip
+    assert grades["Assessment Category"] == hd.sr.CodedConcept(
+        "397141009", "SCT", "Mammography assessment (Category 2) - Benign finding"
+    )

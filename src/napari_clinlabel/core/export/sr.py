@@ -33,9 +33,11 @@ import copy
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
@@ -394,9 +396,13 @@ def sr_from_log(log_path: Any, volume: Any, records: Sequence[dict[str, Any]]) -
             "draw boxes or grade first."
         )
     files = volume.meta.get("source_files") or volume.source_path
-    source = source_series_datasets(files, volume.series_uid)
+    if volume.geometry.ndim == 2 and Path(volume.source_path).is_file():
+        # one image (MG, CR, DX, SC): it has no ImagePositionPatient to order slices by
+        source = [pydicom.dcmread(volume.source_path, stop_before_pixels=True)]
+    else:
+        source = source_series_datasets(files, volume.series_uid)
     sops = volume.meta.get("sop_instance_uids")
-    if sops:
+    if sops and volume.geometry.ndim == 3:
         wanted = set(sops)
         source = [ds for ds in source if str(ds.SOPInstanceUID) in wanted]
     sr = build_sr(observed, volume.geometry, tuple(volume.spatial_shape), source, names)
