@@ -29,6 +29,7 @@ SUBCOMMAND_MODULES = (
     "gold",
     "report",
     "pacs",
+    "dataset",
 )
 
 
@@ -39,6 +40,7 @@ COMMAND_MODULES = {
     "prelabel": "prelabel",
     "export": "export", "phi-scan": "phi", "deid": "phi", "agreement": "agreement",
     "gold-panel": "gold", "report": "report", "pacs": "pacs",
+    "dataset": "dataset",
 }  # fmt: skip
 
 

@@ -1,0 +1,178 @@
+"""Where the programme stands (``dataset status``), the adjudication queue its triggers fill,
+and the next case for a reader (``dataset next``).
+
+A trigger trips for a case with two or more completed production reads when, between any two of
+them, a label's Dice (final labels, :func:`~napari_clinlabel.core.quality.agreement.logs_agreement`)
+falls below the design's ``dice_below`` threshold for that label (``default`` otherwise), or a
+high-stakes grade differs. The case then waits in the adjudication queue until an adjudicator's
+log of it holds an ``adjudicate`` record. Nothing here writes: status is read from the logs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+from typing import Any
+
+from napari_clinlabel.core.errors import ClinlabelError, InputError, PermissionRefused
+from napari_clinlabel.core.programme.dataset import Dataset, State
+from napari_clinlabel.core.programme.design import readers_needed
+from napari_clinlabel.core.programme.reads import (
+    COMPLETED,
+    IN_PROGRESS,
+    NOT_STARTED,
+    ReadState,
+    read_state,
+)
+from napari_clinlabel.core.quality.adjudication import is_adjudicated
+from napari_clinlabel.core.quality.agreement import logs_agreement
+
+
+def triggers(
+    ds: Dataset, case_id: str, readers: list[str], states: dict[str, ReadState]
+) -> list[str]:
+    """Why ``case_id`` needs adjudication (empty: it does not)."""
+    adj = ds.manifest["adjudication"]
+    dice_below = adj.get("dice_below") or {}
+    stakes = [str(s) for s in adj.get("high_stakes_grades") or []]
+    done = [u for u in readers if states[u].status == COMPLETED]
+    why: list[str] = []
+    for a, b in itertools.combinations(done, 2):
+        for scale in stakes:
+            ga, gb = states[a].grades.get(scale), states[b].grades.get(scale)
+            if ga != gb:
+                why.append(f"{scale}: {a} {ga} vs {b} {gb} (high-stakes grade)")
+        try:
+            labels = logs_agreement(ds.read_log(case_id, a), ds.read_log(case_id, b))["labels"]
+        except InputError:  # no labels in these reads (a grading-only read): grades decide
+            continue
+        for label, m in sorted(labels.items()):
+            t = float(dice_below.get(label, dice_below.get("default", 0.0)))
+            if m["dice"] is not None and m["dice"] < t:
+                why.append(f"label {label}: Dice {m['dice']:.3f} between {a} and {b} < {t}")
+    return why
+
+
+def _adjudicated(ds: Dataset, case_id: str) -> bool:
+    return any(
+        ds.read_log(case_id, u).is_file() and is_adjudicated(ds.read_log(case_id, u))
+        for u in ds.readers("adjudicator")
+    )
+
+
+def status(ds: Dataset, st: State | None = None) -> dict[str, Any]:
+    """Progress per reader and class, double-read rates achieved vs design, open adjudications,
+    calibration state (JSON-friendly)."""
+    st = st or ds.state()
+    by_case: dict[str, list[str]] = defaultdict(list)
+    for a in st.assignments:
+        by_case[a["case"]].append(a["reader"])
+    per_reader: dict[str, Counter[str]] = defaultdict(Counter)
+    per_class: dict[str, dict[str, Any]] = {}
+    queue: list[dict[str, Any]] = []
+    for case in st.cases.values():
+        readers = by_case.get(case.id, [])
+        states = {u: read_state(ds.read_log(case.id, u)) for u in readers}
+        for u, s in states.items():
+            per_reader[u][s.status] += 1
+            per_reader[u]["assigned"] += 1
+            if case.honeypot:
+                per_reader[u]["honeypots"] += 1
+        if case.honeypot:
+            continue
+        done = [s for s in states.values() if s.status == COMPLETED]
+        _, cls, rate = readers_needed(ds.manifest, case, done)
+        c = per_class.setdefault(cls, {"design_rate": rate, "cases": 0, "double_assigned": 0,
+                                       "double_completed": 0, "reads_completed": 0})  # fmt: skip
+        c["cases"] += 1
+        c["double_assigned"] += len(readers) >= 2
+        c["double_completed"] += len(done) >= 2
+        c["reads_completed"] += len(done)
+        if len(done) >= 2 and not _adjudicated(ds, case.id):
+            why = triggers(ds, case.id, readers, states)
+            if why:
+                queue.append(
+                    {
+                        "case": case.id,
+                        "readers": [u for u in readers if states[u].status == COMPLETED],
+                        "why": why,
+                    }
+                )
+    for c in per_class.values():
+        c["achieved_rate"] = c["double_assigned"] / c["cases"] if c["cases"] else 0.0
+    calibration = {}
+    for u in ds.readers("annotator"):
+        hist = [c for c in st.calibrations if c["reader"] == u]
+        calibration[u] = {
+            "current": st.calibrated(u, ds.major),
+            "history": [
+                {
+                    "guideline": c["guideline"],
+                    "passed": c["passed"],
+                    "time": c["time"],
+                    **c.get("figures", {}),
+                }
+                for c in hist
+            ],  # fmt: skip
+        }
+    return {
+        "dataset": ds.manifest["id"],
+        "guideline": ds.guideline,
+        "cases": len(st.cases),
+        "honeypots": sum(c.honeypot for c in st.cases.values()),
+        "assignments": len(st.assignments),
+        "readers": {
+            u: {
+                k: int(per_reader[u][k])
+                for k in ("assigned", NOT_STARTED, IN_PROGRESS, COMPLETED, "honeypots")
+            }
+            for u in sorted(set(per_reader) | set(ds.readers("annotator")))
+        },  # fmt: skip
+        "classes": per_class,
+        "adjudication_queue": queue,
+        "calibration": calibration,
+    }
+
+
+def next_case(ds: Dataset, reader: str, st: State | None = None) -> dict[str, Any] | None:
+    """The next case for ``reader``: their first unfinished assignment (in progress before not
+    started), else, for an adjudicator, the first open adjudication they did not read."""
+    st = st or ds.state()
+    if reader not in ds.roster.users:
+        raise InputError(f"{ds.roster.path}: {reader!r} is not in the roster; check the id")
+    roles = ds.roster.roles_of(reader)
+    if "annotator" in roles:
+        if not st.calibrated(reader, ds.major):
+            raise PermissionRefused(
+                f"{reader!r} has not passed the gold panel for guideline {ds.guideline['version']} "
+                f"(major version {ds.major}); no cases until calibrated: the owner records it with "
+                "'clinlabel dataset calibrate'"
+            )
+        mine = [a for a in st.assignments if a["reader"] == reader]
+        states = [(a, read_state(ds.read_log(a["case"], reader))) for a in mine]
+        for wanted in (IN_PROGRESS, NOT_STARTED):
+            for a, s in states:
+                if s.status == wanted:
+                    return _entry(ds, st, a["case"], reader, s.status, "read")
+    if "adjudicator" in roles:
+        person = ds.roster.person_of(reader)
+        for item in status(ds, st)["adjudication_queue"]:
+            if all(ds.roster.person_of(u) != person for u in item["readers"]):
+                e = _entry(ds, st, item["case"], reader, "to adjudicate", "adjudicate")
+                e["reads"] = [str(ds.read_log(item["case"], u)) for u in item["readers"]]
+                e["why"] = item["why"]
+                return e
+    return None
+
+
+def _entry(
+    ds: Dataset, st: State, case_id: str, reader: str, state: str, task: str
+) -> dict[str, Any]:
+    case = st.cases[case_id]
+    path = ds.folder / case.path if not case.path.startswith("/") else case.path
+    # whether the case is a honeypot is never said: gold cases are mixed in blindly
+    return {"case": case_id, "path": str(path), "task": task, "status": state,
+            "log": str(ds.read_log(case_id, reader))}  # fmt: skip
+
+
+__all__ = ["triggers", "status", "next_case", "ClinlabelError"]

@@ -1,0 +1,153 @@
+"""A scripted programme through ``clinlabel dataset``: owner, 3 annotators, a reviewer, an
+adjudicator, 60 cases (6 honeypots = 10 %, a class read twice at 100 %). Checked: the manifest's
+signature (cryptography, over the documented statement), the calibration gate, assignments per
+design (counts derived by hand from the design), blinding, a trigger filling the adjudication
+queue, the adjudicator's next case, and the dataset log verifying with ``clinlabel log verify``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from support.programme_fixtures import make_programme, write_read
+
+from napari_clinlabel.cli import main
+from napari_clinlabel.core.log.audit_log import iter_records
+
+
+def _grades(path, rows):
+    path.write_text("item,grade\n" + "".join(f"{i},{g}\n" for i, g in rows))
+    return path
+
+
+def _json(capsys, argv):
+    assert main(argv) in (0, 1)
+    return json.loads(capsys.readouterr().out)
+
+
+def test_programme_end_to_end(tmp_path, monkeypatch, capsys):
+    ds, cases, gold = make_programme(tmp_path, n_cases=54, n_honeypots=6)
+    d = str(ds)
+    monkeypatch.setenv("CLINLABEL_USER", "olga")
+    assert main(["dataset", "init", d, "--design", str(tmp_path / "design.toml")]) == 0
+    manifest = ds / "clinlabel-dataset.json"
+    owner_key = json.loads(manifest.read_text())["roster"]["owner"]["public_key"]
+    sig = base64.b64decode((ds / "clinlabel-dataset.json.sig").read_text())
+    Ed25519PublicKey.from_public_bytes(base64.b64decode(owner_key)).verify(
+        sig, b"clinlabel-dataset/1\n" + manifest.read_bytes()
+    )
+    assert main(["dataset", "add", d, *map(str, cases[:44])]) == 0
+    assert main(["dataset", "add", d, "--class", "high-risk", *map(str, cases[44:])]) == 0
+    assert main(["dataset", "add", d, "--honeypot", "--gold-author", "ann", *map(str, gold)]) == 0
+    capsys.readouterr()
+
+    # calibration gate: nobody calibrated -> nothing assigned, and next is refused
+    assert main(["dataset", "assign", d]) == 0
+    assert "0 assignment(s)" in capsys.readouterr().out
+    assert main(["dataset", "next", d, "--reader", "ann"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "gold panel for guideline 2.0" in err
+
+    rows = [(f"g{i}", v) for i, v in enumerate(["1", "2", "3", "4A", "5", "2", "1", "3"])]
+    gold_csv = _grades(tmp_path / "gold.csv", rows)
+    good = _grades(tmp_path / "good.csv", rows)
+    bad = _grades(tmp_path / "bad.csv", [(i, "1") for i, _ in rows])
+    for reader, table, code in (("ann", good, 0), ("ben", good, 0), ("cat", bad, 1)):
+        assert main(["dataset", "calibrate", d, "--reader", reader, "--gold-grades", str(gold_csv),
+                     "--reader-grades", str(table), "--schema", "birads", "--scale", "assessment"]) == code  # fmt: skip
+    monkeypatch.setenv("CLINLABEL_USER", "ann")  # a reader cannot record calibrations or assign
+    assert main(["dataset", "assign", d]) == 2
+    assert "only the dataset owner 'olga'" in capsys.readouterr().err
+    monkeypatch.setenv("CLINLABEL_USER", "olga")
+    assert main(["dataset", "assign", d]) == 0
+    capsys.readouterr()
+
+    records = list(iter_records(ds / "clinlabel-dataset.jsonl"))
+    assigned = [r for r in records if r["action"] == "case.assign"]
+    assert all(r["actor"]["id"] == "olga" for r in assigned)
+    by_case: dict[str, list[str]] = {}
+    for r in assigned:
+        by_case.setdefault(r["target"]["case"], []).append(r["data"]["reader"])
+    assert "cat" not in {r for rs in by_case.values() for r in rs}  # failed calibration
+    for i in range(44, 54):  # the 100 % class: two different readers each
+        assert sorted(by_case[f"case{i:03d}"]) == ["ann", "ben"]
+    for i in range(44):
+        assert 1 <= len(by_case[f"case{i:03d}"]) <= 2
+    # honeypots: never to their gold answer's author; ben gets round(0.1 * prod / 0.9)
+    hp = {c: rs for c, rs in by_case.items() if c.startswith("gold")}
+    assert all("ann" not in rs for rs in hp.values())
+    ben_prod = sum("ben" in rs for c, rs in by_case.items() if c.startswith("case"))
+    assert sum("ben" in rs for rs in hp.values()) == round(0.1 * ben_prod / 0.9)
+    load = Counter(r for c, rs in by_case.items() if c.startswith("case") for r in rs)
+    assert abs(load["ann"] - load["ben"]) <= 1  # balanced
+
+    # reads of one high-risk case disagree on BI-RADS and barely overlap: the trigger trips
+    write_read(ds / "reads" / "case050__ann.clinlabel.jsonl", "ann", "case050", (2, 2), "4A")
+    write_read(ds / "reads" / "case050__ben.clinlabel.jsonl", "ben", "case050", (6, 6), "2")
+    # two reads that agree exactly: no trigger
+    write_read(ds / "reads" / "case051__ann.clinlabel.jsonl", "ann", "case051", (2, 2), "3")
+    write_read(ds / "reads" / "case051__ben.clinlabel.jsonl", "ben", "case051", (2, 2), "3")
+    s = _json(capsys, ["dataset", "status", d, "--json"])
+    assert [q["case"] for q in s["adjudication_queue"]] == ["case050"]
+    why = " ".join(s["adjudication_queue"][0]["why"])
+    # Dice of two 6x6 squares offset by (4, 4): overlap 2x2 -> 2*4/(36+36)
+    assert "assessment: ann 4A vs ben 2" in why and f"Dice {2 * 4 / 72:.3f}" in why
+    assert s["classes"]["high-risk"]["achieved_rate"] == 1.0
+    assert s["classes"]["high-risk"]["design_rate"] == 1.0
+    assert s["classes"]["high-risk"]["double_completed"] == 2
+    assert (
+        s["calibration"]["cat"]["current"] is False and s["calibration"]["ann"]["current"] is True
+    )
+    assert s["readers"]["ann"]["completed"] == 2
+    assert s["honeypots"] == 6 and s["cases"] == 60
+
+    e = _json(capsys, ["dataset", "next", d, "--reader", "adj", "--json"])
+    assert e["case"] == "case050" and e["task"] == "adjudicate" and len(e["reads"]) == 2
+    e = _json(capsys, ["dataset", "next", d, "--reader", "ann", "--json"])
+    assert e["task"] == "read" and e["status"] == "not started" and "honeypot" not in json.dumps(e)
+    assert e["case"] in {c for c, rs in by_case.items() if "ann" in rs} - {"case050", "case051"}
+
+    assert main(["log", "verify", str(ds / "clinlabel-dataset.jsonl")]) == 0
+    assert "signed by its owner 'olga'" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    ds, cases, _ = make_programme(tmp_path, n_cases=2, n_honeypots=0)
+    d = str(ds)
+    monkeypatch.setenv("CLINLABEL_USER", "olga")
+    bad = tmp_path / "bad.toml"
+    checks = []
+    bad.write_text("[reading]\nhoneypot_rate = 10\n")
+    checks.append(
+        (["dataset", "init", d, "--design", str(bad)], "a rate must be a number from 0 to 1")
+    )
+    checks.append((["dataset", "status", d], "not a dataset (no manifest)"))
+    for argv, message in checks:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    monkeypatch.setenv("CLINLABEL_USER", "ann")
+    assert main(["dataset", "init", d]) == 2
+    assert "only the roster's owner 'olga'" in capsys.readouterr().err
+    monkeypatch.setenv("CLINLABEL_USER", "olga")
+    assert main(["dataset", "init", d]) == 0
+    checks = [
+        (["dataset", "init", d], "is a dataset already"),
+        (["dataset", "add", d, str(tmp_path / "nope.nii")], "no such file or folder"),
+        (["dataset", "add", d, "--honeypot", str(cases[0])], "needs its gold answer's author"),
+        (["dataset", "next", d, "--reader", "zed"], "'zed' is not in the roster"),
+    ]
+    for argv, message in checks:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert main(["dataset", "add", d, str(cases[0])]) == 0
+    assert main(["dataset", "add", d, str(cases[0])]) == 2
+    assert "is already case 'case000'" in capsys.readouterr().err
+    # a manifest edited after the owner signed it is refused
+    m = ds / "clinlabel-dataset.json"
+    m.write_text(m.read_text().replace('"readers_per_case": 1', '"readers_per_case": 3'))
+    assert main(["dataset", "status", d]) == 2
+    assert "not signed by the roster's owner" in capsys.readouterr().err
