@@ -353,3 +353,26 @@ def test_report_says_invalid_for_a_key_the_roster_does_not_list(ds, tmp_path, mo
     assert "signed by its owner 'owner'" in printed  # the authority used
     html = out.read_text(encoding="utf-8")
     assert "BROKEN" in html and "does not list" in html and "1 signature(s) valid" not in html
+
+
+def test_signatures_and_roles_checked_the_same_when_the_log_is_split(ds, monkeypatch, capsys):
+    """Parts checked in other processes know seq 0 (identity, pinned owner) too."""
+    from napari_clinlabel.core.log.authority import verify_trusted
+
+    log = AuditLog(ds / "img.png.clinlabel.jsonl", IMAGE, Actor("ann", "ann"))
+    for i in range(600):
+        log.append("label.paint", {"labels": "L"}, {"voxels": i, "note": "x" * 40})
+    log.close()
+    sign(monkeypatch, capsys, ds, "rev", "reviewer")
+    path = ds / "img.png.clinlabel.jsonl"
+    one, _ = verify_trusted(path, workers=1)
+    two, _ = verify_trusted(path, workers=2)
+    assert one.ok and one.signatures_checked == 1 and two == one
+    recs = lines_of(path)
+    recs[-1]["data"]["meaning"] = "approval"
+    reseal(recs, len(recs) - 1)
+    write(path, recs)
+    one, _ = verify_trusted(path, workers=1)
+    two, _ = verify_trusted(path, workers=2)
+    assert not one.ok and one.first_bad_seq == len(recs) - 1 and "does not verify" in one.reason
+    assert two == one
