@@ -380,10 +380,7 @@ def iter_pull(
             if cancelled():
                 log.info("WADO: pull of series %s cancelled after %d instances", se, fetched)
                 return
-            try:
-                ds = _call(conn, f"retrieving series {se}", lambda it=it: next(it, None))
-            except PacsError:
-                raise
+            ds = _call(conn, f"retrieving series {se}", lambda it=it: next(it, None))
             if ds is None:
                 break
             sop = str(ds.get("SOPInstanceUID", ""))
