@@ -3,7 +3,8 @@
 Credentials never go on the command line (shell history, ``ps``): ``--user NAME`` takes its
 password from ``CLINLABEL_PACS_PASSWORD``; a bearer token comes from ``CLINLABEL_PACS_TOKEN``.
 TLS certificates are verified (system CAs, or ``--ca-bundle FILE``) unless ``--insecure``.
-Output names studies and series by UID, date, modality and description; never patient data.
+Output names studies and series by UID, date, modality and description (free text, shown, never
+logged); no patient name or ID.
 """
 
 from __future__ import annotations
