@@ -15,6 +15,7 @@ import shutil
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 from pydicom.dataset import Dataset
 
 from napari_clinlabel.core.errors import ClinlabelError
@@ -105,8 +106,7 @@ def find_text(ds: Dataset) -> list[Region]:
             "OCR unavailable: install tesseract-ocr (apt) and pytesseract (pip) to check "
             "burned-in text"
         )
-    import pytesseract  # optional dependency, imported only when an image needs OCR
-    from PIL import Image
+    import pytesseract  # optional dependency (the ocr extra), imported only when an image needs OCR
 
     arr = _frames(ds)
     picks = sorted({0, len(arr) // 2, len(arr) - 1})

@@ -8,6 +8,7 @@ be parsed, or is cut short, is *unreadable* — never clean, never silently skip
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import warnings
@@ -89,10 +90,11 @@ def read(path: Path, *, stop_before_pixels: bool = False) -> Dataset:
         warnings.simplefilter("ignore")  # odd files warn on every element; the result is checked
         try:
             offset = data_set_offset(path) or 0
-            if offset:
+            if offset:  # pydicom rewinds to 0 when it finds no preamble: hand it the rest
                 with open(path, "rb") as fh:
                     fh.seek(offset)
-                    ds = pydicom.dcmread(fh, force=True, stop_before_pixels=stop_before_pixels)
+                    body = io.BytesIO(fh.read())
+                ds = pydicom.dcmread(body, force=True, stop_before_pixels=stop_before_pixels)
             else:
                 ds = pydicom.dcmread(path, force=True, stop_before_pixels=stop_before_pixels)
         except Exception as exc:  # pydicom raises many kinds on malformed input
@@ -110,6 +112,10 @@ def read(path: Path, *, stop_before_pixels: bool = False) -> Dataset:
     if no_pixels and len(ds) < 5 and "SOPClassUID" not in ds:
         raise Unreadable(f"a fragment of {len(ds)} attribute(s) without SOP Class UID "
                          "(truncated, or not an instance): it cannot be checked")  # fmt: skip
+    if getattr(ds, "file_meta", None) is None:
+        ds.file_meta = FileMetaDataset()
+    if not ds.file_meta.get("TransferSyntaxUID"):  # header-less: the encoding pydicom found
+        ds.file_meta.TransferSyntaxUID = transfer_syntax(ds)
     try:  # values are parsed lazily: a cut or corrupt value raises here, not later
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
