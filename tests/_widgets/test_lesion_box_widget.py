@@ -73,7 +73,7 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     assert a["attributes"] == {"margin": "spiculated", "finding": "mass"}
     assert a["zyx_min"] == pytest.approx([10, 20, 30], abs=1e-6)
     # size by hand: 25 rows × 0.8 mm, 30 columns × 0.8 mm, flat on one slice
-    assert a["size_mm"] == pytest.approx([0.0, 25 * 0.8, 30 * 0.8])
+    assert a["size_mm"] == pytest.approx([2.5, 25 * 0.8, 30 * 0.8])
     assert a["volume_ml"] is None
     assert "20.0 × 24.0 mm" in w._size.text()
 
@@ -96,7 +96,7 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
         2,
         "circumscribed",
     )
-    assert b["size_mm"] == pytest.approx([0.0, 10 * 0.8, 15 * 0.8])
+    assert b["size_mm"] == pytest.approx([2.5, 10 * 0.8, 15 * 0.8])
     assert w._table.rowCount() == 2
     assert w._table.item(1, 7).text() == recs[1]["actor"]["id"]  # who drew it, live
     id_a, id_b = a["id"], b["id"]
@@ -131,7 +131,7 @@ def test_draw_attribute_extend_move_delete_and_reopen(make_napari_viewer, qtbot,
     rec = box_records(log_path)[-1]
     assert rec["action"] == "box.edit" and rec["target"] == {"box": id_b}
     assert rec["data"]["zyx_min"] == pytest.approx([14, 65, 14], abs=1e-6)
-    assert rec["data"]["size_mm"] == pytest.approx([0.0, 8.0, 12.0])
+    assert rec["data"]["size_mm"] == pytest.approx([2.5, 8.0, 12.0])
 
     # change the class of the selected box in the form → one box.edit
     qtbot.wait(10)

@@ -7,6 +7,7 @@ from typing import Any
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QAbstractItemView, QComboBox, QFormLayout, QTableWidget, QWidget
 
+from napari_clinlabel.core.annotate.box_view import NOT_SET
 from napari_clinlabel.core.annotate.boxes import LesionBox
 
 
@@ -14,6 +15,8 @@ class BoxForm(QWidget):
     """Combos for a box's class, confidence and attributes, filled from a lesion schema.
 
     ``changed`` fires when the user changes a value (not when :meth:`show_box` fills the form).
+    Every combo starts on "not set" (recorded as null / left out): a box never gets a class,
+    confidence or attribute that no human chose for it.
     """
 
     changed = Signal()
@@ -42,12 +45,12 @@ class BoxForm(QWidget):
                 self._form.removeRow(combo)
             self.attr_combos.clear()  # cleared in place: callers may hold the dict
             self.cls_combo.clear()
-            self.cls_combo.addItems(schema.lesion_classes or ["indeterminate"])
+            self.cls_combo.addItems([NOT_SET, *schema.lesion_classes])
             self.confidence_combo.clear()
-            self.confidence_combo.addItems([""] + [str(c) for c in schema.confidence])
+            self.confidence_combo.addItems([NOT_SET] + [str(c) for c in schema.confidence])
             for name, values in schema.lesion_attributes.items():
                 combo = QComboBox()
-                combo.addItems(["", *values])
+                combo.addItems([NOT_SET, *values])
                 combo.currentTextChanged.connect(self._on_changed)
                 self.attr_combos[name] = combo
                 self._form.addRow(name.capitalize(), combo)
@@ -55,15 +58,22 @@ class BoxForm(QWidget):
             self._filling = False
 
     def values(self) -> dict[str, Any]:
-        """``cls``, ``confidence`` and ``attributes`` as chosen (unset attributes left out)."""
-        conf = self.confidence_combo.currentText()
+        """``cls``, ``confidence`` (None: not set) and ``attributes`` (unset ones left out)."""
+        cls, conf = _chosen(self.cls_combo), _chosen(self.confidence_combo)
         return {
-            "cls": self.cls_combo.currentText(),
+            "cls": cls,
             "confidence": int(conf) if conf else None,
-            "attributes": {
-                k: c.currentText() for k, c in self.attr_combos.items() if c.currentText()
-            },
+            "attributes": {k: v for k, c in self.attr_combos.items() if (v := _chosen(c))},
         }
+
+    def clear(self) -> None:
+        """Put every combo back on "not set" (no ``changed``): the next box starts unset."""
+        self._filling = True
+        try:
+            for combo in (self.cls_combo, self.confidence_combo, *self.attr_combos.values()):
+                combo.setCurrentIndex(0)
+        finally:
+            self._filling = False
 
     def changes_from(self, box: LesionBox) -> dict[str, Any]:
         """The fields where the form differs from ``box``."""
@@ -74,17 +84,23 @@ class BoxForm(QWidget):
         """Fill the form from ``box`` without firing ``changed``."""
         self._filling = True
         try:
-            self.cls_combo.setCurrentText(box.cls)
-            conf = "" if box.confidence is None else str(box.confidence)
+            self.cls_combo.setCurrentText(box.cls or NOT_SET)
+            conf = NOT_SET if box.confidence is None else str(box.confidence)
             self.confidence_combo.setCurrentText(conf)
             for k, combo in self.attr_combos.items():
-                combo.setCurrentText(box.attributes.get(k, ""))
+                combo.setCurrentText(box.attributes.get(k) or NOT_SET)
         finally:
             self._filling = False
 
     def _on_changed(self, _text: str) -> None:
         if not self._filling:
             self.changed.emit()
+
+
+def _chosen(combo: QComboBox) -> str | None:
+    """The combo's value, or None when it is on "not set"."""
+    text = combo.currentText()
+    return None if not text or text == NOT_SET else text
 
 
 def lesion_table(header: list[str]) -> QTableWidget:

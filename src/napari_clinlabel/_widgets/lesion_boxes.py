@@ -84,7 +84,9 @@ class LesionBoxWidget(ImageWidget):
     """Draw, attribute, size, list and edit lesion boxes; every change is one log record."""
 
     def __init__(self, napari_viewer: Any) -> None:
-        super().__init__(napari_viewer, follow_log=True)  # boxes confirmed in Review show here
+        # keys: R draws a new box from any selected layer (the lesions layer's own R needs it
+        # selected first); follow_log: boxes confirmed in Review show here
+        super().__init__(napari_viewer, keys=True, follow_log=True)
         self._schema = load_schema(DEFAULT_SCHEMA)
         self._volume: Any = None
         self._layers = BoxLayers(self._viewer)
@@ -155,6 +157,8 @@ class LesionBoxWidget(ImageWidget):
         """The image left the viewer: its boxes (kept in its log) leave with it."""
         self._image, self._volume, self._boxes, self._anchor = None, None, {}, {}
         self._selected = None
+        if self._keys is not None:
+            self._keys.release()
         self._layers.remove()
         self._table.setRowCount(0)
         self._show_size()
@@ -181,6 +185,8 @@ class LesionBoxWidget(ImageWidget):
             self._table.setColumnHidden(col, self._flat)
         self._layers.make(image, len(shape), self._flat, self._on_shapes_data,
                           lambda _e: self._show_size(), self._on_selection)  # fmt: skip
+        if self._keys is not None:
+            self._keys.bind({"r": self._on_draw}, image)
         self._rebuild()
 
     def _use_schema(self, name: str) -> None:
@@ -222,10 +228,13 @@ class LesionBoxWidget(ImageWidget):
 
     def _reconcile(self) -> None:
         """Turn every difference between the Shapes layer and the boxes in force into records."""
+        # the form describes the next box only while no box is selected; while it shows a box,
+        # a new one starts "not set" (never the shown box's class, confidence or attributes)
+        fields = self._form.values() if self._selected not in self._boxes else {}
         with self._open_log() as log:
             if log is not None:
                 self._take(reconcile_boxes(log, self._boxes, self._layers.rects(), self._volume,
-                                           self._schema, self._form.values()))  # fmt: skip
+                                           self._schema, fields))  # fmt: skip
         self._schedule_rebuild()
 
     def _take(self, done: Reconciled) -> None:
@@ -299,8 +308,19 @@ class LesionBoxWidget(ImageWidget):
             self._layers.delete(self._selected)  # → events.data removed → record
 
     def _on_draw(self) -> None:
-        if self._layers.layer is not None:
-            self._layers.arm_drawing()
+        if self._layers.layer is None:
+            return
+        if self._selected is not None:  # the form shows that box: the new one starts unset
+            self._selected = None
+            self._form.clear()
+            self._table.clearSelection()
+            busy, self._busy = self._busy, True
+            try:
+                self._layers.select(None)
+            finally:
+                self._busy = busy
+            self._show_size()
+        self._layers.arm_drawing()
 
     def _on_row_clicked(self, row: int, _col: int) -> None:
         ids = list(self._boxes)
@@ -325,6 +345,7 @@ class LesionBoxWidget(ImageWidget):
                 self._show_box(bid)
         elif not self._layers.layer.selected_data and self._selected is not None:
             self._selected = None  # the form now sets the class etc. of the next box drawn
+            self._form.clear()  # ...starting from "not set", not the last box's values
             self._table.clearSelection()
             self._show_size()
 

@@ -38,7 +38,7 @@ def log(tmp_path, ct):
 def test_sizes_by_hand(ct):
     # spacing (x, y, z) = (0.8, 0.8, 2.5) mm
     box = LesionBox((5, 10, 20), (5, 30, 50))
-    assert box_size_mm(box, ct.geometry) == pytest.approx((0.0, 16.0, 24.0))
+    assert box_size_mm(box, ct.geometry) == pytest.approx((2.5, 16.0, 24.0))  # one slice deep
     assert box_volume_ml(box, ct.geometry) is None
     box3 = with_slices(box, 3, 7)  # 5 whole slices = 12.5 mm
     assert box3.slice_range == (3, 7)
@@ -73,7 +73,7 @@ def test_add_edit_delete_records_and_rebuild(log, ct):
     ra = add_box(log, a, ct, schema)
     add_box(log, b, ct, schema)
     assert ra["action"] == "box.add" and ra["target"] == {"box": a.id}
-    assert ra["data"]["size_mm"] == pytest.approx([0.0, 16.0, 24.0])
+    assert ra["data"]["size_mm"] == pytest.approx([2.5, 16.0, 24.0])
     assert len(ra["data"]["world_corners_mm"]) == 4
     a3, re = edit_box(log, a, {"zyx_min": (2.5, 10, 20), "zyx_max": (7.5, 30, 50)}, ct, schema)
     assert re["action"] == "box.edit" and re["data"]["volume_ml"] == pytest.approx(4.8)

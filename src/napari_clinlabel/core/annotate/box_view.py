@@ -17,6 +17,7 @@ from napari_clinlabel.core.image.volume import spacing_known
 
 CLASS_COLORS = {"benign": "#33cc66", "malignant": "#ff3333", "indeterminate": "#ffaa00"}
 _OTHER_COLORS = ["#33aaff", "#cc66ff", "#ffff33"]
+NOT_SET = "not set"  # what a field no human chose shows as (recorded as null / left out)
 TABLE_HEADER = ["#", "class", "conf", "slices", "y×x mm", "z mm", "mL", "by"]
 TABLE_HEADER_PX = ["#", "class", "conf", "slices", "y×x px", "z px", "voxels", "by"]
 TABLE_3D_COLUMNS = tuple(TABLE_HEADER.index(c) for c in ("slices", "z mm", "mL"))  # not on 2D
@@ -58,7 +59,7 @@ def rect(box: LesionBox, z: int) -> np.ndarray:
     return np.column_stack([np.full(4, float(z)), corners])
 
 
-def class_color(cls: str, classes: list[str]) -> str:
+def class_color(cls: str | None, classes: list[str]) -> str:
     """Edge colour of a lesion class."""
     if cls in CLASS_COLORS:
         return CLASS_COLORS[cls]
@@ -75,7 +76,7 @@ def box_shapes(
         z = anchors.get(bid, middle_slice(box))
         out.rects.append(rect(box, z))
         out.ids.append(bid)
-        out.labels.append(f"L{n} {box.cls}")
+        out.labels.append(f"L{n} {box.cls or NOT_SET}")
         out.colors.append(color)
         rng = box.slice_range
         if rng is not None and box.is_3d:
@@ -108,17 +109,17 @@ def table_rows(boxes: dict[str, LesionBox], geometry: Any) -> list[list[str]]:
             size = box_size_mm(box, geometry)
             vol = box_volume_ml(box, geometry)
             plane = f"{size[-2]:.1f}×{size[-1]:.1f}"
-            depth = f"{size[0]:.1f}" if box.is_3d else ""
+            depth = f"{size[0]:.1f}" if rng is not None else ""  # one slice: its thickness
             amount = "" if vol is None else f"{vol:.2f}"
         else:
             px = box_size_px(box)
             plane = f"{count(px[-2])}×{count(px[-1])}"
-            depth = count(px[0]) if box.is_3d else ""
+            depth = count(px[0]) if rng is not None else ""
             amount = count(float(np.prod(px))) if box.is_3d else ""
         rows.append(
             [
                 f"L{r + 1}",
-                box.cls,
+                box.cls or NOT_SET,
                 "" if box.confidence is None else str(box.confidence),
                 "" if rng is None else f"{rng[0]}–{rng[1]}",
                 plane,
@@ -159,5 +160,5 @@ def size_text(box: LesionBox, geometry: Any, flat: bool = False) -> str:
         text += f", {size[0]:.1f} mm deep ({rng[0]}–{rng[1]}); "
         text += f"volume {box_volume_ml(box, geometry):.2f} mL"
     elif rng is not None and not flat:
-        text += f" on slice {rng[0]}"
+        text += f" on slice {rng[0]}, {size[0]:.1f} mm deep (one slice)"
     return text

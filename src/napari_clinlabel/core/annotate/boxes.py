@@ -46,7 +46,7 @@ class LesionBox:
 
     zyx_min: tuple[float, ...]
     zyx_max: tuple[float, ...]
-    cls: str = "indeterminate"
+    cls: str | None = None  # None: not set (no human chose a class)
     confidence: int | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
@@ -96,7 +96,7 @@ class LesionBox:
         return cls(
             tuple(d["zyx_min"]),
             tuple(d["zyx_max"]),
-            str(d.get("class", "indeterminate")),
+            None if d.get("class") is None else str(d["class"]),
             None if d.get("confidence") is None else int(d["confidence"]),
             dict(d.get("attributes") or {}),
             str(d.get("id") or uuid.uuid4().hex[:8]),
@@ -115,12 +115,17 @@ def with_slices(box: LesionBox, first: int, last: int) -> LesionBox:
 
 
 def box_size_px(box: LesionBox) -> tuple[float, ...]:
-    """Edge lengths in pixels (voxels) along each index axis, napari order; 0 along z on a slice."""
-    return tuple(float(v) for v in np.subtract(box.zyx_max, box.zyx_min))
+    """Edge lengths in pixels (voxels) along each index axis, napari order; a box on one slice of
+    a volume is one slice deep (slice count × spacing gives its depth, as for a 3D box)."""
+    size = [float(v) for v in np.subtract(box.zyx_max, box.zyx_min)]
+    if len(size) == 3 and not box.is_3d:
+        size[0] = 1.0  # z_min == z_max is the slice it lies on, which is one slice thick
+    return tuple(size)
 
 
 def box_size_mm(box: LesionBox, geometry: Geometry) -> tuple[float, ...]:
-    """Edge lengths (mm) along each index axis, napari order; 0 along z for a 2D box on a slice.
+    """Edge lengths (mm) along each index axis, napari order; one slice's spacing along z for a
+    box on one slice of a volume.
 
     The direction matrix is a rotation, so index axes remain orthogonal in physical space and
     each edge is simply its index extent times that axis' spacing (oblique images included).
@@ -176,7 +181,7 @@ def validate_box(box: LesionBox, volume: Volume, schema: Any = None) -> None:
             )
     if schema is None:
         return
-    if schema.lesion_classes and box.cls not in schema.lesion_classes:
+    if schema.lesion_classes and box.cls is not None and box.cls not in schema.lesion_classes:
         raise ClinlabelError(
             f"{name}: class {box.cls!r} of box {box.id} is not in schema {schema.id!r} "
             f"({', '.join(schema.lesion_classes)}); choose one of those."
@@ -290,7 +295,7 @@ def box_from_proposal(
             lo2[0] = hi2[0] = lo[0]
         d["zyx_min"], d["zyx_max"] = lo2.tolist(), hi2.tolist()
     if not isinstance(d.get("class"), str):
-        d["class"] = "indeterminate"
+        d["class"] = None  # the model named no class: not set, never a made-up one
     conf = d.get("confidence")
     d["confidence"] = conf if isinstance(conf, int) else None
     d["attributes"] = {str(k): str(v) for k, v in (d.get("attributes") or {}).items()}
