@@ -46,7 +46,7 @@ def image(tmp_path, monkeypatch):
 def test_label_writers(tmp_path, image):
     path, labels, attrs = image
     written = write_labels_nifti(str(tmp_path / "o.nii.gz"), labels, attrs)
-    assert written == [str(tmp_path / "o.nii.gz"), str(tmp_path / "o.json")]
+    assert written == [str(tmp_path / "o.nii.gz"), str(tmp_path / "o.nii.gz.json")]
     np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(written[0])), labels)
     assert write_labels_nrrd(str(tmp_path / "o.nrrd"), labels, attrs)[0].endswith("o.nrrd")
     changed = labels.copy()

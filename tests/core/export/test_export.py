@@ -73,13 +73,13 @@ def test_nifti_export_geometry_intent_side_file_and_record(tmp_path):
     (tmp_path / "out").mkdir()
     res = export(img_path, "nifti", tmp_path / "out" / "labels", actor=ANN)
     out = tmp_path / "out" / "labels.nii.gz"
-    assert [o.path for o in res.outputs] == [out, tmp_path / "out" / "labels.json"]
+    assert [o.path for o in res.outputs] == [out, tmp_path / "out" / "labels.nii.gz.json"]
     back = sitk.ReadImage(str(out))
     np.testing.assert_array_equal(sitk.GetArrayFromImage(back), labels)
     assert Geometry.from_itk(back).close_to(GEOM)
     assert back.GetPixelID() == sitk.sitkUInt8
     assert back.GetMetaData("intent_code") == "1002" and back.GetMetaData("intent_name") == "label"
-    side = json.loads((tmp_path / "out" / "labels.json").read_text())
+    side = json.loads((tmp_path / "out" / "labels.nii.gz.json").read_text())
     assert [e["name"] for e in side["labels"]] == ["liver", "spleen"]
     assert side["labels"][0]["type"] == {"scheme": "SCT", "value": "10200004", "meaning": "Liver"}
     assert side["schema"] == SCHEMA.ref()
@@ -169,7 +169,7 @@ def test_no_record_no_export(tmp_path, monkeypatch):
     monkeypatch.setattr(AuditLog, "append", broken)
     with pytest.raises(LogError):
         export(img_path, "nrrd", tmp_path / "l.nrrd", actor=ANN)
-    assert not (tmp_path / "l.nrrd").exists() and not (tmp_path / "l.json").exists()
+    assert not (tmp_path / "l.nrrd").exists() and not (tmp_path / "l.nrrd.json").exists()
 
 
 def test_tables_through_export(tmp_path):
@@ -217,3 +217,25 @@ def test_dicom_seg_end_to_end_algorithm_types(tmp_path):
     with pytest.raises(ExportError, match="one content creator"):
         export(tmp_path / "ct", "dicom-seg", tmp_path / "seg2.dcm", actor=ANN)
     assert not (tmp_path / "seg2.dcm").exists()
+
+
+def test_side_files_named_per_output_never_overwrite(tmp_path):
+    """NIfTI then NRRD to one stem: two side files, each matching its export record's sha256."""
+    img_path, _vol, _log, labels = make_image(tmp_path)
+    export(img_path, "nifti", tmp_path / "l.nii.gz", actor=ANN)
+    export(img_path, "nrrd", tmp_path / "l.nrrd", actor=ANN)
+    sides = {"nifti": tmp_path / "l.nii.gz.json", "nrrd": tmp_path / "l.nrrd.json"}
+    assert all(p.is_file() for p in sides.values()) and not (tmp_path / "l.json").exists()
+    recs = export_records(img_path)
+    assert [r["data"]["format"] for r in recs] == ["nifti", "nrrd"]
+    for rec in recs:
+        side = sides[rec["data"]["format"]]
+        [entry] = [o for o in rec["data"]["outputs"] if o["name"] == side.name]
+        assert entry["sha256"] == hashlib.sha256(side.read_bytes()).hexdigest()  # the file on disk
+        assert entry["bytes"] == side.stat().st_size
+    # each side file describes its own output, read back by SimpleITK
+    for fmt, out in (("nifti", "l.nii.gz"), ("nrrd", "l.nrrd")):
+        meta = json.loads(sides[fmt].read_text())
+        back = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / out)))
+        np.testing.assert_array_equal(back, labels)
+        assert out in json.dumps(meta)

@@ -303,7 +303,15 @@ def _label_outputs(
     data = lm.render_labelmap(labels, volume.geometry, lm.suffix_for(fmt, out))
     side = lm.side_file(labels, volume.geometry, schema, head.to_dict(), volume.sha256,
                         labels_name, out.name)  # fmt: skip
-    return {out: data, _stem(out).with_name(_stem(out).name + ".json"): lm.side_file_bytes(side)}
+    # named per output (labels.nii.gz.json, labels.nrrd.json): two formats to one stem never
+    # overwrite each other's side file, so each export record's sha256 keeps matching its file
+    return {out: data, side_file_path(out): lm.side_file_bytes(side)}
+
+
+def side_file_path(out: str | os.PathLike[str]) -> Path:
+    """Where the JSON side file of label map ``out`` goes: ``<output>.json`` beside it."""
+    p = Path(out)
+    return p.with_name(p.name + ".json")
 
 
 def _seg_bytes(
