@@ -131,7 +131,11 @@ class Dataset:
 
     def read_log(self, case_id: str, reader: str) -> Path:
         """Where ``reader``'s read of ``case_id`` is logged."""
-        return self.folder / READS / f"{case_id}__{reader}.clinlabel.jsonl"
+        return self.folder / READS / self.read_name(case_id, reader)
+
+    def read_name(self, case_id: str, reader: str) -> str:
+        """The file name of ``reader``'s read of ``case_id`` in ``reads/``."""
+        return f"{case_id}__{reader}.clinlabel.jsonl"
 
     def readers(self, role: str = "annotator") -> list[str]:
         """Roster users granted ``role`` (sorted)."""

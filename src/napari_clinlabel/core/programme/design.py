@@ -19,11 +19,17 @@ def draw(seed: int, *parts: str) -> float:
     return int.from_bytes(h[:8], "big") / 2**64
 
 
+_SCALES: dict[tuple[str, str], dict[str, list[str]]] = {}  # (schema name, sha256) -> scale orders
+
+
 def _order(manifest: dict[str, Any], scale: str) -> list[str] | None:
     for ref in manifest.get("schemas") or []:
-        sc = load_schema(ref["name"]).scales.get(scale)
-        if sc is not None:
-            return [str(v) for v in sc.value_list()]
+        key = (str(ref["name"]), str(ref.get("sha256")))
+        if key not in _SCALES:  # parsing a schema costs ~70 ms: once per schema, not per read
+            scales = load_schema(ref["name"]).scales
+            _SCALES[key] = {k: [str(v) for v in sc.value_list()] for k, sc in scales.items()}
+        if scale in _SCALES[key]:
+            return _SCALES[key][scale]
     return None
 
 

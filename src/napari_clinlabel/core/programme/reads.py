@@ -37,4 +37,38 @@ def read_state(log_path: str | os.PathLike[str]) -> ReadState:
     return ReadState(COMPLETED, grades, boxes)
 
 
-__all__ = ["NOT_STARTED", "IN_PROGRESS", "COMPLETED", "ReadState", "read_state"]
+class ReadIndex:
+    """Read states of a dataset's ``reads/`` folder, listed once (one ``scandir``, no stat per
+    assignment) and parsed only when a log changed since the last look (size and mtime).
+
+    The index is derived, in memory: it records nothing and is rebuilt from the logs.
+    """
+
+    _parsed: dict[str, tuple[int, int, ReadState]] = {}  # log path -> (size, mtime_ns, state)
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.present: dict[str, os.stat_result] = {}
+        try:
+            with os.scandir(folder) as it:
+                for e in it:
+                    if e.name.endswith(".clinlabel.jsonl"):
+                        self.present[e.name] = e.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+
+    def state(self, name: str) -> ReadState:
+        """The state of the read logged as ``reads/<name>``."""
+        st = self.present.get(name)
+        if st is None:
+            return ReadState(NOT_STARTED)
+        path = str(self.folder / name)
+        hit = self._parsed.get(path)
+        if hit is not None and hit[:2] == (st.st_size, st.st_mtime_ns):
+            return hit[2]
+        state = read_state(path)
+        self._parsed[path] = (st.st_size, st.st_mtime_ns, state)
+        return state
+
+
+__all__ = ["NOT_STARTED", "IN_PROGRESS", "COMPLETED", "ReadState", "read_state", "ReadIndex"]

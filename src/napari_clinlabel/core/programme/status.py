@@ -15,12 +15,13 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from napari_clinlabel.core.errors import ClinlabelError, InputError, PermissionRefused
-from napari_clinlabel.core.programme.dataset import Dataset, State
+from napari_clinlabel.core.programme.dataset import READS, Dataset, State
 from napari_clinlabel.core.programme.design import readers_needed
 from napari_clinlabel.core.programme.reads import (
     COMPLETED,
     IN_PROGRESS,
     NOT_STARTED,
+    ReadIndex,
     ReadState,
     read_state,
 )
@@ -70,9 +71,10 @@ def status(ds: Dataset, st: State | None = None) -> dict[str, Any]:
     per_reader: dict[str, Counter[str]] = defaultdict(Counter)
     per_class: dict[str, dict[str, Any]] = {}
     queue: list[dict[str, Any]] = []
+    index = ReadIndex(ds.folder / READS)
     for case in st.cases.values():
         readers = by_case.get(case.id, [])
-        states = {u: read_state(ds.read_log(case.id, u)) for u in readers}
+        states = {u: index.state(ds.read_name(case.id, u)) for u in readers}
         for u, s in states.items():
             per_reader[u][s.status] += 1
             per_reader[u]["assigned"] += 1
