@@ -42,6 +42,10 @@ def describe(volume: Volume) -> dict[str, Any]:
         "frame_of_reference_uid": meta.get("frame_of_reference_uid"),
         "sha256": volume.sha256,
         "sha256_of": meta.get("sha256_kind", "voxels"),
+        "slice_step": list(g.slice_step) if g.sheared else None,  # gantry tilt: a shear
+        "shear_deg": g.shear_angle_deg,
+        "gantry_tilt_deg": meta.get("gantry_tilt_deg"),
+        "slice_block": meta.get("slice_block"),
     }
 
 
@@ -63,6 +67,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"  spacing     {_fmt(d['spacing'])} {unit}")
         print(f"  origin      {_fmt(d['origin'])} mm")
         print(f"  direction   {_fmt(d['direction'])}")
+        if d["slice_step"] is not None:
+            tilt = d["gantry_tilt_deg"]
+            print(
+                f"  tilt        sheared {d['shear_deg']:.2f}° off the normal (GantryDetectorTilt "
+                f"{'-' if tilt is None else f'{tilt:g}°'}); slice step {_fmt(d['slice_step'])} mm"
+            )
+        if d["slice_block"]:
+            first, last, total = d["slice_block"]
+            print(f"  block       slices {first}-{last} of {total} (uneven spacing split)")
         print(f"  pixel type  {d['pixel_type']}{'  (RGB)' if d['rgb'] else ''}")
         print(f"  modality    {d['modality'] or '-'}   series UID {d['series_uid'] or '-'}")
         print(f"  sha256      {d['sha256']} ({d['sha256_of']})")

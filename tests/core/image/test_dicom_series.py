@@ -82,19 +82,11 @@ def test_missing_slice_is_refused(tmp_path):
     assert str(tmp_path) in str(exc.value) and "4.000 mm apart" in str(exc.value)
 
 
-def test_uneven_spacing_is_refused(tmp_path):
+def test_uneven_spacing_opens_as_even_blocks(tmp_path):
     write_series(tmp_path, phantom_stored((5, 8, 8)), offsets_mm=[0, 2, 4.6, 6, 8])
-    with pytest.raises(GeometryError, match="uneven slice spacing"):
-        read_dicom_folder(tmp_path)
-
-
-def test_gantry_tilt_is_refused(tmp_path):
-    tilt = np.radians(15)
-    stack = (0.0, -np.sin(tilt), np.cos(tilt))  # slices sheared along y, even spacing
-    write_series(tmp_path, phantom_stored((6, 8, 8)), stack_vector=stack, gantry_tilt_deg=15)
-    with pytest.raises(GeometryError, match="gantry tilt") as exc:
-        read_dicom_folder(tmp_path)
-    assert "15.00°" in str(exc.value)
+    vols = read_dicom_folder(tmp_path)  # blocks [0, 2], [4.6, 6], [8]; tilt tests: test_dicom_tilt
+    assert [v.array.shape[0] for v in vols] == [2, 2, 1]
+    assert [v.meta["slice_block"] for v in vols] == [[1, 2, 5], [3, 4, 5], [5, 5, 5]]
 
 
 def test_two_series_in_one_folder(tmp_path):

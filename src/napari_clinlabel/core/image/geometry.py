@@ -5,6 +5,12 @@ ITK stores spacing, origin and direction in index order (x, y, z); napari and nu
 napari affine so that for every index (k, j, i)::
 
     layer.data_to_world((k, j, i)) == reversed(img.TransformIndexToPhysicalPoint((i, j, k)))
+
+A gantry-tilted CT is sheared: its slices step along a vector that is not the normal of the
+slice plane. ``slice_step`` then holds that step (LPS, mm, from ImagePositionPatient) and is the
+third column of every matrix here; ``spacing[2]``/``direction`` keep the step's component along
+the normal and the orthonormal frame (what an orthogonal reader would see). SimpleITK images
+cannot hold a shear, so :meth:`Geometry.apply_to_itk` refuses a sheared geometry.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from napari_clinlabel.core.errors import GeometryError
+
+SHEAR_TOL_MM = 1e-6  # a slice step this close to the normal is not a shear
+
 
 @dataclass(frozen=True)
 class Geometry:
@@ -23,6 +33,25 @@ class Geometry:
     spacing: tuple[float, ...]
     origin: tuple[float, ...]
     direction: tuple[float, ...]  # row-major, ndim*ndim
+    slice_step: tuple[float, ...] | None = None  # sheared (gantry tilt): actual k step, LPS mm
+
+    @property
+    def sheared(self) -> bool:
+        """True when the slice step is off the slice normal (gantry tilt)."""
+        if self.slice_step is None or self.ndim != 3:
+            return False
+        plain = self.direction_matrix()[:, 2] * self.spacing[2]
+        return bool(np.linalg.norm(np.asarray(self.slice_step) - plain) > SHEAR_TOL_MM)
+
+    @property
+    def shear_angle_deg(self) -> float:
+        """Angle between the slice step and the slice normal, degrees (0 when not sheared)."""
+        if not self.sheared:
+            return 0.0
+        step = np.asarray(self.slice_step, float)
+        along = float(step @ self.direction_matrix()[:, 2])
+        off = float(np.linalg.norm(step - along * self.direction_matrix()[:, 2]))
+        return float(np.degrees(np.arctan2(off, abs(along))))
 
     @property
     def ndim(self) -> int:
@@ -44,7 +73,13 @@ class Geometry:
         return cls((1.0,) * ndim, (0.0,) * ndim, tuple(np.eye(ndim).ravel().tolist()))
 
     def apply_to_itk(self, img: sitk.Image) -> sitk.Image:
-        """Set this geometry on ``img`` (in place) and return it."""
+        """Set this geometry on ``img`` (in place) and return it; refuses a sheared geometry."""
+        if self.sheared:
+            raise GeometryError(
+                f"the image is sheared ({self.shear_angle_deg:.2f}° gantry tilt) and NIfTI, NRRD "
+                "and MHA written through SimpleITK cannot store a shear; export DICOM SEG, which "
+                "maps back to the original frames exactly."
+            )
         img.SetSpacing(self.spacing)
         img.SetOrigin(self.origin)
         img.SetDirection(self.direction)
@@ -59,6 +94,8 @@ class Geometry:
         n = self.ndim
         m = np.eye(n + 1)
         m[:n, :n] = self.direction_matrix() @ np.diag(self.spacing)
+        if self.slice_step is not None and n == 3:
+            m[:n, 2] = self.slice_step
         m[:n, n] = self.origin
         return m
 
@@ -102,20 +139,29 @@ class Geometry:
     @property
     def voxel_volume_mm3(self) -> float:
         """Volume of one voxel (area of one pixel in 2D), mm³ (mm²)."""
-        return float(np.prod(self.spacing) * abs(np.linalg.det(self.direction_matrix())))
+        return float(abs(np.linalg.det(self.index_to_physical_matrix()[: self.ndim, : self.ndim])))
 
     def to_dict(self) -> dict[str, list[float]]:
-        """JSON-friendly form (ITK order, as SimpleITK reports)."""
-        return {
+        """JSON-friendly form (ITK order, as SimpleITK reports; ``slice_step`` only if set)."""
+        d = {
             "spacing": list(self.spacing),
             "origin": list(self.origin),
             "direction": list(self.direction),
         }
+        if self.slice_step is not None:
+            d["slice_step"] = list(self.slice_step)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Geometry:
         """Inverse of :meth:`to_dict`."""
-        return cls(tuple(d["spacing"]), tuple(d["origin"]), tuple(d["direction"]))
+        step = d.get("slice_step")
+        return cls(
+            tuple(d["spacing"]),
+            tuple(d["origin"]),
+            tuple(d["direction"]),
+            tuple(float(v) for v in step) if step is not None else None,
+        )
 
     def close_to(self, other: Geometry, atol_mm: float = 1e-4) -> bool:
         """True when both grids place every voxel within ``atol_mm`` (for equal shapes)."""
@@ -125,4 +171,7 @@ class Geometry:
             np.allclose(self.spacing, other.spacing, atol=atol_mm)
             and np.allclose(self.origin, other.origin, atol=atol_mm)
             and np.allclose(self.direction, other.direction, atol=1e-6)
+            and np.allclose(
+                self.index_to_physical_matrix(), other.index_to_physical_matrix(), atol=atol_mm
+            )
         )

@@ -8,9 +8,13 @@ same positions, gaps, gantry tilt), so the plan is made here from the headers fi
 * several images at every position (fMRI, DTI, multi-phase) become a 4D volume, volume axis
   first, volumes ordered by AcquisitionNumber, TemporalPositionIdentifier, AcquisitionTime and
   InstanceNumber;
-* uneven spacing, a missing slice, gantry tilt (stack direction off the normal), mixed
-  orientations or image sizes are refused with a :class:`GeometryError` naming the problem
-  (nothing is resampled: a refused series is never shown in a wrong place);
+* gantry tilt (slices stepping along a vector off the normal) is kept as a shear: the plan's
+  ``slice_step`` is the actual step between ImagePositionPatient values, and every voxel stays
+  where the scanner put it (nothing is resampled);
+* uneven slice spacing splits the series into blocks of even spacing (:func:`plan_blocks`),
+  each its own volume named by its slice range;
+* a missing slice, mixed orientations or image sizes are refused with a :class:`GeometryError`
+  naming the problem (a refused series is never shown in a wrong place);
 * enhanced (multi-frame) images sort their frames by per-frame position.
 """
 
@@ -29,7 +33,15 @@ from napari_clinlabel.core.image.dicom.header import (
     scan_folder,
 )
 
-__all__ = ["SeriesPlan", "SliceHeader", "group_series", "plan_series", "read_header", "scan_folder"]
+__all__ = [
+    "SeriesPlan",
+    "SliceHeader",
+    "group_series",
+    "plan_blocks",
+    "plan_series",
+    "read_header",
+    "scan_folder",
+]
 
 POSITION_TOL_MM = 0.01  # slice positions agree within this (scanner rounding)
 ORIENTATION_TOL = 1e-4  # direction cosines agree within this
@@ -45,6 +57,9 @@ class SeriesPlan:
     origin: tuple[float, float, float]
     direction: tuple[float, ...]
     frame_order: list[int] | None = None  # enhanced: frame index for each output slice
+    slice_step: tuple[float, float, float] | None = None  # sheared (gantry tilt): LPS step, mm
+    gantry_tilt: float = 0.0  # GantryDetectorTilt as the header states it, degrees
+    block: tuple[int, int, int] | None = None  # uneven series: (first, last, total) slice numbers
 
     @property
     def n_volumes(self) -> int:
@@ -92,14 +107,19 @@ def _check_uniform(headers: list[SliceHeader]) -> np.ndarray:
     return np.stack([row, col, np.cross(row, col)], axis=1)
 
 
+class _Uneven(GeometryError):
+    """Uneven slice spacing (no slice missing): the series can open as even blocks."""
+
+
 def _stack_geometry(
-    where: str, positions: np.ndarray, rot: np.ndarray, tilt: float
-) -> tuple[np.ndarray, float]:
-    """Sort key along the normal and the regular slice spacing; refuse gaps, unevenness, tilt."""
+    where: str, positions: np.ndarray, rot: np.ndarray
+) -> tuple[np.ndarray, float, tuple[float, float, float] | None]:
+    """Sort key along the normal, the regular spacing along it and, when the slices are
+    sheared (gantry tilt), the actual step vector; refuses gaps and unevenness."""
     normal = rot[:, 2]
     d = positions @ normal
     if len(d) < 2:
-        return d, 0.0
+        return d, 0.0, None
     ds = np.sort(d)
     steps = np.diff(ds)
     step = (ds[-1] - ds[0]) / (len(ds) - 1)
@@ -107,8 +127,10 @@ def _stack_geometry(
     if np.abs(steps - step).max() > tol:
         small = float(np.median(steps))
         worst = int(np.argmax(np.abs(steps - small)))
-        kind = "a missing slice" if steps[worst] > 1.5 * small else "uneven slice spacing"
-        raise GeometryError(
+        gap = steps[worst] > 1.5 * small
+        kind = "a missing slice" if gap else "uneven slice spacing"
+        cls = GeometryError if gap else _Uneven
+        raise cls(
             f"{where}: {kind}: slices at {ds[worst]:.3f} and {ds[worst + 1]:.3f} mm along the "
             f"normal are {steps[worst]:.3f} mm apart where the others are {small:.3f} mm. "
             "Find the missing images or resample the series to a regular grid (e.g. with "
@@ -116,16 +138,59 @@ def _stack_geometry(
         )
     order = np.argsort(d)
     first, last = positions[order[0]], positions[order[-1]]
-    along = last - first
-    off_normal = along - (along @ normal) * normal
-    if np.linalg.norm(off_normal) > tol * 2:
-        angle = np.degrees(np.arctan2(np.linalg.norm(off_normal), abs(along @ normal)))
+    vec = (last - first) / (len(d) - 1)
+    off_normal = vec - (vec @ normal) * normal
+    if np.linalg.norm(off_normal) * (len(d) - 1) <= tol * 2:
+        return d, float(step), None
+    # sheared: every slice must lie on the line first + k * vec (else it is not one stack)
+    k = np.arange(len(d))[:, None]
+    miss = np.abs(positions[order] - (first + k * vec)).max()
+    if miss > tol * 2:
         raise GeometryError(
-            f"{where}: the slices are sheared {angle:.2f}° off the slice normal (gantry tilt, "
-            f"GantryDetectorTilt {tilt:g}°); shown as a plain stack they would be misplaced. "
-            "Correct the tilt first (e.g. dcm2niix or 3D Slicer's gantry tilt correction)."
+            f"{where}: the slice positions do not lie on one straight line ({miss:.3f} mm off); "
+            "the images are not one stack. Open each stack separately."
         )
-    return d, float(step)
+    return d, float(step), tuple(float(v) for v in vec)
+
+
+def _even_runs(d_sorted: np.ndarray) -> list[tuple[int, int]]:
+    """Greedy [start, stop) runs of evenly spaced positions (each of one or more slices)."""
+    runs, start = [], 0
+    n = len(d_sorted)
+    while start < n:
+        stop = start + 1
+        if stop < n:
+            step = d_sorted[stop] - d_sorted[start]
+            tol = max(POSITION_TOL_MM, 1e-3 * step)
+            stop += 1
+            while stop < n and abs(d_sorted[stop] - d_sorted[stop - 1] - step) <= tol:
+                stop += 1
+        runs.append((start, stop))
+        start = stop
+    return runs
+
+
+def plan_blocks(headers: list[SliceHeader]) -> list[SeriesPlan]:
+    """Plans for one series: one plan, or one per evenly spaced block when the spacing is
+    uneven (no slice missing); each block's ``block`` names its slice range."""
+    try:
+        return [plan_series(headers)]
+    except _Uneven:
+        pass
+    rot = _check_uniform(headers)
+    positions = np.array([h.ipp for h in headers], float)
+    d = positions @ rot[:, 2]
+    levels = np.unique(np.round(d / POSITION_TOL_MM).astype(np.int64))  # distinct depths
+    depth = levels * POSITION_TOL_MM
+    runs = _even_runs(depth)
+    plans = []
+    for a, b in runs:
+        lo, hi = depth[a] - POSITION_TOL_MM, depth[b - 1] + POSITION_TOL_MM
+        part = [h for h, x in zip(headers, d, strict=True) if lo <= x <= hi]
+        plan = plan_series(part)
+        plan.block = (a + 1, b, len(depth))
+        plans.append(plan)
+    return plans
 
 
 def plan_series(headers: list[SliceHeader]) -> SeriesPlan:
@@ -164,8 +229,8 @@ def plan_series(headers: list[SliceHeader]) -> SeriesPlan:
                 f"{where}: images at the same depth are shifted in plane (two stacks in one "
                 "series?). Open each stack separately."
             )
-    tilt = max(abs(h.gantry_tilt) for h in headers)
-    _, step = _stack_geometry(where, positions[[g[0] for g in groups]], rot, tilt)
+    tilt = max((h.gantry_tilt for h in headers), key=abs)
+    _, step, slice_step = _stack_geometry(where, positions[[g[0] for g in groups]], rot)
 
     def vol_key(i: int) -> tuple:
         h = headers[i]
@@ -176,7 +241,15 @@ def plan_series(headers: list[SliceHeader]) -> SeriesPlan:
     pix = headers[0].pixel_spacing
     spacing = (float(pix[1]), float(pix[0]), step if step > 0 else 1.0)
     origin = tuple(float(v) for v in positions[per_position[0][0]])
-    return SeriesPlan(headers, files, spacing, origin, tuple(float(v) + 0.0 for v in rot.ravel()))
+    return SeriesPlan(
+        headers,
+        files,
+        spacing,
+        origin,
+        tuple(float(v) + 0.0 for v in rot.ravel()),
+        slice_step=slice_step,
+        gantry_tilt=float(tilt),
+    )
 
 
 def _plan_enhanced(h: SliceHeader) -> SeriesPlan:
@@ -187,7 +260,7 @@ def _plan_enhanced(h: SliceHeader) -> SeriesPlan:
     row, col = iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
     rot = np.stack([row, col, np.cross(row, col)], axis=1)
     positions = np.array(h.frame_positions, float)
-    d, step = _stack_geometry(where, positions, rot, h.gantry_tilt)
+    d, step, slice_step = _stack_geometry(where, positions, rot)
     order = [int(i) for i in np.argsort(d, kind="stable")]
     if len(order) > 1 and np.min(np.diff(np.sort(d))) <= POSITION_TOL_MM:
         raise GeometryError(
@@ -197,5 +270,12 @@ def _plan_enhanced(h: SliceHeader) -> SeriesPlan:
     spacing = (float(h.pixel_spacing[1]), float(h.pixel_spacing[0]), step if step > 0 else 1.0)
     origin = tuple(float(v) for v in positions[order[0]])
     return SeriesPlan(
-        [h], [[h.path]], spacing, origin, tuple(float(v) + 0.0 for v in rot.ravel()), order
+        [h],
+        [[h.path]],
+        spacing,
+        origin,
+        tuple(float(v) + 0.0 for v in rot.ravel()),
+        order,
+        slice_step=slice_step,
+        gantry_tilt=float(h.gantry_tilt),
     )

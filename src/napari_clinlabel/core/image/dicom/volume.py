@@ -24,7 +24,7 @@ from napari_clinlabel.core.image.dicom.series import (
     SeriesPlan,
     SliceHeader,
     group_series,
-    plan_series,
+    plan_blocks,
     read_header,
     scan_folder,
 )
@@ -141,7 +141,7 @@ def _meta(plan: SeriesPlan, source: Path) -> dict:
     h = plan.headers[0]
     by_path = {x.path: x for x in plan.headers}
     sops = [by_path[f].sop_uid for vol in plan.files for f in vol]
-    return {
+    meta = {
         "modality": h.modality,
         "study_uid": h.study_uid or None,
         "series_uid": h.series_uid or None,
@@ -152,6 +152,14 @@ def _meta(plan: SeriesPlan, source: Path) -> dict:
         "n_volumes": plan.n_volumes,
         "source_path": str(source),
     }
+    if plan.slice_step is not None:  # gantry tilt kept as a shear in the geometry
+        meta["gantry_tilt_deg"] = plan.gantry_tilt
+    if plan.block is not None:  # uneven spacing: one evenly spaced block of the series
+        first, last, total = plan.block
+        meta["slice_block"] = [first, last, total]
+        base = h.description or "series"
+        meta["series_description"] = f"{base} [slices {first}-{last} of {total}]"
+    return meta
 
 
 def volume_from_plan(plan: SeriesPlan, source: Path) -> Volume:
@@ -163,7 +171,7 @@ def volume_from_plan(plan: SeriesPlan, source: Path) -> Volume:
         return _single_file_volume(plan.files[0][0], meta)
     else:
         array, meta["sha256"] = read_plan_pixels(plan)
-    geometry = Geometry(plan.spacing, plan.origin, plan.direction)
+    geometry = Geometry(plan.spacing, plan.origin, plan.direction, plan.slice_step)
     vol = Volume(array, geometry, meta)
     _ = vol.sha256
     return vol
@@ -220,7 +228,8 @@ def _read_groups(groups: list[list[SliceHeader]]) -> list[Volume]:
     volumes, errors = [], []
     for g in groups:
         try:
-            volumes.append(volume_from_plan(plan_series(g), _source_of(g)))
+            for plan in plan_blocks(g):
+                volumes.append(volume_from_plan(plan, _source_of(g)))
         except ClinlabelError as exc:
             errors.append(exc)
     if errors and not volumes:
