@@ -33,6 +33,10 @@ class BoxLayers:
              on_set_data: Callable[[Any], None], on_highlight: Callable[[Any], None]) -> None:  # fmt: skip
         """Replace the layers by new empty ones on ``image``'s grid (no extent layer if ``flat``)."""
         self.remove()
+        # File ▸ Save of "lesions" (the plugin's JSON/CSV/COCO writers) exports the boxes of the
+        # image's log: the writers find that image through metadata["clinlabel"]["source_path"]
+        src = (image.metadata.get("clinlabel") or {}).get("source_path")
+        meta = {"clinlabel": {"source_path": str(src)}} if src else {}
         wanted = (
             ((LAYER_NAME, "layer"),) if flat else ((EXTENT_NAME, "extent"), (LAYER_NAME, "layer"))
         )
@@ -46,6 +50,7 @@ class BoxLayers:
                 },
                 shape_type="rectangle",
                 face_color="transparent",
+                metadata=meta if name == LAYER_NAME else {},
                 edge_width=2 if name == LAYER_NAME else 1,
                 opacity=1.0 if name == LAYER_NAME else 0.6,
                 **copy_transform(image),
