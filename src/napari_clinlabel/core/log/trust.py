@@ -30,15 +30,12 @@ import copy
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from napari_clinlabel.core.log.checks import Broken, Run, check_head
 from napari_clinlabel.core.log.identity import Roster
 from napari_clinlabel.core.log.signing import SIGNER_ROLES, is_binding, verify_signature
 from napari_clinlabel.core.log.witness import check_heads, log_identity, witnessed_heads
-
-if TYPE_CHECKING:
-    from napari_clinlabel.core.log.verify import VerifyReport
 
 MEANINGS = ("review", "approval", "adjudication")
 _ROLE_ACTIONS = {"adjudicate": ("adjudicator",)}  # actions only some roles may record
@@ -122,8 +119,9 @@ class Trust:
         elif action == "adjudicate":
             self.check_adjudicate(rec)
 
-    def finish(self, report: VerifyReport, hashes: Sequence[str], runs: Sequence[Run]) -> None:
-        """After the whole chain: ``hashes`` by seq (the valid records'), ``runs`` the chunks.
+    def finish(self, report: Any, hashes: Sequence[str], runs: Sequence[Run]) -> None:
+        """After the whole chain: ``report`` the :class:`.verify.VerifyReport` (its ``warn`` and
+        ``fail``; not imported: verify imports this), ``hashes`` by seq, ``runs`` the chunks.
         Checks every witnessed head of this log; the earliest departure fails the report."""
         unregistered = sum(r.unregistered for r in runs)
         if report.ok and unregistered:
