@@ -89,7 +89,14 @@ def test_programme_end_to_end(tmp_path, monkeypatch, capsys):
     # two reads that agree exactly: no trigger
     write_read(ds / "reads" / "case051__ann.clinlabel.jsonl", "ann", "case051", (2, 2), "3")
     write_read(ds / "reads" / "case051__ben.clinlabel.jsonl", "ben", "case051", (2, 2), "3")
+    # honeypots: ann wrote the gold answers; ben's reads of his two disagree with gold on BI-RADS
+    ben_hp = sorted(c for c, rs in hp.items() if "ben" in rs)
+    for c in ben_hp:
+        write_read(ds / "reads" / f"{c}__ann.clinlabel.jsonl", "ann", c, (2, 2), "4C")
+        write_read(ds / "reads" / f"{c}__ben.clinlabel.jsonl", "ben", c, (2, 2), "1")
     s = _json(capsys, ["dataset", "status", d, "--json"])
+    assert s["honeypot_accuracy"]["ben"] == {"reads": len(ben_hp), "agreed": 0, "accuracy": 0.0}
+    assert s["flags"] == [f"ben: honeypot accuracy 0% over {len(ben_hp)} gold case(s) is below 80%"]
     assert [q["case"] for q in s["adjudication_queue"]] == ["case050"]
     why = " ".join(s["adjudication_queue"][0]["why"])
     # Dice of two 6x6 squares offset by (4, 4): overlap 2x2 -> 2*4/(36+36)

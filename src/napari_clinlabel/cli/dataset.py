@@ -128,6 +128,10 @@ def run_status(args: argparse.Namespace) -> int:
     for cls, c in sorted(s["classes"].items()):
         print(f"  class {cls}: {c['cases']} case(s), double reads {c['achieved_rate']:.0%} "
               f"(design {c['design_rate']:.0%}), {c['double_completed']} completed")  # fmt: skip
+    for u, a in s["honeypot_accuracy"].items():
+        print(f"  {u}: honeypots {a['agreed']}/{a['reads']} agreed with gold")
+    for flag in s["flags"]:
+        print(f"  FLAG for the owner: {flag}")
     print(f"  adjudication queue: {len(s['adjudication_queue'])} open")
     for item in s["adjudication_queue"]:
         print(f"    {item['case']}: {'; '.join(item['why'])}")

@@ -54,6 +54,25 @@ def triggers(
     return why
 
 
+DEFAULT_HONEYPOT_FLOOR = 0.8  # reading.honeypot_min_accuracy when the design names none
+
+
+def _score_honeypot(
+    ds: Dataset, case: Any, states: dict[str, ReadState], index: ReadIndex,
+    out: dict[str, list[bool]],
+) -> None:  # fmt: skip
+    """A completed honeypot read agrees with the gold answer (the gold author's completed read of
+    the case) when no adjudication trigger trips between them."""
+    for author in case.gold_authors:
+        gold = index.state(ds.read_name(case.id, author))
+        if gold.status != COMPLETED:
+            continue
+        for u, s in states.items():
+            if s.status == COMPLETED and u != author:
+                out[u].append(not triggers(ds, case.id, [u, author], {u: s, author: gold}))
+        return
+
+
 def _adjudicated(ds: Dataset, case_id: str) -> bool:
     return any(
         ds.read_log(case_id, u).is_file() and is_adjudicated(ds.read_log(case_id, u))
@@ -71,6 +90,7 @@ def status(ds: Dataset, st: State | None = None) -> dict[str, Any]:
     per_reader: dict[str, Counter[str]] = defaultdict(Counter)
     per_class: dict[str, dict[str, Any]] = {}
     queue: list[dict[str, Any]] = []
+    honeypots: dict[str, list[bool]] = defaultdict(list)  # reader -> agreed with gold, per read
     index = ReadIndex(ds.folder / READS)
     for case in st.cases.values():
         readers = by_case.get(case.id, [])
@@ -81,6 +101,7 @@ def status(ds: Dataset, st: State | None = None) -> dict[str, Any]:
             if case.honeypot:
                 per_reader[u]["honeypots"] += 1
         if case.honeypot:
+            _score_honeypot(ds, case, states, index, honeypots)
             continue
         done = [s for s in states.values() if s.status == COMPLETED]
         _, cls, rate = readers_needed(ds.manifest, case, done)
@@ -117,7 +138,14 @@ def status(ds: Dataset, st: State | None = None) -> dict[str, Any]:
                 for c in hist
             ],  # fmt: skip
         }
+    floor = float(ds.manifest["reading"].get("honeypot_min_accuracy", DEFAULT_HONEYPOT_FLOOR))
+    accuracy = {u: {"reads": len(v), "agreed": sum(v), "accuracy": sum(v) / len(v)}
+                for u, v in sorted(honeypots.items())}  # fmt: skip
+    flags = [f"{u}: honeypot accuracy {a['accuracy']:.0%} over {a['reads']} gold case(s) is below "
+             f"{floor:.0%}" for u, a in accuracy.items() if a["accuracy"] < floor]  # fmt: skip
     return {
+        "honeypot_accuracy": accuracy,
+        "flags": flags,
         "dataset": ds.manifest["id"],
         "guideline": ds.guideline,
         "cases": len(st.cases),
