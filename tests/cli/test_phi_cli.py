@@ -71,3 +71,14 @@ def test_unreadable_exit_3_refused_listed_exit_1_options_recorded(tmp_path, caps
     assert report["files_refused"] == 1 and report["files_written"] == 2
     for v in PHI.values():
         assert v not in out
+
+
+def test_bad_blank_regions_file_is_one_line_exit_2(tmp_path):
+    write_ct_series(tmp_path / "ct", np.zeros((1, 4, 4), np.int16), G)
+    bad = tmp_path / "regions.json"
+    bad.write_text('[{"manufacturer": "Acme"}]')
+    r = subprocess.run([sys.executable, "-m", "napari_clinlabel.cli", "deid", str(tmp_path / "ct"),
+                        str(tmp_path / "out"), "--clean-pixels", "--blank-regions", str(bad)],
+                       capture_output=True, text=True, check=False)  # fmt: skip
+    assert r.returncode == 2 and "regions" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.privacy.deid import REPORT_NAME, DeidOptions, deidentify
 from napari_clinlabel.core.privacy.phi_scan import scan_path
 
@@ -52,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep device serial numbers, IDs, station names")  # fmt: skip
     d.add_argument("--clean-pixels", action="store_true",
                    help="blank burned-in text found by OCR (otherwise such images are refused)")  # fmt: skip
+    d.add_argument("--blank-regions", type=Path, default=None, metavar="FILE",
+                   help="with --clean-pixels: JSON list of {manufacturer, model, x, y, width, "
+                   "height} regions blanked on that device's images ('*' matches any), as CTP")  # fmt: skip
     d.set_defaults(func=run_deid)
 
 
@@ -77,6 +81,24 @@ def run_scan(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
+def _regions(path: Path | None) -> tuple[tuple[str, str, int, int, int, int], ...]:
+    """Blank-out regions from a JSON file; one clear error when it is not what is expected."""
+    if path is None:
+        return ()
+    try:
+        rows = json.loads(path.read_text())
+        return tuple(
+            (str(r["manufacturer"]), str(r["model"]), int(r["x"]), int(r["y"]),
+             int(r["width"]), int(r["height"]))
+            for r in rows
+        )  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"{path}: not a list of {{manufacturer, model, x, y, width, height}} regions "
+            f"({type(exc).__name__}); fix the file."
+        ) from None
+
+
 def run_deid(args: argparse.Namespace) -> int:
     """De-identify, then print the counts and where the report is."""
     options = DeidOptions(
@@ -84,6 +106,7 @@ def run_deid(args: argparse.Namespace) -> int:
         retain_patient_chars=args.retain_patient_characteristics,
         retain_device=args.retain_device,
         clean_pixels=args.clean_pixels,
+        blank_regions=_regions(args.blank_regions),
     )
     rep = deidentify(args.input, args.output, options=options, uid_map=args.uid_map)
     print(

@@ -113,3 +113,19 @@ def test_ocr_missing_means_refused_not_clean(tmp_path, monkeypatch):
     assert rep.files_written == 0 and "OCR unavailable" in rep.skipped[0]["reason"]
     kinds = {f.kind for f in scan_path(src) if f.where == "pixels"}
     assert kinds == {"unreadable"}
+
+
+def test_regions_configured_per_device_are_blanked_as_ctp_does(tmp_path):
+    src, pixels = _image(tmp_path / "in" / "img.dcm", "US", US_STORAGE, bia="YES")
+    ds = pydicom.dcmread(src)
+    ds.Manufacturer, ds.ManufacturerModelName = "Acme", "Sono 1"
+    ds.save_as(src, enforce_file_format=True)
+    bands = (("ACME", "sono 1", 0, 0, COLS, 24), ("*", "*", 0, ROWS - 24, COLS, 24))
+    other = (("Other", "*", 0, 0, COLS, ROWS),)  # another maker's region: not applied
+    opts = DeidOptions(clean_pixels=True, blank_regions=bands + other)
+    rep = deidentify(tmp_path / "in", tmp_path / "out", options=opts)
+    assert rep.files_written == 1, rep.skipped
+    assert rep.files[0]["burned"]["configured_regions"] == 2
+    out = pydicom.dcmread(tmp_path / "out" / rep.files[0]["output"]).pixel_array
+    assert (out[:24] == out.min()).all() and (out[-24:] == out.min()).all()
+    assert np.array_equal(out[30:-30], pixels[30:-30])  # the rest untouched (3-pixel margin)

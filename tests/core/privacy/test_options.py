@@ -71,7 +71,7 @@ def test_default_is_the_basic_profile(tmp_path):
     assert ds.SeriesDate == "19000101" and ds.DeviceSerialNumber == "ANONYMOUS"
     assert json.loads((tmp_path / "out" / REPORT_NAME).read_text())["options"] == {
         "retain_temporal": False, "retain_patient_chars": False, "retain_device": False,
-        "clean_pixels": False,
+        "clean_pixels": False, "blank_regions": [],
     }  # fmt: skip
     assert rep.files_written == 1
 

@@ -22,7 +22,8 @@ Options (:class:`DeidOptions`, all off by default = the Basic Profile):
 * ``retain_device`` (113109): device serial numbers, device/detector/gantry/plate IDs and
   labels, station names and AE titles, treatment machine name are kept.
 * ``clean_pixels`` (113101): burned-in text found by OCR is blanked (see :mod:`.burned_in`);
-  without it such an image is refused.
+  without it such an image is refused. ``blank_regions`` adds regions configured per
+  manufacturer/model (as CTP's pixel anonymizer), blanked before OCR looks for more.
 
 Every DICOM file is counted, header-less ones included (read with ``force=True``); a file that
 cannot be read, has burned-in text, or cannot be written is refused and listed with its reason
@@ -59,6 +60,7 @@ from napari_clinlabel.core.log.audit_log import atomic_write_bytes
 from napari_clinlabel.core.privacy.burned_in import (
     OcrUnavailable,
     PixelsUnreadable,
+    Region,
     blank,
     find_text,
     risk,
@@ -114,6 +116,9 @@ class DeidOptions:
     retain_patient_chars: bool = False
     retain_device: bool = False
     clean_pixels: bool = False
+    # Clean Pixel Data regions configured per device, as CTP's pixel anonymizer does:
+    # (manufacturer, model, x, y, width, height); "*" matches any; blanked before OCR looks.
+    blank_regions: tuple[tuple[str, str, int, int, int, int], ...] = ()
 
     def codes(self) -> list[tuple[str, str, str]]:
         """CID 7050 codes of the profile and the options chosen (pixel cleaning per file)."""
@@ -359,18 +364,44 @@ def deidentify_file(
     return ds
 
 
+def _configured_regions(ds: Dataset, options: DeidOptions) -> list[Region]:
+    """The configured blank-out regions for this image's manufacturer and model (Clean Pixel
+    Data on only)."""
+    if not options.clean_pixels:
+        return []
+    maker = str(ds.get("Manufacturer", "")).strip().lower()
+    model = str(ds.get("ManufacturerModelName", "")).strip().lower()
+    out = []
+    for m, mo, x, y, w, h in options.blank_regions:
+        if m.strip().lower() in ("*", maker) and mo.strip().lower() in ("*", model):
+            out.append(Region(int(x), int(y), int(w), int(h), 0))
+    return out
+
+
 def _check_pixels(ds: Dataset, options: DeidOptions) -> tuple[dict[str, Any] | None, str | None]:
     """Burned-in text: (what was found and done, refusal reason or None)."""
     why = risk(ds)
     if why is None:
         return None, None
     info: dict[str, Any] = {"risk": why}
+    configured = _configured_regions(ds, options)
+    if configured:
+        try:
+            blank(ds, configured)
+        except PixelsUnreadable as exc:
+            info["action"] = "refused"
+            return info, f"configured regions not blanked: {exc}; not written"
+        info["configured_regions"] = len(configured)
     try:
         regions = find_text(ds)
     except (OcrUnavailable, PixelsUnreadable) as exc:
         info["action"] = "refused"
         return info, f"burned-in text could not be checked: {exc}; not written"
     info["words"] = len(regions)
+    if not regions and configured:  # the device's text areas blanked, OCR reads nothing more
+        ds.BurnedInAnnotation = "NO"
+        info["action"] = "blanked"
+        return info, None
     if not regions:
         if why.startswith("BurnedInAnnotation YES"):
             info["action"] = "refused"
