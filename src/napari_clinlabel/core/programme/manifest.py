@@ -99,6 +99,10 @@ def check_design(design: dict[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(rd.get("seed"), int):
         raise InputError(f"{where}: reading.seed must be a whole number, got {rd.get('seed')!r}")
     rd["honeypot_rate"] = _rate(f"{where}: reading.honeypot_rate", rd.get("honeypot_rate", 0))
+    if "honeypot_min_accuracy" in rd:
+        rd["honeypot_min_accuracy"] = _rate(
+            f"{where}: reading.honeypot_min_accuracy", rd["honeypot_min_accuracy"]
+        )
     rules = rd.get("double_read") or []
     if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
         raise InputError(f"{where}: reading.double_read must be a list of [[reading.double_read]]")
