@@ -127,13 +127,11 @@ class Trust:
         if report.ok and unregistered:
             report.warn(f"{unregistered} signature(s) checked against the key they carry only; "
                         "pass a roster to check whose keys they are")  # fmt: skip
-        if self.log_path is None:
+        if self.log_path is None or not hashes:  # broken at seq 0 already: nothing earlier
             return
         identity, owner = self.identity, self.owner
-        if identity is None and hashes:  # seq 0 was checked in another process
+        if identity is None:  # seq 0 was checked in another process (its record is valid)
             identity, owner = hashes[0], log_identity(self.log_path)[1]
-        elif identity is None:  # broken at seq 0: the witnesses still name it by its path
-            identity, owner = log_identity(self.log_path)
         problems: list[str] = []
         heads = witnessed_heads(self.log_path, identity, self.witnesses, problems)
         for p in problems:
