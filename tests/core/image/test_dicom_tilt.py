@@ -1,9 +1,11 @@
-"""Gantry-tilted CT opens sheared, every voxel kept, and uneven spacing opens as even blocks.
+"""Gantry-tilted CT opens sheared, every voxel kept; uneven spacing opens as even blocks; a
+DICOMDIR folder skips a broken stray file with a warning.
 
 Oracles: pydicom's own ImagePositionPatient/ImageOrientationPatient/PixelSpacing of every slice
 (the physical centre of each voxel by the DICOM standard, PS3.3 C.7.6.2.1.1), dcm2niix's
 tilt-corrected conversion of the real Philips series (read by SimpleITK), napari's own
-``data_to_world`` and the synthetic writer's known inputs.
+``data_to_world``, highdicom's SEG reader, pydicom's FileSet (DICOMDIR) and the synthetic
+writer's known inputs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import SimpleITK as sitk
 from support.dicom_series_factory import phantom_stored, write_series
 
 from napari_clinlabel.cli import main as cli_main
-from napari_clinlabel.core.errors import ClinlabelError, GeometryError
+from napari_clinlabel.core.errors import ClinlabelError, ClinlabelWarning, GeometryError
 from napari_clinlabel.core.export.labelmap import write_labels
 from napari_clinlabel.core.export.seg import order_by_grid
 from napari_clinlabel.core.image.dicom.volume import read_dicom_folder
@@ -58,9 +60,10 @@ def test_real_tilted_ct_places_every_voxel_where_its_slice_says(tilted):
     assert vol.array.shape == (54, 512, 512)  # every original slice kept, nothing resampled
     assert g.sheared and g.shear_angle_deg == pytest.approx(18.5, abs=0.01)
     assert vol.meta["gantry_tilt_deg"] == pytest.approx(-18.5)
-    layer = napari.layers.Image(vol.array, **{
-        k: v for k, v in volume_to_layer_data(vol)[1].items() if k in ("affine", "metadata")
-    })
+    layer = napari.layers.Image(
+        vol.array,
+        **{k: v for k, v in volume_to_layer_data(vol)[1].items() if k in ("affine", "metadata")},
+    )
     rng = np.random.default_rng(0)
     worst = 0.0
     for k, uid in enumerate(vol.meta["sop_instance_uids"]):
@@ -123,8 +126,12 @@ def test_synthetic_tilted_series_has_known_sheared_geometry(tmp_path, tilt_deg):
     origin = np.array([-120.0, -110.0, -50.0])
     spacing = (0.7, 0.6, 2.0)
     ws = write_series(
-        tmp_path, phantom_stored((7, 10, 12)), spacing=spacing, origin=tuple(origin),
-        stack_vector=tuple(stack), gantry_tilt_deg=tilt_deg,
+        tmp_path,
+        phantom_stored((7, 10, 12)),
+        spacing=spacing,
+        origin=tuple(origin),
+        stack_vector=tuple(stack),
+        gantry_tilt_deg=tilt_deg,
     )
     (vol,) = read_dicom_folder(tmp_path)
     np.testing.assert_array_equal(vol.array, ws.array)
@@ -132,7 +139,12 @@ def test_synthetic_tilted_series_has_known_sheared_geometry(tmp_path, tilt_deg):
     assert g.shear_angle_deg == pytest.approx(abs(tilt_deg), abs=1e-3)
     for k in range(7):
         for j, i in [(0, 0), (9, 11), (4, 7)]:
-            truth = origin + k * 2.0 * stack + i * spacing[0] * np.r_[1, 0, 0] + j * spacing[1] * np.r_[0, 1, 0]
+            truth = (
+                origin
+                + k * 2.0 * stack
+                + i * spacing[0] * np.r_[1, 0, 0]
+                + j * spacing[1] * np.r_[0, 1, 0]
+            )
             np.testing.assert_allclose(g.index_to_world((k, j, i))[::-1], truth, atol=1e-4)
     # round trip through the layer and back
     data, kwargs, _ = volume_to_layer_data(vol)
@@ -141,7 +153,8 @@ def test_synthetic_tilted_series_has_known_sheared_geometry(tmp_path, tilt_deg):
     assert again == g and again.sheared
     np.testing.assert_allclose(
         np.asarray(layer.data_to_world((6, 9, 11)))[::-1],
-        origin + 12.0 * stack + 11 * 0.7 * np.r_[1, 0, 0] + 9 * 0.6 * np.r_[0, 1, 0], atol=1e-4,
+        origin + 12.0 * stack + 11 * 0.7 * np.r_[1, 0, 0] + 9 * 0.6 * np.r_[0, 1, 0],
+        atol=1e-4,
     )
 
 
@@ -193,7 +206,9 @@ def test_uneven_spacing_opens_as_even_blocks_named_by_slice_range(tmp_path):
     vols = read_dicom_folder(tmp_path)
     assert [v.meta["slice_block"] for v in vols] == [[1, 4, 7], [5, 7, 7]]
     assert [v.meta["series_description"] for v in vols] == [
-        "Run [slices 1-4 of 7]", "Run [slices 5-7 of 7]"]
+        "Run [slices 1-4 of 7]",
+        "Run [slices 5-7 of 7]",
+    ]
     first = np.array(ws.geometry.origin)
     normal = np.array(ws.geometry.direction_matrix()[:, 2])
     start = 0
@@ -212,3 +227,66 @@ def test_missing_slice_is_still_refused(tmp_path):
     with pytest.raises(GeometryError, match="missing slice"):
         read_dicom_folder(tmp_path)
 
+
+def test_labels_on_the_real_tilted_ct_go_to_seg_on_the_original_frames(tilted, tmp_path):
+    import highdicom as hd  # lazy like the exporter: only this test needs it
+
+    from napari_clinlabel.core.export.seg import build_seg, seg_bytes, source_series_datasets
+
+    vol, by_uid, shared = tilted
+    labels = np.zeros(vol.array.shape, np.uint8)
+    labels[10, 200:260, 180:300] = 1
+    labels[40, 100:120, 300:340] = 1
+    source = source_series_datasets(shared / TILT / "series_201", None)
+    seg = build_seg(labels, vol.geometry, source, None, {}, "Ann Reader")
+    out = tmp_path / "seg.dcm"
+    out.write_bytes(seg_bytes(seg))
+    back = hd.seg.segread(out)  # highdicom reads it back: the oracle for the SEG side
+    uids = vol.meta["sop_instance_uids"]
+    frames = back.pixel_array if back.pixel_array.ndim == 3 else back.pixel_array[None]
+    seen = set()
+    for n, fg in enumerate(back.PerFrameFunctionalGroupsSequence):
+        ref_uid = fg.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        k = uids.index(ref_uid)
+        seen.add(k)
+        src_ipp = [float(v) for v in by_uid[ref_uid].ImagePositionPatient]
+        np.testing.assert_allclose(
+            [float(v) for v in fg.PlanePositionSequence[0].ImagePositionPatient], src_ipp, atol=1e-4
+        )
+        np.testing.assert_array_equal(frames[n] > 0, labels[k] > 0)
+    assert seen == {10, 40}
+
+
+def _dicomdir_set(tmp_path):
+    """A file set written by pydicom's FileSet (the DICOMDIR oracle) from a synthetic series."""
+    from pydicom.fileset import FileSet
+
+    ws = write_series(tmp_path / "src", phantom_stored((4, 8, 8)))
+    fs = FileSet()
+    for f in ws.files:
+        ds = pydicom.dcmread(f)
+        ds.StudyDate, ds.StudyTime, ds.StudyID = "20200101", "120000", "1"  # FileSet needs them
+        fs.add(ds)
+    fs.write(tmp_path / "set")
+    return ws, tmp_path / "set"
+
+
+def test_dicomdir_folder_skips_a_broken_stray_file_with_a_warning(tmp_path):
+    ws, root = _dicomdir_set(tmp_path)
+    stray = root / "PT000000" / "junk.dcm"
+    stray.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\xff" + b"\x01" * 40)
+    empty = root / "empty.dcm"
+    empty.write_bytes(b"")
+    with pytest.warns(Warning) as record:
+        (vol,) = read_dicom_folder(root)
+    np.testing.assert_array_equal(vol.array, ws.array)
+    texts = [str(w.message) for w in record if isinstance(w.message, ClinlabelWarning)]
+    assert any("junk.dcm" in t for t in texts) and any("empty.dcm" in t for t in texts)
+
+
+def test_dicomdir_member_that_is_broken_is_still_refused(tmp_path):
+    _, root = _dicomdir_set(tmp_path)
+    member = next((root / "PT000000" / "ST000000" / "SE000000").iterdir())
+    member.write_bytes(b"")
+    with pytest.raises(ClinlabelError, match=member.name):
+        read_dicom_folder(root)

@@ -235,25 +235,66 @@ def read_header(path: Path) -> SliceHeader | None:
     )
 
 
+def dicomdir_files(folder: Path) -> set[Path] | None:
+    """Files a DICOMDIR in ``folder`` references (resolved paths, case-folded), or None when
+    there is no DICOMDIR or it cannot be read (then every file counts as a member)."""
+    dicomdir = next((folder / n for n in os.listdir(folder) if n.upper() == "DICOMDIR"), None)
+    if dicomdir is None or not dicomdir.is_file():
+        return None
+    try:
+        ds = pydicom.dcmread(dicomdir, stop_before_pixels=True)
+        records = ds.DirectoryRecordSequence
+    except Exception:  # noqa: BLE001 - an unreadable DICOMDIR: fall back to the plain scan
+        warnings.warn(
+            ClinlabelWarning(f"{dicomdir}: the DICOMDIR cannot be read; scanning the folder."),
+            stacklevel=3,
+        )
+        return None
+    out = set()
+    for rec in records:
+        ref = rec.get("ReferencedFileID")
+        if ref:
+            parts = [ref] if isinstance(ref, str) else list(ref)
+            out.add(_fold(folder.joinpath(*parts)))
+    return out
+
+
+def _fold(path: Path) -> Path:
+    """A path key that ignores case (DICOMDIR file IDs are upper case, media often are not)."""
+    return Path(str(path.resolve()).casefold())
+
+
 def scan_folder(folder: Path, recursive: bool = True, strict: bool = True) -> list[SliceHeader]:
     """Headers of every DICOM image in ``folder``; files that are not DICOM are skipped.
 
     With ``strict`` an empty or corrupt file raises :class:`InputError`; otherwise it is
     skipped with a :class:`ClinlabelWarning` naming it (used when one file's series is asked for).
+    When ``folder`` holds a DICOMDIR, a broken file it does not reference (a stray file) is
+    skipped with a warning naming it even with ``strict``; a broken file it references still
+    raises, since a series would silently lose a slice.
     """
     headers = []
+    members = dicomdir_files(folder)
     walk = os.walk(folder) if recursive else [(str(folder), [], os.listdir(folder))]
     for root, _dirs, names in walk:
         for name in sorted(names):
             path = Path(root) / name
             if name.startswith(".") or name.upper() == "DICOMDIR" or not path.is_file():
                 continue
+            stray = members is not None and _fold(path) not in members
             try:
                 h = read_header(path)
             except InputError as exc:
-                if strict:
+                if strict and not stray:
                     raise
-                warnings.warn(ClinlabelWarning(f"skipped a file: {exc}"), stacklevel=2)
+                why = " (not listed in the DICOMDIR)" if stray else ""
+                warnings.warn(ClinlabelWarning(f"skipped a file{why}: {exc}"), stacklevel=2)
+                continue
+            if h is not None and h.problem and stray:
+                warnings.warn(
+                    ClinlabelWarning(f"skipped a file (not listed in the DICOMDIR): {h.problem}"),
+                    stacklevel=2,
+                )
                 continue
             if h is not None:
                 headers.append(h)
