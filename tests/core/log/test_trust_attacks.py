@@ -376,3 +376,11 @@ def test_signatures_and_roles_checked_the_same_when_the_log_is_split(ds, monkeyp
     two, _ = verify_trusted(path, workers=2)
     assert not one.ok and one.first_bad_seq == len(recs) - 1 and "does not verify" in one.reason
     assert two == one
+
+
+def test_a_garbage_first_line_is_broken_at_seq_0_not_an_error(ds, monkeypatch, capsys):
+    sign(monkeypatch, capsys, ds, "rev", "reviewer")  # witnesses exist for this log
+    log = ds / "img.png.clinlabel.jsonl"
+    log.write_bytes(b"not json\n" + log.read_bytes().split(b"\n", 1)[1])
+    rc, text = verify(capsys, log)
+    assert rc == 1 and len(text.splitlines()) == 1 and "broken at seq 0" in text
