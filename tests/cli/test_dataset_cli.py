@@ -112,6 +112,12 @@ def test_programme_end_to_end(tmp_path, monkeypatch, capsys):
 
     e = _json(capsys, ["dataset", "next", d, "--reader", "adj", "--json"])
     assert e["case"] == "case050" and e["task"] == "adjudicate" and len(e["reads"]) == 2
+    e = _json(capsys, ["dataset", "next", d, "--reader", "rev", "--json"])
+    assert (
+        e["task"] == "review"
+        and e["case"] in {"case050", "case051"}
+        and e["read"].endswith(".jsonl")
+    )
     e = _json(capsys, ["dataset", "next", d, "--reader", "ann", "--json"])
     assert e["task"] == "read" and e["status"] == "not started" and "honeypot" not in json.dumps(e)
     assert e["case"] in {c for c, rs in by_case.items() if "ann" in rs} - {"case050", "case051"}

@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from napari_clinlabel.core.errors import ClinlabelError, InputError, PermissionRefused
+from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.core.programme.dataset import READS, Dataset, State
 from napari_clinlabel.core.programme.design import readers_needed
 from napari_clinlabel.core.programme.reads import (
@@ -166,7 +167,8 @@ def status(ds: Dataset, st: State | None = None) -> dict[str, Any]:
 
 def next_case(ds: Dataset, reader: str, st: State | None = None) -> dict[str, Any] | None:
     """The next case for ``reader``: their first unfinished assignment (in progress before not
-    started), else, for an adjudicator, the first open adjudication they did not read."""
+        started); for a reviewer, the first completed production read by someone else with no review or
+    approval signature in its log; for an adjudicator, the first open adjudication they did not read."""
     st = st or ds.state()
     if reader not in ds.roster.users:
         raise InputError(f"{ds.roster.path}: {reader!r} is not in the roster; check the id")
@@ -184,6 +186,17 @@ def next_case(ds: Dataset, reader: str, st: State | None = None) -> dict[str, An
             for a, s in states:
                 if s.status == wanted:
                     return _entry(ds, st, a["case"], reader, s.status, "read")
+    if "reviewer" in roles:
+        person = ds.roster.person_of(reader)
+        index = ReadIndex(ds.folder / READS)
+        for a in st.assignments:
+            if ds.roster.person_of(a["reader"]) == person or st.cases[a["case"]].honeypot:
+                continue
+            name = ds.read_name(a["case"], a["reader"])
+            if index.state(name).status == COMPLETED and not _reviewed(ds.folder / READS / name):
+                e = _entry(ds, st, a["case"], reader, "to review", "review")
+                e["read"] = str(ds.folder / READS / name)
+                return e
     if "adjudicator" in roles:
         person = ds.roster.person_of(reader)
         for item in status(ds, st)["adjudication_queue"]:
@@ -193,6 +206,14 @@ def next_case(ds: Dataset, reader: str, st: State | None = None) -> dict[str, An
                 e["why"] = item["why"]
                 return e
     return None
+
+
+def _reviewed(log_path: Any) -> bool:
+    """True when a ``sign`` record with meaning review or approval is in the read's log."""
+    return any(
+        r.get("action") == "sign" and (r.get("data") or {}).get("meaning") in ("review", "approval")
+        for r in iter_records(log_path)
+    )
 
 
 def _entry(
