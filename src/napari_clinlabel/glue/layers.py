@@ -1,7 +1,8 @@
 """Qt-free napari glue: a :class:`Volume` ↔ a napari layer (data tuple, affine, metadata).
 
 The affine is ``geometry.napari_affine(leading_axes)``, so ``layer.data_to_world(index)`` is the
-ITK physical point in (z, y, x) mm. The layer's ``metadata["clinlabel"]`` carries everything
+ITK physical point in (z, y, x) mm (for a gantry-tilted series the affine carries the shear, so
+it is the sheared position each slice's ImagePositionPatient gives). The layer's ``metadata["clinlabel"]`` carries everything
 needed to rebuild the Volume: PHI-free meta, the geometry (ITK order), shape, dtype, leading
 axes, and ``spacing_known`` (False when the file states no physical pixel size: sizes on the
 layer are then pixels, not mm). Labels layers made from an image should get the same metadata
