@@ -38,6 +38,7 @@ from napari_clinlabel.core.image import samples
 from napari_clinlabel.core.image.io import read_volumes
 from napari_clinlabel.core.log.acting import require_granted
 from napari_clinlabel.core.log.audit_log import sidecar_paths
+from napari_clinlabel.core.log.authority import verify_trusted
 from napari_clinlabel.core.log.identity import (
     Actor,
     Roster,
@@ -46,7 +47,6 @@ from napari_clinlabel.core.log.identity import (
     load_roster,
 )
 from napari_clinlabel.core.log.verify import VerifyReport
-from napari_clinlabel.core.log.verify import verify_log as _verify_log
 from napari_clinlabel.core.proposals.model import Proposal, ProposalState
 from napari_clinlabel.core.schema import Schema, load_schema
 
@@ -121,15 +121,16 @@ def verify_log(
 ) -> VerifyReport:
     """Verify an image's sidecar log (give the image or the ``.clinlabel.jsonl`` itself).
 
-    Signatures and roles are checked against ``roster`` (default: the roster in force beside
-    the log, as ``clinlabel log verify`` does).
+    Exactly what ``clinlabel log verify`` and ``clinlabel report`` check: chain, objects, roles and
+    signatures against ``roster`` (default: the roster in force beside the log) and every
+    witnessed head of the log.
     """
     log_path = Path(path) if str(path).endswith(".clinlabel.jsonl") else sidecar_paths(path)[0]
     if roster is None:
         roster = find_roster(log_path)
     elif not isinstance(roster, Roster):
         roster = load_roster(roster)
-    return _verify_log(log_path, roster=roster)
+    return verify_trusted(log_path, roster)[0]
 
 
 def final_labels(path: str | os.PathLike[str], name: str = LABELS) -> np.ndarray:

@@ -35,9 +35,10 @@ from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.export.gate import ExportResult, export
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_paths
-from napari_clinlabel.core.log.identity import Actor, Roster, find_roster
+from napari_clinlabel.core.log.authority import verify_trusted
+from napari_clinlabel.core.log.identity import Actor, Roster
 from napari_clinlabel.core.log.image_open import grid_shape, record_image_open, volume_open_data
-from napari_clinlabel.core.log.verify import VerifyReport, verify_log
+from napari_clinlabel.core.log.verify import VerifyReport
 from napari_clinlabel.core.models.loader import LoadedModel, load_model
 from napari_clinlabel.core.models.run import run_model
 from napari_clinlabel.core.proposals import lifecycle
@@ -304,8 +305,9 @@ class AnnotationSession:
         )
 
     def verify(self, roster: Roster | None = None) -> VerifyReport:
-        """Verify this image's log (chain, objects, signatures)."""
-        return verify_log(self.log_path, roster=roster or find_roster(self.log_path))
+        """Verify this image's log as ``clinlabel log verify`` does (chain, objects, roles,
+        signatures, witnessed heads)."""
+        return verify_trusted(self.log_path, roster)[0]
 
     def close(self) -> None:
         """Release the log file."""
