@@ -29,6 +29,7 @@ from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.log.audit_log import AuditLog, model_source
 from napari_clinlabel.core.proposals.model import KINDS, Proposal, ProposalDraft, ProposalState
 from napari_clinlabel.core.proposals.pending import (
+    RETRACT,
     decided_in_log,
     load_proposals,
     pending_count,
@@ -356,6 +357,42 @@ def reject(log: AuditLog, proposal: Proposal) -> dict[str, Any]:
     return rec
 
 
+def retract_run(
+    log: AuditLog, model: Any, reason: str, proposals: list[Proposal] | None = None
+) -> dict[str, Any] | None:
+    """A human retracts a model's run: one ``proposal.retract`` record rejecting, with ``reason``,
+    every proposal of ``model`` (its identity dict or loaded model) no one has decided yet.
+
+    Decided proposals are left as they are and nothing is ever accepted. ``proposals`` are the
+    in-memory proposals to update (default: read from the log). Returns the record, or None when
+    the run has nothing undecided.
+    """
+    ident = _identity(model)
+    why = str(reason or "").strip()
+    if not why:
+        raise ClinlabelError("Say why the run is retracted (a reason is recorded with it).")
+    if len(why) > 500:
+        raise ClinlabelError("The retraction reason is over 500 characters; shorten it.")
+    current = proposals if proposals is not None else load_proposals(log.path)
+    mine = [
+        p for p in current
+        if p.pending and all(str(p.model.get(k)) == ident[k] for k in ident)
+        and decided_in_log(log.path, p.id) is None
+    ]  # fmt: skip
+    if not mine:
+        return None
+    rec = log.append(
+        RETRACT,
+        {"model": ident["sha256"]},
+        {"proposals": [p.id for p in mine], "count": len(mine), "reason": why,
+         "decision": "rejected"},
+        model_source(ident["name"], ident["version"], ident["sha256"]),
+    )  # fmt: skip
+    for p in mine:
+        p.state, p.decided_seq = ProposalState.REJECTED, rec["seq"]
+    return rec
+
+
 __all__ = [
     "Proposal",
     "ProposalDraft",
@@ -369,4 +406,5 @@ __all__ = [
     "proposal_mask",
     "reject",
     "require_no_pending",
+    "retract_run",
 ]

@@ -30,6 +30,22 @@ def decided_in_log(path: Path, pid: str) -> str | None:
             if f'"action":"{action}"'.encode() in line:
                 return action
         pos = raw.find(needle, end if end >= 0 else len(raw))
+    return _retracted_in(raw, pid)
+
+
+RETRACT = "proposal.retract"  # one record rejecting every undecided proposal of a model run
+
+
+def _retracted_in(raw: bytes, pid: str) -> str | None:
+    """``RETRACT`` when a retraction record lists ``pid``."""
+    mark = f'"action":"{RETRACT}"'.encode()
+    pos = raw.find(mark)
+    while pos >= 0:
+        start = raw.rfind(b"\n", 0, pos) + 1
+        end = raw.find(b"\n", pos)
+        if f'"{pid}"'.encode() in raw[start : end if end >= 0 else len(raw)]:
+            return RETRACT
+        pos = raw.find(mark, end if end >= 0 else len(raw))
     return None
 
 
@@ -72,6 +88,10 @@ def load_proposals(log_path: str | os.PathLike[str]) -> list[Proposal]:
                 payload,
                 d.get("name"),
             )
+        elif action == RETRACT:  # a retracted run: its listed, still undecided proposals
+            for rid in (rec.get("data") or {}).get("proposals") or []:
+                if isinstance(rid, str) and rid in by_id and by_id[rid].pending:
+                    by_id[rid].state, by_id[rid].decided_seq = ProposalState.REJECTED, rec["seq"]
         elif action in _STATE_OF and pid in by_id:
             p = by_id[pid]
             p.state, p.decided_seq = ProposalState(_STATE_OF[action]), rec["seq"]

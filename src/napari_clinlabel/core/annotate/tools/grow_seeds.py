@@ -92,7 +92,7 @@ class SeedGrower:
         sigma_mm: float = 1.0,
         spread: float = 3.0,
         air_below: float | None = -500.0,
-        max_voxels: int = 4_000_000,
+        max_voxels: int = 2_000_000,
     ) -> None:
         a = np.asarray(image)
         if a.ndim not in (2, 3) or a.dtype.kind not in "iuf":
@@ -129,8 +129,9 @@ class SeedGrower:
                 f"{self.image.shape}."
             )
         bg = background_seed_value(s.dtype)
-        nz = np.nonzero(s)
-        values = np.unique(s[nz]) if nz[0].size else np.empty(0, s.dtype)
+        box = _bbox(s)  # per-axis any(): np.nonzero on a CT-sized array costs seconds here
+        values = np.unique(s[box]) if box is not None else np.empty(0, s.dtype)
+        values = values[values != 0]
         fg_values = [int(v) for v in values if v != bg]
         if not fg_values:
             raise InputError("Paint at least one foreground seed (a label) inside the structure.")
@@ -139,7 +140,7 @@ class SeedGrower:
                 "Paint background seeds too (the 'background' seed) around the structure: "
                 "the grow needs something to stop at."
             )
-        roi = self._roi(nz)
+        roi = self._roi(box)
         cache = self._prepare(roi)
         step = cache.step
         markers = _subsample_markers(s[cache.roi], step, s.ndim)
@@ -167,16 +168,16 @@ class SeedGrower:
             target=target,
             edits=frozenset(fg_values),
             params={**self.params(), "grid_step": step},
-            seeds=_seed_summary(s, bg),
+            seeds=_seed_summary(s[box], bg, box),
             roi=cache.roi,
         )
 
     # -- internals -------------------------------------------------------------------------------
-    def _roi(self, nz: tuple[np.ndarray, ...]) -> tuple[slice, ...]:
+    def _roi(self, box: tuple[slice, ...]) -> tuple[slice, ...]:
         out = []
-        for axis, (coords, n) in enumerate(zip(nz, self.image.shape, strict=True)):
+        for axis, (b, n) in enumerate(zip(box, self.image.shape, strict=True)):
             pad = int(np.ceil(self.margin_mm / self.spacing[axis]))
-            out.append(slice(max(0, int(coords.min()) - pad), min(n, int(coords.max()) + pad + 1)))
+            out.append(slice(max(0, b.start - pad), min(n, b.stop + pad)))
         roi = tuple(out)
         c = self._cache
         if c is not None and all(
@@ -210,9 +211,13 @@ class SeedGrower:
 
 
 def _watershed(cost: np.ndarray, markers: np.ndarray) -> np.ndarray:
-    """SimpleITK's marker-controlled morphological watershed (no watershed lines)."""
-    peak = float(cost.max()) or 1.0
-    quantised = np.clip(cost * (65535.0 / peak), 0, 65535).astype(np.uint16)
+    """SimpleITK's marker-controlled morphological watershed (no watershed lines).
+
+    The edge map is quantised to 256 levels up to its 99.5th percentile: ITK floods level by
+    level, and 65 536 levels cost ~3.5× the time for the same boundaries within a level.
+    """
+    top = float(np.percentile(cost.reshape(-1)[:: max(1, cost.size // 1_000_000)], 99.5)) or 1.0
+    quantised = np.clip(cost * np.float32(255.0 / top), 0, 255).astype(np.uint8)
     ci = sitk.GetImageFromArray(quantised)
     mi = sitk.GetImageFromArray(markers)
     out = sitk.MorphologicalWatershedFromMarkers(
@@ -239,14 +244,27 @@ def _upsample(a: np.ndarray, step: int, shape: tuple[int, ...]) -> np.ndarray:
     return up[(..., slice(0, shape[-2]), slice(0, shape[-1]))]
 
 
-def _seed_summary(seeds: np.ndarray, bg: int) -> dict[str, object]:
-    """Seeds for the record: per label the voxel count and bounding box; the voxels go in an object."""
+def _bbox(a: np.ndarray) -> tuple[slice, ...] | None:
+    """The bounding box of ``a``'s non-zero voxels (None when there are none)."""
+    out = []
+    for axis in range(a.ndim):
+        hit = np.flatnonzero(a.any(axis=tuple(i for i in range(a.ndim) if i != axis)))
+        if hit.size == 0:
+            return None
+        out.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(out)
+
+
+def _seed_summary(seeds: np.ndarray, bg: int, box: tuple[slice, ...]) -> dict[str, object]:
+    """Seeds for the record (``seeds`` is the crop ``box``): per label the voxel count and
+    bounding box in full-image indices; the voxels themselves go in an object."""
     out: dict[str, object] = {"background_value": bg, "labels": {}}
     for v in np.unique(seeds[seeds != 0]):
         idx = np.nonzero(seeds == v)
         key = "background" if int(v) == bg else str(int(v))
         out["labels"][key] = {  # type: ignore[index]
             "voxels": int(idx[0].size),
-            "bbox": [[int(c.min()) for c in idx], [int(c.max()) for c in idx]],
-        }
+            "bbox": [[int(c.min()) + b.start for c, b in zip(idx, box, strict=True)],
+                     [int(c.max()) + b.start for c, b in zip(idx, box, strict=True)]],
+        }  # fmt: skip
     return out
