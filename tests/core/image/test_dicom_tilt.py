@@ -15,7 +15,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from support.dicom_series_factory import phantom_stored, write_series
+from support.dicom_series_factory import phantom_stored, write_enhanced_ct, write_series
 
 from napari_clinlabel.cli import main as cli_main
 from napari_clinlabel.core.errors import ClinlabelError, ClinlabelWarning, GeometryError
@@ -290,3 +290,25 @@ def test_dicomdir_member_that_is_broken_is_still_refused(tmp_path):
     member.write_bytes(b"")
     with pytest.raises(ClinlabelError, match=member.name):
         read_dicom_folder(root)
+
+
+def test_tilted_enhanced_ct_keeps_its_per_frame_shear(tmp_path):
+    path = tmp_path / "enh.dcm"
+    ws = write_enhanced_ct(path, phantom_stored((5, 8, 10)))
+    ds = pydicom.dcmread(path)
+    normal = np.array(ws.geometry.direction_matrix()[:, 2])
+    col = np.array(ws.geometry.direction_matrix()[:, 1])
+    first = np.array(ws.geometry.origin)
+    truth = {}
+    for fg in ds.PerFrameFunctionalGroupsSequence:
+        ipp = np.array(fg.PlanePositionSequence[0].ImagePositionPatient, float)
+        k = int(round(float((ipp - first) @ normal) / ws.geometry.spacing[2]))
+        moved = ipp + k * 0.5 * col  # shear: each frame 0.5 mm further along the columns
+        fg.PlanePositionSequence[0].ImagePositionPatient = [f"{v:.6f}" for v in moved]
+        truth[k] = moved
+    ds.save_as(path)
+    (vol,) = read_dicom_folder(tmp_path)
+    np.testing.assert_array_equal(vol.array, ws.array)
+    assert vol.geometry.sheared
+    for k, moved in truth.items():
+        np.testing.assert_allclose(vol.geometry.index_to_world((k, 0, 0))[::-1], moved, atol=1e-4)
