@@ -7,14 +7,20 @@ queue, the adjudicator's next case, and the dataset log verifying with ``clinlab
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections import Counter
 
+import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from support.programme_fixtures import make_programme, write_read
 
 from napari_clinlabel.cli import main
-from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.log.image_open import image_open_data, record_image_open
+from napari_clinlabel.core.quality.adjudication import adjudicate, load_reads
 
 
 def _grades(path, rows):
@@ -121,6 +127,34 @@ def test_programme_end_to_end(tmp_path, monkeypatch, capsys):
     e = _json(capsys, ["dataset", "next", d, "--reader", "ann", "--json"])
     assert e["task"] == "read" and e["status"] == "not started" and "honeypot" not in json.dumps(e)
     assert e["case"] in {c for c, rs in by_case.items() if "ann" in rs} - {"case050", "case051"}
+
+    # the adjudicator settles case050 (signed adjudicate record in her log): the queue empties
+    reads = load_reads(
+        [
+            ds / "reads" / "case050__ann.clinlabel.jsonl",
+            ds / "reads" / "case050__ben.clinlabel.jsonl",
+        ]
+    )
+    image = {"uid": None, "sha256": hashlib.sha256(b"case050").hexdigest()}
+    log = AuditLog(
+        ds / "reads" / "case050__adj.clinlabel.jsonl", image, Actor("adj", "adj", "adjudicator")
+    )
+    record_image_open(
+        log,
+        image_open_data(
+            (16, 16),
+            np.uint8,
+            geometry=Geometry.identity(2),
+            modality="MG",
+            source="case050.nii.gz",
+        ),
+    )
+    adjudicate(log, reads, reads[0].labels, "ann's outline matches the lesion")
+    log.close()
+    s = _json(capsys, ["dataset", "status", d, "--json"])
+    assert s["adjudication_queue"] == []
+    assert main(["dataset", "next", d, "--reader", "adj"]) == 1
+    capsys.readouterr()
 
     assert main(["log", "verify", str(ds / "clinlabel-dataset.jsonl")]) == 0
     assert "signed by its owner 'olga'" in capsys.readouterr().out
