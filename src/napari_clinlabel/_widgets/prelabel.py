@@ -45,6 +45,7 @@ from napari_clinlabel.core.models import load_model
 from napari_clinlabel.core.models.inference import InferenceCancelled
 from napari_clinlabel.core.models.run import iter_run_model
 from napari_clinlabel.core.proposals.lifecycle import Proposal, add_proposals, load_proposals
+from napari_clinlabel.core.schema import load_schema
 from napari_clinlabel.glue.session import get_session, image_sha256
 
 if TYPE_CHECKING:
@@ -213,6 +214,11 @@ class PrelabelWidget(QWidget):
         """Log the drafts on the GUI thread, a slice per event-loop turn (each record is fsynced)."""
         model, drafts = result
         try:
+            schema_id = getattr(model.card, "schema", None)
+            if schema_id and self._session.schema_for(self._run_image) is None:
+                # the proposals and their decisions in Review name the labels' schema, so a SEG
+                # of the accepted labels has named, coded segments and layers its colours
+                self._session.set_schema(self._run_image, load_schema(schema_id))
             log = self._session.log_for(self._run_image)
         except ClinlabelError as exc:
             self._session.report_error(exc)

@@ -143,7 +143,8 @@ def export(
         _check_format_fits(fmt, out_path, volume)
     who = actor or (log.actor if log is not None else current_actor(image_path))
     left_out = require_no_pending(log_path, exclude_pending)
-    schema_obj, notes = _schema_of(records, schema, strict=fmt == "dicom-seg")
+    schema_obj, notes = _schema_of(records, schema, strict=fmt == "dicom-seg",
+                                   labels_name=labels_name if fmt in LABEL_FORMATS else None)
     schema_ref = schema_obj.ref() if schema_obj is not None else _last_schema_ref(records)
     own_log = log is None
     if own_log:
@@ -241,11 +242,32 @@ def _last_schema_ref(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def _schema_of(records: list[dict[str, Any]], given: Any, strict: bool) -> tuple[Any, list[str]]:
-    """The schema to name labels with: ``given`` (object, file or builtin), else the log's own."""
+def _labels_schema_ref(records: list[dict[str, Any]], labels_name: str) -> dict[str, Any] | None:
+    """The latest schema named by a record about labels ``labels_name``: its edits, the model
+    proposals meant for it and their decisions (a lesion or grading schema of box or grade
+    records names no labels and is passed over)."""
+    proposals: set[str] = set()
+    found = None
+    for r in records:
+        target, data = r.get("target") or {}, r.get("data") or {}
+        if r.get("action") == "proposal.add" and data.get("labels") == labels_name:
+            proposals.add(str(target.get("proposal")))
+        about = target.get("labels") == labels_name or str(target.get("proposal")) in proposals
+        if about and (r.get("schema") or {}).get("id"):
+            found = r["schema"]
+    return found
+
+
+def _schema_of(
+    records: list[dict[str, Any]], given: Any, strict: bool, labels_name: str | None = None
+) -> tuple[Any, list[str]]:
+    """The schema to name labels with: ``given`` (object, file or builtin), else the schema the
+    log names for labels ``labels_name``, else the log's latest."""
     if given is not None:
         return (given if hasattr(given, "labels") else load_schema(given)), []
-    ref = _last_schema_ref(records)
+    ref = (_labels_schema_ref(records, labels_name) if labels_name else None) or _last_schema_ref(
+        records
+    )
     if not ref:
         return None, ["the log names no schema: labels are exported by value only"]
     try:
