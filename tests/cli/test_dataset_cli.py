@@ -191,6 +191,10 @@ def test_bad_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
     assert main(["dataset", "add", d, str(cases[0])]) == 0
+    series = tmp_path / "images" / "CT series 1"  # a DICOM folder is one case
+    series.mkdir()
+    assert main(["dataset", "add", d, str(series)]) == 0
+    assert "1 case(s) added (CT-series-1)" in capsys.readouterr().out
     assert main(["dataset", "add", d, str(cases[0])]) == 2
     assert "is already case 'case000'" in capsys.readouterr().err
     # a manifest edited after the owner signed it is refused
