@@ -89,6 +89,8 @@ def test_retained_options_keep_what_they_say_and_record_it(tmp_path):
         codes = [c.CodeValue for c in ds.DeidentificationMethodCodeSequence]
         assert codes == ["113100", "113107", "113108", "113109"]
         assert ds.LongitudinalTemporalInformationModified == "MODIFIED"
+        methods = list(ds.DeidentificationMethod)
+        assert len(methods) == 4 and all(len(m) <= 64 for m in methods)  # LO: 64 at most
         assert ds.StudyDate not in originals and ds.StudyDate == ds.SeriesDate
         assert ds.StudyTime == "101500"  # whole-day shift: the time of day is kept
         assert ds.AcquisitionDateTime == ds.StudyDate + "101530.5"  # time zone dropped

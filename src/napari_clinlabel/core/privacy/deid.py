@@ -323,7 +323,8 @@ def _mark(ds: Dataset, options: DeidOptions, pixels_cleaned: bool) -> None:
         "MODIFIED" if options.retain_temporal else "REMOVED"
     )
     codes = options.codes() + ([CLEAN_PIXEL_DATA] if pixels_cleaned else [])
-    ds.DeidentificationMethod = METHOD + "".join(f"; {c[2]}" for c in codes[1:])
+    # LO holds 64 characters: one value per method (the attribute is multi-valued)
+    ds.DeidentificationMethod = [METHOD, *(c[2] for c in codes[1:])] if codes[1:] else METHOD
     items = []
     for value, scheme, meaning in codes:
         code = Dataset()
