@@ -130,9 +130,9 @@ class ReadingAidsWidget(ImageWidget):
         self._position.setText(text)
         overlays = self._viewer.canvas.overlays
         if CURSOR_OVERLAY not in overlays:
-            overlays[CURSOR_OVERLAY] = TextOverlay(position="bottom_left", color="white",
+            overlays[CURSOR_OVERLAY] = TextOverlay(position="top_left", color="white",
                                                    font_size=10, visible=True)
-        overlays[CURSOR_OVERLAY].text = text
+        overlays[CURSOR_OVERLAY].text = "\n".join(parts)  # short lines: clear of the "A"
 
     def value_at(self, world: Any) -> float | None:
         """The chosen image's voxel value at world point ``world`` (None outside the image)."""
