@@ -99,24 +99,25 @@ def test_reopened_mammogram_keeps_the_schema_its_boxes_were_drawn_with(make_napa
 
     # the user changes the schema in the form: the choices change, nothing is logged for it
     w._schema_combo.setCurrentText("lesions")
-    assert "retroareolar" in _choices(w._attrs["location"])
+    assert "liver" in _choices(w._attrs["location"])
+    assert "retroareolar" not in _choices(w._attrs["location"])  # no breast terms in it
     assert "laterality" not in w._attrs
     assert len(box_records(log_path)) == n_before
     w._attrs["finding"].setCurrentText("calcification")
-    w._attrs["location"].setCurrentText("retroareolar")
+    w._attrs["location"].setCurrentText("other")
     qtbot.mouseClick(w._draw_btn, LEFT)
     layer_drag(viewer, w.layer, (820, 250), (870, 330))
     [rec] = box_records(log_path)
     assert rec["schema"]["id"] == "lesions"
-    assert rec["data"]["attributes"] == {"finding": "calcification", "location": "retroareolar"}
+    assert rec["data"]["attributes"] == {"finding": "calcification", "location": "other"}
 
     # reopened in a new viewer: the log's box schema wins over the mammogram default
     viewer2, _ = _open_mammogram(make_napari_viewer)
     w2 = _open_widget(viewer2, qtbot)
     assert w2._schema_combo.currentText() == "lesions"
-    assert "retroareolar" in _choices(w2._attrs["location"])
+    assert "liver" in _choices(w2._attrs["location"])
     w2.select_box(rec["data"]["id"])
-    assert w2._attrs["location"].currentText() == "retroareolar"
+    assert w2._attrs["location"].currentText() == "other"
 
     # an edit there is recorded under the same schema
     w2._confidence.setCurrentText("3")

@@ -99,3 +99,25 @@ def test_new_boxes_start_not_set_and_never_inherit(make_napari_viewer, qtbot):
 def _table(w):
     t = w._table
     return [[t.item(r, c).text() for c in range(t.columnCount())] for r in range(t.rowCount())]
+
+
+def test_grading_opens_birads_on_a_mammogram_and_records_only_the_key_pressed(
+    make_napari_viewer, qtbot, tmp_path
+):
+    from napari_clinlabel._widgets.grading import GradingWidget
+    from napari_clinlabel.cli.demo import sample_file
+    from napari_clinlabel.core.log.audit_log import iter_records
+
+    viewer = make_napari_viewer(show=True)
+    [image] = viewer.open(str(sample_file("mammogram", tmp_path)), plugin="napari-clinlabel")
+    assert image.metadata["clinlabel"]["modality"] == "MG"
+    w = GradingWidget(viewer)
+    qtbot.addWidget(w)
+    assert w._schema_combo.currentText() == "birads"  # as Lesion boxes picks breast-lesions
+    viewer.layers.selection.active = image
+    _press(qtbot, viewer, Qt.Key.Key_B)  # BI-RADS 4B, the only thing the reader chose
+    log_path = get_session(viewer).log_path_for(image)
+    recs = [r for r in iter_records(log_path) if r["action"].startswith("grade")]
+    assert len(recs) == 1 and recs[0]["schema"]["id"] == "birads"
+    # the record holds the grade chosen and no other scale's value (density stays not set)
+    assert "4B" in str(recs[0]["data"]) and "density" not in str(recs[0]["data"])

@@ -41,6 +41,7 @@ from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.schema import builtin_grading_schemas, load_schema
 
 NO_SCHEMA = "— choose a schema —"
+MAMMOGRAPHY = "birads"  # the grading schema a mammogram (modality MG) opens with
 
 
 def gradable_schemas() -> list[str]:
@@ -101,6 +102,9 @@ class GradingWidget(ImageWidget):
         state = restore_state(log_path)
         self._grades = {s: g.value for (s, i), g in state.grades.items() if is_image_item(i)}
         schema_name = ref["id"] if ref and ref.get("id") in gradable_schemas() else NO_SCHEMA
+        modality = str((image.metadata.get("clinlabel") or {}).get("modality") or "").upper()
+        if schema_name == NO_SCHEMA and modality == "MG" and MAMMOGRAPHY in gradable_schemas():
+            schema_name = MAMMOGRAPHY  # as Lesion boxes picks the BI-RADS lexicon for MG
         self._busy = True
         self._schema_combo.setCurrentText(schema_name)
         self._busy = False
