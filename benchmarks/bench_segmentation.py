@@ -5,6 +5,11 @@
 - ``region_grow``: our ConnectedThreshold wrapper (array in, mask out) against SimpleITK called
   directly on the same image and seed (its own conversions included).
 - ``interpolate_slices``: filling a liver-sized structure drawn on every 5th slice; absolute.
+- ``grow_seeds_first``: grow from seeds, first preview (region smoothing + edge map + watershed)
+  on 512×512×300 with liver strokes on 3 slices and background dots around them; absolute,
+  median of 3 fresh growers. ``grow_seeds_update``: one background dot added inside the prepared
+  region (the edge map is reused); median of 3. ``local_threshold_click``: one click, HU window,
+  3 mm minimum diameter; median of 3. (Budgets 2000 / 500 / 500 ms, DESIGN.md.)
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from napari_clinlabel.core.annotate import seg_tools
+from napari_clinlabel.core.annotate.tools.grow_seeds import SeedGrower, background_seed_value
+from napari_clinlabel.core.annotate.tools.morphology import local_threshold
 from napari_clinlabel.core.image.geometry import Geometry
 
 GEOMETRY = Geometry((0.7, 0.7, 2.5), (0.0, 0.0, 0.0), tuple(np.eye(3).ravel()))
@@ -82,4 +89,74 @@ def bench_interpolate_slices(quick: bool) -> dict:
     return {"name": "interpolate_slices", "value_ms": t * 1000.0, "budget_ms": 20000}
 
 
-BENCHMARKS = [bench_label_volumes, bench_region_grow, bench_interpolate_slices]
+def _median(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _grow_seeds(nz: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    image, labels = _maps(nz)
+    seeds = np.zeros(labels.shape, np.uint8)
+    bg = background_seed_value(seeds.dtype)
+    liver = labels == 1
+    for z in (nz // 2 - nz // 5, nz // 2, nz // 2 + nz // 5):
+        ys, xs = np.nonzero(liver[z])
+        cy, cx = int(ys.mean()), int(xs.mean())
+        seeds[z, cy - 3 : cy + 4, cx - 30 : cx + 30] = 1  # a stroke
+        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1), (1, 1), (-1, -1)):
+            y = int(np.clip(cy + dy * (ys.max() - ys.min()) * 0.62, 3, 508))
+            x = int(np.clip(cx + dx * (xs.max() - xs.min()) * 0.62, 3, 508))
+            seeds[z, y - 2 : y + 3, x - 2 : x + 3] = bg
+    return image, seeds, liver
+
+
+def bench_grow_seeds_first(quick: bool) -> dict:
+    image, seeds, liver = _grow_seeds(60 if quick else 300)
+    spacing = GEOMETRY.spacing_zyx
+    t = _median(lambda: SeedGrower(image, spacing, air_below=None).grow(seeds))
+    res = SeedGrower(image, spacing, air_below=None).grow(seeds)
+    out = np.zeros(liver.shape, bool)
+    out[res.roi] = res.target == 1
+    dice = 2 * (out & liver).sum() / (out.sum() + liver.sum())
+    return {"name": "grow_seeds_first", "value_ms": t * 1000.0, "budget_ms": 2000,
+            "grid_step": res.params["grid_step"], "dice": float(dice)}  # fmt: skip
+
+
+def bench_grow_seeds_update(quick: bool) -> dict:
+    image, seeds, _ = _grow_seeds(60 if quick else 300)
+    grower = SeedGrower(image, GEOMETRY.spacing_zyx, air_below=None)
+    grower.grow(seeds)
+    bg = background_seed_value(seeds.dtype)
+    z = seeds.shape[0] // 2
+    spots = iter([(z, 60, 60), (z + 1, 70, 70), (z - 1, 80, 60)])
+
+    def one() -> None:
+        k, y, x = next(spots)
+        seeds[k, y : y + 4, x : x + 4] = bg
+        grower.grow(seeds)
+
+    t = _median(one)
+    return {"name": "grow_seeds_update", "value_ms": t * 1000.0, "budget_ms": 500}
+
+
+def bench_local_threshold_click(quick: bool) -> dict:
+    image, labels = _maps(60 if quick else 300)
+    seed = tuple(int(c) for c in np.argwhere(labels == 1).mean(axis=0))
+    t = _median(
+        lambda: local_threshold(image, seed, 1, 25, 100, GEOMETRY.spacing_zyx, min_diameter_mm=3)
+    )
+    return {"name": "local_threshold_click", "value_ms": t * 1000.0, "budget_ms": 500}
+
+
+BENCHMARKS = [
+    bench_label_volumes,
+    bench_region_grow,
+    bench_interpolate_slices,
+    bench_grow_seeds_first,
+    bench_grow_seeds_update,
+    bench_local_threshold_click,
+]
