@@ -11,6 +11,8 @@ import SimpleITK as sitk
 from napari_clinlabel.core.annotate.measurements import (
     angle_deg,
     distance_data,
+    measurements_csv,
+    measurements_in_log,
     recist_data,
     record_measurement,
 )
@@ -89,3 +91,19 @@ def test_record_is_logged(tmp_path):
     assert rec["actor"]["id"] == "dr.m" and rec["data"]["length_mm"] == 5.0
     with pytest.raises(InputError, match="kind"):
         record_measurement(log, {"kind": "area"})
+
+
+def test_rows_and_csv_from_the_log(tmp_path):
+    import csv as csv_mod
+    import io
+
+    log = AuditLog(tmp_path / "ct.clinlabel.jsonl", {"uid": None, "sha256": "cd" * 32}, ACTOR)
+    record_measurement(log, distance_data([[0, 0, 0], [0, 3, 4]], True, {"axis": 0, "index": 2}))
+    record_measurement(log, recist_data([[0, 0, 0], [0, 0, 10]], [[0, -2, 5], [0, 2, 5]], False, None))
+    rows = measurements_in_log(log.path)
+    assert [(r["kind"], r["length_mm"], r["length_px"]) for r in rows] == [
+        ("distance", 5.0, None), ("recist", None, 10.0)]
+    assert rows[1]["short_axis_px"] == 4.0 and rows[0]["slice_index"] == 2
+    table = list(csv_mod.DictReader(io.StringIO(measurements_csv(rows).decode())))
+    assert table[0]["length_mm"] == "5.0" and table[0]["length_px"] == ""
+    assert table[1]["short_axis_px"] == "4.0" and table[1]["measured_by"] == "dr.m"

@@ -9,12 +9,17 @@ diameter in the slice, the short axis the longest diameter perpendicular to it.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from napari_clinlabel.core.errors import InputError
+from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.safe_text import csv_row
 
 ACTION = "measure.add"
 PERPENDICULAR_TOL_DEG = 10.0  # short axis drawn by hand: accept 80°..100° to the long axis
@@ -104,8 +109,46 @@ def record_measurement(log: Any, data: dict[str, Any]) -> dict[str, Any]:
     return log.append(ACTION, {"measurement": uuid.uuid4().hex}, data)
 
 
+MEASURE_COLUMNS = [
+    "id", "kind", "length_mm", "short_axis_mm", "length_px", "short_axis_px", "angle_deg",
+    "slice_axis", "slice_index", "points_world", "measured_by", "time", "seq",
+]  # fmt: skip
+
+
+def measurements_in_log(log_path: str | Path) -> list[dict[str, Any]]:
+    """Every ``measure.add`` record of a log as one flat row (keys :data:`MEASURE_COLUMNS`)."""
+    rows = []
+    for rec in iter_records(log_path):
+        if rec.get("action") != ACTION:
+            continue
+        d = rec.get("data") or {}
+        sl = d.get("slice") or {}
+        rows.append({
+            "id": (rec.get("target") or {}).get("measurement"), "kind": d.get("kind"),
+            **{k: d.get(k) for k in MEASURE_COLUMNS[2:7]},
+            "slice_axis": sl.get("axis"), "slice_index": sl.get("index"),
+            "points_world": d.get("points_world"),
+            "measured_by": (rec.get("actor") or {}).get("id"), "time": rec.get("time"),
+            "seq": rec.get("seq"),
+        })  # fmt: skip
+    return rows
+
+
+def measurements_csv(rows: list[dict[str, Any]]) -> bytes:
+    """Measurement rows as CSV (cells neutralised against spreadsheet formulas; blanks for None)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(MEASURE_COLUMNS)
+    for r in rows:
+        w.writerow(csv_row(["" if r.get(c) is None else r[c] for c in MEASURE_COLUMNS]))
+    return buf.getvalue().encode("utf-8")
+
+
 __all__ = [
     "ACTION",
+    "MEASURE_COLUMNS",
+    "measurements_csv",
+    "measurements_in_log",
     "angle_deg",
     "distance_data",
     "line_length",
