@@ -75,6 +75,8 @@ def _export_all(folder: Path, out: Path) -> list[Path]:
     out.mkdir()
     written = []
     for fmt in FORMATS:
+        if fmt == "tiles-csv":  # per-tile grades of a slide: a CT volume has none to export
+            continue
         res = export(folder, fmt, out / f"export-{fmt}", actor=ANN)
         written += [o.path for o in res.outputs]
     return written
