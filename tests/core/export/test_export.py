@@ -239,3 +239,30 @@ def test_side_files_named_per_output_never_overwrite(tmp_path):
         back = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / out)))
         np.testing.assert_array_equal(back, labels)
         assert out in json.dumps(meta)
+
+
+def test_dicom_seg_save_shows_no_person_name_warning(tmp_path):
+    """A source whose names have one component ("ANONYMOUS"): highdicom's person-name
+    UserWarning about them does not reach the user; the names are copied as stored."""
+    import warnings
+
+    import pydicom
+
+    g = Geometry((0.7, 0.7, 2.0), (-30.0, -20.0, 10.0), tuple(np.eye(3).ravel()))
+    files = write_ct_series(tmp_path / "ct", np.zeros((3, 12, 12), np.int16), g)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.PatientName = "ANONYMOUS"
+        ds.ReferringPhysicianName = "REFDOC"
+        ds.save_as(f)
+    vol = read_volumes(tmp_path / "ct")[0]
+    log = AuditLog.for_image(tmp_path / "ct", vol.image_ref(), ANN, SCHEMA.ref())
+    labels = np.zeros(vol.spatial_shape, np.uint8)
+    record_labels_create(log, "labels", labels.shape, labels.dtype)
+    paint(log, labels, 1, np.s_[0:2, 2:6, 2:6])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = export(tmp_path / "ct", "dicom-seg", tmp_path / "seg.dcm", actor=ANN)
+    assert not [w for w in caught if "person name" in str(w.message)]
+    seg = pydicom.dcmread(res.outputs[0].path)
+    assert str(seg.PatientName) == "ANONYMOUS" and seg.SegmentSequence[0].SegmentLabel == "liver"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -245,32 +246,39 @@ def build_seg(
     else:
         pixel_array = mapped.astype(dtype)
     try:
-        seg = hd.seg.Segmentation(
-            source_images=ordered,
-            pixel_array=pixel_array,
-            segmentation_type=hd.seg.SegmentationTypeValues.LABELMAP
-            if labelmap
-            else hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=descriptions,
-            series_instance_uid=hd.UID(),
-            series_number=900,
-            sop_instance_uid=hd.UID(),
-            instance_number=1,
-            manufacturer=SOFTWARE,
-            manufacturer_model_name=SOFTWARE,
-            software_versions=str(version),
-            device_serial_number="0",
-            content_description=series_description[:64],
-            content_creator_name=_person_name(creator_name),
-            content_label="CLINLABEL",
-            omit_empty_frames=not (include_empty or labelmap),
-        )
+        with warnings.catch_warnings():
+            # highdicom warns (UserWarning) about one-component person names it meets in the source
+            # (e.g. PatientName "ANONYMOUS"): copied as the PACS stored them, nothing the user can fix
+            warnings.filterwarnings("ignore", message=_PN_WARNING, category=UserWarning)
+            seg = hd.seg.Segmentation(
+                source_images=ordered,
+                pixel_array=pixel_array,
+                segmentation_type=hd.seg.SegmentationTypeValues.LABELMAP
+                if labelmap
+                else hd.seg.SegmentationTypeValues.BINARY,
+                segment_descriptions=descriptions,
+                series_instance_uid=hd.UID(),
+                series_number=900,
+                sop_instance_uid=hd.UID(),
+                instance_number=1,
+                manufacturer=SOFTWARE,
+                manufacturer_model_name=SOFTWARE,
+                software_versions=str(version),
+                device_serial_number="0",
+                content_description=series_description[:64],
+                content_creator_name=_person_name(creator_name),
+                content_label="CLINLABEL",
+                omit_empty_frames=not (include_empty or labelmap),
+            )
     except (ValueError, TypeError) as exc:
         raise ExportError(f"highdicom refused the segmentation: {exc}") from None
     minimize_identifiers(seg)
     seg.DeviceSerialNumber = "0"  # ours (Type 1 in Enhanced General Equipment), not the scanner's
     seg.SeriesDescription = series_description[:64]
     return seg
+
+
+_PN_WARNING = r'The string ".*" is unlikely to represent the intended person name'
 
 
 def minimize_identifiers(ds: Dataset) -> None:
