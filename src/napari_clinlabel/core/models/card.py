@@ -39,6 +39,8 @@ _FIELDS = {
     "scale",
     "description",
     "params",
+    "postprocess",
+    "input_domain",
 }
 _REQUIRED = ("name", "version", "task", "classes", "normalization", "patch_size", "in_channels")
 
@@ -91,6 +93,12 @@ class ModelCard:
     description: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    # applied before proposals are logged: {"min_component_mm3": {class name: mm³} | mm³,
+    # "largest_component": [class names]}
+    postprocess: dict[str, Any] = field(default_factory=dict)
+    # what the model was trained on: {"intensity_p50": [lo, hi], "spacing_mm": [[lo, hi] per
+    # axis z, y, x], "field_of_view_mm": [[lo, hi] per axis]}; a run outside it is warned about
+    input_domain: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_classes(self) -> int:
@@ -128,6 +136,9 @@ class ModelCard:
             d["description"] = self.description
         if self.params:
             d["params"] = self.params
+        for key in ("postprocess", "input_domain"):
+            if getattr(self, key):
+                d[key] = getattr(self, key)
         return d
 
 
@@ -195,7 +206,11 @@ def card_from_dict(data: Any, path: Path | None = None) -> ModelCard:
     params = data.get("params", {})
     if not isinstance(params, dict):
         raise fail("params", "must be an object")
+    post = _postprocess(data.get("postprocess", {}), classes, fail)
+    domain = _input_domain(data.get("input_domain", {}), fail)
     return ModelCard(
+        postprocess=post,
+        input_domain=domain,
         name=data["name"],
         version=data["version"],
         task=task,
@@ -210,6 +225,55 @@ def card_from_dict(data: Any, path: Path | None = None) -> ModelCard:
         params=params,
         path=path,
     )
+
+
+def _postprocess(value: Any, classes: tuple[ModelClass, ...], fail: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise fail("postprocess", "must be an object")
+    names = {c.name for c in classes if not c.is_background}
+    unknown = sorted(set(value) - {"min_component_mm3", "largest_component"})
+    if unknown:
+        raise fail(f"postprocess.{unknown[0]}", "is not known (min_component_mm3, largest_component)")
+    mins = value.get("min_component_mm3", {})
+    per = mins if isinstance(mins, dict) else dict.fromkeys(names, mins)
+    for name, mm3 in per.items():
+        if name not in names:
+            raise fail(f"postprocess.min_component_mm3.{name}", f"names no class ({sorted(names)})")
+        if isinstance(mm3, bool) or not isinstance(mm3, int | float) or mm3 < 0:
+            raise fail(f"postprocess.min_component_mm3.{name}", "must be a number ≥ 0 (mm³)")
+    largest = value.get("largest_component", [])
+    if not isinstance(largest, list) or any(n not in names for n in largest):
+        raise fail("postprocess.largest_component", f"must list class names ({sorted(names)})")
+    out: dict[str, Any] = {}
+    if per:
+        out["min_component_mm3"] = {k: float(v) for k, v in per.items()}
+    if largest:
+        out["largest_component"] = list(largest)
+    return out
+
+
+def _input_domain(value: Any, fail: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise fail("input_domain", "must be an object")
+    out: dict[str, Any] = {}
+    for key, nested in (("intensity_p50", False), ("spacing_mm", True), ("field_of_view_mm", True)):
+        if key not in value:
+            continue
+        ranges = value[key] if nested else [value[key]]
+        ok = isinstance(ranges, list) and all(
+            isinstance(r, list) and len(r) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in r)
+            and r[0] <= r[1]
+            for r in ranges
+        )  # fmt: skip
+        if not ok:
+            raise fail(f"input_domain.{key}", "must be [low, high] (per axis z, y, x for mm)")
+        out[key] = value[key]
+    unknown = sorted(set(value) - set(out))
+    if unknown:
+        raise fail(f"input_domain.{unknown[0]}", "is not known (intensity_p50, spacing_mm, "
+                   "field_of_view_mm)")
+    return out
 
 
 def _int_tuple(value: Any, fld: str, fail: Any) -> tuple[int, ...]:

@@ -168,13 +168,17 @@ def drafts_from_labels(
 ) -> list[ProposalDraft]:
     """One segment (segmentation) or box (detection) draft per connected component of each class."""
     card = model.card
-    min_mm3 = float(card.params.get("min_component_mm3", 10.0))
+    default_mm3 = float(card.params.get("min_component_mm3", 10.0))
+    per_class = card.postprocess.get("min_component_mm3", {})
+    largest = set(card.postprocess.get("largest_component", []))
     conf = confidence.reshape(-1)
     drafts = []
     for cls in card.classes:
         if cls.is_background:
             continue
-        for idx in _components(labels == cls.index):
+        min_mm3 = float(per_class.get(cls.name, default_mm3))
+        parts = _components(labels == cls.index)  # largest first
+        for idx in parts[:1] if cls.name in largest else parts:
             if idx.size * voxel_volume_mm3 < min_mm3:
                 continue
             score = float(np.mean(conf[idx], dtype=np.float64))
@@ -235,6 +239,33 @@ def _grade(volume: Volume, model: LoadedModel) -> list[ProposalDraft]:
             payload={"scale": card.scale, "value": value, "probabilities": probs},
         )
     ]
+
+
+def input_domain_problems(volume: Volume, card: Any) -> list[str]:
+    """What about ``volume`` lies outside the card's declared input domain (empty: inside).
+
+    Checked before a run so the user is warned, naming each problem; nothing is refused.
+    """
+    dom = card.input_domain
+    out: list[str] = []
+    g = volume.geometry
+    axes = ("z", "y", "x")[-len(g.spacing_zyx) :]
+    for key, values, unit in (
+        ("spacing_mm", g.spacing_zyx, "mm"),
+        ("field_of_view_mm", np.multiply(volume.spatial_shape, g.spacing_zyx).tolist(), "mm"),
+    ):
+        for ax, v, rng in zip(axes, values, dom.get(key, []), strict=False):
+            if not rng[0] <= v <= rng[1]:
+                what = key.removesuffix("_mm").replace("_", " ")
+                out.append(f"{what} along {ax} is {v:.4g} {unit}, trained on {rng[0]}–{rng[1]}")
+    if "intensity_p50" in dom:
+        arr = np.asarray(volume.array)
+        sample = arr.reshape(-1)[:: max(1, arr.size // 1_000_000)]
+        med = float(np.median(sample))
+        lo, hi = dom["intensity_p50"]
+        if not lo <= med <= hi:
+            out.append(f"median intensity is {med:.4g}, trained on {lo}–{hi}")
+    return out
 
 
 def iter_run_model(
