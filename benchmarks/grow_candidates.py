@@ -159,9 +159,12 @@ def main() -> int:
         "fg / bg strokes | voxels outside body | s per run (median) |"
     )
     print("|---|---|---|---|---|---|---|---|")
+    skip = set(sys.argv[1:])  # e.g. "random" to leave out candidates whose name holds the word
     for case, image, truth, spacing in cases():
         outside = outside_body(image)
         for name, fn in CANDIDATES.items():
+            if any(word in name for word in skip):
+                continue
             r = run_candidate(name, fn, image, truth, spacing, outside)
             print(
                 f"| {case} | {name} | {r['first']:.3f} | {r['clicks']} | {r['dice']:.3f} | "
