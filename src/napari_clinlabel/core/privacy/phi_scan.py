@@ -43,6 +43,7 @@ from napari_clinlabel.core.privacy.table import (
     DEVICE_IDENTITY,
     DUMMY_TEXT,
     DUMMY_VALUES,
+    EXTRA_REMOVED,
     FREE_TEXT_VRS,
     NOT_SHIFTED,
     PATIENT_CHARACTERISTICS,
@@ -66,7 +67,7 @@ def _strictest(code: str, is_sequence: bool) -> str:
 # except for sequences offered X/Z (references, Type 2 in many IODs) and X/Z/U*, which stay.
 PROFILE_TAGS: dict[int, tuple[str, str]] = {
     t: (r.keyword, _strictest(r.code, dictionary_VR(t) == "SQ"))
-    for t, r in TABLE.items()
+    for t, r in {**TABLE, **EXTRA_REMOVED}.items()
     if r.keyword
 }
 PROFILE: dict[str, str] = {kw: a for kw, a in PROFILE_TAGS.values()}
