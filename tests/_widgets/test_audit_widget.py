@@ -117,3 +117,26 @@ def test_details_say_what_a_record_did():
     edited = {"label": "3", "edited": True, "as_grade": {"value": "3"}}
     assert details("proposal.edit", edited) == "grade 3 · edited"
     assert details("proposal.accept", {"label": 2, "voxels": 40}) == "label 2 · 40 voxels"
+
+
+def test_table_catches_up_with_records_written_past_the_session(audited, qtbot, tmp_path):
+    """An export writes its record through its own log (not announced): Verify and the next
+    record both bring the table level with the file, each record once."""
+    from napari_clinlabel.core.log.audit_log import AuditLog
+
+    viewer, session, image, labels, widget = audited
+    path = session.log_path_for(image)
+    n0 = len(list(iter_records(path)))
+    assert len(_rows(widget)) == n0
+    log = session.log_for(image)  # the same file through a second AuditLog, as core export does
+    other = AuditLog(path, log.image, log.actor, log.schema, log.objects.folder)
+    other.append("note", {"image": "ct"}, {"text": "written past the session"})
+    other.close()
+    assert len(list(iter_records(path))) == n0 + 1
+    _verify(qtbot, widget)
+    assert [r[0] for r in _rows(widget)] == [str(r["seq"]) for r in iter_records(path)]
+    # the next record through the session shows at once, after the caught-up one, once
+    labels.paint((6, 50, 50), 1)
+    recs = list(iter_records(path))
+    assert [r[0] for r in _rows(widget)] == [str(r["seq"]) for r in recs]
+    assert len(recs) >= n0 + 2

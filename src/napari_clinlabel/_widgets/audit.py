@@ -228,6 +228,8 @@ class AuditWidget(QWidget):
         seq = int(rec["seq"])
         if self.loading:  # it may or may not be among the lines still to read
             self._arrived[seq] = record_cells(rec)
+        elif seq > self._last_seq + 1:  # records written past the session (an export's own
+            self._catch_up()  # log, the CLI) came first: read them, this one included
         else:
             self._add_rows([(seq, record_cells(rec))])
 
@@ -237,6 +239,8 @@ class AuditWidget(QWidget):
         self._show_count()
 
     def _on_verify(self) -> None:
+        if not self.loading:
+            self._catch_up()  # the table shows every record Verify is about to check
         path = self._path
         if path is None or not path.exists():
             self._show(False, "no log for this image yet")
@@ -297,6 +301,20 @@ class AuditWidget(QWidget):
         self._show_count()
         if error is not None:
             self._show(False, _error_text(error))
+
+    def _catch_up(self) -> None:
+        """Add the records the log file holds past the last one shown (written by another log
+        object or process, so never announced to the session)."""
+        if self._path is None or not self._path.exists():
+            return
+        last = self._last_seq
+        try:
+            rows = [(int(r["seq"]), record_cells(r)) for r in iter_records(self._path)
+                    if int(r["seq"]) > last]  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - shown below the table, as a failed read is
+            self._show(False, _error_text(exc))
+            return
+        self._add_rows(rows)
 
     # -- display -----------------------------------------------------------------------------
     def _add_rows(self, rows: list[tuple[int, Row]]) -> None:
