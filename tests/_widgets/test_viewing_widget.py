@@ -28,6 +28,7 @@ def opened(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer(show=True)
     image = add_ct(viewer, tmp_path, shape=SHAPE)
     dock, widget = viewer.window.add_plugin_dock_widget("napari-clinlabel", "Reading aids")
+    assert isinstance(widget, ReadingAidsWidget)
     qtbot.waitUntil(lambda: widget._keys is not None and not widget._keys._suspended, timeout=5000)
     return viewer, image, widget
 

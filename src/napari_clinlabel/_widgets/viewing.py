@@ -27,8 +27,12 @@ from napari_clinlabel.core.image.orientation import edge_letters
 from napari_clinlabel.core.image.windowing import PRESETS, preset_limits
 
 MEASURE_LAYER = "measurements"
-_EDGES = {"left": "middle_left", "right": "middle_right", "top": "top_center",
-          "bottom": "bottom_center"}
+_EDGES = {
+    "left": "middle_left",
+    "right": "middle_right",
+    "top": "top_center",
+    "bottom": "bottom_center",
+}
 _OVERLAY_KEY = "clinlabel_orient_"
 CURSOR_OVERLAY = "clinlabel_cursor"
 KINDS = ("distance", "recist")
@@ -58,7 +62,9 @@ class ReadingAidsWidget(ImageWidget):
         layout.addLayout(grid)
         self._kind = QComboBox()
         self._kind.addItems(KINDS)
-        self._kind.setToolTip("distance: one line; recist: long axis, then perpendicular short axis")
+        self._kind.setToolTip(
+            "distance: one line; recist: long axis, then perpendicular short axis"
+        )
         ruler = QPushButton("Draw measurement")
         ruler.clicked.connect(self.start_measuring)
         layout.addWidget(self._kind)
@@ -91,7 +97,8 @@ class ReadingAidsWidget(ImageWidget):
             return
         lo, hi = preset_limits(name)
         rng = self._image.contrast_limits_range
-        self._image.contrast_limits_range = (min(rng[0], lo), max(rng[1], hi))
+        if lo < rng[0] or hi > rng[1]:  # widen only when needed: each set redraws the layer
+            self._image.contrast_limits_range = (min(rng[0], lo), max(rng[1], hi))
         self._image.contrast_limits = (lo, hi)
         self._preset = name
         self._update_position()
@@ -130,8 +137,9 @@ class ReadingAidsWidget(ImageWidget):
         self._position.setText(text)
         overlays = self._viewer.canvas.overlays
         if CURSOR_OVERLAY not in overlays:
-            overlays[CURSOR_OVERLAY] = TextOverlay(position="top_left", color="white",
-                                                   font_size=10, visible=True)
+            overlays[CURSOR_OVERLAY] = TextOverlay(
+                position="top_left", color="white", font_size=10, visible=True
+            )
         overlays[CURSOR_OVERLAY].text = "\n".join(parts)  # short lines: clear of the "A"
 
     def value_at(self, world: Any) -> float | None:
@@ -156,8 +164,14 @@ class ReadingAidsWidget(ImageWidget):
         layer = self._measure
         if layer is None or layer not in self._viewer.layers:
             ndim = max(self._viewer.dims.ndim, 2)
-            layer = Shapes(ndim=ndim, name=MEASURE_LAYER, shape_type="line", edge_color="cyan",
-                           edge_width=1.0, metadata={OVERLAY: True})
+            layer = Shapes(
+                ndim=ndim,
+                name=MEASURE_LAYER,
+                shape_type="line",
+                edge_color="cyan",
+                edge_width=1.0,
+                metadata={OVERLAY: True},
+            )
             layer.events.data.connect(self._on_shapes_data)
             self._viewer.add_layer(layer)
             self._measure = layer
@@ -180,7 +194,9 @@ class ReadingAidsWidget(ImageWidget):
         line = np.asarray(layer.data[-1], float)
         if line.shape[0] != 2:
             return
-        known = (self._image.metadata.get("clinlabel") or {}).get("spacing_known", True) is not False
+        known = (self._image.metadata.get("clinlabel") or {}).get(
+            "spacing_known", True
+        ) is not False
         try:
             if self._kind.currentText() == "recist":
                 if self._pending is None:

@@ -99,10 +99,14 @@ def test_rows_and_csv_from_the_log(tmp_path):
 
     log = AuditLog(tmp_path / "ct.clinlabel.jsonl", {"uid": None, "sha256": "cd" * 32}, ACTOR)
     record_measurement(log, distance_data([[0, 0, 0], [0, 3, 4]], True, {"axis": 0, "index": 2}))
-    record_measurement(log, recist_data([[0, 0, 0], [0, 0, 10]], [[0, -2, 5], [0, 2, 5]], False, None))
+    record_measurement(
+        log, recist_data([[0, 0, 0], [0, 0, 10]], [[0, -2, 5], [0, 2, 5]], False, None)
+    )
     rows = measurements_in_log(log.path)
     assert [(r["kind"], r["length_mm"], r["length_px"]) for r in rows] == [
-        ("distance", 5.0, None), ("recist", None, 10.0)]
+        ("distance", 5.0, None),
+        ("recist", None, 10.0),
+    ]
     assert rows[1]["short_axis_px"] == 4.0 and rows[0]["slice_index"] == 2
     table = list(csv_mod.DictReader(io.StringIO(measurements_csv(rows).decode())))
     assert table[0]["length_mm"] == "5.0" and table[0]["length_px"] == ""

@@ -37,7 +37,9 @@ def test_standard_axial_ct_edges():
     # a standard axial CT read from DICOM: identity direction (SimpleITK's default "LPS");
     # radiological display: patient's right on the screen's left, anterior at the top
     img = sitk.Image(8, 8, 4, sitk.sitkInt16)
-    assert sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(img.GetDirection()) == "LPS"
+    assert (
+        sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(img.GetDirection()) == "LPS"
+    )
     geom = Geometry.from_itk(img)
     for g in (None, geom):  # affine carries the direction, or the world is the index grid
         assert edge_letters((1, 2), g) == {"left": "R", "right": "L", "top": "A", "bottom": "P"}

@@ -26,9 +26,7 @@ def direction_letters(vector_lps: Any, min_component: float = OBLIQUE_MIN) -> st
         return ""
     v = v / norm
     order = np.argsort(-np.abs(v), kind="stable")
-    return "".join(
-        (_PLUS if v[i] > 0 else _MINUS)[i] for i in order if abs(v[i]) >= min_component
-    )
+    return "".join((_PLUS if v[i] > 0 else _MINUS)[i] for i in order if abs(v[i]) >= min_component)
 
 
 def world_axis_vector(geometry: Geometry | None, world_axis: int, ndim: int = 3) -> np.ndarray:

@@ -35,9 +35,7 @@ def window_limits(level: float, width: float) -> tuple[float, float]:
 def preset_limits(name: str) -> tuple[float, float]:
     """Display range of the preset ``name`` (one of :data:`PRESETS`)."""
     if name not in PRESETS:
-        raise InputError(
-            f"unknown window preset {name!r}; choose one of {', '.join(PRESETS)}."
-        )
+        raise InputError(f"unknown window preset {name!r}; choose one of {', '.join(PRESETS)}.")
     return window_limits(*PRESETS[name])
 
 
