@@ -134,3 +134,7 @@ def test_tool_voxels_are_semiautomatic_in_provenance(tmp_path):
     )
     prov = segment_provenance(log.path, "labels")
     assert prov[1].algorithm_type == SEMIAUTOMATIC and prov[2].algorithm_type == MANUAL
+    # the report's "how each final label came about" counts the tool, not "model edited"
+    from napari_clinlabel.core.quality.report import _segment_origins  # a higher layer
+
+    assert _segment_origins(log.path, "labels") == {1: "tool", 2: "manual"}

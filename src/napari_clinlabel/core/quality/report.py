@@ -6,8 +6,9 @@
   objects, roles and signatures against the roster in force, every witnessed head), and the
   authority (roster, owner) it used;
 - who read each image (the human who made its label/grade records), the schema versions in force;
-- how each final segment came about — ``manual``, ``model accepted unchanged``, ``model edited``
-  or ``adjudicated`` — from the per-voxel provenance walk, and the fate of every model proposal;
+- how each final segment came about — ``manual``, ``tool``, ``model accepted unchanged``,
+  ``model edited`` or ``adjudicated`` — from the per-voxel provenance walk, and the fate of every
+  model proposal;
 - inter-reader agreement for images read by two or more readers: Dice / HD95 per label and
   reader pair (final labels only; HD95 in pixels, ``hd95_px`` …, for images that state no pixel
   size — PNG, JPEG, a TIFF without resolution tags), kappa / quadratic-weighted kappa per scale and reader pair
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import pydicom
 
-from napari_clinlabel.core.annotate.provenance import walk_provenance
+from napari_clinlabel.core.annotate.provenance import TOOL_PREFIX, walk_provenance
 from napari_clinlabel.core.annotate.replay import LOG_SUFFIX, log_spacing_known, replay_labels
 from napari_clinlabel.core.errors import ClinlabelError, InputError, LogIntegrityError
 from napari_clinlabel.core.image.geometry import Geometry
@@ -49,7 +50,7 @@ from napari_clinlabel.core.schema import load_schema
 
 __all__ = ["LogSummary", "DatasetReport", "collect_dataset", "dicom_demographics", "age_band"]
 
-ORIGINS = ("manual", "model accepted unchanged", "model edited", "adjudicated")
+ORIGINS = ("manual", "tool", "model accepted unchanged", "model edited", "adjudicated")
 _UNKNOWN = "unknown"
 
 
@@ -155,6 +156,8 @@ def _origin_of(kinds: set[str]) -> str:
         return "model accepted unchanged"
     if kinds & {"model", "edited"}:
         return "model edited"
+    if "tool" in kinds:  # a semi-automatic editing tool made some of its voxels
+        return "tool"
     return "manual"
 
 
@@ -168,7 +171,8 @@ def _segment_origins(log_path: Path, layer: str) -> dict[int, str]:
     for v in np.unique(flat[nz]):
         tags = np.unique(tflat[nz[flat[nz] == v]])
         kinds = {st.tags[int(t)][0] for t in tags}
-        if st.touched.get(int(v)):  # a human changed some of the model's voxels of this label
+        touched = [m for m in st.touched.get(int(v), ()) if not m[0].startswith(TOOL_PREFIX)]
+        if touched:  # a human changed some of the model's voxels of this label
             kinds.add("edited")
         out[int(v)] = _origin_of(kinds)
     return out
@@ -207,7 +211,8 @@ def _summarise(root: Path, log_path: Path) -> LogSummary:
         if is_reading and a.get("role") != "adjudicator":
             actors[str(a.get("id"))] += 1
     all_actors = sorted({str((r.get("actor") or {}).get("id")) for r in records})
-    reader = actors.most_common(1)[0][0] if actors else (all_actors[0] if all_actors else "?")
+    # "" when no one read here (an adjudicator's or another non-reader's log): never a reader
+    reader = actors.most_common(1)[0][0] if actors else ""
     s = LogSummary(
         str(log_path.relative_to(root)),
         sha,
@@ -244,7 +249,7 @@ def _seg_pairs(logs: list[LogSummary]) -> list[dict[str, Any]]:
     rows = []
     by_image: dict[str, list[LogSummary]] = defaultdict(list)
     for s in logs:
-        if s.verified and s.labels:
+        if s.verified and s.labels and s.reader:
             by_image[s.image_sha].append(s)
     for sha, group in sorted(by_image.items()):
         for a, b in itertools.combinations(sorted(group, key=lambda x: x.reader), 2):
@@ -257,12 +262,26 @@ def _seg_pairs(logs: list[LogSummary]) -> list[dict[str, Any]]:
                 if la.shape != lb.shape or ka != kb:  # not one grid: nothing to compare
                     continue
                 res = label_map_agreement(la, lb, a.geometry)
+                names = label_names(a.schemas + b.schemas)
                 for v, m in res.items():
                     rows.append(
                         {"image": sha[:12], "reader_a": a.reader, "reader_b": b.reader,
-                         "layer": layer, "label": int(v), **m}
+                         "layer": layer, "label": int(v),
+                         "name": names.get(int(v), f"label {int(v)}"), **m}
                     )  # fmt: skip
     return rows
+
+
+def label_names(schemas: list[str]) -> dict[int, str]:
+    """Label value → name from the first of ``schemas`` ("id version" tags) that defines labels."""
+    for tag in schemas:
+        try:
+            sch = load_schema(tag.split()[0])
+        except ClinlabelError:
+            continue
+        if sch.labels:
+            return {int(lab.value): str(lab.name) for lab in sch.labels}
+    return {}
 
 
 def _scale_values(scale_id: str, schemas: list[str], seen: set[str]) -> tuple[list[str], bool]:
@@ -284,7 +303,7 @@ def _grade_pairs(logs: list[LogSummary]) -> list[dict[str, Any]]:
     per: dict[str, dict[str, dict[str, str]]] = defaultdict(lambda: defaultdict(dict))
     schemas: list[str] = []
     for s in logs:
-        if not s.verified:
+        if not s.verified or not s.reader:  # an adjudicator's settled grades are no reading
             continue
         schemas += [t for t in s.schemas if t not in schemas]
         for scale, items in s.grades.items():
