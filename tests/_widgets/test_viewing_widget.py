@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
-from support.viewer_helpers import add_ct, drag, show_slice
+from support.viewer_helpers import add_ct, canvas_pos, drag, show_slice
 
 from napari_clinlabel._widgets.viewing import ReadingAidsWidget
 from napari_clinlabel.core.log.audit_log import iter_records
@@ -58,18 +58,21 @@ def test_letters_follow_displayed_axes(opened):
     assert ov["clinlabel_orient_top"].text == "I" and ov["clinlabel_orient_left"].text == "R"
 
 
-def test_value_under_cursor_while_labels_active(opened):
+def test_value_under_cursor_while_labels_active(opened, qtbot):
     viewer, image, widget = opened
     labels = get_session(viewer).labels_layer_for(image)
     viewer.layers.selection.active = labels
+    show_slice(viewer, image, 6)
     idx = (6, 30, 31)
-    world = np.asarray(image.data_to_world(idx))
-
-    class _Ev:  # what napari passes to mouse_move_callbacks: the world position
-        position = tuple(world)
-
-    widget._on_mouse_move(viewer, _Ev())
-    assert widget.cursor_text == f"{float(image.data[idx]):.0f} HU"
+    # a real mouse move over the canvas, as the reader hovers the voxel
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas
+    pos = canvas_pos(viewer, image, idx)
+    qtbot.wait(10)
+    canvas.events.mouse_move(pos=pos, modifiers=(), button=None)
+    qtbot.waitUntil(lambda: widget.cursor_text != "", timeout=3000)
+    at = np.round(image.world_to_data(viewer.cursor.position)).astype(int)
+    assert widget.cursor_text == f"{float(image.data[tuple(at)]):.0f} HU"
+    assert abs(at[1] - idx[1]) <= 1 and abs(at[2] - idx[2]) <= 1 and at[0] == 6
     # the slider's position (the slice shown) in mm, named by patient axis
     assert f"z (I→S) {viewer.dims.point[0]:.1f} mm" in widget._position.text()
     assert viewer.dims.axis_labels[0] == "z (I→S)"
