@@ -160,3 +160,31 @@ def test_bad_dataset(tmp_path):
     with pytest.raises(InputError, match="no sidecar logs"):
         collect_dataset(tmp_path / "empty")
     shutil.rmtree(tmp_path / "empty")
+
+
+def test_labels_by_name_and_adjudicator_not_a_reader(tmp_path):
+    """Two readers under abdomen-ct and an adjudicator's own log on the same image: the report
+    names labels from the schema ("liver"), and counts two readers, not three."""
+    from napari_clinlabel.core.log.audit_log import AuditLog
+    from napari_clinlabel.core.log.identity import Actor
+
+    schema = load_schema("abdomen-ct")
+    a, b = reader_maps()
+    for reader, labels in (("alice", a), ("bob", b)):
+        folder = tmp_path / "ds" / reader
+        folder.mkdir(parents=True)
+        write_reader_log(folder / "case.nii.gz.clinlabel.jsonl", labels, reader, schema=schema)
+    adj = tmp_path / "ds" / "erin"
+    adj.mkdir()
+    log = AuditLog(adj / "case.nii.gz.clinlabel.jsonl", {"uid": None, "sha256": "ab" * 32},
+                   Actor("erin", "Erin", "adjudicator"), schema.ref())  # fmt: skip
+    log.append("image.open", None, {"shape": list(a.shape)})
+    log.close()
+    rep = collect_dataset(tmp_path / "ds")
+    assert {s.reader for s in rep.logs} == {"alice", "bob", ""}
+    names = {lab.value: lab.name for lab in schema.labels}
+    assert rep.seg_pairs and all(r["name"] == names[r["label"]] for r in rep.seg_pairs)
+    assert {(r["reader_a"], r["reader_b"]) for r in rep.seg_pairs} == {("alice", "bob")}
+    html = render_html(rep)
+    assert '<div class="card"><b>2</b>readers</div>' in html  # alice, bob; not erin
+    assert f">Labels:{names[1]}<" in html and ">Labels:1<" not in html

@@ -128,7 +128,7 @@ def _confusion(title: str, cm: list[list[int]], values: list[str], a: str, b: st
 
 def _summary(rep: DatasetReport) -> str:
     images = len({s.image_sha for s in rep.logs})
-    readers = sorted({s.reader for s in rep.logs})
+    readers = sorted({s.reader for s in rep.logs if s.reader})  # an adjudicator is no reader
     ok = sum(s.verified for s in rep.logs)
     cards = [
         ("images", images), ("logs", len(rep.logs)), ("readers", len(readers)),
@@ -182,12 +182,14 @@ def _segmentation(rep: DatasetReport) -> str:
         by_unit[distance_units(r)].append(r)
     by_pair: dict[tuple[str, str], list[float]] = defaultdict(list)
     dice: dict[str, list[float]] = defaultdict(list)
+    order: dict[str, int] = {}  # label shown (its name) -> value, to list labels by value
     hd: dict[str, dict[str, list[float]]] = {"mm": defaultdict(list), "px": defaultdict(list)}
     for r in rep.seg_pairs:
         unit = distance_units(r)
         by_pair[(r["reader_a"], r["reader_b"])].append(r["dice"])
-        dice[str(r["label"])].append(r["dice"])
-        hd[unit][str(r["label"])].append(r[f"hd95_{unit}"])
+        dice[_label(r)].append(r["dice"])
+        order[_label(r)] = int(r["label"])
+        hd[unit][_label(r)].append(r[f"hd95_{unit}"])
     pair_rows = [
         [a, b, len(d), float(np.mean(d)), float(np.min(d))] for (a, b), d in sorted(by_pair.items())
     ]
@@ -198,7 +200,7 @@ def _segmentation(rep: DatasetReport) -> str:
 
     class_rows = [
         [k, len(dice[k]), float(np.mean(dice[k])), *(median(u, k) for u in units)]
-        for k in sorted(dice, key=int)
+        for k in sorted(dice, key=lambda k: order[k])
     ]
     plots = _distribution("Dice per label", dice, "Dice")
     if by_unit["mm"]:
@@ -208,7 +210,7 @@ def _segmentation(rep: DatasetReport) -> str:
     every = ""
     if by_unit["mm"]:
         rows = [
-            [r["image"], r["reader_a"], r["reader_b"], f'{r["layer"]}:{r["label"]}', r["dice"],
+            [r["image"], r["reader_a"], r["reader_b"], f'{r["layer"]}:{_label(r)}', r["dice"],
              r["hd95_mm"], r["mean_surface_distance_mm"], r["volume_difference_ml"]]
             for r in by_unit["mm"]
         ]  # fmt: skip
@@ -219,7 +221,7 @@ def _segmentation(rep: DatasetReport) -> str:
         )
     if by_unit["px"]:
         rows = [
-            [r["image"], r["reader_a"], r["reader_b"], f'{r["layer"]}:{r["label"]}', r["dice"],
+            [r["image"], r["reader_a"], r["reader_b"], f'{r["layer"]}:{_label(r)}', r["dice"],
              r["hd95_px"], r["mean_surface_distance_px"], r["size_difference_px"]]
             for r in by_unit["px"]
         ]  # fmt: skip
@@ -314,3 +316,8 @@ def render_html(rep: DatasetReport, title: str = "Annotation quality report") ->
         "images that state no pixel size).</p>"
         f"{body}</body></html>"
     )
+
+
+def _label(row: dict[str, Any]) -> str:
+    """A label as the report shows it: its schema name ("liver"), else its value."""
+    return str(row.get("name") or row["label"])
