@@ -111,3 +111,29 @@ def test_rows_and_csv_from_the_log(tmp_path):
     table = list(csv_mod.DictReader(io.StringIO(measurements_csv(rows).decode())))
     assert table[0]["length_mm"] == "5.0" and table[0]["length_px"] == ""
     assert table[1]["short_axis_px"] == "4.0" and table[1]["measured_by"] == "dr.m"
+
+
+def test_measurements_exported_in_json_and_csv(tmp_path):
+    import csv as csv_mod
+    import json
+
+    from napari_clinlabel.core.export.gate import export
+    from napari_clinlabel.core.image.io import read_volumes
+
+    img_path = tmp_path / "ct.nii.gz"
+    im = sitk.GetImageFromArray(np.zeros((4, 16, 16), np.int16))
+    im.SetSpacing(SPACING)
+    sitk.WriteImage(im, str(img_path))
+    vol = read_volumes(img_path)[0]
+    log = AuditLog.for_image(img_path, vol.image_ref(), ACTOR)
+    p0, p1 = _world(im, (2, 2, 1)), _world(im, (12, 2, 1))  # 10 px along x = 8 mm
+    record_measurement(log, distance_data([p0, p1], True, {"axis": 0, "index": 1}))
+    res = export(img_path, "json", tmp_path / "t", actor=ACTOR)
+    doc = json.loads(res.outputs[0].path.read_text())
+    assert doc["measurements"][0]["length_mm"] == pytest.approx(10 * SPACING[0])
+    res = export(img_path, "csv", tmp_path / "t.csv", actor=ACTOR)
+    names = [o.path.name for o in res.outputs]
+    assert names == ["t.csv", "t.grades.csv", "t.measurements.csv"]
+    with open(tmp_path / "t.measurements.csv", newline="") as fh:
+        (row,) = list(csv_mod.DictReader(fh))
+    assert float(row["length_mm"]) == pytest.approx(8.0) and row["kind"] == "distance"

@@ -21,6 +21,7 @@ import numpy as np
 
 from napari_clinlabel.core.annotate.boxes import load_boxes
 from napari_clinlabel.core.annotate.grading import load_grades
+from napari_clinlabel.core.annotate.measurements import measurements_csv, measurements_in_log
 from napari_clinlabel.core.annotate.provenance import summarize, walk_provenance
 from napari_clinlabel.core.annotate.replay import replay_labels
 from napari_clinlabel.core.annotate.tiles import is_tile_id, tile_grades_csv_bytes
@@ -383,17 +384,26 @@ def _table_outputs(
 ) -> dict[Path, bytes]:
     boxes = list(load_boxes(log_path).values())
     grades = sorted(load_grades(log_path).values(), key=lambda g: (g.scale, g.item))
-    if not boxes and not grades:
+    # distance/RECIST measurements travel in the JSON and CSV tables (not in COCO)
+    measures = measurements_in_log(log_path) if fmt in ("json", "csv") else []
+    if not boxes and not grades and not measures:
         raise ExportError(
             f"{log_path.name}: no lesion boxes or grades to export; draw boxes or grade first."
         )
     extra = {"schema": schema.ref() if schema is not None else None, "log_head": head.to_dict(),
              "image_sha256": volume.sha256}  # fmt: skip
     if fmt == "json":
+        if measures:
+            extra["measurements"] = measures
         return {out: tb.tables_json(boxes, grades, volume.geometry, extra)}
     if fmt == "csv":
         grades_path = _stem(out).with_name(_stem(out).name + ".grades.csv")
-        return {out: tb.boxes_csv(boxes, volume.geometry), grades_path: tb.grades_csv(grades)}
+        outs = {out: tb.boxes_csv(boxes, volume.geometry), grades_path: tb.grades_csv(grades)}
+        if measures:
+            outs[_stem(out).with_name(_stem(out).name + ".measurements.csv")] = measurements_csv(
+                measures
+            )
+        return outs
     name = volume.source_path.name if volume.source_path else "image"
     return {out: tb.coco(boxes, grades, volume.spatial_shape, name,
                          classes=list(getattr(schema, "lesion_classes", []) or []),
