@@ -47,6 +47,15 @@ def test_prelabel_accept_seg_segments_named_from_schema(make_napari_viewer, qtbo
     schema = load_schema("abdomen-ct")
     assert all(r["schema"]["id"] == "abdomen-ct" for r in [*adds, acc])
 
+    # the final labels layer takes the schema's colour for the accepted label (napari's own map)
+    import numpy as np
+    from napari.utils.colormaps.standardize_color import transform_color
+
+    layer = viewer.layers[adds[0]["data"]["labels"]]
+    value = adds[0]["data"]["label"]
+    want = next(lab.color for lab in schema.labels if lab.value == value)
+    np.testing.assert_allclose(layer.colormap.map(value), transform_color(want)[0], atol=1e-6)
+
     out = tmp_path / "seg.dcm"
     res = export(str(folder), "dicom-seg", out, labels_name=adds[0]["data"]["labels"],
                  exclude_pending=True)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from napari.utils.colormaps import DirectLabelColormap
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QComboBox,
@@ -56,6 +57,7 @@ from napari_clinlabel._widgets._review_parts import KEYS, DecisionButtons, Grade
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.proposals.lifecycle import Proposal
 from napari_clinlabel.core.proposals.review_queue import ReviewQueue, indices_centre
+from napari_clinlabel.core.schema import load_schema
 from napari_clinlabel.glue.session import get_session, image_sha256
 
 if TYPE_CHECKING:
@@ -210,13 +212,24 @@ class ReviewWidget(ReviewEdits, QWidget):
         self._layers.show_all(self._queue.proposals)
         if any(p.pending and p.kind == "segment" for p in self._queue.proposals):
             try:  # the final labels layer decisions go into, shown beside the pending ones
-                self._session.labels_layer_for(image, LABELS_NAME)
+                self._colour_from_schema(self._session.labels_layer_for(image, LABELS_NAME))
             except ClinlabelError as exc:
                 self._session.report_error(exc)
         self._viewer.layers.selection.active = image
         self._bound = None
         self._bind_keys(image)
         self._show()
+
+    def _colour_from_schema(self, layer: Any) -> None:
+        """The final labels take the colours of the schema in force for the image (liver red…)."""
+        ref = self._session.schema_for(self._image) if self._image is not None else None
+        if not ref or not ref.get("id"):
+            return
+        schema = load_schema(ref["id"])
+        if schema.labels:
+            colors: dict[int | None, Any] = {None: "transparent", 0: "transparent"}
+            colors.update({lab.value: lab.color for lab in schema.labels})
+            layer.colormap = DirectLabelColormap(color_dict=colors)
 
     # -- decisions -----------------------------------------------------------------------
     def _on_accept(self) -> None:
