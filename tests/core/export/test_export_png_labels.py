@@ -91,7 +91,7 @@ def test_png_export_round_trip_record_and_side_file(tmp_path):
     labels = maps["labels"]
     head = log.head()
     res = export(img, "png", tmp_path / "seg", actor=ANN)  # suffix added
-    out, side_path = tmp_path / "seg.png", tmp_path / "seg.json"
+    out, side_path = tmp_path / "seg.png", tmp_path / "seg.png.json"  # side file named per output
     assert [o.path for o in res.outputs] == [out, side_path]
     back = skio.imread(out)
     assert back.dtype == np.uint8 and back.shape == SHAPE
