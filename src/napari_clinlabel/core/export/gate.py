@@ -39,7 +39,13 @@ from napari_clinlabel.core.export.seg import build_seg, seg_bytes, source_series
 from napari_clinlabel.core.export.sr import sr_from_log
 from napari_clinlabel.core.image.io import read_volumes
 from napari_clinlabel.core.image.volume import Volume
-from napari_clinlabel.core.log.audit_log import AuditLog, Head, iter_records, sidecar_paths
+from napari_clinlabel.core.log.audit_log import (
+    AuditLog,
+    Head,
+    fsync_dir,
+    iter_records,
+    sidecar_paths,
+)
 from napari_clinlabel.core.log.identity import Actor, current_actor
 from napari_clinlabel.core.log.witness import witness_record
 from napari_clinlabel.core.proposals.lifecycle import require_no_pending
@@ -435,7 +441,8 @@ def write_outputs_atomically(files: dict[Path, bytes]) -> list[ExportOutput]:
         for p, tmp in temps.items():
             os.replace(tmp, p)
             done.append(p)
-        _fsync_dirs({p.parent for p in files})
+        for folder in {p.parent for p in files}:
+            fsync_dir(folder)
     except OSError as exc:
         for tmp in temps.values():
             Path(tmp).unlink(missing_ok=True)
@@ -446,17 +453,3 @@ def write_outputs_atomically(files: dict[Path, bytes]) -> list[ExportOutput]:
             "a writable folder. Nothing was written."
         ) from None
     return [ExportOutput(p, hashlib.sha256(d).hexdigest(), len(d)) for p, d in files.items()]
-
-
-def _fsync_dirs(folders: set[Path]) -> None:
-    for folder in folders:
-        try:
-            fd = os.open(folder, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)

@@ -275,10 +275,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(p.parent)
+    fsync_dir(p.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """fsync a folder, so a rename into it survives a crash (best effort: errors are ignored)."""
     try:
         dfd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -594,7 +595,7 @@ class AuditLog:
         self._write_line(line)
         try:
             os.replace(pending, aside)
-            _fsync_dir(aside.parent)
+            fsync_dir(aside.parent)
         except OSError as exc:
             raise LogError(
                 f"{pending}: recorded, but cannot be renamed to {aside.name} ({exc.strerror})."
