@@ -8,7 +8,6 @@ the page cache); best of 5 (this machine is shared: minima are the stable figure
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 import tempfile
@@ -19,16 +18,8 @@ import numpy as np
 import SimpleITK as sitk
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _factory():
-    spec = importlib.util.spec_from_file_location(
-        "dicom_series_factory", ROOT / "tests" / "support" / "dicom_series_factory.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look the module up while it loads
-    spec.loader.exec_module(mod)
-    return mod
+sys.path.insert(0, str(ROOT / "tests"))  # tests/support: the synthetic DICOM series writer
+from support.dicom_series_factory import write_series  # noqa: E402
 
 
 def _anchor(folder: Path) -> sitk.Image:
@@ -46,7 +37,7 @@ def bench_open_dicom_series(quick: bool) -> dict:
     try:
         rng = np.random.default_rng(0)
         stored = rng.integers(0, 2000, size=(nz, 512, 512), dtype=np.int16)
-        _factory().write_series(tmp, stored, spacing=(0.7, 0.7, 1.0), bits_stored=12)
+        write_series(tmp, stored, spacing=(0.7, 0.7, 1.0), bits_stored=12)
         (vol,) = read_volumes(tmp)  # warm-up (page cache, imports) and a correctness check
         ref = _anchor(tmp)
         assert np.array_equal(vol.array, sitk.GetArrayViewFromImage(ref))
