@@ -14,10 +14,11 @@ slice ``k`` is ``labels[k]`` with rows along y and columns along x, as in the DI
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -246,10 +247,7 @@ def build_seg(
     else:
         pixel_array = mapped.astype(dtype)
     try:
-        with warnings.catch_warnings():
-            # highdicom warns (UserWarning) about one-component person names it meets in the source
-            # (e.g. PatientName "ANONYMOUS"): copied as the PACS stored them, nothing the user can fix
-            warnings.filterwarnings("ignore", message=_PN_WARNING, category=UserWarning)
+        with quiet_person_names():
             seg = hd.seg.Segmentation(
                 source_images=ordered,
                 pixel_array=pixel_array,
@@ -279,6 +277,15 @@ def build_seg(
 
 
 _PN_WARNING = r'The string ".*" is unlikely to represent the intended person name'
+
+
+@contextlib.contextmanager
+def quiet_person_names() -> Iterator[None]:
+    """Silence highdicom's UserWarning about one-component person names it meets in the source
+    (e.g. PatientName "ANONYMOUS"): copied as the PACS stored them, nothing the user can fix."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_PN_WARNING, category=UserWarning)
+        yield
 
 
 def minimize_identifiers(ds: Dataset) -> None:

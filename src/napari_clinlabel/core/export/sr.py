@@ -52,6 +52,7 @@ from napari_clinlabel.core.export.seg import (
     minimize_identifiers,
     order_by_grid,
     prepare_sources,
+    quiet_person_names,
     seg_bytes,
     source_series_datasets,
 )
@@ -326,16 +327,17 @@ def build_sr(
     )
     referenced = {str(ds.SOPInstanceUID): ds for ds in by_k}
     try:
-        sr = hd.sr.Comprehensive3DSR(
-            evidence=list(referenced.values()),
-            content=report,
-            series_instance_uid=hd.UID(),
-            series_number=901,
-            sop_instance_uid=hd.UID(),
-            instance_number=1,
-            manufacturer=SOFTWARE,
-            is_complete=True,
-        )
+        with quiet_person_names():
+            sr = hd.sr.Comprehensive3DSR(
+                evidence=list(referenced.values()),
+                content=report,
+                series_instance_uid=hd.UID(),
+                series_number=901,
+                sop_instance_uid=hd.UID(),
+                instance_number=1,
+                manufacturer=SOFTWARE,
+                is_complete=True,
+            )
     except (ValueError, TypeError) as exc:
         raise ExportError(f"highdicom refused the measurement report: {exc}") from None
     minimize_identifiers(sr)
