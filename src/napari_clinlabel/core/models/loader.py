@@ -164,8 +164,3 @@ def check_model_io(model: LoadedModel, where: str = "model") -> None:
             f"{where}: the network's output grid {tuple(y.shape[2:])} differs from its input "
             f"patch {expected_spatial}; a segmentation model must keep the grid."
         )
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 hex of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
