@@ -1,4 +1,4 @@
-"""``clinlabel dataset init|add|calibrate|assign|status|next``: run an annotation programme.
+"""``clinlabel dataset init|add|calibrate|assign|status|next|flag``: run an annotation programme.
 
 The owner (the owner of the dataset's signed roster) initialises the dataset with a reading
 design, adds cases, records gold-panel results and assigns; anyone on the roster reads the status
@@ -31,9 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--update", action="store_true", help="replace the design of an existing dataset"
     )
     a.set_defaults(func=run_init)
-    a = acts.add_parser("add", help="add cases (image files or folders)")
+    a = acts.add_parser("add", help="add cases (image files or folders, or PACS series)")
     a.add_argument("dir", type=Path)
-    a.add_argument("cases", nargs="+", type=Path)
+    a.add_argument("cases", nargs="*", type=Path)
+    a.add_argument(
+        "--pacs", metavar="URL", help="DICOMweb base URL of the series given by --series"
+    )
+    a.add_argument("--series", action="append", default=[], metavar="UID",
+                   help="a SeriesInstanceUID on --pacs (repeat for more)")  # fmt: skip
     a.add_argument("--class", dest="cls", help="the cases' class (matches a design rule's class)")
     a.add_argument(
         "--honeypot", action="store_true", help="gold cases mixed blindly into worklists"
@@ -64,6 +69,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--reader", required=True)
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=run_next)
+    a = acts.add_parser("flag", help="flag one of your assigned cases with a reason")
+    a.add_argument("dir", type=Path)
+    a.add_argument("case")
+    a.add_argument("--reason", required=True)
+    a.set_defaults(func=run_flag)
 
 
 def run_init(args: argparse.Namespace) -> int:
@@ -77,9 +87,18 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_add(args: argparse.Namespace) -> int:
     """Record the cases."""
-    added = Dataset(args.dir).add_cases(
-        args.cases, args.cls, args.honeypot, args.gold_author, args.exclude
-    )
+    if bool(args.pacs) != bool(args.series):
+        raise InputError("a PACS case needs both --pacs URL and --series UID")
+    if not args.cases and not args.series:
+        raise InputError("name the cases: image files or folders, or --pacs URL --series UID")
+    ds = Dataset(args.dir)
+    added = []
+    if args.cases:
+        added += ds.add_cases(args.cases, args.cls, args.honeypot, args.gold_author, args.exclude)
+    if args.series:
+        added += ds.add_pacs_series(
+            args.pacs, args.series, args.cls, args.honeypot, args.gold_author, args.exclude
+        )
     print(f"{args.dir}: {len(added)} case(s) added ({', '.join(c.id for c in added[:5])}"
           f"{', …' if len(added) > 5 else ''})")  # fmt: skip
     return 0
@@ -132,6 +151,13 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"  {u}: honeypots {a['agreed']}/{a['reads']} agreed with gold")
     for flag in s["flags"]:
         print(f"  FLAG for the owner: {flag}")
+    for f in s["flagged"]:
+        print(f"  flagged: {f['case']} by {f['reader']}: {f['reason']}")
+    for u in s["unreadable"]:
+        print(f"  UNREADABLE read log {u['case']}__{u['reader']}: {u['why']}")
+    if s["unreadable"]:
+        print(f"  {len(s['unreadable'])} read log(s) unreadable: not counted as read; run "
+              "'clinlabel log verify' on them")  # fmt: skip
     print(f"  adjudication queue: {len(s['adjudication_queue'])} open")
     for item in s["adjudication_queue"]:
         print(f"    {item['case']}: {'; '.join(item['why'])}")
@@ -149,6 +175,13 @@ def run_next(args: argparse.Namespace) -> int:
         print(f"{e['case']}: {e['task']} ({e['status']}) {e['path']} log {e['log']}")
     if e is None:
         return 1
+    return 0
+
+
+def run_flag(args: argparse.Namespace) -> int:
+    """Record the flag in the dataset log."""
+    rec = Dataset(args.dir).flag(args.case, args.reason)
+    print(f"{args.case}: flagged by {rec['actor']['id']} (dataset log seq {rec['seq']})")
     return 0
 
 

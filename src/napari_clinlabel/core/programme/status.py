@@ -5,7 +5,9 @@ A trigger trips for a case with two or more completed production reads when, bet
 them, a label's Dice (final labels, :func:`~napari_clinlabel.core.quality.agreement.logs_agreement`)
 falls below the design's ``dice_below`` threshold for that label (``default`` otherwise), or a
 high-stakes grade differs. The case then waits in the adjudication queue until an adjudicator's
-log of it holds an ``adjudicate`` record. Nothing here writes: status is read from the logs.
+log of it holds an ``adjudicate`` record. Status is read from the logs; the only thing written is
+the read-state cache (:class:`~napari_clinlabel.core.programme.reads.ReadIndex`). A read log that
+cannot be read is listed under ``unreadable`` (case, reader, why) and counted; the rest proceeds.
 """
 
 from __future__ import annotations
@@ -15,17 +17,17 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from napari_clinlabel.core.errors import ClinlabelError, InputError, PermissionRefused
-from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.core.programme.dataset import READS, Dataset, State
 from napari_clinlabel.core.programme.design import readers_needed
 from napari_clinlabel.core.programme.reads import (
     COMPLETED,
+    CORRUPT,
     IN_PROGRESS,
     NOT_STARTED,
     ReadIndex,
     ReadState,
-    read_state,
 )
+from napari_clinlabel.core.programme.source import local_path
 from napari_clinlabel.core.quality.adjudication import is_adjudicated
 from napari_clinlabel.core.quality.agreement import logs_agreement
 
@@ -93,12 +95,17 @@ def status(ds: Dataset, st: State | None = None) -> dict[str, Any]:
     queue: list[dict[str, Any]] = []
     honeypots: dict[str, list[bool]] = defaultdict(list)  # reader -> agreed with gold, per read
     index = ReadIndex(ds.folder / READS)
+    unreadable: list[dict[str, str]] = []
     for case in st.cases.values():
         readers = by_case.get(case.id, [])
         states = {u: index.state(ds.read_name(case.id, u)) for u in readers}
         for u, s in states.items():
             per_reader[u][s.status] += 1
             per_reader[u]["assigned"] += 1
+            if s.status == CORRUPT:
+                unreadable.append({"case": case.id, "reader": u, "why": s.problem or ""})
+            elif s.status != COMPLETED and st.flagged(case.id, u):
+                per_reader[u]["flagged"] += 1
             if case.honeypot:
                 per_reader[u]["honeypots"] += 1
         if case.honeypot:
@@ -122,6 +129,7 @@ def status(ds: Dataset, st: State | None = None) -> dict[str, Any]:
                         "why": why,
                     }
                 )
+    index.save()
     for c in per_class.values():
         c["achieved_rate"] = c["double_assigned"] / c["cases"] if c["cases"] else 0.0
     calibration = {}
@@ -155,13 +163,23 @@ def status(ds: Dataset, st: State | None = None) -> dict[str, Any]:
         "readers": {
             u: {
                 k: int(per_reader[u][k])
-                for k in ("assigned", NOT_STARTED, IN_PROGRESS, COMPLETED, "honeypots")
+                for k in (
+                    "assigned",
+                    NOT_STARTED,
+                    IN_PROGRESS,
+                    COMPLETED,
+                    "flagged",
+                    CORRUPT,
+                    "honeypots",
+                )
             }
             for u in sorted(set(per_reader) | set(ds.readers("annotator")))
         },  # fmt: skip
         "classes": per_class,
         "adjudication_queue": queue,
         "calibration": calibration,
+        "unreadable": unreadable,
+        "flagged": [f for f in st.flags if f["reader"] in by_case.get(f["case"], [])],
     }
 
 
@@ -180,12 +198,16 @@ def next_case(ds: Dataset, reader: str, st: State | None = None) -> dict[str, An
                 f"(major version {ds.major}); no cases until calibrated: the owner records it with "
                 "'clinlabel dataset calibrate'"
             )
+        index = ReadIndex(ds.folder / READS)
         mine = [a for a in st.assignments if a["reader"] == reader]
-        states = [(a, read_state(ds.read_log(a["case"], reader))) for a in mine]
+        states = [(a, index.state(ds.read_name(a["case"], reader))) for a in mine]
         for wanted in (IN_PROGRESS, NOT_STARTED):
             for a, s in states:
-                if s.status == wanted:
-                    return _entry(ds, st, a["case"], reader, s.status, "read")
+                if s.status == wanted and not st.flagged(a["case"], reader):
+                    e = _entry(ds, st, a["case"], reader, s.status, "read")
+                    if s.returned is not None:
+                        e["returned"] = s.returned
+                    return e
     if "reviewer" in roles:
         person = ds.roster.person_of(reader)
         index = ReadIndex(ds.folder / READS)
@@ -193,9 +215,11 @@ def next_case(ds: Dataset, reader: str, st: State | None = None) -> dict[str, An
             if ds.roster.person_of(a["reader"]) == person or st.cases[a["case"]].honeypot:
                 continue
             name = ds.read_name(a["case"], a["reader"])
-            if index.state(name).status == COMPLETED and not _reviewed(ds.folder / READS / name):
+            rs = index.state(name)
+            if rs.status == COMPLETED and not rs.reviewed:
                 e = _entry(ds, st, a["case"], reader, "to review", "review")
                 e["read"] = str(ds.folder / READS / name)
+                e["reader"] = a["reader"]
                 return e
     if "adjudicator" in roles:
         person = ds.roster.person_of(reader)
@@ -208,22 +232,16 @@ def next_case(ds: Dataset, reader: str, st: State | None = None) -> dict[str, An
     return None
 
 
-def _reviewed(log_path: Any) -> bool:
-    """True when a ``sign`` record with meaning review or approval is in the read's log."""
-    return any(
-        r.get("action") == "sign" and (r.get("data") or {}).get("meaning") in ("review", "approval")
-        for r in iter_records(log_path)
-    )
-
-
 def _entry(
     ds: Dataset, st: State, case_id: str, reader: str, state: str, task: str
 ) -> dict[str, Any]:
     case = st.cases[case_id]
-    path = ds.folder / case.path if not case.path.startswith("/") else case.path
     # whether the case is a honeypot is never said: gold cases are mixed in blindly
-    return {"case": case_id, "path": str(path), "task": task, "status": state,
-            "log": str(ds.read_log(case_id, reader))}  # fmt: skip
+    e = {"case": case_id, "path": str(local_path(ds, case)), "task": task, "status": state,
+         "log": str(ds.read_log(case_id, reader))}  # fmt: skip
+    if case.pacs is not None:
+        e["pacs"] = dict(case.pacs)
+    return e
 
 
 __all__ = ["triggers", "status", "next_case", "ClinlabelError"]
