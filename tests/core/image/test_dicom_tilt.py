@@ -158,7 +158,10 @@ def test_synthetic_tilted_series_has_known_sheared_geometry(tmp_path, tilt_deg):
     )
 
 
-def test_labels_on_a_tilted_series_map_to_the_original_frames_and_refuse_nifti(tmp_path):
+def test_labels_on_a_tilted_series_map_to_the_original_frames_nifti_nrrd_keep_the_shear(tmp_path):
+    import nibabel as nib  # oracles for the written files
+    import nrrd
+
     t = np.radians(12.0)
     stack = (0.0, -np.sin(t), np.cos(t))
     src = tmp_path / "ct"
@@ -170,12 +173,63 @@ def test_labels_on_a_tilted_series_map_to_the_original_frames_and_refuse_nifti(t
     assert [ds.SOPInstanceUID for ds in ordered] == vol.meta["sop_instance_uids"]
     labels = np.zeros(vol.array.shape, np.uint8)
     labels[2, 3:5, 3:5] = 1
-    for name in ("labels.nii.gz", "labels.nrrd"):
-        with pytest.raises(ClinlabelError) as exc:
-            write_labels(labels, vol.geometry, tmp_path / name)
-        msg = str(exc.value)
-        assert "sheared" in msg and "DICOM SEG" in msg and "\n" not in msg
-        assert not (tmp_path / name).exists()
+    labels[4, 7, 6] = 2
+    by_uid = {ds.SOPInstanceUID: ds for ds in datasets}
+    kk, jj, ii = np.nonzero(labels)
+    # the DICOM standard's voxel centres (PS3.3 C.7.6.2.1.1) of the labelled voxels, LPS
+    truth = np.array(
+        [_voxel_centres(by_uid[vol.meta["sop_instance_uids"][k]], np.r_[j], np.r_[i])[0]
+         for k, j, i in zip(kk, jj, ii, strict=True)]
+    )  # fmt: skip
+    write_labels(labels, vol.geometry, tmp_path / "labels.nii.gz")
+    img = nib.load(tmp_path / "labels.nii.gz")
+    assert int(img.header["sform_code"]) == 1 and int(img.header["qform_code"]) == 0
+    assert int(img.header["intent_code"]) == 1002
+    data = np.asarray(img.dataobj)  # (i, j, k)
+    np.testing.assert_array_equal(data.transpose(2, 1, 0), labels)
+    ras = nib.affines.apply_affine(img.affine, np.stack([ii, jj, kk], 1))
+    np.testing.assert_allclose(ras * [-1, -1, 1], truth, atol=1e-4)  # RAS -> LPS
+    write_labels(labels, vol.geometry, tmp_path / "labels.nrrd")
+    arr, hdr = nrrd.read(str(tmp_path / "labels.nrrd"))  # pynrrd: (i, j, k) too
+    assert hdr["space"] == "left-posterior-superior"
+    np.testing.assert_array_equal(arr.transpose(2, 1, 0), labels)
+    lps = np.stack([ii, jj, kk], 1) @ np.asarray(hdr["space directions"]) + hdr["space origin"]
+    np.testing.assert_allclose(lps, truth, atol=1e-4)
+    # SimpleITK reads the NRRD's non-orthogonal directions as they are
+    itk = sitk.ReadImage(str(tmp_path / "labels.nrrd"))
+    for n in range(len(kk)):
+        p = itk.TransformIndexToPhysicalPoint((int(ii[n]), int(jj[n]), int(kk[n])))
+        np.testing.assert_allclose(p, truth[n], atol=1e-4)
+    with pytest.raises(ClinlabelError) as exc:
+        write_labels(labels, vol.geometry, tmp_path / "labels.mha")
+    msg = str(exc.value)
+    assert "sheared" in msg and "NIfTI" in msg and "\n" not in msg
+    assert not (tmp_path / "labels.mha").exists()
+
+
+def test_real_tilted_ct_labels_to_nifti_sit_on_the_dicom_voxel_centres(tilted, tmp_path):
+    import nibabel as nib  # oracle: reads the sform back
+
+    vol, by_uid, _ = tilted
+    labels = np.zeros(vol.array.shape, np.uint8)
+    labels[0, 0, 0] = labels[53, 511, 511] = labels[20, 100, 400] = labels[35, 300, 50] = 1
+    out = write_labels(labels, vol.geometry, tmp_path / "tilt.nii.gz")
+    img = nib.load(out)
+    np.testing.assert_array_equal(np.asarray(img.dataobj).transpose(2, 1, 0), labels)
+    worst = 0.0
+    for k, j, i in zip(*np.nonzero(labels), strict=True):
+        ds = by_uid[vol.meta["sop_instance_uids"][k]]
+        expected = _voxel_centres(ds, np.r_[j], np.r_[i])[0]
+        got = nib.affines.apply_affine(img.affine, [i, j, k]) * [-1, -1, 1]
+        worst = max(worst, float(np.abs(got - expected).max()))
+    assert worst < 1e-3  # NIfTI-1 stores the sform in float32: ~1e-5 mm here
+    # the per-slice origin the affine gives is each file's ImagePositionPatient
+    for k, uid in enumerate(vol.meta["sop_instance_uids"]):
+        ipp = np.array(by_uid[uid].ImagePositionPatient, float)
+        np.testing.assert_allclose(
+            nib.affines.apply_affine(img.affine, [0, 0, k]) * [-1, -1, 1], ipp, atol=1e-3
+        )
+    print(f"max |NIfTI sform centre - DICOM voxel centre| = {worst:.2e} mm")
 
 
 def test_a_stack_that_is_not_a_straight_line_is_refused(tmp_path):
@@ -196,7 +250,7 @@ def test_geometry_without_shear_is_unchanged():
     assert s.sheared and Geometry.from_dict(s.to_dict()) == s
     assert s.voxel_volume_mm3 == pytest.approx(0.5 * 0.5 * 2.0)  # a shear keeps the volume
     assert not s.close_to(g)
-    with pytest.raises(GeometryError, match="DICOM SEG"):
+    with pytest.raises(GeometryError, match="NIfTI or NRRD"):
         s.apply_to_itk(sitk.Image([2, 2, 2], sitk.sitkUInt8))
 
 

@@ -10,6 +10,17 @@ An image whose file states no pixel size (PNG, JPEG, a TIFF without resolution t
 :class:`~.volume.PixelGeometry`) gets its labels as a 2D PNG instead: grayscale, 8 or 16 bits,
 values = label values, and no ``pHYs`` chunk, so no reader can take a physical size from it.
 NIfTI/NRRD/MHA are refused for it (:func:`require_physical_spacing`): they would declare 1 mm.
+
+A sheared image (gantry-tilted CT, :attr:`Geometry.sheared`) keeps every original voxel, so its
+labels carry the shear. NIfTI is written with nibabel: the sform (``sform_code`` 1, scanner)
+holds the full sheared affine; the qform (a quaternion cannot hold a shear) is the nearest rigid
+grid (orthonormal slice frame, slice spacing along the normal, also in ``pixdim`` so the voxel
+volume is right) with ``qform_code`` 0 (unknown). Readers that honour the codes (nibabel, FSL)
+take the sform; ITK (SimpleITK, Slicer's NIfTI reader) refuses a non-orthonormal sform when no
+qform is coded ("ITK only supports orthonormal direction cosines") rather than guess: for ITK
+tools export NRRD, whose non-orthogonal directions ITK reads as they are. NRRD is written
+here, header by hand: its ``space directions`` are free vectors, so the shear fits exactly. MHA
+(a SimpleITK image: orthonormal direction only) is refused with a message naming the others.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
@@ -92,7 +104,14 @@ def png_name(out: str | Path) -> str:
 
 
 def require_physical_spacing(geometry: Geometry, out: str | Path) -> None:
-    """Refuse (ExportError) a NIfTI/NRRD/MHA file for an image that states no pixel size."""
+    """Refuse (ExportError) a NIfTI/NRRD/MHA file for an image that states no pixel size, and
+    an MHA file for a sheared (gantry-tilted) image, which MHA cannot describe."""
+    if geometry.sheared and suffix_of(out) in (".mha", ".mhd"):
+        raise ExportError(
+            f"{out}: the image is sheared ({geometry.shear_angle_deg:.2f}° gantry tilt) and MHA "
+            "holds only an orthonormal direction; export NIfTI (.nii.gz) or NRRD, which keep the "
+            "shear, or DICOM SEG on the original frames."
+        )
     if not spacing_known(geometry):
         raise ExportError(
             f"{out}: the image states no pixel size (PNG/JPEG/TIFF without resolution tags); a "
@@ -145,14 +164,72 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
+def sheared_nifti_bytes(labels: np.ndarray, geometry: Geometry, compress: bool) -> bytes:
+    """NIfTI-1 bytes of a (z, y, x) label map on a sheared grid: sform = the sheared RAS affine
+    (code 1, scanner), qform = nearest rigid grid with code 0, label intent, no free text."""
+    a = np.ascontiguousarray(labels.astype(labelmap_dtype(labels)))
+    img = nib.Nifti1Image(a.T, None)  # nibabel indexes (i, j, k): the transpose of (z, y, x)
+    hdr = img.header
+    rigid = Geometry(geometry.spacing, geometry.origin, geometry.direction)
+    # a quaternion cannot hold the shear: qform (and pixdim) = the unsheared stack with the slice
+    # spacing along the normal, which keeps the voxel volume right; code 0 says "do not use"
+    img.set_qform(rigid.nifti_affine(), code=0)
+    img.set_sform(geometry.nifti_affine(), code=1)
+    hdr.set_xyzt_units("mm")
+    hdr.set_intent("label", (), name="label")
+    hdr["descrip"] = b""
+    hdr["aux_file"] = b""
+    data = img.to_bytes()
+    return gzip.compress(data, compresslevel=6, mtime=0) if compress else data
+
+
+def nrrd_bytes(labels: np.ndarray, geometry: Geometry) -> bytes:
+    """NRRD (gzip) bytes of a 3D (z, y, x) label map in LPS space with the exact geometry.
+
+    ``space directions`` are the index-to-physical matrix's columns, so a shear is kept; the
+    header names nothing but the grid (no DICOM attribute can reach it).
+    """
+    a = np.ascontiguousarray(labels.astype(labelmap_dtype(labels)))
+    if a.ndim != 3 or geometry.ndim != 3:
+        raise ExportError("Internal: the NRRD writer takes 3D label maps only.")
+    m = geometry.index_to_physical_matrix()
+    vec = lambda v: "(" + ",".join(f"{float(x):.17g}" for x in v) + ")"  # noqa: E731
+    header = "\n".join(
+        [
+            "NRRD0004",
+            "# Complete NRRD file format specification at:",
+            "# http://teem.sourceforge.net/nrrd/format.html",
+            f"type: {'uint8' if a.dtype == np.uint8 else 'uint16'}",
+            "dimension: 3",
+            "space: left-posterior-superior",
+            "sizes: " + " ".join(str(n) for n in a.shape[::-1]),
+            "space directions: " + " ".join(vec(m[:3, c]) for c in range(3)),
+            "kinds: domain domain domain",
+            "endian: little",
+            "encoding: gzip",
+            "space origin: " + vec(m[:3, 3]),
+        ]
+    )
+    body = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+    return (header + "\n\n").encode("ascii") + gzip.compress(body, compresslevel=6, mtime=0)
+
+
 def render_labelmap(labels: np.ndarray, geometry: Geometry, suffix: str) -> bytes:
     """The bytes of a label-map file (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``, ``.png``).
 
-    NIfTI/NRRD/MHA carry ``geometry`` and are refused when it states no pixel size.
+    NIfTI/NRRD/MHA carry ``geometry`` and are refused when it states no pixel size; a sheared
+    geometry goes to NIfTI (sform) or NRRD with its shear, and is refused for MHA.
     """
     if suffix == ".png":
         return render_png(labels)
     require_physical_spacing(geometry, f"labels{suffix}")
+    if geometry.sheared:
+        if labels.ndim != 3:
+            raise ExportError("Label array must be 3D (z, y, x) on a sheared image's grid.")
+        if suffix in (".nii", ".nii.gz"):
+            return sheared_nifti_bytes(labels, geometry, compress=suffix == ".nii.gz")
+        if suffix == ".nrrd":
+            return nrrd_bytes(labels, geometry)
     img = _itk_image(labels, geometry)
     with tempfile.TemporaryDirectory(prefix="clinlabel-export-") as tmp:
         if suffix in (".nii", ".nii.gz"):
@@ -250,7 +327,8 @@ def write_labels(array: np.ndarray, geometry: Geometry, path: str | Path) -> Pat
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=f".tmp{suffix}", dir=p.parent)
     os.close(fd)
     try:
-        if suffix == ".png":
+        if suffix == ".png" or geometry.sheared:  # a shear: written here, not by SimpleITK
+            data = data if suffix == ".png" else render_labelmap(a, geometry, suffix)
             with open(tmp, "wb") as fh:
                 fh.write(data)
         else:

@@ -10,7 +10,9 @@ A gantry-tilted CT is sheared: its slices step along a vector that is not the no
 slice plane. ``slice_step`` then holds that step (LPS, mm, from ImagePositionPatient) and is the
 third column of every matrix here; ``spacing[2]``/``direction`` keep the step's component along
 the normal and the orthonormal frame (what an orthogonal reader would see). SimpleITK images
-cannot hold a shear, so :meth:`Geometry.apply_to_itk` refuses a sheared geometry.
+cannot hold a shear, so :meth:`Geometry.apply_to_itk` refuses a sheared geometry; label maps of
+a sheared image go to NIfTI through :meth:`Geometry.nifti_affine` (sform) or NRRD (its space
+directions are free vectors), and models run on :meth:`Geometry.voxel_grid`.
 """
 
 from __future__ import annotations
@@ -60,12 +62,29 @@ class Geometry:
 
     @classmethod
     def from_itk(cls, img: sitk.Image) -> Geometry:
-        """Geometry of a SimpleITK image."""
-        return cls(
-            tuple(float(s) for s in img.GetSpacing()),
-            tuple(float(o) for o in img.GetOrigin()),
-            tuple(float(d) for d in img.GetDirection()),
-        )
+        """Geometry of a SimpleITK image.
+
+        ITK's NRRD reader keeps non-orthogonal space directions (a sheared NRRD, e.g. labels of
+        a gantry-tilted CT): a 3D direction whose third column leans off the normal of the
+        first two becomes a sheared geometry (``slice_step``), placing every voxel the same.
+        """
+        spacing = tuple(float(s) for s in img.GetSpacing())
+        origin = tuple(float(o) for o in img.GetOrigin())
+        direction = tuple(float(d) for d in img.GetDirection())
+        if len(spacing) == 3:
+            d = np.asarray(direction).reshape(3, 3)
+            normal = np.cross(d[:, 0], d[:, 1])
+            if np.abs(d[:, 2] - normal).max() > 1e-6 and abs(np.linalg.norm(normal) - 1) < 1e-6:
+                step = d[:, 2] * spacing[2]
+                along = float(step @ normal)
+                frame = np.stack([d[:, 0], d[:, 1], normal * np.sign(along)], axis=1)
+                return cls(
+                    (spacing[0], spacing[1], abs(along)),
+                    origin,
+                    tuple(float(v) for v in frame.ravel()),
+                    tuple(float(v) for v in step),
+                )
+        return cls(spacing, origin, direction)
 
     @classmethod
     def identity(cls, ndim: int) -> Geometry:
@@ -76,9 +95,9 @@ class Geometry:
         """Set this geometry on ``img`` (in place) and return it; refuses a sheared geometry."""
         if self.sheared:
             raise GeometryError(
-                f"the image is sheared ({self.shear_angle_deg:.2f}° gantry tilt) and NIfTI, NRRD "
-                "and MHA written through SimpleITK cannot store a shear; export DICOM SEG, which "
-                "maps back to the original frames exactly."
+                f"the image is sheared ({self.shear_angle_deg:.2f}° gantry tilt) and a SimpleITK "
+                "image (and so MHA) cannot store a shear; export NIfTI or NRRD (they keep the "
+                "shear) or DICOM SEG, which maps back to the original frames exactly."
             )
         img.SetSpacing(self.spacing)
         img.SetOrigin(self.origin)
@@ -98,6 +117,27 @@ class Geometry:
             m[:n, 2] = self.slice_step
         m[:n, n] = self.origin
         return m
+
+    def nifti_affine(self) -> np.ndarray:
+        """4×4 NIfTI (RAS) affine of voxel (i, j, k) -> mm, shear included (3D only).
+
+        NIfTI is RAS and ITK/DICOM LPS: the first two rows of the LPS matrix change sign.
+        """
+        if self.ndim != 3:
+            raise GeometryError("a NIfTI affine is made for 3D geometries only")
+        return np.diag([-1.0, -1.0, 1.0, 1.0]) @ self.index_to_physical_matrix()
+
+    def voxel_grid(self) -> Geometry:
+        """The unsheared grid a network sees: spacing = distance between neighbouring voxels
+        (the column norms of the index-to-physical matrix), this origin and direction.
+
+        Equal to ``self`` when there is no shear. Meant for resampling in voxel space (models),
+        never for placing voxels in the world: a sheared image's voxels are not where it says.
+        """
+        if not self.sheared:
+            return self
+        norms = np.linalg.norm(self.index_to_physical_matrix()[:3, :3], axis=0)
+        return Geometry(tuple(float(v) for v in norms), self.origin, self.direction)
 
     def napari_affine(self, leading_axes: int = 0) -> np.ndarray:
         """Homogeneous affine from napari data (…, z, y, x) to world (…, z, y, x) in mm.
