@@ -212,7 +212,8 @@ class ReviewWidget(ReviewEdits, QWidget):
         self._layers.show_all(self._queue.proposals)
         if any(p.pending and p.kind == "segment" for p in self._queue.proposals):
             try:  # the final labels layer decisions go into, shown beside the pending ones
-                self._colour_from_schema(self._session.labels_layer_for(image, LABELS_NAME))
+                own = self._session.reader_labels_name(image, LABELS_NAME)  # blinded: the reader's
+                self._colour_from_schema(self._session.labels_layer_for(image, own))
             except ClinlabelError as exc:
                 self._session.report_error(exc)
         self._viewer.layers.selection.active = image
@@ -263,10 +264,11 @@ class ReviewWidget(ReviewEdits, QWidget):
         labels_layer, recorder, touched = None, None, None
         try:
             if needs_labels and p.kind == "segment":
-                labels_layer = self._session.labels_layer_for(self._image, LABELS_NAME)
+                own = self._session.reader_labels_name(self._image, LABELS_NAME)  # the reader's
+                labels_layer = self._session.labels_layer_for(self._image, own)
                 recorder = self._session.recorder_for(labels_layer)
                 touched = self._layers.indices(p) if extra_idx is None else extra_idx
-                call((labels_layer.data, LABELS_NAME))
+                call((labels_layer.data, own))
             else:
                 call((None, LABELS_NAME if p.kind != "grade" else None))
         except ClinlabelError as exc:

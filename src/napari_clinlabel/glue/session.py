@@ -22,6 +22,13 @@ from napari.utils.notifications import show_error
 from psygnal import Signal
 
 from napari_clinlabel.core.annotate.label_edits import record_labels_create
+from napari_clinlabel.core.annotate.reads import (
+    is_of_base,
+    may_see_other_reads,
+    other_readers,
+    own_labels_name,
+    reads_notice,
+)
 from napari_clinlabel.core.annotate.replay import replay_labels
 from napari_clinlabel.core.errors import (
     ClinlabelError,
@@ -36,6 +43,7 @@ from napari_clinlabel.core.log.identity import ROLES, Actor, Roster, current_act
 from napari_clinlabel.core.log.image_open import image_open_data, record_image_open
 from napari_clinlabel.core.privacy.deid import DeidOptions, DeidReport, deidentify
 from napari_clinlabel.core.privacy.policy import DEID, TARGET, deid_folder, deid_record_data
+from napari_clinlabel.core.quality.adjudication import is_adjudicated
 from napari_clinlabel.glue.label_recorder import LabelRecorder, recorder_by_token
 from napari_clinlabel.glue.layers import LABELS_META
 from napari_clinlabel.glue.phi_check import PhiCheck, PhiChecks
@@ -149,8 +157,7 @@ class Session:
 
     def roster_for(self, image_layer: Image | None = None) -> Roster | None:
         """The roster in force for ``image_layer`` (``CLINLABEL_ROSTER`` or beside its file)."""
-        path = None if image_layer is None else _meta(image_layer).get("source_path")
-        return find_roster(path)
+        return find_roster(None if image_layer is None else _log_base(image_layer))
 
     def roles_available(self, image_layer: Image | None = None) -> list[str]:
         """Roles the current user may take (all roles where no roster restricts them)."""
@@ -162,9 +169,8 @@ class Session:
     # -- logs ----------------------------------------------------------------------------
     def log_path_for(self, image_layer: Image) -> Path:
         """Where ``image_layer``'s sidecar log is (or will be); opens nothing."""
-        source = _meta(image_layer).get("source_path")
-        base = Path(source) if source else workspace_dir() / image_sha256(image_layer)
-        return sidecar_paths(base)[0]
+        base = _log_base(image_layer)
+        return sidecar_paths(base or workspace_dir() / image_sha256(image_layer))[0]
 
     def log_for(self, image_layer: Image) -> AuditLog:
         """The image's log; the first call per image writes its ``image.open`` record.
@@ -200,9 +206,14 @@ class Session:
 
     # -- labels --------------------------------------------------------------------------
     def labels_layer_for(
-        self, image_layer: Image, name: str = "segmentation", create: bool = True
+        self,
+        image_layer: Image,
+        name: str = "segmentation",
+        create: bool = True,
+        layer_name: str | None = None,
     ) -> Labels | None:
-        """The managed uint8 labels layer ``name`` on the image's grid (restored from the log)."""
+        """The managed uint8 labels layer of array ``name`` on the image's grid (restored from the
+        log); ``layer_name``: what the viewer calls a new layer (default ``name``)."""
         image_layer = unwrap(image_layer)
         existing = self._managing(image_layer, name)
         if existing is not None:
@@ -214,7 +225,7 @@ class Session:
         data = np.zeros(_grid_shape(image_layer), np.uint8) if logged is None else logged
         layer = Labels(
             np.ascontiguousarray(data),
-            name=name,
+            name=layer_name or name,
             affine=image_layer.affine,
             scale=image_layer.scale,
             translate=image_layer.translate,
@@ -227,6 +238,53 @@ class Session:
         self.manage(layer, image_layer, name=name, logged=data)
         self.viewer.add_layer(layer)
         return layer
+
+    # -- each reader's own read (blinding) -------------------------------------------------
+    def reader_labels_name(self, image_layer: Image, base: str = "segmentation") -> str:
+        """The acting reader's own labels array of the image (see ``core.annotate.reads``):
+        ``base`` when they made it or nobody did, else ``base (<reader id>)``."""
+        log = self.log_for(image_layer)
+        assert self._actor is not None  # log_for refuses without one
+        return own_labels_name(iter_records(log.path), base, self._actor.id)
+
+    def reader_labels_layer_for(
+        self, image_layer: Image, base: str = "segmentation"
+    ) -> tuple[Labels, str | None]:
+        """The acting reader's own labels layer, ``<image> labels (<reader id>)``, restored from
+        their own array only; and a one-line notice about other readers' reads (or None).
+
+        Before adjudication a reader whose role may not see other reads never gets them: not as
+        a starting point, and not as another reader's layer left open in this viewer.
+        """
+        image_layer = unwrap(image_layer)
+        name = self.reader_labels_name(image_layer, base)
+        assert self._actor is not None
+        log = self.log_for(image_layer)
+        records = list(iter_records(log.path))
+        why = may_see_other_reads(
+            self._actor, self.roster_for(image_layer), is_adjudicated(log.path)
+        )
+        if why is None:
+            self._close_other_reads(image_layer, base, name)
+        layer = self.labels_layer_for(
+            image_layer, name, layer_name=f"{image_layer.name} labels ({self._actor.id})"
+        )
+        assert layer is not None
+        return layer, reads_notice(other_readers(records, base, self._actor.id), why)
+
+    def _close_other_reads(self, image_layer: Image, base: str, keep: str) -> None:
+        """Take other readers' labels layers of this image out of the viewer (a shared seat)."""
+        sha = image_sha256(image_layer)
+        viewer = self.viewer
+        for rec in list(self._recorders.values()):
+            same = image_sha256(rec.image_layer) == sha
+            if (
+                same
+                and rec.name != keep
+                and is_of_base(rec.name, base)
+                and self._in_viewer(rec.layer)
+            ):
+                viewer.layers.remove(rec.layer)
 
     def manage(
         self,
@@ -377,8 +435,8 @@ class Session:
         meta = _meta(image_layer)
         source = meta.get("source_path")
         self._adopt_roster(self.roster_for(image_layer))
-        base = Path(source) if source else workspace_dir() / sha
-        log_path, objects = sidecar_paths(base)
+        near = _log_base(image_layer)  # beside the image, or where a programme keeps the read
+        log_path, objects = sidecar_paths(near or workspace_dir() / sha)
         image_ref = {"uid": meta.get("series_uid"), "sha256": sha}
         log = SessionLog(log_path, image_ref, self._actor, self._schemas.get(sha), objects)
         log.on_append = self.record_appended.emit
@@ -390,9 +448,9 @@ class Session:
             source=source,
             spacing_known=meta.get("spacing_known", True) is not False,
         )
-        record_image_open(log, opened, near=source)
+        record_image_open(log, opened, near=near)
         self._logs[sha] = log
-        self._near[sha] = str(source) if source else None
+        self._near[sha] = str(near) if near else None
         self.changed.emit()
         return log
 
@@ -476,6 +534,15 @@ def image_sha256(image_layer: Any) -> str:
     if not meta.get("sha256"):
         meta["sha256"] = voxel_sha256(_base(image_layer))
     return str(meta["sha256"])
+
+
+def _log_base(layer: Any) -> Path | None:
+    """What the image's log is named after: ``log_base`` when a programme set it (a dataset read:
+    ``<dataset>/reads/<case>__<reader>``, so each reader has their own log and the dataset's
+    roster is in force), else the image file; None for an in-memory image."""
+    meta = _meta(layer)
+    base = meta.get("log_base") or meta.get("source_path")
+    return Path(base) if base else None
 
 
 def _meta(layer: Any) -> dict[str, Any]:
