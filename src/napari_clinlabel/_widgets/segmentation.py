@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
+from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -214,11 +215,15 @@ class SegmentationWidget(QWidget):
             return
         try:
             self._session.set_schema(self._image, self._schema)
-            labels = self._session.labels_layer_for(self._image)
+            # the reader's own layer, from their own edits only (blinded to other reads)
+            labels, notice = self._session.reader_labels_layer_for(self._image)
         except ClinlabelError as exc:
             self._session.report_error(exc)
             return
         self._attach_labels(labels)
+        if notice:
+            show_info(notice)
+            self._status.setText(notice)
 
     def _attach_labels(self, labels: Labels) -> None:
         self._detach_labels()
