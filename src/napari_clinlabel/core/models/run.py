@@ -3,6 +3,11 @@
 Segmentation: one draft per connected component of each class (26-connectivity), scored by the
 mean probability of its class. Detection: one box per component. Grading: one grade for the image,
 with the class probabilities. The baseline detector makes its drafts itself.
+
+A sheared image (gantry-tilted CT) runs in voxel space: the network sees the original voxel grid,
+resampled (when the card asks for a spacing) on :meth:`Geometry.voxel_grid` — the spacing between
+neighbouring voxels, the column norms of the sheared affine — and its output comes back on the
+same original voxels, so proposals sit on the original frames (nothing resampled to hide the tilt).
 """
 
 from __future__ import annotations
@@ -57,9 +62,17 @@ def _channels_first(volume: Volume, model: LoadedModel) -> np.ndarray:
     return np.stack([normalize_intensity(ch, card.normalization) for ch in a])
 
 
+def _voxel_itk(volume: Volume, array: np.ndarray) -> sitk.Image:
+    """``array`` (one channel on the volume's grid) as a SimpleITK image on its voxel grid:
+    the volume's geometry, or for a sheared one the unsheared :meth:`Geometry.voxel_grid`."""
+    img = sitk.GetImageFromArray(np.asarray(array))
+    return volume.geometry.voxel_grid().apply_to_itk(img)
+
+
 def _needs_resampling(volume: Volume, model: LoadedModel) -> bool:
     sp = model.card.input_spacing
-    return sp is not None and not np.allclose(volume.geometry.spacing_zyx, sp, rtol=1e-3)
+    grid = volume.geometry.voxel_grid().spacing_zyx  # a sheared image: voxel-to-voxel distances
+    return sp is not None and not np.allclose(grid, sp, rtol=1e-3)
 
 
 MAX_RESAMPLED_VOXELS = 1 << 30
@@ -98,10 +111,12 @@ def iter_predict_labels(
     ref = None
     if resample:
         _check_spacing(volume, model)
-        ref = volume.to_itk(x[0])
+        ref = _voxel_itk(volume, x[0])
         x = np.stack(
             [
-                sitk.GetArrayFromImage(resample_to_spacing(volume.to_itk(ch), card.input_spacing))
+                sitk.GetArrayFromImage(
+                    resample_to_spacing(_voxel_itk(volume, ch), card.input_spacing)
+                )
                 for ch in x
             ]
         )
@@ -211,7 +226,7 @@ def _grade(volume: Volume, model: LoadedModel) -> list[ProposalDraft]:
     size = tuple(reversed(card.patch_size))
     chans = []
     for ch in x:
-        img = volume.to_itk(ch)
+        img = _voxel_itk(volume, ch)
         spacing = [s * n / m for s, n, m in zip(img.GetSpacing(), img.GetSize(), size, strict=True)]
         out = sitk.Resample(
             img,
