@@ -231,7 +231,9 @@ def scan(lines: list[bytes], chain: Chain, ctx: Context, run: Run) -> bool:
                     or line[-2:] != b'"}'
                 ):
                     raise Broken('hash is not the line\'s last member (,"hash":"<64 hex>"})')
-                if sha256(line[:-75] + b"}").hexdigest() != h:
+                hasher = sha256(line[:-75])  # no copy of the line: hash it, then the "}"
+                hasher.update(b"}")
+                if hasher.hexdigest() != h:
                     raise Broken("hash does not match the record's bytes (the record was edited)")
                 version = 2
             elif v == 1 and type(v) is int:
