@@ -1,6 +1,6 @@
 """Re-create docs/img/segmentation.png: the Segmentation widget in use on the CT phantom.
 
-Run under a display (e.g. ``xvfb-run -a python docs/img/segmentation_screenshot.py``).
+Run under a display (e.g. ``xvfb-run -a python scripts/screenshot_segmentation.py``).
 """
 
 from __future__ import annotations
@@ -65,4 +65,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).with_name("segmentation.png")))
+    main(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[1] / "docs" / "img" / "segmentation.png"))

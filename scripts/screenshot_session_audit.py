@@ -1,7 +1,7 @@
 """Re-create docs/img/session_audit.png: the Session and Audit widgets on the CT phantom.
 
 A few brush strokes and an undo are logged, the filter is empty, and Verify has checked the log
-(green, with the head). Run under a display (``xvfb-run -a python docs/img/session_audit_screenshot.py``).
+(green, with the head). Run under a display (``xvfb-run -a python scripts/screenshot_session_audit.py``).
 """
 
 from __future__ import annotations
@@ -59,4 +59,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).with_name("session_audit.png")))
+    main(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[1] / "docs" / "img" / "session_audit.png"))

@@ -3,7 +3,7 @@
 The Pre-label widget runs ``builtin:phantom-unet`` (off the GUI thread); the Review widget then
 shows the proposals in their pending layer (orange outlines; the one under review in yellow), with
 the first decision already made (accepted into the final "segmentation" labels).
-Run under a display (e.g. ``xvfb-run -a python docs/img/prelabel_review_screenshot.py``).
+Run under a display (e.g. ``xvfb-run -a python scripts/screenshot_prelabel_review.py``).
 """
 
 from __future__ import annotations
@@ -58,4 +58,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).with_name("prelabel_review.png")))
+    main(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[1] / "docs" / "img" / "prelabel_review.png"))
