@@ -117,3 +117,27 @@ def test_session_refuses_identified_dicom_by_policy(
     viewer.open(str(tmp_path / "ct"), plugin="napari-clinlabel")
     qtbot.waitUntil(lambda: len(viewer.layers) == 0, timeout=5000)
     assert notes[-1][1] == "error" and "refuses annotation" in notes[-1][0]
+
+
+def test_one_warning_per_image_not_again_for_its_labels_layer(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch, notes
+):
+    """Issue 14 item 6: 'Segment this image' on an identified CT adds its labels layer without a
+    second PHI warning; the log holds one phi.warning."""
+    from qtpy.QtCore import Qt
+
+    from napari_clinlabel._widgets.segmentation import SegmentationWidget
+
+    monkeypatch.setenv("CLINLABEL_USER", "ann")
+    write_ct_series(tmp_path / "ct", np.zeros((3, 8, 8), np.int16), G, phi=PHI)
+    viewer = make_napari_viewer()
+    _add(viewer, tmp_path / "ct")
+    widget = SegmentationWidget(viewer)  # the session starts: the open image is checked
+    qtbot.addWidget(widget)
+    warned = [m for m, s, _ in notes if "patient identifiers" in m]
+    assert len(warned) == 1
+    qtbot.mouseClick(widget._start_btn, Qt.MouseButton.LeftButton)
+    assert widget._labels is not None and widget._labels in viewer.layers
+    assert [m for m, s, _ in notes if "patient identifiers" in m] == warned
+    log = sidecar_paths(tmp_path / "ct")[0]
+    assert [r["action"] for r in iter_records(log)].count("phi.warning") == 1

@@ -23,6 +23,7 @@ def opened(tmp_path, monkeypatch):
     monkeypatch.setenv("CLINLABEL_USER", "ann")
     monkeypatch.delenv("CLINLABEL_ROSTER", raising=False)
     monkeypatch.delenv("CLINLABEL_ROLE", raising=False)
+    viewers = []  # the session holds its viewer weakly: the test keeps it alive
 
     def open_series(phi=PHI, policy=None):
         if policy:
@@ -31,6 +32,7 @@ def opened(tmp_path, monkeypatch):
             )
         write_ct_series(tmp_path / "ct", np.zeros((3, 8, 8), np.int16), G, phi=phi)
         viewer = ViewerModel()
+        viewers.append(viewer)
         session = get_session(viewer)
         seen = []
         session.phi_checked.connect(seen.append)
@@ -83,3 +85,25 @@ def test_clean_dicom_is_not_reported(opened):
     session, layer, seen, log_path = opened(phi={})
     assert seen == []
     assert [r["action"] for r in iter_records(log_path)] == ["image.open"]
+
+
+def test_the_labels_layer_derived_from_an_identified_image_is_not_warned_again(opened):
+    """Issue 14 item 6: one PHI warning per image, not a second one for its labels layer."""
+    session, layer, seen, log_path = opened()
+    assert len(seen) == 1 and seen[0].layer is layer
+    labels = session.labels_layer_for(layer)  # inserted into the viewer: checked, not announced
+    assert labels in session.viewer.layers
+    assert len(seen) == 1
+    assert session.check_phi(labels).repeat  # the image's outcome, marked as already told
+    assert [r["action"] for r in iter_records(log_path)].count("phi.warning") == 1
+
+
+def test_a_clean_image_is_scanned_once_for_all_its_layers(opened, monkeypatch):
+    from napari_clinlabel.glue import phi_check
+
+    scans = []
+    real = phi_check.scan_path
+    monkeypatch.setattr(phi_check, "scan_path", lambda p: scans.append(p) or real(p))
+    session, layer, seen, _ = opened(phi={})
+    session.labels_layer_for(layer)
+    assert seen == [] and len(scans) == 1

@@ -79,8 +79,8 @@ def attach(session: Session) -> None:
 
 def _on_phi_checked(session: Session | None, check: PhiCheck) -> None:
     viewer = session.viewer if session is not None else None
-    if viewer is None:
-        return
+    if viewer is None or (check.repeat and not check.refused):
+        return  # warned once per image, not again for a layer derived from it
     layer = check.layer
     action = [(DEID_ACTION, lambda *_: on_deidentify(viewer, layer))]
     if check.decision is None:

@@ -25,7 +25,9 @@ class PhiCheck:
 
     ``decision`` is None when the policy could not be applied (``error`` says why); annotation
     is then refused too. ``inserting``: the layer is being added right now, so a listener that
-    removes a refused layer must wait for the next event-loop turn.
+    removes a refused layer must wait for the next event-loop turn. ``repeat``: the image was
+    already checked through another layer (e.g. the labels layer derived from it): the user was
+    told once, per image.
     """
 
     layer: Any
@@ -33,6 +35,7 @@ class PhiCheck:
     decision: PhiDecision | None
     error: str | None = None
     inserting: bool = False
+    repeat: bool = False
 
     @property
     def refused(self) -> bool:
@@ -55,6 +58,7 @@ class PhiChecks:
         self._roster_for = roster_for
         self._by_image: dict[str, _Outcome] = {}
         self._by_layer: dict[int, PhiCheck] = {}
+        self._clean: set[str] = set()  # images scanned without findings (never scanned again)
 
     def known(self, layer: Any) -> PhiCheck | None:
         """The check already made for ``layer`` (None when it was never checked)."""
@@ -62,14 +66,22 @@ class PhiChecks:
         return check if check is not None and check.layer is layer else None
 
     def check(self, layer: Any, sha: str, source: str, inserting: bool) -> PhiCheck | None:
-        """Scan ``source`` once per image, decide and log; the layer's check (None: clean)."""
-        if sha not in self._by_image:
+        """Scan ``source`` once per image, decide and log; the layer's check (None: clean).
+
+        A second layer of an already checked image (the labels layer derived from it) gets the
+        same outcome marked ``repeat``: nothing is scanned or logged again.
+        """
+        if sha in self._clean:
+            return None
+        repeat = sha in self._by_image
+        if not repeat:
             findings = scan_path(source)
             if not findings:
+                self._clean.add(sha)
                 return None
             self._by_image[sha] = self._decide(layer, findings)
         findings, decision, error = self._by_image[sha]
-        check = PhiCheck(layer, findings, decision, error, inserting)
+        check = PhiCheck(layer, findings, decision, error, inserting, repeat)
         self._by_layer[id(layer)] = check
         return check
 

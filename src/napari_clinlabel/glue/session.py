@@ -379,9 +379,10 @@ class Session:
     def check_phi(self, image_layer: Any, inserting: bool = False) -> PhiCheck | None:
         """Scan a DICOM image layer's source for PHI; decide by roster policy, log, tell listeners.
 
-        Returns None for clean or non-DICOM layers. Each image is scanned and logged
-        (``phi.warning``) once per session; every layer of it is told through
-        :attr:`phi_checked`. A refused image gets no log from :meth:`log_for`.
+        Returns None for clean or non-DICOM layers. Each image is scanned, logged
+        (``phi.warning``) and told through :attr:`phi_checked` once per session: a layer derived
+        from it (its labels) is not announced again; another layer of a refused image is (so the
+        guard removes it too). A refused image gets no log from :meth:`log_for`.
         """
         image_layer = unwrap(image_layer)
         known = self._phi.known(image_layer)
@@ -392,7 +393,7 @@ class Session:
         if not src or not meta.get("series_uid") or not Path(src).exists():
             return None  # not DICOM (NIfTI etc. carry no DICOM attributes once read)
         check = self._phi.check(image_layer, image_sha256(image_layer), src, inserting)
-        if check is not None:
+        if check is not None and (check.refused or not check.repeat):
             self.phi_checked.emit(check)
         return check
 

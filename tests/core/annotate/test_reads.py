@@ -33,7 +33,9 @@ def _paint(log: AuditLog, name: str, state: np.ndarray, where: slice, value: int
 
 
 def _log(tmp_path, actor):
-    return AuditLog(tmp_path / "ct.nii.gz.clinlabel.jsonl", {"uid": None, "sha256": "ab" * 32}, actor)
+    return AuditLog(
+        tmp_path / "ct.nii.gz.clinlabel.jsonl", {"uid": None, "sha256": "ab" * 32}, actor
+    )
 
 
 def test_second_reader_gets_her_own_array_replayed_from_her_records_only(tmp_path):
