@@ -114,3 +114,35 @@ def test_csv_refused_while_proposals_wait_or_without_tile_grades(tmp_path):
     with pytest.raises(ClinlabelError, match="undecided"):
         export(None, "tiles-csv", tmp_path / "g.csv", log=log, volume=slide)
     assert not (tmp_path / "g.csv").exists() and len(list(iter_records(log.path))) == n
+
+
+def test_tissue_tiles_pass_over_glass_colour_and_grey():
+    from skimage import color
+    from support.tissue_slide import tissue_on_glass, tissue_tile_ids
+
+    from napari_clinlabel.core.annotate.tiles import tissue_tiles
+
+    img, drawn = tissue_on_glass((1536, 2048), tile=512)
+    g = TileGrid(img.shape[:2], 512)
+    truth = tissue_tile_ids(drawn, 512)  # the mask drawn, not this module's output
+    assert truth == {"r001c001", "r001c002", "r002c000", "r002c001", "r002c002"}
+    assert tissue_tiles(g, img, rgb=True) == truth  # full resolution
+    assert tissue_tiles(g, img[::8, ::8], rgb=True) == truth  # an overview, as a pyramid level
+    grey = (color.rgb2gray(img) * 255).astype(np.uint8)
+    assert tissue_tiles(g, grey[::4, ::4], rgb=False) == truth
+    # the dust on r000c000's glass is under the tissue fraction; at 0 % every speck counts
+    assert "r000c000" in tissue_tiles(g, img[::2, ::2], rgb=True, min_fraction=0.0001)
+    # walking: next ungraded / next tissue tile pass over glass, wrapping only for ungraded
+    assert g.next_ungraded(g.ids[-1], [], among=truth) == "r001c001"
+    assert g.next_ungraded("r001c002", ["r002c000"], among=truth) == "r002c001"
+    assert g.next_ungraded("r000c000", truth, among=truth) is None
+    assert g.next_among("r001c002", truth) == "r002c000" and g.next_among("r002c002", truth) is None
+
+
+def test_tissue_tiles_without_contrast_skip_nothing():
+    from napari_clinlabel.core.annotate.tiles import tissue_tiles
+
+    g = TileGrid((600, 800), 200)
+    blank = np.full((150, 200, 3), 240, np.uint8)  # all glass: nothing to tell apart
+    assert tissue_tiles(g, blank, rgb=True) == set(g.ids)
+    assert tissue_tiles(g, np.full((150, 200), 7, np.uint16), rgb=False) == set(g.ids)

@@ -3,6 +3,10 @@
 Tile ids are ``r<row:03d>c<col:03d>`` (``r003c007``: 4th row, 8th column). Reading order is row
 by row, left to right. Grades of tiles are ordinary ``grade.set`` records whose ``item`` is the
 tile id (see :mod:`.grading`).
+
+:func:`tissue_tiles` tells tissue from bare glass on a low-resolution overview (Otsu's threshold
+on saturation for colour, on grey level for grey images, scikit-image), so walking the grid can
+pass over background; the background tiles stay in the grid and can be visited explicitly.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from skimage import color, filters
 from skimage import io as skio
 
 from napari_clinlabel.core.errors import InputError
@@ -131,16 +136,27 @@ class TileGrid:
         """The tile before ``tid`` in reading order (the first stays)."""
         return self.ids[max(self.index(tid) - 1, 0)]
 
-    def next_ungraded(self, tid: str, graded: Iterable[str]) -> str | None:
-        """The first ungraded tile after ``tid`` in reading order, wrapping; None if all graded."""
+    def next_ungraded(
+        self, tid: str, graded: Iterable[str], among: Iterable[str] | None = None
+    ) -> str | None:
+        """The first ungraded tile after ``tid`` in reading order, wrapping; None if all graded.
+
+        ``among`` (e.g. the tissue tiles) limits the candidates; None means every tile.
+        """
         done = set(graded)
+        allowed = None if among is None else set(among)
         start = self.index(tid)
         n = len(self.ids)
         for k in range(1, n + 1):
             cand = self.ids[(start + k) % n]
-            if cand not in done:
+            if cand not in done and (allowed is None or cand in allowed):
                 return cand
         return None
+
+    def next_among(self, tid: str, among: Iterable[str]) -> str | None:
+        """The first tile of ``among`` after ``tid`` in reading order (no wrapping), or None."""
+        allowed = set(among)
+        return next((t for t in self.ids[self.index(tid) + 1 :] if t in allowed), None)
 
     def progress(self, graded: Iterable[str]) -> tuple[int, int]:
         """(tiles of this grid graded, tiles in the grid)."""
@@ -153,6 +169,58 @@ class TileGrid:
             y0, x0, y1, x1 = self.bounds(tid)
             out.append(np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]], dtype=float) - 0.5)
         return out
+
+
+MIN_TISSUE_FRACTION = 0.05  # a tile with less tissue than this (dust, a fibre) is background
+_FLAT = 0.02  # values spanning less than this (of the full range): no glass/tissue split
+
+
+def tissue_mask(overview: np.ndarray, rgb: bool) -> np.ndarray:
+    """Tissue pixels of an image (or its low-resolution overview), as a bool (y, x) mask.
+
+    Colour: saturation (HSV) above Otsu's threshold: glass is white/grey, stained tissue is not.
+    Grey: grey level below Otsu's threshold (bright-field: tissue absorbs light). An image with
+    no contrast between the two (all glass, or all tissue) is all tissue: nothing is skipped.
+    """
+    img = np.asarray(overview)
+    if rgb:
+        values = color.rgb2hsv(img[..., :3])[..., 1]  # saturation in [0, 1] for any dtype
+    else:
+        values = img.astype(np.float64)
+        if img.dtype.kind in "ui":  # on the type's range, so a flat image stays flat
+            values /= float(np.iinfo(img.dtype).max)
+        elif values.size and np.ptp(values) > 0:
+            values = (values - values.min()) / np.ptp(values)
+        values = 1.0 - values  # darker is more tissue-like
+    if values.size == 0 or float(np.ptp(values)) < _FLAT:
+        return np.ones(values.shape[:2], bool)
+    return values > filters.threshold_otsu(values)
+
+
+def tissue_tiles(
+    grid: TileGrid,
+    overview: np.ndarray,
+    rgb: bool,
+    min_fraction: float = MIN_TISSUE_FRACTION,
+) -> set[str]:
+    """Ids of the tiles of ``grid`` holding at least ``min_fraction`` tissue.
+
+    ``overview`` is the whole image at any (integer or not) downsampling, e.g. a slide's smallest
+    pyramid level: each tile's fraction is measured on the overview pixels under it.
+    """
+    mask = tissue_mask(overview, rgb)
+    h, w = grid.shape_yx
+    fy, fx = mask.shape[0] / h, mask.shape[1] / w
+    out = set()
+    for tid in grid.ids:
+        y0, x0, y1, x1 = grid.bounds(tid)
+        sub = mask[
+            int(y0 * fy) : max(int(np.ceil(y1 * fy)), int(y0 * fy) + 1),
+            int(x0 * fx) : max(int(np.ceil(x1 * fx)), int(x0 * fx) + 1),
+        ]
+        if sub.size and float(sub.mean()) >= min_fraction:
+            out.add(tid)
+    return out
 
 
 class FolderTiles(TileGrid):
