@@ -53,7 +53,7 @@ def test_csv_round_trip():
     rows = list(csv.DictReader(io.StringIO(boxes_csv(_boxes(), G).decode())))
     assert rows[0]["class"] == "malignant" and rows[0]["attributes"] == "density=solid"
     assert float(rows[0]["world_max_x_mm"]) == pytest.approx(_itk_world([5.5, 12, 9])[2], abs=1e-3)
-    assert rows[1]["confidence"] == "" and rows[1]["volume_ml"] == ""
+    assert rows[1]["confidence"] == "not set" and rows[1]["volume_ml"] == ""  # nobody chose one
     g = Grade("birads", "image", "4A", "Suspicious", "ann", "2026-11-26T10:00:00Z", 7)
     grow = list(csv.DictReader(io.StringIO(grades_csv([g]).decode())))
     assert grow == [{"scale": "birads", "item": "image", "value": "4A", "label": "Suspicious",

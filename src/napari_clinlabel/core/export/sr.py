@@ -205,10 +205,11 @@ def _box_group(
     site_kw = _SITE.get(str(attrs.pop("location", "")).lower())
     sites = [hd.sr.FindingSite(_sct(site_kw))] if site_kw and _sct(site_kw) else None
     evals = []
-    cls = _sct(_CLASS.get(str(box.cls).lower(), ""))
-    evals.append(hd.sr.QualitativeEvaluation(
-        _private("lesion-class", "Lesion class"),
-        cls or _private(f"class-{_slug(box.cls)}", str(box.cls))))  # fmt: skip
+    if box.cls is not None:  # a class no human chose is left out, never written as "None"
+        cls = _sct(_CLASS.get(str(box.cls).lower(), ""))
+        evals.append(hd.sr.QualitativeEvaluation(
+            _private("lesion-class", "Lesion class"),
+            cls or _private(f"class-{_slug(box.cls)}", str(box.cls))))  # fmt: skip
     if box.confidence is not None:
         evals.append(hd.sr.QualitativeEvaluation(
             _private("confidence", "Reader confidence (1-5)"),

@@ -13,6 +13,9 @@ lengths in pixels, napari order); when the spacing is unknown ``size_mm``, ``vol
 world coordinates are null in JSON and blank in CSV (columns ``size_z_px, size_y_px, size_x_px,
 spacing_known`` come last, the same for every image). COCO ``bbox`` and ``area`` are pixels by
 COCO's own convention, whatever the spacing, and COCO carries no mm.
+
+Not set: a class or confidence no human chose is ``null`` in JSON (as in the log), ``not set`` in
+CSV, and the category ``not set`` in COCO; an attribute nobody set is left out. Never ``None``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from napari_clinlabel.core.annotate.box_view import NOT_SET
 from napari_clinlabel.core.annotate.boxes import (
     LesionBox,
     box_size_mm,
@@ -117,7 +121,8 @@ def boxes_csv(boxes: Iterable[LesionBox], geometry: Geometry) -> bytes:
         lo, hi, wl, wh, size, size_px = r["_flat"]
         attrs = ";".join(f"{k}={v}" for k, v in sorted(r["attributes"].items()))
         w.writerow(csv_row(
-            [r["id"], r["class"], _blank(r["confidence"]), attrs, _blank(r["slice_first"]),
+            [r["id"], _not_set(r["class"]), _not_set(r["confidence"]), attrs,
+             _blank(r["slice_first"]),
              _blank(r["slice_last"]), *lo, *hi, *(_mm(v) for v in wl), *(_mm(v) for v in wh),
              *(_mm(v) for v in size), _blank(r["volume_ml"]), r["confirmed_by"] or "",
              r["model"] or "", *(round(v, 4) for v in size_px),
@@ -128,6 +133,11 @@ def boxes_csv(boxes: Iterable[LesionBox], geometry: Geometry) -> bytes:
 
 def _blank(v: Any) -> Any:
     return "" if v is None else v
+
+
+def _not_set(v: Any) -> Any:
+    """A human's choice as written, or ``not set`` where nobody chose (never ``None``)."""
+    return NOT_SET if v is None else v
 
 
 def _mm(v: float | None) -> Any:
@@ -185,8 +195,8 @@ def coco(
         raise ExportError(f"COCO needs a 2D image or slices of a volume, not shape {shape}.")
     names = list(classes or [])
     for b in boxes:
-        if b.cls not in names:
-            names.append(b.cls)
+        if _not_set(b.cls) not in names:
+            names.append(_not_set(b.cls))
     categories = [{"id": i + 1, "name": n, "supercategory": "lesion"} for i, n in enumerate(names)]
     cat_id = {n: i + 1 for i, n in enumerate(names)}
     images: dict[str, dict[str, Any]] = {}
@@ -211,7 +221,7 @@ def coco(
             lo, hi = b.zyx_min, b.zyx_max
         bw, bh = float(hi[1] - lo[1]), float(hi[0] - lo[0])
         annotations.append(
-            {"id": len(annotations) + 1, "image_id": iid, "category_id": cat_id[b.cls],
+            {"id": len(annotations) + 1, "image_id": iid, "category_id": cat_id[_not_set(b.cls)],
              "bbox": [float(lo[1]), float(lo[0]), bw, bh], "area": bw * bh, "iscrowd": 0,
              "attributes": {"box_id": b.id, "confidence": b.confidence, **b.attributes,
                             "confirmed_by": b.created_by, "model": _model(b.source)}}
