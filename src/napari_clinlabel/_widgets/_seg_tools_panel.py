@@ -248,7 +248,7 @@ class ToolsPanel(QGroupBox):
                self._air.isChecked())  # fmt: skip
         if self._grower is None or self._grower_key != key:
             self._grower = SeedGrower(
-                np.asarray(host._image.data), host._spacing(), margin_mm=key[1], sigma_mm=key[2],
+                host._intensity(), host._spacing(), margin_mm=key[1], sigma_mm=key[2],
                 air_below=-500.0 if key[3] else None,
             )  # fmt: skip
             self._grower_key = key
@@ -317,7 +317,7 @@ class ToolsPanel(QGroupBox):
         value = host._ready()
         if value is None:
             return
-        args = (np.asarray(host._image.data), seed_zyx, value, float(self._lt_low.value()),
+        args = (host._intensity(), seed_zyx, value, float(self._lt_low.value()),
                 float(self._lt_high.value()), host._spacing())  # fmt: skip
         fn = partial(morphology.local_threshold, min_diameter_mm=float(self._lt_diam.value()))
         (self.preview.run_now if sync else self.preview.run)(fn, *args)

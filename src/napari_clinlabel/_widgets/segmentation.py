@@ -14,6 +14,7 @@ ticked, and a locked label never.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from skimage import color
 
 from napari_clinlabel._widgets._common import image_layers, volume_of
 from napari_clinlabel._widgets._label_table import LabelTable
@@ -75,6 +77,7 @@ class SegmentationWidget(QWidget):
         self._brush: WindowedBrush | None = None
         self._seed_click: SeedClick | None = None
         self._voxel_mm3: float | None = 1.0  # None: pixel size unknown, counts only
+        self._luma: tuple[Image, np.ndarray] | None = None  # an RGB image's luminance, cached
         self._build()
         self._wire()
         self._refresh_images()
@@ -176,7 +179,9 @@ class SegmentationWidget(QWidget):
     # -- image and labels layer ----------------------------------------------------------------
     def _refresh_images(self, *_: Any) -> None:
         current = self._image
-        images = [lay for lay in image_layers(self._viewer) if not (lay.rgb or lay.multiscale)]
+        # RGB (fundus, photos) is segmented as 2D labels over the colour; a multiscale slide is
+        # not (painting needs an in-memory labels array the size of its full resolution)
+        images = [lay for lay in image_layers(self._viewer) if not lay.multiscale]
         self._image_combo.blockSignals(True)
         self._image_combo.clear()
         for lay in images:
@@ -232,8 +237,10 @@ class SegmentationWidget(QWidget):
         labels.events.data.connect(self._schedule_volumes)
         labels.events.selected_label.connect(self._on_layer_label)
         labels.preserve_labels = not self._overwrite.isChecked()
+        # the window limits by the image's values: an RGB image's luminance (see _intensity)
+        source = SimpleNamespace(data=self._intensity()) if self._image.rgb else self._image
         self._brush = WindowedBrush(
-            labels, self._image, self._window, self._on_brush_limited, self.tools.locked
+            labels, source, self._window, self._on_brush_limited, self.tools.locked
         )
         self._seed_click = SeedClick(
             self._viewer, self._image, self.tools.threshold_at,
@@ -358,6 +365,18 @@ class SegmentationWidget(QWidget):
         not_shown = list(self._viewer.dims.not_displayed)
         offset = self._viewer.dims.ndim - self._labels.data.ndim
         return int(not_shown[0]) - offset if not_shown else 0
+
+    def _intensity(self) -> np.ndarray:
+        """The values the intensity tools (window, grow, local threshold) work on: the image's,
+        or for RGB its luminance (ITU-R BT.709, scikit-image) on the image's own 0–255 range."""
+        image = self._image
+        if not image.rgb:
+            return np.asarray(image.data)
+        if self._luma is None or self._luma[0] is not image:
+            rgb = np.asarray(image.data)[..., :3]
+            top = float(np.iinfo(rgb.dtype).max) if rgb.dtype.kind in "ui" else 1.0
+            self._luma = (image, (color.rgb2gray(rgb) * top).astype(np.float32))
+        return self._luma[1]
 
     def _spacing(self) -> tuple[float, ...]:
         return volume_of(self._image).geometry.spacing_zyx
