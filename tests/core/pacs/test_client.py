@@ -97,3 +97,39 @@ def test_bad_input_one_line(orthanc, series, tmp_path):  # noqa: F811
         push(orthanc.connection(), [tmp_path / "gone"])
     with pytest.raises(PacsError, match="exactly one"):
         pull(orthanc.connection(), tmp_path, series_uid="1.2", study_uid="1.2")
+
+
+def test_pull_series_volumes_opens_from_memory_like_simpleitk_reads_the_files(orthanc, tmp_path):  # noqa: F811
+    import SimpleITK as sitk  # oracle: SimpleITK's own series read of the pulled files
+
+    from napari_clinlabel.core.pacs import pull_series_volumes
+
+    series = write_series(tmp_path / "src", phantom_stored((6, 12, 10)), bits_stored=12)
+    conn = orthanc.connection()
+    push(conn, series.files)
+    (vol,) = pull_series_volumes(conn, tmp_path / "dl", series.series_uid)
+    folder = tmp_path / "dl" / series.series_uid
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder)))
+    ref = reader.Execute()
+    ref_a = sitk.GetArrayFromImage(ref)
+    # SimpleITK sorts by position too; the volume holds its voxels, type and all
+    assert vol.array.dtype == ref_a.dtype
+    np.testing.assert_array_equal(vol.array, ref_a)
+    np.testing.assert_array_equal(vol.array, series.array)  # the factory's stored * slope + b
+    np.testing.assert_allclose(vol.geometry.origin, ref.GetOrigin(), atol=1e-4)
+    # the files written are the bytes Orthanc sent: same pixel data as the sources
+    sent = {pydicom.dcmread(f).SOPInstanceUID: pydicom.dcmread(f).PixelData for f in series.files}
+    for sop, pixels in sent.items():
+        assert (
+            pydicom.dcmread(instance_path(tmp_path / "dl", series.series_uid, sop)).PixelData
+            == pixels
+        )
+    # the same voxels (and digest) as opening the folder afterwards: the log binds that digest
+    assert read_volumes(folder)[0].sha256 == vol.sha256
+    # a file whose pixel data is cut short (a crash before the series' flush) is fetched again
+    victim = next(folder.glob("*.dcm"))
+    victim.write_bytes(victim.read_bytes()[:-1000])
+    out = pull(conn, tmp_path / "dl", series_uid=series.series_uid)
+    assert (out.fetched, out.skipped) == (1, 5)
+    np.testing.assert_array_equal(read_volumes(folder)[0].array, series.array)

@@ -12,11 +12,12 @@ from napari_clinlabel.core.pacs.client import (
     find_studies,
     iter_pull,
     pull,
+    pull_series_volumes,
     push,
 )
 
 __all__ = [
     "PacsConnection", "PullProgress", "PullResult", "PushResult", "SeriesSummary",
-    "StudySummary", "cache_root", "find_series", "find_studies", "iter_pull", "pull", "push",
-    "series_folder",
+    "StudySummary", "cache_root", "find_series", "find_studies", "iter_pull", "pull",
+    "pull_series_volumes", "push", "series_folder",
 ]  # fmt: skip

@@ -6,18 +6,29 @@ becomes one :class:`~napari_clinlabel.core.errors.PacsError` naming the server, 
 the fix. Log lines (Python ``logging``) carry UIDs and counts only, never patient data.
 
 Pulls are resumable: each instance lands at ``DIR/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``
-(written to a temporary name, fsynced, renamed), an instance already there whose header holds
-the right SOPInstanceUID is not fetched again, and after the transfer every instance the server
-listed must be on disk.
+(written to a temporary name and renamed), an instance already there whose header holds the
+right SOPInstanceUID and whose pixel data is complete (length check) is not fetched again, and
+after the transfer every instance the server listed must be on disk. A whole series is made
+durable at once (Linux ``syncfs`` of the folder's file system, else one fsync per file) before
+the pull reports it done: a crash before that leaves files the length check refetches.
+
+A whole series is fetched as the multipart parts the server sends, written byte for byte (no
+decode and re-encode); dicomweb-client's public API hands out parsed datasets only, so its
+request and multipart decoder are used directly (``_http_get``/``_decode_multipart_message``),
+with the public ``iter_series`` as the fallback should they change. :func:`pull_series_volumes`
+opens the series from those bytes in memory instead of reading the folder again.
 """
 
 from __future__ import annotations
 
+import ctypes
+import io
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -27,6 +38,9 @@ import requests
 from pydicom.dataset import Dataset
 
 from napari_clinlabel.core.errors import PacsError
+from napari_clinlabel.core.image.dicom.header import SliceHeader, read_header
+from napari_clinlabel.core.image.dicom.volume import read_dicom_buffers
+from napari_clinlabel.core.image.volume import Volume
 
 log = logging.getLogger(__name__)
 
@@ -305,30 +319,116 @@ def instance_path(dest: Path, series_uid: str, sop_uid: str) -> Path:
     return Path(dest) / check_uid(series_uid, "Series Instance UID") / f"{check_uid(sop_uid)}.dcm"
 
 
+_UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+_SEQ_END = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # encapsulated pixel data ends with it (LE)
+_LENGTH_TAGS = ["SOPInstanceUID", "Rows", "Columns", "BitsAllocated", "SamplesPerPixel",
+                "NumberOfFrames"]  # fmt: skip
+
+
 def _on_disk(path: Path, sop_uid: str) -> bool:
-    """True when ``path`` is a regular DICOM file holding instance ``sop_uid``."""
+    """True when ``path`` is a regular DICOM file holding instance ``sop_uid`` in full: its pixel
+    data as long as the header says (uncompressed) or closed by the sequence delimiter
+    (compressed). Files of a series cut short before its flush fail this and are refetched."""
     try:
         if not path.is_file() or path.is_symlink():
             return False
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
-        return str(ds.get("SOPInstanceUID", "")) == sop_uid
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=_LENGTH_TAGS)
+            offset = fh.tell()
+            if str(ds.get("SOPInstanceUID", "")) != sop_uid:
+                return False
+            if "Rows" not in ds:  # no pixels (SR, SEG without frames…): the header is all
+                return True
+            syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+            if syntax in _UNCOMPRESSED:
+                frames = int(ds.get("NumberOfFrames", 1) or 1)
+                n = ds.Rows * ds.Columns * frames * int(ds.get("SamplesPerPixel", 1) or 1)
+                return size - offset >= 8 + n * int(ds.get("BitsAllocated", 16)) // 8
+            fh.seek(max(size - len(_SEQ_END), 0))
+            return fh.read() == _SEQ_END
     except Exception:  # a torn or foreign file: fetch it again
         return False
 
 
-def _write_instance(ds: Dataset, path: Path) -> None:
-    """Save ``ds`` at ``path`` atomically (temp file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_bytes(data: bytes, path: Path) -> None:
+    """Write ``data`` at ``path`` via a temporary name and a rename (no fsync: see
+    :func:`_flush_series`), so ``path`` never names a half-written file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            ds.save_as(fh, enforce_file_format=True)
-            fh.flush()
-            os.fsync(fh.fileno())
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _part10_bytes(ds: Dataset) -> bytes:
+    """A parsed dataset as Part 10 file bytes (the fallback when the raw parts are unavailable)."""
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def _flush_series(folder: Path, paths: list[Path]) -> None:
+    """Make a series' files and their names durable: one ``syncfs`` of the folder's file system
+    on Linux, else an fsync per file; then the folder itself."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        done = False
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            done = hasattr(libc, "syncfs") and libc.syncfs(fd) == 0
+        if not done:
+            for p in paths:
+                with open(p, "rb") as fh:
+                    os.fsync(fh.fileno())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _series_parts(client: Any, study: str, series: str) -> Iterator[bytes]:
+    """The Part 10 bytes of every instance of a series, as the server sent them."""
+    try:  # dicomweb-client's request + multipart decoder: private, so guarded
+        from dicomweb_client.web import _Transaction  # lazy: loads the HTTP stack
+
+        url = client._get_series_url(_Transaction.RETRIEVE, study, series)
+        resp = client._http_get(
+            url, headers={"Accept": 'multipart/related; type="application/dicom"'}, stream=True
+        )
+        decode = client._decode_multipart_message
+    except (ImportError, AttributeError, TypeError):
+        yield from (_part10_bytes(ds) for ds in client.iter_series(study, series))
+        return
+    if resp.headers.get("Content-Type", "").startswith("application/dicom"):
+        yield resp.content  # a server that sends one part without the multipart wrapper
+        return
+    for part in decode(resp, stream=True):
+        data = bytes(part)
+        # a part without the Part 10 preamble (allowed by some servers): re-encode it
+        yield data if data[128:132] == b"DICM" else _part10_bytes(pydicom.dcmread(
+            io.BytesIO(data), force=True))  # fmt: skip
+
+
+def _received(dest: Path, series: str, data: bytes) -> tuple[Path, SliceHeader | None]:
+    """The header of a received instance (parsed once: its SOP UID names the file, and the
+    volume is opened from it later), or None for a non-image object."""
+    try:
+        header = read_header(Path(dest, series, "received.dcm"), data)
+    except Exception:  # noqa: BLE001 - an odd header: the SOP UID alone decides
+        header = None
+    if header is None or not header.sop_uid:
+        return Path(), None
+    path = instance_path(dest, series, header.sop_uid)
+    return path, replace(header, path=path)
+
+
+def _sop_of(data: bytes) -> str:
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True,
+                         specific_tags=["SOPInstanceUID"])  # fmt: skip
+    return str(ds.get("SOPInstanceUID", ""))
 
 
 def iter_pull(
@@ -338,13 +438,19 @@ def iter_pull(
     study_uid: str | None = None,
     series_uid: str | None = None,
     cancelled: Callable[[], bool] = lambda: False,
+    keep: dict[Path, bytes] | None = None,
+    keep_headers: list[SliceHeader] | None = None,
 ) -> Iterator[PullProgress]:
     """Pull a study or a series into ``dest``, yielding progress after every instance.
 
-    A series none of whose instances are on disk comes in one streamed WADO request; a partly
-    pulled one fetches only the missing instances. Stops (leaving complete files only) when
+    A series none of whose instances are on disk comes in one streamed WADO request, its parts
+    written as received; a partly pulled one fetches only the missing instances. Each series is
+    flushed to disk once, when complete. Stops (leaving complete files only) when
     ``cancelled()`` turns true. Raises :class:`PacsError` when an instance did not arrive.
+    ``keep``: filled with ``{path: bytes}`` of every instance fetched (to open without rereading),
+    and ``keep_headers`` with their parsed headers.
     """
+    keep_headers = [] if keep_headers is None else keep_headers
     if (study_uid is None) == (series_uid is None):
         raise PacsError("Give exactly one of --study UID or --series UID.")
     study = check_uid(study_uid, "Study Instance UID") if study_uid else None
@@ -368,35 +474,50 @@ def iter_pull(
         if not missing:
             continue
         wanted = set(missing)
+        folder = instance_path(dest, se, missing[0]).parent
+        folder.mkdir(parents=True, exist_ok=True)
         if len(missing) == len(sops):
-            stream: Iterable[Dataset] = _call(conn, f"retrieving series {se}",
-                                              lambda st=st, se=se: client.iter_series(st, se))  # fmt: skip
+            stream: Iterable[bytes] = _call(conn, f"retrieving series {se}",
+                                            lambda st=st, se=se: _series_parts(client, st, se))  # fmt: skip
         else:
             stream = (_call(conn, f"retrieving instance {s}",
-                            lambda s=s, st=st, se=se: client.retrieve_instance(st, se, s))
+                            lambda s=s, st=st, se=se: _part10_bytes(
+                                client.retrieve_instance(st, se, s)))
                       for s in missing)  # fmt: skip
         it = iter(stream)
-        while wanted:
-            if cancelled():
-                log.info("WADO: pull of series %s cancelled after %d instances", se, fetched)
-                return
-            ds = _call(conn, f"retrieving series {se}", lambda it=it: next(it, None))
-            if ds is None:
-                break
-            sop = str(ds.get("SOPInstanceUID", ""))
-            if sop not in wanted:
-                continue
-            try:
-                _write_instance(ds, instance_path(dest, se, sop))
-            except OSError as exc:
-                raise PacsError(
-                    f"{dest}: cannot write instance {sop} ({exc.strerror}); free space or choose "
-                    "another folder. Run the pull again to resume."
-                ) from None
-            wanted.discard(sop)
-            fetched += 1
-            done += 1
-            yield PullProgress(done, total, fetched, skipped, se)
+        written: list[Path] = []
+        try:
+            while wanted:
+                if cancelled():
+                    log.info("WADO: pull of series %s cancelled after %d instances", se, fetched)
+                    return
+                data = _call(conn, f"retrieving series {se}", lambda it=it: next(it, None))
+                if data is None:
+                    break
+                path, header = _received(dest, se, data)
+                sop = header.sop_uid if header is not None else _sop_of(data)
+                if sop not in wanted:
+                    continue
+                path = instance_path(dest, se, sop)
+                try:
+                    _write_bytes(data, path)
+                except OSError as exc:
+                    raise PacsError(
+                        f"{dest}: cannot write instance {sop} ({exc.strerror}); free space or "
+                        "choose another folder. Run the pull again to resume."
+                    ) from None
+                if keep is not None:
+                    keep[path] = data
+                    if header is not None:
+                        keep_headers.append(header)
+                written.append(path)
+                wanted.discard(sop)
+                fetched += 1
+                done += 1
+                yield PullProgress(done, total, fetched, skipped, se)
+        finally:  # what was written (complete or cancelled) is made durable once
+            if written:
+                _flush_series(folder, written)
         if wanted:
             raise PacsError(
                 f"{conn.where}: {len(wanted)} of {len(sops)} instances of series {se} did not "
@@ -412,17 +533,42 @@ def pull(
     study_uid: str | None = None,
     series_uid: str | None = None,
     progress: Callable[[PullProgress], None] | None = None,
+    keep: dict[Path, bytes] | None = None,
+    keep_headers: list[SliceHeader] | None = None,
 ) -> PullResult:
     """Pull a study or a series into ``dest`` (see :func:`iter_pull`); checks every instance."""
     last = PullProgress(0, 0, 0, 0, "")
     folders: list[Path] = []
-    for last in iter_pull(conn, dest, study_uid=study_uid, series_uid=series_uid):
+    for last in iter_pull(conn, dest, study_uid=study_uid, series_uid=series_uid, keep=keep,
+                          keep_headers=keep_headers):  # fmt: skip
         folder = Path(dest) / last.series_uid
         if folder not in folders:
             folders.append(folder)
         if progress is not None:
             progress(last)
     return PullResult(folders, last.fetched, last.skipped, last.total)
+
+
+def pull_series_volumes(
+    conn: PacsConnection,
+    dest: str | os.PathLike[str],
+    series_uid: str,
+    *,
+    progress: Callable[[PullProgress], None] | None = None,
+) -> list[Volume]:
+    """Pull one series into ``dest`` and open it from the bytes received (instances already
+    on disk are read from there): the same Volumes as ``read_volumes`` of the series folder."""
+    keep: dict[Path, bytes] = {}
+    headers: list[SliceHeader] = []
+    res = pull(conn, dest, series_uid=series_uid, progress=progress, keep=keep,
+               keep_headers=headers)  # fmt: skip
+    folder = res.folders[0]
+    for p in sorted(folder.glob("*.dcm")):
+        if p not in keep:  # already on disk before this pull
+            keep[p] = p.read_bytes()
+            if (h := read_header(p, keep[p])) is not None:
+                headers.append(h)
+    return read_dicom_buffers(keep, headers)
 
 
 def dicom_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:

@@ -7,6 +7,7 @@ the header so the series it belongs to is refused when read.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import warnings
@@ -145,20 +146,21 @@ def _functional(ds: pydicom.Dataset, item: str, attr: str) -> object:
     return None
 
 
-def read_header(path: Path) -> SliceHeader | None:
+def read_header(path: Path, data: bytes | None = None) -> SliceHeader | None:
     """Header facts of one file; None when it is not a DICOM image (text, SR, RT plan, …).
 
+    ``data``: the file's bytes already in memory (a PACS pull), parsed instead of reading ``path``.
     Raises :class:`InputError` for an empty file or a corrupt header; truncated pixel data is
     noted in ``problem`` (the series it belongs to is refused when read).
     """
-    size = path.stat().st_size
+    size = path.stat().st_size if data is None else len(data)
     if size == 0:
         raise InputError(
             f"{path}: the file is empty (0 bytes). Replace it with a complete copy from the "
             "scanner or PACS, or remove it from the folder, then open again."
         )
     try:
-        with open(path, "rb") as fp:
+        with open(path, "rb") if data is None else io.BytesIO(data) as fp:
             ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=_TAG_LIST)
             pixel_offset = fp.tell()
     except InvalidDicomError:

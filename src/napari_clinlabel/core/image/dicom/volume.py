@@ -9,9 +9,10 @@ SimpleITK read.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -63,8 +64,44 @@ def _find_unreadable(files: list[Path]) -> Path:
     return files[0]
 
 
-def read_plan_pixels(plan: SeriesPlan) -> tuple[np.ndarray, str]:
-    """Voxels (z, y, x) or (t, z, y, x) of a series plan and their sha256 (C-order bytes)."""
+_PLAIN_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}  # little-endian, uncompressed
+
+
+def _decode_buffer(data: bytes, dtype: np.dtype) -> np.ndarray:
+    """One uncompressed slice held in memory, rescaled like SimpleITK (integral rescale only)."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    stored = ds.pixel_array  # pydicom: bits stored, sign and byte order as the header says
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    if slope == 1 and intercept == 0:
+        return stored.astype(dtype, copy=False)
+    return (stored.astype(np.int64) * int(slope) + int(intercept)).astype(dtype)
+
+
+def _buffers_usable(plan: SeriesPlan, flat: list[Path], buffers: Mapping[Path, bytes] | None,
+                    pixel_id: int) -> bool:  # fmt: skip
+    """True when every file of the plan is in memory, uncompressed little endian, with an
+    integral rescale to an integer type: then decoding it here gives SimpleITK's values."""
+    if not buffers or any(f not in buffers for f in flat):
+        return False
+    if any(s != round(s) or b != round(b) for s, b in {h.rescale for h in plan.headers}):
+        return False
+    if pixel_id not in (sitk.sitkInt8, sitk.sitkUInt8, sitk.sitkInt16, sitk.sitkUInt16,
+                        sitk.sitkInt32, sitk.sitkUInt32):  # fmt: skip
+        return False
+    meta = pydicom.dcmread(io.BytesIO(buffers[flat[0]]), stop_before_pixels=True)
+    return str(meta.file_meta.get("TransferSyntaxUID", "")) in _PLAIN_SYNTAXES
+
+
+def read_plan_pixels(
+    plan: SeriesPlan, buffers: Mapping[Path, bytes] | None = None
+) -> tuple[np.ndarray, str]:
+    """Voxels (z, y, x) or (t, z, y, x) of a series plan and their sha256 (C-order bytes).
+
+    ``buffers``: the files' bytes already in memory (a PACS pull); an uncompressed series with
+    an integral rescale is then decoded from them with pydicom instead of read again from disk
+    (the voxel type is still SimpleITK's, so the digest matches a later open of the folder).
+    """
     flat = [f for vol in plan.files for f in vol]
     rescales = {h.rescale for h in plan.headers}
     pixel_type = sitk.sitkFloat64 if len(rescales) > 1 else None
@@ -89,7 +126,13 @@ def read_plan_pixels(plan: SeriesPlan) -> tuple[np.ndarray, str]:
         for s in range(0, nz, _SLAB)
     ]
 
+    in_memory = _buffers_usable(plan, flat, buffers, first_type)
+
     def load(span: tuple[int, int]) -> None:
+        if in_memory:
+            for n in range(span[0], span[1]):
+                out[n] = _decode_buffer(buffers[flat[n]], dtype)  # type: ignore[index]
+            return
         img = _execute(flat[span[0] : span[1]], first_type)
         out[span[0] : span[1]] = sitk.GetArrayViewFromImage(img).reshape(
             out[span[0] : span[1]].shape
@@ -162,7 +205,9 @@ def _meta(plan: SeriesPlan, source: Path) -> dict:
     return meta
 
 
-def volume_from_plan(plan: SeriesPlan, source: Path) -> Volume:
+def volume_from_plan(
+    plan: SeriesPlan, source: Path, buffers: Mapping[Path, bytes] | None = None
+) -> Volume:
     """Read a planned series into a Volume with PHI-free metadata and its voxel digest."""
     meta = _meta(plan, source)
     if plan.frame_order is not None:
@@ -170,7 +215,7 @@ def volume_from_plan(plan: SeriesPlan, source: Path) -> Volume:
     elif not plan.direction:  # lone 2D image or plain multi-frame: SimpleITK's geometry
         return _single_file_volume(plan.files[0][0], meta)
     else:
-        array, meta["sha256"] = read_plan_pixels(plan)
+        array, meta["sha256"] = read_plan_pixels(plan, buffers)
     geometry = Geometry(plan.spacing, plan.origin, plan.direction, plan.slice_step)
     vol = Volume(array, geometry, meta)
     _ = vol.sha256
@@ -224,12 +269,29 @@ def read_dicom_folder(folder: Path) -> list[Volume]:
     return _read_groups(group_series(headers))
 
 
-def _read_groups(groups: list[list[SliceHeader]]) -> list[Volume]:
+def read_dicom_buffers(
+    buffers: Mapping[Path, bytes], headers: Sequence[SliceHeader] | None = None
+) -> list[Volume]:
+    """One Volume per series among files whose bytes are already in memory (``{path: bytes}``,
+    e.g. just pulled from a PACS and written there): the same validation and the same voxels
+    as :func:`read_dicom_folder` on those files, without reading them again. ``headers``: their
+    :func:`read_header` results when the caller parsed them already (else parsed here)."""
+    if headers is None:
+        headers = [h for p, b in buffers.items() if (h := read_header(Path(p), b)) is not None]
+    headers = list(headers)
+    if not headers:
+        raise InputError("no DICOM images among the files received; nothing to open.")
+    return _read_groups(group_series(headers), buffers)
+
+
+def _read_groups(
+    groups: list[list[SliceHeader]], buffers: Mapping[Path, bytes] | None = None
+) -> list[Volume]:
     volumes, errors = [], []
     for g in groups:
         try:
             for plan in plan_blocks(g):
-                volumes.append(volume_from_plan(plan, _source_of(g)))
+                volumes.append(volume_from_plan(plan, _source_of(g), buffers))
         except ClinlabelError as exc:
             errors.append(exc)
     if errors and not volumes:
@@ -277,6 +339,7 @@ def read_dicom_files(paths: Sequence[Path]) -> list[Volume]:
 
 __all__ = [
     "GeometryError",
+    "read_dicom_buffers",
     "read_dicom_file",
     "read_dicom_files",
     "read_dicom_folder",
