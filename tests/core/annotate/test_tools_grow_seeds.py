@@ -138,3 +138,60 @@ def test_tool_voxels_are_semiautomatic_in_provenance(tmp_path):
     from napari_clinlabel.core.quality.report import _segment_origins  # a higher layer
 
     assert _segment_origins(log.path, "labels") == {1: "tool", 2: "manual"}
+
+
+def test_seed_added_updates_locally_and_agrees_with_a_full_grow():
+    """An added background dot re-floods a box only; outside it nothing moves, and the result
+    matches the phantom truth as well as a fresh full grow does."""
+    vol, truth = ct_phantom_truth(shape=(24, 96, 96))
+    img = np.asarray(vol.array)
+    seeds = np.zeros(img.shape, np.uint8)
+    for z in (6, 12, 18):
+        d = ndi.distance_transform_edt(truth[z] == KIDNEY_R)
+        _dot(seeds, z, *np.unravel_index(int(d.argmax()), d.shape), KIDNEY_R, r=1)
+        for y, x in ((48, 48), (20, 48), (75, 48)):
+            if truth[z, y, x] == 0:
+                _dot(seeds, z, y, x, BG, r=1)
+    grower = SeedGrower(img, vol.geometry.spacing_zyx, margin_mm=30, update_mm=10)
+    first = _full(grower.grow(seeds), img.shape)
+    assert grower.last_update == "full"
+    grower.grow(seeds)
+    assert grower.last_update == "unchanged"
+    z, y, x = 12, 30, 40  # inside the prepared region (a dot beyond it prepares a new one)
+    _dot(seeds, z, y, x, BG, r=1)
+    local = _full(grower.grow(seeds), img.shape)
+    assert grower.last_update == "local"
+    fresh = _full(SeedGrower(img, vol.geometry.spacing_zyx, margin_mm=30).grow(seeds), img.shape)
+    k = truth == KIDNEY_R
+    assert abs(_dice(local == KIDNEY_R, k) - _dice(fresh == KIDNEY_R, k)) < 0.02
+    far = np.ones(img.shape, bool)  # beyond update_mm (10 mm) of the dot nothing may change
+    sz, sy, sx = vol.geometry.spacing_zyx
+    far[max(0, z - int(12 / sz)) : z + int(12 / sz) + 2,
+        max(0, y - int(12 / sy)) : y + int(12 / sy) + 2,
+        max(0, x - int(12 / sx)) : x + int(12 / sx) + 2] = False  # fmt: skip
+    assert np.array_equal(local[far], first[far])
+    seeds[seeds == BG] = 0  # removing seeds: the old flood is no boundary -> full
+    _dot(seeds, 12, 48, 48, BG, r=1)
+    grower.grow(seeds)
+    assert grower.last_update == "full"
+
+
+def test_auto_method_follows_where_the_background_seeds_sit():
+    """Background seeds in tissue of the structure's intensity -> plain gradient (the phantom
+    liver); background seeds in other tissue -> damped gradient."""
+    img = np.full((8, 60, 60), 40, np.int16)  # soft tissue 40
+    img[:, 15:45, 15:45] = 60  # the structure
+    seeds = np.zeros(img.shape, np.uint8)
+    _dot(seeds, 4, 30, 30, 1)
+    _dot(seeds, 4, 5, 5, BG)  # in 40-HU tissue: within 60 ± 3·10
+    g = SeedGrower(img, (2.0, 1.0, 1.0), air_below=None)
+    res = g.grow(seeds)
+    assert res.params["method"] == "auto" and res.params["method_used"] == "watershed_gradient"
+    assert res.params["background_in_band"] == 1.0
+    img[:, :15, :] = -100  # background seeds now in fat
+    res = SeedGrower(img, (2.0, 1.0, 1.0), air_below=None).grow(seeds)
+    assert res.params["method_used"] == "watershed" and res.params["background_in_band"] == 0.0
+    res = SeedGrower(img, (2.0, 1.0, 1.0), method="watershed_gradient").grow(seeds)
+    assert res.params["method_used"] == "watershed_gradient" and "background_in_band" not in (
+        res.params
+    )

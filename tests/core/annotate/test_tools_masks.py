@@ -135,3 +135,44 @@ def test_locked_label_and_other_labels_are_never_painted_over():
     assert (over[lab == 4] == 4).all()  # locked survives overwrite
     assert (over[lab == 2] == 2).all()  # the margin tool's own label 1 came from label-2 voxels
     assert tool_source("margin") == {"kind": "tool", "name": "margin", "version": "1"}
+
+
+@pytest.mark.parametrize("spacing,radius", [((2.5, 0.7, 0.7), 1.5), ((1.0, 1.0, 1.0), 3.0)])
+def test_ball_erosion_and_dilation_match_simpleitk(spacing, radius):
+    import SimpleITK as sitk
+
+    from napari_clinlabel.core.annotate.tools.morphology import ball_offsets, dilate, erode
+
+    a = np.random.default_rng(1).random((12, 30, 30)) > 0.3
+    off = ball_offsets(radius, spacing)
+    r = [int(round(radius / s)) for s in reversed(spacing)]
+    img = sitk.GetImageFromArray(a.astype(np.uint8))
+    d = sitk.BinaryDilate(img, r, sitk.sitkBall, foregroundValue=1)
+    e = sitk.BinaryErode(img, r, sitk.sitkBall, foregroundValue=1, boundaryToForeground=True)
+    assert np.array_equal(dilate(a, off), sitk.GetArrayFromImage(d) > 0)
+    assert np.array_equal(erode(a, off), sitk.GetArrayFromImage(e) > 0)
+
+
+def test_local_threshold_box_grows_until_the_region_fits():
+    """A structure larger than the first box: the box grows on the touched sides; the region
+    equals the one scipy finds on the whole image (opening by the same ball)."""
+    img = np.full((10, 120, 120), -100, np.int16)
+    img[2:8, 5:115, 10:100] = 60
+    img[2:8, 60:62, 100:118] = 60  # a 2-voxel neck to a blob
+    img[2:8, 40:80, 105:118] = 60
+    res = local_threshold(img, (5, 30, 30), 1, 0, 100, SPACING, min_diameter_mm=4, start_mm=8)
+    out = _apply(np.zeros(img.shape, np.uint8), res) == 1
+    win = img >= 0
+    from napari_clinlabel.core.annotate.tools.morphology import ball_offsets
+
+    off = ball_offsets(2.0, SPACING)
+    st = np.zeros((3, 7, 7), bool)
+    st[1, 3, 3] = True
+    for d in off:
+        st[tuple(np.asarray(d) + (1, 3, 3))] = True
+    core, _ = ndi.label(ndi.binary_erosion(win, st, border_value=1))
+    core = core == core[5, 30, 30]
+    expect = ndi.binary_dilation(core, st) & win
+    assert np.array_equal(out, expect)
+    assert out[5, 10, 20] and not out[5, 60, 110]  # the far corner reached, the neck cut
+    assert res.roi[1].stop - res.roi[1].start > 2 * 8 / SPACING[1]  # the box grew
