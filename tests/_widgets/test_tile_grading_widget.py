@@ -24,6 +24,14 @@ def slide():
     return pathology_slide((2560, 3072), seed=1)  # 5 × 6 tiles of 512 px (ISUP schema)
 
 
+# The slide's four corner tiles are bare glass (the generator's tissue mask covers under 5 % of
+# them: r000c000, r000c005, r004c000, r004c005); the other 26 hold tissue, in reading order.
+GLASS = {"r000c000", "r000c005", "r004c000", "r004c005"}
+TISSUE = [
+    f"r{i // 6:03d}c{i % 6:03d}" for i in range(30) if f"r{i // 6:03d}c{i % 6:03d}" not in GLASS
+]
+
+
 def _open(make_napari_viewer, qtbot, slide):
     viewer = make_napari_viewer()
     levels = [slide.array, slide.array[::2, ::2], slide.array[::4, ::4]]
@@ -45,7 +53,9 @@ def _press(qtbot, viewer, *keys):
 def test_grade_twenty_tiles_by_keyboard(make_napari_viewer, qtbot, slide, tmp_path):
     viewer, image, w = _open(make_napari_viewer, qtbot, slide)
     assert w._schema_combo.currentText() == "isup"
-    assert w.current == "r000c000" and w.progress_text == "0 of 30 graded"
+    assert w.tissue == set(TISSUE)
+    assert w.current == "r000c001"  # the first tile with tissue, not the glass of r000c000
+    assert w.progress_text == "0 of 26 graded (4 tiles of bare glass passed over)"
     assert viewer.layers.selection.active is image
     assert len(viewer.layers["tile grid"].data) == 6 + 7  # outline only: row and column lines
     fills = viewer.layers["tile grades"]
@@ -60,26 +70,29 @@ def test_grade_twenty_tiles_by_keyboard(make_napari_viewer, qtbot, slide, tmp_pa
     log = get_session(viewer).log_path_for(image)
     recs = [r for r in iter_records(log) if r["action"] == "grade.set"]
     assert len(recs) == 20
-    want = {f"r{i // 6:03d}c{i % 6:03d}": VALUES[i % 6] for i in range(20)}
+    want = {tid: VALUES[i % 6] for i, tid in enumerate(TISSUE[:20])}  # glass passed over
     assert {r["target"]["item"]: r["data"]["value"] for r in recs} == want
     assert all(r["target"]["scale"] == "isup" and r["schema"]["id"] == "isup" for r in recs)
-    assert w.progress_text == "20 of 30 graded"
+    assert w.progress_text == "20 of 26 graded (4 tiles of bare glass passed over)"
     assert verify_log(log).ok
-    assert w.current == "r003c002"  # auto-advanced past the 20th tile
-    alpha = fills.data[..., 3].reshape(-1)
-    assert np.all(alpha[:20] > 0) and np.all(alpha[20:] == 0)
+    assert w.current == "r003c004"  # auto-advanced past the 20th tile
+    alpha = fills.data[..., 3]
+    graded = np.zeros((5, 6), bool)
+    for tid in want:
+        graded[int(tid[1:4]), int(tid[5:8])] = True
+    assert np.all(alpha[graded] > 0) and np.all(alpha[~graded] == 0)
 
     # walking: ← / → / N / P / U
     _press(qtbot, viewer, Qt.Key.Key_Left)
-    assert w.current == "r003c001"
+    assert w.current == "r003c003"
     _press(qtbot, viewer, Qt.Key.Key_P, Qt.Key.Key_P)
-    assert w.current == "r002c005"
-    _press(qtbot, viewer, Qt.Key.Key_Right, Qt.Key.Key_N)
     assert w.current == "r003c001"
+    _press(qtbot, viewer, Qt.Key.Key_Right, Qt.Key.Key_N)
+    assert w.current == "r003c003"
     _press(qtbot, viewer, Qt.Key.Key_U)
-    assert w.current == "r003c002"
+    assert w.current == "r003c004"
     rect = viewer.layers["current tile"].data[0]
-    assert rect.min(axis=0) == pytest.approx([1535.5, 1023.5])
+    assert rect.min(axis=0) == pytest.approx([1535.5, 2047.5])
 
     # CSV matches the records
     out = w.export_csv(tmp_path / "tiles.csv")
@@ -94,9 +107,10 @@ def test_grade_twenty_tiles_by_keyboard(make_napari_viewer, qtbot, slide, tmp_pa
 
     # reopen: grades, colours and progress come back; we resume at the first ungraded tile
     viewer2, image2, w2 = _open(make_napari_viewer, qtbot, slide)
-    assert w2.grades == want and w2.progress_text == "20 of 30 graded"
-    assert w2.current == "r003c002"
-    assert np.all(viewer2.layers["tile grades"].data[..., 3].reshape(-1)[:20] > 0)
+    assert w2.grades == want and w2.progress_text.startswith("20 of 26 graded")
+    assert w2.current == "r003c004"
+    alpha2 = viewer2.layers["tile grades"].data[..., 3]
+    assert np.all(alpha2[graded] > 0) and np.all(alpha2[~graded] == 0)
 
 
 def test_folder_of_tiles(make_napari_viewer, qtbot, tmp_path):
@@ -131,3 +145,60 @@ def test_folder_of_tiles(make_napari_viewer, qtbot, tmp_path):
     w2.open_folder(folder)
     assert w2.grades == {"r000c000": "3", "r000c001": "benign"}
     assert w2.progress_text == "2 of 6 graded" and w2.current == "r000c002"
+
+
+def test_walk_passes_over_bare_glass(make_napari_viewer, qtbot):
+    """Tissue blob on white glass: the first tile, U and the move after a grade skip the glass;
+    N and a click still reach a glass tile, which the user may grade; nothing is recorded for a
+    tile passed over."""
+    from qtpy.QtWidgets import QPushButton
+    from support.tissue_slide import tissue_on_glass, tissue_tile_ids
+
+    img, drawn = tissue_on_glass((1536, 2048), tile=512)
+    truth = tissue_tile_ids(drawn, 512)  # r001c001 r001c002 r002c000 r002c001 r002c002
+    viewer = make_napari_viewer()
+    meta = {"sha256": hashlib.sha256(img.tobytes()).hexdigest(), "sample": "glass"}
+    levels = [img, img[::2, ::2], img[::4, ::4]]
+    image = viewer.add_image(levels, multiscale=True, rgb=True, name="glass",
+                             metadata={"clinlabel": meta})  # fmt: skip
+    w = TileGradingWidget(viewer)
+    qtbot.addWidget(w)
+    assert w.tissue == truth
+    assert w.current == "r001c001"  # not r000c000 (glass with dust)
+    assert w.progress_text == "0 of 5 graded (7 tiles of bare glass passed over)"
+    log = get_session(viewer).log_path_for(image)
+
+    def grades():
+        return [(r["target"]["item"], r["data"]["value"]) for r in iter_records(log)
+                if r["action"] == "grade.set"]  # fmt: skip
+
+    _press(qtbot, viewer, Qt.Key.Key_2)  # grade r001c001; moves on past r001c003's glass
+    assert w.current == "r001c002"
+    _press(qtbot, viewer, Qt.Key.Key_3)
+    assert w.current == "r002c000"  # r001c003 (glass) passed over
+    u_btn = next(b for b in w.findChildren(QPushButton) if b.text().startswith("U"))
+    qtbot.mouseClick(u_btn, Qt.MouseButton.LeftButton)
+    assert w.current == "r002c001"  # U: next ungraded tissue tile after the current one
+    qtbot.mouseClick(u_btn, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(u_btn, Qt.MouseButton.LeftButton)
+    assert w.current == "r002c000"  # wrapped, past r002c003 and row 0's glass
+    n_btn = next(b for b in w.findChildren(QPushButton) if b.text().startswith("N"))
+    for _ in range(3):
+        qtbot.mouseClick(n_btn, Qt.MouseButton.LeftButton)
+    assert w.current == "r002c003"  # N visits glass when the user walks there
+    assert "bare glass" in w._tile.text()
+    assert grades() == [("r001c001", "2"), ("r001c002", "3")]  # walking records nothing
+    _press(qtbot, viewer, Qt.Key.Key_B)  # the user chose to grade this glass tile
+    assert w.current == "r002c003"  # no tissue after it in reading order: stays
+    _press(qtbot, viewer, Qt.Key.Key_U)
+    assert w.current == "r002c000"
+    for key in (Qt.Key.Key_1, Qt.Key.Key_1, Qt.Key.Key_1):
+        _press(qtbot, viewer, key)
+    assert grades() == [("r001c001", "2"), ("r001c002", "3"), ("r002c003", "benign"),
+                        ("r002c000", "1"), ("r002c001", "1"), ("r002c002", "1")]  # fmt: skip
+    assert w.progress_text == "6 of 6 graded (7 tiles of bare glass passed over)"
+    _press(qtbot, viewer, Qt.Key.Key_U)
+    assert w._tile.text() == "Every tile with tissue is graded."
+    glass_items = {i for i, _ in grades()} - truth
+    assert glass_items == {"r002c003"}  # the only glass tile in the log is the one graded
+    assert verify_log(log).ok

@@ -5,6 +5,9 @@ only, graded tiles are filled with their grade's colour; the current tile is out
 ("current tile"). Keys (bound on the viewer and the image layer, given back on close — see
 ``_common.KeyBinder``): N or → next tile, P or ← previous, U next ungraded, the scale's keys
 (ISUP: b, 1–5) grade the current tile and move to the next one. Clicking a tile makes it current.
+Tiles of bare glass (:func:`~napari_clinlabel.core.annotate.tiles.tissue_tiles` on the smallest
+pyramid level) are passed over by the first tile, U and the move after a grade; N, P, the arrows
+and clicks still reach them. Nothing is recorded for a tile passed over.
 Every grade is one ``grade.set`` record (item = tile id) through :mod:`napari_clinlabel.core.annotate.grading`.
 """
 
@@ -35,7 +38,12 @@ from napari_clinlabel._widgets._common import (
     volume_of,
 )
 from napari_clinlabel.core.annotate.grading import load_grades, set_grade
-from napari_clinlabel.core.annotate.tiles import TileGrid, grid_from_folder, parse_tile_id
+from napari_clinlabel.core.annotate.tiles import (
+    TileGrid,
+    grid_from_folder,
+    parse_tile_id,
+    tissue_tiles,
+)
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.export.gate import export
 from napari_clinlabel.core.schema import builtin_grading_schemas, load_schema
@@ -45,6 +53,7 @@ FILL_NAME = "tile grades"
 CURRENT_NAME = "current tile"
 _UNGRADED = (0.0, 0.0, 0.0, 0.0)
 _PALETTE = ["#2ca02c", "#ffdd00", "#ff9900", "#ff5500", "#d62728", "#8e24aa"]  # low → high grade
+_OVERVIEW_PX_PER_TILE = 16  # tissue is measured on the coarsest level with tiles this big or more
 
 
 def tile_schemas() -> list[str]:
@@ -61,6 +70,7 @@ class TileGradingWidget(ImageWidget):
         self._scale = None
         self._grid: TileGrid | None = None
         self._grades: dict[str, str] = {}  # tile id -> value in force
+        self._tissue: set[str] = set()  # tiles holding tissue (the others are bare glass)
         self._current: str | None = None
         self._grid_layer: Shapes | None = None
         self._fill_layer: Image | None = None
@@ -139,6 +149,7 @@ class TileGradingWidget(ImageWidget):
             base = self._image.data[0] if self._image.multiscale else self._image.data
             grid = TileGrid(base.shape[:2], self._schema.tile_size)
         self._grid = grid
+        self._tissue = tissue_tiles(grid, _overview(self._image, grid), bool(self._image.rgb))
         grades = load_grades(self._session.log_path_for(self._image))
         self._grades = {
             i: g.value for (s, i), g in grades.items() if s == self._scale.id and i in grid
@@ -156,8 +167,9 @@ class TileGradingWidget(ImageWidget):
         keys.update({"n": self.next, "Right": self.next, "p": self.previous, "Left": self.previous})
         keys["u"] = self.next_ungraded
         self._keys.bind(keys, self._image)
-        first = self._grid.next_ungraded(self._grid.ids[-1], self._grades) or self._grid.ids[0]
-        self.go_to(first)
+        g, tissue = self._grid, self._tissue
+        first = g.next_ungraded(g.ids[-1], self._grades, among=tissue)
+        self.go_to(first or next((t for t in g.ids if t in tissue), g.ids[0]))
 
     def _make_layers(self) -> None:
         """Grid lines (Shapes), grade fills (one RGBA pixel per tile), current-tile outline.
@@ -230,12 +242,12 @@ class TileGradingWidget(ImageWidget):
             self.go_to(self._grid.previous(self._current))
 
     def next_ungraded(self) -> None:
-        """Go to the next tile without a grade (wrapping)."""
+        """Go to the next tile with tissue and without a grade (wrapping); glass is passed over."""
         if self._current is None:
             return
-        tid = self._grid.next_ungraded(self._current, self._grades)
+        tid = self._grid.next_ungraded(self._current, self._grades, among=self._tissue)
         if tid is None:
-            self._tile.setText("Every tile is graded.")
+            self._tile.setText("Every tile with tissue is graded.")
         else:
             self.go_to(tid)
 
@@ -270,8 +282,8 @@ class TileGradingWidget(ImageWidget):
         self._grades[tid] = value
         self._fill_layer.data[_rc(tid)] = self._color(tid)
         self._fill_layer.refresh()
-        nxt = self._grid.next(tid)
-        if nxt != tid:
+        nxt = self._grid.next_among(tid, self._tissue)  # on to the next tissue, past glass
+        if nxt is not None:
             self.go_to(nxt)
         else:
             self._show()
@@ -323,13 +335,19 @@ class TileGradingWidget(ImageWidget):
         return _PALETTE[int(round(t * (len(_PALETTE) - 1)))]
 
     def _show(self) -> None:
-        n, total = self._grid.progress(self._grades)
-        self._progress.setText(f"{n} of {total} graded")
+        n, _ = self._grid.progress(self._grades)
+        glass = len(self._grid) - len(self._tissue)
+        total = len(self._tissue | (set(self._grades) & set(self._grid.ids)))
+        self._progress.setText(
+            f"{n} of {total} graded"
+            + (f" ({glass} tiles of bare glass passed over)" if glass else "")
+        )
         tid = self._current
         r, c = int(tid[1:4]), int(tid[5:8])
         grade = self._grades.get(tid)
         self._tile.setText(
             f"Tile {tid} (row {r + 1}, column {c + 1}): "
+            + ("" if tid in self._tissue else "bare glass, ")
             + (f"grade {grade}" if grade else "ungraded")
         )
 
@@ -342,6 +360,11 @@ class TileGradingWidget(ImageWidget):
     def current(self) -> str | None:
         """The current tile id."""
         return self._current
+
+    @property
+    def tissue(self) -> set[str]:
+        """Tiles found to hold tissue (the others are passed over as bare glass)."""
+        return set(self._tissue)
 
     @property
     def grades(self) -> dict[str, str]:
@@ -361,6 +384,17 @@ def _rc(tid: str) -> tuple[int, int]:
 
 def _rgb(hex_color: str) -> tuple[float, float, float]:
     return tuple(int(hex_color[i : i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+def _overview(image: Image, grid: TileGrid) -> np.ndarray:
+    """The whole image small: the coarsest pyramid level (or stride) that still gives each tile
+    at least ``_OVERVIEW_PX_PER_TILE`` pixels a side; full resolution is never read for it."""
+    levels = list(image.data) if image.multiscale else [image.data]
+    full = levels[0].shape[0]
+    fit = [lv for lv in levels if min(grid.tile_hw) * lv.shape[0] / full >= _OVERVIEW_PX_PER_TILE]
+    level = fit[-1] if fit else levels[0]
+    step = max(1, int(min(grid.tile_hw) * level.shape[0] / full) // _OVERVIEW_PX_PER_TILE)
+    return np.asarray(level[::step, ::step])
 
 
 def _is_2d(layer: Image) -> bool:
