@@ -251,7 +251,8 @@ def delete_box(log: AuditLog, box_id: str) -> dict[str, Any]:
 
 
 def boxes_from_records(records: Any) -> dict[str, LesionBox]:
-    """Boxes in force after ``records`` (box.add/edit/delete, proposal.accept/edit with a box)."""
+    """Boxes in force after ``records`` (box.add/edit/delete/import, proposal.accept/edit with
+    a box)."""
     boxes: dict[str, LesionBox] = {}
     for rec in records:
         action = rec.get("action")
@@ -264,6 +265,9 @@ def boxes_from_records(records: Any) -> dict[str, LesionBox]:
             boxes[data["id"]] = LesionBox.from_dict(data, old.source, old.created_by)
         elif action == "box.delete":
             boxes.pop((rec.get("target") or {}).get("box") or data.get("id"), None)
+        elif action == "box.import":  # boxes read from a DICOM SR (core.export.sr_read), one record
+            for d in data.get("boxes") or []:
+                boxes[d["id"]] = LesionBox.from_dict(d, rec.get("source"), actor)
         elif action in ("proposal.accept", "proposal.edit") and isinstance(data.get("box"), dict):
             b = box_from_proposal(data, rec.get("source"), actor)
             if b is not None:

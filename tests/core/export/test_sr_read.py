@@ -1,0 +1,147 @@
+"""DICOM SR TID 1500 read back into boxes: round trip, placement against the DICOM standard's
+pixel-to-patient formula (PS3.3 C.7.6.2.1.1), one import record, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from support.dicom_series_factory import phantom_stored, write_series
+
+from napari_clinlabel.core.annotate.boxes import LesionBox, add_box, load_boxes, with_slices
+from napari_clinlabel.core.errors import InputError
+from napari_clinlabel.core.export.gate import export
+from napari_clinlabel.core.export.sr_read import (
+    import_boxes,
+    place_boxes,
+    read_sr,
+    sr_files,
+)
+from napari_clinlabel.core.image.io import read_volumes
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, accept, add_proposals
+from napari_clinlabel.core.schema import load_schema
+
+ANN = Actor("ann", "Ann Reader", "annotator")
+BOB = Actor("bob", "Bob Importer", "annotator")
+MODEL = {"name": "lesiondet", "version": "3.2", "sha256": "ef" * 32}
+LESIONS = load_schema("lesions")
+
+
+@pytest.fixture
+def exported(tmp_path):
+    """An oblique 6-slice series, three boxes (one 3D, one a model's accepted by Ann), its SR."""
+    iop = (np.cos(0.3), np.sin(0.3), 0.0, -np.sin(0.3), np.cos(0.3), 0.0)
+    write_series(tmp_path / "ct", phantom_stored((6, 24, 20)), spacing=(0.7, 0.8, 2.5), iop=iop)
+    vol = read_volumes(tmp_path / "ct")[0]
+    log = AuditLog.for_image(tmp_path / "ct", vol.image_ref(), ANN, LESIONS.ref())
+    boxes = [
+        LesionBox((2, 3.5, 2.5), (2, 9.5, 8.5), "malignant", 4,
+                  {"finding": "mass", "location": "liver", "margin": "spiculated"}, "hand1"),
+        with_slices(LesionBox((0, 10.5, 4.5), (0, 14.5, 10.5), "benign", 2, {}, "hand3d"), 1, 4),
+    ]  # fmt: skip
+    for b in boxes:
+        add_box(log, b, vol, LESIONS)
+    payload = {"zyx_min": [5, 10, 4], "zyx_max": [5, 14, 10], "class": "benign",
+               "confidence": None, "attributes": {}, "id": "model1"}  # fmt: skip
+    accept(
+        log, add_proposals(log, [ProposalDraft("box", "benign", 0.8, payload=payload)], MODEL)[0]
+    )
+    log.close()
+    (tmp_path / "out").mkdir()
+    res = export(tmp_path / "ct", "dicom-sr", tmp_path / "out" / "report", actor=ANN)
+    return vol, load_boxes(sidecar(tmp_path)), res.outputs[0].path, tmp_path
+
+
+def sidecar(tmp_path):
+    return tmp_path / "ct.clinlabel.jsonl"
+
+
+def pixel_to_patient(ds, col, row):
+    """PS3.3 C.7.6.2.1.1: the patient position of pixel (column, row) of one image."""
+    ipp = np.array([float(v) for v in ds.ImagePositionPatient])
+    iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+    dr, dc = (float(v) for v in ds.PixelSpacing)  # row spacing, column spacing
+    return ipp + iop[:3] * dc * col + iop[3:] * dr * row
+
+
+def test_export_then_read_gives_the_same_boxes(exported):
+    vol, before, path, tmp_path = exported
+    report = read_sr(path)
+    assert report.person == "Reader^Ann" and report.device == "lesiondet"
+    assert report.referenced_series_uids == [vol.series_uid]
+    back = {b.id: b for b in place_boxes(report, vol.meta["sop_instance_uids"], 3)}
+    assert set(back) == set(before) == {"hand1", "hand3d", "model1"}
+    for bid, b in before.items():
+        got = back[bid]
+        np.testing.assert_allclose(got.zyx_min, b.zyx_min, atol=1e-6)
+        np.testing.assert_allclose(got.zyx_max, b.zyx_max, atol=1e-6)
+        assert (got.cls, got.confidence, got.attributes) == (b.cls, b.confidence, b.attributes)
+    f = {x.box_id: x for x in report.findings}
+    assert f["model1"].algorithm == {"name": "lesiondet", "version": "3.2"}
+    assert f["hand1"].algorithm is None and f["hand3d"].volumetric
+    # the oracle for "same boxes in mm": the standard's pixel->patient formula on the referenced
+    # file's own header gives the world corner that the series' geometry gives the read box
+    headers = {str(d.SOPInstanceUID): d for d in
+               (pydicom.dcmread(p, stop_before_pixels=True) for p in (tmp_path / "ct").iterdir()
+                if not p.name.startswith("."))}  # fmt: skip
+    for bid in before:
+        outline = f[bid].outlines[0]
+        ds = headers[outline.sop_instance_uid]
+        col, row = outline.points.min(axis=0)  # DICOM pixel coordinates of the top-left corner
+        world = pixel_to_patient(ds, col - 0.5, row - 0.5)  # the pixel centre convention
+        b = back[bid]
+        k = b.zyx_min[0] if not b.is_3d else b.zyx_min[0] + 0.5
+        ours = vol.geometry.index_to_world([[k, b.zyx_min[1], b.zyx_min[2]]])[0][::-1]
+        np.testing.assert_allclose(ours, world, atol=1e-4)
+        w = f[bid].sizes_mm
+        assert w["Width"] == pytest.approx((b.zyx_max[2] - b.zyx_min[2]) * 0.7)
+        assert w["Height"] == pytest.approx((b.zyx_max[1] - b.zyx_min[1]) * 0.8)
+
+
+def test_import_is_one_record_by_the_importer_naming_the_sr(exported, tmp_path_factory):
+    vol, before, path, tmp_path = exported
+    # a fresh copy of the series (its own log) opened by Bob, who imports the report
+    other = tmp_path_factory.mktemp("other")
+    import shutil
+
+    shutil.copytree(tmp_path / "ct", other / "ct", ignore=shutil.ignore_patterns(".*"))
+    vol2 = read_volumes(other / "ct")[0]
+    log = AuditLog.for_image(other / "ct", vol2.image_ref(), BOB, LESIONS.ref())
+    report = read_sr(path)
+    boxes = place_boxes(report, vol2.meta["sop_instance_uids"], 3)
+    n0 = len(list(iter_records(log.path)))
+    rec = import_boxes(log, report, boxes, vol2, LESIONS)
+    assert rec is not None and rec["action"] == "box.import"
+    assert rec["actor"]["id"] == "bob"
+    assert rec["source"]["kind"] == "tool"
+    assert rec["source"]["sop_instance_uid"] == str(pydicom.dcmread(path).SOPInstanceUID)
+    assert import_boxes(log, report, boxes, vol2, LESIONS) is None  # same report: not again
+    log.close()
+    assert len(list(iter_records(other / "ct.clinlabel.jsonl"))) == n0 + 1
+    imported = load_boxes(other / "ct.clinlabel.jsonl")
+    assert set(imported) == set(before)
+    assert imported["hand1"].created_by == "bob"
+    assert imported["hand1"].source["name"] == "dicom-sr"
+    assert imported["model1"].attributes == {}
+    prov = {d["id"]: d["sr"] for d in rec["data"]["boxes"]}
+    assert prov["model1"]["algorithm"]["name"] == "lesiondet"
+    assert prov["hand1"]["person_observer"] == "Reader^Ann"
+    # the imported boxes export again: the importer is now the observer
+    res = export(other / "ct", "dicom-sr", other / "again", actor=BOB)
+    assert {f.box_id for f in read_sr(res.outputs[0].path).findings} == set(before)
+
+
+def test_read_refusals(exported, tmp_path):
+    vol, _before, path, root = exported
+    assert sr_files(path) == [path] and sr_files(root / "ct") == []
+    with pytest.raises(InputError, match="not a DICOM structured report"):
+        read_sr(next(p for p in (root / "ct").iterdir() if p.suffix == ".dcm" or not p.suffix))
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(b"not dicom at all")
+    with pytest.raises(InputError, match="not a readable DICOM file"):
+        read_sr(bad)
+    report = read_sr(path)
+    with pytest.raises(InputError, match="not in this series"):
+        place_boxes(report, vol.meta["sop_instance_uids"][:2], 3)
