@@ -15,7 +15,10 @@ same positions, gaps, gantry tilt), so the plan is made here from the headers fi
   each its own volume named by its slice range;
 * a missing slice, mixed orientations or image sizes are refused with a :class:`GeometryError`
   naming the problem (a refused series is never shown in a wrong place);
-* enhanced (multi-frame) images sort their frames by per-frame position.
+* enhanced (multi-frame) images sort their frames by per-frame position; an enhanced object
+  holding several volumes at the same positions (temporal positions, stacks) becomes 4D
+  (t, z, y, x), volumes ordered by the per-frame TemporalPositionIndex, then the
+  DimensionIndexValues, then the frame number.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
 
 from napari_clinlabel.core.errors import GeometryError, InputError
 from napari_clinlabel.core.image.dicom.header import (
@@ -60,16 +64,19 @@ class SeriesPlan:
     slice_step: tuple[float, float, float] | None = None  # sheared (gantry tilt): LPS step, mm
     gantry_tilt: float = 0.0  # GantryDetectorTilt as the header states it, degrees
     block: tuple[int, int, int] | None = None  # uneven series: (first, last, total) slice numbers
+    frame_volumes: int = 1  # enhanced: volumes at each position (frame_order is t-major)
 
     @property
     def n_volumes(self) -> int:
         """Number of volumes at each position (1 for an ordinary 3D series)."""
-        return len(self.files)
+        return len(self.files) if self.frame_order is None else self.frame_volumes
 
     @property
     def n_slices(self) -> int:
         """Number of slice positions."""
-        return len(self.files[0]) if self.frame_order is None else len(self.frame_order)
+        if self.frame_order is None:
+            return len(self.files[0])
+        return len(self.frame_order) // self.frame_volumes
 
 
 def _where(headers: list[SliceHeader]) -> str:
@@ -260,15 +267,36 @@ def _plan_enhanced(h: SliceHeader) -> SeriesPlan:
     row, col = iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
     rot = np.stack([row, col, np.cross(row, col)], axis=1)
     positions = np.array(h.frame_positions, float)
-    d, step, slice_step = _stack_geometry(where, positions, rot)
-    order = [int(i) for i in np.argsort(d, kind="stable")]
-    if len(order) > 1 and np.min(np.diff(np.sort(d))) <= POSITION_TOL_MM:
+    d_all = positions @ rot[:, 2]
+    # frames at the same position (within tolerance) are the volumes of a 4D object
+    by_depth = np.argsort(d_all, kind="stable")
+    groups: list[list[int]] = []
+    for i in by_depth:
+        if groups and abs(d_all[i] - d_all[groups[-1][0]]) <= POSITION_TOL_MM:
+            groups[-1].append(int(i))
+        else:
+            groups.append([int(i)])
+    counts = {len(g) for g in groups}
+    if len(counts) > 1:
         raise GeometryError(
-            f"{where}: several frames share a position (multi-volume enhanced object); "
-            "this reader opens single-volume enhanced images only."
+            f"{where}: positions hold different numbers of frames ({sorted(counts)}): the "
+            "multi-volume enhanced object is incomplete or mixes stacks; it cannot be opened "
+            "as one 4D image. Re-export it from the scanner, or one volume per file."
         )
+    n_vol = counts.pop()
+    for g in groups:
+        if np.abs(positions[g] - positions[g[0]]).max() > POSITION_TOL_MM * 2:
+            raise GeometryError(
+                f"{where}: frames at the same depth are shifted in plane (two stacks in one "
+                "object?). Open each stack separately."
+            )
+    _, step, slice_step = _stack_geometry(where, positions[[g[0] for g in groups]], rot)
+    if n_vol > 1:
+        keys = _frame_volume_keys(h.path, len(positions))
+        groups = [sorted(g, key=lambda i: keys[i]) for g in groups]
+    order = [g[t] for t in range(n_vol) for g in groups]  # t-major, then along the normal
     spacing = (float(h.pixel_spacing[1]), float(h.pixel_spacing[0]), step if step > 0 else 1.0)
-    origin = tuple(float(v) for v in positions[order[0]])
+    origin = tuple(float(v) for v in positions[groups[0][0]])
     return SeriesPlan(
         [h],
         [[h.path]],
@@ -278,4 +306,35 @@ def _plan_enhanced(h: SliceHeader) -> SeriesPlan:
         order,
         slice_step=slice_step,
         gantry_tilt=float(h.gantry_tilt),
+        frame_volumes=n_vol,
     )
+
+
+def _frame_volume_keys(path: Path, n_frames: int) -> list[tuple]:
+    """Sort key of each frame's volume: (TemporalPositionIndex, DimensionIndexValues, frame
+    number) from the per-frame FrameContentSequence (PS3.3 C.7.6.16.2.2)."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        per_frame = ds.PerFrameFunctionalGroupsSequence
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt bytes
+        raise GeometryError(
+            f"{path}: cannot read the per-frame functional groups ({exc})."
+        ) from None
+    keys = []
+    for n in range(n_frames):
+        fc = per_frame[n].get("FrameContentSequence")
+        item = fc[0] if fc else {}
+        temporal = item.get("TemporalPositionIndex") if item else None
+        dims = item.get("DimensionIndexValues") if item else None
+        dims_t = (
+            tuple(
+                int(v)
+                for v in (
+                    dims if isinstance(dims, list | tuple | pydicom.multival.MultiValue) else [dims]
+                )
+            )
+            if dims is not None
+            else ()
+        )
+        keys.append((int(temporal) if temporal is not None else 0, dims_t, n))
+    return keys

@@ -177,7 +177,10 @@ def _enhanced_pixels(plan: SeriesPlan) -> np.ndarray:
     if integral and vals.min() >= np.iinfo(np.int32).min and vals.max() <= np.iinfo(np.int32).max:
         small = np.int16 if vals.min() >= -32768 and vals.max() <= 32767 else np.int32
         vals = vals.astype(small)
-    return np.ascontiguousarray(vals[plan.frame_order])
+    out = np.ascontiguousarray(vals[plan.frame_order])
+    if plan.n_volumes > 1:  # multi-volume enhanced object: (t, z, y, x)
+        out = out.reshape(plan.n_volumes, plan.n_slices, *out.shape[1:])
+    return out
 
 
 def _meta(plan: SeriesPlan, source: Path) -> dict:
