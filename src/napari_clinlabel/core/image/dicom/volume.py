@@ -342,11 +342,14 @@ def read_dicom_files(paths: Sequence[Path]) -> list[Volume]:
 
 __all__ = [
     "GeometryError",
+    "labels_on_original_slices",
     "read_dicom_buffers",
+    "read_dicom_resampled",
     "read_dicom_file",
     "read_dicom_files",
     "read_dicom_folder",
     "read_plan_pixels",
+    "resample_record_data",
     "volume_from_plan",
 ]
 
@@ -390,3 +393,122 @@ def _stated_pixel_spacing(path: Path) -> tuple[tuple[float, float] | None, str |
     except (ValueError, TypeError, IndexError, AttributeError, OSError):
         pass
     return None, None
+
+
+def _series_headers(path: Path, series_uid: str | None) -> list[SliceHeader]:
+    """Headers of one series in a folder (the only one, or the one named ``series_uid``)."""
+    groups = group_series(scan_folder(path))
+    if series_uid is not None:
+        groups = [g for g in groups if g[0].series_uid == series_uid]
+    if len(groups) != 1:
+        raise InputError(
+            f"{path}: holds {len(groups)} series matching the request; name one with its "
+            "SeriesInstanceUID (clinlabel info lists them)."
+        )
+    return groups[0]
+
+
+def read_dicom_resampled(
+    path: str | os.PathLike[str], spacing_mm: float | None = None, series_uid: str | None = None
+) -> Volume:
+    """An unevenly spaced series resampled to even slices along the normal — only on request.
+
+    The series' even blocks (what :func:`read_dicom_folder` opens) are read as they are and
+    interpolated linearly along the normal between the true slice positions onto slices
+    ``spacing_mm`` apart (default: the smallest original step), from the first original slice to
+    the last; voxels become float32. In-plane voxels are never touched. ``meta["resampled"]``
+    holds what the request changed (original steps, positions, SOP Instance UIDs, blocks) for the
+    log record (:func:`resample_record_data`) and for :func:`labels_on_original_slices`.
+    A series that is evenly spaced, sheared, or several volumes is refused (nothing to do, or
+    not supported) with one line.
+    """
+    folder = Path(path)
+    headers = _series_headers(folder, series_uid)
+    plans = plan_blocks(headers)
+    if len(plans) == 1:
+        raise InputError(
+            f"{folder}: the series is evenly spaced; open it as it is (nothing to resample)."
+        )
+    if any(p.slice_step is not None or p.n_volumes > 1 for p in plans):
+        raise InputError(
+            f"{folder}: resampling is offered for single-volume series without gantry tilt only; "
+            "open the series as its evenly spaced blocks instead."
+        )
+    source = _source_of(headers)
+    blocks = [volume_from_plan(p, source) for p in plans]
+    g0 = blocks[0].geometry
+    normal = g0.direction_matrix()[:, 2]
+    depth = []
+    for v in blocks:
+        d0 = float(np.asarray(v.geometry.origin) @ normal)
+        depth += [d0 + k * v.geometry.spacing[2] for k in range(v.array.shape[0])]
+    depth_a = np.asarray(depth)
+    stack = np.concatenate([np.asarray(v.array, np.float32) for v in blocks])
+    steps = np.diff(depth_a)
+    step = float(spacing_mm) if spacing_mm is not None else float(steps.min())
+    if not np.isfinite(step) or step <= 0:
+        raise InputError(f"{folder}: a resampling spacing must be a positive number of mm.")
+    n = int(np.floor((depth_a[-1] - depth_a[0]) / step + 1e-6)) + 1
+    if n > 4096:
+        raise InputError(f"{folder}: {step:g} mm would make {n} slices; choose a larger spacing.")
+    targets = depth_a[0] + step * np.arange(n)
+    upper = np.clip(np.searchsorted(depth_a, targets, side="right"), 1, len(depth_a) - 1)
+    lower = upper - 1
+    w = np.clip((targets - depth_a[lower]) / (depth_a[upper] - depth_a[lower]), 0.0, 1.0)
+    out = np.empty((n, *stack.shape[1:]), np.float32)
+    for k in range(n):  # one slice at a time: memory stays at the output plus two slices
+        out[k] = stack[lower[k]] * np.float32(1 - w[k]) + stack[upper[k]] * np.float32(w[k])
+    geometry = Geometry((g0.spacing[0], g0.spacing[1], step), g0.origin, g0.direction)
+    meta = {k: v for k, v in blocks[0].meta.items() if k not in ("sha256", "slice_block")}
+    base = headers[0].description or "series"
+    meta["series_description"] = f"{base} [resampled to {step:g} mm]"
+    meta["sop_instance_uids"] = None  # no resampled slice is an original frame
+    meta["resampled"] = {
+        "method": "linear along the slice normal",
+        "from_steps_mm": sorted({round(float(s), 4) for s in steps}),
+        "to_spacing_mm": step,
+        "original_slices": len(depth_a),
+        "resampled_slices": n,
+        "original_depth_mm": [round(float(d), 6) for d in depth_a],
+        "original_sop_instance_uids": [u for v in blocks for u in v.meta["sop_instance_uids"]],
+        "blocks": [v.meta["slice_block"] for v in blocks],
+    }
+    vol = Volume(out, geometry, meta)
+    _ = vol.sha256
+    return vol
+
+
+def resample_record_data(volume: Volume) -> dict:
+    """The ``data`` of the log record of a resampling request: from which steps to which
+    spacing, how, and how many slices (no positions of patient anatomy beyond the grid)."""
+    r = volume.meta.get("resampled")
+    if not r:
+        raise InputError("this image was not resampled; there is nothing to record.")
+    keys = ("method", "from_steps_mm", "to_spacing_mm", "original_slices", "resampled_slices")
+    return {k: r[k] for k in keys} | {"series_uid": volume.series_uid}
+
+
+def labels_on_original_slices(labels: np.ndarray, volume: Volume) -> list[np.ndarray]:
+    """Labels drawn on a resampled volume, back on the original slices: each original slice
+    takes the labels of the resampled slice nearest to it along the normal. One array per even
+    block, in the order :func:`read_dicom_folder` opens them, so the existing exporters (DICOM
+    SEG on the original frames, NIfTI/NRRD of a block) write them with the original geometry."""
+    r = volume.meta.get("resampled")
+    if not r:
+        raise InputError(
+            "these labels were not drawn on a resampled image; export them as they are."
+        )
+    lab = np.asarray(labels)
+    if lab.shape != volume.spatial_shape:
+        raise InputError(
+            f"labels of shape {lab.shape} do not match the resampled grid {volume.spatial_shape}."
+        )
+    depth = np.asarray(r["original_depth_mm"])
+    idx = np.clip(np.rint((depth - depth[0]) / r["to_spacing_mm"]).astype(int), 0, lab.shape[0] - 1)
+    back = lab[idx]
+    out, start = [], 0
+    for first, last, _total in r["blocks"]:
+        n = last - first + 1
+        out.append(np.ascontiguousarray(back[start : start + n]))
+        start += n
+    return out

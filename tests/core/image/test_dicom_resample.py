@@ -1,0 +1,111 @@
+"""Uneven slice spacing resampled only on an explicit request, logged as one record, and labels
+drawn on the resampled grid brought back onto the original slices.
+
+Oracles: the synthetic writer's known slice positions and stored values, scipy's ``interp1d``
+(linear interpolation over the true positions), the DICOM standard's voxel centres from each
+file's ImagePositionPatient, nibabel reading the block's NIfTI back, and the log's own reader.
+"""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from scipy.interpolate import interp1d
+from support.dicom_series_factory import phantom_stored, write_series
+
+from napari_clinlabel.core.errors import InputError
+from napari_clinlabel.core.export.labelmap import write_labels
+from napari_clinlabel.core.image.dicom.volume import (
+    labels_on_original_slices,
+    read_dicom_folder,
+    read_dicom_resampled,
+)
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
+from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.core.log.resample import record_resample
+
+OFFSETS = [0.0, 2.0, 4.0, 6.0, 7.0, 8.0, 9.0]  # 2 mm then 1 mm slices
+
+
+@pytest.fixture
+def uneven(tmp_path):
+    ws = write_series(tmp_path / "ct", phantom_stored((7, 8, 10)), offsets_mm=OFFSETS)
+    return ws, tmp_path / "ct"
+
+
+def test_resampled_on_request_matches_linear_interpolation_over_true_positions(uneven):
+    ws, folder = uneven
+    assert len(read_dicom_folder(folder)) == 2  # by default: even blocks, nothing resampled
+    vol = read_dicom_resampled(folder, spacing_mm=0.5)
+    assert vol.array.shape == (19, 8, 10) and vol.array.dtype == np.float32
+    oracle = interp1d(OFFSETS, ws.array.astype(np.float64), axis=0)(np.arange(19) * 0.5)
+    np.testing.assert_allclose(vol.array, oracle, atol=1e-3)
+    normal = ws.geometry.direction_matrix()[:, 2]
+    for k in (0, 7, 18):
+        truth = np.asarray(ws.geometry.origin) + 0.5 * k * normal
+        np.testing.assert_allclose(vol.geometry.index_to_world((k, 0, 0))[::-1], truth, atol=1e-4)
+    r = vol.meta["resampled"]
+    assert r["from_steps_mm"] == [1.0, 2.0] and r["to_spacing_mm"] == 0.5
+    assert vol.meta["sop_instance_uids"] is None  # no resampled slice claims to be a frame
+    default = read_dicom_resampled(folder)  # default: the smallest original step
+    assert default.geometry.spacing[2] == pytest.approx(1.0) and default.array.shape[0] == 10
+
+
+def test_the_request_is_one_record_naming_who_asked_and_the_spacings(uneven, tmp_path):
+    _, folder = uneven
+    vol = read_dicom_resampled(folder, spacing_mm=1.0)
+    who = Actor("rad1", "Rita Radiologist", "annotator")
+    log = AuditLog(tmp_path / "ct.clinlabel.jsonl", vol.image_ref(), who)
+    record_resample(log, vol)
+    log.close()
+    (rec,) = list(iter_records(tmp_path / "ct.clinlabel.jsonl"))
+    assert rec["action"] == "image.resample" and rec["actor"]["id"] == "rad1"
+    assert rec["source"]["kind"] == "tool"
+    assert rec["data"]["from_steps_mm"] == [1.0, 2.0] and rec["data"]["to_spacing_mm"] == 1.0
+    assert rec["data"]["original_slices"] == 7 and rec["data"]["resampled_slices"] == 10
+
+
+def test_labels_go_back_onto_the_original_slices_and_export_with_their_geometry(uneven, tmp_path):
+    ws, folder = uneven
+    vol = read_dicom_resampled(folder, spacing_mm=1.0)
+    labels = np.zeros(vol.array.shape, np.uint8)
+    labels[3:8, 2:5, 3:6] = 1  # resampled slices 3..7 mm along the normal
+    blocks = read_dicom_folder(folder)
+    back = labels_on_original_slices(labels, vol)
+    assert [b.shape for b in back] == [v.array.shape for v in blocks]
+    # an original slice is labelled iff its true position (from its file) lies in 3..7 mm
+    by_uid = {pydicom.dcmread(f).SOPInstanceUID: pydicom.dcmread(f) for f in ws.files}
+    first = np.asarray(ws.geometry.origin)
+    normal = ws.geometry.direction_matrix()[:, 2]
+    for v, lab in zip(blocks, back, strict=True):
+        for k, uid in enumerate(v.meta["sop_instance_uids"]):
+            depth = (np.asarray(by_uid[uid].ImagePositionPatient, float) - first) @ normal
+            assert bool(lab[k].any()) == (3.0 - 1e-6 <= depth <= 7.0 + 1e-6)
+            if lab[k].any():
+                np.testing.assert_array_equal(lab[k], labels[3, :, :])
+    # a block's labels export with the block's own (original) geometry
+    out = write_labels(back[0], blocks[0].geometry, tmp_path / "block1.nii.gz")
+    img = nib.load(out)
+    uid = blocks[0].meta["sop_instance_uids"][2]
+    ipp = np.asarray(by_uid[uid].ImagePositionPatient, float)
+    np.testing.assert_allclose(nib.affines.apply_affine(img.affine, [0, 0, 2]) * [-1, -1, 1], ipp,
+                               atol=1e-4)  # fmt: skip
+
+
+def test_bad_requests_are_refused_in_one_line(uneven, tmp_path):
+    _, folder = uneven
+    even = tmp_path / "even"
+    write_series(even, phantom_stored((4, 8, 8)))
+    for call in (
+        lambda: read_dicom_resampled(even),
+        lambda: read_dicom_resampled(folder, spacing_mm=-1.0),
+        lambda: read_dicom_resampled(folder, spacing_mm=1e-4),
+        lambda: labels_on_original_slices(
+            np.zeros((2, 8, 10), np.uint8), read_dicom_resampled(folder)
+        ),  # fmt: skip
+    ):
+        with pytest.raises(InputError) as exc:
+            call()
+        assert "\n" not in str(exc.value)
