@@ -10,6 +10,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pydicom
+from napari import current_viewer
+
+from napari_clinlabel.core.errors import InputError
+from napari_clinlabel.core.export.sr_read import (
+    SrReport,
+    import_boxes,
+    place_boxes,
+    read_sr,
+    sr_files,
+)
 from napari_clinlabel.core.image.dicom.seg_read import read_seg, seg_files, seg_layer_data
 from napari_clinlabel.core.image.io import (
     DICOM_SUFFIXES,
@@ -19,7 +31,8 @@ from napari_clinlabel.core.image.io import (
     read_volumes,
     suffix_of,
 )
-from napari_clinlabel.glue.layers import volume_to_layer_data
+from napari_clinlabel.glue.layers import volume_from_layer, volume_to_layer_data
+from napari_clinlabel.glue.session import get_session
 
 PathLike = str | Path
 ReaderFunction = Callable[[PathLike | list[PathLike]], list[tuple[Any, dict, str]]]
@@ -64,4 +77,90 @@ def read_layers(path: PathLike | list[PathLike]) -> list[tuple[Any, dict, str]]:
     segs = seg_files(target) if isinstance(target, Path) else []
     if segs:  # a DICOM SEG opens as labels (names, codes, colours), not as a grey image
         return [t for f in segs for t in seg_layer_data(read_seg(f), f"SEG {f.stem}")]
+    srs = sr_files(target) if isinstance(target, Path) else []
+    if srs:  # a DICOM SR (TID 1500) opens as its lesion boxes, not as an image
+        return [_sr_layer(f) for f in srs]
     return [volume_to_layer_data(v) for v in read_volumes(target)]
+
+
+# -- DICOM SR: boxes over the referenced image ------------------------------------------------
+def _open_image_for(report: SrReport) -> Any:
+    """The image layer of the current viewer showing the series the report's boxes are on."""
+    viewer = current_viewer()
+    wanted = {o.sop_instance_uid for f in report.findings for o in f.outlines}
+    for layer in [] if viewer is None else list(viewer.layers):
+        sops = (layer.metadata.get("clinlabel") or {}).get("sop_instance_uids") or []
+        if layer.__class__.__name__ == "Image" and wanted and wanted <= set(sops):
+            return viewer, layer
+    return viewer, None
+
+
+def _series_beside(report: SrReport) -> Any:
+    """The referenced series read from a folder beside the SR (its own, a sibling, a child of a
+    sibling: an export folder, a PACS pull's study folder), or None."""
+    base = report.path.parent
+    folders = [base, *(d for d in sorted(base.parent.iterdir()) if d.is_dir() and d != base)]
+    folders += [c for d in folders[1:] for c in sorted(d.iterdir()) if c.is_dir()]
+    for folder in folders[:200]:
+        try:
+            first = next(f for f in sorted(folder.iterdir()) if f.is_file() and is_dicom_file(f))
+        except StopIteration:
+            continue
+        head = pydicom.dcmread(first, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+        uid = str(head.get("SeriesInstanceUID", ""))
+        if uid in report.referenced_series_uids:
+            for v in read_volumes(folder):
+                if v.series_uid == uid:
+                    return v
+    return None
+
+
+def _sr_layer(path: Path) -> tuple[Any, dict, str]:
+    """One Shapes layer of the SR's boxes on the referenced series' grid (its physical affine):
+    the series open in the viewer (the boxes are then imported into its log, one record), else
+    found beside the SR file (shown, not imported: no image of it is open)."""
+    report = read_sr(path)
+    if not report.findings:
+        raise InputError(
+            f"{path.name}: the report holds no lesion box drawn on an image "
+            f"({len(report.skipped)} group(s) without an image outline); nothing to show."
+        )
+    viewer, image = _open_image_for(report)
+    volume = volume_from_layer(image) if image is not None else _series_beside(report)
+    if volume is None:
+        raise InputError(
+            f"{path.name}: the series the report's boxes are drawn on is neither open nor beside "
+            "the file; open that series first, then the SR."
+        )
+    ndim = volume.geometry.ndim
+    sops = volume.meta.get("sop_instance_uids") or []
+    if ndim == 2 and not sops:
+        sops = [o.sop_instance_uid for o in report.findings[0].outlines]
+    boxes = place_boxes(report, list(sops), ndim)
+    imported = False
+    if image is not None and viewer is not None:
+        log = get_session(viewer).log_for(image)
+        imported = import_boxes(log, report, boxes, volume) is not None
+    rects, ids, labels = [], [], []
+    for b in boxes:
+        lo, hi = b.zyx_min, b.zyx_max
+        corners = [[lo[-2], lo[-1]], [lo[-2], hi[-1]], [hi[-2], hi[-1]], [hi[-2], lo[-1]]]
+        zs = [None] if ndim == 2 else range(b.slice_range[0], b.slice_range[1] + 1)
+        for z in zs:
+            rects.append(np.array(corners if z is None else [[z, *c] for c in corners], float))
+            ids.append(b.id)
+            labels.append(f"{b.id} {b.cls or 'class not set'}")
+    kwargs = {
+        "name": f"SR {path.stem}",
+        "shape_type": "rectangle",
+        "affine": volume.geometry.napari_affine(),
+        "edge_color": "yellow",
+        "face_color": "transparent",
+        "features": {"box_id": ids, "label": labels},
+        "text": {"string": "{label}", "size": 9, "color": "yellow"},
+        "metadata": {"clinlabel_sr": {
+            "sop_instance_uid": report.sop_instance_uid, "series_uid": report.series_uid,
+            "referenced_series_uids": report.referenced_series_uids, "imported": imported,
+            "skipped": report.skipped}},
+    }  # fmt: skip
+    return rects, kwargs, "shapes"
