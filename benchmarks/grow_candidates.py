@@ -90,7 +90,7 @@ def run_candidate(name, fn, image, truth, spacing, outside) -> dict:
         correction(result, truth, seeds, spacing)
         clicks += 1
     return {
-        "candidate": name, "first": first, "clicks": clicks, "dice": d,
+        "candidate": name + (f" → {fn.used}" if getattr(fn, "used", "") else ""), "first": first, "clicks": clicks, "dice": d,
         "outside": int((result & outside).sum()), "s": float(np.median(times)),
         "fg_strokes": int(len(np.unique(ndi.label(seeds == 1)[0])) - 1),
         "bg_strokes": int(len(np.unique(ndi.label(seeds == BG)[0])) - 1),
@@ -98,12 +98,22 @@ def run_candidate(name, fn, image, truth, spacing, outside) -> dict:
 
 
 def ours(method):
+    grower: dict[str, SeedGrower] = {}
+
     def fn(image, seeds, spacing):
-        res = SeedGrower(image, spacing, method=method).grow(seeds)
+        # one grower per image, as in the widget: auto decides at the first grow and keeps it;
+        # corrections update locally
+        key = str(id(image))
+        if key not in grower:
+            grower.clear()
+            grower[key] = SeedGrower(image, spacing, method=method)
+        res = grower[key].grow(seeds)
+        fn.used = res.params["method_used"]
         out = np.zeros(image.shape, bool)
         out[res.roi] = res.where
         return out
 
+    fn.used = ""
     return fn
 
 
@@ -132,6 +142,7 @@ def connected_threshold(image, seeds, spacing):
 
 
 CANDIDATES = {
+    "auto: method chosen per image from where the background seeds sit (default)": ours("auto"),
     "watershed on intensity-weighted gradient (ours, SimpleITK)": ours("watershed"),
     "watershed on gradient magnitude (SimpleITK)": ours("watershed_gradient"),
     "random walker (scikit-image, 2D per slice)": random_walker,
@@ -167,7 +178,7 @@ def main() -> int:
                 continue
             r = run_candidate(name, fn, image, truth, spacing, outside)
             print(
-                f"| {case} | {name} | {r['first']:.3f} | {r['clicks']} | {r['dice']:.3f} | "
+                f"| {case} | {r['candidate']} | {r['first']:.3f} | {r['clicks']} | {r['dice']:.3f} | "
                 f"{r['fg_strokes']} / {r['bg_strokes']} | {r['outside']} | {r['s']:.2f} |"
             )
             sys.stdout.flush()

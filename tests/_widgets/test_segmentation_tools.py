@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt
-from support.viewer_helpers import drag, show_slice
+from support.viewer_helpers import canvas_pos, drag, show_slice
 
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.segmentation import SegmentationWidget
@@ -113,7 +113,9 @@ def test_grow_from_seeds_preview_cancel_apply_and_seg(ct, qtbot, tmp_path):
     rec = recs[-1]
     assert rec["action"] == "label.paint" and rec["data"]["tool"] == "grow_seeds"
     assert rec["source"] == {"kind": "tool", "name": "grow_seeds", "version": "1"}
-    assert rec["data"]["params"]["method"] == "watershed"
+    assert rec["data"]["params"]["method"] == "auto"  # the default: chosen per image
+    assert rec["data"]["params"]["method_used"] in ("watershed", "watershed_gradient")
+    assert "background_in_band" in rec["data"]["params"]
     assert rec["data"]["seeds"]["labels"]["1"]["voxels"] > 0
     assert rec["data"]["seeds"]["labels"]["background"]["voxels"] > 0
     stored = ObjectStore(log_path.with_suffix("").parent / (log_path.name[: -len(".jsonl")])
@@ -200,3 +202,132 @@ def test_worker_error_is_one_notification_and_the_widget_recovers(ct, qtbot, err
     qtbot.waitUntil(lambda: widget.tools.preview.layer is not None, timeout=30000)
     qtbot.mouseClick(widget.tools._apply_btn, Qt.MouseButton.LeftButton)
     assert records(log_path)[-1]["data"]["tool"] == "smoothing"
+
+
+def _seg_types(viewer, tmp):
+    res = export(tmp / "ct", "dicom-seg", tmp / "seg.dcm", actor=get_session(viewer).actor)
+    ds = pydicom.dcmread(res.outputs[0].path)
+    return {int(s.SegmentNumber): s for s in ds.SegmentSequence}, ds
+
+
+def test_scissors_rectangle_drawn_on_the_canvas_cuts_and_keeps_locks(ct, qtbot):
+    viewer, widget, image, labels, log_path, truth, tmp = ct
+    session = get_session(viewer)
+    a = np.zeros(labels.data.shape, bool)
+    a[:, 150:300, 150:300] = True
+    b = np.zeros_like(a)
+    b[:, 200:220, 310:360] = True
+    session.edit_labels(labels, np.flatnonzero(a), LIVER, tool="brush")
+    session.edit_labels(labels, np.flatnonzero(b), SPLEEN, tool="brush")
+    labels.selected_label = SPLEEN
+    qtbot.mouseClick(widget.tools._lock, Qt.MouseButton.LeftButton)  # spleen locked
+    labels.selected_label = LIVER
+    tools = widget.tools
+    tools.select_tool("Scissors")
+    tools._sc_shape.setCurrentText("rectangle")
+    tools._sc_extent.setCurrentIndex(1)  # through the volume
+    tools._sc_all.setChecked(True)  # every label: the lock still protects the spleen
+    qtbot.mouseClick(tools._sc_draw, Qt.MouseButton.LeftButton)
+    shapes = tools.shapes
+    assert shapes is not None and shapes.mode == "add_rectangle"
+    before = len(records(log_path))
+    # draw the rectangle with the mouse: press at one corner, drag, release at the other
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas
+    p0 = canvas_pos(viewer, labels, (1, 180, 240))
+    p1 = canvas_pos(viewer, labels, (1, 260, 340))
+    from vispy.app.canvas import MouseEvent
+
+    press = MouseEvent(pos=p0, type="mouse_press", button=1)
+    canvas.events.mouse_press(pos=p0, modifiers=(), button=1)
+    for t in np.linspace(0, 1, 6):
+        qtbot.wait(10)
+        pos = np.round(p0 + t * (p1 - p0)).astype(int)
+        canvas.events.mouse_move(pos=pos, modifiers=(), button=1, press_event=press)
+    canvas.events.mouse_release(pos=p1, modifiers=(), button=1)
+    assert len(shapes.data) == 1 and shapes.shape_type[0] == "rectangle"
+    qtbot.waitUntil(lambda: tools.preview.layer is not None and not tools.preview.busy,
+                    timeout=30000)  # fmt: skip  # drawing previews the cut
+    assert len(records(log_path)) == before
+    viewer.screenshot(str(tmp / "scissors_preview.png"), canvas_only=False)
+    qtbot.mouseClick(tools._apply_btn, Qt.MouseButton.LeftButton)
+    recs = records(log_path)
+    assert len(recs) == before + 1
+    rec = recs[-1]
+    assert rec["action"] == "label.paint" and rec["data"]["tool"] == "scissors"
+    assert rec["source"] == {"kind": "tool", "name": "scissors", "version": "1"}
+    p = rec["data"]["params"]
+    assert (p["shape"], p["side"], p["extent"], p["label"]) == ("rectangle", "inside", "volume",
+                                                                None)  # fmt: skip
+    assert rec["data"]["locked"] == [SPLEEN] and len(rec["data"]["seeds"]["vertices"]) == 4
+    v = np.asarray(rec["data"]["seeds"]["vertices"])
+    y0, y1 = int(np.ceil(v[:, 1].min())), int(np.floor(v[:, 1].max()))
+    x0, x1 = int(np.ceil(v[:, 2].min())), int(np.floor(v[:, 2].max()))
+    inside = np.zeros(a.shape, bool)
+    inside[:, y0 : y1 + 1, x0 : x1 + 1] = True
+    assert abs(y0 - 180) <= 2 and abs(x1 - 340) <= 2  # where the mouse went
+    assert not (labels.data[inside & a] == LIVER).any()  # cut on every slice
+    assert (labels.data[a & ~inside] == LIVER).all()
+    assert (labels.data[b] == SPLEEN).all()  # locked: untouched
+    # an erase makes no voxels: the liver's remaining voxels are the reader's -> MANUAL
+    segs, _ = _seg_types(viewer, tmp)
+    assert {str(s.SegmentAlgorithmType) for s in segs.values()} == {"MANUAL"}
+
+
+def test_joint_smoothing_of_all_labels_applies_as_one_tool_record(ct, qtbot):
+    viewer, widget, image, labels, log_path, truth, tmp = ct
+    session = get_session(viewer)
+    rng = np.random.default_rng(3)
+    lab = np.zeros(labels.data.shape, np.uint8)
+    lab[:, 150:300, 150:230] = LIVER
+    lab[:, 150:300, 230:300] = SPLEEN
+    noise = (rng.random(lab.shape) < 0.05) & (lab > 0)
+    lab[noise] = np.where(lab[noise] == LIVER, SPLEEN, LIVER)  # speckles of the other label
+    for v in (LIVER, SPLEEN):
+        session.edit_labels(labels, np.flatnonzero(lab == v), v, tool="brush")
+    labels.selected_label = LIVER
+    tools = widget.tools
+    tools.select_tool("Smoothing")
+    tools._smooth.setCurrentText("joint")
+    tools._smooth_radius.setValue(1.5)
+    before = len(records(log_path))
+    qtbot.mouseClick(tools._preview_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tools.preview.layer is not None and not tools.preview.busy,
+                    timeout=30000)  # fmt: skip
+    assert len(records(log_path)) == before
+    qtbot.mouseClick(tools._apply_btn, Qt.MouseButton.LeftButton)
+    rec = records(log_path)[-1]
+    assert rec["data"]["tool"] == "joint_smoothing"
+    assert rec["source"] == {"kind": "tool", "name": "joint_smoothing", "version": "1"}
+    assert rec["data"]["params"]["sigma_mm"] == 1.5
+    assert rec["data"]["params"]["labels"] == [LIVER, SPLEEN]
+    out = labels.data
+    clean = np.zeros_like(lab)
+    clean[:, 150:300, 150:230] = LIVER
+    clean[:, 150:300, 230:300] = SPLEEN
+    assert (out != clean).sum() < 0.2 * (lab != clean).sum()  # speckles mostly gone
+    segs, _ = _seg_types(viewer, tmp)
+    assert {str(s.SegmentAlgorithmType) for s in segs.values()} == {"SEMIAUTOMATIC"}
+    assert {str(s.SegmentAlgorithmName) for s in segs.values()} == {"joint_smoothing"}
+
+
+def test_hide_a_label_is_a_view_change_and_never_recorded(ct, qtbot):
+    viewer, widget, image, labels, log_path, truth, tmp = ct
+    session = get_session(viewer)
+    m = np.zeros(labels.data.shape, bool)
+    m[:, 200:240, 200:240] = True
+    session.edit_labels(labels, np.flatnonzero(m), SPLEEN, tool="brush")
+    labels.selected_label = SPLEEN
+    shown = np.asarray(labels.colormap.map(np.array([SPLEEN], labels.data.dtype)))[0]
+    assert shown[3] > 0
+    before = len(records(log_path))
+    qtbot.mouseClick(widget.tools._hide, Qt.MouseButton.LeftButton)
+    hidden = np.asarray(labels.colormap.map(np.array([SPLEEN], labels.data.dtype)))[0]
+    assert hidden[3] == 0 and widget.tools.hidden() == {SPLEEN}
+    assert "Hidden: [2]" in widget.tools._locked_info.text()
+    liver = np.asarray(labels.colormap.map(np.array([LIVER], labels.data.dtype)))[0]
+    assert liver[3] > 0  # the others still shown
+    qtbot.mouseClick(widget.tools._hide, Qt.MouseButton.LeftButton)
+    again = np.asarray(labels.colormap.map(np.array([SPLEEN], labels.data.dtype)))[0]
+    assert np.allclose(again, shown)
+    assert len(records(log_path)) == before  # showing/hiding is not a labelling decision
+    assert (labels.data[m] == SPLEEN).all()

@@ -174,6 +174,7 @@ class SegmentationWidget(QWidget):
             return
         colors: dict[int | None, Any] = {None: "transparent", 0: "transparent"}
         colors.update({lab.value: lab.color for lab in self._schema.labels})
+        colors.update({v: "transparent" for v in self.tools.hidden()})  # hidden: a view change
         self._labels.colormap = DirectLabelColormap(color_dict=colors)
 
     # -- image and labels layer ----------------------------------------------------------------

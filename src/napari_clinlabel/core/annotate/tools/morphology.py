@@ -15,7 +15,7 @@ from scipy import ndimage as ndi
 from napari_clinlabel.core.annotate.tools.result import ToolResult
 from napari_clinlabel.core.errors import ClinlabelError, InputError
 
-SMOOTHING = ("median", "opening", "closing")
+SMOOTHING = ("median", "opening", "closing", "joint")  # joint: all labels at once
 HOLLOW_SIDES = ("inside", "outside", "centred")
 
 
@@ -109,10 +109,13 @@ def smoothing(
     radius_mm: float,
     spacing_zyx: Sequence[float],
 ) -> ToolResult:
-    """Label ``value`` smoothed by a binary median, opening or closing of ``radius_mm``."""
+    """Label ``value`` smoothed by a binary median, opening or closing of ``radius_mm``
+    (``method="joint"``: every label at once, :func:`joint_smoothing`)."""
     _check_spacing(labels, spacing_zyx)
     if method not in SMOOTHING:
         raise ClinlabelError(f"Unknown smoothing {method!r}; use one of {SMOOTHING}.")
+    if method == "joint":
+        return joint_smoothing(labels, radius_mm, spacing_zyx)
     radius = radius_voxels(radius_mm, spacing_zyx)
     if max(radius) < 1:
         raise InputError(
@@ -134,6 +137,67 @@ def smoothing(
         {"label": int(value), "method": method, "radius_mm": radius_mm,
          "radius_voxels_xyz": radius},
     )  # fmt: skip
+
+
+def joint_smoothing(
+    labels: np.ndarray,
+    sigma_mm: float,
+    spacing_zyx: Sequence[float],
+    locked: Sequence[int] = (),
+) -> ToolResult:
+    """All labels smoothed together, never overlapping: each label's one-hot mask (and the
+    background's) is blurred by a Gaussian of ``sigma_mm`` and every voxel takes the label whose
+    blur is highest there. Locked labels stay as they are and no voxel becomes one.
+
+    Work stays in the labels' bounding box plus 3 σ; stacks thinner than 4 voxels along an axis
+    are smoothed slice by slice (SimpleITK's recursive Gaussian needs 4).
+    """
+    lab = np.asarray(labels)
+    _check_spacing(lab, spacing_zyx)
+    if sigma_mm <= 0:
+        raise InputError(f"Smoothing radius {sigma_mm} mm must be positive.")
+    nonzero = lab != 0
+    if not nonzero.any():
+        raise InputError("There are no labels to smooth: paint some first.")
+    pad = [int(np.ceil(3 * sigma_mm / s)) for s in spacing_zyx]
+    roi = []
+    for axis in range(lab.ndim):
+        hit = np.flatnonzero(nonzero.any(axis=tuple(i for i in range(lab.ndim) if i != axis)))
+        lo, hi = int(hit[0]) - pad[axis], int(hit[-1]) + 1 + pad[axis]
+        roi.append(slice(max(0, lo), min(lab.shape[axis], hi)))
+    box = tuple(roi)
+    crop = lab[box]
+    fixed = np.isin(crop, np.asarray(sorted(int(v) for v in locked), dtype=np.int64))
+    values = [int(v) for v in np.unique(crop[~fixed]) if v != 0]
+    if not values:
+        raise InputError("Every label present is locked: unlock one to smooth.")
+    best = _gaussian((crop == 0) & ~fixed, spacing_zyx, sigma_mm)
+    out = np.zeros(crop.shape, lab.dtype)
+    for v in values:
+        g = _gaussian(crop == v, spacing_zyx, sigma_mm)
+        wins = g > best
+        out[wins] = v
+        best[wins] = g[wins]
+    out[fixed] = crop[fixed]
+    return ToolResult(
+        "joint_smoothing", out != crop, out, frozenset(values),
+        {"method": "joint", "sigma_mm": float(sigma_mm), "labels": values},
+        roi=box,
+    )  # fmt: skip
+
+
+def _gaussian(mask: np.ndarray, spacing_zyx: Sequence[float], sigma_mm: float) -> np.ndarray:
+    """Recursive Gaussian (SimpleITK, sigma in mm) of a mask, slice by slice on thin stacks."""
+    a = mask.astype(np.float32)
+    if min(a.shape) >= 4:
+        img = sitk.GetImageFromArray(a)
+        img.SetSpacing(tuple(float(s) for s in reversed(tuple(spacing_zyx))))
+        return sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(img, float(sigma_mm)))
+    if a.ndim == 3 and min(a.shape[1:]) >= 4:
+        return np.stack([_gaussian(p, spacing_zyx[1:], sigma_mm) for p in mask])
+    raise InputError(
+        f"Labels of shape {a.shape} are too small to smooth (4 voxels per axis needed)."
+    )
 
 
 def ball_offsets(radius_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
