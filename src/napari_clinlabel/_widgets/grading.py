@@ -97,6 +97,7 @@ class GradingWidget(ImageWidget):
 
     # -- image and schema ----------------------------------------------------------------
     def _use_image(self, image: Image) -> None:
+        self._note.clear()  # a note typed for another image is never this image's
         log_path = self._session.log_path_for(image)
         ref = graded_schema_ref(log_path) or self._session.schema_for(image)
         state = restore_state(log_path)

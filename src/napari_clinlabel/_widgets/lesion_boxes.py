@@ -244,6 +244,8 @@ class LesionBoxWidget(ImageWidget):
             self._anchor[bid] = middle_slice(self._boxes[bid])
             self._layers.tag(index, bid)
             self._selected = bid
+        if done.added and self._selected in self._boxes:  # describe the new box at once, not on
+            self._form.show_box(self._boxes[self._selected])  # the redraw: a pick is its alone
         for bid in done.deleted:
             self._anchor.pop(bid, None)
         for exc in done.errors:
