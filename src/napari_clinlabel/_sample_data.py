@@ -1,7 +1,9 @@
 """npe2 sample data: the phantoms of :mod:`napari_clinlabel.core.image.samples` as image layers.
 
-The slide is written once as a tiled pyramidal TIFF in the user cache folder and opened lazily,
-as a real slide would be.
+The slide is lazy: a multiscale layer whose levels render only the regions napari draws
+(:func:`~napari_clinlabel.core.image.samples.lazy_pathology_slide`), so opening it computes no
+full-resolution pixels and writes nothing. :func:`slide_sample_path` still writes it as a tiled
+pyramidal TIFF in the user cache folder for scripts that want a real slide file.
 """
 
 from __future__ import annotations
@@ -10,8 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from napari_clinlabel.core.image.samples import SAMPLES, write_slide_tiff
-from napari_clinlabel.core.image.slide import open_slide
+from napari_clinlabel.core.image.samples import SAMPLES, lazy_pathology_slide, write_slide_tiff
 from napari_clinlabel.glue.layers import volume_to_layer_data
 
 LayerData = list[tuple[Any, dict, str]]
@@ -55,8 +56,5 @@ def slide_sample_path(shape: tuple[int, int] | None = None) -> Path:
 
 
 def make_slide_sample() -> LayerData:
-    """Pathology-like H&E slide as a lazy multiscale layer (pyramidal TIFF in the cache)."""
-    vol = open_slide(slide_sample_path())
-    vol.meta["series_description"] = "Phantom H&E slide"
-    vol.meta["sample"] = "slide"
-    return [volume_to_layer_data(vol)]
+    """Pathology-like H&E slide (``SLIDE_SHAPE``) as a lazy multiscale layer, rendered on demand."""
+    return [volume_to_layer_data(lazy_pathology_slide(SLIDE_SHAPE))]

@@ -108,16 +108,35 @@ def test_sample_data(make_napari_viewer):
     assert len(viewer.layers) == 4
 
 
-def test_slide_sample_is_lazy_multiscale(make_napari_viewer, tmp_path, monkeypatch):
-    from napari_clinlabel import _sample_data
+def test_slide_sample_is_lazy_multiscale(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """Opening the 4096² slide sample renders no full-resolution pixel (the levels count what
+    they render) and writes nothing; zooming into a tile renders about that tile only."""
+    from napari_clinlabel.core.image._slide_synth import render_slide_region
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(_sample_data, "SLIDE_SHAPE", (1536, 2048))
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer(show=True)
     viewer.open_sample(PLUGIN, "slide")
     (layer,) = viewer.layers
-    assert layer.multiscale and layer.rgb and layer.data[0].shape == (1536, 2048, 3)
-    assert (tmp_path / "napari-clinlabel").is_dir()
+    levels = list(layer.data)
+    assert layer.multiscale and layer.rgb and levels[0].shape == (4096, 4096, 3)
+    assert [lv.shape[0] for lv in levels] == [4096, 2048, 1024, 512]
+    qtbot.wait(200)  # let napari draw the whole slide
+    assert levels[0].rendered_pixels == levels[1].rendered_pixels == 0  # no fine level computed
+    assert sum(lv.rendered_pixels for lv in levels) <= 1024**2 + 512**2  # the two coarse ones
+    assert not (tmp_path / "napari-clinlabel").exists()  # no slide file written to the cache
+    meta = layer.metadata["clinlabel"]
+    assert meta["sha256_kind"] == "recipe" and len(meta["sha256"]) == 64
+    # zoomed into 256² px at full resolution: napari asks level 0 for about that region only
+    from napari_clinlabel._widgets._common import camera_of
+
+    camera = camera_of(viewer)
+    camera.center = tuple(layer.data_to_world((2048, 2048)))[-2:]
+    camera.zoom = camera.zoom * 16
+    qtbot.wait(300)
+    assert 0 < levels[0].rendered_pixels < 4096 * 4096 // 8
+    # the pixels shown are the generator's (region rendered independently, the oracle)
+    got = np.asarray(levels[1][1000:1010, 1200:1216])
+    np.testing.assert_array_equal(got, render_slide_region(1000, 1200, 10, 16, (4096, 4096), 0, 2))
 
 
 def test_labels_saved_with_source_geometry(make_napari_viewer, tmp_path):

@@ -7,8 +7,11 @@ CT schema uses them; :func:`ct_phantom_truth` returns the labels on the phantom'
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -16,6 +19,7 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from scipy import ndimage
 
+from napari_clinlabel.core.image import _slide_synth
 from napari_clinlabel.core.image._slide_synth import render_slide_region
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.volume import Volume
@@ -399,8 +403,85 @@ def write_slide_tiff(
     return path
 
 
+class SlideLevel:
+    """One pyramid level of the procedural slide (1/``downsample`` scale), rendered on demand.
+
+    An array-like (``shape``, ``dtype``, ``ndim``, ``__getitem__``) as napari's multiscale image
+    wants: indexing renders only the region asked for; nothing is computed when it is made.
+    ``rendered_pixels`` counts the level pixels rendered so far (what opening must keep small).
+    """
+
+    def __init__(self, shape: tuple[int, int], seed: int, downsample: int) -> None:
+        self.full_shape, self.seed, self.downsample = tuple(shape), seed, int(downsample)
+        f = self.downsample
+        self.shape = (-(-shape[0] // f), -(-shape[1] // f), 3)
+        self.dtype = np.dtype(np.uint8)
+        self.ndim = 3
+        self.rendered_pixels = 0
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(np.prod(self.shape))
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            i = next(i for i, k in enumerate(key) if k is Ellipsis)
+            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1 :]
+        key = key + (slice(None),) * (self.ndim - len(key))
+        spans, picks = [], []
+        for axis in (0, 1):
+            k, n = key[axis], self.shape[axis]
+            if isinstance(k, slice):
+                start, stop, step = k.indices(n)
+                if step <= 0:
+                    raise IndexError("SlideLevel supports positive steps only")
+                stop = max(stop, start)
+                spans.append((start, stop))
+                picks.append(slice(None, None, step))
+            else:
+                i = int(k) + (n if int(k) < 0 else 0)
+                if not 0 <= i < n:
+                    raise IndexError(f"index {k} out of range for axis {axis} of size {n}")
+                spans.append((i, i + 1))
+                picks.append(0)
+        (y0, y1), (x0, x1) = spans
+        if y1 <= y0 or x1 <= x0:
+            block = np.zeros((y1 - y0, x1 - x0, 3), np.uint8)
+        else:
+            block = render_slide_region(
+                y0, x0, y1 - y0, x1 - x0, self.full_shape, self.seed, self.downsample
+            )
+            self.rendered_pixels += (y1 - y0) * (x1 - x0)
+        return block[picks[0], picks[1]][..., key[2]]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = self[...]
+        return a.astype(dtype) if dtype is not None else a
+
+
+def lazy_pathology_slide(
+    shape: tuple[int, int] = (4096, 4096), seed: int = 0, levels: int = 4
+) -> Volume:
+    """The H&E-like slide as a multiscale Volume of :class:`SlideLevel` (full size first, each
+    next level half as big); nothing is rendered until a region is asked for.
+
+    Its digest cannot be of the voxels without rendering them all, so ``meta["sha256"]`` is the
+    sha256 of the recipe (generator, shape, seed) and of the generator's source, which fixes
+    every voxel; ``meta["sha256_kind"]`` says ``"recipe"``.
+    """
+    pyramid = [SlideLevel(shape, seed, 2**k) for k in range(levels)]
+    recipe = json.dumps({"generator": "napari-clinlabel phantom H&E slide",
+                         "shape": list(shape), "seed": seed}, sort_keys=True)  # fmt: skip
+    digest = hashlib.sha256(recipe.encode() + Path(_slide_synth.__file__).read_bytes())
+    meta = {**_slide_meta(seed), "sha256": digest.hexdigest(), "sha256_kind": "recipe"}
+    meta["level_downsamples"] = [float(lv.downsample) for lv in pyramid]
+    return Volume(pyramid, _slide_geometry(1), meta)
+
+
 def _slide_sample() -> Volume:
-    return pathology_slide()
+    return lazy_pathology_slide()
 
 
 SAMPLES: dict[str, Callable[[], Volume]] = {
