@@ -38,6 +38,20 @@ CARD = {
     "normalization": {"kind": "ct_window", "low": -200, "high": 300},
     "classes": [{"index": 0, "name": "background"}]
     + [{"index": v, "label": v, "name": n} for v, n in sorted(CT_LABELS.items())],
+    # applied before proposals are logged: one liver, one spleen…, at most ten lesions, and no speck
+    # below a plausible size (the smallest phantom lesion is a 6 mm sphere, 113 mm³)
+    "postprocess": {
+        "min_component_mm3": {"liver": 5000, "spleen": 1000, "right kidney": 1000,
+                              "left kidney": 1000, "aorta": 500, "lesion": 50},
+        "largest_component": ["liver", "spleen", "right kidney", "left kidney", "aorta"],
+        "max_components": {"lesion": 10},  # the ten largest: the phantom has six
+    },  # fmt: skip
+    # what it was trained on (median HU −109; 0.8 × 0.8 × 2.5 mm; 100–141 mm fields), with margin
+    "input_domain": {
+        "intensity_p50": [-400, 100],
+        "spacing_mm": [[1.5, 4.0], [0.5, 1.2], [0.5, 1.2]],
+        "field_of_view_mm": [[80, 180], [100, 180], [100, 180]],
+    },
 }
 TRAIN_SEEDS = (1, 2, 3, 4)
 SHAPES = ((48, 160, 160), (40, 144, 144), (56, 176, 176), (48, 144, 176), (44, 176, 160))

@@ -4,6 +4,11 @@ Each image is read, the model run, and every proposal logged as ``proposal.add``
 model, actor = the human running the command). With ``--scheduler ADDRESS`` or ``--workers N`` the
 same :func:`prelabel_one` runs per image on a Dask distributed cluster (an existing scheduler, or a
 local cluster of N single-threaded worker processes); there is no job queue of our own.
+
+Before a model runs on an image, the image is checked against the input domain its card declares
+(intensity, spacing, field of view): each property outside it is printed as one ``warning:`` line
+on stderr, then the run goes on (run locally the warning comes before the run; on a Dask cluster
+the worker's findings are printed with the image's result line).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from napari_clinlabel.api import open_image
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.log.identity import Actor, current_actor
 from napari_clinlabel.core.models.loader import LoadedModel, load_model, resolve_device
+from napari_clinlabel.core.models.run import input_domain_problems
 from napari_clinlabel.core.schema import Schema, load_schema
 
 _MODELS: dict[tuple[Any, ...], LoadedModel] = {}  # per process: load each model once
@@ -84,15 +90,21 @@ def prelabel_one(
     human: dict[str, str] | None = None,
     labels_name: str = "labels",
     card: str | None = None,
+    warn: Any = None,
 ) -> dict[str, Any]:
     """Run the model on one image and log its proposals; returns ``{"path", "proposals", …}``.
 
     ``human`` is the acting human's ``{"id","name","role"}`` (default: :func:`current_actor`).
     The image is opened through the Python API, so the log is the one napari would write.
+    ``warn(line)``, when given, is called before the run for each way the image lies outside the
+    card's input domain (also returned as ``"warnings"``).
     """
     who = Actor.from_dict(human) if human else None
     model = _model(model_spec, device, card)
     with open_image(path, who, schema=_card_schema(model)) as image:
+        problems = input_domain_problems(image.volume, model.card) if model.is_torch else []
+        for line in problems if warn is not None else ():
+            warn(line)
         props = image.prelabel(model, labels=labels_name)
         log_path = image.log_path
     return {
@@ -101,6 +113,7 @@ def prelabel_one(
         "model": model.identity.to_dict(),
         "log": str(log_path),
         "device": model.device,
+        "warnings": problems,
     }
 
 
@@ -133,23 +146,37 @@ def run(args: argparse.Namespace) -> int:
                 ]
                 where = {f.key: p for f, p in zip(futures, paths, strict=True)}
                 for fut in as_completed(futures):
-                    failed += _report(where[fut.key], fut.result)
+                    failed += _report(where[fut.key], fut.result, warned=False)
         finally:
             if cluster is not None:
                 cluster.close()
     else:
         for p in paths:
-            failed += _report(p, lambda p=p: prelabel_one(p, args.model, **kwargs))
+            failed += _report(
+                p, lambda p=p: prelabel_one(p, args.model, warn=_warner(p, args.model), **kwargs)
+            )
     return 2 if failed else 0
 
 
-def _report(path: str, call: Any) -> int:
+def _warner(path: str, model: str) -> Any:
+    """One stderr line per input-domain problem, printed before the model runs."""
+
+    def warn(problem: str) -> None:
+        print(f"{path}: warning: outside {model}'s input domain: {problem}", file=sys.stderr)
+
+    return warn
+
+
+def _report(path: str, call: Any, warned: bool = True) -> int:
     """Print the line for one image; 1 when it failed (the other images go on)."""
     try:
         res = call()
     except ClinlabelError as exc:
         print(f"{path}: error: {exc}", file=sys.stderr)
         return 1
+    if not warned:
+        for problem in res.get("warnings", []):
+            _warner(path, res["model"]["name"])(problem)
     m = res["model"]
     print(
         f"{path}: {res['proposals']} proposals from {m['name']} {m['version']} "

@@ -38,7 +38,19 @@ def test_postprocess_drops_small_components_and_keeps_the_largest():
     assert c.to_dict()["postprocess"]["largest_component"] == ["liver"]
 
 
+def test_max_components_keeps_the_largest_few():
+    c = card(postprocess={"max_components": {"lesion": 2}})
+    labels = np.zeros((10, 30, 30), np.uint8)
+    for i, size in enumerate((2, 4, 3)):  # three separate lesions, 8, 64 and 27 voxels
+        labels[0:size, 10 * i : 10 * i + size, 0:size] = 2
+    drafts = drafts_from_labels(labels, np.ones(labels.shape), SimpleNamespace(card=c), 1.0)
+    assert sorted(int(np.size(d.indices)) for d in drafts) == [27, 64]
+    assert c.to_dict()["postprocess"]["max_components"] == {"lesion": 2}
+
+
 @pytest.mark.parametrize("bad", [
+    {"postprocess": {"max_components": {"lesion": 0}}},
+    {"postprocess": {"max_components": {"kidney": 1}}},
     {"postprocess": {"min_component_mm3": {"spleen": 3}}},
     {"postprocess": {"largest_component": "liver"}},
     {"postprocess": {"smooth": 1}},

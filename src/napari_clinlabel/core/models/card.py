@@ -24,7 +24,7 @@ from typing import Any
 from napari_clinlabel.core.errors import ModelError
 from napari_clinlabel.core.log.audit_log import model_source
 
-TASKS = ("segmentation", "detection", "grading")
+TASKS = ("segmentation", "detection", "grading", "interactive")
 NORMALIZATIONS = ("ct_window", "zscore", "minmax", "none")
 _FIELDS = {
     "name",
@@ -94,7 +94,7 @@ class ModelCard:
     params: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     # applied before proposals are logged: {"min_component_mm3": {class name: mm³} | mm³,
-    # "largest_component": [class names]}
+    # "largest_component": [class names], "max_components": {class name: N (the N largest)}}
     postprocess: dict[str, Any] = field(default_factory=dict)
     # what the model was trained on: {"intensity_p50": [lo, hi], "spacing_mm": [[lo, hi] per
     # axis z, y, x], "field_of_view_mm": [[lo, hi] per axis]}; a run outside it is warned about
@@ -231,9 +231,12 @@ def _postprocess(value: Any, classes: tuple[ModelClass, ...], fail: Any) -> dict
     if not isinstance(value, dict):
         raise fail("postprocess", "must be an object")
     names = {c.name for c in classes if not c.is_background}
-    unknown = sorted(set(value) - {"min_component_mm3", "largest_component"})
+    unknown = sorted(set(value) - {"min_component_mm3", "largest_component", "max_components"})
     if unknown:
-        raise fail(f"postprocess.{unknown[0]}", "is not known (min_component_mm3, largest_component)")
+        raise fail(
+            f"postprocess.{unknown[0]}",
+            "is not known (min_component_mm3, largest_component, max_components)",
+        )
     mins = value.get("min_component_mm3", {})
     per = mins if isinstance(mins, dict) else dict.fromkeys(names, mins)
     for name, mm3 in per.items():
@@ -244,9 +247,19 @@ def _postprocess(value: Any, classes: tuple[ModelClass, ...], fail: Any) -> dict
     largest = value.get("largest_component", [])
     if not isinstance(largest, list) or any(n not in names for n in largest):
         raise fail("postprocess.largest_component", f"must list class names ({sorted(names)})")
+    most = value.get("max_components", {})
+    if not isinstance(most, dict):
+        raise fail("postprocess.max_components", "must map class names to a count")
+    for name, n in most.items():
+        if name not in names:
+            raise fail(f"postprocess.max_components.{name}", f"names no class ({sorted(names)})")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise fail(f"postprocess.max_components.{name}", "must be a whole number ≥ 1")
     out: dict[str, Any] = {}
     if per:
         out["min_component_mm3"] = {k: float(v) for k, v in per.items()}
+    if most:
+        out["max_components"] = dict(most)
     if largest:
         out["largest_component"] = list(largest)
     return out

@@ -186,6 +186,7 @@ def drafts_from_labels(
     default_mm3 = float(card.params.get("min_component_mm3", 10.0))
     per_class = card.postprocess.get("min_component_mm3", {})
     largest = set(card.postprocess.get("largest_component", []))
+    most = card.postprocess.get("max_components", {})
     conf = confidence.reshape(-1)
     drafts = []
     for cls in card.classes:
@@ -193,9 +194,10 @@ def drafts_from_labels(
             continue
         min_mm3 = float(per_class.get(cls.name, default_mm3))
         parts = _components(labels == cls.index)  # largest first
-        for idx in parts[:1] if cls.name in largest else parts:
+        keep = 1 if cls.name in largest else most.get(cls.name, len(parts))
+        for idx in parts[:keep]:
             if idx.size * voxel_volume_mm3 < min_mm3:
-                continue
+                break  # largest first: the rest are smaller still
             score = float(np.mean(conf[idx], dtype=np.float64))
             if card.task == "segmentation":
                 drafts.append(
@@ -291,6 +293,11 @@ def iter_run_model(
     cancel: threading.Event | None = None,
 ) -> Generator[tuple[int, int], None, list[ProposalDraft]]:
     """Yield ``(done, total)`` progress; return the drafts (for napari's ``thread_worker``)."""
+    if model.card.task == "interactive":
+        raise ModelError(
+            f"Model {model.card.name} is interactive: it needs prompts (points or a box); use the "
+            "Interactive prompts widget, not a whole-image run."
+        )
     if not model.is_torch:
         yield 0, 1
         drafts = model.module.detect(volume, cancel=cancel)
