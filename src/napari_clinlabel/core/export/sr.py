@@ -13,6 +13,14 @@ Content, per lesion box, one measurement group:
 - qualitative evaluations: class (SNOMED CT Benign / Malignant / Indeterminate), confidence and
   the other attributes (private scheme, below).
 
+Per distance or RECIST measurement (``measure.add``, core.annotate.measurements), one TID 1501
+measurement group (tracking identifier ``measurement <id>``; TID 1410 allows no per-measurement
+coordinates, and RECIST has two lines): each length a TID 300 measurement of CID 7470 — SCT
+410668003 Length for a distance, SCT 103339001 Long axis and SCT 103340004 Short axis for RECIST
+(finding type Lesion) — in mm, inferred from its own line. A line on a slice of the series is an
+SCOORD POLYLINE on that slice's image (the group's source image); one drawn in a reformatted
+(coronal/sagittal) view is an SCOORD3D POLYLINE in patient mm.
+
 Per grade in force on the image or study, one TID 1501 group with a qualitative evaluation:
 BI-RADS assessment (concept DCM 111005 "Assessment Category"; categories 0–5 by their SNOMED CT
 codes, CID 6026), breast composition (concept SCT 129715009; a–d by SNOMED CT, CID 6000/6001),
@@ -46,6 +54,7 @@ from pydicom.uid import generate_uid
 from napari_clinlabel import __version__ as version
 from napari_clinlabel.core.annotate.boxes import LesionBox, box_size_mm, box_volume_ml, load_boxes
 from napari_clinlabel.core.annotate.grading import Grade, is_image_item, load_grades
+from napari_clinlabel.core.annotate.measurements import measurements_in_log
 from napari_clinlabel.core.errors import ExportError
 from napari_clinlabel.core.export.seg import (
     SOFTWARE,
@@ -149,9 +158,10 @@ def grade_code(scale_id: str, value: str, label: str) -> tuple[Code, Code]:
 
 @dataclass
 class Observed:
-    """A box or grade with who confirmed it and the model it came from (None: drawn by hand)."""
+    """A box, grade or measurement (a ``measure.add`` row of core.annotate.measurements) with
+    who confirmed it and the model it came from (None: drawn by hand)."""
 
-    item: LesionBox | Grade
+    item: LesionBox | Grade | dict[str, Any]
     actor_id: str
     model: dict[str, Any] | None
 
@@ -259,6 +269,70 @@ def _box_group(
     )
 
 
+def _measure_group(o: Observed, by_k: Sequence[Dataset], geometry: Geometry) -> Any:
+    """One distance or RECIST measurement (a ``measure.add`` row of core.annotate.measurements)
+    as a TID 1501 measurement group: each length a TID 300 measurement (CID 7470: SCT Length, or
+    SCT Long axis / Short axis) inferred from its own line. A line in a slice of the series is an
+    SCOORD POLYLINE on that slice's image (pixel coordinates; the image is the group's source);
+    one drawn in a reformatted view is an SCOORD3D POLYLINE in patient coordinates (mm)."""
+    import highdicom as hd  # lazy: ~1 s to import; only SEG/SR export needs it
+    from pydicom.sr.codedict import codes  # lazy: loads DICOM's code tables; only SEG/SR need them
+
+    row: dict[str, Any] = o.item  # type: ignore[assignment]
+    mid = str(row.get("id") or "")
+    pts = np.asarray(row.get("points_world") or [], dtype=float)
+    if pts.ndim == 2:  # a distance: one line
+        pts = pts[None]
+    if pts.ndim != 3 or pts.shape[1] != 2 or row.get("length_mm") is None:
+        raise ExportError(
+            f"Measurement {mid} has no line in mm (kind {row.get('kind')!r}); a measurement report "
+            "needs lengths in mm: export CSV instead."
+        )
+    lines = pts[..., -geometry.ndim :]  # napari world (z, y, x) mm, leading axes dropped
+    idx = np.stack([geometry.world_to_index(line) for line in lines])  # (lines, 2, ndim)
+    k = None
+    if geometry.ndim == 2:
+        k = 0
+    elif np.allclose(idx[..., 0], np.round(idx[0, 0, 0]), atol=1e-3):
+        k = int(np.round(idx[0, 0, 0]))
+        if not 0 <= k < len(by_k):
+            raise ExportError(f"Measurement {mid} lies on slice {k} outside the series.")
+
+    def coords(i: int) -> Any:
+        if k is not None:
+            cr = idx[i][:, ::-1][:, :2] + 0.5  # (column, row) in DICOM pixel coordinates
+            src = hd.sr.SourceImageForRegion(str(by_k[k].SOPClassUID), str(by_k[k].SOPInstanceUID))
+            return hd.sr.CoordinatesForMeasurement(hd.sr.GraphicTypeValues.POLYLINE, cr, src)
+        lps = lines[i][:, ::-1]  # napari world (z, y, x) -> DICOM patient (x, y, z)
+        frame = str(by_k[0].FrameOfReferenceUID)
+        return hd.sr.CoordinatesForMeasurement3D(hd.sr.GraphicTypeValues3D.POLYLINE, lps, frame)
+
+    if row.get("kind") == "recist":
+        names = [
+            (codes.SCT.LongAxis, row["length_mm"]),
+            (codes.SCT.ShortAxis, row["short_axis_mm"]),
+        ]
+    else:
+        names = [(codes.SCT.Length, row["length_mm"])]
+    ms = [
+        hd.sr.Measurement(name=_cc(name), value=round(float(v), 4), unit=_cc(_MM),
+                          referenced_coordinates=[coords(i)])
+        for i, (name, v) in enumerate(names)
+    ]  # fmt: skip
+    source = None
+    if k is not None:
+        ds = by_k[k]
+        source = [hd.sr.SourceImageForMeasurementGroup(str(ds.SOPClassUID), str(ds.SOPInstanceUID))]
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=_uid_from(f"clinlabel-measurement-{mid}"), identifier=f"measurement {mid}"
+        ),
+        finding_type=_cc(codes.SCT.Lesion) if row.get("kind") == "recist" else None,
+        measurements=ms,
+        source_images=source,
+    )
+
+
 def _grade_group(o: Observed, source: Dataset) -> Any:
     import highdicom as hd  # lazy: ~1 s to import; only SEG/SR export needs it
 
@@ -314,6 +388,8 @@ def build_sr(
     for o in observed:
         if isinstance(o.item, LesionBox):
             groups.append(_box_group(o, by_k, geometry, templates))
+        elif isinstance(o.item, dict):
+            groups.append(_measure_group(o, by_k, geometry))
         elif is_image_item(o.item.item):
             groups.append(_grade_group(o, by_k[0]))
     person = hd.sr.ObserverContext(
@@ -399,9 +475,13 @@ def _groups_item(root: Dataset) -> Dataset | None:
 
 
 def observed_from_log(
-    records: Sequence[dict[str, Any]], boxes: Sequence[LesionBox], grades: Sequence[Grade]
+    records: Sequence[dict[str, Any]],
+    boxes: Sequence[LesionBox],
+    grades: Sequence[Grade],
+    measurements: Sequence[dict[str, Any]] = (),
 ) -> tuple[list[Observed], dict[str, str]]:
-    """Boxes and image/study grades with their confirming human and originating model."""
+    """Boxes, image/study grades and distance/RECIST measurements with their confirming human
+    and originating model."""
     by_seq = {int(r.get("seq", -1)): r for r in records}
     names = {str(r["actor"]["id"]): str(r["actor"].get("name") or r["actor"]["id"])
              for r in records if r.get("actor")}  # fmt: skip
@@ -414,6 +494,8 @@ def observed_from_log(
             continue  # tile grades are not image findings; export them as CSV/COCO
         src = (by_seq.get(g.seq) or {}).get("source") or {}
         out.append(Observed(g, g.grader, src if src.get("kind") == "model" else None))
+    for m in measurements:
+        out.append(Observed(dict(m), str(m.get("measured_by") or ""), None))
     return out, names
 
 
@@ -437,7 +519,7 @@ def sr_from_log(log_path: Any, volume: Any, records: Sequence[dict[str, Any]]) -
         )
     boxes = list(load_boxes(log_path).values())
     grades = sorted(load_grades(log_path).values(), key=lambda g: (g.scale, g.item))
-    observed, names = observed_from_log(records, boxes, grades)
+    observed, names = observed_from_log(records, boxes, grades, measurements_in_log(log_path))
     if not observed:
         raise ExportError(
             f"{getattr(log_path, 'name', log_path)}: no lesion boxes or image grades to report; "

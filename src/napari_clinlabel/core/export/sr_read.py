@@ -245,6 +245,13 @@ def read_sr(path: str | os.PathLike[str]) -> SrReport:
                 continue
             got = _finding(g, vol, tables)
             (skipped if isinstance(got, str) else findings).append(got)
+    for g in content.get_image_measurement_groups():  # distances, RECIST (core.export.sr)
+        ident = str(g.tracking_identifier or "")
+        if ident.startswith(_MEASURE_PREFIXES):
+            measurements.append({
+                "id": ident.split(" ", 1)[1],
+                "lengths_mm": {str(m.name.meaning): float(m.value) for m in g.get_measurements()},
+            })  # fmt: skip
     refs = [str(s.SeriesInstanceUID) for st in ds.get("CurrentRequestedProcedureEvidenceSequence", [])
             for s in st.ReferencedSeriesSequence]  # fmt: skip
     return SrReport(
