@@ -29,8 +29,8 @@ _TAGS = [
     "FrameOfReferenceUID", "Modality", "SeriesDescription", "SeriesNumber", "InstanceNumber",
     "AcquisitionNumber", "TemporalPositionIdentifier", "AcquisitionTime", "ImagePositionPatient",
     "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns", "SamplesPerPixel",
-    "BitsAllocated", "NumberOfFrames", "RescaleSlope", "RescaleIntercept", "WindowCenter",
-    "WindowWidth", "GantryDetectorTilt", "SharedFunctionalGroupsSequence",
+    "BitsAllocated", "BitsStored", "PixelRepresentation", "NumberOfFrames", "RescaleSlope",
+    "RescaleIntercept", "WindowCenter", "WindowWidth", "GantryDetectorTilt", "SharedFunctionalGroupsSequence",
     "PerFrameFunctionalGroupsSequence", "SpecificCharacterSet",
 ]  # fmt: skip
 _TAG_OF = {k: tag_for_keyword(k) for k in _TAGS}
@@ -68,6 +68,8 @@ class SliceHeader:
     enhanced: bool
     frame_positions: tuple[tuple[float, ...], ...] | None  # enhanced: per-frame IPP
     problem: str | None = None  # why the file cannot be used (e.g. truncated pixel data)
+    bits: tuple[int, int, int] = (0, 0, 0)  # BitsAllocated, BitsStored, PixelRepresentation
+    syntax: str = ""  # TransferSyntaxUID
 
 
 def _raw(ds: pydicom.Dataset, keyword: str) -> object:
@@ -234,6 +236,8 @@ def read_header(path: Path, data: bytes | None = None) -> SliceHeader | None:
         enhanced=enhanced,
         frame_positions=frame_positions,
         problem=problem,
+        bits=(_int(ds, "BitsAllocated"), _int(ds, "BitsStored"), _int(ds, "PixelRepresentation")),
+        syntax=syntax,
     )
 
 

@@ -67,12 +67,41 @@ def _find_unreadable(files: list[Path]) -> Path:
 _PLAIN_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}  # little-endian, uncompressed
 
 
-def _decode_buffer(data: bytes, dtype: np.dtype) -> np.ndarray:
+_PIXEL_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010) Pixel Data, little endian
+
+
+def _stored_from_tail(data: bytes, h: SliceHeader) -> np.ndarray | None:
+    """Stored values of an uncompressed slice whose Pixel Data is the file's last element,
+    read straight from the buffer; None when anything is unusual (then pydicom decodes it)."""
+    allocated, stored_bits, signed = h.bits
+    if h.syntax not in _PLAIN_SYNTAXES or allocated not in (8, 16) or h.samples != 1:
+        return None
+    n = h.rows * h.cols * allocated // 8
+    length = n.to_bytes(4, "little")
+    explicit = h.syntax == "1.2.840.10008.1.2.1"
+    if explicit:
+        head = data[-n - 12 : -n]
+        ok = head[:4] == _PIXEL_TAG and head[4:6] in (b"OW", b"OB") and head[6:] == b"\0\0" + length
+    else:
+        ok = data[-n - 8 : -n] == _PIXEL_TAG + length
+    if not ok:
+        return None
+    kind = ("i" if signed else "u") + str(allocated // 8)
+    arr = np.frombuffer(data, "<" + kind, count=h.rows * h.cols, offset=len(data) - n)
+    if stored_bits < allocated and arr.size:  # unused high bits: only values already in range
+        lo, hi = (-(1 << (stored_bits - 1)), (1 << (stored_bits - 1)) - 1) if signed else (
+            0, (1 << stored_bits) - 1)  # fmt: skip
+        if int(arr.min()) < lo or int(arr.max()) > hi:
+            return None  # masking / sign extension needed: pydicom does it
+    return arr.reshape(h.rows, h.cols)
+
+
+def _decode_buffer(data: bytes, h: SliceHeader, dtype: np.dtype) -> np.ndarray:
     """One uncompressed slice held in memory, rescaled like SimpleITK (integral rescale only)."""
-    ds = pydicom.dcmread(io.BytesIO(data))
-    stored = ds.pixel_array  # pydicom: bits stored, sign and byte order as the header says
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    stored = _stored_from_tail(data, h)
+    if stored is None:
+        stored = pydicom.dcmread(io.BytesIO(data)).pixel_array  # pydicom: bits, sign, order
+    slope, intercept = h.rescale
     if slope == 1 and intercept == 0:
         return stored.astype(dtype, copy=False)
     return (stored.astype(np.int64) * int(slope) + int(intercept)).astype(dtype)
@@ -89,8 +118,7 @@ def _buffers_usable(plan: SeriesPlan, flat: list[Path], buffers: Mapping[Path, b
     if pixel_id not in (sitk.sitkInt8, sitk.sitkUInt8, sitk.sitkInt16, sitk.sitkUInt16,
                         sitk.sitkInt32, sitk.sitkUInt32):  # fmt: skip
         return False
-    meta = pydicom.dcmread(io.BytesIO(buffers[flat[0]]), stop_before_pixels=True)
-    return str(meta.file_meta.get("TransferSyntaxUID", "")) in _PLAIN_SYNTAXES
+    return all(h.syntax in _PLAIN_SYNTAXES for h in plan.headers)
 
 
 def read_plan_pixels(
@@ -127,11 +155,12 @@ def read_plan_pixels(
     ]
 
     in_memory = _buffers_usable(plan, flat, buffers, first_type)
+    header_of = {x.path: x for x in plan.headers}
 
     def load(span: tuple[int, int]) -> None:
         if in_memory:
             for n in range(span[0], span[1]):
-                out[n] = _decode_buffer(buffers[flat[n]], dtype)  # type: ignore[index]
+                out[n] = _decode_buffer(buffers[flat[n]], header_of[flat[n]], dtype)  # type: ignore[index]
             return
         img = _execute(flat[span[0] : span[1]], first_type)
         out[span[0] : span[1]] = sitk.GetArrayViewFromImage(img).reshape(
