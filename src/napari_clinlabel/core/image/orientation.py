@@ -43,14 +43,20 @@ def world_axis_vector(geometry: Geometry | None, world_axis: int, ndim: int = 3)
 
 
 def edge_letters(
-    displayed: tuple[int, int], geometry: Geometry | None = None, ndim: int = 3
+    displayed: tuple[int, int],
+    geometry: Geometry | None = None,
+    ndim: int = 3,
+    vertical_up: bool = False,
 ) -> dict[str, str]:
     """Letters at the ``left``/``right``/``top``/``bottom`` canvas edges of a 2D view.
 
     ``displayed``: napari's ``dims.displayed`` (vertical world axis, horizontal world axis);
-    napari draws the vertical axis increasing downwards and the horizontal one to the right.
+    napari draws the vertical axis increasing downwards (``vertical_up``: upwards, a camera
+    oriented "up") and the horizontal one to the right.
     """
     vert = world_axis_vector(geometry, displayed[0], ndim)
+    if vertical_up:
+        vert = -vert
     horiz = world_axis_vector(geometry, displayed[1], ndim)
     return {
         "left": direction_letters(-horiz),
