@@ -6,7 +6,9 @@ windows to a progress bar; Cancel stops it at the next window (and sets the core
 which the baseline checks between its steps). Only when the run returns does the GUI thread log
 the drafts with core :func:`~napari_clinlabel.core.proposals.lifecycle.add_proposals` (each a
 ``proposal.add`` record: actor = the session's human, source = the model) and draw them in the
-pending layers (see ``_proposal_layers``), never in the final labels layer.
+pending layers (see ``_proposal_layers``), never in the final labels layer. Before the run, the
+image is checked against the card's input domain (read without loading the network): each property
+outside it is one napari warning and a line in the status, and the run goes on.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
@@ -43,7 +46,8 @@ from napari_clinlabel._widgets._proposal_layers import ProposalLayers
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.models import load_model
 from napari_clinlabel.core.models.inference import InferenceCancelled
-from napari_clinlabel.core.models.run import iter_run_model
+from napari_clinlabel.core.models.loader import card_for
+from napari_clinlabel.core.models.run import input_domain_problems, iter_run_model
 from napari_clinlabel.core.proposals.lifecycle import Proposal, add_proposals, load_proposals
 from napari_clinlabel.core.schema import load_schema
 from napari_clinlabel.glue.session import get_session, image_sha256
@@ -88,6 +92,7 @@ class PrelabelWidget(QWidget):
         self._run_image: Any = None
         self._logging: _Logging | None = None
         self._proposals: list[Proposal] = []
+        self._warnings: list[str] = []  # input-domain warnings of the last run, one per property
 
         self._image_combo = QComboBox()
         self._model_combo = QComboBox()
@@ -180,6 +185,14 @@ class PrelabelWidget(QWidget):
             self._session.report_error(exc)
             return
         spec = self._model_combo.currentText()
+        try:
+            problems = input_domain_problems(volume, card_for(spec))
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            return
+        self._warnings = [f"Outside {spec}'s input domain: {p}" for p in problems]
+        for line in self._warnings:  # before the run: the reader knows what to expect
+            show_warning(line)
         self._run_image = image
         self._cancel = threading.Event()
         worker = thread_worker(_run, start_thread=False, ignore_errors=True)(
@@ -194,7 +207,8 @@ class PrelabelWidget(QWidget):
         self._run_btn.setEnabled(False)
         self._cancel_btn.setEnabled(True)
         self._progress.setRange(0, 0)  # busy until the first window is done
-        self._status.setText(f"Running {spec} on {display_name(image)}…")
+        warned = "".join(f"\n⚠ {w}" for w in self._warnings)
+        self._status.setText(f"Running {spec} on {display_name(image)}…{warned}")
         worker.start()
 
     def _on_cancel(self) -> None:
@@ -291,6 +305,11 @@ class PrelabelWidget(QWidget):
     def worker(self) -> Any:
         """The running worker (None when idle)."""
         return self._worker
+
+    @property
+    def warnings(self) -> list[str]:
+        """Input-domain warnings shown before the last run (one line per property)."""
+        return list(self._warnings)
 
     @property
     def busy(self) -> bool:

@@ -21,8 +21,8 @@ from napari_clinlabel.core.errors import ModelError
 from napari_clinlabel.core.models.baseline import BaselineDetector
 from napari_clinlabel.core.models.card import ModelCard, ModelIdentity, load_card
 
-BUILTIN_MODELS = ("baseline", "phantom-unet")
-_SHIPPED = {"phantom-unet": "phantom_unet.pt"}
+BUILTIN_MODELS = ("baseline", "phantom-unet", "phantom-interactive")
+_SHIPPED = {"phantom-unet": "phantom_unet.pt", "phantom-interactive": "phantom_interactive.pt"}
 
 
 @dataclass
@@ -88,6 +88,21 @@ def load_model(
     return _load_torchscript(Path(text), device, card, verify, text)
 
 
+def card_for(spec: str | os.PathLike[str], card: str | os.PathLike[str] | None = None) -> ModelCard:
+    """The card of ``builtin:NAME`` or a model file, read without loading the network (no torch)."""
+    text = str(spec)
+    if text == "builtin:baseline":
+        return BaselineDetector().card
+    if text.startswith("builtin:"):
+        name = text.split(":", 1)[1]
+        if name not in _SHIPPED:
+            raise ModelError(f"{text}: no such built-in model.")
+        ref = resources.files("napari_clinlabel") / "models" / _SHIPPED[name]
+        with resources.as_file(ref) as path:
+            return load_card(_card_path(Path(path), card))
+    return load_card(_card_path(Path(text), card))
+
+
 def _card_path(model_path: Path, card: str | os.PathLike[str] | None) -> Path:
     if card is not None:
         return Path(card)
@@ -142,6 +157,9 @@ def check_model_io(model: LoadedModel, where: str = "model") -> None:
 
     c = model.card
     x = torch.zeros((1, c.in_channels, *c.patch_size), device=model.device)
+    if c.task == "interactive":
+        _check_interactive_io(model, x, where)
+        return
     try:
         with torch.inference_mode():
             y = model.module(x)
@@ -163,4 +181,36 @@ def check_model_io(model: LoadedModel, where: str = "model") -> None:
         raise ModelError(
             f"{where}: the network's output grid {tuple(y.shape[2:])} differs from its input "
             f"patch {expected_spatial}; a segmentation model must keep the grid."
+        )
+
+
+def _check_interactive_io(model: LoadedModel, x: Any, where: str) -> None:
+    """An interactive network takes (image, points, labels, box) and returns (1, 1|2, *patch)."""
+    import torch  # lazy: torch takes seconds to import; only running a model needs it
+
+    c, dev, nd = model.card, model.device, len(model.card.patch_size)
+    mid = [(n - 1) / 2 for n in c.patch_size]
+    args = (
+        x,
+        torch.tensor([mid], dtype=torch.float32, device=dev),
+        torch.ones(1, dtype=torch.int64, device=dev),
+        -torch.ones((2, nd), dtype=torch.float32, device=dev),
+    )
+    try:
+        with torch.inference_mode():
+            y = model.module(*args)
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"{where}: the interactive network does not take (image (1, {c.in_channels}, "
+            f"{', '.join(map(str, c.patch_size))}), points (N, {nd}), labels (N,), box (2, {nd})): "
+            f"{msg}; export it with that forward signature (README: interactive models)."
+        ) from None
+    if not hasattr(y, "shape") or tuple(y.shape) not in (
+        (1, 1, *c.patch_size), (1, 2, *c.patch_size)
+    ):
+        got = tuple(y.shape) if hasattr(y, "shape") else type(y).__name__
+        raise ModelError(
+            f"{where}: the interactive network returns {got}, not (1, 1, *patch_size) logits or "
+            "(1, 2, *patch_size) scores; fix the model or its card's patch_size."
         )
