@@ -96,15 +96,24 @@ def _stored_from_tail(data: bytes, h: SliceHeader) -> np.ndarray | None:
     return arr.reshape(h.rows, h.cols)
 
 
-def _decode_buffer(data: bytes, h: SliceHeader, dtype: np.dtype) -> np.ndarray:
-    """One uncompressed slice held in memory, rescaled like SimpleITK (integral rescale only)."""
+def _decode_into(dst: np.ndarray, data: bytes, h: SliceHeader) -> None:
+    """Decode one uncompressed slice held in memory into ``dst`` (SimpleITK's voxel type),
+    rescaled like SimpleITK (integral rescale only): in place when no value can overflow."""
     stored = _stored_from_tail(data, h)
     if stored is None:
         stored = pydicom.dcmread(io.BytesIO(data)).pixel_array  # pydicom: bits, sign, order
-    slope, intercept = h.rescale
-    if slope == 1 and intercept == 0:
-        return stored.astype(dtype, copy=False)
-    return (stored.astype(np.int64) * int(slope) + int(intercept)).astype(dtype)
+    slope, intercept = int(h.rescale[0]), int(h.rescale[1])
+    info = np.iinfo(dst.dtype)
+    lo, hi = (int(stored.min()), int(stored.max())) if stored.size else (0, 0)
+    ends = [lo, hi, lo * slope, hi * slope, lo * slope + intercept, hi * slope + intercept]
+    if min(ends) >= info.min and max(ends) <= info.max:  # every step fits: exact in place
+        np.copyto(dst, stored, casting="unsafe")
+        if slope != 1:
+            dst *= slope
+        if intercept:
+            dst += intercept
+    else:
+        dst[...] = stored.astype(np.int64) * slope + intercept
 
 
 def _buffers_usable(plan: SeriesPlan, flat: list[Path], buffers: Mapping[Path, bytes] | None,
@@ -160,7 +169,7 @@ def read_plan_pixels(
     def load(span: tuple[int, int]) -> None:
         if in_memory:
             for n in range(span[0], span[1]):
-                out[n] = _decode_buffer(buffers[flat[n]], header_of[flat[n]], dtype)  # type: ignore[index]
+                _decode_into(out[n], buffers[flat[n]], header_of[flat[n]])  # type: ignore[index]
             return
         img = _execute(flat[span[0] : span[1]], first_type)
         out[span[0] : span[1]] = sitk.GetArrayViewFromImage(img).reshape(
