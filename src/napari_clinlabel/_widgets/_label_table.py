@@ -5,18 +5,23 @@ column hides and counts are the only size (pixels on a 2D image): pixels are nev
 
 Picking a row picks the label to paint (:attr:`LabelTable.value_selected`); values found on the
 layer that the schema does not define get their own grey row, so no voxel goes uncounted.
+
+The table is as tall as its rows (up to :data:`MAX_ROWS_SHOWN`, then it scrolls): a dock never
+squeezes the label list to one visible row, and it never stretches into empty rows.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import QEvent, Qt, Signal
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 from napari_clinlabel.core.schema import LabelDef
 
 _VALUE = Qt.ItemDataRole.UserRole
+MAX_ROWS_SHOWN = 12  # a longer label list scrolls; every built-in schema has fewer labels
+_REFIT = (QEvent.Type.Polish, QEvent.Type.StyleChange, QEvent.Type.FontChange, QEvent.Type.Show)
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
@@ -44,6 +49,10 @@ class LabelTable(QTableWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.setToolTip("Pick the label to paint; volumes follow the layer live")
+        # names elide (full text in the tooltip) rather than a scroll bar hiding the last row
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWordWrap(False)
+        self._fit_rows()
         self.currentCellChanged.connect(self._on_current)
 
     def set_labels(self, labels: list[LabelDef], extra: list[int] | tuple[int, ...] = ()) -> None:
@@ -69,10 +78,44 @@ class LabelTable(QTableWidget):
                     cell.setTextAlignment(_RIGHT)
                 self.setItem(r, c, cell)
         self.blockSignals(False)
+        self._fit_rows()
         if current is not None and current in self.values():
             self.select_value(current)
         elif rows:
             self.selectRow(0)
+
+    def _fit_rows(self) -> None:
+        """Height for every row (at least one, at most ``MAX_ROWS_SHOWN``) plus the header."""
+        heights = [self.rowHeight(r) for r in range(self.rowCount())]
+        row = max(heights, default=self.verticalHeader().defaultSectionSize())
+        shown = sum(heights[:MAX_ROWS_SHOWN]) if heights else row
+        frame = self.horizontalHeader().sizeHint().height() + 2 * self.frameWidth()
+        self.setMinimumHeight(frame + shown)
+        self.setMaximumHeight(frame + (sum(heights) if heights else shown))
+        scroll = len(heights) > MAX_ROWS_SHOWN  # only a long list scrolls
+        self.setVerticalScrollBarPolicy(
+            Qt.ScrollBarPolicy.ScrollBarAsNeeded
+            if scroll
+            else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        )
+
+    def event(self, event: QEvent) -> bool:
+        """Qt's event hook: re-measure the rows when napari's stylesheet sets their heights
+        (the table is polished or shown in a dock), not only when the rows change."""
+        handled = super().event(event)
+        if event.type() in _REFIT:
+            self._fit_rows()
+        return handled
+
+    def rows_visible(self) -> int:
+        """How many rows the table shows whole at its current size (for checks and docs)."""
+        view = self.viewport().height()
+        return sum(
+            1
+            for r in range(self.rowCount())
+            if self.rowViewportPosition(r) >= 0
+            and self.rowViewportPosition(r) + self.rowHeight(r) <= view
+        )
 
     def values(self) -> list[int]:
         """Label values in row order."""
