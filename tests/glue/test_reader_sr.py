@@ -4,12 +4,15 @@ the file (shown, nothing recorded)."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pydicom
 import pytest
 from support.dicom_series_factory import phantom_stored, write_series
 
 from napari_clinlabel._reader import get_reader, read_layers
+from napari_clinlabel._widgets.lesion_boxes import LesionBoxWidget
 from napari_clinlabel.core.annotate.boxes import LesionBox, add_box, with_slices
 from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.export.gate import export
@@ -74,21 +77,30 @@ def test_sr_without_its_series_is_refused_in_one_line(sr_beside, tmp_path_factor
 
 @pytest.mark.gui
 def test_sr_opened_over_its_open_series_is_imported_once(sr_beside, make_napari_viewer,
-                                                         monkeypatch):  # fmt: skip
+                                                         monkeypatch, qtbot):  # fmt: skip
     monkeypatch.setenv("CLINLABEL_USER", "bob")
     vol, path, _log = sr_beside
+    fresh = path.parents[2] / "pulled" / "ct"  # the same series without its log (as from a PACS)
+    shutil.copytree(path.parents[1] / "ct", fresh)
     viewer = make_napari_viewer()
-    [image] = viewer.open(str(path.parents[1] / "ct"), plugin="napari-clinlabel")
+    [image] = viewer.open(str(fresh), plugin="napari-clinlabel")
+    boxes_widget = LesionBoxWidget(viewer)  # already showing the image's (no) boxes
+    qtbot.addWidget(boxes_widget)
+    assert boxes_widget.boxes == {}
     [shapes] = viewer.open(str(path), plugin="napari-clinlabel")
+    # the imported boxes are the widget's editable boxes now, as drawn ones would be
+    assert sorted(boxes_widget.boxes) == ["b2d", "b3d"]
+    assert sorted(set(boxes_widget.layer.features["box_id"])) == ["b2d", "b3d"]
+    assert boxes_widget.boxes["b2d"].cls == "malignant"
     assert shapes.__class__.__name__ == "Shapes"
     np.testing.assert_allclose(shapes.affine.affine_matrix, image.affine.affine_matrix)
     assert shapes.metadata["clinlabel_sr"]["imported"] is True
-    recs = [r for r in iter_records(path.parents[1] / "ct.clinlabel.jsonl")
+    recs = [r for r in iter_records(fresh.parent / "ct.clinlabel.jsonl")
             if r["action"] == "box.import"]  # fmt: skip
     assert len(recs) == 1 and recs[0]["actor"]["id"] == "bob"
     assert recs[0]["source"]["sop_instance_uid"] == str(pydicom.dcmread(path).SOPInstanceUID)
     assert sorted(b["id"] for b in recs[0]["data"]["boxes"]) == ["b2d", "b3d"]
     viewer.open(str(path), plugin="napari-clinlabel")  # opened again: not imported again
-    recs = [r for r in iter_records(path.parents[1] / "ct.clinlabel.jsonl")
+    recs = [r for r in iter_records(fresh.parent / "ct.clinlabel.jsonl")
             if r["action"] == "box.import"]  # fmt: skip
     assert len(recs) == 1

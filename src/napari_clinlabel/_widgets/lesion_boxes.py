@@ -138,10 +138,12 @@ class LesionBoxWidget(ImageWidget):
 
     # -- log → boxes (proposals confirmed in Review) ---------------------------------------
     def _on_record(self, rec: dict[str, Any]) -> None:
-        """A box proposal of this image accepted/edited elsewhere: show it as a reload would."""
-        if self._layers.layer is None or rec.get("action") not in _CONFIRMS_BOX:
+        """A box proposal of this image accepted/edited elsewhere, or boxes imported from a DICOM
+        SR (``box.import``): show them as a reload would."""
+        if self._layers.layer is None or rec.get("action") not in (*_CONFIRMS_BOX, "box.import"):
             return
-        if not isinstance((rec.get("data") or {}).get("box"), dict):
+        data = rec.get("data") or {}
+        if not isinstance(data.get("box"), dict) and not isinstance(data.get("boxes"), list):
             return
         if not self._is_about_image(rec):
             return
