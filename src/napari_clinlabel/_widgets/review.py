@@ -25,6 +25,9 @@ redrawn. There is deliberately no accept-all, no accept-by-score and no multi-se
 The order and the cursor are core's :class:`~napari_clinlabel.core.proposals.review_queue.ReviewQueue`:
 the reviewer may review largest first or highest score first, and jump to the next undecided
 proposal of at least N voxels ("Next large"); sorting changes only what is shown next.
+
+*Retract run…* rejects, in one ``proposal.retract`` record with the reason typed, every undecided
+proposal of the shown proposal's model (core ``retract_run``); it asks first and never accepts.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QPushButton,
     QVBoxLayout,
@@ -55,7 +59,7 @@ from napari_clinlabel._widgets._proposal_text import describe
 from napari_clinlabel._widgets._review_edits import ReviewEdits, is_grade
 from napari_clinlabel._widgets._review_parts import KEYS, DecisionButtons, GradeChooser, OrderRow
 from napari_clinlabel.core.errors import ClinlabelError
-from napari_clinlabel.core.proposals.lifecycle import Proposal
+from napari_clinlabel.core.proposals.lifecycle import Proposal, retract_run
 from napari_clinlabel.core.proposals.review_queue import ReviewQueue, indices_centre
 from napari_clinlabel.core.schema import load_schema
 from napari_clinlabel.glue.session import get_session, image_sha256
@@ -87,6 +91,11 @@ class ReviewWidget(ReviewEdits, QWidget):
 
         self._image_combo = QComboBox()
         self._reload_btn = QPushButton("Load proposals")
+        self._retract_btn = QPushButton("Retract run…")
+        self._retract_btn.setToolTip(
+            "Reject every undecided proposal of the shown proposal's model run, with a reason "
+            "(one record; nothing is accepted)"
+        )
         self._order_row = OrderRow()
         self._count = QLabel("No proposals loaded.")
         self._info = QLabel("")
@@ -123,6 +132,7 @@ class ReviewWidget(ReviewEdits, QWidget):
         self._grade_row.setVisible(False)
         lay.addWidget(self._grade_row)
         lay.addWidget(self._buttons)
+        lay.addWidget(self._retract_btn)
         lay.addStretch(1)
         self._show_edit_buttons(False)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -130,6 +140,7 @@ class ReviewWidget(ReviewEdits, QWidget):
     def _wire(self) -> None:
         self._image_combo.activated.connect(lambda _i: self._on_load())
         self._reload_btn.clicked.connect(self._on_load)
+        self._retract_btn.clicked.connect(self._on_retract)
         self._order_row.order_combo.currentIndexChanged.connect(self._on_order)
         self._order_row.large_btn.clicked.connect(self._on_next_large)
         for btn, fn in ((self._accept_btn, self._on_accept), (self._edit_btn, self._on_edit),
@@ -292,6 +303,30 @@ class ReviewWidget(ReviewEdits, QWidget):
             self._queue.previous()
             self._show()
 
+    def _on_retract(self) -> None:
+        """Retract the shown proposal's model run: confirm, ask why, one ``proposal.retract``."""
+        p = self.current
+        if self._editing is not None or p is None or not p.pending:
+            self._warn("Show an undecided proposal of the run to retract.")
+            return
+        same = [q for q in self._queue.added if q.pending and q.model == p.model]
+        m = p.model
+        reason, ok = QInputDialog.getText(
+            self,
+            "Retract model run",
+            f"Reject all {len(same)} undecided proposal(s) of {m['name']} {m['version']} "
+            f"({m['sha256'][:12]}…)? Nothing is accepted; decided ones stay. Reason:",
+        )
+        if not ok or not reason.strip():
+            self._warn("Not retracted (no reason given).")
+            return
+        try:
+            retract_run(self._log, m, reason, proposals=self._queue.added)
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            return
+        self._on_load()  # the run's proposals leave the pending layers; the next run's show
+
     def _on_next_large(self) -> None:
         if self._editing is not None or self._queue is None:
             return
@@ -345,7 +380,7 @@ class ReviewWidget(ReviewEdits, QWidget):
         self._count.setText(f"{q.decided} of {len(q.proposals)} decided{at}")
 
     def _set_buttons(self, enabled: bool) -> None:
-        for b in (*self._buttons.deciding(), self._order_row.large_btn):
+        for b in (*self._buttons.deciding(), self._order_row.large_btn, self._retract_btn):
             b.setEnabled(enabled)
 
     def _show_edit_buttons(self, editing: bool) -> None:
