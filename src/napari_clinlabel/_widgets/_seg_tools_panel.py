@@ -296,11 +296,13 @@ class ToolsPanel(QGroupBox):
 
     def _grow_and_keep_seeds(self, grower: SeedGrower, seeds: np.ndarray) -> Any:
         result = grower.grow(seeds)
-        idx = np.flatnonzero(seeds.reshape(-1))
-        self.preview.extra_objects = {
-            "seeds": {"indices": idx, "values": seeds.reshape(-1)[idx],
-                      "shape": np.asarray(seeds.shape)}
-        }  # fmt: skip
+
+        def seed_arrays() -> dict[str, np.ndarray]:  # on Apply only: not on every seed stroke
+            idx = np.flatnonzero(seeds.reshape(-1))
+            return {"indices": idx, "values": seeds.reshape(-1)[idx],
+                    "shape": np.asarray(seeds.shape)}  # fmt: skip
+
+        self.preview.extra_objects = {"seeds": seed_arrays}
         return result
 
     def _seed_grower(self) -> SeedGrower:

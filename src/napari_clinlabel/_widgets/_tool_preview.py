@@ -54,7 +54,9 @@ class ToolPreview:
         self.result: ToolResult | None = None
         self.change: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.layer: Labels | None = None
-        self.extra_objects: dict[str, dict[str, np.ndarray]] = {}
+        # objects stored with the applying record: arrays, or a callable giving them (computed
+        # on Apply only)
+        self.extra_objects: dict[str, Any] = {}
         self._worker: Any = None
         self._queued: tuple[Callable[..., ToolResult], tuple, dict] | None = None
 
@@ -156,7 +158,10 @@ class ToolPreview:
         try:
             if self.extra_objects:
                 log = self._session.log_for(self._session.image_of(labels))
-                data["objects"] = {k: log.put_arrays(**v) for k, v in self.extra_objects.items()}
+                data["objects"] = {
+                    k: log.put_arrays(**(v() if callable(v) else v))
+                    for k, v in self.extra_objects.items()
+                }
             rec = self._session.edit_labels(
                 labels, idx, new, tool=result.tool, source=tool_source(result.tool), data=data
             )
