@@ -202,6 +202,11 @@ class AdjudicationWidget(QWidget):
                     self._table.setItem(row, col, QTableWidgetItem(text))
         self._table.resizeColumnsToContents()
 
+    def load_reads(self, paths: list[Path]) -> None:
+        """Load these readers' logs of the open image (what the Worklist does from its queue)."""
+        self._logs.setText(";".join(str(p) for p in paths))
+        self._on_load()
+
     def log_paths(self) -> list[Path]:
         """The reader logs named in the widget (for tests and scripting)."""
         return [Path(p.strip()) for p in self._logs.text().split(";") if p.strip()]

@@ -33,12 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(func=run_init)
     a = acts.add_parser("add", help="add cases (image files or folders, or PACS series)")
     a.add_argument("dir", type=Path)
-    a.add_argument("cases", nargs="*", type=Path)
     a.add_argument(
-        "--pacs", metavar="URL", help="DICOMweb base URL of the series given by --series"
+        "cases", nargs="+", help="image files or DICOM folders; with --pacs, SeriesInstanceUIDs"
     )
-    a.add_argument("--series", action="append", default=[], metavar="UID",
-                   help="a SeriesInstanceUID on --pacs (repeat for more)")  # fmt: skip
+    a.add_argument("--pacs", metavar="URL",
+                   help="the cases are series of this DICOMweb server, given by SeriesInstanceUID")  # fmt: skip
     a.add_argument("--class", dest="cls", help="the cases' class (matches a design rule's class)")
     a.add_argument(
         "--honeypot", action="store_true", help="gold cases mixed blindly into worklists"
@@ -87,17 +86,14 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_add(args: argparse.Namespace) -> int:
     """Record the cases."""
-    if bool(args.pacs) != bool(args.series):
-        raise InputError("a PACS case needs both --pacs URL and --series UID")
-    if not args.cases and not args.series:
-        raise InputError("name the cases: image files or folders, or --pacs URL --series UID")
     ds = Dataset(args.dir)
-    added = []
-    if args.cases:
-        added += ds.add_cases(args.cases, args.cls, args.honeypot, args.gold_author, args.exclude)
-    if args.series:
-        added += ds.add_pacs_series(
-            args.pacs, args.series, args.cls, args.honeypot, args.gold_author, args.exclude
+    if args.pacs:
+        added = ds.add_pacs_series(
+            args.pacs, args.cases, args.cls, args.honeypot, args.gold_author, args.exclude
+        )
+    else:
+        added = ds.add_cases(
+            [Path(c) for c in args.cases], args.cls, args.honeypot, args.gold_author, args.exclude
         )
     print(f"{args.dir}: {len(added)} case(s) added ({', '.join(c.id for c in added[:5])}"
           f"{', …' if len(added) > 5 else ''})")  # fmt: skip

@@ -187,7 +187,8 @@ class Session:
 
     def open_log(self, image_layer: Image) -> AuditLog | None:
         """The image's log if this session already opened it, else None (writes nothing)."""
-        return self._logs.get(image_sha256(image_layer))
+        sha = image_sha256(image_layer)
+        return self._logs.get(sha) if self._near.get(sha) == _near_key(image_layer) else None
 
     def set_schema(self, image_layer: Image, schema: Any) -> None:
         """Put ``schema`` (a core Schema or its ``{"id","version","sha256"}``) on later records."""
@@ -429,8 +430,8 @@ class Session:
         """The image's log (writing ``image.open`` first), whatever its PHI check said."""
         sha = image_sha256(image_layer)
         log = self._logs.get(sha)
-        if log is not None:
-            return log
+        if log is not None and self._near.get(sha) == _near_key(image_layer):
+            return log  # (another read of the same image, kept elsewhere, gets its own log)
         if self._actor is None:
             raise PermissionRefused(f"No one is signed in ({self.actor_error}); nothing is logged.")
         meta = _meta(image_layer)
@@ -544,6 +545,12 @@ def _log_base(layer: Any) -> Path | None:
     meta = _meta(layer)
     base = meta.get("log_base") or meta.get("source_path")
     return Path(base) if base else None
+
+
+def _near_key(layer: Any) -> str | None:
+    """Where the layer's log lives, as the session remembers it per image."""
+    base = _log_base(layer)
+    return str(base) if base else None
 
 
 def _meta(layer: Any) -> dict[str, Any]:

@@ -183,52 +183,108 @@ def status(ds: Dataset, st: State | None = None) -> dict[str, Any]:
     }
 
 
+FLAGGED, RETURNED = "flagged", "returned"
+
+
+def _require_calibrated(ds: Dataset, st: State, reader: str) -> None:
+    if not st.calibrated(reader, ds.major):
+        raise PermissionRefused(
+            f"{reader!r} has not passed the gold panel for guideline {ds.guideline['version']} "
+            f"(major version {ds.major}); no cases until calibrated: the owner records it with "
+            "'clinlabel dataset calibrate'"
+        )
+
+
+def worklist(
+    ds: Dataset, reader: str, st: State | None = None, index: ReadIndex | None = None
+) -> list[dict[str, Any]]:
+    """The reader's assigned cases in assignment order: ``case`` and ``status`` (not started, in
+    progress, completed, flagged, returned — a reviewer sent it back — or unreadable), with the
+    flag's reason or the reviewer's comment as ``note``. Honeypots are not told apart."""
+    st = st or ds.state()
+    index = index or ReadIndex(ds.folder / READS)
+    rows = []
+    for a in st.assignments:
+        if a["reader"] != reader:
+            continue
+        rs = index.state(ds.read_name(a["case"], reader))
+        flag = st.flagged(a["case"], reader) if rs.status != COMPLETED else None
+        row = {"case": a["case"], "status": rs.status, "note": ""}
+        if flag is not None:
+            row.update(status=FLAGGED, note=flag["reason"])
+        elif rs.returned is not None:
+            row.update(status=RETURNED, note=rs.returned)
+        elif rs.status == CORRUPT:
+            row["note"] = rs.problem or ""
+        rows.append(row)
+    return rows
+
+
+def review_queue(
+    ds: Dataset, reviewer: str, st: State | None = None, index: ReadIndex | None = None
+) -> list[dict[str, Any]]:
+    """Completed production reads by someone else with no review or approval signature after
+    their latest ``image.done``: ``case``, ``reader``, ``read`` (the read's log)."""
+    st = st or ds.state()
+    index = index or ReadIndex(ds.folder / READS)
+    person = ds.roster.person_of(reviewer)
+    out = []
+    for a in st.assignments:
+        if ds.roster.person_of(a["reader"]) == person or st.cases[a["case"]].honeypot:
+            continue
+        name = ds.read_name(a["case"], a["reader"])
+        rs = index.state(name)
+        if rs.status == COMPLETED and not rs.reviewed:
+            out.append(
+                {"case": a["case"], "reader": a["reader"], "read": str(ds.folder / READS / name)}
+            )
+    return out
+
+
+def adjudication_queue(
+    ds: Dataset, adjudicator: str, st: State | None = None
+) -> list[dict[str, Any]]:
+    """Open adjudications the adjudicator did not read: ``case``, ``readers``, ``why``,
+    ``reads`` (the completed reads' logs)."""
+    st = st or ds.state()
+    person = ds.roster.person_of(adjudicator)
+    out = []
+    for item in status(ds, st)["adjudication_queue"]:
+        if all(ds.roster.person_of(u) != person for u in item["readers"]):
+            reads = [str(ds.read_log(item["case"], u)) for u in item["readers"]]
+            out.append({**item, "reads": reads})
+    return out
+
+
 def next_case(ds: Dataset, reader: str, st: State | None = None) -> dict[str, Any] | None:
     """The next case for ``reader``: their first unfinished assignment (in progress before not
-        started); for a reviewer, the first completed production read by someone else with no review or
-    approval signature in its log; for an adjudicator, the first open adjudication they did not read."""
+    started; flagged ones skipped); for a reviewer, the first completed production read by someone
+    else not yet reviewed; for an adjudicator, the first open adjudication they did not read."""
     st = st or ds.state()
     if reader not in ds.roster.users:
         raise InputError(f"{ds.roster.path}: {reader!r} is not in the roster; check the id")
     roles = ds.roster.roles_of(reader)
+    index = ReadIndex(ds.folder / READS)
     if "annotator" in roles:
-        if not st.calibrated(reader, ds.major):
-            raise PermissionRefused(
-                f"{reader!r} has not passed the gold panel for guideline {ds.guideline['version']} "
-                f"(major version {ds.major}); no cases until calibrated: the owner records it with "
-                "'clinlabel dataset calibrate'"
-            )
-        index = ReadIndex(ds.folder / READS)
-        mine = [a for a in st.assignments if a["reader"] == reader]
-        states = [(a, index.state(ds.read_name(a["case"], reader))) for a in mine]
-        for wanted in (IN_PROGRESS, NOT_STARTED):
-            for a, s in states:
-                if s.status == wanted and not st.flagged(a["case"], reader):
-                    e = _entry(ds, st, a["case"], reader, s.status, "read")
-                    if s.returned is not None:
-                        e["returned"] = s.returned
+        _require_calibrated(ds, st, reader)
+        rows = worklist(ds, reader, st, index)
+        for wanted in ((IN_PROGRESS, RETURNED), (NOT_STARTED,)):
+            for row in rows:
+                if row["status"] in wanted:
+                    e = _entry(ds, st, row["case"], reader, row["status"], "read")
+                    if row["status"] == RETURNED:
+                        e["returned"] = row["note"]
                     return e
     if "reviewer" in roles:
-        person = ds.roster.person_of(reader)
-        index = ReadIndex(ds.folder / READS)
-        for a in st.assignments:
-            if ds.roster.person_of(a["reader"]) == person or st.cases[a["case"]].honeypot:
-                continue
-            name = ds.read_name(a["case"], a["reader"])
-            rs = index.state(name)
-            if rs.status == COMPLETED and not rs.reviewed:
-                e = _entry(ds, st, a["case"], reader, "to review", "review")
-                e["read"] = str(ds.folder / READS / name)
-                e["reader"] = a["reader"]
-                return e
+        for item in review_queue(ds, reader, st, index)[:1]:
+            e = _entry(ds, st, item["case"], reader, "to review", "review")
+            e.update(read=item["read"], reader=item["reader"])
+            return e
     if "adjudicator" in roles:
-        person = ds.roster.person_of(reader)
-        for item in status(ds, st)["adjudication_queue"]:
-            if all(ds.roster.person_of(u) != person for u in item["readers"]):
-                e = _entry(ds, st, item["case"], reader, "to adjudicate", "adjudicate")
-                e["reads"] = [str(ds.read_log(item["case"], u)) for u in item["readers"]]
-                e["why"] = item["why"]
-                return e
+        for item in adjudication_queue(ds, reader, st)[:1]:
+            e = _entry(ds, st, item["case"], reader, "to adjudicate", "adjudicate")
+            e.update(reads=item["reads"], why=item["why"])
+            return e
     return None
 
 
@@ -244,4 +300,7 @@ def _entry(
     return e
 
 
-__all__ = ["triggers", "status", "next_case", "ClinlabelError"]
+__all__ = [
+    "triggers", "status", "worklist", "review_queue", "adjudication_queue", "next_case",
+    "FLAGGED", "RETURNED", "ClinlabelError",
+]  # fmt: skip

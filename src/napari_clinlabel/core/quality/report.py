@@ -86,6 +86,8 @@ class DatasetReport:
     proposals: dict[str, int]
     schema_versions: dict[str, int]
     demographics: dict[str, dict[str, int]]  # field -> value -> number of images
+    # the programme view (core.programme.report.programme_view) when the folder is a dataset
+    programme: dict[str, Any] | None = None
 
     @property
     def acceptance_rate(self) -> float:

@@ -293,6 +293,82 @@ def _demographics(rep: DatasetReport) -> str:
     )
 
 
+def _pct(x: Any) -> str:
+    return "n/a" if x is None else f"{100 * float(x):.0f} %"
+
+
+def _programme(p: dict[str, Any]) -> str:
+    """The programme view: design, throughput, honeypots, double reads, adjudication, calibration."""
+    g = p["guideline"]
+    rules = ", ".join(f"{r['name']} {_pct(r['rate'])}" for r in p["design"]["double_read"]) or "none"
+    head = (
+        f"<p>Guideline {escape(str(g.get('name', '')))} {escape(str(g['version']))}; "
+        f"{p['cases']} cases ({p['honeypots']} honeypots), {p['assignments']} assignments; "
+        f"design: {p['design']['readers_per_case']} reader(s) per case, honeypot rate "
+        f"{_pct(p['design']['honeypot_rate'])}, double reads: {escape(rules)}.</p>"
+    )
+    thr = _table(
+        ["reader", "assigned", "completed", "in progress", "flagged", "active days",
+         "reads / active day", "median minutes / read"],
+        [[u, p["readers"].get(u, {}).get("assigned", 0), t["completed"],
+          p["readers"].get(u, {}).get("in progress", 0), p["readers"].get(u, {}).get("flagged", 0),
+          t["active_days"], float(t["per_active_day"]),
+          float("nan") if t["median_minutes"] is None else float(t["median_minutes"])]
+         for u, t in p["throughput"].items()],
+    )  # fmt: skip
+    hp = _table(
+        ["reader", "honeypot reads scored", "agreed with gold", "accuracy"],
+        [[u, a["reads"], a["agreed"], _pct(a["accuracy"])] for u, a in p["honeypot_accuracy"].items()],
+    )
+    flags = "".join(f"<li>{escape(f)}</li>" for f in p["flags_for_owner"])
+    dr = _table(
+        ["class", "cases", "design rate", "double-read rate achieved", "double reads completed"],
+        [[c, v["cases"], _pct(v["design_rate"]), _pct(v["achieved_rate"]), v["double_completed"]]
+         for c, v in sorted(p["classes"].items())],
+    )  # fmt: skip
+    outcomes = _table(
+        ["outcome", "cases"],
+        [[k, v] for k, v in p["adjudication_outcomes"].items()]
+        + [[f"reader upheld: {k}", v] for k, v in p["adjudication_upheld"].items()]
+        + [["still open", len(p["adjudication_open"])]],
+    )
+    adj = _table(
+        ["case", "adjudicator", "decision", "reader upheld", "reason"],
+        [[a["case"], a["adjudicator"], a["decision"], a["reader"] or "", a["reason"]]
+         for a in p["adjudications"]],
+    )  # fmt: skip
+    cal_rows = []
+    for u, c in p["calibration"].items():
+        for h in c["history"]:
+            figs = ", ".join(f"{k} {_fmt(v)}" for k, v in h.items()
+                             if k not in ("guideline", "passed", "time") and v is not None)  # fmt: skip
+            cal_rows.append([u, h["guideline"], "passed" if h["passed"] else "failed",
+                             str(h["time"])[:10], figs])  # fmt: skip
+        if not c["history"]:
+            cal_rows.append([u, "—", "never calibrated", "", ""])
+    cal = _table(["reader", "guideline", "result", "date", "figures"], cal_rows)
+    current = ", ".join(f"{u}: {'yes' if c['current'] else 'NO'}" for u, c in p["calibration"].items())
+    extra = ""
+    if p["flagged_cases"]:
+        extra += "<h3>Cases flagged by readers</h3>" + _table(
+            ["case", "reader", "reason"], [[f["case"], f["reader"], f["reason"]] for f in p["flagged_cases"]]
+        )
+    if p["unreadable"]:
+        extra += "<h3>Unreadable read logs</h3>" + _table(
+            ["case", "reader", "why"], [[u["case"], u["reader"], u["why"]] for u in p["unreadable"]]
+        )
+    return (
+        head
+        + "<h3>Throughput per reader</h3>" + thr
+        + "<h3>Agreement with honeypots (gold cases mixed in blindly)</h3>" + hp
+        + (f'<ul class="note">{flags}</ul>' if flags else "")
+        + "<h3>Double-read rates per class: achieved against the design</h3>" + dr
+        + "<h3>Adjudication outcomes</h3>" + outcomes + adj
+        + f"<h3>Calibration history (calibrated for the guideline in force: {escape(current)})</h3>"
+        + cal + extra
+    )  # fmt: skip
+
+
 def render_html(rep: DatasetReport, title: str = "Annotation quality report") -> str:
     """The whole report as one HTML page (UTF-8 text)."""
     versions = _table(
@@ -300,6 +376,7 @@ def render_html(rep: DatasetReport, title: str = "Annotation quality report") ->
     )
     sections = [
         ("Summary", _summary(rep)),
+        *([("Programme", _programme(rep.programme))] if rep.programme else []),
         ("Log verification", _verification(rep)),
         ("Schema versions in force", versions),
         ("How each final label came about", _provenance(rep)),
