@@ -145,3 +145,60 @@ def test_read_refusals(exported, tmp_path):
     report = read_sr(path)
     with pytest.raises(InputError, match="not in this series"):
         place_boxes(report, vol.meta["sop_instance_uids"][:2], 3)
+
+
+DCMQI_META = {
+    "SeriesDescription": "Measurements", "SeriesNumber": "1001", "InstanceNumber": "1",
+    "compositeContext": ["liver.dcm"], "imageLibrary": ["01.dcm", "02.dcm", "03.dcm"],
+    "observerContext": {"ObserverType": "PERSON", "PersonObserverName": "Reader^One"},
+    "VerificationFlag": "UNVERIFIED", "CompletionFlag": "COMPLETE",
+    "activitySession": "1", "timePoint": "1",
+    "Measurements": [{
+        "TrackingIdentifier": "liver group", "ReferencedSegment": 1,
+        "Finding": {"CodeValue": "113343008", "CodingSchemeDesignator": "SCT", "CodeMeaning": "Organ"},
+        "FindingSite": {"CodeValue": "10200004", "CodingSchemeDesignator": "SCT",
+                        "CodeMeaning": "Liver"},
+        "measurementItems": [{
+            "value": "37.3749",
+            "quantity": {"CodeValue": "122713", "CodingSchemeDesignator": "DCM",
+                         "CodeMeaning": "Attenuation Coefficient"},
+            "units": {"CodeValue": "[hnsf'U]", "CodingSchemeDesignator": "UCUM",
+                      "CodeMeaning": "Hounsfield unit"},
+        }],
+    }],
+}  # fmt: skip
+
+
+def test_an_sr_written_by_dcmqi_is_read_and_its_segment_groups_skipped(shared_data, tmp_path):
+    """dcmqi's tid1500writer (an Enhanced SR whose group measures a SEG segment, no outline):
+    read through highdicom, observer found, the group listed as skipped, no box invented."""
+    import json
+    import shutil
+    import subprocess
+
+    exe = shutil.which("tid1500writer")
+    if exe is None:
+        pytest.skip("dcmqi (tid1500writer) is not installed")
+    data = shared_data / "dcmqi_ct3slice_seg"
+    seg = pydicom.dcmread(data / "liver.dcm", stop_before_pixels=True)
+    meta = json.loads(json.dumps(DCMQI_META))
+    group = meta["Measurements"][0]
+    group["segmentationSOPInstanceUID"] = str(seg.SOPInstanceUID)
+    group["SourceSeriesForImageSegmentation"] = str(
+        seg.ReferencedSeriesSequence[0].SeriesInstanceUID
+    )
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    r = subprocess.run([exe, "--inputMetadata", str(tmp_path / "meta.json"),
+                        "--inputImageLibraryDirectory", str(data / "ct-3slice"),
+                        "--inputCompositeContextDirectory", str(data),
+                        "--outputDICOM", str(tmp_path / "dcmqi_sr.dcm")],
+                       capture_output=True, text=True, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = read_sr(tmp_path / "dcmqi_sr.dcm")
+    assert pydicom.dcmread(tmp_path / "dcmqi_sr.dcm").SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.22"
+    assert report.person == "Reader^One"
+    assert report.findings == []
+    assert len(report.skipped) == 1 and "liver group" in report.skipped[0]
+    # its evidence: the SEG's series and the CT series the SEG was made on
+    assert str(seg.ReferencedSeriesSequence[0].SeriesInstanceUID) in report.referenced_series_uids
+    assert str(seg.SeriesInstanceUID) in report.referenced_series_uids

@@ -1,6 +1,7 @@
 """Read a DICOM SR TID 1500 (Measurement Report) back into lesion boxes, and import them into a log.
 
-Parsing is highdicom's (``Comprehensive3DSR.from_dataset`` and the ``MeasurementReport`` accessors),
+Parsing is highdicom's (``Comprehensive3DSR.from_dataset`` — ``EnhancedSR`` / ``ComprehensiveSR``
+for those classes — and the ``MeasurementReport`` accessors),
 never by hand. What comes back, per ROI measurement group (TID 1410 planar, TID 1411 volumetric):
 
 - the box id (``box <id>`` tracking identifiers written by :mod:`.sr`; another writer's groups get
@@ -44,18 +45,18 @@ from napari_clinlabel.core.annotate.boxes import (
     validate_box,
 )
 from napari_clinlabel.core.errors import InputError
+from napari_clinlabel.core.export.seg import quiet_person_names
 from napari_clinlabel.core.export.sr import _CLASS, _FINDING, _SITE, PRIVATE
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
 
 IMPORT_ACTION = "box.import"
 TOOL = "dicom-sr"
-SR_CLASSES = (
-    "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR
-    "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR
-    "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR
-    "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
-)
+SR_CLASSES = {  # SOP class -> highdicom's class that parses it
+    "1.2.840.10008.5.1.4.1.1.88.22": "EnhancedSR",  # what dcmqi's tid1500writer writes
+    "1.2.840.10008.5.1.4.1.1.88.33": "ComprehensiveSR",
+    "1.2.840.10008.5.1.4.1.1.88.34": "Comprehensive3DSR",  # what core.export.sr writes
+}
 _MEASURE_PREFIXES = ("measurement ", "distance ", "recist ")
 
 
@@ -223,7 +224,8 @@ def read_sr(path: str | os.PathLike[str]) -> SrReport:
     if not is_sr(ds):
         raise InputError(f"{p}: not a DICOM structured report; open it as an image instead.")
     try:
-        sr = hd.sr.Comprehensive3DSR.from_dataset(ds, copy=False)
+        with quiet_person_names():  # "Reader1"-style one-component names are the writer's affair
+            sr = getattr(hd.sr, SR_CLASSES[str(ds.SOPClassUID)]).from_dataset(ds, copy=False)
         content = sr.content
         planar = content.get_planar_roi_measurement_groups()
         volumetric = content.get_volumetric_roi_measurement_groups()
