@@ -22,6 +22,8 @@ import pytest
 import SimpleITK as sitk
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from qtpy.QtCore import Qt
+from support.dicom_series_factory import phantom_stored, write_series
+from support.orthanc import orthanc  # noqa: F401 - fixture
 from support.programme_fixtures import DESIGN, USERS
 from support.trusted_roster import write_roster
 
@@ -32,6 +34,7 @@ from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.core.log.authority import verify_trusted
 from napari_clinlabel.core.log.identity import load_roster
 from napari_clinlabel.core.log.signing import record_statement
+from napari_clinlabel.core.pacs import push, series_folder
 from napari_clinlabel.core.programme.dataset import Dataset
 from napari_clinlabel.core.programme.status import status
 from napari_clinlabel.core.schema import load_schema
@@ -227,3 +230,43 @@ def test_programme_through_the_worklist(tmp_path, monkeypatch, make_napari_viewe
     qtbot.mouseClick(w._next, LEFT)
     assert w.current["case"] == hr and "returned" in w._status.text()
     assert main(["log", "verify", str(dlog)]) == 0
+
+
+def test_pacs_series_as_cases(orthanc, tmp_path, monkeypatch, capsys, make_napari_viewer, qtbot):  # noqa: F811
+    """``dataset add --pacs URL UID``: the URL and SeriesInstanceUID are recorded (no secret);
+    Next case pulls the series from the real Orthanc into the cache and opens it."""
+    series = write_series(tmp_path / "src", phantom_stored((5, 12, 10)), spacing=(0.8, 0.7, 2.5))
+    push(orthanc.connection(), [tmp_path / "src"])
+    ds = tmp_path / "ds"
+    write_roster(ds, USERS, owner="olga")
+    (tmp_path / "design.toml").write_text(DESIGN.replace("honeypot_rate = 0.1", "honeypot_rate = 0"))
+    monkeypatch.setenv("CLINLABEL_USER", "olga")
+    d = str(ds)
+    assert main(["dataset", "init", d, "--design", str(tmp_path / "design.toml")]) == 0
+    for bad, why in (("https://reader:pw@pacs/dicom-web", "without credentials"),
+                     (orthanc.url, "Series Instance UID")):  # fmt: skip
+        uid = series.series_uid if "@" in bad else "1.2.x"
+        assert main(["dataset", "add", d, "--pacs", bad, uid]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and why in err, err
+    assert main(["dataset", "add", d, "--pacs", orthanc.url, series.series_uid]) == 0
+    add = [r for r in _records(ds / "clinlabel-dataset.jsonl") if r["action"] == "case.add"]
+    assert [(r["data"]["kind"], r["data"]["pacs"]) for r in add] == [
+        ("pacs-series", {"url": orthanc.url, "series_uid": series.series_uid})
+    ]
+    assert orthanc.password not in (ds / "clinlabel-dataset.jsonl").read_text()
+    Dataset(ds).record_calibration("ann", {"passed": True})
+    assert main(["dataset", "assign", d]) == 0
+    monkeypatch.setenv("CLINLABEL_PACS_USER", orthanc.username)
+    monkeypatch.setenv("CLINLABEL_PACS_PASSWORD", orthanc.password)
+    viewer, w, errors = _widget(make_napari_viewer, monkeypatch, "ann", ds)
+    assert [r["status"] for r in w.rows] == ["not started"]
+    before = orthanc.instance_count()
+    qtbot.mouseClick(w._next, LEFT)
+    assert not errors
+    cache = series_folder(series.series_uid)
+    assert cache.is_dir() and len(list(cache.iterdir())) == 5 == before  # every instance pulled
+    np.testing.assert_array_equal(np.asarray(w.image.data), series.array)
+    case = add[0]["target"]["case"]
+    opened = _records(ds / "reads" / f"{case}__ann.clinlabel.jsonl")[0]
+    assert (opened["action"], opened["image"]["uid"]) == ("image.open", series.series_uid)
