@@ -28,6 +28,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -285,6 +286,22 @@ class PullResult:
     total: int
 
 
+def _series_info(conn: PacsConnection, client: Any, study: str | None, series: str
+                 ) -> tuple[str, int | None]:  # fmt: skip
+    """(study UID, instance count the server states) of one series (a series-level QIDO)."""
+    filters = {"SeriesInstanceUID": series}
+    if study is not None:
+        filters["StudyInstanceUID"] = study
+    hits = _call(conn, f"looking up series {series}", lambda: client.search_for_series(
+        search_filters=filters, fields=["NumberOfSeriesRelatedInstances"]))  # fmt: skip
+    found = str(_val(hits[0], "0020000D") or "") if hits else ""
+    if not found:
+        raise PacsError(f"{conn.where}: no series {series} there; check the UID (clinlabel "
+                        "pacs find URL lists what the server holds).")  # fmt: skip
+    n = _val(hits[0], "00201209")
+    return found, (int(n) if n not in (None, "") else None)
+
+
 def _instances(conn: PacsConnection, client: Any, study: str | None, series: str | None
                ) -> list[tuple[str, str, str]]:  # fmt: skip
     """(study, series, SOP instance) UIDs the server lists for a study or a series."""
@@ -461,6 +478,12 @@ def iter_pull(
     except OSError as exc:
         raise PacsError(f"{dest}: cannot create the download folder ({exc.strerror}).") from None
     client = connect(conn)
+    if series is not None:
+        folder = instance_path(dest, series, "1").parent
+        if not (folder.is_dir() and any(folder.glob("*.dcm"))):  # nothing there yet
+            yield from _fresh_series(conn, client, dest, study, series, cancelled, keep,
+                                     keep_headers)  # fmt: skip
+            return
     listed = _instances(conn, client, study, series)
     total, done, fetched, skipped = len(listed), 0, 0, 0
     by_series: dict[tuple[str, str], list[str]] = {}
@@ -524,6 +547,73 @@ def iter_pull(
                 "arrive; run the pull again to fetch the rest."
             )
     log.info("WADO: %d instances fetched, %d already on disk", fetched, skipped)
+
+
+def _fresh_series(
+    conn: PacsConnection,
+    client: Any,
+    dest: Path,
+    study: str | None,
+    series: str,
+    cancelled: Callable[[], bool],
+    keep: dict[Path, bytes] | None,
+    keep_headers: list[SliceHeader],
+) -> Iterator[PullProgress]:
+    """A series none of whose files are on disk: the instance listing (QIDO, slow on some
+    servers) runs beside the streamed retrieve; every listed instance must have arrived."""
+    study, count = _series_info(conn, client, study, series)
+    pool = ThreadPoolExecutor(max_workers=1)
+    listing = pool.submit(_instances, conn, client, study, series)
+    folder = instance_path(dest, series, "1").parent
+    folder.mkdir(parents=True, exist_ok=True)
+    received: set[str] = set()
+    written: list[Path] = []
+    try:
+        it = iter(_call(conn, f"retrieving series {series}",
+                        lambda: _series_parts(client, study, series)))  # fmt: skip
+        yield PullProgress(0, count or 0, 0, 0, series)
+        while True:
+            if cancelled():
+                log.info("WADO: pull of series %s cancelled after %d instances", series,
+                         len(received))  # fmt: skip
+                return
+            data = _call(conn, f"retrieving series {series}", lambda: next(it, None))
+            if data is None:
+                break
+            path, header = _received(dest, series, data)
+            sop = header.sop_uid if header is not None else _sop_of(data)
+            if sop in received:
+                continue
+            path = instance_path(dest, series, sop)
+            try:
+                _write_bytes(data, path)
+            except OSError as exc:
+                raise PacsError(
+                    f"{dest}: cannot write instance {sop} ({exc.strerror}); free space or "
+                    "choose another folder. Run the pull again to resume."
+                ) from None
+            if keep is not None:
+                keep[path] = data
+                if header is not None:
+                    keep_headers.append(header)
+            written.append(path)
+            received.add(sop)
+            n = len(received)
+            yield PullProgress(n, max(count or 0, n), n, 0, series)
+    finally:  # what was written (complete or cancelled) is made durable once
+        pool.shutdown(wait=False, cancel_futures=True)
+        if written:
+            _flush_series(folder, written)
+    listed = {sop for _, _, sop in listing.result()}
+    missing = listed - received
+    if missing:
+        raise PacsError(
+            f"{conn.where}: {len(missing)} of {len(listed)} instances of series {series} did not "
+            "arrive; run the pull again to fetch the rest."
+        )
+    n = len(received)
+    yield PullProgress(n, len(listed), n, 0, series)
+    log.info("WADO: %d instances fetched, %d already on disk", n, 0)
 
 
 def pull(
