@@ -121,12 +121,18 @@ def test_fundus_sample_is_segmented_as_2d_labels(make_napari_viewer, qtbot, tmp_
     log = get_session(viewer).log_path_for(image)
     recs = list(iter_records(log))
     paints = [r for r in recs if r["action"] == "label.paint"]
-    assert len(paints) == 1 and paints[0]["target"]["labels"] == "segmentation"
-    assert paints[0]["schema"]["id"] == "fundus-lesions"
-    assert paints[0]["data"]["tool"] == "brush"
     created = next(r for r in recs if r["action"] == "labels.create")
     assert created["data"]["shape"] == [768, 768]
-    replayed = replay_labels(log).labels["segmentation"]
+    name = created["target"]["labels"]  # the layer's logged name (per reader)
+    assert len(paints) == 1 and paints[0]["target"]["labels"] == name
+    assert paints[0]["schema"]["id"] == "fundus-lesions"
+    assert paints[0]["data"]["tool"] == "brush"
+    # a 2D image's size is an area: pixels × 0.015² mm (the sample's pixel size), never mL
+    table = widget._label_table
+    qtbot.waitUntil(lambda: table.counts().get(2) == int(painted.sum()), timeout=3000)
+    assert table.horizontalHeaderItem(3).text() == "mm²" and widget.volumes_ml() == {}
+    assert table.areas_mm2()[2] == pytest.approx(painted.sum() * 0.015**2, abs=0.006)
+    replayed = replay_labels(log).labels[name]
     np.testing.assert_array_equal(replayed, labels.data)  # the log alone gives the layer back
 
     # threshold paint limits by luminance (BT.709 weights, written out here as the oracle)

@@ -2,6 +2,8 @@
 
 On an image whose pixel size is unknown (PNG, JPEG, a TIFF without resolution tags) the mL
 column hides and counts are the only size (pixels on a 2D image): pixels are never called mL.
+On a 2D image with a known pixel size (a fundus photo, a mammogram) that column is the area in
+mm², not a volume.
 
 Picking a row picks the label to paint (:attr:`LabelTable.value_selected`); values found on the
 layer that the schema does not define get their own grey row, so no voxel goes uncounted.
@@ -40,6 +42,7 @@ class LabelTable(QTableWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(0, 4, parent)
         self._labels: list[LabelDef] = []
+        self._flat = False  # True on a 2D image: the size column is an area (mm²)
         self.setHorizontalHeaderLabels(["Label", "Code", "Voxels", "mL"])
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -149,7 +152,13 @@ class LabelTable(QTableWidget):
         for r, value in enumerate(self.values()):
             n = int(counts[value]) if value < counts.size else 0
             self.item(r, 2).setText(str(n))
-            self.item(r, 3).setText("" if voxel_mm3 is None else f"{n * voxel_mm3 / 1000.0:.2f}")
+            size = None if voxel_mm3 is None else n * voxel_mm3 / (1.0 if self._flat else 1000.0)
+            self.item(r, 3).setText("" if size is None else f"{size:.2f}")
+
+    def set_flat(self, flat: bool) -> None:
+        """A 2D image (``flat``): the size column shows areas in mm²; else volumes in mL."""
+        self._flat = bool(flat)
+        self.horizontalHeaderItem(3).setText("mm²" if flat else "mL")
 
     def set_count_title(self, title: str) -> None:
         """Title of the count column ("Voxels", or "Pixels" on a 2D image of unknown pixel size)."""
@@ -160,8 +169,14 @@ class LabelTable(QTableWidget):
         return {v: int(self.item(r, 2).text()) for r, v in enumerate(self.values())}
 
     def volumes_ml(self) -> dict[int, float]:
-        """Volumes as shown: label value → mL (empty when the pixel size is unknown)."""
-        if self.isColumnHidden(3):
+        """Volumes as shown: label value → mL (empty when the pixel size is unknown or 2D)."""
+        if self.isColumnHidden(3) or self._flat:
+            return {}
+        return {v: float(self.item(r, 3).text()) for r, v in enumerate(self.values())}
+
+    def areas_mm2(self) -> dict[int, float]:
+        """Areas as shown on a 2D image: label value → mm² (empty for volumes or no pixel size)."""
+        if self.isColumnHidden(3) or not self._flat:
             return {}
         return {v: float(self.item(r, 3).text()) for r, v in enumerate(self.values())}
 
