@@ -11,6 +11,7 @@ from support.dicom_series_factory import phantom_stored, write_series
 from napari_clinlabel.core.annotate.boxes import LesionBox, add_box, load_boxes, with_slices
 from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.export.gate import export
+from napari_clinlabel.core.export.sr import sr_bytes
 from napari_clinlabel.core.export.sr_read import (
     import_boxes,
     place_boxes,
@@ -202,3 +203,31 @@ def test_an_sr_written_by_dcmqi_is_read_and_its_segment_groups_skipped(shared_da
     # its evidence: the SEG's series and the CT series the SEG was made on
     assert str(seg.ReferencedSeriesSequence[0].SeriesInstanceUID) in report.referenced_series_uids
     assert str(seg.SeriesInstanceUID) in report.referenced_series_uids
+
+
+def test_sr_bytes_are_pydicoms_own_encoding(exported):
+    """The faster writing (one ambiguous-VR pass, items marked as encoded) gives byte for byte
+    what pydicom's writer gives for the same dataset built fresh."""
+    import copy
+    import io
+
+    _vol, _before, path, _root = exported
+    ds = pydicom.dcmread(path)
+    fresh = pydicom.Dataset()  # the same content as a tree built in memory (no original encoding)
+    for elem in copy.deepcopy(ds):
+        fresh.add(elem)
+    plain = copy.deepcopy(fresh)
+    for item in _walk(plain):
+        item.set_original_encoding(None, None, None)
+    fresh.file_meta = plain.file_meta = ds.file_meta
+    buf = io.BytesIO()
+    plain.save_as(buf, enforce_file_format=True)
+    assert sr_bytes(fresh) == buf.getvalue()
+
+
+def _walk(ds):
+    yield ds
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value:
+                yield from _walk(item)

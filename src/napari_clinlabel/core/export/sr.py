@@ -499,8 +499,27 @@ def observed_from_log(
     return out, names
 
 
+def _mark_written_encoding(ds: Dataset) -> None:
+    """Mark every dataset of the content tree as already in Explicit VR Little Endian."""
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value:
+                item.set_original_encoding(False, True, item._character_set)
+                _mark_written_encoding(item)
+
+
 def sr_bytes(sr: Dataset) -> bytes:
-    """The DICOM file bytes of an SR dataset."""
+    """The DICOM file bytes of an SR dataset.
+
+    pydicom's writer runs its ambiguous-VR correction over the whole subtree of every dataset it
+    writes that was built in memory, so a content tree thousands of items deep in nesting is
+    corrected again at every level (half of a 100-box report's writing time). Here the
+    correction runs once over the whole tree, then each item is marked as encoded the way it is
+    written (Explicit VR Little Endian, its own character set) so the writer takes it as is."""
+    from pydicom.filewriter import correct_ambiguous_vr  # lazy, as in seg.py's writers
+
+    correct_ambiguous_vr(sr, True)
+    _mark_written_encoding(sr)
     return seg_bytes(sr)
 
 
