@@ -176,3 +176,27 @@ def test_local_threshold_box_grows_until_the_region_fits():
     assert np.array_equal(out, expect)
     assert out[5, 10, 20] and not out[5, 60, 110]  # the far corner reached, the neck cut
     assert res.roi[1].stop - res.roi[1].start > 2 * 8 / SPACING[1]  # the box grew
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32])
+def test_planned_change_in_a_box_follows_the_rules_voxel_by_voxel(dtype):
+    """Against the rule written out per voxel with numpy masks (locks, other labels, the box)."""
+    from napari_clinlabel.core.annotate.tools import ToolResult
+
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 5, (10, 24, 20)).astype(dtype)
+    roi = (slice(2, 9), slice(3, 20), slice(5, 17))
+    box = tuple(r.stop - r.start for r in roi)
+    where = rng.random(box) > 0.5
+    target = rng.integers(0, 4, box).astype(dtype)
+    for overwrite in (False, True):
+        for locked in ((), (2,), (1, 4)):
+            res = ToolResult("t", where, target, frozenset({1, 3}), roi=roi)
+            out = _apply(labels, res, overwrite_other_labels=overwrite, locked=locked)
+            cur = labels[roi]
+            ok = where & ~np.isin(cur, locked)
+            if not overwrite:
+                ok &= np.isin(cur, (0, 1, 3))
+            expect = labels.copy()
+            expect[roi] = np.where(ok, target, cur)
+            assert np.array_equal(out, expect)

@@ -78,10 +78,7 @@ def planned_change(
             "use a uint16 labels layer."
         )
     local = np.flatnonzero(where.reshape(-1))
-    coords = np.unravel_index(local, box)
-    idx = np.ravel_multi_index(
-        tuple(c + r.start for c, r in zip(coords, roi, strict=True)), labels.shape
-    ).astype(np.int64)
+    idx = _global_index(local, roi, box, labels.shape)
     current = labels.reshape(-1)[idx]
     new = (
         np.asarray(target).reshape(-1)[local].astype(labels.dtype)
@@ -89,14 +86,41 @@ def planned_change(
         else np.full(idx.shape, int(target), labels.dtype)
     )
     keep = current != new
-    lock = np.asarray(sorted(int(v) for v in locked), dtype=np.int64)
-    if lock.size:
-        keep &= ~np.isin(current, lock)
-    if not overwrite_other_labels:
-        edits = np.asarray(sorted(result.edits), dtype=np.int64)
-        keep &= (current == 0) | np.isin(current, edits)
-    idx = idx[keep].astype(np.int64)
+    # which current values may change: a lookup table indexed by the value (np.isin sorts the
+    # millions of voxels a grow preview holds)
+    may = np.ones(int(info.max) + 1 if labels.dtype.itemsize <= 2 else 0, bool)
+    lock = sorted(int(v) for v in locked)
+    if may.size:
+        if not overwrite_other_labels:
+            allowed = np.zeros_like(may)
+            allowed[[0, *sorted(int(v) for v in result.edits if 0 <= int(v) < may.size)]] = True
+            may &= allowed
+        may[[v for v in lock if 0 <= v < may.size]] = False
+        keep &= may[current]
+    else:  # 32-bit labels: no table
+        if lock:
+            keep &= ~np.isin(current, np.asarray(lock, dtype=np.int64))
+        if not overwrite_other_labels:
+            edits = np.asarray(sorted(result.edits), dtype=np.int64)
+            keep &= (current == 0) | np.isin(current, edits)
+    idx = idx[keep]
     return idx, current[keep], new[keep]
+
+
+def _global_index(
+    local: np.ndarray, roi: tuple[slice, ...], box: tuple[int, ...], shape: tuple[int, ...]
+) -> np.ndarray:
+    """Flat indices in an array of ``shape`` of the flat indices ``local`` of its box ``roi``.
+
+    One table of row starts (a row = a run along the last axis) and two integer operations per
+    voxel, instead of unravelling and ravelling every coordinate.
+    """
+    nx = box[-1]
+    grids = np.meshgrid(*[np.arange(r.start, r.stop) for r in roi[:-1]], indexing="ij")
+    rows = np.ravel_multi_index(tuple(grids), shape[:-1]).reshape(-1).astype(np.int64)
+    rows = rows * shape[-1] + roi[-1].start
+    r, c = np.divmod(local.astype(np.int64), nx)
+    return rows[r] + c
 
 
 def preview_array(labels: np.ndarray, idx: np.ndarray, new: np.ndarray) -> np.ndarray:
