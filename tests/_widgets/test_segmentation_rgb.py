@@ -131,6 +131,7 @@ def test_fundus_sample_is_segmented_as_2d_labels(make_napari_viewer, qtbot, tmp_
     table = widget._label_table
     qtbot.waitUntil(lambda: table.counts().get(2) == int(painted.sum()), timeout=3000)
     assert table.horizontalHeaderItem(3).text() == "mm²" and widget.volumes_ml() == {}
+    assert table.horizontalHeaderItem(2).text() == "Pixels"
     assert table.areas_mm2()[2] == pytest.approx(painted.sum() * 0.015**2, abs=0.006)
     replayed = replay_labels(log).labels[name]
     np.testing.assert_array_equal(replayed, labels.data)  # the log alone gives the layer back

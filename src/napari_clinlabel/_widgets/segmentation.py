@@ -205,7 +205,7 @@ class SegmentationWidget(QWidget):
             known = volume.spacing_known
             self._voxel_mm3 = volume.geometry.voxel_volume_mm3 if known else None
             flat = volume.geometry.ndim == 2
-            self._label_table.set_count_title("Pixels" if flat and not known else "Voxels")
+            self._label_table.set_count_title("Pixels" if flat else "Voxels")
             self._label_table.set_flat(flat)  # a 2D image's size is an area (mm²), not mL
             self._schedule_volumes()
             low, high = (float(c) for c in image.contrast_limits)
