@@ -368,9 +368,9 @@ def _on_disk(path: Path, sop_uid: str) -> bool:
         return False
 
 
-def _write_bytes(data: bytes, path: Path) -> None:
+def _write_bytes(data: bytes, path: Path) -> Path:
     """Write ``data`` at ``path`` via a temporary name and a rename (no fsync: see
-    :func:`_flush_series`), so ``path`` never names a half-written file."""
+    :func:`_flush_series`), so ``path`` never names a half-written file; returns ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -379,6 +379,7 @@ def _write_bytes(data: bytes, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
 
 
 def _part10_bytes(ds: Dataset) -> bytes:
@@ -549,6 +550,17 @@ def iter_pull(
     log.info("WADO: %d instances fetched, %d already on disk", fetched, skipped)
 
 
+def _written(fut: Any, dest: Path, written: list[Path]) -> None:
+    """Wait for one background file write; a failure becomes one clear :class:`PacsError`."""
+    try:
+        written.append(fut.result())
+    except OSError as exc:
+        raise PacsError(
+            f"{dest}: cannot write a pulled instance ({exc.strerror}); free space or choose "
+            "another folder. Run the pull again to resume."
+        ) from None
+
+
 def _fresh_series(
     conn: PacsConnection,
     client: Any,
@@ -564,6 +576,8 @@ def _fresh_series(
     study, count = _series_info(conn, client, study, series)
     pool = ThreadPoolExecutor(max_workers=1)
     listing = pool.submit(_instances, conn, client, study, series)
+    writer = ThreadPoolExecutor(max_workers=1)  # file writes overlap parsing the next part
+    pending: list[Any] = []
     folder = instance_path(dest, series, "1").parent
     folder.mkdir(parents=True, exist_ok=True)
     received: set[str] = set()
@@ -585,25 +599,25 @@ def _fresh_series(
             if sop in received:
                 continue
             path = instance_path(dest, series, sop)
-            try:
-                _write_bytes(data, path)
-            except OSError as exc:
-                raise PacsError(
-                    f"{dest}: cannot write instance {sop} ({exc.strerror}); free space or "
-                    "choose another folder. Run the pull again to resume."
-                ) from None
+            pending.append(writer.submit(_write_bytes, data, path))
+            if len(pending) > 16:  # bounded: at most 16 parts wait in memory for the disk
+                _written(pending.pop(0), dest, written)
             if keep is not None:
                 keep[path] = data
                 if header is not None:
                     keep_headers.append(header)
-            written.append(path)
             received.add(sop)
             n = len(received)
             yield PullProgress(n, max(count or 0, n), n, 0, series)
     finally:  # what was written (complete or cancelled) is made durable once
         pool.shutdown(wait=False, cancel_futures=True)
-        if written:
-            _flush_series(folder, written)
+        try:
+            while pending:
+                _written(pending.pop(0), dest, written)
+        finally:
+            writer.shutdown(wait=True)
+            if written:
+                _flush_series(folder, written)
     listed = {sop for _, _, sop in listing.result()}
     missing = listed - received
     if missing:
