@@ -458,6 +458,7 @@ def iter_pull(
     cancelled: Callable[[], bool] = lambda: False,
     keep: dict[Path, bytes] | None = None,
     keep_headers: list[SliceHeader] | None = None,
+    flush_later: list[tuple[Path, list[Path]]] | None = None,
 ) -> Iterator[PullProgress]:
     """Pull a study or a series into ``dest``, yielding progress after every instance.
 
@@ -466,7 +467,9 @@ def iter_pull(
     flushed to disk once, when complete. Stops (leaving complete files only) when
     ``cancelled()`` turns true. Raises :class:`PacsError` when an instance did not arrive.
     ``keep``: filled with ``{path: bytes}`` of every instance fetched (to open without rereading),
-    and ``keep_headers`` with their parsed headers.
+    and ``keep_headers`` with their parsed headers. ``flush_later``: a fresh series that arrived
+    whole is not flushed here but listed there (folder, files) for the caller, who must call
+    :func:`_flush_series` on it before reporting the pull done (it overlaps the flush with work).
     """
     keep_headers = [] if keep_headers is None else keep_headers
     if (study_uid is None) == (series_uid is None):
@@ -483,7 +486,7 @@ def iter_pull(
         folder = instance_path(dest, series, "1").parent
         if not (folder.is_dir() and any(folder.glob("*.dcm"))):  # nothing there yet
             yield from _fresh_series(conn, client, dest, study, series, cancelled, keep,
-                                     keep_headers)  # fmt: skip
+                                     keep_headers, flush_later)  # fmt: skip
             return
     listed = _instances(conn, client, study, series)
     total, done, fetched, skipped = len(listed), 0, 0, 0
@@ -570,6 +573,7 @@ def _fresh_series(
     cancelled: Callable[[], bool],
     keep: dict[Path, bytes] | None,
     keep_headers: list[SliceHeader],
+    flush_later: list[tuple[Path, list[Path]]] | None = None,
 ) -> Iterator[PullProgress]:
     """A series none of whose files are on disk: the instance listing (QIDO, slow on some
     servers) runs beside the streamed retrieve; every listed instance must have arrived."""
@@ -582,6 +586,7 @@ def _fresh_series(
     folder.mkdir(parents=True, exist_ok=True)
     received: set[str] = set()
     written: list[Path] = []
+    complete = False
     try:
         it = iter(_call(conn, f"retrieving series {series}",
                         lambda: _series_parts(client, study, series)))  # fmt: skip
@@ -609,6 +614,7 @@ def _fresh_series(
             received.add(sop)
             n = len(received)
             yield PullProgress(n, max(count or 0, n), n, 0, series)
+        complete = True
     finally:  # what was written (complete or cancelled) is made durable once
         pool.shutdown(wait=False, cancel_futures=True)
         try:
@@ -616,7 +622,9 @@ def _fresh_series(
                 _written(pending.pop(0), dest, written)
         finally:
             writer.shutdown(wait=True)
-            if written:
+            if written and complete and flush_later is not None:
+                flush_later.append((folder, written))
+            elif written:
                 _flush_series(folder, written)
     listed = {sop for _, _, sop in listing.result()}
     missing = listed - received
@@ -639,12 +647,13 @@ def pull(
     progress: Callable[[PullProgress], None] | None = None,
     keep: dict[Path, bytes] | None = None,
     keep_headers: list[SliceHeader] | None = None,
+    flush_later: list[tuple[Path, list[Path]]] | None = None,
 ) -> PullResult:
     """Pull a study or a series into ``dest`` (see :func:`iter_pull`); checks every instance."""
     last = PullProgress(0, 0, 0, 0, "")
     folders: list[Path] = []
     for last in iter_pull(conn, dest, study_uid=study_uid, series_uid=series_uid, keep=keep,
-                          keep_headers=keep_headers):  # fmt: skip
+                          keep_headers=keep_headers, flush_later=flush_later):  # fmt: skip
         folder = Path(dest) / last.series_uid
         if folder not in folders:
             folders.append(folder)
@@ -664,15 +673,24 @@ def pull_series_volumes(
     on disk are read from there): the same Volumes as ``read_volumes`` of the series folder."""
     keep: dict[Path, bytes] = {}
     headers: list[SliceHeader] = []
+    later: list[tuple[Path, list[Path]]] = []
     res = pull(conn, dest, series_uid=series_uid, progress=progress, keep=keep,
-               keep_headers=headers)  # fmt: skip
-    folder = res.folders[0]
-    for p in sorted(folder.glob("*.dcm")):
-        if p not in keep:  # already on disk before this pull
-            keep[p] = p.read_bytes()
-            if (h := read_header(p, keep[p])) is not None:
-                headers.append(h)
-    return read_dicom_buffers(keep, headers)
+               keep_headers=headers, flush_later=later)  # fmt: skip
+    # the series is made durable while it is opened; both are done before this returns
+    with ThreadPoolExecutor(max_workers=1) as flusher:
+        flushes = [flusher.submit(_flush_series, f, w) for f, w in later]
+        try:
+            folder = res.folders[0]
+            for p in sorted(folder.glob("*.dcm")):
+                if p not in keep:  # already on disk before this pull
+                    keep[p] = p.read_bytes()
+                    if (h := read_header(p, keep[p])) is not None:
+                        headers.append(h)
+            volumes = read_dicom_buffers(keep, headers)
+        finally:
+            for fut in flushes:
+                fut.result()
+    return volumes
 
 
 def dicom_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
