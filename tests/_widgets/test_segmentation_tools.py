@@ -268,9 +268,32 @@ def test_scissors_rectangle_drawn_on_the_canvas_cuts_and_keeps_locks(ct, qtbot):
     assert not (labels.data[inside & a] == LIVER).any()  # cut on every slice
     assert (labels.data[a & ~inside] == LIVER).all()
     assert (labels.data[b] == SPLEEN).all()  # locked: untouched
-    # an erase makes no voxels: the liver's remaining voxels are the reader's -> MANUAL
+    # now fill: an ellipse added to the Shapes layer, "fill inside", this slice, label 3
+    labels.selected_label = 3
+    tools._sc_side.setCurrentIndex(2)  # fill inside
+    tools._sc_extent.setCurrentIndex(0)  # this slice
+    tools._sc_all.setChecked(False)
+    shapes.add_ellipses(np.array([[1, 200, 270], [1, 200, 310], [1, 240, 310], [1, 240, 270]]))
+    qtbot.waitUntil(lambda: tools.preview.layer is not None and not tools.preview.busy,
+                    timeout=30000)  # fmt: skip
+    qtbot.mouseClick(tools._apply_btn, Qt.MouseButton.LeftButton)
+    rec = records(log_path)[-1]
+    assert rec["data"]["tool"] == "scissors" and rec["data"]["params"]["operation"] == "fill"
+    assert rec["data"]["params"]["shape"] == "ellipse" and rec["data"]["params"]["label"] == 3
+    filled = labels.data == 3
+    assert filled[1].any() and not filled[0].any() and not filled[2].any()
+    yy, xx = np.mgrid[: filled.shape[1], : filled.shape[2]]
+    disk = ((yy - 220) / 20.0) ** 2 + ((xx - 290) / 20.0) ** 2 <= 1.0
+    assert (filled[1] != disk).sum() <= 0.05 * disk.sum()
+    # the erase made no voxels: the liver's remaining voxels are the reader's -> MANUAL; the
+    # filled label is the tool's -> SEMIAUTOMATIC
     segs, _ = _seg_types(viewer, tmp)
-    assert {str(s.SegmentAlgorithmType) for s in segs.values()} == {"MANUAL"}
+    by_label = {str(s.SegmentLabel): s for s in segs.values()}
+    assert len(by_label) == 3
+    types = sorted(str(s.SegmentAlgorithmType) for s in segs.values())
+    assert types == ["MANUAL", "MANUAL", "SEMIAUTOMATIC"]
+    semi = [s for s in segs.values() if s.SegmentAlgorithmType == "SEMIAUTOMATIC"][0]
+    assert semi.SegmentAlgorithmName == "scissors"
 
 
 def test_joint_smoothing_of_all_labels_applies_as_one_tool_record(ct, qtbot):

@@ -115,7 +115,7 @@ class ToolsPanel(QGroupBox):
         self._sc_shape = QComboBox()
         self._sc_shape.addItems(["polygon", "rectangle", "ellipse"])
         self._sc_side = QComboBox()
-        self._sc_side.addItems(["erase inside", "erase outside"])
+        self._sc_side.addItems(["erase inside", "erase outside", "fill inside", "fill outside"])
         self._sc_extent = QComboBox()
         self._sc_extent.addItems(["this slice", "through the volume"])
         self._sc_all = QCheckBox("all labels (not only the selected one)")
@@ -408,7 +408,8 @@ class ToolsPanel(QGroupBox):
         fn = partial(
             scissors.scissors,
             value=None if self._sc_all.isChecked() else value,
-            side="outside" if self._sc_side.currentIndex() else "inside",
+            side="outside" if self._sc_side.currentIndex() % 2 else "inside",
+            operation="fill" if self._sc_side.currentIndex() >= 2 else "erase",
             extent="volume" if self._sc_extent.currentIndex() else "slice",
             axis=self._host._slice_axis() if labels.ndim == 3 else 0,
         )

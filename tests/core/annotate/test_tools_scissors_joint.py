@@ -62,6 +62,21 @@ def test_circle_matches_a_disk_and_polygon_and_locks():
         scissors(lab, [[1, 0, 0], [1, 0, 2], [1, 2, 0]], "polygon", value=2)  # nothing there
 
 
+def test_fill_inside_paints_the_label_and_leaves_others():
+    lab = _two_labels()
+    rect = [[2, 0, 0], [2, 0, 39], [2, 3, 39], [2, 3, 0]]  # rows 0..3, empty there
+    res = scissors(lab, rect, "rectangle", value=4, operation="fill")
+    out = _apply(lab, res)
+    expect = lab.copy()
+    expect[2, 0:4, :] = 4
+    assert np.array_equal(out, expect) and res.params["operation"] == "fill"
+    over = _apply(lab, scissors(lab, [[2, 0, 0], [2, 0, 39], [2, 39, 39], [2, 39, 0]],
+                                "rectangle", value=4, operation="fill"))  # fmt: skip
+    assert (over[2][lab[2] != 0] == lab[2][lab[2] != 0]).all()  # other labels kept
+    with pytest.raises(InputError):
+        scissors(lab, rect, "rectangle", value=None, operation="fill")
+
+
 def test_joint_smoothing_is_argmax_of_blurred_one_hots_and_keeps_locks():
     rng = np.random.default_rng(0)
     lab = _two_labels()

@@ -1,5 +1,5 @@
-"""Scissors: erase a label inside or outside a polygon, rectangle or ellipse drawn on a slice,
-on that slice only or through the whole volume along the slice axis.
+"""Scissors: erase (or fill) a label inside or outside a polygon, rectangle or ellipse drawn on a
+slice, on that slice only or through the whole volume along the slice axis.
 
 The shape comes as vertices in the label array's index coordinates (what a napari Shapes layer
 on the same grid holds); its polygon is rasterised with scikit-image (``polygon2mask``: a pixel
@@ -20,6 +20,7 @@ from napari_clinlabel.core.errors import ClinlabelError, InputError
 SHAPES = ("polygon", "rectangle", "ellipse")
 SIDES = ("inside", "outside")
 EXTENTS = ("slice", "volume")
+OPERATIONS = ("erase", "fill")
 _ELLIPSE_POINTS = 256
 
 
@@ -52,8 +53,10 @@ def scissors(
     side: str = "inside",
     extent: str = "slice",
     axis: int = 0,
+    operation: str = "erase",
 ) -> ToolResult:
-    """Erase label ``value`` (None: every label) inside or outside the shape.
+    """Erase label ``value`` (None: every label) inside or outside the shape; ``operation="fill"``
+    paints ``value`` there instead (other labels are left alone unless the caller overwrites).
 
     ``vertices`` are (n, ndim) index coordinates on the label grid; for a 3D array the slice is
     the (rounded) coordinate along ``axis`` of the first vertex, and ``extent="volume"`` cuts
@@ -64,6 +67,10 @@ def scissors(
         raise ClinlabelError(f"Unknown side {side!r}; use one of {SIDES}.")
     if extent not in EXTENTS:
         raise ClinlabelError(f"Unknown extent {extent!r}; use one of {EXTENTS}.")
+    if operation not in OPERATIONS:
+        raise ClinlabelError(f"Unknown scissors operation {operation!r}; use one of {OPERATIONS}.")
+    if operation == "fill" and value is None:
+        raise InputError("Filling needs one label: pick it (not 'all labels').")
     v = np.asarray(vertices, float)
     if v.ndim != 2 or v.shape[1] != lab.ndim:
         raise InputError(
@@ -91,6 +98,14 @@ def scissors(
             moved[:] = cut2d
         else:
             moved[k] = cut2d
+    params = {"label": value, "shape": kind, "side": side, "extent": extent, "axis": ax,
+              "slice": k, "operation": operation}  # fmt: skip
+    seeds = {"vertices": [[round(float(c), 3) for c in p] for p in v]}
+    if operation == "fill":
+        where &= lab != value
+        if not where.any():
+            raise InputError(f"Nothing to fill: label {value} already fills the {side}.")
+        return ToolResult("scissors", where, int(value), frozenset({int(value)}), params, seeds)
     hit = lab[where]
     if value is None:
         edits = frozenset(int(x) for x in np.unique(hit) if x != 0)
@@ -103,9 +118,4 @@ def scissors(
             "Nothing to cut: the shape holds no voxel of "
             f"{'any label' if value is None else f'label {value}'} on the {side}."
         )
-    params = {"label": value, "shape": kind, "side": side, "extent": extent, "axis": ax,
-              "slice": k}  # fmt: skip
-    return ToolResult(
-        "scissors", where, 0, edits, params,
-        seeds={"vertices": [[round(float(c), 3) for c in p] for p in v]},
-    )  # fmt: skip
+    return ToolResult("scissors", where, 0, edits, params, seeds)
