@@ -24,10 +24,10 @@ def test_second_reader_on_the_same_viewer(tmp_path, monkeypatch):
     ann_labels = ann_layer.data.copy()
 
     session.set_actor(Actor("bea", "Bea", "annotator"))
+    assert ann_layer not in viewer.layers  # Ann's read is not left open for Bea
     bea_layer, notice = session.reader_labels_layer_for(image)
     assert bea_layer is not ann_layer and bea_layer.name == "CT labels (bea)"
     assert not bea_layer.data.any()
-    assert ann_layer not in viewer.layers  # Ann's read is not left open for Bea
     assert notice == "1 other read of this image exists; it stays hidden until adjudication."
     rec = session.edit_labels(bea_layer, np.arange(100, 120), 3, tool="brush")
     assert rec["actor"]["id"] == "bea" and rec["target"]["labels"] == "segmentation (bea)"

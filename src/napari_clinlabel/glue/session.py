@@ -153,6 +153,7 @@ class Session:
         self._actor, self.actor_error, self._chosen = actor, None, True
         for log in self._logs.values():
             log.actor = actor
+        self._close_unseen_reads(actor)
         self.actor_changed.emit(actor)
 
     def roster_for(self, image_layer: Image | None = None) -> Roster | None:
@@ -272,6 +273,19 @@ class Session:
         )
         assert layer is not None
         return layer, reads_notice(other_readers(records, base, self._actor.id), why)
+
+    def _close_unseen_reads(self, actor: Actor, base: str = "segmentation") -> None:
+        """A new reader on this seat: other readers' labels layers they may not see leave the
+        viewer (their reads stay in the log)."""
+        viewer = self.viewer
+        for rec in list(self._recorders.values()):
+            if not is_of_base(rec.name, base) or not self._in_viewer(rec.layer):
+                continue
+            if rec.name == own_labels_name(iter_records(rec.log.path), base, actor.id):
+                continue
+            roster = self.roster_for(rec.image_layer)
+            if may_see_other_reads(actor, roster, is_adjudicated(rec.log.path)) is None:
+                viewer.layers.remove(rec.layer)
 
     def _close_other_reads(self, image_layer: Image, base: str, keep: str) -> None:
         """Take other readers' labels layers of this image out of the viewer (a shared seat)."""

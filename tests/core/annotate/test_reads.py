@@ -74,9 +74,18 @@ def test_second_reader_gets_her_own_array_replayed_from_her_records_only(tmp_pat
 
 
 def test_an_opened_but_unpainted_array_is_no_read(tmp_path):
+    """Ann opened the labels and painted nothing (or corrected her user id to Bea's at once):
+    no read of hers exists, so Bea works on the plain array and it becomes her read."""
     a = _log(tmp_path, ANN)
     record_labels_create(a, "segmentation", SHAPE, np.uint8)
-    assert other_readers(list(iter_records(a.path)), "segmentation", "bea") == []
+    records = list(iter_records(a.path))
+    assert other_readers(records, "segmentation", "bea") == []
+    assert own_labels_name(records, "segmentation", "bea") == "segmentation"
+    b = _log(tmp_path, BEA)
+    _paint(b, "segmentation", np.zeros(SHAPE, np.uint8), np.s_[0, 0:2, 0:2], 3)
+    records = list(iter_records(a.path))
+    assert other_readers(records, "segmentation", "ann") == ["bea"]
+    assert own_labels_name(records, "segmentation", "ann") == "segmentation (ann)"
 
 
 def test_who_may_see_other_reads(tmp_path, monkeypatch):

@@ -1,8 +1,9 @@
 """Each reader's own labels in a shared log: whose labels array is whose, who may see the others.
 
 Readers of one image in one folder share the image's sidecar log. Each reader keeps their own
-labels array in it: the first reader's array keeps the plain name (``segmentation``; its
-``labels.create`` record names its maker), every later reader's is ``segmentation (<reader id>)``.
+labels array in it: the first reader's array keeps the plain name (``segmentation``: its reader
+is whoever first changed it; an array nobody changed yet is no one's read), every later reader's is
+``segmentation (<reader id>)``.
 A reader's labels layer is restored from their own array only, so another reader's read never
 becomes their starting point and their strokes never land on it. Until the image is adjudicated
 only a reviewer, an adjudicator or the dataset's owner may see the other reads
@@ -27,6 +28,7 @@ class LabelArray:
     name: str
     maker: str | None  # actor id of the first record naming it (its labels.create)
     editors: frozenset[str]  # actor ids of the records that changed it (create excluded)
+    first_editor: str | None = None  # whose read it is (None: nobody changed it yet)
 
 
 def reader_array_name(base: str, reader_id: str) -> str:
@@ -38,6 +40,7 @@ def label_arrays(records: Iterable[dict[str, Any]]) -> dict[str, LabelArray]:
     """Every labels array the records name, in order of first appearance."""
     makers: dict[str, str | None] = {}
     editors: dict[str, set[str]] = {}
+    first: dict[str, str] = {}
     for rec in records:
         target = rec.get("target")
         name = target.get("labels") if isinstance(target, dict) else None
@@ -49,7 +52,8 @@ def label_arrays(records: Iterable[dict[str, Any]]) -> dict[str, LabelArray]:
         edits = editors.setdefault(name, set())
         if rec.get("action") != "labels.create" and actor is not None:
             edits.add(actor)
-    return {n: LabelArray(n, makers[n], frozenset(editors[n])) for n in makers}
+            first.setdefault(name, actor)
+    return {n: LabelArray(n, makers[n], frozenset(editors[n]), first.get(n)) for n in makers}
 
 
 def is_of_base(name: str, base: str) -> bool:
@@ -58,23 +62,25 @@ def is_of_base(name: str, base: str) -> bool:
 
 
 def own_labels_name(records: Iterable[dict[str, Any]], base: str, reader_id: str) -> str:
-    """The array ``reader_id`` works on: ``base`` when nobody or they made it, else their own."""
+    """The array ``reader_id`` works on: ``base`` unless it is another reader's read (someone
+    else changed it first), else ``base (<reader id>)``."""
     arrays = label_arrays(records)
     mine = reader_array_name(base, reader_id)
     if mine in arrays:
         return mine
     first = arrays.get(base)
-    return base if first is None or first.maker == reader_id else mine
+    taken = first is not None and first.first_editor not in (None, reader_id)
+    return mine if taken else base
 
 
 def other_readers(records: Iterable[dict[str, Any]], base: str, reader_id: str) -> list[str]:
     """Ids of the other readers whose array of ``base`` holds at least one edit (their read)."""
     out = {
-        arr.maker
+        arr.first_editor
         for arr in label_arrays(records).values()
-        if is_of_base(arr.name, base) and arr.maker and arr.maker != reader_id and arr.editors
+        if is_of_base(arr.name, base) and arr.first_editor not in (None, reader_id)
     }
-    return sorted(out)
+    return sorted(str(r) for r in out)
 
 
 def may_see_other_reads(actor: Actor, roster: Roster | None, adjudicated: bool) -> str | None:
