@@ -178,3 +178,35 @@ def test_fundus_sample_is_segmented_as_2d_labels(make_napari_viewer, qtbot, tmp_
         export(None, "dicom-seg", tmp_path / "fundus_seg.dcm", log=session.log_for(image),
                volume=volume, schema=schema_file)  # fmt: skip
     assert "\n" not in str(exc.value) and "NIfTI" in str(exc.value)
+
+
+def test_rgb_stack_gets_zyx_labels(make_napari_viewer, qtbot, tmp_path, errors):
+    """A stack of colour frames (z, y, x, 3) is segmented with (z, y, x) labels on its grid."""
+    from napari_clinlabel._widgets._common import add_volume
+    from napari_clinlabel.core.image.geometry import Geometry
+    from napari_clinlabel.core.image.volume import Volume
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (3, 40, 50, 3), dtype=np.uint8)
+    geom = Geometry((0.5, 0.5, 2.0), (1.0, 2.0, 3.0), tuple(np.eye(3).ravel()))
+    vol = Volume(
+        frames, geom, {"rgb": True, "modality": "XC", "source_path": str(tmp_path / "s.tif")}
+    )
+    viewer = make_napari_viewer()
+    image = add_volume(viewer, vol, name="stack")
+    widget = SegmentationWidget(viewer)
+    qtbot.addWidget(widget)
+    qtbot.mouseClick(widget._start_btn, Qt.MouseButton.LeftButton)
+    labels = widget._labels
+    assert not errors, errors
+    assert labels.data.shape == (3, 40, 50)
+    np.testing.assert_allclose(labels.affine.affine_matrix, image.affine.affine_matrix)
+    labels.selected_label = 1
+    labels.brush_size = 5
+    labels.paint((1, 20, 25), 1)  # napari's own brush call (what a click does)
+    log = get_session(viewer).log_path_for(image)
+    paints = [r for r in iter_records(log) if r["action"] == "label.paint"]
+    assert len(paints) == 1 and labels.data[1, 20, 25] == 1 and not labels.data[0].any()
+    created = next(r for r in iter_records(log) if r["action"] == "labels.create")
+    assert created["data"]["shape"] == [3, 40, 50]
+    assert widget._intensity().shape == (3, 40, 50)  # luminance per frame for the tools
