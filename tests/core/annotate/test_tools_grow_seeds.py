@@ -195,3 +195,23 @@ def test_auto_method_follows_where_the_background_seeds_sit():
     assert res.params["method_used"] == "watershed_gradient" and "background_in_band" not in (
         res.params
     )
+
+
+def test_auto_method_is_kept_once_the_background_seeds_are_enough():
+    img = np.full((8, 60, 60), -100, np.int16)  # fat around
+    img[:, 15:45, 15:45] = 60
+    img[:, 50:, :] = 40  # tissue of the structure's band below it
+    seeds = np.zeros(img.shape, np.uint8)
+    _dot(seeds, 4, 30, 30, 1)
+    _dot(seeds, 4, 55, 30, BG)  # first dot (25 voxels) in the band: plain gradient for now
+    g = SeedGrower(img, (2.0, 1.0, 1.0), air_below=None)
+    assert g.grow(seeds).params["method_used"] == "watershed_gradient"
+    for x in (5, 15, 25, 35, 45):
+        _dot(seeds, 4, 8, x, BG)  # five dots in fat: 150 voxels, 1/6 in band... still plain
+    for x in (5, 15, 25, 35, 45):
+        _dot(seeds, 3, 8, x, BG)
+    res = g.grow(seeds)  # 275 voxels, 25 in band (0.09): damped, and now kept
+    assert res.params["method_used"] == "watershed" and g.last_update == "full"
+    for x in (5, 15, 25, 35, 45):
+        _dot(seeds, 2, 55, x, BG)  # many more in the band: the kept choice does not switch
+    assert g.grow(seeds).params["method_used"] == "watershed"

@@ -18,8 +18,10 @@ whose far side lies within a foreground label's intensity band — right on real
 fat, kidney, stomach wall), wrong where neighbours share the structure's intensity (the phantom's
 liver at 60 HU inside 40 HU tissue). The measurable property is where the background seeds sit:
 when at least ``AUTO_BAND_FRACTION`` of their voxels lie in a foreground label's band, the plain
-gradient is used. Decided at the first grow and kept for the grower's life (the preview does not
-switch method under the reader); the record carries the choice and the fraction.
+gradient is used. Re-decided at each grow until the background seeds hold
+``AUTO_MIN_BG_VOXELS`` voxels, then kept for the grower's life (one early dot does not decide,
+and later corrections do not switch the method under the reader); the record carries the choice
+and the fraction.
 
 Seed changes update locally: when seeds are only added and the change fits a box well inside the
 region, only a box ``update_mm`` around the change is flooded again, its faces held at the
@@ -40,6 +42,7 @@ from napari_clinlabel.core.errors import ClinlabelError, InputError
 
 METHODS = ("auto", "watershed", "watershed_gradient")
 AUTO_BAND_FRACTION = 0.15  # dcmqi CT liver: 0.00 of background seed voxels in band; phantom: 0.29
+AUTO_MIN_BG_VOXELS = 100  # the decision is kept once the background seeds hold this many voxels
 
 
 def background_seed_value(dtype: np.dtype | type) -> int:
@@ -142,6 +145,7 @@ class SeedGrower:
         self.update_mm = float(update_mm)
         self.method_used: str | None = None if method == "auto" else method
         self.band_fraction: float | None = None
+        self._auto_kept = method != "auto"
         self.last_update = "full"  # or "local" / "unchanged": what the last grow did
         self._cache: _Cache | None = None
 
@@ -190,10 +194,14 @@ class SeedGrower:
             if vals.size == 0:
                 vals = np.asarray(self.image[cache.roi][s[cache.roi] == v], np.float32)
             stats[v] = (float(vals.mean()), max(float(vals.std()), 10.0))
-        if self.method_used is None:
+        if not self._auto_kept:
             self.band_fraction = self._band_fraction(smooth[markers == bg], stats)
             use_plain = self.band_fraction >= AUTO_BAND_FRACTION
-            self.method_used = "watershed_gradient" if use_plain else "watershed"
+            used = "watershed_gradient" if use_plain else "watershed"
+            if used != self.method_used:
+                cache.last = None  # another edge map: no local update from the old flood
+            self.method_used = used
+            self._auto_kept = int(np.count_nonzero(seed_vals == bg)) >= AUTO_MIN_BG_VOXELS
         bg_marker = max(fg_values) + 1
         m = np.where(markers == bg, bg_marker, markers).astype(np.uint16)
         if self.air_below is not None and min(mu for mu, _ in stats.values()) > self.air_below:
