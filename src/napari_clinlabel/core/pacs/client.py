@@ -684,8 +684,10 @@ def pull_series_volumes(
             for p in sorted(folder.glob("*.dcm")):
                 if p not in keep:  # already on disk before this pull
                     keep[p] = p.read_bytes()
-                    if (h := read_header(p, keep[p])) is not None:
-                        headers.append(h)
+            parsed = {h.path for h in headers}
+            for p, data in keep.items():  # on disk before, or its header did not parse at once:
+                if p not in parsed and (h := read_header(p, data)) is not None:  # errors named
+                    headers.append(h)
             volumes = read_dicom_buffers(keep, headers)
         finally:
             for fut in flushes:
