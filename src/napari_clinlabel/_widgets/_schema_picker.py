@@ -50,7 +50,7 @@ class SchemaPicker(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
         layout.addWidget(self._info)
-        self._combo.currentTextChanged.connect(self._on_chosen)
+        self._combo.currentIndexChanged.connect(self._on_chosen)
         self._file_btn.clicked.connect(self._on_file)
         self._show()
 
@@ -63,18 +63,37 @@ class SchemaPicker(QWidget):
         if path:
             self.load_file(path)
 
-    def _on_chosen(self, name: str) -> None:
-        self._use(name)
+    def _on_chosen(self, index: int) -> None:
+        path = self._combo.itemData(index)  # a file loaded earlier, else a built-in name
+        self._use(Path(path) if path else self._combo.itemText(index))
 
     def _use(self, what: str | Path) -> bool:
         try:
             self.schema = load_schema(what)
         except ClinlabelError as exc:
             self._on_error(exc)
+            self._select(self.schema)  # the combo names the schema still in force
             return False
+        self._select(self.schema)
         self._show()
         self.schema_changed.emit(self.schema)
         return True
+
+    def _select(self, schema: Schema) -> None:
+        """Point the combo at ``schema``: its built-in name, or an entry for its file."""
+        if schema.path is None:
+            index = self._combo.findText(schema.id)
+        else:
+            index = self._combo.findData(str(schema.path))
+            if index < 0:
+                self._combo.addItem(
+                    f"{schema.id} (file {Path(schema.path).name})", str(schema.path)
+                )
+                index = self._combo.count() - 1
+        if index >= 0 and index != self._combo.currentIndex():
+            self._combo.blockSignals(True)  # showing what is in force is not a new choice
+            self._combo.setCurrentIndex(index)
+            self._combo.blockSignals(False)
 
     def _show(self) -> None:
         s = self.schema
