@@ -366,3 +366,37 @@ def test_tilted_enhanced_ct_keeps_its_per_frame_shear(tmp_path):
     assert vol.geometry.sheared
     for k, moved in truth.items():
         np.testing.assert_allclose(vol.geometry.index_to_world((k, 0, 0))[::-1], moved, atol=1e-4)
+
+
+def test_tilted_labels_round_trip_through_the_logged_export_to_nifti_and_nrrd(tmp_path):
+    import nibabel as nib  # oracle: reads the exported sform back
+    import nrrd
+
+    from napari_clinlabel import api
+
+    t = np.radians(-18.5)
+    src = tmp_path / "ct"
+    ws = write_series(src, phantom_stored((6, 10, 12)), stack_vector=(0.0, -np.sin(t), np.cos(t)),
+                      gantry_tilt_deg=-18.5)  # fmt: skip
+    by_uid = {ds.SOPInstanceUID: ds for ds in map(pydicom.dcmread, ws.files)}
+    ana = api.Actor("ana", "Ana Ruiz", "annotator")
+    with api.open_image(src, ana) as image:
+        mask = np.zeros(image.shape, bool)
+        mask[1, 2:4, 3:6] = mask[5, 8, 11] = True
+        image.paint(mask, 1)
+        image.export("nifti", tmp_path / "out.nii.gz")
+        image.export("nrrd", tmp_path / "out.nrrd")
+        with pytest.raises(ClinlabelError, match="sheared"):
+            image.export("mha", tmp_path / "out.mha")
+        uids = image.volume.meta["sop_instance_uids"]
+    img = nib.load(tmp_path / "out.nii.gz")
+    arr, hdr = nrrd.read(str(tmp_path / "out.nrrd"))
+    np.testing.assert_array_equal(np.asarray(img.dataobj).transpose(2, 1, 0), mask)
+    np.testing.assert_array_equal(arr.transpose(2, 1, 0), mask)
+    for k, j, i in zip(*np.nonzero(mask), strict=True):
+        truth = _voxel_centres(by_uid[uids[k]], np.r_[j], np.r_[i])[0]
+        ras = nib.affines.apply_affine(img.affine, [i, j, k])
+        np.testing.assert_allclose(ras * [-1, -1, 1], truth, atol=1e-4)
+        lps = np.array([i, j, k]) @ np.asarray(hdr["space directions"]) + hdr["space origin"]
+        np.testing.assert_allclose(lps, truth, atol=1e-4)
+    assert not (tmp_path / "out.mha").exists()
