@@ -262,7 +262,8 @@ def test_pacs_series_as_cases(orthanc, tmp_path, monkeypatch, capsys, make_napar
     viewer, w, errors = _widget(make_napari_viewer, monkeypatch, "ann", ds)
     assert [r["status"] for r in w.rows] == ["not started"]
     before = orthanc.instance_count()
-    qtbot.mouseClick(w._next, LEFT)
+    qtbot.mouseClick(w._next, LEFT)  # the pull runs off the GUI thread, then the case opens
+    qtbot.waitUntil(lambda: w.image is not None or bool(errors), timeout=60000)
     assert not errors
     cache = series_folder(series.series_uid)
     assert cache.is_dir() and len(list(cache.iterdir())) == 5 == before  # every instance pulled

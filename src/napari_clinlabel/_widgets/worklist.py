@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from napari.qt.threading import thread_worker
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -69,6 +70,7 @@ class WorklistWidget(QWidget):
         self.image: Any = None
         self.labels: Any = None
         self.adjudication: Any = None  # the Adjudication widget, once opened from the queue
+        self.worker: Any = None  # the PACS pull running, if any
         self._folder = QLineEdit()
         self._folder.setPlaceholderText("dataset folder (holds clinlabel-dataset.json)")
         self._browse = QPushButton("Browse…")
@@ -215,10 +217,9 @@ class WorklistWidget(QWidget):
             if entry is None:
                 self._status.setText("nothing to do: every case of yours is done or flagged")
                 return
-            self.open_entry(entry)
+            self.open_entry(entry)  # refreshes the tables once the case is open
         except ClinlabelError as exc:
             self._session.report_error(exc)
-        self.refresh()
 
     def _on_open_selected(self) -> None:
         case_id = self._selected_case()
@@ -245,18 +246,38 @@ class WorklistWidget(QWidget):
             base = self.ds.folder / READS / self.ds.read_name(case_id, self.user)
         base = Path(str(base).removesuffix(".clinlabel.jsonl"))
         case = self.ds.state().cases[case_id]
+        if case.pacs is not None:  # pulled into the cache off the GUI thread, then opened
+            self._status.setText(f"{case_id}: pulling the series from PACS…")
+            self._next.setEnabled(False)
+            worker = thread_worker(fetch, start_thread=False, ignore_errors=True)(self.ds, case)
+            worker.returned.connect(lambda path: self._opened(entry, path, base))
+            worker.errored.connect(self._session.report_error)
+            worker.finished.connect(lambda: self._next.setEnabled(True))
+            self.worker = worker
+            worker.start()
+            return
         self._status.setText(f"{case_id}: opening…")
-        path = fetch(self.ds, case)  # a PACS series is pulled into the cache first
-        self._open_image(case_id, path, base, task)
-        self.current = entry
+        self._opened(entry, fetch(self.ds, case), base)
+
+    def _opened(self, entry: dict[str, Any], path: Path, base: Path) -> None:
+        """Show the case's image (on this machine at ``path``) for its task."""
+        task, case_id = entry["task"], entry["case"]
+        try:
+            self._open_image(case_id, path, base, task)
+            self.current = entry
+            if task == "adjudicate":
+                self._open_adjudication(entry["reads"])
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
+            return
         if task == "adjudicate":
-            self._open_adjudication(entry["reads"])
             self._status.setText(f"{case_id}: adjudicate ({'; '.join(entry['why'])})")
         elif task == "review":
             self._status.setText(f"{case_id}: review {entry['reader']}'s read; approve or return")
         else:
             note = f" — returned: {entry['returned']}" if entry.get("returned") else ""
             self._status.setText(f"{case_id}: {entry['status']}{note}")
+        self.refresh()
 
     def _open_image(self, case_id: str, path: Path, log_base: Path, task: str) -> None:
         volumes = read_volumes(path)
