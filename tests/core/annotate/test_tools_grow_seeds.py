@@ -215,3 +215,22 @@ def test_auto_method_is_kept_once_the_background_seeds_are_enough():
     for x in (5, 15, 25, 35, 45):
         _dot(seeds, 2, 55, x, BG)  # many more in the band: the kept choice does not switch
     assert g.grow(seeds).params["method_used"] == "watershed"
+
+
+def test_two_dimensional_image_grows_and_updates_locally():
+    img = np.full((80, 80), -100, np.int16)
+    img[20:60, 20:60] = 60
+    seeds = np.zeros(img.shape, np.uint8)
+    seeds[38:42, 38:42] = 1
+    seeds[5:8, 5:8] = BG
+    g = SeedGrower(img, (0.8, 0.8), air_below=None, update_mm=8)
+    res = g.grow(seeds)
+    out = np.zeros(img.shape, np.uint8)
+    out[res.roi] = res.target
+    assert _dice(out == 1, img == 60) > 0.95
+    seeds[10:13, 45:48] = BG  # outside the square, half the locality margin inside the region
+    res = g.grow(seeds)
+    assert g.last_update == "local"
+    out2 = np.zeros(img.shape, np.uint8)
+    out2[res.roi] = res.target
+    assert _dice(out2 == 1, img == 60) > 0.95
