@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QAbstractItemView, QComboBox, QFormLayout, QTableWidget, QWidget
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFormLayout,
+    QPushButton,
+    QTableWidget,
+    QWidget,
+)
 
 from napari_clinlabel.core.annotate.box_view import NOT_SET
 from napari_clinlabel.core.annotate.boxes import LesionBox
@@ -26,6 +33,9 @@ class BoxForm(QWidget):
         self.cls_combo = QComboBox()
         self.confidence_combo = QComboBox()
         self.attr_combos: dict[str, QComboBox] = {}
+        # attribute -> (value, why) the image header suggests; shown as a button, never set
+        self._offers: dict[str, tuple[str, str]] = {}
+        self.offer_buttons: dict[str, QPushButton] = {}
         self._filling = False
         self._form = QFormLayout(self)
         self._form.setContentsMargins(0, 0, 0, 0)
@@ -43,6 +53,9 @@ class BoxForm(QWidget):
         try:
             for combo in self.attr_combos.values():
                 self._form.removeRow(combo)
+            for button in self.offer_buttons.values():
+                self._form.removeRow(button)
+            self.offer_buttons.clear()
             self.attr_combos.clear()  # cleared in place: callers may hold the dict
             self.cls_combo.clear()
             self.cls_combo.addItems([NOT_SET, *schema.lesion_classes])
@@ -56,6 +69,35 @@ class BoxForm(QWidget):
                 self._form.addRow(name.capitalize(), combo)
         finally:
             self._filling = False
+        self._show_offers()
+
+    def offer_header(self, meta: dict[str, Any]) -> None:
+        """Offer the image header's laterality (ImageLaterality / Laterality) for the box.
+
+        Only offered: the combo stays "not set" until the reader presses "Use header: …", which
+        sets it like any other choice of theirs (so the record holds a value a human chose).
+        """
+        self._offers.clear()
+        side = {"L": "left", "R": "right"}.get(str(meta.get("laterality") or "").upper())
+        if side:
+            view = f" {meta['view_position']}" if meta.get("view_position") else ""
+            self._offers["laterality"] = (side, f"ImageLaterality {meta['laterality']}{view}")
+        self._show_offers()
+
+    def _show_offers(self) -> None:
+        for button in self.offer_buttons.values():
+            self._form.removeRow(button)
+        self.offer_buttons.clear()
+        for name, (value, why) in self._offers.items():
+            combo = self.attr_combos.get(name)
+            if combo is None or combo.findText(value) < 0:
+                continue  # the schema in force has no such attribute or value
+            button = QPushButton(f"Use header: {value}")
+            button.setToolTip(f"From the image header ({why}); not set until you press this")
+            button.clicked.connect(lambda _=False, c=combo, v=value: c.setCurrentText(v))
+            row, _role = self._form.getWidgetPosition(combo)
+            self._form.insertRow(row + 1, "", button)
+            self.offer_buttons[name] = button
 
     def values(self) -> dict[str, Any]:
         """``cls``, ``confidence`` (None: not set) and ``attributes`` (unset ones left out)."""

@@ -173,6 +173,7 @@ class LesionBoxWidget(ImageWidget):
         in_force = box_schema_in_force(iter_records(log_path)) if self._boxes else None
         modality = (image.metadata.get("clinlabel") or {}).get("modality")
         self._use_schema(lesion_schema_for(modality, in_force, builtin_lesion_schemas()))
+        self._form.offer_header(image.metadata.get("clinlabel") or {})  # offered, never set
         self._anchor = {bid: middle_slice(b) for bid, b in self._boxes.items()}
         self._selected = None
         shape = self._volume.spatial_shape

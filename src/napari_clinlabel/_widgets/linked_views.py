@@ -29,6 +29,9 @@ from qtpy.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from napari_clinlabel._widgets._common import OVERLAY, unwrap_viewer
 from napari_clinlabel.core.image.orientation import edge_letters
+from napari_clinlabel.glue.label_recorder import _regions_of  # the recorder's reading of an item
+from napari_clinlabel.glue.layers import LABELS_META
+from napari_clinlabel.glue.session import get_session
 
 CROSSHAIR = "crosshair"
 LINKED = "clinlabel_linked"  # metadata key of a side view's linked copy: the view's name
@@ -82,7 +85,9 @@ class LinkedViewsWidget(QWidget):
         self._links: dict[int, _Link] = {}  # id(main layer) -> link
         self._crosshairs: dict[int, Shapes] = {}  # id(viewer model) -> its crosshair layer
         self._syncing = False
-        self._dirty_layers: dict[int, Layer] = {}
+        # id(layer) -> (layer, regions to redraw or None for all), redrawn when Qt is idle
+        self._dirty_layers: dict[int, tuple[Layer, list[tuple[slice, ...]] | None]] = {}
+        self._from_side = False
         self._refreshing = False
         self._adding = False
         self._point_hooks: list[tuple[Any, Any]] = []
@@ -110,6 +115,7 @@ class LinkedViewsWidget(QWidget):
             self._set_view(name, order)
         layers = self._viewer.layers
         for emitter, callback in (
+            (get_session(self._viewer).record_appended, self._on_record),
             (layers.events.inserted, self._on_inserted),
             (layers.events.removed, self._on_removed),
             (layers.selection.events.active, self._follow_active),
@@ -119,7 +125,7 @@ class LinkedViewsWidget(QWidget):
         self._sync_point(self._viewer)
         self._follow_active()
         # napari closes the window without closing its docks: unhook when Qt deletes this
-        self.destroyed.connect(lambda *_, w=self: w._teardown())
+        self.destroyed.connect(lambda *_, w=self: w._teardown(touch_layers=False))
 
     # -- public --------------------------------------------------------------------------------
     def viewers(self) -> list[Any]:
@@ -140,11 +146,12 @@ class LinkedViewsWidget(QWidget):
     def flush_refresh(self) -> None:
         """Redraw the layers whose shared data changed elsewhere (queued until Qt is idle)."""
         self._timer.stop()
-        layers, self._dirty_layers = list(self._dirty_layers.values()), {}
+        queued, self._dirty_layers = list(self._dirty_layers.values()), {}
         self._refreshing = True
         try:
-            for layer in layers:
-                layer.refresh()
+            for layer, regions in queued:
+                if regions is None or not _redraw_regions(layer, regions):
+                    layer.refresh()
         finally:
             self._refreshing = False
 
@@ -162,7 +169,7 @@ class LinkedViewsWidget(QWidget):
         link = _Link(main)
         data, kwargs, kind = main.as_layer_data_tuple()
         for name, model in self.models.items():
-            meta = {k: v for k, v in kwargs.get("metadata", {}).items() if k != "clinlabel_labels"}
+            meta = {k: v for k, v in kwargs.get("metadata", {}).items() if k != LABELS_META}
             meta[LINKED] = name
             side = Layer.create(data, {**kwargs, "metadata": meta}, kind)
             if isinstance(main, Labels) and side.data is not main.data:
@@ -175,8 +182,9 @@ class LinkedViewsWidget(QWidget):
         for attr in attrs:
             link.connect(getattr(main.events, attr), self._copier(link, attr))
         if isinstance(main, Labels):
-            link.connect(main.events.paint, lambda e, lk=link: self._main_changed(lk))
-            link.connect(main.events.set_data, lambda e, lk=link: self._main_changed(lk))
+            # a napari tool's item names its region; the recorder's own writes (undo, redo,
+            # tools) show as records with a bbox. Not set_data: it fires on every reslice too
+            link.connect(main.events.paint, lambda e, lk=link: self._main_changed(lk, e))
             link.connect(main.events.data, lambda e, lk=link: self._main_replaced(lk))
         self._links[id(main)] = link
         self._adding = True  # a crosshair is added with the first link, never re-added behind
@@ -216,25 +224,48 @@ class LinkedViewsWidget(QWidget):
         """A stroke committed in a side view: the main layer's paint event logs it, once."""
         side._undo_history.clear()  # undo belongs to the recorder (through the main layer)
         side._redo_history.clear()
-        link.main.events.paint(value=event.value)
-        self._queue(link.main)
+        self._from_side = True
+        try:
+            link.main.events.paint(value=event.value)
+        finally:
+            self._from_side = False
+        regions = _regions_of(event.value, side.ndim)
+        self._queue(link.main, regions)
         for other in link.sides.values():
             if other is not side:
-                self._queue(other)
+                self._queue(other, regions)
 
-    def _main_changed(self, link: _Link) -> None:
-        if self._refreshing:
+    def _main_changed(self, link: _Link, event: Any = None) -> None:
+        if self._refreshing or self._from_side:
             return
+        value = getattr(event, "value", None) if event is not None else None
+        regions = None if value is None else _regions_of(value, link.main.ndim)
         for side in link.sides.values():
-            self._queue(side)
+            self._queue(side, regions)
+
+    def _on_record(self, rec: dict[str, Any]) -> None:
+        """A logged label change (undo/redo/a tool's write): redraw its box in the side views."""
+        name = (rec.get("target") or {}).get("labels")
+        box = (rec.get("data") or {}).get("bbox")
+        if self._from_side or not name or not box or not rec.get("action", "").startswith("label"):
+            return
+        region = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(box[0], box[1], strict=True))
+        for link in self._links.values():
+            meta = link.main.metadata.get(LABELS_META) or {}
+            if meta.get("name") == name and len(region) == link.main.ndim:
+                for side in link.sides.values():
+                    self._queue(side, [region])
 
     def _main_replaced(self, link: _Link) -> None:
         for side in link.sides.values():
             if side.data is not link.main.data:
                 side.data = link.main.data
 
-    def _queue(self, layer: Layer) -> None:
-        self._dirty_layers[id(layer)] = layer
+    def _queue(self, layer: Layer, regions: list[tuple[slice, ...]] | None = None) -> None:
+        """Redraw ``layer`` when Qt is idle: only ``regions`` of it, or all (None)."""
+        _, queued = self._dirty_layers.get(id(layer), (layer, []))
+        merged = None if regions is None or queued is None else [*queued, *regions]
+        self._dirty_layers[id(layer)] = (layer, merged)
         if not self._timer.isActive():
             self._timer.start(0)
 
@@ -383,8 +414,12 @@ class LinkedViewsWidget(QWidget):
                 if index != len(viewer.layers) - 1:
                     viewer.layers.move(index, len(viewer.layers))
 
-    def _teardown(self) -> None:
-        """Unlink: the main viewer forgets the side views, their callbacks and its crosshair."""
+    def _teardown(self, touch_layers: bool = True) -> None:
+        """Unlink: the main viewer forgets the side views, their callbacks and its crosshair.
+
+        ``touch_layers`` False (Qt deleting the window): only disconnect; the viewers' Qt
+        widgets may be gone already, so no layer is removed.
+        """
         for link in self._links.values():
             link.disconnect()
         self._links.clear()
@@ -398,9 +433,11 @@ class LinkedViewsWidget(QWidget):
             ):
                 if cb in cb_list:
                     cb_list.remove(cb)
-        self._remove_crosshairs()
-        for model in self.models.values():
-            model.layers.clear()
+        if touch_layers:
+            self._remove_crosshairs()
+            for model in self.models.values():
+                model.layers.clear()
+        self._crosshairs.clear()
         for qt_viewer in self.qt_viewers.values():
             try:
                 qt_viewer.close()
@@ -413,6 +450,39 @@ class LinkedViewsWidget(QWidget):
         """Unlink the views (see :meth:`_teardown`)."""
         self._teardown()
         super().closeEvent(event)
+
+
+def _redraw_regions(layer: Labels, regions: list[tuple[slice, ...]]) -> bool:
+    """Redraw only where ``regions`` (data-index boxes) cross the slice ``layer`` shows.
+
+    What napari does after its own brush (``_partial_labels_refresh``): a full ``refresh``
+    re-slices and re-uploads the whole plane, several times the cost. Relies on napari 0.9
+    internals; False (the caller refreshes fully) when they are not as expected.
+    """
+    try:
+        displayed = list(layer._slice_input.displayed)
+        if displayed != sorted(displayed) or not layer._slicing_state.loaded:
+            return False
+        if not regions:
+            return True
+        # one box around the stroke's atoms: one texture upload, not one per brush dab
+        union = tuple(
+            slice(min(r[d].start or 0 for r in regions), max(r[d].stop for r in regions))
+            for d in range(layer.ndim)
+        )
+        for key in (union,):
+            where = layer._get_update_slices(key)
+            if where is None:
+                continue  # the change does not cross the plane shown: nothing to draw
+            region_slices, view_slices = where
+            plane = np.asarray(layer.data[key][tuple(region_slices)])
+            layer._slice.image.raw[tuple(view_slices)] = plane  # a view for numpy: same values
+            layer._slice.image.view[tuple(view_slices)] = layer.colormap._data_to_texture(plane)
+            layer._accumulate_updated_slice(key)
+        layer._partial_labels_refresh()
+        return True
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError):
+        return False
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -35,6 +35,7 @@ _EDGES = {
 }
 _OVERLAY_KEY = "clinlabel_orient_"
 CURSOR_OVERLAY = "clinlabel_cursor"
+VIEW_OVERLAY = "clinlabel_mg_view"  # mammography: laterality and view from the header, "L CC"
 KINDS = ("distance", "recist")
 # napari world axes of the plugin's layers are LPS (z, y, x): named by the direction they grow to
 _AXIS_NAMES = ("z (I→S)", "y (A→P)", "x (R→L)")
@@ -75,7 +76,9 @@ class ReadingAidsWidget(ImageWidget):
         self._viewer.dims.events.displayed.connect(self._update_letters)
         self._viewer.dims.events.point.connect(self._update_position)
         self._viewer.mouse_move_callbacks.append(self._on_mouse_move)
+        self._viewer.layers.events.inserted.connect(self._update_units)
         self._refresh_images()
+        self._update_units()
 
     # -- image ------------------------------------------------------------------------------
     def _accepts(self, layer: Image) -> bool:
@@ -89,6 +92,42 @@ class ReadingAidsWidget(ImageWidget):
             self._viewer.dims.axis_labels = _AXIS_NAMES
         self._update_letters()
         self._update_position()
+        self._update_view_label()
+
+    # -- header labels, scale bar ------------------------------------------------------------
+    def view_label(self) -> str:
+        """Laterality and view from the chosen image's header ("L CC"); empty when it has none."""
+        meta = (self._image.metadata.get("clinlabel") or {}) if self._image is not None else {}
+        return " ".join(str(meta[k]) for k in ("laterality", "view_position") if meta.get(k))
+
+    def _update_view_label(self) -> None:
+        overlays = self._viewer.canvas.overlays
+        if VIEW_OVERLAY not in overlays:
+            overlays[VIEW_OVERLAY] = TextOverlay(position="top_right", color="yellow", font_size=18)
+        text = self.view_label()
+        overlays[VIEW_OVERLAY].text = text
+        overlays[VIEW_OVERLAY].visible = bool(text)
+
+    def _update_units(self, _event: Any = None) -> None:
+        """World units in mm when the images know their pixel size: napari's scale bar then
+        reads mm on a CT and µm on a slide (it picks the prefix). Pixel grids stay in pixels."""
+        images = [
+            lay
+            for lay in self._viewer.layers
+            if isinstance(lay, Image) and (lay.metadata.get("clinlabel") or {}).get("geometry")
+        ]
+        if not images:
+            return
+        known = all(
+            (lay.metadata.get("clinlabel") or {}).get("spacing_known", True) is not False
+            for lay in images
+        )
+        if not known:
+            return  # a pixel grid: napari's own pixel scale bar, no unit claimed
+        for layer in self._viewer.layers:
+            if any(str(u) != "millimeter" for u in layer.units):
+                layer.units = ("mm",) * layer.ndim
+        self._viewer.scale_bar.visible = True
 
     # -- window presets --------------------------------------------------------------------
     def apply_preset(self, name: str) -> None:
@@ -218,4 +257,5 @@ class ReadingAidsWidget(ImageWidget):
             self._viewer.mouse_move_callbacks.remove(self._on_mouse_move)
         self._viewer.dims.events.displayed.disconnect(self._update_letters)
         self._viewer.dims.events.point.disconnect(self._update_position)
+        self._viewer.layers.events.inserted.disconnect(self._update_units)
         super().closeEvent(event)

@@ -200,6 +200,8 @@ def mammogram_phantom(seed: int = 0) -> Volume:
         "series_uid": _uid("mg-series", seed),
         "window": [2048.0, 4096.0],
         "sample": "mammogram",
+        "laterality": "L",  # as write_mammogram_dicom's ImageLaterality / ViewPosition say
+        "view_position": "CC",
     }
     return Volume(array, Geometry((0.1, 0.1), (0.0, 0.0), (1.0, 0.0, 0.0, 1.0)), meta)
 

@@ -32,6 +32,7 @@ _TAGS = [
     "BitsAllocated", "BitsStored", "PixelRepresentation", "NumberOfFrames", "RescaleSlope",
     "RescaleIntercept", "WindowCenter", "WindowWidth", "GantryDetectorTilt", "SharedFunctionalGroupsSequence",
     "PerFrameFunctionalGroupsSequence", "SpecificCharacterSet",
+    "ImageLaterality", "Laterality", "ViewPosition",
 ]  # fmt: skip
 _TAG_OF = {k: tag_for_keyword(k) for k in _TAGS}
 _TAG_LIST = [Tag(t) for t in _TAG_OF.values()]
@@ -70,6 +71,8 @@ class SliceHeader:
     problem: str | None = None  # why the file cannot be used (e.g. truncated pixel data)
     bits: tuple[int, int, int] = (0, 0, 0)  # BitsAllocated, BitsStored, PixelRepresentation
     syntax: str = ""  # TransferSyntaxUID
+    laterality: str = ""  # ImageLaterality (0020,0062), else Laterality (0020,0060): L, R, B, U
+    view_position: str = ""  # ViewPosition (0018,5101), e.g. CC, MLO
 
 
 def _raw(ds: pydicom.Dataset, keyword: str) -> object:
@@ -238,6 +241,8 @@ def read_header(path: Path, data: bytes | None = None) -> SliceHeader | None:
         problem=problem,
         bits=(_int(ds, "BitsAllocated"), _int(ds, "BitsStored"), _int(ds, "PixelRepresentation")),
         syntax=syntax,
+        laterality=_str(ds, "ImageLaterality") or _str(ds, "Laterality"),
+        view_position=_str(ds, "ViewPosition"),
     )
 
 

@@ -236,6 +236,8 @@ def _meta(plan: SeriesPlan, source: Path) -> dict:
         "n_volumes": plan.n_volumes,
         "source_path": str(source),
     }
+    if h.laterality or h.view_position:  # mammography: shown on the canvas, offered to boxes
+        meta["laterality"], meta["view_position"] = h.laterality or None, h.view_position or None
     if plan.slice_step is not None:  # gantry tilt kept as a shear in the geometry
         meta["gantry_tilt_deg"] = plan.gantry_tilt
     if plan.block is not None:  # uneven spacing: one evenly spaced block of the series
