@@ -60,3 +60,64 @@ class UNet3D(nn.Module):
             x = up(x)
             x = dec(torch.cat([x, skips[len(skips) - 1 - i]], dim=1))
         return self.head(x)
+
+
+class PromptUNet(nn.Module):
+    """Interactive 3D segmentation: image crop + point/box prompts → one object's mask logits.
+
+    The TorchScript signature every ``interactive`` model card promises (see README)::
+
+        forward(image: (1, C, Z, Y, X) float32, points: (N, 3) float32 voxel coordinates (z, y, x)
+                on the crop, labels: (N,) int64 (1 positive, 0 negative), box: (2, 3) float32
+                [min corner, max corner] inclusive, all -1 for no box) -> (1, 1, Z, Y, X) logits
+
+    This one encodes the prompts as three extra channels (a Gaussian of every positive point, of
+    every negative point, and the box filled with ones) and runs a :class:`UNet3D` on them.
+    """
+
+    def __init__(self, in_channels: int = 1, width: int = 8, depth: int = 2, sigma: float = 2.0):
+        super().__init__()
+        self.net = UNet3D(in_channels + 3, 1, width, depth)
+        self.sigma = sigma
+
+    def encode(
+        self, image: torch.Tensor, points: torch.Tensor, labels: torch.Tensor, box: torch.Tensor
+    ) -> torch.Tensor:
+        """(1, C + 3, Z, Y, X): the image with its positive, negative and box prompt maps."""
+        _, _, nz, ny, nx = image.shape
+        dev = image.device
+        z = torch.arange(nz, device=dev, dtype=torch.float32).reshape(1, nz, 1, 1)
+        y = torch.arange(ny, device=dev, dtype=torch.float32).reshape(1, 1, ny, 1)
+        x = torch.arange(nx, device=dev, dtype=torch.float32).reshape(1, 1, 1, nx)
+        maps = [
+            self._point_map(points[labels == 1], z, y, x),
+            self._point_map(points[labels == 0], z, y, x),
+        ]
+        if bool(box[0, 0] >= 0):
+            inside = (
+                (z >= box[0, 0]) & (z <= box[1, 0])
+                & (y >= box[0, 1]) & (y <= box[1, 1])
+                & (x >= box[0, 2]) & (x <= box[1, 2])
+            )  # fmt: skip
+            maps.append(inside[0].to(torch.float32))
+        else:
+            maps.append(torch.zeros((nz, ny, nx), device=dev))
+        return torch.cat([image, torch.stack(maps)[None].to(image.dtype)], dim=1)
+
+    def _point_map(
+        self, sel: torch.Tensor, z: torch.Tensor, y: torch.Tensor, x: torch.Tensor
+    ) -> torch.Tensor:
+        """Max over ``sel`` points of a Gaussian of ``sigma`` voxels (zeros for no point)."""
+        if sel.shape[0] == 0:
+            return torch.zeros((z.shape[1], y.shape[2], x.shape[3]), device=z.device)
+        d2 = (
+            (z - sel[:, 0].reshape(-1, 1, 1, 1)) ** 2
+            + (y - sel[:, 1].reshape(-1, 1, 1, 1)) ** 2
+            + (x - sel[:, 2].reshape(-1, 1, 1, 1)) ** 2
+        )
+        return torch.exp(-d2 / (2.0 * self.sigma**2)).amax(dim=0)
+
+    def forward(
+        self, image: torch.Tensor, points: torch.Tensor, labels: torch.Tensor, box: torch.Tensor
+    ) -> torch.Tensor:
+        return self.net(self.encode(image, points, labels, box))
