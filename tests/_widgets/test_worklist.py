@@ -191,13 +191,21 @@ def test_programme_through_the_worklist(tmp_path, monkeypatch, make_napari_viewe
 
     # rev: approve ann's first read (a binding signature), return ben's with comments
     viewer, w, errors = _widget(make_napari_viewer, monkeypatch, "rev", ds)
-    assert {(r["case"], r["reader"]) for r in w.reviews} == {(first, "ann"), (hr, "ann"), (hr, "ben")}
+    assert {(r["case"], r["reader"]) for r in w.reviews} == {
+        (first, "ann"),
+        (hr, "ann"),
+        (hr, "ben"),
+    }
     qtbot.mouseClick(w._next, LEFT)
     assert (w.current["case"], w.current["reader"]) == (first, "ann")
     assert w.labels is not None and int(w.labels.data.sum()) == 36  # ann's square, restored
     qtbot.mouseClick(w._approve, LEFT)
     sign = _records(read_log)[-1]
-    assert (sign["action"], sign["actor"]["id"], sign["data"]["meaning"]) == ("sign", "rev", "approval")
+    assert (sign["action"], sign["actor"]["id"], sign["data"]["meaning"]) == (
+        "sign",
+        "rev",
+        "approval",
+    )
     identity = _records(read_log)[0]["hash"]
     pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(sorted(roster.public_keys("rev"))[0]))
     pub.verify(base64.b64decode(sign["data"]["signature"]), record_statement(sign, identity))
@@ -239,7 +247,9 @@ def test_pacs_series_as_cases(orthanc, tmp_path, monkeypatch, capsys, make_napar
     push(orthanc.connection(), [tmp_path / "src"])
     ds = tmp_path / "ds"
     write_roster(ds, USERS, owner="olga")
-    (tmp_path / "design.toml").write_text(DESIGN.replace("honeypot_rate = 0.1", "honeypot_rate = 0"))
+    (tmp_path / "design.toml").write_text(
+        DESIGN.replace("honeypot_rate = 0.1", "honeypot_rate = 0")
+    )
     monkeypatch.setenv("CLINLABEL_USER", "olga")
     d = str(ds)
     assert main(["dataset", "init", d, "--design", str(tmp_path / "design.toml")]) == 0

@@ -99,9 +99,13 @@ def test_report_programme_view(tmp_path, monkeypatch, capsys):
     for c in ben_hp[1:]:
         write_read(reads / f"{c}__ben.clinlabel.jsonl", "ben", c, (2, 2), "1")
     # adj settles case044 with ann's labels
-    rd = load_reads([reads / "case044__ann.clinlabel.jsonl", reads / "case044__ben.clinlabel.jsonl"])
+    rd = load_reads(
+        [reads / "case044__ann.clinlabel.jsonl", reads / "case044__ben.clinlabel.jsonl"]
+    )
     image = {"uid": None, "sha256": hashlib.sha256(b"case044").hexdigest()}
-    log = AuditLog(reads / "case044__adj.clinlabel.jsonl", image, Actor("adj", "adj", "adjudicator"))
+    log = AuditLog(
+        reads / "case044__adj.clinlabel.jsonl", image, Actor("adj", "adj", "adjudicator")
+    )
     record_image_open(log, image_open_data((16, 16), np.uint8, geometry=Geometry.identity(2),
                                            modality="MG", source="case044.nii.gz"))  # fmt: skip
     adjudicate(log, rd, rd[0].labels, "ann's outline matches the lesion")
