@@ -308,23 +308,20 @@ class SeedGrower:
 
     # -- internals -------------------------------------------------------------------------------
     def _roi(self, box: tuple[slice, ...]) -> tuple[slice, ...]:
-        """The seeds' box plus the locality margin; the region already prepared when the seeds
-        lie at least half the margin inside it (a correction dot near the structure keeps the
-        edge map and can update locally)."""
-
-        def padded(fraction: float) -> tuple[slice, ...]:
-            out = []
-            for axis, (b, n) in enumerate(zip(box, self.image.shape, strict=True)):
-                pad = int(np.ceil(fraction * self.margin_mm / self.spacing[axis]))
-                out.append(slice(max(0, b.start - pad), min(n, b.stop + pad)))
-            return tuple(out)
-
+        """The seeds' box plus the locality margin; the region already prepared when that fits
+        in it. (Reusing it whenever the new seeds lie half the margin inside was tried: on dcmqi's
+        liver the region then clips the grow, 10 corrections to 0.93 instead of 6.)"""
+        out = []
+        for axis, (b, n) in enumerate(zip(box, self.image.shape, strict=True)):
+            pad = int(np.ceil(self.margin_mm / self.spacing[axis]))
+            out.append(slice(max(0, b.start - pad), min(n, b.stop + pad)))
+        roi = tuple(out)
         c = self._cache
         if c is not None and all(
-            o.start >= r.start and o.stop <= r.stop for o, r in zip(padded(0.5), c.roi, strict=True)
+            o.start >= r.start and o.stop <= r.stop for o, r in zip(roi, c.roi, strict=True)
         ):
-            return c.roi
-        return padded(1.0)
+            return c.roi  # new seeds inside the region already prepared: reuse it
+        return roi
 
     def _prepare(self, roi: tuple[slice, ...]) -> _Cache:
         if self._cache is not None and self._cache.roi == roi:
