@@ -400,3 +400,20 @@ def test_tilted_labels_round_trip_through_the_logged_export_to_nifti_and_nrrd(tm
         lps = np.array([i, j, k]) @ np.asarray(hdr["space directions"]) + hdr["space origin"]
         np.testing.assert_allclose(lps, truth, atol=1e-4)
     assert not (tmp_path / "out.mha").exists()
+
+
+def test_from_itk_takes_only_a_real_lean_for_a_shear():
+    img = sitk.Image([3, 3, 3], sitk.sitkUInt8)
+    img.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, -1))  # left-handed: orthonormal, not sheared
+    assert Geometry.from_itk(img).slice_step is None
+    img.SetDirection((1, 0, 0, 0, 1, 0, 0, 3e-7, 1))  # rounding noise in a written file
+    assert Geometry.from_itk(img).slice_step is None
+    t = np.radians(10.0)  # a real 10° lean of the third axis
+    img.SetDirection((1, 0, 0, 0, 1, -np.sin(t), 0, 0, np.cos(t)))
+    img.SetSpacing((0.5, 0.5, 2.0))
+    g = Geometry.from_itk(img)
+    assert g.sheared and g.shear_angle_deg == pytest.approx(10.0)
+    for idx in [(0, 0, 0), (2, 1, 2), (1, 2, 0)]:  # SimpleITK places every voxel the same
+        np.testing.assert_allclose(
+            g.index_to_world(idx[::-1])[::-1], img.TransformIndexToPhysicalPoint(idx), atol=1e-9
+        )

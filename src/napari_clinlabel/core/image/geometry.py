@@ -74,7 +74,9 @@ class Geometry:
         if len(spacing) == 3:
             d = np.asarray(direction).reshape(3, 3)
             normal = np.cross(d[:, 0], d[:, 1])
-            if np.abs(d[:, 2] - normal).max() > 1e-6 and abs(np.linalg.norm(normal) - 1) < 1e-6:
+            # leaning off ±normal by more than rounding (1e-4 rad ≈ 0.006°; a tilt is degrees)
+            leans = np.linalg.norm(d[:, 2] - float(d[:, 2] @ normal) * normal) > 1e-4
+            if leans and abs(np.linalg.norm(normal) - 1) < 1e-6:
                 step = d[:, 2] * spacing[2]
                 along = float(step @ normal)
                 frame = np.stack([d[:, 0], d[:, 1], normal * np.sign(along)], axis=1)
