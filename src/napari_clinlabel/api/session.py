@@ -2,6 +2,11 @@
 
 Each method is one human action and writes the record napari's widgets write for it, through
 the same core calls (``core.annotate``, ``core.proposals``, ``core.export.gate``).
+
+Readers are blinded as in napari (``core.annotate.reads``): the acting reader paints, accepts and
+reads back their own labels array only (the first reader's ``segmentation``, a later reader's
+``segmentation (<id>)``); another reader's array is refused to an annotator before adjudication,
+and given to a role that may see it only when asked for by name or through :meth:`other_reads`.
 """
 
 from __future__ import annotations
@@ -30,13 +35,19 @@ from napari_clinlabel.core.annotate.grading import (
     set_grade,
 )
 from napari_clinlabel.core.annotate.label_edits import record_label_change, record_labels_create
+from napari_clinlabel.core.annotate.reads import (
+    is_of_base,
+    label_arrays,
+    may_see_other_reads,
+    own_labels_name,
+)
 from napari_clinlabel.core.annotate.replay import replay_labels
-from napari_clinlabel.core.errors import InputError
+from napari_clinlabel.core.errors import InputError, PermissionRefused
 from napari_clinlabel.core.export.gate import ExportResult, export
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_paths
 from napari_clinlabel.core.log.authority import verify_trusted
-from napari_clinlabel.core.log.identity import Actor, Roster
+from napari_clinlabel.core.log.identity import Actor, Roster, find_roster
 from napari_clinlabel.core.log.image_open import grid_shape, record_image_open, volume_open_data
 from napari_clinlabel.core.log.verify import VerifyReport
 from napari_clinlabel.core.models.loader import LoadedModel, load_model
@@ -44,9 +55,10 @@ from napari_clinlabel.core.models.run import run_model
 from napari_clinlabel.core.proposals import lifecycle
 from napari_clinlabel.core.proposals.model import Proposal
 from napari_clinlabel.core.proposals.pending import load_proposals
+from napari_clinlabel.core.quality.adjudication import is_adjudicated
 from napari_clinlabel.core.schema import Schema, load_schema
 
-LABELS = "segmentation"  # the labels array napari's Segmentation and Review widgets edit
+LABELS = "segmentation"  # the base name of the readers' arrays napari's widgets edit
 
 
 class AnnotationSession:
@@ -88,9 +100,17 @@ class AnnotationSession:
         """Every record of the log, in order."""
         return list(iter_records(self.log_path))
 
+    @property
+    def labels_name(self) -> str:
+        """The acting reader's own labels array: ``segmentation`` unless another reader changed
+        it first, else ``segmentation (<reader id>)`` (``core.annotate.reads``)."""
+        return own_labels_name(iter_records(self.log_path), LABELS, self.actor.id)
+
     # -- labels ----------------------------------------------------------------------------
-    def labels(self, name: str = LABELS) -> np.ndarray:
-        """A copy of labels array ``name`` as the log has it (zeros when never edited)."""
+    def labels(self, name: str | None = None) -> np.ndarray:
+        """A copy of the reader's own labels (or array ``name``) as the log has it (zeros when
+        never edited). Another reader's array only for a role that may see it."""
+        name = self._readable(name)
         arr = self._labels.get(name)
         if arr is None:
             arr = _logged_labels(self.log, name)
@@ -101,15 +121,17 @@ class AnnotationSession:
         where: np.ndarray | Sequence[np.ndarray],
         label: int,
         *,
-        labels: str = LABELS,
+        labels: str | None = None,
         tool: str = "script",
     ) -> dict[str, Any] | None:
         """Set the voxels ``where`` to ``label`` (0 erases); one ``label.paint`` record.
 
         ``where`` is a boolean mask of the image grid, an ``(N, ndim)`` array of voxel indices,
         or a tuple of index arrays (as :func:`numpy.nonzero` gives). Returns the record, or
-        None when no voxel changes (nothing is recorded).
+        None when no voxel changes (nothing is recorded). ``labels`` defaults to the reader's own
+        array; another reader's array is refused.
         """
+        labels = self._writable(labels)
         arr = self._array(labels)
         idx = _flat_indices(where, arr.shape)
         if not 0 <= int(label) <= np.iinfo(arr.dtype).max:
@@ -208,14 +230,15 @@ class AnnotationSession:
         *,
         device: str = "auto",
         card: str | os.PathLike[str] | None = None,
-        labels: str = LABELS,
+        labels: str | None = None,
     ) -> list[Proposal]:
         """Run a model; log each output as a pending proposal (``proposal.add``); return them.
 
         ``model``: ``builtin:baseline``, ``builtin:phantom-unet``, a TorchScript file with its
         card, or a model already loaded with :func:`core.models.loader.load_model`. ``labels``
-        names the labels array segment proposals are meant for.
+        names the labels array segment proposals are meant for (default: the reader's own).
         """
+        labels = self._writable(labels)
         if not isinstance(model, LoadedModel):
             model = load_model(model, device=device, card=card)
         drafts = run_model(self.volume, model)
@@ -236,13 +259,10 @@ class AnnotationSession:
         A segment goes into the labels (voxels holding another label are kept unless
         ``overwrite``); a box or a grade is recorded as proposed.
         """
+        own = self._writable(None)
         if proposal.kind == "segment":
-            return lifecycle.accept(
-                self.log, proposal, self._array(LABELS), LABELS, overwrite=overwrite
-            )
-        return lifecycle.accept(
-            self.log, proposal, None, LABELS if proposal.kind == "box" else None
-        )
+            return lifecycle.accept(self.log, proposal, self._array(own), own, overwrite=overwrite)
+        return lifecycle.accept(self.log, proposal, None, own if proposal.kind == "box" else None)
 
     def edit(
         self,
@@ -259,15 +279,16 @@ class AnnotationSession:
         fields (e.g. ``zyx_min``/``zyx_max``, inclusive voxel indices). Grade: ``grade`` is the
         value chosen instead.
         """
+        own = self._writable(None)
         if proposal.kind == "segment":
             return lifecycle.edit(
-                self.log, proposal, self._array(LABELS), LABELS, mask, overwrite=overwrite
+                self.log, proposal, self._array(own), own, mask, overwrite=overwrite
             )
         if proposal.kind == "box":
             if box is None:
                 raise InputError(f"Editing box proposal {proposal.id} needs box={{...}}.")
             edited = {**proposal.payload, **box}
-            return lifecycle.edit(self.log, proposal, None, LABELS, edited=edited)
+            return lifecycle.edit(self.log, proposal, None, own, edited=edited)
         if grade is None:
             raise InputError(f"Editing grade proposal {proposal.id} needs grade='<value>'.")
         edited = {**proposal.payload, "value": str(grade)}
@@ -290,7 +311,13 @@ class AnnotationSession:
     ) -> ExportResult:
         """Export through the gate (``nifti``, ``nrrd``, ``mha``, ``png``, ``dicom-seg``,
         ``json``, ``csv``, ``coco``, …); refused while proposals are undecided unless
-        ``exclude_pending``. One ``export`` record with each file's sha256."""
+        ``exclude_pending``. One ``export`` record with each file's sha256. ``labels`` defaults
+        to the reader's own array once it is logged; another reader's only for a role that may
+        see it."""
+        if labels is not None:
+            labels = self._readable(labels)
+        elif self.labels_name in label_arrays(self.records()):
+            labels = self.labels_name
         return export(
             self.source,
             fmt,
@@ -303,6 +330,17 @@ class AnnotationSession:
             log=self.log,
             volume=self.volume,
         )
+
+    def other_reads(self) -> dict[str, np.ndarray]:
+        """Other readers' reads of this image, ``{reader id: labels}`` (copies), for a role that
+        may see them (reviewer, adjudicator, the roster's owner, or after adjudication)."""
+        self._require_may_see()
+        own = self.labels_name
+        out: dict[str, np.ndarray] = {}
+        for arr in label_arrays(self.records()).values():
+            if is_of_base(arr.name, LABELS) and arr.name != own and arr.first_editor is not None:
+                out[arr.first_editor] = self.labels(arr.name)
+        return out
 
     def verify(self, roster: Roster | None = None) -> VerifyReport:
         """Verify this image's log as ``clinlabel log verify`` does (chain, objects, roles,
@@ -325,6 +363,47 @@ class AnnotationSession:
         self.close()
 
     # -- internals -------------------------------------------------------------------------
+    def _others_array(self, name: str) -> str | None:
+        """The reader whose read array ``name`` is when it is not the actor's own (else None)."""
+        if not is_of_base(name, LABELS) or name == self.labels_name:
+            return None
+        arr = label_arrays(self.records()).get(name)
+        owner = arr.first_editor if arr is not None else None
+        return owner if owner not in (None, self.actor.id) else None
+
+    def _require_may_see(self) -> None:
+        why = may_see_other_reads(
+            self.actor, find_roster(self.source), is_adjudicated(self.log_path)
+        )
+        if why is None:
+            raise PermissionRefused(
+                f"{self.source.name}: {self.actor.id!r} acts as {self.actor.role}; other readers' "
+                "reads stay hidden until the image is adjudicated (a reviewer or adjudicator may "
+                "see them). Nothing was returned."
+            )
+
+    def _readable(self, name: str | None) -> str:
+        """``name`` (default: the reader's own array), refused when it is another reader's read
+        the actor may not see."""
+        if name is None:
+            return self.labels_name
+        if self._others_array(name) is not None:
+            self._require_may_see()
+        return name
+
+    def _writable(self, name: str | None) -> str:
+        """``name`` (default: the reader's own array); another reader's read is never written."""
+        if name is None:
+            return self.labels_name
+        owner = self._others_array(name)
+        if owner is not None:
+            raise PermissionRefused(
+                f"{self.source.name}: labels {name!r} are {owner!r}'s read; {self.actor.id!r} "
+                f"paints in their own array {self.labels_name!r} (leave labels= unset). Nothing "
+                "was recorded."
+            )
+        return name
+
     def _array(self, name: str) -> np.ndarray:
         """The labels array ``name`` (from the log; new ones are logged as ``labels.create``)."""
         arr = self._labels.get(name)

@@ -11,6 +11,8 @@ Voxels the ``adjudicate`` record changes are tagged ``adjudicated`` by provenanc
 Majority vote and STAPLE (:func:`merge_reads`) are starting points the adjudicator edits, never
 the answer: nothing is final until a named adjudicator signs it.
 Readers are blinded to each other until the image is adjudicated (:func:`visible_reads`).
+Readers who shared a folder share one log holding each reader's own array
+(``core.annotate.reads``); :func:`load_reads` takes each such array as one read.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from napari_clinlabel.core.annotate.label_edits import (
     record_label_change,
     record_labels_create,
 )
+from napari_clinlabel.core.annotate.reads import is_of_base, label_arrays
 from napari_clinlabel.core.annotate.replay import log_spacing_known, replay_labels
 from napari_clinlabel.core.errors import (
     InputError,
@@ -47,6 +50,7 @@ from napari_clinlabel.core.quality.staple import multilabel_staple
 __all__ = [
     "Read",
     "load_reads",
+    "shared_read_names",
     "disagreement_map",
     "pairwise_agreement",
     "merge_reads",
@@ -57,6 +61,7 @@ __all__ = [
 ]
 
 ADJUDICATED_LAYER = "adjudicated"
+READS_BASE = "segmentation"  # the base name of the readers' own arrays in a shared log
 
 
 @dataclass
@@ -97,6 +102,21 @@ def _reader_of(records: list[dict[str, Any]], labels_name: str) -> dict[str, Any
     return actors[max(counts, key=counts.get)]
 
 
+def _actor_of(records: list[dict[str, Any]], actor_id: str) -> dict[str, Any]:
+    """The actor record of ``actor_id``'s first record (their name as logged)."""
+    for r in records:
+        a = r.get("actor") or {}
+        if str(a.get("id")) == actor_id:
+            return a
+    return {"id": actor_id}
+
+
+def shared_read_names(records: list[dict[str, Any]], base: str = READS_BASE) -> list[str]:
+    """The readers' own arrays of ``base`` in one shared log that hold a read (someone changed
+    them), in order of first appearance."""
+    return [n for n, a in label_arrays(records).items() if is_of_base(n, base) and a.first_editor]
+
+
 def load_reads(
     log_paths: list[str | os.PathLike[str]],
     image_sha: str | None = None,
@@ -104,13 +124,14 @@ def load_reads(
 ) -> list[Read]:
     """Each reader's final labels from their log of the image (verified, no undecided proposals).
 
-    A read of an image that states no pixel size (PNG, JPEG, …) carries a
-    :class:`~.volume.PixelGeometry`, so its agreement figures are in pixels.
+    A log that readers shared (one folder) and that holds several readers' own arrays
+    (``segmentation``, ``segmentation (<id>)``) gives one read per array, its reader the array's
+    owner (``core.annotate.reads``), so one log path may be enough. A read of an image that
+    states no pixel size (PNG, JPEG, …) carries a :class:`~.volume.PixelGeometry`, so its
+    agreement figures are in pixels.
     """
-    if len(log_paths) < 2:
-        raise InputError(
-            f"adjudication needs the logs of at least two readers, got {len(log_paths)}"
-        )
+    if not log_paths:
+        raise InputError("adjudication needs the readers' logs of the image; none was given")
     reads: list[Read] = []
     for lp in map(Path, log_paths):
         if not lp.is_file():
@@ -132,26 +153,37 @@ def load_reads(
                 f"{lp}: is a log of another image (voxel sha256 {sha[:12]}…, this image "
                 f"{image_sha[:12]}…); open the image these reads belong to"
             )
-        names = [labels_name] if labels_name else list(rep.labels)
-        if len(names) != 1 or names[0] not in rep.labels:
-            raise InputError(f"{lp}: holds labels {sorted(rep.labels)}; name the one to adjudicate")
         records = list(iter_records(lp))
-        actor = _reader_of(records, names[0])
+        shared = [] if labels_name else shared_read_names(records)
+        shared = [n for n in shared if n in rep.labels] if len(shared) > 1 else []
+        names = shared or ([labels_name] if labels_name else list(rep.labels))
+        if not shared and (len(names) != 1 or names[0] not in rep.labels):
+            raise InputError(f"{lp}: holds labels {sorted(rep.labels)}; name the one to adjudicate")
+        arrays = label_arrays(records)
         geometry = rep.geometry
         if not log_spacing_known(lp, records, geometry):
             ndim = rep.labels[names[0]].ndim
             geometry = PixelGeometry.like(geometry or PixelGeometry.identity(ndim))
-        reads.append(
-            Read(
-                str(actor.get("id")),
-                str(actor.get("name", actor.get("id"))),
-                lp,
-                names[0],
-                rep.labels[names[0]],
-                geometry,
-                sha,
-                report.head.to_dict(),
-            )  # fmt: skip
+        for name in names:
+            owner = arrays[name].first_editor if shared else None
+            actor = _actor_of(records, owner) if owner else _reader_of(records, name)
+            reads.append(
+                Read(
+                    str(actor.get("id")),
+                    str(actor.get("name", actor.get("id"))),
+                    lp,
+                    name,
+                    rep.labels[name],
+                    geometry,
+                    sha,
+                    report.head.to_dict(),
+                )  # fmt: skip
+            )
+    if len(reads) < 2:
+        raise InputError(
+            f"adjudication needs at least two reads (one log per reader, or one shared log "
+            f"holding several readers' labels); {', '.join(Path(p).name for p in log_paths)} "
+            f"gave {len(reads)}"
         )
     if len({r.image_sha for r in reads}) != 1:
         raise InputError("the reader logs are of different images; adjudicate one image at a time")
