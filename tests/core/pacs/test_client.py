@@ -133,3 +133,24 @@ def test_pull_series_volumes_opens_from_memory_like_simpleitk_reads_the_files(or
     out = pull(conn, tmp_path / "dl", series_uid=series.series_uid)
     assert (out.fetched, out.skipped) == (1, 5)
     np.testing.assert_array_equal(read_volumes(folder)[0].array, series.array)
+
+
+def test_series_flush_is_one_syncfs_on_linux_else_one_fsync_per_file(tmp_path, monkeypatch):
+    import os
+    import sys
+
+    from napari_clinlabel.core.pacs import client as pacs_client
+
+    files = [tmp_path / f"{n}.dcm" for n in range(3)]
+    for f in files:
+        f.write_bytes(b"x")
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    pacs_client._flush_series(tmp_path, files)
+    linux = sys.platform.startswith("linux")
+    assert len(calls) == (1 if linux else 4)  # the folder only (after syncfs), or files + folder
+    calls.clear()
+    monkeypatch.setattr(sys, "platform", "darwin")  # no syncfs: every file, then the folder
+    pacs_client._flush_series(tmp_path, files)
+    assert len(calls) == 4

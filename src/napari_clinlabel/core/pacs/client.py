@@ -391,7 +391,12 @@ def _part10_bytes(ds: Dataset) -> bytes:
 
 def _flush_series(folder: Path, paths: list[Path]) -> None:
     """Make a series' files and their names durable: one ``syncfs`` of the folder's file system
-    on Linux, else an fsync per file; then the folder itself."""
+    on Linux, else an fsync per file; then the folder itself (where folders can be opened)."""
+    if os.name != "posix":  # Windows: no folder handles to fsync; each file is flushed
+        for p in paths:
+            with open(p, "rb+") as fh:
+                os.fsync(fh.fileno())
+        return
     fd = os.open(folder, os.O_RDONLY)
     try:
         done = False
