@@ -101,3 +101,16 @@ def test_a_corrupt_read_log_is_one_line_and_counted(tmp_path, monkeypatch, capsy
     lines = [ln for ln in out.splitlines() if "UNREADABLE" in ln]
     assert len(lines) == 1 and f"{bad['case']}__{bad['reader']}" in lines[0]
     assert "1 read log(s) unreadable" in out
+
+
+def test_a_forged_state_cache_never_decides_an_assignment(tmp_path, monkeypatch):
+    ds, new = _programme(tmp_path, monkeypatch)
+    Dataset(ds.folder).state()  # the cache is written
+    cache = ds.folder / ".clinlabel-cache" / "state.json"
+    blob = json.loads(cache.read_text())
+    blob["state"]["assignments"] = []  # matches the log's bytes (offset, tail) but lies
+    cache.write_text(json.dumps(blob))
+    assert Dataset(ds.folder).state().assignments == []  # a display may be misled …
+    assert assign(Dataset(ds.folder)) == ([], [])  # … what is recorded is decided on the log
+    logged = [r for r in iter_records(ds.log_path) if r["action"] == "case.assign"]
+    assert len(logged) == len(new)

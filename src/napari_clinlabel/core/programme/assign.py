@@ -86,7 +86,7 @@ def assign(ds: Dataset, seed: int | None = None) -> tuple[list[dict[str, Any]], 
     """Plan and record the assignments under the dataset lock (one ``case.assign`` each)."""
     who = ds.owner_actor()
     with ds.locked():
-        st = ds.state()
+        st = ds.state(cached=False)  # decisions never rest on the cache
         new, unfilled = plan(ds, st, seed)
         log = ds.log(who)
         try:

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from napari_clinlabel.core.errors import InputError, LogIntegrityError, PermissionRefused
-from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
 from napari_clinlabel.core.log.identity import Actor, Roster, current_actor
 from napari_clinlabel.core.log.reader import MAX_LINE_BYTES, open_regular, parse_line
 from napari_clinlabel.core.pacs.client import check_uid
@@ -203,13 +203,19 @@ class Dataset:
         self.cache_dir = self.folder / CACHE_DIR
 
     # -- state ------------------------------------------------------------------------------
-    def state(self) -> State:
-        """The state from the log; refused when the manifest is not the one the log last named."""
-        st = (
-            fold_log(self.log_path, self.cache_dir / "state.json")
-            if self.log_path.is_file()
-            else State()
-        )
+    def state(self, cached: bool = True) -> State:
+        """The state from the log; refused when the manifest is not the one the log last named.
+
+        ``cached=False`` folds the whole log and neither reads nor writes the cache: what every
+        change (add, assign, flag) decides on, so a forged cache file can mislead a status
+        display but never what is recorded.
+        """
+        if not self.log_path.is_file():
+            st = State()
+        elif cached:
+            st = fold_log(self.log_path, self.cache_dir / "state.json")
+        else:
+            st = state_from_records(iter_records(self.log_path))
         if st.manifest_sha is not None and st.manifest_sha != self.manifest_sha:
             raise PermissionRefused(
                 f"{manifest_path(self.folder)}: is not the manifest the dataset log last recorded "
@@ -326,7 +332,7 @@ class Dataset:
                 raise InputError(f"{self.roster.path}: {u!r} is not in the roster; check the id")
         out = []
         with self.locked():
-            st = self.state()
+            st = self.state(cached=False)
             known = {c.path for c in st.cases.values()}
             log = self.log(who)
             try:
@@ -359,7 +365,7 @@ class Dataset:
         reason = " ".join(reason.split())
         if not reason:
             raise InputError(f"{case_id}: a flag needs a reason (what is wrong with the case)")
-        st = self.state()
+        st = self.state(cached=False)
         if case_id not in st.cases:
             raise InputError(f"{self.log_path}: no case {case_id!r}; check the id")
         if who.id not in st.readers_of(case_id):
