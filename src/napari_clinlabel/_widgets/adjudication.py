@@ -56,7 +56,9 @@ class AdjudicationWidget(QWidget):
         self._reads: list[adj.Read] = []
         self._image: Any = None
         self._logs = QLineEdit()
-        self._logs.setPlaceholderText("readers' logs of this image, separated by ';'")
+        self._logs.setPlaceholderText(
+            "readers' logs of this image, separated by ';' (empty: the image's own shared log)"
+        )
         self._browse = QPushButton("Add reader log…")
         self._load = QPushButton("Load reads")
         self._reader = QComboBox()
@@ -115,6 +117,8 @@ class AdjudicationWidget(QWidget):
             if image is None:
                 raise InputError("open the image to adjudicate first")
             paths = [p.strip() for p in self._logs.text().split(";") if p.strip()]
+            if not paths:  # readers who shared the folder: their reads are in the image's own log
+                paths = [str(self._session.log_path_for(image))]
             reads = adj.load_reads(paths, image_sha=image_sha256(image))
             actor = self._session.actor
             if actor is None:
