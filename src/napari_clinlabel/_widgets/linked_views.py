@@ -104,6 +104,7 @@ class LinkedViewsWidget(QWidget):
         for name in VIEWS:
             model = ViewerModel(title=name)
             qt_viewer = QtViewer(model)
+            qt_viewer.setMinimumSize(260, 260)  # a readable view even in a crowded dock area
             self.models[name] = model
             self.qt_viewers[name] = qt_viewer
             splitter.addWidget(qt_viewer)
@@ -399,11 +400,12 @@ class LinkedViewsWidget(QWidget):
             opacity=0.7,
             name=CROSSHAIR,
             metadata={OVERLAY: True, LINKED: "crosshair"},
+            units=next(iter(self._links.values())).main.units,  # mixed units: no scale bar
         )
+        self._crosshairs[id(viewer)] = layer  # before adding: the insert re-enters the sync
         viewer.add_layer(layer)
         if active is not None:
             viewer.layers.selection.active = active  # the crosshair takes no tool from the user
-        self._crosshairs[id(viewer)] = layer
         return layer
 
     def _keep_crosshair_on_top(self) -> None:

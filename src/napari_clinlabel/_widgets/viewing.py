@@ -210,6 +210,7 @@ class ReadingAidsWidget(ImageWidget):
                 edge_color="cyan",
                 edge_width=1.0,
                 metadata={OVERLAY: True},
+                units=self._image.units if self._image is not None else None,
             )
             layer.events.data.connect(self._on_shapes_data)
             self._viewer.add_layer(layer)
