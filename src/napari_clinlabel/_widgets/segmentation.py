@@ -3,8 +3,8 @@
 napari's brush, fill and erase stay the drawing tools (the session's labels recorder logs them).
 This widget adds: the schema's labels (colour, name, code) driving ``selected_label`` and the
 layer colours; an intensity window that limits painting; the editing tools with preview → apply
-(grow from seeds, local threshold, margin, hollow, smoothing, logical operators, label locks:
-:class:`ToolsPanel`); fill between slices; island removal and hole filling; and live volumes in mL
+(grow from seeds, local threshold, margin, hollow, smoothing incl. joint smoothing of all labels,
+logical operators, scissors, per-label lock and hide: :class:`ToolsPanel`); fill between slices; island removal and hole filling; and live volumes in mL
 (voxel or pixel counts only when the image states no pixel size: PNG, JPEG, a TIFF without
 resolution tags). Each applied tool is one ``label.paint`` record through
 :meth:`Session.edit_labels`. Another label is never overwritten unless "Overwrite other labels" is
