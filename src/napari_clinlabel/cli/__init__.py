@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES = (
     "export",
     "phi",
     "agreement",
+    "adjudicate",
     "gold",
     "report",
     "pacs",
@@ -40,7 +41,7 @@ COMMAND_MODULES = {
     "prelabel": "prelabel",
     "export": "export", "phi-scan": "phi", "deid": "phi", "agreement": "agreement",
     "gold-panel": "gold", "report": "report", "pacs": "pacs",
-    "dataset": "dataset",
+    "dataset": "dataset", "adjudicate": "adjudicate",
 }  # fmt: skip
 
 
