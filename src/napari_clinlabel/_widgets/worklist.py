@@ -19,6 +19,7 @@ Honeypots are never told apart. Every refusal is a napari notification with one 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -305,13 +306,17 @@ class WorklistWidget(QWidget):
     def _close_current(self) -> None:
         """Take the previous case's layers out of the viewer (one case at a time)."""
         layers = self._viewer.layers
-        for layer in list(layers):
-            meta = (layer.metadata or {}).get("clinlabel") or {}
-            if meta.get("log_base") or layer is self.labels or layer.name.startswith("read: "):
+        gone = [
+            layer for layer in layers
+            if ((layer.metadata or {}).get("clinlabel") or {}).get("log_base")
+            or layer is self.labels or layer.name.startswith("read: ")
+            or layer.name in ("adjudication draft", "disagreement")
+        ]  # fmt: skip
+        # one batch: napari cleans its scene graph (a full gc.collect) once, not per layer
+        batch = getattr(layers, "batched_update", contextlib.nullcontext)
+        with batch():
+            for layer in gone:
                 layers.remove(layer)
-        for name in ("adjudication draft", "disagreement"):
-            if name in layers:
-                layers.remove(name)
         self.image = self.labels = None
 
     def _open_adjudication(self, reads: list[str]) -> None:
