@@ -143,6 +143,9 @@ def iter_sliding_window(
 
     n_out: int | None = None
     buf: torch.Tensor | None = None  # (C, roi0, *shape[1:]) float32 on CPU
+    # one batch of patches, filled in place each time (no per-batch allocation; pinned for CUDA)
+    staging = torch.empty((batch_size, a.shape[0], *roi), dtype=torch.float32, pin_memory=cuda)
+    stage = staging.numpy()
     base = 0  # first plane held in buf
     written = 0  # planes [0, written) are final
     result = Prediction()
@@ -196,25 +199,23 @@ def iter_sliding_window(
             while j < total and j - i < batch_size and windows[j][0] == z0:
                 j += 1
             batch = windows[i:j]
-            patches = np.stack(
-                [
-                    a[(slice(None), *(slice(s, s + r) for s, r in zip(w, roi, strict=True)))]
-                    for w in batch
-                ]
-            )
-            x = torch.from_numpy(patches)
+            for k, w in enumerate(batch):
+                stage[k] = a[(slice(None), *(slice(s, s + r) for s, r in zip(w, roi, strict=True)))]
+            x = staging[: len(batch)]
             if cuda:
-                x = x.pin_memory().to(dev, non_blocking=True)
+                x = x.to(dev, non_blocking=True)
                 with torch.autocast(device_type="cuda", dtype=amp_dtype):
                     y = model(x)
             else:
                 y = model(x)
-            y = y.float()
+            if y.dtype != torch.float32:
+                y = y.float()
             if activation == "softmax":
                 y = torch.softmax(y, dim=1)
             elif activation == "sigmoid":
                 y = torch.sigmoid(y)
-            y = (y * imp).to("cpu", non_blocking=False)
+            # weight in place: the network's output is ours to overwrite (no 2nd batch-sized copy)
+            y = y.mul_(imp).to("cpu", non_blocking=False)
             if buf is None:
                 n_out = int(y.shape[1])
                 buf = torch.zeros((n_out, roi[0], *shape[1:]), dtype=torch.float32)
