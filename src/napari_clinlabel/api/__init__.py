@@ -15,9 +15,10 @@ A small facade over ``core`` for scripts, the ``clinlabel`` command line and tes
 Every call is one human action and one record (``label.paint``, ``box.add``, ``grade.set``,
 ``proposal.add`` per proposal, ``proposal.accept|edit|reject``, ``export``), attributed to the
 actor given to :func:`open_image`; work a model did names the model in ``source``. Opening writes
-the ``image.open`` record napari writes (``core.log.image_open``), labels live in the labels
-array ``"segmentation"`` as in napari, so a log written here replays and verifies like one
-written in napari. There is no bulk accept: each proposal is decided on its own.
+the ``image.open`` record napari writes (``core.log.image_open``), labels live in the acting
+reader's own labels array as in napari (``"segmentation"``, or ``"segmentation (<id>)"`` for a
+later reader of a shared log; another reader's read stays hidden from an annotator until
+adjudication), so a log written here replays and verifies like one written in napari. There is no bulk accept: each proposal is decided on its own.
 """
 
 from __future__ import annotations

@@ -78,6 +78,7 @@ class AnnotationSession:
         ref = schema.ref() if schema is not None else None
         self.log = AuditLog(log_path, volume.image_ref(), actor, ref, objects)
         self._labels: dict[str, np.ndarray] = {}
+        self._own: str | None = None  # the reader's own array, once they changed it (fixed then)
         record_image_open(self.log, volume_open_data(volume), near=self.source)
 
     # -- who, where ------------------------------------------------------------------------
@@ -104,7 +105,9 @@ class AnnotationSession:
     def labels_name(self) -> str:
         """The acting reader's own labels array: ``segmentation`` unless another reader changed
         it first, else ``segmentation (<reader id>)`` (``core.annotate.reads``)."""
-        return own_labels_name(iter_records(self.log_path), LABELS, self.actor.id)
+        if self._own is None:
+            return own_labels_name(iter_records(self.log_path), LABELS, self.actor.id)
+        return self._own
 
     # -- labels ----------------------------------------------------------------------------
     def labels(self, name: str | None = None) -> np.ndarray:
@@ -145,9 +148,12 @@ class AnnotationSession:
             return None
         idx, old = idx[keep], old[keep]
         new = np.full(idx.size, label, arr.dtype)
-        return record_label_change(
+        rec = record_label_change(
             self.log, arr, labels, idx, old, new, data={"tool": tool}, applied=False
         )
+        if self._own is None and labels == self.labels_name:
+            self._own = labels  # changed by them now: it stays theirs (no log re-read per stroke)
+        return rec
 
     # -- boxes and grades ------------------------------------------------------------------
     def add_box(
