@@ -89,3 +89,16 @@ def test_an_annotator_is_refused_the_other_read_until_adjudicated(shared, monkey
     assert "hidden until" in err and len(err.strip().splitlines()) == 1
     assert main(["adjudicate", str(log), "--majority", "--reason", "mine"]) == 2  # not adjudicator
     assert not is_adjudicated(log)
+
+
+def test_bad_decisions_are_one_line_and_record_nothing(shared, monkeypatch, capsys, tmp_path):
+    log, _a, _b = shared
+    _as(monkeypatch, "carol", "adjudicator")
+    n = len(list(iter_records(log)))
+    assert main(["adjudicate", str(log), "--accept", "zed", "--reason", "x"]) == 2
+    assert "no read by 'zed'" in capsys.readouterr().err
+    assert main(["adjudicate", str(log), str(log), "--majority", "--reason", "x"]) == 2
+    assert "--into" in capsys.readouterr().err  # reads from several logs: where to record?
+    assert main(["adjudicate", str(tmp_path / "missing.clinlabel.jsonl")]) == 2
+    assert "no such log file" in capsys.readouterr().err
+    assert len(list(iter_records(log))) == n

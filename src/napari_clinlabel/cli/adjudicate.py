@@ -46,15 +46,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the reads' agreement, or record and sign the decision; exit 0."""
-    reads = adj.load_reads(args.logs, labels_name=args.labels)
-    if args.accept is None and not args.majority:
-        return _show(args, reads)
+    deciding = args.accept is not None or args.majority
     into = args.into or (args.logs[0] if len(args.logs) == 1 else None)
-    if into is None:
+    if deciding and into is None:
         raise InputError(
             "the reads come from several logs; name the adjudicator's log of the image with "
             "--into PATH (nothing was recorded)"
         )
+    reads = adj.load_reads(args.logs, labels_name=args.labels)
+    if not deciding or into is None:
+        return _show(args, reads)
     if args.majority:
         result = adj.merge_reads(reads, "majority")
     else:
