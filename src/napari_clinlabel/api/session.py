@@ -113,10 +113,17 @@ class AnnotationSession:
     def labels(self, name: str | None = None) -> np.ndarray:
         """A copy of the reader's own labels (or array ``name``) as the log has it (zeros when
         never edited). Another reader's array only for a role that may see it."""
+        asked = name
         name = self._readable(name)
         arr = self._labels.get(name)
         if arr is None:
             arr = _logged_labels(self.log, name)
+        if arr is None and asked is not None and asked != self.labels_name:
+            raise InputError(
+                f"{self.source.name}: no labels array named {asked!r} in this image's log "
+                f"(arrays you may read: {', '.join(map(repr, self._readable_names())) or 'none'}); "
+                "check the name (image.labels() without a name gives your own)"
+            )
         return np.zeros(self.shape, np.uint8) if arr is None else arr.copy()
 
     def paint(
@@ -387,6 +394,16 @@ class AnnotationSession:
                 "reads stay hidden until the image is adjudicated (a reviewer or adjudicator may "
                 "see them). Nothing was returned."
             )
+
+    def _readable_names(self) -> list[str]:
+        """The labels arrays of this log the actor may read (another reader's only when the actor
+        may see other reads, so a typo never reveals who else read the image)."""
+        names = dict.fromkeys([self.labels_name, *label_arrays(self.records()), *self._labels])
+        if may_see_other_reads(
+            self.actor, find_roster(self.source), is_adjudicated(self.log_path)
+        ) is not None:
+            return list(names)
+        return [n for n in names if self._others_array(n) is None]
 
     def _readable(self, name: str | None) -> str:
         """``name`` (default: the reader's own array), refused when it is another reader's read
