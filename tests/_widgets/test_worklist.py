@@ -281,3 +281,49 @@ def test_pacs_series_as_cases(orthanc, tmp_path, monkeypatch, capsys, make_napar
     case = add[0]["target"]["case"]
     opened = _records(ds / "reads" / f"{case}__ann.clinlabel.jsonl")[0]
     assert (opened["action"], opened["image"]["uid"]) == ("image.open", series.series_uid)
+
+
+def _small_programme(tmp_path, monkeypatch, n_cases=2):
+    """Owner olga, annotator ann calibrated, ``n_cases`` routine cases assigned (no honeypots)."""
+    ds = tmp_path / "ds"
+    write_roster(ds, USERS, owner="olga")
+    (tmp_path / "design.toml").write_text(DESIGN.replace("honeypot_rate = 0.1", "honeypot_rate = 0"))
+    images = tmp_path / "images"
+    images.mkdir()
+    cases = [_image(images / f"case{i:03d}.nii.gz", i) for i in range(n_cases)]
+    monkeypatch.setenv("CLINLABEL_USER", "olga")
+    d = str(ds)
+    assert main(["dataset", "init", d, "--design", str(tmp_path / "design.toml")]) == 0
+    if cases:
+        assert main(["dataset", "add", d, *map(str, cases)]) == 0
+    Dataset(ds).record_calibration("ann", {"passed": True})
+    return ds
+
+
+def test_first_open_grades_on_the_design_schema(tmp_path, monkeypatch, make_napari_viewer, qtbot):
+    """Next case, then a grading key: the grade is recorded under the design's schema (birads) on
+    the first open of the case, without the reader choosing a schema (issue: no schema on first
+    open); Mark done is then accepted once every required scale is graded."""
+    from napari_clinlabel._widgets.grading import GradingWidget
+
+    ds = _small_programme(tmp_path, monkeypatch)
+    assert main(["dataset", "assign", str(ds)]) == 0
+    viewer, w, errors = _widget(make_napari_viewer, monkeypatch, "ann", ds)
+    grading = GradingWidget(viewer)
+    viewer.window.add_dock_widget(grading)
+    qtbot.mouseClick(w._next, LEFT)
+    assert w.image is not None and not errors, errors
+    case = w.current["case"]
+    grading.press("1")  # assessment BI-RADS 1
+    grading.press("b")  # density b
+    assert not errors, errors
+    grading._on_mark_done()
+    assert not errors, errors
+    recs = _records(ds / "reads" / f"{case}__ann.clinlabel.jsonl")
+    grades = [r for r in recs if r["action"] == "grade.set"]
+    birads = load_schema("birads").ref()
+    assert [(r["target"]["scale"], r["data"]["value"]) for r in grades] == [
+        ("assessment", "1"), ("density", "b")
+    ]
+    assert all(r["schema"] == birads for r in grades), [r.get("schema") for r in grades]
+    assert recs[-1]["action"] == "image.done"

@@ -23,6 +23,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from napari.layers import Image
 from napari.qt.threading import thread_worker
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -289,11 +290,14 @@ class WorklistWidget(QWidget):
         kwargs["metadata"]["clinlabel"]["log_base"] = str(log_base)
         kwargs["metadata"]["clinlabel"]["case"] = case_id
         self._close_current()
-        self.image = self._viewer.add_image(data, **kwargs)
-        self._viewer.layers.selection.active = self.image
+        image = Image(data, **kwargs)
+        # The design's schema is a programme setting: in force before the layer is inserted, so
+        # the Grading widget (which picks the schema when the image appears) grades on it at once.
         schemas = (self.ds.manifest.get("schemas") if self.ds else None) or []
         if schemas:
-            self._session.set_schema(self.image, load_schema(schemas[0]["name"]))
+            self._session.set_schema(image, load_schema(schemas[0]["name"]))
+        self.image = self._viewer.add_layer(image)
+        self._viewer.layers.selection.active = self.image
         if task == "adjudicate":
             self.labels = None  # the Adjudication widget shows the reads and the draft
             return
