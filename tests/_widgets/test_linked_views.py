@@ -114,8 +114,21 @@ def test_click_in_coronal_moves_all_slices(linked, qtbot):
     for v in widget.viewers():
         [cross] = [layer for layer in v.layers if layer.name.startswith(CROSSHAIR)]  # one only
         vert, horiz = v.dims.displayed[-2:]
-        assert np.allclose(cross.data[0][:, horiz], viewer.dims.point[horiz])
-        assert np.allclose(cross.data[1][:, vert], viewer.dims.point[vert])
+        first, second = ([cross.data_to_world(p) for p in line] for line in cross.data[:2])
+        assert np.allclose(np.asarray(first)[:, horiz], viewer.dims.point[horiz])
+        assert np.allclose(np.asarray(second)[:, vert], viewer.dims.point[vert])
+
+
+def test_sliders_keep_the_image_step(make_napari_viewer, tmp_path):
+    """The crosshair takes the image's transform: the slider still steps one slice."""
+    viewer = make_napari_viewer(show=True)
+    add_ct(viewer, tmp_path, shape=SHAPE)
+    before = [r.step for r in viewer.dims.range]
+    assert before[0] != pytest.approx(1.0)  # the phantom's slices are not 1 mm apart
+    viewer.window.add_plugin_dock_widget("napari-clinlabel", "Linked views")
+    assert [CROSSHAIR in layer.name for layer in viewer.layers].count(True) == 1
+    assert [r.step for r in viewer.dims.range] == pytest.approx(before)
+    assert viewer.dims.nsteps[0] == SHAPE[0]
 
 
 def test_side_views_letters_superior_up():

@@ -376,12 +376,21 @@ class LinkedViewsWidget(QWidget):
             a[vert], b[vert] = extent[0, vert], extent[1, vert]
             c, d = point.copy(), point.copy()
             c[horiz], d[horiz] = extent[0, horiz], extent[1, horiz]
-            lines = [np.stack([a, b]), np.stack([c, d])]
+            lines = [self._to_reference(np.stack([a, b])), self._to_reference(np.stack([c, d]))]
             layer = self._crosshairs.get(id(viewer))
             if layer is None and self._adding:
                 self._add_crosshair(viewer, lines)
             elif layer is not None and layer in viewer.layers:
                 layer.data = lines
+
+    def _reference(self) -> Any:
+        """The first linked image layer: the crosshair takes its transform, so the sliders keep
+        the image's step (a unit-scale overlay would make napari step 1 mm through 2.5 mm slices)."""
+        return next(iter(self._links.values())).main
+
+    def _to_reference(self, world: np.ndarray) -> np.ndarray:
+        ref = self._reference()
+        return np.stack([np.asarray(ref.world_to_data(tuple(p)), float) for p in world])
 
     def _remove_crosshairs(self) -> None:
         for viewer in self.viewers():
@@ -400,7 +409,12 @@ class LinkedViewsWidget(QWidget):
             opacity=0.7,
             name=CROSSHAIR,
             metadata={OVERLAY: True, LINKED: "crosshair"},
-            units=next(iter(self._links.values())).main.units,  # mixed units: no scale bar
+            units=self._reference().units,  # mixed units: no scale bar
+            scale=self._reference().scale,
+            translate=self._reference().translate,
+            rotate=self._reference().rotate,
+            shear=self._reference().shear,
+            affine=self._reference().affine,
         )
         self._crosshairs[id(viewer)] = layer  # before adding: the insert re-enters the sync
         viewer.add_layer(layer)
