@@ -12,10 +12,12 @@ import json
 from collections import Counter
 
 import numpy as np
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from support.programme_fixtures import make_programme, write_read
 
 from napari_clinlabel.cli import main
+from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
 from napari_clinlabel.core.log.identity import Actor
@@ -149,7 +151,13 @@ def test_programme_end_to_end(tmp_path, monkeypatch, capsys):
             source="case050.nii.gz",
         ),
     )
-    adjudicate(log, reads, reads[0].labels, "ann's outline matches the lesion")
+    # the reads disagree on a high-stakes grade: a labels-only decision is refused
+    with pytest.raises(InputError, match="disagree on grade assessment"):
+        adjudicate(log, reads, reads[0].labels, "ann's outline matches the lesion")
+    assert [q["case"] for q in _json(capsys, ["dataset", "status", d, "--json"])[
+        "adjudication_queue"]] == ["case050"]  # fmt: skip
+    adjudicate(log, reads, reads[0].labels, "ann's outline matches the lesion",
+               grades={"assessment": "4A"})  # fmt: skip
     log.close()
     s = _json(capsys, ["dataset", "status", d, "--json"])
     assert s["adjudication_queue"] == []
@@ -202,3 +210,52 @@ def test_bad_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
     m.write_text(m.read_text().replace('"readers_per_case": 1', '"readers_per_case": 3'))
     assert main(["dataset", "status", d]) == 2
     assert "not signed by the roster's owner" in capsys.readouterr().err
+
+
+def test_owner_only_under_owner_table_runs_the_programme(tmp_path, monkeypatch, capsys):
+    """README's roster: the owner appears only in [owner]. She initialises, adds and assigns; the
+    dataset log verifies against the roster (her records carry the owner role); a reader does not
+    get to init."""
+    from support.trusted_roster import write_roster
+
+    from support.programme_fixtures import DESIGN
+
+    ds = tmp_path / "ds"
+    write_roster(ds, {"ann": ["annotator"], "rev": ["reviewer"]}, owner="olga")
+    (tmp_path / "design.toml").write_text(DESIGN.replace("honeypot_rate = 0.1", "honeypot_rate = 0"))
+    case = tmp_path / "case000.nii.gz"
+    case.write_bytes(b"synthetic")
+    d = str(ds)
+    monkeypatch.setenv("CLINLABEL_USER", "ann")
+    assert main(["dataset", "init", d, "--design", str(tmp_path / "design.toml")]) == 2
+    assert "only the roster's owner 'olga'" in capsys.readouterr().err
+    monkeypatch.setenv("CLINLABEL_USER", "olga")
+    assert main(["dataset", "init", d, "--design", str(tmp_path / "design.toml")]) == 0
+    assert main(["dataset", "add", d, str(case)]) == 0
+    assert main(["dataset", "assign", d]) == 0
+    capsys.readouterr()
+    recs = list(iter_records(ds / "clinlabel-dataset.jsonl"))
+    assert {r["actor"]["role"] for r in recs} == {"owner"}
+    assert main(["log", "verify", str(ds / "clinlabel-dataset.jsonl")]) == 0, capsys.readouterr()
+
+
+def test_a_refused_init_leaves_no_debris(tmp_path, monkeypatch, capsys):
+    """``dataset init`` refused (no roster in a new folder; the owner's private key missing) leaves
+    the file system as it was: no empty DS/, no manifest without a log; one line each."""
+    from support.trusted_roster import write_roster
+
+    from napari_clinlabel.core.log.signing import keys_folder
+
+    monkeypatch.setenv("CLINLABEL_USER", "olga")
+    ds = tmp_path / "DS"
+    assert main(["dataset", "init", str(ds)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "clinlabel-roster.toml" in err, err
+    assert not ds.exists()
+    write_roster(ds, {"ann": ["annotator"]}, owner="olga")
+    before = sorted(p.name for p in ds.iterdir())
+    (keys_folder() / "olga.ed25519.pem").unlink()  # the owner's key is not on this machine
+    assert main(["dataset", "init", str(ds)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in ds.rglob("*")) == before

@@ -108,7 +108,7 @@ def test_report_programme_view(tmp_path, monkeypatch, capsys):
     )
     record_image_open(log, image_open_data((16, 16), np.uint8, geometry=Geometry.identity(2),
                                            modality="MG", source="case044.nii.gz"))  # fmt: skip
-    adjudicate(log, rd, rd[0].labels, "ann's outline matches the lesion")
+    adjudicate(log, rd, rd[0].labels, "ann's outline matches the lesion", grades_from="ann")
     log.close()
     # guideline 3.0: ann re-calibrates
     design = (tmp_path / "design.toml").read_text().replace('version = "2.0"', 'version = "3.0"')
@@ -142,6 +142,7 @@ def test_report_programme_view(tmp_path, monkeypatch, capsys):
     (adj,) = _with(t, "adjudicator")
     assert (adj["case"], adj["adjudicator"], adj["decision"], adj["reader upheld"]) == (
         "case044", "adj", "accept", "ann")  # fmt: skip
+    assert adj["final grade"] == "assessment 4A"  # ann's grade, taken with her read
     cal = [(r["reader"], r["guideline"], r["result"]) for r in _with(t, "guideline")]
     assert cal == [("ann", "2.0", "passed"), ("ann", "3.0", "passed"), ("ben", "2.0", "passed"),
                    ("cat", "2.0", "failed")]  # fmt: skip

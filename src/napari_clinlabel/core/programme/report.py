@@ -68,7 +68,8 @@ def _throughput(ds: Dataset, st: Any) -> dict[str, dict[str, Any]]:
 
 
 def _adjudications(ds: Dataset, st: Any) -> list[dict[str, Any]]:
-    """Every signed adjudication in the reads: case, adjudicator, decision, reader upheld, reason."""
+    """Every adjudication in the reads: case, adjudicator, decision, reader upheld, the final
+    grades chosen (``{scale: value}``, empty when no grade was decided), reason."""
     out = []
     for case in sorted(st.cases):
         for u in ds.readers("adjudicator"):
@@ -83,7 +84,9 @@ def _adjudications(ds: Dataset, st: Any) -> list[dict[str, Any]]:
                 if r.get("action") == "adjudicate":
                     d = r.get("data") or {}
                     out.append({"case": case, "adjudicator": u, "decision": d.get("decision"),
-                                "reader": d.get("reader"), "reason": d.get("reason", ""),
+                                "reader": d.get("reader"),
+                                "grades": dict(d.get("grades") or {}),
+                                "reason": d.get("reason", ""),
                                 "time": r.get("time")})  # fmt: skip
     return out
 

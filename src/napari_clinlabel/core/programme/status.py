@@ -5,7 +5,9 @@ A trigger trips for a case with two or more completed production reads when, bet
 them, a label's Dice (final labels, :func:`~napari_clinlabel.core.quality.agreement.logs_agreement`)
 falls below the design's ``dice_below`` threshold for that label (``default`` otherwise), or a
 high-stakes grade differs. The case then waits in the adjudication queue until an adjudicator's
-log of it holds an ``adjudicate`` record. Status is read from the logs; the only thing written is
+log of it holds a signed ``adjudicate`` record — one that chose the final grade of each
+high-stakes scale the reads disagree on, when a grade tripped it (a labels-only decision leaves a
+grade dispute open). Status is read from the logs; the only thing written is
 the read-state cache (:class:`~napari_clinlabel.core.programme.reads.ReadIndex`). A read log that
 cannot be read is listed under ``unreadable`` (case, reader, why) and counted; the rest proceeds.
 """
@@ -76,9 +78,17 @@ def _score_honeypot(
         return
 
 
-def _adjudicated(ds: Dataset, case_id: str) -> bool:
+def disputed_grades(ds: Dataset, states: dict[str, ReadState]) -> list[str]:
+    """The high-stakes scales on which the completed reads in ``states`` disagree."""
+    stakes = [str(s) for s in ds.manifest["adjudication"].get("high_stakes_grades") or []]
+    done = [s for s in states.values() if s.status == COMPLETED]
+    return [sc for sc in stakes if len({s.grades.get(sc) for s in done}) > 1]
+
+
+def _adjudicated(ds: Dataset, case_id: str, grades: list[str] | None = None) -> bool:
+    """An adjudicator's signed decision of the case (choosing each of ``grades``) is logged."""
     return any(
-        ds.read_log(case_id, u).is_file() and is_adjudicated(ds.read_log(case_id, u))
+        ds.read_log(case_id, u).is_file() and is_adjudicated(ds.read_log(case_id, u), grades or ())
         for u in ds.readers("adjudicator")
     )
 
@@ -119,7 +129,7 @@ def status(ds: Dataset, st: State | None = None) -> dict[str, Any]:
         c["double_assigned"] += len(readers) >= 2
         c["double_completed"] += len(done) >= 2
         c["reads_completed"] += len(done)
-        if len(done) >= 2 and not _adjudicated(ds, case.id):
+        if len(done) >= 2 and not _adjudicated(ds, case.id, disputed_grades(ds, states)):
             why = triggers(ds, case.id, readers, states)
             if why:
                 queue.append(
@@ -301,6 +311,6 @@ def _entry(
 
 
 __all__ = [
-    "triggers", "status", "worklist", "review_queue", "adjudication_queue", "next_case",
+    "triggers", "disputed_grades", "status", "worklist", "review_queue", "adjudication_queue", "next_case",
     "FLAGGED", "RETURNED", "ClinlabelError",
 ]  # fmt: skip

@@ -8,6 +8,13 @@ result's voxel digest and, for each read, the reader, log file and the ``seq``/`
 log's last record — the read as it stood) and ``sign`` with meaning ``adjudication`` over it.
 Voxels the ``adjudicate`` record changes are tagged ``adjudicated`` by provenance.
 
+Each read also carries its reader's image-level grades. When the reads disagree on a grade, the
+adjudicator must choose it: the ``adjudicate`` record's data then holds ``grades`` (scale →
+value, the final grade), ``grade_reads`` (what each reader graded) and, when the adjudicator took
+the grades by accepting one reader's read, ``grades_from`` (that reader). A decision that leaves a
+disputed grade unchosen is refused, and :func:`is_adjudicated` with ``grades`` counts only a
+decision that chose them (how the programme's queue tells a grade dispute is settled).
+
 Majority vote and STAPLE (:func:`merge_reads`) are starting points the adjudicator edits, never
 the answer: nothing is final until a named adjudicator signs it.
 Readers are blinded to each other until the image is adjudicated (:func:`visible_reads`).
@@ -18,12 +25,19 @@ Readers who shared a folder share one log holding each reader's own array
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from napari_clinlabel.core.annotate.grading import (
+    grades_from_records,
+    is_image_item,
+    resolve_value,
+    scale_for_proposal,
+)
 from napari_clinlabel.core.annotate.label_edits import (
     diff_between,
     record_label_change,
@@ -52,6 +66,7 @@ __all__ = [
     "load_reads",
     "shared_read_names",
     "disagreement_map",
+    "grade_disagreements",
     "pairwise_agreement",
     "merge_reads",
     "classify_decision",
@@ -75,7 +90,8 @@ class Read:
     labels: np.ndarray
     geometry: Geometry | None  # a PixelGeometry when the image states no pixel size
     image_sha: str
-    head: dict[str, Any]  # {"seq", "hash"} of the reader's log when read
+    head: dict[str, Any]  # {"seq", "hash"} of the reader's last record of the read when read
+    grades: dict[str, str] = field(default_factory=dict)  # scale -> value, image-level
 
     def citation(self) -> dict[str, Any]:
         """How an ``adjudicate`` record cites this read (file name only, never the folder)."""
@@ -109,6 +125,22 @@ def _actor_of(records: list[dict[str, Any]], actor_id: str) -> dict[str, Any]:
         if str(a.get("id")) == actor_id:
             return a
     return {"id": actor_id}
+
+
+def _image_grades(records: Iterable[dict[str, Any]]) -> dict[str, str]:
+    return {s: g.value for (s, i), g in grades_from_records(records).items() if is_image_item(i)}
+
+
+def _own_head(records: list[dict[str, Any]], labels_name: str, owner: str) -> dict[str, Any]:
+    """``{"seq", "hash"}`` of the last record of one reader's read in a shared log: the last
+    record of their array or by them (their grades, their ``image.done``)."""
+    for r in reversed(records):
+        t = r.get("target")
+        if (isinstance(t, dict) and t.get("labels") == labels_name) or str(
+            (r.get("actor") or {}).get("id")
+        ) == owner:
+            return {"seq": r["seq"], "hash": r["hash"]}
+    raise InputError(f"labels {labels_name!r} have no record by {owner!r}")
 
 
 def shared_read_names(records: list[dict[str, Any]], base: str = READS_BASE) -> list[str]:
@@ -167,6 +199,12 @@ def load_reads(
         for name in names:
             owner = arrays[name].first_editor if shared else None
             actor = _actor_of(records, owner) if owner else _reader_of(records, name)
+            if owner:  # a shared log: this reader's own records only
+                head = _own_head(records, name, owner)
+                mine = [r for r in records if str((r.get("actor") or {}).get("id")) == owner]
+                grades = _image_grades(mine)
+            else:
+                head, grades = report.head.to_dict(), _image_grades(records)
             reads.append(
                 Read(
                     str(actor.get("id")),
@@ -176,7 +214,8 @@ def load_reads(
                     rep.labels[name],
                     geometry,
                     sha,
-                    report.head.to_dict(),
+                    head,
+                    grades,
                 )  # fmt: skip
             )
     if len(reads) < 2:
@@ -213,6 +252,70 @@ def disagreement_map(reads: list[Read]) -> np.ndarray:
     for other in stack[1:]:
         out |= stack[0] != other
     return out
+
+
+def grade_disagreements(reads: list[Read]) -> dict[str, dict[str, str | None]]:
+    """``{scale: {reader: value or None}}`` for each image-level grade the reads do not all give
+    alike (a reader who did not grade the scale counts as None)."""
+    scales = dict.fromkeys(s for r in reads for s in r.grades)
+    out = {}
+    for scale in scales:
+        values = {r.reader: r.grades.get(scale) for r in reads}
+        if len(set(values.values())) > 1:
+            out[scale] = values
+    return out
+
+
+def _checked_grade(scale: str, value: Any, reads: list[Read]) -> str:
+    """``value`` as the scale stores it (a built-in scale checks it; another scale's value must
+    be one a reader gave)."""
+    text = str(value).strip()
+    sc = scale_for_proposal({"scale": scale, "value": text})
+    if sc is not None and sc.id == scale:
+        return str(resolve_value(sc, text).value)
+    given = {r.grades.get(scale) for r in reads} - {None}
+    if text not in given:
+        raise InputError(
+            f"grade {scale}={text!r}: the scale is not a built-in one, so choose a value a reader "
+            f"gave ({', '.join(sorted(map(str, given))) or 'none'}); nothing was recorded"
+        )
+    return text
+
+
+def decide_grades(
+    reads: list[Read], grades: Mapping[str, Any] | None = None, accept: str | None = None
+) -> tuple[dict[str, str], str | None]:
+    """The adjudicated grades: ``grades`` as given, and for a disputed scale not given, the grade
+    of the accepted reader ``accept`` (the adjudicator chose that read, grade included).
+
+    Returns (``{scale: value}``, the reader whose grades were taken or None). Refused (InputError)
+    when a disputed grade stays unchosen or a given one names a scale no read graded.
+    """
+    chosen = {str(k): _checked_grade(str(k), v, reads) for k, v in (grades or {}).items()}
+    known = {s for r in reads for s in r.grades}
+    unknown = sorted(set(chosen) - known)
+    if unknown:
+        raise InputError(
+            f"no read grades {', '.join(unknown)} (graded: {', '.join(sorted(known)) or 'none'}); "
+            "nothing was recorded"
+        )
+    taken_from = None
+    disputed = grade_disagreements(reads)
+    by = {r.reader: r for r in reads}
+    for scale, values in disputed.items():
+        if scale in chosen:
+            continue
+        if accept is not None and by.get(accept) and values.get(accept) is not None:
+            chosen[scale] = str(values[accept])
+            taken_from = accept
+            continue
+        said = ", ".join(f"{u} {v}" for u, v in values.items())
+        raise InputError(
+            f"the reads disagree on grade {scale} ({said}); choose the final grade (CLI: --grade "
+            f"{scale}=VALUE, or --accept a reader who graded it, taking their grade); "
+            "nothing was recorded"
+        )
+    return chosen, taken_from
 
 
 def pairwise_agreement(reads: list[Read]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -271,11 +374,16 @@ def adjudicate(
     reason: str,
     labels_name: str = ADJUDICATED_LAYER,
     key: Any = None,
+    grades: Mapping[str, Any] | None = None,
+    grades_from: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Record the adjudicated ``result`` and sign it; returns (``adjudicate``, ``sign``) records.
 
-    Refused (nothing written) unless the log's actor is an adjudicator who is none of the readers,
-    the reason is given, the reads are of this log's image, and the signing key loads.
+    ``grades`` are the final image-level grades the adjudicator chose; ``grades_from`` names the
+    reader whose read (grades included) the adjudicator accepted, filling each disputed grade not
+    in ``grades`` (:func:`decide_grades`). Refused (nothing written) unless the log's actor is an
+    adjudicator who is none of the readers, the reason is given, every disputed grade is chosen,
+    the reads are of this log's image, and the signing key loads.
     """
     actor: Actor = log.actor
     if actor.role != "adjudicator":
@@ -304,13 +412,19 @@ def adjudicate(
     result = np.ascontiguousarray(result)
     if result.shape != reads[0].labels.shape:
         raise InputError(f"the result has shape {result.shape}, the reads {reads[0].labels.shape}")
+    final, taken_from = decide_grades(reads, grades, grades_from)
     key = key if key is not None else load_private_key(actor.id)  # fail before writing anything
-    data = {
+    data: dict[str, Any] = {
         **classify_decision(result, reads),
         "reason": reason.strip(),
         "reads": [r.citation() for r in reads],
         "result_sha256": voxel_sha256(result),
     }
+    if final:
+        data["grades"] = final
+        data["grade_reads"] = {s: {r.reader: r.grades.get(s) for r in reads} for s in final}
+        if taken_from is not None:
+            data["grades_from"] = taken_from
     target = {"labels": labels_name, "reads": [r.citation()["hash"] for r in reads]}
     current = _logged_state(log, labels_name, result.shape, result.dtype)
     if not any(
@@ -329,12 +443,16 @@ def adjudicate(
     return rec, sign_head(log, "adjudication", target_seq=rec["seq"], key=key)
 
 
-def is_adjudicated(log_path: str | os.PathLike[str]) -> bool:
-    """True when the log holds an ``adjudicate`` record signed with meaning ``adjudication``."""
+def is_adjudicated(log_path: str | os.PathLike[str], grades: Iterable[str] = ()) -> bool:
+    """True when the log holds an ``adjudicate`` record signed with meaning ``adjudication``
+    (that chose a final value for each scale in ``grades``, when given)."""
+    needed = set(grades)
     adjudications: set[str] = set()
     for rec in iter_records(log_path):
         if rec.get("action") == "adjudicate":
-            adjudications.add(rec["hash"])
+            decided = (rec.get("data") or {}).get("grades") or {}
+            if isinstance(decided, dict) and needed <= set(decided):
+                adjudications.add(rec["hash"])
         elif (
             rec.get("action") == "sign" and (rec.get("data") or {}).get("meaning") == "adjudication"
         ):

@@ -333,8 +333,9 @@ def _programme(p: dict[str, Any]) -> str:
         + [["still open", len(p["adjudication_open"])]],
     )
     adj = _table(
-        ["case", "adjudicator", "decision", "reader upheld", "reason"],
-        [[a["case"], a["adjudicator"], a["decision"], a["reader"] or "", a["reason"]]
+        ["case", "adjudicator", "decision", "reader upheld", "final grade", "reason"],
+        [[a["case"], a["adjudicator"], a["decision"], a["reader"] or "",
+          ", ".join(f"{k} {v}" for k, v in (a.get("grades") or {}).items()), a["reason"]]
          for a in p["adjudications"]],
     )  # fmt: skip
     cal_rows = []
