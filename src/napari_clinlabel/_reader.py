@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from napari import current_viewer
+from napari.utils.notifications import show_info
 
 from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.export.sr_read import (
@@ -136,11 +137,17 @@ def _sr_layer(path: Path) -> tuple[Any, dict, str]:
     sops = volume.meta.get("sop_instance_uids") or []
     if ndim == 2 and not sops:
         sops = [o.sop_instance_uid for o in report.findings[0].outlines]
-    boxes = place_boxes(report, list(sops), ndim)
+    spacing_z = float(volume.geometry.spacing_zyx[0]) if ndim == 3 else None
+    boxes = place_boxes(report, list(sops), ndim, spacing_z)
     imported = False
     if image is not None and viewer is not None:
         log = get_session(viewer).log_for(image)
         imported = import_boxes(log, report, boxes, volume) is not None
+        if not imported:
+            show_info(
+                f"{path.name}: its {len(boxes)} box(es) are already in this image's log; "
+                "nothing imported."
+            )
     rects, ids, labels = [], [], []
     for b in boxes:
         lo, hi = b.zyx_min, b.zyx_max

@@ -231,3 +231,148 @@ def _walk(ds):
         if elem.VR == "SQ":
             for item in elem.value:
                 yield from _walk(item)
+
+
+# -- round trip of the z extent (issue: a 0..2 box came back -0.5..2.5, 50 % deeper) ----------
+def _box_rows(log_path, action):
+    return {d["id"]: d for r in iter_records(log_path) if r["action"] == action
+            for d in ([r["data"]] if action == "box.add" else r["data"]["boxes"])}  # fmt: skip
+
+
+def _export_and_import(folder, boxes, tmp_path):
+    """Boxes drawn by Ann on ``folder``'s series, exported as SR, imported by Bob into a fresh
+    copy of the series; returns (Ann's box.add rows, Bob's box.import rows, the report)."""
+    import shutil
+
+    vol = read_volumes(folder)[0]
+    log = AuditLog.for_image(folder, vol.image_ref(), ANN, LESIONS.ref())
+    for b in boxes:
+        add_box(log, b, vol, LESIONS)
+    log.close()
+    (tmp_path / "out").mkdir()
+    res = export(folder, "dicom-sr", tmp_path / "out" / "sr", actor=ANN)
+    fresh = tmp_path / "fresh" / folder.name
+    shutil.copytree(folder, fresh, ignore=shutil.ignore_patterns(".*", "*.jsonl"))
+    vol2 = read_volumes(fresh)[0]
+    report = read_sr(res.outputs[0].path)
+    placed = place_boxes(report, vol2.meta["sop_instance_uids"], 3, vol2.geometry.spacing_zyx[0])
+    log2 = AuditLog.for_image(fresh, vol2.image_ref(), BOB, LESIONS.ref())
+    assert import_boxes(log2, report, placed, vol2, LESIONS) is not None
+    log2.close()
+    before = _box_rows(folder.parent / f"{folder.name}.clinlabel.jsonl", "box.add")
+    after = _box_rows(fresh.parent / f"{fresh.name}.clinlabel.jsonl", "box.import")
+    return before, after, report
+
+
+def test_round_trip_keeps_z_extent_size_and_volume(tmp_path):
+    """Planar, drawn 3-slice (whole slices) and API 3-slice (``a..b``) boxes come back with the
+    same extent, size and volume; the oracle is the series' own spacing (0.7, 0.8, 2.5 mm)."""
+    write_series(tmp_path / "ct", phantom_stored((6, 24, 20)), spacing=(0.7, 0.8, 2.5))
+    boxes = [
+        LesionBox((2, 3.5, 2.5), (2, 9.5, 8.5), "malignant", 4, {}, "planar"),
+        with_slices(LesionBox((0, 10.5, 4.5), (0, 14.5, 10.5), "benign", 2, {}, "drawn3"), 0, 2),
+        LesionBox((1, 4, 3), (3, 12, 9), "benign", None, {}, "api3"),  # slices 1..3, 2 deep
+        LesionBox((0.2, 4, 3), (1.8, 12, 9), None, None, {}, "apithin"),
+    ]
+    before, after, report = _export_and_import(tmp_path / "ct", boxes, tmp_path)
+    assert set(after) == set(before) == {"planar", "drawn3", "api3", "apithin"}
+    depth_of = {f.box_id: f.sizes_mm.get("Depth") for f in report.findings}
+    expected_depth = {"planar": 2.5, "drawn3": 3 * 2.5, "api3": 2 * 2.5, "apithin": 1.6 * 2.5}
+    for bid, b in before.items():
+        a = after[bid]
+        assert a["zyx_min"] == pytest.approx(b["zyx_min"], abs=1e-6)
+        assert a["zyx_max"] == pytest.approx(b["zyx_max"], abs=1e-6)
+        assert a["size_mm"] == pytest.approx(b["size_mm"], abs=1e-4)
+        assert a["size_mm"][0] == pytest.approx(expected_depth[bid])
+        (y0, x0), (y1, x1) = b["zyx_min"][1:], b["zyx_max"][1:]
+        if bid == "planar":
+            assert a["volume_ml"] is None and depth_of[bid] is None  # TID 1410: no depth
+        else:
+            assert depth_of[bid] == pytest.approx(expected_depth[bid])  # what the SR states
+            vol_ml = expected_depth[bid] * (y1 - y0) * 0.8 * (x1 - x0) * 0.7 / 1000
+            assert a["volume_ml"] == pytest.approx(vol_ml, rel=1e-5)
+            assert a["volume_ml"] == pytest.approx(b["volume_ml"], rel=1e-5)
+
+
+def test_off_centre_box_keeps_its_size_and_volume(tmp_path):
+    """A box not centred on the slices it touches (0.3..2.0: slices 0–2) comes back as deep and
+    as large (its Depth), centred on those slices: it moves by under half a slice."""
+    write_series(tmp_path / "ct", phantom_stored((4, 16, 16)), spacing=(0.7, 0.8, 2.5))
+    box = LesionBox((0.3, 4, 3), (2.0, 12, 9), "benign", None, {}, "offc")
+    before, after, _report = _export_and_import(tmp_path / "ct", [box], tmp_path)
+    a, b = after["offc"], before["offc"]
+    assert a["size_mm"] == pytest.approx(b["size_mm"], abs=1e-4)
+    assert a["size_mm"][0] == pytest.approx(1.7 * 2.5)
+    assert a["volume_ml"] == pytest.approx(b["volume_ml"], rel=1e-5)
+    assert abs(a["zyx_min"][0] - 0.3) < 0.5 and a["zyx_min"][1:] == b["zyx_min"][1:]
+
+
+def test_real_ct_api_box_round_trip_is_exact(shared_data, tmp_path):
+    """The reported case: dcmqi's 3-slice CT, a box z 0..2 (Depth 2.0 mm) and a planar one;
+    the oracle for mm is the files' own PixelSpacing and ImagePositionPatient (pydicom)."""
+    import shutil
+
+    src = shared_data / "dcmqi_ct3slice_seg" / "ct-3slice"
+    shutil.copytree(src, tmp_path / "ct")
+    heads = sorted((pydicom.dcmread(p, stop_before_pixels=True) for p in (tmp_path / "ct").iterdir()
+                    if p.is_file()), key=lambda d: float(d.ImagePositionPatient[2]))  # fmt: skip
+    dz = abs(float(heads[1].ImagePositionPatient[2]) - float(heads[0].ImagePositionPatient[2]))
+    dr, dc = (float(v) for v in heads[0].PixelSpacing)
+    boxes = [LesionBox((0, 100, 120), (2, 160, 200), "malignant", 3, {}, "vol"),
+             LesionBox((1, 200, 210), (1, 240, 260), "benign", None, {}, "flat")]  # fmt: skip
+    before, after, report = _export_and_import(tmp_path / "ct", boxes, tmp_path)
+    assert {f.box_id: f.volumetric for f in report.findings} == {"vol": True, "flat": False}
+    a = after["vol"]
+    assert a["zyx_min"] == [0.0, 100.0, 120.0] and a["zyx_max"] == [2.0, 160.0, 200.0]
+    assert a["size_mm"][0] == pytest.approx(2 * dz, abs=1e-4)  # 2.0 mm, not 3.0
+    assert a["volume_ml"] == pytest.approx(2 * dz * 60 * dr * 80 * dc / 1000, rel=1e-5)
+    assert a["volume_ml"] == pytest.approx(before["vol"]["volume_ml"], rel=1e-5)
+    assert after["flat"]["zyx_min"] == before["flat"]["zyx_min"]
+    assert after["flat"]["size_mm"] == pytest.approx(before["flat"]["size_mm"], abs=1e-4)
+
+
+# -- importing a report into a log that already holds its boxes -------------------------------
+def test_own_sr_imported_into_its_own_log_changes_nothing(exported):
+    vol, before, path, tmp_path = exported
+    n0 = len(list(iter_records(sidecar(tmp_path))))
+    report = read_sr(path)
+    placed = place_boxes(report, vol.meta["sop_instance_uids"], 3, vol.geometry.spacing_zyx[0])
+    log = AuditLog.for_image(tmp_path / "ct", vol.image_ref(), BOB, LESIONS.ref())
+    assert import_boxes(log, report, placed, vol, LESIONS) is None  # all known: nothing recorded
+    log.close()
+    assert len(list(iter_records(sidecar(tmp_path)))) == n0
+    after = load_boxes(sidecar(tmp_path))
+    assert set(after) == set(before)  # no duplicate, no renamed copy
+    for bid, b in before.items():  # not re-attributed to the dicom-sr tool
+        assert (after[bid].source, after[bid].created_by) == (b.source, b.created_by)
+    assert after["hand1"].source == {"kind": "human"} and after["hand1"].created_by == "ann"
+    assert after["model1"].source["name"] == "lesiondet"
+
+
+def test_only_boxes_not_in_the_log_are_imported(exported, tmp_path_factory):
+    """Bob's copy already holds hand1 (same id, drawn by Bob) and, from an earlier import, a box
+    with model1's tracking UID under another id: only hand3d is imported."""
+    import shutil
+    from dataclasses import replace
+
+    vol, _before, path, tmp_path = exported
+    other = tmp_path_factory.mktemp("partial")
+    shutil.copytree(tmp_path / "ct", other / "ct", ignore=shutil.ignore_patterns(".*"))
+    vol2 = read_volumes(other / "ct")[0]
+    log = AuditLog.for_image(other / "ct", vol2.image_ref(), BOB, LESIONS.ref())
+    add_box(log, LesionBox((3, 1, 1), (3, 5, 5), "benign", None, {}, "hand1"), vol2, LESIONS)
+    report = read_sr(path)
+    f_model = next(f for f in report.findings if f.box_id == "model1")
+    earlier = replace(report, sop_instance_uid="1.2.3.4", findings=[replace(f_model, box_id="m1x")])
+    placed = place_boxes(earlier, vol2.meta["sop_instance_uids"], 3, 2.5)
+    assert import_boxes(log, earlier, placed, vol2, LESIONS) is not None  # model1's UID, as m1x
+    rec = import_boxes(log, report, place_boxes(report, vol2.meta["sop_instance_uids"], 3, 2.5),
+                       vol2, LESIONS)  # fmt: skip
+    log.close()
+    assert rec is not None
+    assert [d["id"] for d in rec["data"]["boxes"]] == ["hand3d"]
+    assert rec["data"]["sr"]["already_in_log"] == ["hand1", "model1"]
+    boxes = load_boxes(other / "ct.clinlabel.jsonl")
+    assert sorted(boxes) == ["hand1", "hand3d", "m1x"]
+    assert boxes["hand1"].source == {"kind": "human"} and boxes["hand1"].zyx_min == (3, 1, 1)
+    assert boxes["hand3d"].source["name"] == "dicom-sr"

@@ -70,12 +70,20 @@ class LesionBox:
 
     @property
     def slice_range(self) -> tuple[int, int] | None:
-        """First and last slice (inclusive) of a box on a volume; None for 2D images."""
+        """First and last slice (inclusive) of a box on a volume; None for 2D images.
+
+        A 3D box is on every slice its z extent overlaps (slice ``k`` covers ``k - 0.5 ..
+        k + 0.5``): ``a..b`` for whole slices ``a - 0.5 .. b + 0.5`` and for ``a .. b`` alike
+        (Python's half-to-even ``round`` made ``0..2`` slices 0–2 but ``1..3`` slice 2 alone)."""
         if len(self.zyx_min) != 3:
             return None
         if not self.is_3d:
             return int(round(self.zyx_min[0])), int(round(self.zyx_min[0]))
-        return int(round(self.zyx_min[0] + 0.5)), int(round(self.zyx_max[0] - 0.5))
+        eps = 1e-6  # an edge on a slice boundary, up to float noise, does not touch the next one
+        return (
+            int(np.floor(self.zyx_min[0] + 0.5 + eps)),
+            int(np.ceil(self.zyx_max[0] - 0.5 - eps)),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON fields of the box (as in ``box.add`` data)."""
@@ -266,8 +274,9 @@ def boxes_from_records(records: Any) -> dict[str, LesionBox]:
         elif action == "box.delete":
             boxes.pop((rec.get("target") or {}).get("box") or data.get("id"), None)
         elif action == "box.import":  # boxes read from a DICOM SR (core.export.sr_read), one record
-            for d in data.get("boxes") or []:
-                boxes[d["id"]] = LesionBox.from_dict(d, rec.get("source"), actor)
+            for d in data.get("boxes") or []:  # never replaces (re-attributes) a box in force
+                if d["id"] not in boxes:
+                    boxes[d["id"]] = LesionBox.from_dict(d, rec.get("source"), actor)
         elif action in ("proposal.accept", "proposal.edit") and isinstance(data.get("box"), dict):
             b = box_from_proposal(data, rec.get("source"), actor)
             if b is not None:

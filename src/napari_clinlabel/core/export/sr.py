@@ -170,6 +170,11 @@ def _uid_from(text: str) -> str:
     return str(generate_uid(entropy_srcs=[text]))
 
 
+def box_tracking_uid(box_id: str) -> str:
+    """The Tracking Unique Identifier this module writes for box ``box_id`` (derived from it)."""
+    return _uid_from(f"clinlabel-box-{box_id}")
+
+
 def _algorithm(model: dict[str, Any] | None) -> Any:
     import highdicom as hd  # lazy: ~1 s to import; only SEG/SR export needs it
 
@@ -249,7 +254,7 @@ def _box_group(
             _cc(_private(f"{_slug(key)}-{_slug(val)}", str(val)))))  # fmt: skip
     common = dict(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=_uid_from(f"clinlabel-box-{box.id}"), identifier=f"box {box.id}"
+            uid=box_tracking_uid(box.id), identifier=f"box {box.id}"
         ),
         finding_type=_cc(finding),
         finding_sites=sites,

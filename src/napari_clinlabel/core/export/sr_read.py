@@ -16,22 +16,29 @@ never by hand. What comes back, per ROI measurement group (TID 1410 planar, TID 
 Placing (:func:`place_boxes`): the outlines are in pixel coordinates of the referenced instances
 (PS3.3 C.18.6.1.1: (0, 0) is the top-left corner of the top-left pixel, napari's voxel centre ``v``
 is ``v + 0.5``), so a box is placed on a series only through the slice index of each referenced
-SOP instance on that series' grid; its extent is the outline's bounding box (a rectangle written by
-:mod:`.sr` comes back exactly). Groups without an image outline (a segmentation reference, SCOORD3D)
+SOP instance on that series' grid; its in-plane extent is the outline's bounding box (a rectangle
+written by :mod:`.sr` comes back exactly). Along z a planar group lies on its slice (``z_min ==
+z_max``, as a box on one slice is stored); a volumetric group over slices ``a..b`` is as deep as
+its stated Depth (mm), centred on those slices: boxes store continuous z edges (a box drawn over
+whole slices spans ``a - 0.5 .. b + 0.5``, one made through the API may span ``a .. b``), and
+:mod:`.sr` writes Depth from those edges, so the size and volume come back as exported (and the
+extent exactly for any box centred on its slices); without a usable Depth, whole slices. Groups without an image outline (a segmentation reference, SCOORD3D)
 and distance/RECIST groups are listed in ``skipped`` / ``measurements``, not made into boxes.
 
 Importing (:func:`import_boxes`): opening an SR is not a human decision about each box, so the
 import is **one** ``box.import`` record attributed to the human who imported, its ``source`` the
 tool (``dicom-sr``) naming the SR's SOP Instance UID, its data every box as ``box.add`` would
-hold it plus the SR's provenance of each (tracking UID, observers, algorithm). A report already
-imported into the log is not imported again.
+hold it plus the SR's provenance of each (tracking UID, observers, algorithm). A box the log
+already knows (its box id or its tracking UID, in force or deleted since) is neither imported again
+nor re-attributed to the tool: only the others are, and nothing is recorded when none is left (a
+report already imported, or this image's own export).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +48,12 @@ from napari_clinlabel import __version__ as version
 from napari_clinlabel.core.annotate.boxes import (
     LesionBox,
     box_record_data,
-    load_boxes,
+    boxes_from_records,
     validate_box,
 )
 from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.export.seg import quiet_person_names
-from napari_clinlabel.core.export.sr import _CLASS, _FINDING, _SITE, PRIVATE
+from napari_clinlabel.core.export.sr import _CLASS, _FINDING, _SITE, PRIVATE, box_tracking_uid
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
 
@@ -270,10 +277,32 @@ def read_sr(path: str | os.PathLike[str]) -> SrReport:
     )
 
 
-def place_boxes(report: SrReport, sop_uids: list[str], ndim: int) -> list[LesionBox]:
+def _z_extent(f: SrFinding, ks: list[int], spacing_z: float | None) -> tuple[float, float]:
+    """z edges of a finding on slices ``ks`` (see the module docstring): its Depth centred on
+    them when that is consistent with them, else whole slices."""
+    a, b = min(ks), max(ks)
+    if a == b and not f.volumetric:
+        return float(a), float(a)  # a box on one slice: z_min == z_max == that slice
+    whole = (a - 0.5, b + 0.5)
+    depth = f.sizes_mm.get("Depth")
+    if depth is None or not spacing_z or spacing_z <= 0 or depth <= 0:
+        return whole
+    n = depth / spacing_z  # slices deep, as box_size_mm computed it on export
+    if abs(n - (b - a + 1)) < 1e-3:  # whole slices (a drawn box): exactly, not off by rounding
+        return whole
+    c = (a + b) / 2
+    z0, z1 = round(c - n / 2, 6), round(c + n / 2, 6)
+    probe = LesionBox((z0, 0.0, 0.0), (z1, 0.0, 0.0))
+    return (z0, z1) if probe.is_3d and probe.slice_range == (a, b) else whole
+
+
+def place_boxes(
+    report: SrReport, sop_uids: list[str], ndim: int, spacing_z: float | None = None
+) -> list[LesionBox]:
     """The report's boxes on a series whose slice ``k`` is the instance ``sop_uids[k]`` (one
-    instance for a 2D image, ``ndim`` 2). Raises :class:`InputError` when a box references an
-    instance that is not in that series."""
+    instance for a 2D image, ``ndim`` 2) and whose slices are ``spacing_z`` mm apart (gives a
+    volumetric box its stated Depth; None: whole slices). Raises :class:`InputError` when a box
+    references an instance that is not in that series."""
     index = {uid: k for k, uid in enumerate(sop_uids)}
     boxes = []
     for f in report.findings:
@@ -290,10 +319,9 @@ def place_boxes(report: SrReport, sop_uids: list[str], ndim: int) -> list[Lesion
         x1, y1 = pts.max(axis=0) - 0.5
         if ndim == 2:
             lo, hi = (y0, x0), (y1, x1)
-        elif min(ks) == max(ks):
-            lo, hi = (ks[0], y0, x0), (ks[0], y1, x1)
         else:
-            lo, hi = (min(ks) - 0.5, y0, x0), (max(ks) + 0.5, y1, x1)
+            z0, z1 = _z_extent(f, ks, spacing_z)
+            lo, hi = (z0, y0, x0), (z1, y1, x1)
         boxes.append(LesionBox(tuple(map(float, lo)), tuple(map(float, hi)), f.cls, f.confidence,
                                dict(f.attributes), f.box_id))  # fmt: skip
     return boxes
@@ -307,26 +335,49 @@ def already_imported(log_path: str | os.PathLike[str], sop_instance_uid: str) ->
     )
 
 
+def known_boxes(log_path: str | os.PathLike[str]) -> tuple[set[str], set[str]]:
+    """Box ids and tracking UIDs the log knows: every box it ever held (in force or deleted
+    since), the UID :mod:`.sr` derives from each id, and the UIDs earlier imports recorded."""
+    records = list(iter_records(log_path)) if Path(log_path).exists() else []
+    ids = set(boxes_from_records(r for r in records if r.get("action") != "box.delete"))
+    uids = {box_tracking_uid(i) for i in ids}
+    for r in records:
+        if r.get("action") == IMPORT_ACTION:
+            for d in (r.get("data") or {}).get("boxes") or []:
+                uid = (d.get("sr") or {}).get("tracking_uid")
+                if uid:
+                    uids.add(str(uid))
+    return ids, uids
+
+
+def new_boxes(
+    log_path: str | os.PathLike[str], report: SrReport, boxes: list[LesionBox]
+) -> list[LesionBox]:
+    """Those of the report's placed ``boxes`` the log does not know yet (:func:`known_boxes`)."""
+    ids, uids = known_boxes(log_path)
+    by_id = {f.box_id: f for f in report.findings}
+    return [b for b in boxes if b.id not in ids and (by_id[b.id].tracking_uid or "") not in uids]
+
+
 def import_boxes(
     log: AuditLog, report: SrReport, boxes: list[LesionBox], volume: Volume, schema: Any = None
 ) -> dict[str, Any] | None:
     """Record the report's placed ``boxes`` as one ``box.import`` record (actor: the log's human;
-    source: this tool naming the SR's SOP Instance UID); None when it was imported before.
+    source: this tool naming the SR's SOP Instance UID) holding only the boxes the log does not
+    know yet (:func:`new_boxes`); None, nothing recorded, when it knows them all.
 
-    Every box is checked as a drawn one would be; one refused box refuses the import, nothing
+    Every new box is checked as a drawn one would be; one refused box refuses the import, nothing
     recorded."""
     if log.path.exists() and already_imported(log.path, report.sop_instance_uid):
         return None
-    in_force = load_boxes(log.path) if log.path.exists() else {}
+    fresh = new_boxes(log.path, report, boxes)
+    if not fresh:
+        return None
     by_id = {f.box_id: f for f in report.findings}
     rows = []
-    for b in boxes:
+    for b in fresh:
         validate_box(b, volume, schema)
-        prov = report.provenance(by_id[b.id])
-        old = in_force.get(b.id)
-        if old is not None and old.to_dict() != b.to_dict():  # another box holds the id
-            b = replace(b, id=f"{b.id}-{report.sop_instance_uid[-6:]}")
-        rows.append({**box_record_data(b, volume.geometry), "sr": prov})
+        rows.append({**box_record_data(b, volume.geometry), "sr": report.provenance(by_id[b.id])})
     data = {
         "boxes": rows,
         "sr": {
@@ -334,6 +385,7 @@ def import_boxes(
             "series_uid": report.series_uid,
             "file": report.path.name,
             "skipped": report.skipped,
+            "already_in_log": sorted({b.id for b in boxes} - {b.id for b in fresh}),
         },  # fmt: skip
     }
     source = {"kind": "tool", "name": TOOL, "version": str(version),
