@@ -104,3 +104,31 @@ def test_sr_opened_over_its_open_series_is_imported_once(sr_beside, make_napari_
     recs = [r for r in iter_records(fresh.parent / "ct.clinlabel.jsonl")
             if r["action"] == "box.import"]  # fmt: skip
     assert len(recs) == 1
+
+
+@pytest.mark.gui
+def test_own_sr_opened_over_its_own_series_changes_nothing(sr_beside, make_napari_viewer,
+                                                          monkeypatch, qtbot):  # fmt: skip
+    """The series with Ann's log open, its own export opened on it: the boxes are recognised (no
+    box.import, no duplicate, still Ann's), one info line says so."""
+    import napari_clinlabel._reader as reader
+
+    monkeypatch.setenv("CLINLABEL_USER", "ann")
+    said: list[str] = []
+    monkeypatch.setattr(reader, "show_info", said.append)
+    _vol, path, log_path = sr_beside
+    viewer = make_napari_viewer()
+    viewer.open(str(path.parents[1] / "ct"), plugin="napari-clinlabel")
+    boxes_widget = LesionBoxWidget(viewer)
+    qtbot.addWidget(boxes_widget)
+    assert sorted(boxes_widget.boxes) == ["b2d", "b3d"]
+    n0 = len(list(iter_records(log_path)))
+    [shapes] = viewer.open(str(path), plugin="napari-clinlabel")
+    assert shapes.metadata["clinlabel_sr"]["imported"] is False
+    recs = list(iter_records(log_path))
+    assert len(recs) == n0  # nothing recorded
+    assert not [r for r in recs if r["action"] == "box.import"]
+    assert sorted(boxes_widget.boxes) == ["b2d", "b3d"]  # no duplicate
+    assert {b.source.get("kind") for b in boxes_widget.boxes.values()} == {"human"}
+    assert {b.created_by for b in boxes_widget.boxes.values()} == {"ann"}
+    assert len(said) == 1 and "already in this image's log" in said[0]
