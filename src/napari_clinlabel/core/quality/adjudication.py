@@ -291,14 +291,14 @@ def decide_grades(
     Returns (``{scale: value}``, the reader whose grades were taken or None). Refused (InputError)
     when a disputed grade stays unchosen or a given one names a scale no read graded.
     """
-    chosen = {str(k): _checked_grade(str(k), v, reads) for k, v in (grades or {}).items()}
     known = {s for r in reads for s in r.grades}
-    unknown = sorted(set(chosen) - known)
+    unknown = sorted({str(k) for k in grades or {}} - known)
     if unknown:
         raise InputError(
             f"no read grades {', '.join(unknown)} (graded: {', '.join(sorted(known)) or 'none'}); "
             "nothing was recorded"
         )
+    chosen = {str(k): _checked_grade(str(k), v, reads) for k, v in (grades or {}).items()}
     taken_from = None
     disputed = grade_disagreements(reads)
     by = {r.reader: r for r in reads}
@@ -414,8 +414,13 @@ def adjudicate(
         raise InputError(f"the result has shape {result.shape}, the reads {reads[0].labels.shape}")
     final, taken_from = decide_grades(reads, grades, grades_from)
     key = key if key is not None else load_private_key(actor.id)  # fail before writing anything
+    decision = classify_decision(result, reads)
+    if decision.get("reader") and grades_from:  # reads with equal labels: the one accepted
+        by = {r.reader: r for r in reads}
+        if grades_from in by and np.array_equal(result, by[grades_from].labels):
+            decision["reader"] = grades_from
     data: dict[str, Any] = {
-        **classify_decision(result, reads),
+        **decision,
         "reason": reason.strip(),
         "reads": [r.citation() for r in reads],
         "result_sha256": voxel_sha256(result),
