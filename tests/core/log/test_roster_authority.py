@@ -113,3 +113,26 @@ def test_ids_sharing_a_key_or_a_person_are_one_person(tmp_path):
 def load_key_line(text: str, uid: str) -> str:
     block = text.split(f'id = "{uid}"', 1)[1]
     return block.split('public_key = "', 1)[1].split('"', 1)[0]
+
+
+def test_the_owner_named_only_in_owner_table_acts_as_owner(tmp_path, monkeypatch):
+    """The README's roster names the owner only under [owner]: she is a user with the owner role
+    (signed roster), nothing more; unsigned, the [owner] table grants her nothing."""
+    path = write_roster(tmp_path, {"ann": ["annotator"]}, owner="olga")
+    r = load_roster(path)
+    assert r.signed and r.roles_of("olga") == ["owner"] and r.roles_of("ann") == ["annotator"]
+    monkeypatch.setenv("CLINLABEL_USER", "olga")
+    monkeypatch.delenv("CLINLABEL_ROLE", raising=False)
+    who = current_actor(path.parent / "x.nii.gz")
+    assert (who.id, who.role) == ("olga", "owner")
+    monkeypatch.setenv("CLINLABEL_ROLE", "reviewer")  # a role the roster does not grant her
+    with pytest.raises(PermissionRefused, match="not 'reviewer'"):
+        current_actor(path.parent / "x.nii.gz")
+    path.write_text(path.read_text() + "\n")  # changed after signing: unsigned
+    assert load_roster(path).roles_of("olga") == []
+
+
+def test_a_user_entry_may_not_claim_the_owner_role(tmp_path):
+    path = write_roster(tmp_path, {"ann": ["owner"]}, owner="olga")
+    with pytest.raises(ClinlabelError, match="unknown role 'owner'"):
+        load_roster(path)

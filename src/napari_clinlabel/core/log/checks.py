@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import orjson
 
 from napari_clinlabel.core.errors import LogError
-from napari_clinlabel.core.log.identity import ROLES
+from napari_clinlabel.core.log.identity import ACTOR_ROLES
 from napari_clinlabel.core.log.reader import (
     LONG_INT,
     MAX_LINE_BYTES,
@@ -344,8 +344,10 @@ def _check_actor(actor: Any) -> None:
         raise Broken("actor has no id")
     if type(actor.get("name")) is not str:
         raise Broken("actor has no name")
-    if actor.get("role") not in ROLES:
-        raise Broken(f"actor role {str(actor.get('role'))[:40]!r} is not one of {', '.join(ROLES)}")
+    if actor.get("role") not in ACTOR_ROLES:
+        raise Broken(
+            f"actor role {str(actor.get('role'))[:40]!r} is not one of {', '.join(ACTOR_ROLES)}"
+        )
 
 
 def _check_source(src: Any) -> None:

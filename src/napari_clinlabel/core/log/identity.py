@@ -22,7 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from napari_clinlabel.core.errors import ClinlabelError, PermissionRefused
 
-ROLES = ("annotator", "reviewer", "adjudicator")
+ROLES = ("annotator", "reviewer", "adjudicator")  # what a [[users]] entry may be granted
+OWNER = "owner"  # the role of the user named in [owner]: runs the programme (init, add, assign)
+ACTOR_ROLES = (*ROLES, OWNER)  # what a record's actor may act as
 ROSTER_NAME = "clinlabel-roster.toml"
 ROSTER_DOMAIN = b"clinlabel-roster/1\n"  # first line of what a roster's owner signs
 
@@ -38,10 +40,10 @@ class Actor:
     def __post_init__(self) -> None:
         if not self.id:
             raise ClinlabelError("Actor id is empty: set CLINLABEL_USER or log in as a named user.")
-        if self.role not in ROLES:
+        if self.role not in ACTOR_ROLES:
             raise ClinlabelError(
-                f"Role {self.role!r} is not one of {', '.join(ROLES)}: set CLINLABEL_ROLE or fix "
-                "the roster."
+                f"Role {self.role!r} is not one of {', '.join(ACTOR_ROLES)}: set CLINLABEL_ROLE "
+                "or fix the roster."
             )
 
     def to_dict(self) -> dict[str, str]:
@@ -79,11 +81,16 @@ class Roster:
 
     def roles_of(self, user_id: str) -> list[str]:
         """Roles the roster grants ``user_id``: as listed when the owner signed it, else only
-        annotator (empty when the user is not listed)."""
+        annotator (empty when the user is not listed). The owner of a signed roster also has the
+        ``owner`` role, listed under [[users]] or not (the [owner] table names a user)."""
         listed = self.listed_roles(user_id)
-        if self.signed or not listed:
-            return listed
-        return ["annotator"]
+        if self.signed:
+            return [*listed, OWNER] if self.is_owner(user_id) else listed
+        return ["annotator"] if listed else []
+
+    def is_owner(self, user_id: str) -> bool:
+        """``user_id`` is the owner named in [owner] (who signed this roster, when signed)."""
+        return self.owner is not None and self.owner.get("id") == user_id
 
     def public_key(self, user_id: str) -> str | None:
         """Base64 raw Ed25519 public key of ``user_id`` (None when not listed)."""
@@ -290,7 +297,7 @@ def current_actor(near: str | os.PathLike[str] | None = None, role: str | None =
                 f"{roster.path}: user {user_id!r} is not in the roster; ask the dataset owner to "
                 "add you."
             )
-        name = str(roster.users[user_id].get("name", user_id))
+        name = str((roster.users.get(user_id) or {}).get("name", user_id))
         if wanted is None:
             wanted = granted[0]
         elif wanted not in granted:

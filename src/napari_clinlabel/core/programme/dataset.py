@@ -418,9 +418,16 @@ def _case_for(st: State, rel: str) -> str:
 def init_dataset(
     folder: str | os.PathLike[str], design: dict[str, Any], update: bool = False
 ) -> Dataset:
-    """Write the owner-signed manifest and start (or, with ``update``, continue) the dataset log."""
+    """Write the owner-signed manifest and start (or, with ``update``, continue) the dataset log.
+
+    A refused init leaves nothing behind: a folder it made is removed, and so is a manifest it
+    wrote into an existing folder before the dataset log was started."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        # the owner-signed roster must be in the folder before init: a missing folder holds
+        # none, so this refuses (roster_of says where the roster goes) and nothing is created
+        roster_of(folder)
+        raise InputError(f"{folder}: is not a folder; give the dataset folder")
     log_path = folder / LOG_NAME
     if log_path.exists() and not update:
         raise InputError(f"{folder}: is a dataset already; pass --update to change its design")
@@ -434,8 +441,15 @@ def init_dataset(
         raise PermissionRefused(
             f"{folder}: only the roster's owner {from_roster['id']!r} initialises the dataset, not {who.id!r}"
         )
-    write_manifest(folder, design, who.id)
-    ds = Dataset(folder)
+    manifest, had_manifest = manifest_path(folder), manifest_path(folder).exists()
+    try:
+        write_manifest(folder, design, who.id)
+        ds = Dataset(folder)
+    except BaseException:
+        if not update and not had_manifest and not log_path.exists():
+            for made in (manifest, manifest.with_name(manifest.name + ".sig")):
+                made.unlink(missing_ok=True)  # no half-made dataset: init can simply be rerun
+        raise
     log = ds.log(who)
     try:
         data = {"manifest": ds.manifest_sha, "guideline": ds.guideline["version"]}
