@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from support.orthanc import orthanc  # noqa: F401 - fixture
 from support.programme_fixtures import DESIGN, USERS
 from support.trusted_roster import write_roster
 
+from napari_clinlabel._widgets.grading import GradingWidget
 from napari_clinlabel._widgets.worklist import WorklistWidget
 from napari_clinlabel.cli import main
 from napari_clinlabel.core.annotate.grading import mark_done, set_grade
@@ -304,8 +306,6 @@ def test_first_open_grades_on_the_design_schema(tmp_path, monkeypatch, make_napa
     """Next case, then a grading key: the grade is recorded under the design's schema (birads) on
     the first open of the case, without the reader choosing a schema (issue: no schema on first
     open); Mark done is then accepted once every required scale is graded."""
-    from napari_clinlabel._widgets.grading import GradingWidget
-
     ds = _small_programme(tmp_path, monkeypatch)
     assert main(["dataset", "assign", str(ds)]) == 0
     viewer, w, errors = _widget(make_napari_viewer, monkeypatch, "ann", ds)
@@ -327,3 +327,39 @@ def test_first_open_grades_on_the_design_schema(tmp_path, monkeypatch, make_napa
     ]
     assert all(r["schema"] == birads for r in grades), [r.get("schema") for r in grades]
     assert recs[-1]["action"] == "image.done"
+
+
+def test_an_unreachable_pacs_case_does_not_stick_next_case(
+    tmp_path, monkeypatch, make_napari_viewer, qtbot
+):
+    """A PACS case whose server cannot be reached (127.0.0.1, a closed port: no network): Next
+    case reports the failed pull once, resets the status line and moves on to the file case; the
+    failed case is skipped for the rest of the session."""
+    with socket.socket() as s:  # a port nobody listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ds = _small_programme(tmp_path, monkeypatch, n_cases=0)
+    url = f"http://127.0.0.1:{port}/dicom-web"
+    assert main(["dataset", "add", str(ds), "--pacs", url, "1.2.826.0.1.3680043.2.1125.1"]) == 0
+    case_file = _image(tmp_path / "images" / "zcase100.nii.gz", 100)  # after series-1
+    assert main(["dataset", "add", str(ds), str(case_file)]) == 0
+    assert main(["dataset", "assign", str(ds)]) == 0
+    viewer, w, errors = _widget(make_napari_viewer, monkeypatch, "ann", ds)
+    st = Dataset(ds).state()
+    pacs_case = next(c.id for c in st.cases.values() if c.pacs is not None)
+    file_case = next(c.id for c in st.cases.values() if c.pacs is None)
+    assert {r["status"] for r in w.rows} == {"not started"} and len(w.rows) == 2
+    first = next(r["case"] for r in w.rows)  # next_case offers the rows in this order
+    if first != pacs_case:
+        pytest.skip("the worklist orders the file case first; the PACS case is not hit")
+    qtbot.mouseClick(w._next, LEFT)
+    qtbot.waitUntil(lambda: bool(errors) and w._next.isEnabled(), timeout=60000)
+    assert len(errors) == 1 and w.image is None
+    status = w._status.text()
+    assert "pulling" not in status and pacs_case in status and "skips it" in status, status
+    qtbot.mouseClick(w._next, LEFT)  # moves on: the file case opens
+    assert w.image is not None and w.current["case"] == file_case
+    assert len(errors) == 1
+    assert w._next_entry()["case"] == file_case  # in progress now: offered again, never the PACS one
+    w.failed.clear()  # a new session would try the PACS case again (it is not started)
+    assert w._next_entry()["case"] == file_case  # in progress comes before not started

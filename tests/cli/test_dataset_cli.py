@@ -14,7 +14,8 @@ from collections import Counter
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from support.programme_fixtures import make_programme, write_read
+from support.programme_fixtures import DESIGN, make_programme, write_read
+from support.trusted_roster import write_roster
 
 from napari_clinlabel.cli import main
 from napari_clinlabel.core.errors import InputError
@@ -22,6 +23,7 @@ from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
 from napari_clinlabel.core.log.identity import Actor
 from napari_clinlabel.core.log.image_open import image_open_data, record_image_open
+from napari_clinlabel.core.log.signing import keys_folder
 from napari_clinlabel.core.quality.adjudication import adjudicate, load_reads
 
 
@@ -216,10 +218,6 @@ def test_owner_only_under_owner_table_runs_the_programme(tmp_path, monkeypatch, 
     """README's roster: the owner appears only in [owner]. She initialises, adds and assigns; the
     dataset log verifies against the roster (her records carry the owner role); a reader does not
     get to init."""
-    from support.trusted_roster import write_roster
-
-    from support.programme_fixtures import DESIGN
-
     ds = tmp_path / "ds"
     write_roster(ds, {"ann": ["annotator"], "rev": ["reviewer"]}, owner="olga")
     (tmp_path / "design.toml").write_text(DESIGN.replace("honeypot_rate = 0.1", "honeypot_rate = 0"))
@@ -242,10 +240,6 @@ def test_owner_only_under_owner_table_runs_the_programme(tmp_path, monkeypatch, 
 def test_a_refused_init_leaves_no_debris(tmp_path, monkeypatch, capsys):
     """``dataset init`` refused (no roster in a new folder; the owner's private key missing) leaves
     the file system as it was: no empty DS/, no manifest without a log; one line each."""
-    from support.trusted_roster import write_roster
-
-    from napari_clinlabel.core.log.signing import keys_folder
-
     monkeypatch.setenv("CLINLABEL_USER", "olga")
     ds = tmp_path / "DS"
     assert main(["dataset", "init", str(ds)]) == 2

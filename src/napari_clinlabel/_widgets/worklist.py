@@ -43,10 +43,11 @@ from qtpy.QtWidgets import (
 from napari_clinlabel.core.errors import ClinlabelError, InputError
 from napari_clinlabel.core.image.io import read_volumes
 from napari_clinlabel.core.programme.dataset import READS, Dataset
-from napari_clinlabel.core.programme.reads import COMPLETED, ReadIndex
+from napari_clinlabel.core.programme.reads import COMPLETED, IN_PROGRESS, NOT_STARTED, ReadIndex
 from napari_clinlabel.core.programme.review import approve, return_read
 from napari_clinlabel.core.programme.source import fetch
 from napari_clinlabel.core.programme.status import (
+    RETURNED,
     adjudication_queue,
     next_case,
     review_queue,
@@ -73,6 +74,7 @@ class WorklistWidget(QWidget):
         self.labels: Any = None
         self.adjudication: Any = None  # the Adjudication widget, once opened from the queue
         self.worker: Any = None  # the PACS pull running, if any
+        self.failed: set[str] = set()  # cases whose PACS pull failed in this session: skipped
         self._folder = QLineEdit()
         self._folder.setPlaceholderText("dataset folder (holds clinlabel-dataset.json)")
         self._browse = QPushButton("Browse…")
@@ -215,13 +217,32 @@ class WorklistWidget(QWidget):
             self._status.setText("open a dataset first")
             return
         try:
-            entry = next_case(self.ds, self.user)
+            entry = self._next_entry()
             if entry is None:
-                self._status.setText("nothing to do: every case of yours is done or flagged")
+                skipped = f" ({len(self.failed)} skipped: PACS pull failed)" if self.failed else ""
+                self._status.setText(
+                    f"nothing to do: every case of yours is done or flagged{skipped}"
+                )
                 return
             self.open_entry(entry)  # refreshes the tables once the case is open
         except ClinlabelError as exc:
             self._session.report_error(exc)
+
+    def _next_entry(self) -> dict[str, Any] | None:
+        """``next_case``, passing over the reads whose PACS pull failed in this session."""
+        assert self.ds is not None and self.user is not None
+        entry = next_case(self.ds, self.user)
+        if entry is None or entry["case"] not in self.failed or entry["task"] != "read":
+            return entry
+        rows = worklist(self.ds, self.user, self.ds.state(), ReadIndex(self.ds.folder / READS))
+        for wanted in ((IN_PROGRESS, RETURNED), (NOT_STARTED,)):  # next_case's order
+            for row in rows:
+                if row["status"] in wanted and row["case"] not in self.failed:
+                    found = {"case": row["case"], "task": "read", "status": row["status"]}
+                    if row["status"] == RETURNED:
+                        found["returned"] = row["note"]
+                    return found
+        return None
 
     def _on_open_selected(self) -> None:
         case_id = self._selected_case()
@@ -253,13 +274,20 @@ class WorklistWidget(QWidget):
             self._next.setEnabled(False)
             worker = thread_worker(fetch, start_thread=False, ignore_errors=True)(self.ds, case)
             worker.returned.connect(lambda path: self._opened(entry, path, base))
-            worker.errored.connect(self._session.report_error)
+            worker.errored.connect(lambda exc: self._pull_failed(case_id, exc))
             worker.finished.connect(lambda: self._next.setEnabled(True))
             self.worker = worker
             worker.start()
             return
         self._status.setText(f"{case_id}: opening…")
         self._opened(entry, fetch(self.ds, case), base)
+
+    def _pull_failed(self, case_id: str, exc: BaseException) -> None:
+        """The PACS pull of ``case_id`` failed: say so, and let Next case move on past it."""
+        self.failed.add(case_id)
+        self._session.report_error(exc)
+        self._status.setText(f"{case_id}: PACS pull failed; Next case skips it in this session "
+                             "(double-click its row to try again)")  # fmt: skip
 
     def _opened(self, entry: dict[str, Any], path: Path, base: Path) -> None:
         """Show the case's image (on this machine at ``path``) for its task."""
