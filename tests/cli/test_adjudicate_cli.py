@@ -7,16 +7,22 @@ log's verifier for what was recorded.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from support.programme_fixtures import make_programme, write_read
 from support.trusted_roster import write_roster
 
 from napari_clinlabel import api
 from napari_clinlabel.cli import main
 from napari_clinlabel.core.log.audit_log import iter_records, sidecar_paths
+from napari_clinlabel.core.log.signing import load_private_key, public_key_b64
 from napari_clinlabel.core.log.verify import verify_log
+from napari_clinlabel.core.programme.assign import assign
+from napari_clinlabel.core.programme.dataset import init_dataset
+from napari_clinlabel.core.programme.manifest import read_design
 from napari_clinlabel.core.quality.adjudication import is_adjudicated
 
 SHAPE = (4, 10, 12)
@@ -102,3 +108,106 @@ def test_bad_decisions_are_one_line_and_record_nothing(shared, monkeypatch, caps
     assert main(["adjudicate", str(tmp_path / "missing.clinlabel.jsonl")]) == 2
     assert "no such log file" in capsys.readouterr().err
     assert len(list(iter_records(log))) == n
+
+
+def test_shared_log_reads_cite_each_readers_own_last_record(shared, monkeypatch, capsys):
+    """Ana paints again after Bea: each read cites its reader's own last record, not the log's
+    head (oracle: the records ``paint`` returned)."""
+    log, a, b = shared
+    path = log.parent / "ct.nii.gz"
+    with api.open_image(path, api.Actor("ana", "Ana", "annotator")) as image:
+        ana_last = image.paint(np.zeros(SHAPE, bool) | (np.indices(SHAPE)[0] == 0), 1)
+    bea_last = [r for r in iter_records(log) if r["actor"]["id"] == "bea"][-1]
+    assert ana_last["seq"] > bea_last["seq"]
+    _as(monkeypatch, "carol", "adjudicator")
+    assert main(["adjudicate", str(log), "--json"]) == 0
+    cited = {
+        r["reader"]: (r["seq"], r["hash"]) for r in json.loads(capsys.readouterr().out)["reads"]
+    }
+    assert cited == {
+        "ana": (ana_last["seq"], ana_last["hash"]),
+        "bea": (bea_last["seq"], bea_last["hash"]),
+    }
+    assert main(["adjudicate", str(log), "--accept", "bea", "--reason", "bea's is tighter"]) == 0
+    rec = [r for r in iter_records(log) if r["action"] == "adjudicate"][-1]
+    assert {c["reader"]: c["seq"] for c in rec["data"]["reads"]} == {
+        "ana": ana_last["seq"],
+        "bea": bea_last["seq"],
+    }
+
+
+@pytest.fixture
+def grade_dispute(tmp_path, monkeypatch):
+    """A programme case read by ann (BI-RADS 4A) and ben (2) with the same outline."""
+    for var in ("CLINLABEL_ROLE", "CLINLABEL_ROSTER"):
+        monkeypatch.delenv(var, raising=False)
+    ds_dir, cases, gold = make_programme(tmp_path, n_cases=2, n_honeypots=1)
+    monkeypatch.setenv("CLINLABEL_USER", "olga")
+    ds = init_dataset(ds_dir, read_design(tmp_path / "design.toml"))
+    ds.add_cases(cases, cls="high-risk")
+    ds.add_cases(gold, honeypot=True, gold_authors=["ann"])
+    for r in ("ann", "ben"):
+        ds.record_calibration(r, {"passed": True, "grading": {"kappa": 0.95, "n": 8}})
+    assign(ds)
+    reads = ds_dir / "reads"
+    write_read(reads / "case000__ann.clinlabel.jsonl", "ann", "case000", (2, 2), "4A")
+    write_read(reads / "case000__ben.clinlabel.jsonl", "ben", "case000", (2, 2), "2")
+    _as(monkeypatch, "adj", "adjudicator")
+    return ds_dir, [str(reads / f"case000__{u}.clinlabel.jsonl") for u in ("ann", "ben")]
+
+
+def test_grade_dispute_is_shown_and_decided_by_the_cli(grade_dispute, capsys):
+    ds_dir, logs = grade_dispute
+    assert main(["adjudicate", *logs]) == 0
+    out = capsys.readouterr().out
+    assert "grades assessment 4A, density b" in out
+    assert "GRADE DISAGREEMENT assessment: ann 4A vs ben 2" in out, out
+    assert "dice" in out.lower() and "ann vs ben" in out
+    e = _json_out(capsys, ["dataset", "next", str(ds_dir), "--reader", "adj", "--json"])
+    into = e["log"]  # where the programme wants the adjudicator's decision
+    assert e["case"] == "case000" and into.endswith("case000__adj.clinlabel.jsonl")
+    # a decision that does not choose the grade: refused, one line, no log created
+    assert main(["adjudicate", *logs, "--majority", "--reason", "x", "--into", into]) == 2
+    err = capsys.readouterr().err
+    assert "disagree on grade assessment" in err and len(err.strip().splitlines()) == 1
+    assert not os.path.exists(into)
+    assert main(["adjudicate", *logs, "--accept", "ben", "--reason", "2 on the spot view",
+                 "--into", into]) == 0  # fmt: skip
+    assert "grade assessment 2 (taken with ben's read)" in capsys.readouterr().out
+    recs = list(iter_records(into))
+    # a new adjudicator log starts as the widget's: image.open with the image grid, owner pinned
+    assert recs[0]["action"] == "image.open" and recs[0]["seq"] == 0
+    first_read = next(iter(iter_records(logs[0])))
+    assert recs[0]["data"]["shape"] == first_read["data"]["shape"] == [16, 16]
+    assert recs[0]["data"]["owner"] == {"id": "olga", "public_key": public_key_b64(
+        load_private_key("olga"))}  # fmt: skip
+    (rec,) = [r for r in recs if r["action"] == "adjudicate"]
+    assert rec["data"]["reader"] == "ben" and rec["data"]["grades"] == {"assessment": "2"}
+    assert rec["data"]["grades_from"] == "ben"
+    assert verify_log(into).ok
+    s = _json_out(capsys, ["dataset", "status", str(ds_dir), "--json"])
+    assert s["adjudication_queue"] == []
+
+
+def test_explicit_grade_overrides_and_bad_grade_is_one_line(grade_dispute, capsys, tmp_path):
+    _, logs = grade_dispute
+    into = str(tmp_path / "ds" / "reads" / "case000__adj.clinlabel.jsonl")
+    for bad, why in (("assessment", "SCALE=VALUE"), ("assessment=9Z", "not a grade"),
+                     ("nosuch=1", "no read grades")):  # fmt: skip
+        assert main(["adjudicate", *logs, "--accept", "ben", "--grade", bad, "--reason", "r",
+                     "--into", into]) == 2  # fmt: skip
+        err = capsys.readouterr().err
+        assert why in err and len(err.strip().splitlines()) == 1
+    assert main(["adjudicate", *logs, "--grade", "assessment=4A"]) == 2  # no decision named
+    assert "--accept READER or --majority" in capsys.readouterr().err
+    assert not os.path.exists(into)
+    assert main(["adjudicate", *logs, "--accept", "ben", "--grade", "assessment=4B",
+                 "--reason", "ben's outline; 4B on the spot view", "--into", into]) == 0  # fmt: skip
+    (rec,) = [r for r in iter_records(into) if r["action"] == "adjudicate"]
+    assert rec["data"]["grades"] == {"assessment": "4B"} and "grades_from" not in rec["data"]
+
+
+def _json_out(capsys, argv):
+    capsys.readouterr()
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
