@@ -363,3 +363,19 @@ def test_an_unreachable_pacs_case_does_not_stick_next_case(
     assert w._next_entry()["case"] == file_case  # in progress now: offered again, never the PACS one
     w.failed.clear()  # a new session would try the PACS case again (it is not started)
     assert w._next_entry()["case"] == file_case  # in progress comes before not started
+
+
+def test_owner_only_in_owner_table_opens_the_worklist(
+    tmp_path, monkeypatch, make_napari_viewer, qtbot
+):
+    """The README's roster (owner only under [owner]): the owner opens the dataset as 'owner',
+    with no reader queue and Next case disabled, rather than 'not in the roster'."""
+    ds = tmp_path / "ds"
+    write_roster(ds, {"ann": ["annotator"]}, owner="olga")
+    (tmp_path / "design.toml").write_text(DESIGN)
+    monkeypatch.setenv("CLINLABEL_USER", "olga")
+    assert main(["dataset", "init", str(ds), "--design", str(tmp_path / "design.toml")]) == 0
+    viewer, w, errors = _widget(make_napari_viewer, monkeypatch, "olga", ds)
+    assert not errors, errors
+    assert w.user == "olga" and "olga (owner)" in w._who.text(), w._who.text()
+    assert not w._next.isEnabled() and w._cases.isHidden()

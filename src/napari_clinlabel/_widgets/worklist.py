@@ -151,7 +151,7 @@ class WorklistWidget(QWidget):
             w.setVisible(review)
         for w in (self._adj_label, self._queue, self._adjudicate):
             w.setVisible(adj)
-        self._next.setEnabled(bool(roles))
+        self._next.setEnabled(annot or review or adj)  # the owner role alone reads nothing
         self._refresh.setEnabled(self.ds is not None)
 
     # -- dataset -----------------------------------------------------------------------------
@@ -169,7 +169,7 @@ class WorklistWidget(QWidget):
         try:
             ds = Dataset(self._folder.text().strip())
             user = ds.actor().id
-            if user not in ds.roster.users:
+            if not ds.roster.roles_of(user):  # the owner named only in [owner] is in it
                 raise InputError(f"{ds.roster.path}: {user!r} is not in the roster; check the id")
         except ClinlabelError as exc:
             self._session.report_error(exc)
