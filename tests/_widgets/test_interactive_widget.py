@@ -15,6 +15,7 @@ from napari_clinlabel.core.image.samples import ct_phantom_truth
 from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.core.models.loader import load_model
+from napari_clinlabel.core.schema import load_schema
 from napari_clinlabel.glue.session import get_session
 
 pytest.importorskip("torch")
@@ -58,7 +59,7 @@ def setup(make_napari_viewer, qtbot, tmp_path):
 
 def _run(qtbot, viewer, w, point, label):
     viewer.layers[POSITIVE].add(np.asarray([point], float))
-    w._label_spin.setValue(label)
+    w.set_label(label)
     qtbot.mouseClick(w._run_btn, LEFT)
     assert w.proposal is not None, w._status.text()
     return w.proposal
@@ -96,7 +97,9 @@ def test_escape_rejects_and_edit_then_enter_edits(setup, qtbot):
     _key(qtbot, viewer, Qt.Key.Key_Escape)
     assert [r["action"] for r in _decisions(_records(log_path, n))] == ["proposal.reject"]
     assert w.proposal is None
-    assert "segmentation" not in viewer.layers or not (viewer.layers["segmentation"].data == 4).any()
+    assert (
+        "segmentation" not in viewer.layers or not (viewer.layers["segmentation"].data == 4).any()
+    )
     p = _run(qtbot, viewer, w, _centre(truth == 3), 3)  # right kidney
     qtbot.mouseClick(w._edit_btn, LEFT)
     layer = viewer.layers[RESULT]
@@ -113,3 +116,22 @@ def test_escape_rejects_and_edit_then_enter_edits(setup, qtbot):
     labels = viewer.layers["segmentation"].data
     assert np.array_equal(labels == 3, data > 0)
     assert verify_log(log_path).ok
+
+
+def test_no_label_is_chosen_for_the_reader(setup, qtbot):
+    """The label list names the schema's labels and starts on "choose…": Run without a choice
+    records nothing and says why."""
+    viewer, image, w, truth, session = setup
+    texts = [w._label_combo.itemText(i) for i in range(w._label_combo.count())]
+    assert texts[:3] == ["choose the label…", "1", "2"]  # no schema yet: values only
+    session.set_schema(image, load_schema("abdomen-ct"))
+    w._refresh_labels()
+    texts = [w._label_combo.itemText(i) for i in range(w._label_combo.count())]
+    names = {lab.value: lab.name for lab in load_schema("abdomen-ct").labels}
+    assert texts == ["choose the label…"] + [f"{v} {n}" for v, n in names.items()]
+    assert w._label_combo.currentIndex() == 0
+    viewer.layers[POSITIVE].add(np.asarray([_centre(truth == 3)], float))
+    qtbot.mouseClick(w._run_btn, LEFT)
+    assert w.proposal is None and "Choose the label" in w._status.text()
+    assert not [r for r in _records(session.log_path_for(image))
+                if r["action"].startswith("proposal.")]  # fmt: skip

@@ -27,7 +27,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -75,8 +74,7 @@ class InteractiveWidget(QWidget):
         self._model_combo = QComboBox()
         self._model_combo.addItems(BUILTINS)
         self._model_file_btn = QPushButton("Model file…")
-        self._label_spin = QSpinBox()
-        self._label_spin.setRange(1, 65535)
+        self._label_combo = QComboBox()  # no default: the reader names the object prompted
         self._prompt_btn = QPushButton("Prompt layers")
         self._run_btn = QPushButton("Run")
         self._accept_btn = QPushButton("Accept (Enter)")
@@ -98,7 +96,7 @@ class InteractiveWidget(QWidget):
         form = QFormLayout()
         form.addRow("Image", self._image_combo)
         form.addRow("Model", model_row)
-        form.addRow("Label value", self._label_spin)
+        form.addRow("Label", self._label_combo)
         run_row = QHBoxLayout()
         run_row.addWidget(self._prompt_btn)
         run_row.addWidget(self._run_btn)
@@ -114,6 +112,7 @@ class InteractiveWidget(QWidget):
 
     def _wire(self) -> None:
         self._model_file_btn.clicked.connect(self._on_model_file)
+        self._image_combo.currentTextChanged.connect(lambda _name: self._refresh_labels())
         self._prompt_btn.clicked.connect(self.prompt_layers)
         self._run_btn.clicked.connect(self._on_run)
         self._accept_btn.clicked.connect(self._on_enter)
@@ -126,6 +125,41 @@ class InteractiveWidget(QWidget):
     def _refresh_images(self, _event: Any = None) -> None:
         names = [lay.name for lay in image_layers(self._viewer)]
         refill_image_combo(self._image_combo, names, self._image_combo.currentText(), self._session)
+        self._refresh_labels()
+
+    def _refresh_labels(self) -> None:
+        """The schema's labels by name (values 1-255 when the image has no schema), after a
+        first "choose…" entry: nothing is pre-selected for the reader."""
+        image = self._current_image()
+        ref = self._session.schema_for(image) if image is not None else None
+        try:
+            labels = [(lab.value, f"{lab.value} {lab.name}", lab.name)
+                      for lab in load_schema(ref["id"]).labels] if ref and ref.get("id") else []  # fmt: skip
+        except ClinlabelError:
+            labels = []
+        if not labels:
+            labels = [(v, str(v), None) for v in range(1, 256)]
+        current = self._label_combo.currentData()
+        self._label_combo.blockSignals(True)
+        self._label_combo.clear()
+        self._label_combo.addItem("choose the label…", None)
+        for value, text, name in labels:
+            self._label_combo.addItem(text, (value, name))
+        keep = next((i for i in range(1, self._label_combo.count())
+                     if current is not None and self._label_combo.itemData(i) == current), 0)  # fmt: skip
+        self._label_combo.setCurrentIndex(keep)
+        self._label_combo.blockSignals(False)
+
+    def set_label(self, value: int) -> None:
+        """Choose the label value the next proposal is for (as the reader picks it)."""
+        for i in range(1, self._label_combo.count()):
+            if self._label_combo.itemData(i)[0] == value:
+                self._label_combo.setCurrentIndex(i)
+                return
+        raise ValueError(f"label {value} is not offered")
+
+    def _current_image(self) -> Any:
+        return image_named(self._viewer, self._image_combo.currentText())
 
     def _disconnect_viewer(self, *_: Any) -> None:
         self._keys.release()
@@ -241,7 +275,13 @@ class InteractiveWidget(QWidget):
             prompt = self.prompt(volume)
             log = self._session.log_for(image)
             model = self._model()
-            label, name = int(self._label_spin.value()), self._label_name(image)
+            self._refresh_labels()  # the schema may have changed since (kept when it has not)
+            chosen = self._label_combo.currentData()
+            if chosen is None:
+                raise ClinlabelError(
+                    "Choose the label of the object you prompted (Label), then Run."
+                )
+            label, name = chosen
             labels_name = self._session.reader_labels_name(image, LABELS_NAME)
             p = propose(log, volume, model, prompt, label, name, labels_name=labels_name)
         except ClinlabelError as exc:
@@ -258,14 +298,6 @@ class InteractiveWidget(QWidget):
             f"{ident.name} {ident.version}: {idx.size} voxels, score {p.score:.2f}. "
             "Enter accepts, Esc rejects, Edit to change it first."
         )
-
-    def _label_name(self, image: Any) -> str | None:
-        ref = self._session.schema_for(image)
-        if not ref or not ref.get("id"):
-            return None
-        value = int(self._label_spin.value())
-        found = [lab.name for lab in load_schema(ref["id"]).labels if lab.value == value]
-        return found[0] if found else None
 
     def _on_edit(self) -> None:
         layer = self._layer(RESULT)
