@@ -8,6 +8,10 @@ the ``adjudication draft`` layer — accept a reader, start from a majority merg
 becomes final only through **Sign**, which writes one ``adjudicate`` record (the full change, the
 reason, the reads cited) and one ``sign`` record. A reader opening this widget sees only their own
 read until the image is adjudicated.
+
+Each read's grades are listed; for each grade the reads disagree on, a chooser holds the final
+grade (empty until the adjudicator picks it, or accepts a reader, which sets it to that reader's
+grade in view before signing). Signing with a disputed grade unchosen is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from qtpy.QtWidgets import (
     QAbstractScrollArea,
     QComboBox,
     QFileDialog,
+    QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -33,6 +38,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_clinlabel.core.annotate.grading import scale_for_proposal
 from napari_clinlabel.core.errors import ClinlabelError, InputError
 from napari_clinlabel.core.quality import adjudication as adj
 from napari_clinlabel.core.quality.metrics import MM_KEYS, PX_KEYS, distance_units
@@ -70,6 +76,11 @@ class AdjudicationWidget(QWidget):
         self._table.verticalHeader().setVisible(False)
         # as wide as its columns, so no metric is hidden behind a scroll bar
         self._table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+        self._grades = QLabel("")
+        self._grades.setWordWrap(True)
+        self._grade_form = QFormLayout()
+        self._grade_pick: dict[str, QComboBox] = {}  # disputed scale -> final grade chooser
+        self._accepted: str | None = None  # the reader whose read was accepted into the draft
         self._reason = QLineEdit()
         self._reason.setPlaceholderText("reason for the decision (required)")
         self._sign = QPushButton("Sign adjudication")
@@ -96,12 +107,15 @@ class AdjudicationWidget(QWidget):
         row.addWidget(self._accept)
         row.addWidget(self._merge)
         layout.addLayout(row)
+        layout.addWidget(self._grades)
+        layout.addLayout(self._grade_form)
         layout.addWidget(self._reason)
         layout.addWidget(self._sign)
         layout.addWidget(self._status)
 
     def _set_deciding(self, on: bool) -> None:
-        for w in (self._reader, self._accept, self._merge, self._reason, self._sign):
+        for w in (self._reader, self._accept, self._merge, self._reason, self._sign,
+                  *self._grade_pick.values()):  # fmt: skip
             w.setEnabled(on)
 
     # -- handlers ----------------------------------------------------------------------------
@@ -137,21 +151,34 @@ class AdjudicationWidget(QWidget):
         read = next((r for r in self._reads if r.reader == self._reader.currentText()), None)
         if read is not None:
             self._draft().data = read.labels.copy()
+            self._accepted = read.reader
+            for scale, box in self._grade_pick.items():  # the read's grade, shown before signing
+                value = read.grades.get(scale)
+                if value is not None:
+                    box.setCurrentIndex(max(box.findData(value), 0))
 
     def _on_merge(self) -> None:
         self._draft().data = adj.merge_reads(self._reads, "majority")
+        self._accepted = None
 
     def _on_sign(self) -> None:
         try:
             log = self._session.log_for(self._image)
             result = np.asarray(self._draft().data)
-            rec, sig = adj.adjudicate(log, self._reads, result, self._reason.text())
+            grades = {s: b.currentData() for s, b in self._grade_pick.items() if b.currentData()}
+            rec, sig = adj.adjudicate(
+                log, self._reads, result, self._reason.text(), grades=grades,
+                grades_from=self._accepted,
+            )  # fmt: skip
         except ClinlabelError as exc:
             self._session.report_error(exc)
             return
         what = rec["data"]["decision"] + (
             f" {rec['data']['reader']}" if "reader" in rec["data"] else ""
         )
+        final = rec["data"].get("grades") or {}
+        if final:
+            what += "; grade " + ", ".join(f"{k} {v}" for k, v in final.items())
         self._status.setText(f"signed: adjudicate seq {rec['seq']} ({what}), sign seq {sig['seq']}")
         self._set_deciding(False)
 
@@ -183,6 +210,7 @@ class AdjudicationWidget(QWidget):
             self._labels_layer(DRAFT, np.zeros_like(reads[0].labels))
             self._fill_table(adj.pairwise_agreement(reads))
             self._reader.addItems([r.reader for r in reads])
+            self._fill_grades(reads)
             self._status.setText(
                 f"{len(reads)} reads loaded; draft the decision, give a reason, sign"
             )
@@ -191,6 +219,37 @@ class AdjudicationWidget(QWidget):
                 "blinded: you see your own read only until this image is adjudicated"
             )
         self._set_deciding(deciding)
+
+    def _fill_grades(self, reads: list[adj.Read]) -> None:
+        """Each read's grades; a chooser of the final grade for each scale they disagree on."""
+        while self._grade_form.rowCount():
+            self._grade_form.removeRow(0)
+        self._grade_pick = {}
+        self._accepted = None
+        lines = [
+            f"{r.reader}: " + (", ".join(f"{k} {v}" for k, v in r.grades.items()) or "no grade")
+            for r in reads
+        ]
+        disputed = adj.grade_disagreements(reads)
+        for scale, values in disputed.items():
+            lines.append(
+                f"DISAGREE on {scale}: "
+                + " vs ".join(f"{u} {v or '(none)'}" for u, v in values.items())
+                + " — choose the final grade"
+            )
+            box = QComboBox()
+            box.addItem("(choose)", None)
+            given = [v for v in dict.fromkeys(values.values()) if v is not None]
+            for v in given:
+                who = ", ".join(u for u, x in values.items() if x == v)
+                box.addItem(f"{v} ({who})", v)
+            sc = scale_for_proposal({"scale": scale, "value": given[0] if given else ""})
+            for v in sc.values if sc is not None and sc.id == scale else []:
+                if v.value not in given:
+                    box.addItem(f"{v.value} {v.label}".strip(), v.value)
+            self._grade_form.addRow(f"final {scale}", box)
+            self._grade_pick[scale] = box
+        self._grades.setText("grades: " + "; ".join(lines))
 
     def _fill_table(self, pairs: dict[str, dict[str, dict[str, Any]]]) -> None:
         px = any(distance_units(m) == "px" for p in pairs.values() for m in p.values())
