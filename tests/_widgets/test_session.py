@@ -173,3 +173,19 @@ def test_opening_an_image_is_logged_without_any_widget_action(make_napari_viewer
     assert records[0]["actor"]["id"] == session.actor.id
     session.log_for(layer)  # a widget asking for the log later adds nothing
     assert len(list(iter_records(sidecar_paths(path)[0]))) == 1
+
+
+def test_the_owner_named_only_in_owner_table_acts_as_owner(tmp_path, monkeypatch):
+    """A roster whose owner has no [[users]] entry: opening an image beside it as the owner takes
+    her role 'owner' (no KeyError on the missing entry); the log verifies that role."""
+    write_roster(tmp_path, {"ann": ["annotator"]}, owner="olga")
+    monkeypatch.setenv("CLINLABEL_USER", "olga")
+    monkeypatch.delenv("CLINLABEL_ROLE", raising=False)
+    viewer = ViewerModel()
+    image = add_ct(viewer, tmp_path)
+    session = get_session(viewer)
+    session.log_for(image)
+    assert session.actor == Actor("olga", "olga", "owner")
+    assert session.roles_available(image) == ["owner"]
+    recs = list(iter_records(session.log_path_for(image)))
+    assert {r["actor"]["role"] for r in recs} == {"owner"}

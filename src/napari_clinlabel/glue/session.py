@@ -478,7 +478,8 @@ class Session:
             granted = roster.roles_of(actor.id)
             if granted:
                 role = actor.role if actor.role in granted else granted[0]
-                name = str(roster.users[actor.id].get("name", actor.id))
+                # the owner named only in [owner] has no [[users]] entry
+                name = str((roster.users.get(actor.id) or {}).get("name", actor.id))
                 if (name, role) != (actor.name, actor.role):
                     actor = Actor(actor.id, name, role)
         require_granted(roster, actor)
