@@ -164,7 +164,9 @@ def main() -> None:
         opt.step()
         sched.step()
         if step % 25 == 0:
-            print(f"step {step} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(
+                f"step {step} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)", flush=True
+            )
     model.eval()
     args.out.mkdir(parents=True, exist_ok=True)
     pt = args.out / "phantom_interactive.pt"

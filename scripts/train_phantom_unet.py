@@ -41,8 +41,14 @@ CARD = {
     # applied before proposals are logged: one liver, one spleen…, at most ten lesions, and no speck
     # below a plausible size (the smallest phantom lesion is a 6 mm sphere, 113 mm³)
     "postprocess": {
-        "min_component_mm3": {"liver": 5000, "spleen": 1000, "right kidney": 1000,
-                              "left kidney": 1000, "aorta": 500, "lesion": 50},
+        "min_component_mm3": {
+            "liver": 5000,
+            "spleen": 1000,
+            "right kidney": 1000,
+            "left kidney": 1000,
+            "aorta": 500,
+            "lesion": 50,
+        },
         "largest_component": ["liver", "spleen", "right kidney", "left kidney", "aorta"],
         "max_components": {"lesion": 10},  # the ten largest: the phantom has six
     },  # fmt: skip

@@ -200,7 +200,9 @@ def test_single_frame_dicom_is_boxed_as_2d(make_napari_viewer, qtbot, tmp_path, 
     layer_drag(viewer, w.layer, (*lead, 40, 30), (*lead, 90, 110))
     [rec] = box_records(log_path)
     assert rec["schema"]["id"] == "breast-lesions"  # modality MG: the BI-RADS lexicon
-    assert rec["data"]["size_mm"] == pytest.approx([*([1.0] * len(lead)), 5.0, 8.0])  # one slice, 1 mm
+    assert rec["data"]["size_mm"] == pytest.approx(
+        [*([1.0] * len(lead)), 5.0, 8.0]
+    )  # one slice, 1 mm
     assert rec["data"]["volume_ml"] is None
     assert w._size.text() == "Size: 5.0 × 8.0 mm (y × x)"
     qtbot.wait(10)

@@ -57,8 +57,9 @@ def test_prelabel_accept_seg_segments_named_from_schema(make_napari_viewer, qtbo
     np.testing.assert_allclose(layer.colormap.map(value), transform_color(want)[0], atol=1e-6)
 
     out = tmp_path / "seg.dcm"
-    res = export(str(folder), "dicom-seg", out, labels_name=adds[0]["data"]["labels"],
-                 exclude_pending=True)
+    res = export(
+        str(folder), "dicom-seg", out, labels_name=adds[0]["data"]["labels"], exclude_pending=True
+    )
     assert not any("names no schema" in n for n in res.notes)
     seg = pydicom.dcmread(out)
     value = adds[0]["data"]["label"]

@@ -20,8 +20,9 @@ def test_dcmqi_seg_opens_as_labels(shared_data, make_napari_viewer):
     assert list(lab.features["label"]) == ["background", want["SegmentLabel"]]
     rgb = np.asarray(lab.colormap.map(np.array([1])))[0][:3] * 255
     assert np.max(np.abs(rgb - want["recommendedDisplayRGBValue"])) <= 2
-    assert lab.metadata["clinlabel_seg"]["segments"][0]["type"][2] == (
-        want["SegmentedPropertyTypeCodeSequence"]["CodeMeaning"]
+    assert (
+        lab.metadata["clinlabel_seg"]["segments"][0]["type"][2]
+        == (want["SegmentedPropertyTypeCodeSequence"]["CodeMeaning"])
     )
     # editable: a paint stroke changes the data (plain in-memory uint8 array)
     assert isinstance(lab.data, np.ndarray) and lab.editable

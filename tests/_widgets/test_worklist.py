@@ -289,7 +289,9 @@ def _small_programme(tmp_path, monkeypatch, n_cases=2):
     """Owner olga, annotator ann calibrated, ``n_cases`` routine cases assigned (no honeypots)."""
     ds = tmp_path / "ds"
     write_roster(ds, USERS, owner="olga")
-    (tmp_path / "design.toml").write_text(DESIGN.replace("honeypot_rate = 0.1", "honeypot_rate = 0"))
+    (tmp_path / "design.toml").write_text(
+        DESIGN.replace("honeypot_rate = 0.1", "honeypot_rate = 0")
+    )
     images = tmp_path / "images"
     images.mkdir()
     cases = [_image(images / f"case{i:03d}.nii.gz", i) for i in range(n_cases)]
@@ -323,7 +325,8 @@ def test_first_open_grades_on_the_design_schema(tmp_path, monkeypatch, make_napa
     grades = [r for r in recs if r["action"] == "grade.set"]
     birads = load_schema("birads").ref()
     assert [(r["target"]["scale"], r["data"]["value"]) for r in grades] == [
-        ("assessment", "1"), ("density", "b")
+        ("assessment", "1"),
+        ("density", "b"),
     ]
     assert all(r["schema"] == birads for r in grades), [r.get("schema") for r in grades]
     assert recs[-1]["action"] == "image.done"
@@ -360,7 +363,9 @@ def test_an_unreachable_pacs_case_does_not_stick_next_case(
     qtbot.mouseClick(w._next, LEFT)  # moves on: the file case opens
     assert w.image is not None and w.current["case"] == file_case
     assert len(errors) == 1
-    assert w._next_entry()["case"] == file_case  # in progress now: offered again, never the PACS one
+    assert (
+        w._next_entry()["case"] == file_case
+    )  # in progress now: offered again, never the PACS one
     w.failed.clear()  # a new session would try the PACS case again (it is not started)
     assert w._next_entry()["case"] == file_case  # in progress comes before not started
 

@@ -65,7 +65,10 @@ def test_save_selected_labels_layer_as_png_is_logged(make_napari_viewer, qtbot, 
     assert _chunks(out) == [b"IHDR", b"IDAT", b"IEND"]  # no pHYs
     [rec] = [r for r in iter_records(log_path) if r["action"] == "export"]
     assert rec["data"]["format"] == "png" and rec["data"]["labels"] == labels.name
-    assert [o["name"] for o in rec["data"]["outputs"]] == ["seg.png", "seg.png.json"]  # side file named per output
+    assert [o["name"] for o in rec["data"]["outputs"]] == [
+        "seg.png",
+        "seg.png.json",
+    ]  # side file named per output
     assert verify_log(log_path).ok
 
     # NIfTI for the same layer: refused with the reason, nothing written, log unchanged

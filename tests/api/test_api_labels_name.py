@@ -44,9 +44,7 @@ def painted(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["segmentation (nobody)", "typo"])
-def test_unknown_array_name_is_refused_for_an_annotator_without_naming_other_readers(
-    painted, name
-):
+def test_unknown_array_name_is_refused_for_an_annotator_without_naming_other_readers(painted, name):
     path, a, _ = painted
     with api.open_image(path, BEA) as image:
         with pytest.raises(InputError) as err:

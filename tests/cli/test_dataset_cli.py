@@ -220,7 +220,9 @@ def test_owner_only_under_owner_table_runs_the_programme(tmp_path, monkeypatch, 
     get to init."""
     ds = tmp_path / "ds"
     write_roster(ds, {"ann": ["annotator"], "rev": ["reviewer"]}, owner="olga")
-    (tmp_path / "design.toml").write_text(DESIGN.replace("honeypot_rate = 0.1", "honeypot_rate = 0"))
+    (tmp_path / "design.toml").write_text(
+        DESIGN.replace("honeypot_rate = 0.1", "honeypot_rate = 0")
+    )
     case = tmp_path / "case000.nii.gz"
     case.write_bytes(b"synthetic")
     d = str(ds)

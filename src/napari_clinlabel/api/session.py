@@ -399,9 +399,10 @@ class AnnotationSession:
         """The labels arrays of this log the actor may read (another reader's only when the actor
         may see other reads, so a typo never reveals who else read the image)."""
         names = dict.fromkeys([self.labels_name, *label_arrays(self.records()), *self._labels])
-        if may_see_other_reads(
-            self.actor, find_roster(self.source), is_adjudicated(self.log_path)
-        ) is not None:
+        if (
+            may_see_other_reads(self.actor, find_roster(self.source), is_adjudicated(self.log_path))
+            is not None
+        ):
             return list(names)
         return [n for n in names if self._others_array(n) is None]
 

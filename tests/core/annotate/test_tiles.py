@@ -8,7 +8,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from napari_clinlabel.core.annotate.grading import load_grades, set_grade
+from napari_clinlabel.core.annotate.grading import set_grade
 from napari_clinlabel.core.annotate.tiles import TileGrid, grid_from_folder
 from napari_clinlabel.core.errors import ClinlabelError, ExportError, InputError
 from napari_clinlabel.core.export.gate import export

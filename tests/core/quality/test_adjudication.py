@@ -28,8 +28,12 @@ from napari_clinlabel.core.quality.adjudication import (
 from napari_clinlabel.core.quality.metrics import label_map_agreement
 
 SHA = "ab" * 32
-ROLES = {"alice": ["annotator"], "bob": ["annotator"], "carol": ["adjudicator"],
-         "dave": ["annotator"]}  # fmt: skip (erin, an adjudicator without a key, added by hand)
+ROLES = {
+    "alice": ["annotator"],
+    "bob": ["annotator"],
+    "carol": ["adjudicator"],
+    "dave": ["annotator"],
+}  # fmt: skip (erin, an adjudicator without a key, added by hand)
 
 
 def _reads(tmp_path: Path, sha: str = SHA):

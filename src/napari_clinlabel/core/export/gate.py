@@ -150,8 +150,12 @@ def export(
         _check_format_fits(fmt, out_path, volume)
     who = actor or (log.actor if log is not None else current_actor(image_path))
     left_out = require_no_pending(log_path, exclude_pending)
-    schema_obj, notes = _schema_of(records, schema, strict=fmt == "dicom-seg",
-                                   labels_name=labels_name if fmt in LABEL_FORMATS else None)
+    schema_obj, notes = _schema_of(
+        records,
+        schema,
+        strict=fmt == "dicom-seg",
+        labels_name=labels_name if fmt in LABEL_FORMATS else None,
+    )
     schema_ref = schema_obj.ref() if schema_obj is not None else _last_schema_ref(records)
     own_log = log is None
     if own_log:

@@ -284,8 +284,10 @@ def _input_domain(value: Any, fail: Any) -> dict[str, Any]:
         out[key] = value[key]
     unknown = sorted(set(value) - set(out))
     if unknown:
-        raise fail(f"input_domain.{unknown[0]}", "is not known (intensity_p50, spacing_mm, "
-                   "field_of_view_mm)")
+        raise fail(
+            f"input_domain.{unknown[0]}",
+            "is not known (intensity_p50, spacing_mm, field_of_view_mm)",
+        )
     return out
 
 

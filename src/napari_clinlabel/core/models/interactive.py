@@ -217,7 +217,9 @@ def predict_mask(volume: Volume, model: LoadedModel, prompt: Prompt) -> Interact
     sub = np.asarray(arr[region])
     if sub.dtype.kind == "f" and not np.all(np.isfinite(sub)):
         raise ModelError("Image holds NaN or infinite values; fix the image before prompting.")
-    x = np.stack([crop_to_model(normalize_intensity(ch, card.normalization), lo, grid) for ch in sub])
+    x = np.stack(
+        [crop_to_model(normalize_intensity(ch, card.normalization), lo, grid) for ch in sub]
+    )
     pts = np.concatenate([prompt.positive, prompt.negative])
     labels = np.r_[np.ones(len(prompt.positive)), np.zeros(len(prompt.negative))]
     box = grid.to_model(prompt.box) if prompt.box is not None else -np.ones((2, mdim))
@@ -300,4 +302,3 @@ def propose(
     """Prompt → mask → ONE logged proposal (``proposal.add``, source = the model)."""
     draft = interactive_draft(volume, model, prompt, label, name)
     return add_proposals(log, [draft], model, labels_name=labels_name)[0]
-

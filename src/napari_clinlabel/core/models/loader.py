@@ -207,7 +207,8 @@ def _check_interactive_io(model: LoadedModel, x: Any, where: str) -> None:
             f"{msg}; export it with that forward signature (README: interactive models)."
         ) from None
     if not hasattr(y, "shape") or tuple(y.shape) not in (
-        (1, 1, *c.patch_size), (1, 2, *c.patch_size)
+        (1, 1, *c.patch_size),
+        (1, 2, *c.patch_size),
     ):
         got = tuple(y.shape) if hasattr(y, "shape") else type(y).__name__
         raise ModelError(

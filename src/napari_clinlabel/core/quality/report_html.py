@@ -300,7 +300,9 @@ def _pct(x: Any) -> str:
 def _programme(p: dict[str, Any]) -> str:
     """The programme view: design, throughput, honeypots, double reads, adjudication, calibration."""
     g = p["guideline"]
-    rules = ", ".join(f"{r['name']} {_pct(r['rate'])}" for r in p["design"]["double_read"]) or "none"
+    rules = (
+        ", ".join(f"{r['name']} {_pct(r['rate'])}" for r in p["design"]["double_read"]) or "none"
+    )
     head = (
         f"<p>Guideline {escape(str(g.get('name', '')))} {escape(str(g['version']))}; "
         f"{p['cases']} cases ({p['honeypots']} honeypots), {p['assignments']} assignments; "
@@ -318,7 +320,10 @@ def _programme(p: dict[str, Any]) -> str:
     )  # fmt: skip
     hp = _table(
         ["reader", "honeypot reads scored", "agreed with gold", "accuracy"],
-        [[u, a["reads"], a["agreed"], _pct(a["accuracy"])] for u, a in p["honeypot_accuracy"].items()],
+        [
+            [u, a["reads"], a["agreed"], _pct(a["accuracy"])]
+            for u, a in p["honeypot_accuracy"].items()
+        ],
     )
     flags = "".join(f"<li>{escape(f)}</li>" for f in p["flags_for_owner"])
     dr = _table(
@@ -348,11 +353,14 @@ def _programme(p: dict[str, Any]) -> str:
         if not c["history"]:
             cal_rows.append([u, "—", "never calibrated", "", ""])
     cal = _table(["reader", "guideline", "result", "date", "figures"], cal_rows)
-    current = ", ".join(f"{u}: {'yes' if c['current'] else 'NO'}" for u, c in p["calibration"].items())
+    current = ", ".join(
+        f"{u}: {'yes' if c['current'] else 'NO'}" for u, c in p["calibration"].items()
+    )
     extra = ""
     if p["flagged_cases"]:
         extra += "<h3>Cases flagged by readers</h3>" + _table(
-            ["case", "reader", "reason"], [[f["case"], f["reader"], f["reason"]] for f in p["flagged_cases"]]
+            ["case", "reader", "reason"],
+            [[f["case"], f["reader"], f["reason"]] for f in p["flagged_cases"]],
         )
     if p["unreadable"]:
         extra += "<h3>Unreadable read logs</h3>" + _table(
