@@ -54,6 +54,7 @@ from napari_clinlabel.core.annotate.boxes import (
 from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.export.seg import quiet_person_names
 from napari_clinlabel.core.export.sr import _CLASS, _FINDING, _SITE, PRIVATE, box_tracking_uid
+from napari_clinlabel.core.image.dicom.seg_read import objects_only
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
 
@@ -119,24 +120,7 @@ def is_sr(ds: Any) -> bool:
 def sr_files(path: str | os.PathLike[str]) -> list[Path]:
     """The SR files ``path`` stands for: itself, or every file of a folder holding only SR
     objects (an SR series pulled from a PACS); empty when it is anything else."""
-    import pydicom
-
-    p = Path(path)
-    files = (
-        [p] if p.is_file() else sorted(q for q in p.iterdir() if q.is_file()) if p.is_dir() else []
-    )
-    out = []
-    for f in files:
-        if f.name.startswith(".") or f.suffix.lower() not in ("", ".dcm"):
-            continue
-        try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SOPClassUID"])
-        except Exception:  # noqa: BLE001 - not DICOM: not an SR folder
-            return []
-        if not is_sr(ds):
-            return []
-        out.append(f)
-    return out
+    return objects_only(path, is_sr)
 
 
 def _key(c: Any) -> tuple[str, str]:

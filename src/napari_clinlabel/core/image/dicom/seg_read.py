@@ -18,6 +18,7 @@ PixelPaddingValue instead (its ``sparse_labelmap_ppv5`` reference has 5 on that 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,12 @@ def read_seg(path: str | os.PathLike[str]) -> SegLabels:
 def seg_files(path: str | os.PathLike[str]) -> list[Path]:
     """The DICOM SEG files ``path`` stands for: itself, or every file of a folder holding only
     SEG objects (a SEG series pulled from a PACS); empty when it is anything else."""
+    return objects_only(path, is_seg)
+
+
+def objects_only(path: str | os.PathLike[str], accept: Callable[[Any], bool]) -> list[Path]:
+    """``path`` itself, or every file of the folder ``path``, when each is a DICOM object
+    ``accept`` takes (read up to SOPClassUID); empty when any file is anything else."""
     import pydicom
 
     p = Path(path)
@@ -156,9 +163,9 @@ def seg_files(path: str | os.PathLike[str]) -> list[Path]:
             continue
         try:
             ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SOPClassUID"])
-        except Exception:  # noqa: BLE001 - not DICOM: not a SEG folder
+        except Exception:  # noqa: BLE001 - not DICOM: not a folder of such objects
             return []
-        if not is_seg(ds):
+        if not accept(ds):
             return []
         out.append(f)
     return out
