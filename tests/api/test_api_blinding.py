@@ -12,7 +12,9 @@ import SimpleITK as sitk
 from support.trusted_roster import write_roster
 
 from napari_clinlabel import api
+from napari_clinlabel.cli import main
 from napari_clinlabel.core.errors import PermissionRefused
+from napari_clinlabel.core.export.gate import export
 from napari_clinlabel.core.log.audit_log import iter_records, sidecar_paths
 from napari_clinlabel.core.log.signing import load_private_key
 from napari_clinlabel.core.quality.adjudication import adjudicate, load_reads
@@ -82,8 +84,50 @@ def test_second_scripted_reader_starts_empty_and_never_gets_the_first_read(nifti
     # Ana reopening continues her own read, untouched by Bea's strokes
     with api.open_image(nifti, ANA) as image:
         np.testing.assert_array_equal(image.labels(), np.where(mask_a, 1, 0))
-    np.testing.assert_array_equal(api.final_labels(nifti), np.where(mask_a, 1, 0))
+    np.testing.assert_array_equal(api.final_labels(nifti, actor=ANA), np.where(mask_a, 1, 0))
+    n_before = len(_records(nifti))
+    with pytest.raises(PermissionRefused, match="another reader's read"):  # Bea, by script
+        api.final_labels(nifti, actor=BEA)
+    np.testing.assert_array_equal(
+        api.final_labels(nifti, "segmentation (bea)", actor=BEA), np.where(mask_b, 2, 0)
+    )
+    # the module-level export (what `clinlabel export` runs) keeps the same rule: Bea may not
+    # name Ana's array, and without a name she gets her own read, not a list of the others
+    with pytest.raises(PermissionRefused, match="another reader's read"):
+        export(nifti, "nifti", tmp_path / "x.nii.gz", labels_name="segmentation", actor=BEA)
+    assert len(_records(nifti)) == n_before  # refusals write nothing
+    export(nifti, "nifti", tmp_path / "bea2.nii.gz", actor=BEA)
+    again = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "bea2.nii.gz")))
+    np.testing.assert_array_equal(again, np.where(mask_b, 2, 0))
     assert api.verify_log(nifti).ok
+
+
+def test_cli_export_refuses_another_readers_read_to_an_annotator(nifti, tmp_path, monkeypatch,
+                                                                  capsys):  # fmt: skip
+    mask_a, mask_b = _masks()
+    with api.open_image(nifti, ANA) as image:
+        image.paint(mask_a, 1)
+    with api.open_image(nifti, BEA) as image:
+        image.paint(mask_b, 2)
+    monkeypatch.setenv("CLINLABEL_USER", "bea")
+    out = tmp_path / "ana.nii.gz"
+    code = main(["export", str(nifti), "--format", "nifti", "-o", str(out),
+                 "--labels", "segmentation"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "another reader's read" in err[0], err
+    assert not out.exists()
+    assert main(["export", str(nifti), "--format", "nifti", "-o", str(out)]) == 0
+    got = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    np.testing.assert_array_equal(got, np.where(mask_b, 2, 0))  # her own read by default
+    log = str(sidecar_paths(nifti)[0])
+    replayed = tmp_path / "replayed.nii.gz"
+    code = main(["log", "replay", log, "-o", str(replayed), "--labels", "segmentation"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "another reader's read" in err[0], err
+    assert not replayed.exists()
+    assert main(["log", "replay", log, "-o", str(replayed)]) == 0  # her own, the only one shown
+    got = sitk.GetArrayFromImage(sitk.ReadImage(str(replayed)))
+    np.testing.assert_array_equal(got, np.where(mask_b, 2, 0))
 
 
 def test_a_role_that_may_see_gets_other_reads_only_on_request_and_readers_after_adjudication(

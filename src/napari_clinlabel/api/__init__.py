@@ -32,6 +32,7 @@ import SimpleITK as sitk
 from napari_clinlabel.api.session import LABELS, AnnotationSession, schema_of
 from napari_clinlabel.core.annotate.boxes import LesionBox
 from napari_clinlabel.core.annotate.grading import Grade
+from napari_clinlabel.core.annotate.reads import require_readable, shared_by_readers
 from napari_clinlabel.core.annotate.replay import replay_labels
 from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.export.gate import ExportResult
@@ -47,6 +48,7 @@ from napari_clinlabel.core.log.identity import (
     find_roster,
     load_roster,
 )
+from napari_clinlabel.core.log.reader import iter_records
 from napari_clinlabel.core.log.verify import VerifyReport
 from napari_clinlabel.core.proposals.model import Proposal, ProposalState
 from napari_clinlabel.core.schema import Schema, load_schema
@@ -134,9 +136,20 @@ def verify_log(
     return verify_trusted(log_path, roster)[0]
 
 
-def final_labels(path: str | os.PathLike[str], name: str = LABELS) -> np.ndarray:
-    """The labels array ``name`` as the image's log replays to (after verifying it)."""
+def final_labels(
+    path: str | os.PathLike[str], name: str = LABELS, actor: Actor | None = None
+) -> np.ndarray:
+    """The labels array ``name`` as the image's log replays to (after verifying it).
+
+    In a log several readers share, another reader's read is refused to an annotator until the
+    image is adjudicated, as everywhere else; ``actor`` defaults to the signed-in user.
+    """
     log_path = Path(path) if str(path).endswith(".clinlabel.jsonl") else sidecar_paths(path)[0]
+    records = list(iter_records(log_path))
+    if actor is not None or shared_by_readers(records):  # a shared log: it depends on who asks
+        who = actor if actor is not None else current_actor(near=log_path)
+        roster = find_roster(log_path)
+        require_readable(records, name, who, roster, log_path.name, "Nothing was returned.")
     labels = replay_labels(log_path).labels
     if name not in labels:
         raise InputError(

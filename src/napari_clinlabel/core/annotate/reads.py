@@ -16,8 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from napari_clinlabel.core.errors import PermissionRefused
 from napari_clinlabel.core.log.identity import Actor, Roster
 
+READS_BASE = "segmentation"  # the base name of the readers' own arrays
 VIEW_ROLES = ("reviewer", "adjudicator")  # roles that may see other readers' reads
 
 
@@ -97,6 +99,78 @@ def may_see_other_reads(actor: Actor, roster: Roster | None, adjudicated: bool) 
     return None
 
 
+def records_adjudicated(records: Iterable[dict[str, Any]], grades: Iterable[str] = ()) -> bool:
+    """True when the records hold an ``adjudicate`` record signed with meaning ``adjudication``
+    (that chose a final value for each scale in ``grades``, when given)."""
+    needed = set(grades)
+    adjudications: set[str] = set()
+    for rec in records:
+        data = rec.get("data") if isinstance(rec.get("data"), dict) else {}
+        if rec.get("action") == "adjudicate":
+            decided = data.get("grades") or {}
+            if isinstance(decided, dict) and needed <= set(decided):
+                adjudications.add(rec.get("hash"))
+        elif rec.get("action") == "sign" and data.get("meaning") == "adjudication":
+            target = rec.get("target") if isinstance(rec.get("target"), dict) else {}
+            if target.get("hash") in adjudications:
+                return True
+    return False
+
+
+def hidden_reader(
+    arrays: dict[str, LabelArray], name: str, actor_id: str, base: str = READS_BASE
+) -> str | None:
+    """The reader whose read array ``name`` (of ``base``) is when it is not ``actor_id``'s own
+    (else None: the actor's own read, nobody's yet, or not a reader's array)."""
+    arr = arrays.get(name)
+    if arr is None or not is_of_base(name, base) or arr.first_editor in (None, actor_id):
+        return None
+    return arr.first_editor
+
+
+def shared_by_readers(records: Iterable[dict[str, Any]], base: str = READS_BASE) -> bool:
+    """Whether two or more readers keep arrays of ``base`` in these records (a shared log,
+    where who asks decides what they may see)."""
+    people = set()
+    for arr in label_arrays(records).values():
+        if is_of_base(arr.name, base):
+            people.update(p for p in (arr.maker, arr.first_editor) if p is not None)
+    return len(people) > 1
+
+
+def readable_arrays(
+    records: list[dict[str, Any]], actor: Actor, roster: Roster | None
+) -> tuple[list[str], str | None]:
+    """The labels arrays ``actor`` may read in ``records`` (in order of first appearance) and
+    why they may read the other readers' (None: only their own and nobody's)."""
+    arrays = label_arrays(records)
+    why = may_see_other_reads(actor, roster, records_adjudicated(records))
+    if why is not None:
+        return list(arrays), why
+    return [n for n in arrays if hidden_reader(arrays, n, actor.id) is None], None
+
+
+def require_readable(
+    records: list[dict[str, Any]],
+    name: str,
+    actor: Actor,
+    roster: Roster | None,
+    where: str,
+    nothing: str = "Nothing was exported.",
+) -> None:
+    """Refuse (:class:`PermissionRefused`, one line) array ``name`` when it is another
+    reader's read that ``actor`` may not see yet."""
+    arrays = label_arrays(records)
+    if hidden_reader(arrays, name, actor.id) is None:
+        return
+    if may_see_other_reads(actor, roster, records_adjudicated(records)) is None:
+        raise PermissionRefused(
+            f"{where}: {actor.id!r} acts as {actor.role}; labels {name!r} are another reader's "
+            "read, hidden until the image is adjudicated (a reviewer or adjudicator may see "
+            f"them). {nothing}"
+        )
+
+
 def reads_notice(others: list[str], why_visible: str | None) -> str | None:
     """One line telling a reader about the other reads (None when there are none);
     ``why_visible`` from :func:`may_see_other_reads`."""
@@ -113,11 +187,17 @@ def reads_notice(others: list[str], why_visible: str | None) -> str | None:
 
 
 __all__ = [
+    "READS_BASE",
     "VIEW_ROLES",
     "LabelArray",
     "is_of_base",
     "label_arrays",
+    "hidden_reader",
     "may_see_other_reads",
+    "readable_arrays",
+    "records_adjudicated",
+    "require_readable",
+    "shared_by_readers",
     "other_readers",
     "own_labels_name",
     "reader_array_name",

@@ -23,6 +23,7 @@ from napari_clinlabel.core.annotate.boxes import load_boxes
 from napari_clinlabel.core.annotate.grading import load_grades
 from napari_clinlabel.core.annotate.measurements import measurements_csv, measurements_in_log
 from napari_clinlabel.core.annotate.provenance import summarize, walk_provenance
+from napari_clinlabel.core.annotate.reads import readable_arrays, require_readable
 from napari_clinlabel.core.annotate.replay import replay_labels
 from napari_clinlabel.core.annotate.tiles import is_tile_id, tile_grades_csv_bytes
 from napari_clinlabel.core.errors import ClinlabelError, ExportError, LogError
@@ -46,7 +47,7 @@ from napari_clinlabel.core.log.audit_log import (
     iter_records,
     sidecar_paths,
 )
-from napari_clinlabel.core.log.identity import Actor, current_actor
+from napari_clinlabel.core.log.identity import Actor, current_actor, find_roster
 from napari_clinlabel.core.log.witness import witness_record
 from napari_clinlabel.core.proposals.lifecycle import require_no_pending
 from napari_clinlabel.core.schema import load_schema
@@ -143,12 +144,12 @@ def export(
             "nothing was annotated to export. Open the image, annotate, then export."
         )
     records = list(iter_records(log_path))
+    who = actor or (log.actor if log is not None else current_actor(image_path or log_path))
     if fmt in LABEL_FORMATS:
-        labels_name = _layer_name(records, labels_name, log_path)
+        labels_name = _layer_name(records, labels_name, log_path, who)
     volume = volume if volume is not None else _volume_of(image_path, records)
     if fmt in LABEL_FORMATS:
         _check_format_fits(fmt, out_path, volume)
-    who = actor or (log.actor if log is not None else current_actor(image_path))
     left_out = require_no_pending(log_path, exclude_pending)
     schema_obj, notes = _schema_of(
         records,
@@ -200,15 +201,16 @@ def export(
     return ExportResult(fmt, outputs, rec, int(left_out), notes)
 
 
-def _layer_name(records: list[dict[str, Any]], wanted: str | None, log_path: Path) -> str:
-    """``wanted``, else the log's only labels layer (several: the user must choose)."""
+def _layer_name(
+    records: list[dict[str, Any]], wanted: str | None, log_path: Path, who: Actor
+) -> str:
+    """``wanted``, else the log's only labels layer ``who`` may read (several: the user must
+    choose); another reader's read is refused to an annotator until adjudication."""
+    roster = find_roster(log_path)
     if wanted:
+        require_readable(records, wanted, who, roster, log_path.name)
         return wanted
-    names: list[str] = []
-    for r in records:
-        t = r.get("target")
-        if isinstance(t, dict) and isinstance(t.get("labels"), str) and t["labels"] not in names:
-            names.append(t["labels"])
+    names, _ = readable_arrays(records, who, roster)
     if len(names) == 1:
         return names[0]
     if not names:

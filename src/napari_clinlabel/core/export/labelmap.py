@@ -38,11 +38,18 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
+from napari_clinlabel.core.annotate.reads import (
+    readable_arrays,
+    require_readable,
+    shared_by_readers,
+)
 from napari_clinlabel.core.annotate.replay import log_spacing_known, replay_labels
 from napari_clinlabel.core.errors import ClinlabelError, ExportError
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.io import LABEL_SUFFIXES, suffix_of
 from napari_clinlabel.core.image.volume import PixelGeometry, spacing_known
+from napari_clinlabel.core.log.identity import Actor, current_actor, find_roster
+from napari_clinlabel.core.log.reader import iter_records
 
 FORMAT_SUFFIX = {"nifti": ".nii.gz", "nrrd": ".nrrd", "mha": ".mha", "png": ".png"}
 PHYSICAL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
@@ -355,18 +362,30 @@ def write_replay(
     at_seq: int | None,
     out_path: str | os.PathLike[str],
     labels_name: str | None = None,
+    actor: Actor | None = None,
 ) -> Path:
-    """Write the labels as they stood after ``at_seq`` to NIfTI with the image's geometry."""
+    """Write the labels as they stood after ``at_seq`` to NIfTI with the image's geometry; in a
+    log several readers share, another's read only for ``actor`` (default: the signed-in user)
+    when they may see it."""
     res = replay_labels(log_path, at_seq)
     if not res.labels:
         raise ClinlabelError(f"{log_path}: no labels exist at seq {res.seq}; choose a later --at.")
+    records = list(iter_records(log_path))
+    shared = actor is not None or shared_by_readers(records)  # then it depends on who asks
+    who = (actor if actor is not None else current_actor(near=log_path)) if shared else None
+    roster = find_roster(log_path) if shared else None
     if labels_name is None:
-        if len(res.labels) > 1:
+        readable = set(readable_arrays(records, who, roster)[0]) if who else set(res.labels)
+        names = [n for n in res.labels if n in readable]
+        if len(names) != 1:
             raise ClinlabelError(
-                f"{log_path}: several label layers ({', '.join(res.labels)}); name one with "
-                "--labels."
+                f"{log_path}: several label layers ({', '.join(names)}); name one with --labels."
+                if names
+                else f"{log_path}: no labels of yours exist at seq {res.seq}."
             )
-        labels_name = next(iter(res.labels))
+        labels_name = names[0]
+    if who is not None:
+        require_readable(records, labels_name, who, roster, str(log_path), "Nothing was written.")
     if labels_name not in res.labels:
         raise ClinlabelError(
             f"{log_path}: no labels {labels_name!r} at seq {res.seq}; have {', '.join(res.labels)}."

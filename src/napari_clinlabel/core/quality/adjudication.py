@@ -43,7 +43,12 @@ from napari_clinlabel.core.annotate.label_edits import (
     record_label_change,
     record_labels_create,
 )
-from napari_clinlabel.core.annotate.reads import is_of_base, label_arrays
+from napari_clinlabel.core.annotate.reads import (
+    READS_BASE,
+    is_of_base,
+    label_arrays,
+    records_adjudicated,
+)
 from napari_clinlabel.core.annotate.replay import log_spacing_known, replay_labels
 from napari_clinlabel.core.errors import (
     InputError,
@@ -76,7 +81,6 @@ __all__ = [
 ]
 
 ADJUDICATED_LAYER = "adjudicated"
-READS_BASE = "segmentation"  # the base name of the readers' own arrays in a shared log
 
 
 @dataclass
@@ -451,19 +455,7 @@ def adjudicate(
 def is_adjudicated(log_path: str | os.PathLike[str], grades: Iterable[str] = ()) -> bool:
     """True when the log holds an ``adjudicate`` record signed with meaning ``adjudication``
     (that chose a final value for each scale in ``grades``, when given)."""
-    needed = set(grades)
-    adjudications: set[str] = set()
-    for rec in iter_records(log_path):
-        if rec.get("action") == "adjudicate":
-            decided = (rec.get("data") or {}).get("grades") or {}
-            if isinstance(decided, dict) and needed <= set(decided):
-                adjudications.add(rec["hash"])
-        elif (
-            rec.get("action") == "sign" and (rec.get("data") or {}).get("meaning") == "adjudication"
-        ):
-            if (rec.get("target") or {}).get("hash") in adjudications:
-                return True
-    return False
+    return records_adjudicated(iter_records(log_path), grades)
 
 
 def visible_reads(reads: list[Read], actor: Actor, adjudicated: bool) -> list[Read]:
