@@ -36,6 +36,6 @@ def run_init(args: argparse.Namespace) -> int:
     print("[[users]]")
     print(f'id = "{user}"')
     print(f'public_key = "{pub}"')
-    print("(the dataset owner puts the same id and key under [owner], then runs "
-          "'clinlabel roster sign ROSTER')")  # fmt: skip
+    print("(only if you are the dataset's owner: put the same id and key under [owner] too, "
+          "then run 'clinlabel roster sign ROSTER')")  # fmt: skip
     return 0
