@@ -9,7 +9,7 @@ import hashlib
 import pytest
 from support.programme_fixtures import make_programme, write_read
 
-from napari_clinlabel.core.errors import PermissionRefused
+from napari_clinlabel.core.errors import InputError, PermissionRefused
 from napari_clinlabel.core.programme.assign import assign
 from napari_clinlabel.core.programme.dataset import Dataset, init_dataset
 from napari_clinlabel.core.programme.manifest import read_design
@@ -114,3 +114,15 @@ def test_an_edited_log_or_roster_is_refused(tmp_path, monkeypatch):
     roster.write_text(roster.read_text() + "\n")  # the owner's signature no longer matches
     with pytest.raises(PermissionRefused, match="not signed by its owner"):
         Dataset(ds.folder)
+
+
+def test_next_case_tells_an_owner_named_only_under_owner_why_she_has_no_cases(
+    tmp_path, monkeypatch
+):
+    ds, cases = _setup(tmp_path, monkeypatch, n=3)
+    ds.add_cases(cases)
+    ds.roster.users.pop("olga")  # as a roster naming her under [owner] only would read
+    with pytest.raises(InputError, match="is the dataset's owner and holds no reading role"):
+        next_case(ds, "olga")
+    with pytest.raises(InputError, match="'nobody' is not in the roster"):
+        next_case(ds, "nobody")

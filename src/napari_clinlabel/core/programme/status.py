@@ -272,6 +272,13 @@ def next_case(ds: Dataset, reader: str, st: State | None = None) -> dict[str, An
     else not yet reviewed; for an adjudicator, the first open adjudication they did not read."""
     st = st or ds.state()
     if reader not in ds.roster.users:
+        owner = ds.roster.owner or {}
+        if owner.get("id") == reader:  # named under [owner] only: owns the dataset, reads nothing
+            raise InputError(
+                f"{ds.roster.path}: {reader!r} is the dataset's owner and holds no reading role, "
+                "so has no cases; add a [[users]] entry with a role to read, or use 'dataset "
+                "status' for the programme"
+            )
         raise InputError(f"{ds.roster.path}: {reader!r} is not in the roster; check the id")
     roles = ds.roster.roles_of(reader)
     index = ReadIndex(ds.folder / READS)
