@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from app_model.types import KeyBinding
 from napari.layers import Image
-from qtpy.QtCore import QEvent, QObject
-from qtpy.QtWidgets import QDockWidget
+from qtpy.QtCore import QEvent, QObject, QSize, Qt
+from qtpy.QtWidgets import QDockWidget, QFrame, QScrollArea, QStyle, QWidget
 
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.volume import Volume
@@ -232,3 +232,25 @@ def refill_image_combo(
         combo.setCurrentText(choice)
     combo.blockSignals(False)
     return choice
+
+
+class VerticalScroll(QScrollArea):
+    """``body`` in a scroll area that scrolls up and down only (as magicgui's ``scrollable``
+    containers do), so a tall widget never forces the window taller than the screen."""
+
+    def __init__(self, body: QWidget, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)  # grows with the dock when there is room
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setWidget(body)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        """As wide as the body needs plus the scroll bar: no control is clipped on the right."""
+        hint = super().minimumSizeHint()
+        body = self.widget()
+        if body is not None:
+            bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+            hint.setWidth(max(hint.width(), body.minimumSizeHint().width() + bar))
+        return hint

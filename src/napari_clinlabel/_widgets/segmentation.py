@@ -37,7 +37,7 @@ from qtpy.QtWidgets import (
 )
 from skimage import color
 
-from napari_clinlabel._widgets._common import image_layers, volume_of
+from napari_clinlabel._widgets._common import VerticalScroll, image_layers, volume_of
 from napari_clinlabel._widgets._label_table import LabelTable
 from napari_clinlabel._widgets._schema_picker import SchemaPicker
 from napari_clinlabel._widgets._seg_hooks import SeedClick, WindowedBrush
@@ -112,7 +112,12 @@ class SegmentationWidget(QWidget):
         top.addRow(self._start_btn)
         top.addRow(self._labels_info)
         layout.addLayout(top)
-        layout.addWidget(self._label_table, 1)
+        layout.addWidget(self._label_table)  # always in view: it is as tall as its rows
+        # the tools below scroll: together they need ~800 px, and a 1080p laptop has less
+        body = QWidget()
+        layout.addWidget(VerticalScroll(body), 1)
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._overwrite)
         window = QHBoxLayout()
         for text, box in (("low", self._low), ("high", self._high)):
@@ -125,6 +130,7 @@ class SegmentationWidget(QWidget):
             (self._holes_btn, self._holes_per_slice),
         ])  # fmt: skip
         layout.addWidget(self._status)
+        layout.addStretch(1)  # spare height below the tools, not between them
 
     @staticmethod
     def _group(layout: QVBoxLayout, title: str, rows: list[tuple[Any, ...]]) -> None:
