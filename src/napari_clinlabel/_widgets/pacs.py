@@ -2,22 +2,29 @@
 
 Search (accession, patient ID, study date, modality) and downloads run in napari
 ``thread_worker``s with an ``errored`` handler (a server error is a notification, never a
-traceback); a download yields progress per instance, Cancel stops it between instances, and the
-series lands in the local cache (``$CLINLABEL_WORKSPACE/pacs-cache/<SeriesInstanceUID>``) before
-it opens with this plugin's reader (so the sidecar log, PHI policy and geometry rules apply as
-for any folder). Patient ID and accession are shown here to the credentialed user only: nothing
-of them is logged (the Python log carries UIDs and counts).
+traceback). A download reports progress per instance and Cancel stops it between instances. The
+series is written into the local cache (``$CLINLABEL_WORKSPACE/pacs-cache/<SeriesInstanceUID>``)
+as it arrives and opened from the bytes in memory (:func:`pull_series_volumes`: the same volumes,
+voxel digest and ``source_path`` as this plugin's reader gives for that folder), so the layers
+carry the reader's metadata and the session writes the same ``image.open`` into the same sidecar
+log beside the cached folder that a later File > Open of it continues. SEG and SR series, which
+the reader opens as labels and boxes, are pulled and then opened from the folder by the reader.
+A cancelled download removes the instances it wrote, so no short series is left to open as if
+whole. Patient ID and accession are shown here to the credentialed user only: nothing of them is
+logged or notified (the Python log carries UIDs and counts).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from napari.layers import Layer
 from napari.qt.threading import thread_worker
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -35,16 +42,19 @@ from qtpy.QtWidgets import (
 )
 
 from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.pacs import (
     PacsConnection,
     PullProgress,
     StudySummary,
     cache_root,
     find_studies,
-    iter_pull,
+    pull,
+    pull_series_volumes,
     push,
     series_folder,
 )
+from napari_clinlabel.glue.layers import volume_to_layer_data
 from napari_clinlabel.glue.session import get_session
 
 if TYPE_CHECKING:
@@ -52,27 +62,75 @@ if TYPE_CHECKING:
 
 MODALITIES = ("any", "CT", "MR", "MG", "CR", "DX", "US", "PT", "NM", "XA", "SEG", "SR", "SM")
 _SERIES_ROLE = Qt.ItemDataRole.UserRole
+_MODALITY_ROLE = Qt.ItemDataRole.UserRole + 1
+_FROM_FILES = ("SEG", "SR")  # the reader opens these as labels / boxes from the files
 
 
-def _pull(conn: PacsConnection, series_uid: str, dest: Path, cancel: threading.Event
-          ) -> Generator[PullProgress, None, Path | None]:  # fmt: skip
-    """Worker body: pull one series into the cache; returns its folder, or None when cancelled."""
-    last = None
-    for last in iter_pull(conn, dest, series_uid=series_uid, cancelled=cancel.is_set):
-        yield last
-    if cancel.is_set() or last is None or last.done < last.total:
-        return None
-    return series_folder(series_uid, dest)
+@dataclass
+class Pulled:
+    """What a download left: the series folder, the volumes opened from memory (none for a SEG
+    or SR series, which open from the folder), or ``cancelled`` with the instances removed."""
+
+    folder: Path
+    volumes: list[Volume] = field(default_factory=list)
+    cancelled: bool = False
+    removed: int = 0
+
+
+def _dicom_names(folder: Path) -> set[str]:
+    return {p.name for p in folder.glob("*.dcm")} if folder.is_dir() else set()
+
+
+def discard_new(folder: Path, before: set[str]) -> int:
+    """Remove the instances (and temporary parts) written into ``folder`` since ``before`` (the
+    ``.dcm`` names there then), and the folder when that leaves it empty; returns how many."""
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for p in folder.iterdir():
+        new_instance = p.suffix == ".dcm" and p.name not in before
+        if (new_instance or p.name.endswith(".part")) and p.is_file():
+            p.unlink(missing_ok=True)
+            removed += new_instance
+    if not any(folder.iterdir()):
+        folder.rmdir()
+    return removed
+
+
+def pull_for_viewer(
+    conn: PacsConnection,
+    series_uid: str,
+    dest: Path,
+    cancel: threading.Event,
+    progress: Callable[[PullProgress], None] | None = None,
+    from_files: bool = False,
+) -> Pulled:
+    """Worker body (Qt-free): pull one series into ``dest`` and open it from memory
+    (``from_files``: pull only). Cancelled: the instances this pull wrote are removed again."""
+    folder = series_folder(series_uid, dest)
+    before = _dicom_names(folder)
+    if from_files:
+        pull(conn, dest, series_uid=series_uid, progress=progress, cancelled=cancel.is_set)
+        volumes: list[Volume] = []
+    else:
+        volumes = pull_series_volumes(conn, dest, series_uid, progress=progress,
+                                      cancelled=cancel.is_set)  # fmt: skip
+    if cancel.is_set():  # also when it came after the last instance: nothing is opened
+        return Pulled(folder, cancelled=True, removed=discard_new(folder, before))
+    return Pulled(folder, volumes)
 
 
 class PacsWidget(QWidget):
     """Search a DICOMweb server, download a series into the cache and open it; send exports back."""
+
+    progressed = Signal(object)  # PullProgress, emitted on the download thread, shown on the GUI
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._session = get_session(viewer)
         self._viewer = self._session.viewer
         self._worker: Any = None
+        self._pulling = False  # the running worker is a download (it stops on self._cancel)
         self._cancel = threading.Event()
         self.opened: list[Any] = []  # layers opened by the last download (for scripts and tests)
 
@@ -136,6 +194,7 @@ class PacsWidget(QWidget):
         self._cancel_btn.clicked.connect(self._on_cancel)
         self._send_btn.clicked.connect(self._on_send_clicked)
         self._results.itemSelectionChanged.connect(self._set_idle)
+        self.progressed.connect(self._on_progress)
 
     # -- helpers -------------------------------------------------------------------------
     def connection(self) -> PacsConnection:
@@ -154,6 +213,10 @@ class PacsWidget(QWidget):
         """The Series Instance UID of the selected series row, if any."""
         items = self._results.selectedItems()
         return items[0].data(0, _SERIES_ROLE) if items else None
+
+    def _selected_modality(self) -> str:
+        items = self._results.selectedItems()
+        return str(items[0].data(0, _MODALITY_ROLE) or "") if items else ""
 
     def _busy(self, text: str) -> None:
         for b in (self._search_btn, self._open_btn, self._send_btn):
@@ -187,6 +250,7 @@ class PacsWidget(QWidget):
             "accession": self._accession.text().strip() or None,
             "study_date": self._date.text().strip() or None,
         }
+        self._cancel = threading.Event()
         self._busy("Searching…")
         worker = thread_worker(find_studies, start_thread=False, ignore_errors=True)(conn, **kwargs)
         self._start(worker, self._on_found)
@@ -207,6 +271,7 @@ class PacsWidget(QWidget):
                      "" if se.instances is None else str(se.instances)]
                 )  # fmt: skip
                 child.setData(0, _SERIES_ROLE, se.series_uid)
+                child.setData(0, _MODALITY_ROLE, se.modality)
                 child.setToolTip(0, se.series_uid)
                 top.addChild(child)
             self._results.addTopLevelItem(top)
@@ -221,32 +286,45 @@ class PacsWidget(QWidget):
             self._status.setText("Pick a series first.")
             return
         self._cancel = threading.Event()
-        worker = thread_worker(_pull, start_thread=False, ignore_errors=True)(
-            self.connection(), uid, cache_root(), self._cancel
-        )
-        worker.yielded.connect(self._on_progress)
+        worker = thread_worker(pull_for_viewer, start_thread=False, ignore_errors=True)(
+            self.connection(), uid, cache_root(), self._cancel, self.progressed.emit,
+            self._selected_modality().upper() in _FROM_FILES,
+        )  # fmt: skip
         self._busy("Downloading…")
+        self._pulling = True
         self._start(worker, self._on_pulled)
 
     def _on_progress(self, p: PullProgress) -> None:
+        if self._cancel.is_set():  # a late report must not overwrite "Cancelling…"
+            return
         self._progress.setRange(0, max(p.total, 1))
         self._progress.setValue(p.done)
         self._status.setText(f"{p.done}/{p.total} instances ({p.skipped} already in the cache)")
 
-    def _on_pulled(self, folder: Path | None) -> None:
-        if folder is None:
-            self._status.setText("Download cancelled; what arrived stays in the cache.")
+    def _on_pulled(self, pulled: Pulled) -> None:
+        self.opened = []
+        if pulled.cancelled:
+            self._status.setText(
+                f"Download cancelled: nothing opened; the {pulled.removed} instance(s) it had "
+                "written were removed from the cache."
+            )
             return
         try:
-            self.opened = list(self._viewer.open(str(folder), plugin="napari-clinlabel"))
+            if pulled.volumes:  # opened from memory: the reader's layers, without a reread
+                for v in pulled.volumes:
+                    self.opened.append(self._viewer.add_layer(
+                        Layer.create(*volume_to_layer_data(v))))  # fmt: skip
+            else:
+                self.opened = list(self._viewer.open(str(pulled.folder), plugin="napari-clinlabel"))
         except ClinlabelError as exc:
             self._session.report_error(exc)
+            self._status.setText(str(exc))
             return
-        self._status.setText(f"Opened {len(self.opened)} layer(s) from the cache.")
+        self._status.setText(f"Opened {len(self.opened)} layer(s); the series is in the cache.")
 
     def _on_cancel(self) -> None:
         self._cancel.set()
-        if self._worker is not None:
+        if self._worker is not None and not self._pulling:  # a pull stops itself and says so
             self._worker.quit()
         self._status.setText("Cancelling…")
 
@@ -257,6 +335,7 @@ class PacsWidget(QWidget):
 
     def send(self, paths: list[Path]) -> None:
         """STOW ``paths`` (files or folders) off the GUI thread."""
+        self._cancel = threading.Event()
         self._busy(f"Sending {len(paths)} item(s)…")
         worker = thread_worker(push, start_thread=False, ignore_errors=True)(
             self.connection(), paths
@@ -271,7 +350,10 @@ class PacsWidget(QWidget):
         )
 
     def _on_finished(self) -> None:
+        if self._cancel.is_set() and not self._pulling:  # a quit search or send returns nothing
+            self._status.setText("Cancelled.")
         self._worker = None
+        self._pulling = False
         self._progress.setRange(0, 1)
         self._progress.setValue(1 if not self._cancel.is_set() else 0)
         self._set_idle()

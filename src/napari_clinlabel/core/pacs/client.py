@@ -653,12 +653,16 @@ def pull(
     keep: dict[Path, bytes] | None = None,
     keep_headers: list[SliceHeader] | None = None,
     flush_later: list[tuple[Path, list[Path]]] | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> PullResult:
-    """Pull a study or a series into ``dest`` (see :func:`iter_pull`); checks every instance."""
+    """Pull a study or a series into ``dest`` (see :func:`iter_pull`); checks every instance.
+    ``cancelled``: polled between instances; when it turns true the pull stops early (complete
+    files only) and the result counts what arrived."""
     last = PullProgress(0, 0, 0, 0, "")
     folders: list[Path] = []
     for last in iter_pull(conn, dest, study_uid=study_uid, series_uid=series_uid, keep=keep,
-                          keep_headers=keep_headers, flush_later=flush_later):  # fmt: skip
+                          keep_headers=keep_headers, flush_later=flush_later,
+                          cancelled=cancelled):  # fmt: skip
         folder = Path(dest) / last.series_uid
         if folder not in folders:
             folders.append(folder)
@@ -673,14 +677,21 @@ def pull_series_volumes(
     series_uid: str,
     *,
     progress: Callable[[PullProgress], None] | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> list[Volume]:
     """Pull one series into ``dest`` and open it from the bytes received (instances already
-    on disk are read from there): the same Volumes as ``read_volumes`` of the series folder."""
+    on disk are read from there): the same Volumes as ``read_volumes`` of the series folder.
+    An empty list when ``cancelled()`` turned true during the pull (nothing opened; the files
+    that arrived are complete ones, made durable, and the series folder may lack instances)."""
     keep: dict[Path, bytes] = {}
     headers: list[SliceHeader] = []
     later: list[tuple[Path, list[Path]]] = []
     res = pull(conn, dest, series_uid=series_uid, progress=progress, keep=keep,
-               keep_headers=headers, flush_later=later)  # fmt: skip
+               keep_headers=headers, flush_later=later, cancelled=cancelled)  # fmt: skip
+    if cancelled():  # the series may be short of instances: never opened as if whole
+        for f, w in later:
+            _flush_series(f, w)
+        return []
     # the series is made durable while it is opened; both are done before this returns
     with ThreadPoolExecutor(max_workers=1) as flusher:
         flushes = [flusher.submit(_flush_series, f, w) for f, w in later]
