@@ -22,7 +22,6 @@ from napari.utils.colormaps import DirectLabelColormap
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -39,6 +38,7 @@ from napari_clinlabel._widgets._common import (
     refill_image_combo,
     volume_of,
 )
+from napari_clinlabel._widgets._model_picker import INTERACTIVE_TASKS, ModelPicker
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.models.interactive import Prompt, check_interactive, propose
 from napari_clinlabel.core.models.loader import LoadedModel, load_model
@@ -49,7 +49,6 @@ from napari_clinlabel.glue.session import get_session
 if TYPE_CHECKING:
     import napari
 
-BUILTINS = ("builtin:phantom-interactive",)
 LABELS_NAME = "segmentation"
 POSITIVE, NEGATIVE, BOX, RESULT = "prompts +", "prompts −", "prompt box", "interactive proposal"
 BOX_HALF_DEPTH_MM = 20.0
@@ -71,9 +70,10 @@ class InteractiveWidget(QWidget):
         self._labels_name = LABELS_NAME
 
         self._image_combo = QComboBox()
-        self._model_combo = QComboBox()
-        self._model_combo.addItems(BUILTINS)
-        self._model_file_btn = QPushButton("Model file…")
+        self._picker = ModelPicker(
+            self, INTERACTIVE_TASKS, "Interactive TorchScript model (card beside it)", devices=False
+        )
+        self._model_combo = self._picker.model_combo
         self._label_combo = QComboBox()  # no default: the reader names the object prompted
         self._prompt_btn = QPushButton("Prompt layers")
         self._run_btn = QPushButton("Run")
@@ -90,12 +90,9 @@ class InteractiveWidget(QWidget):
 
     # -- layout --------------------------------------------------------------------------
     def _build(self) -> None:
-        model_row = QHBoxLayout()
-        model_row.addWidget(self._model_combo, 1)
-        model_row.addWidget(self._model_file_btn)
         form = QFormLayout()
         form.addRow("Image", self._image_combo)
-        form.addRow("Model", model_row)
+        self._picker.add_rows(form)
         form.addRow("Label", self._label_combo)
         run_row = QHBoxLayout()
         run_row.addWidget(self._prompt_btn)
@@ -111,7 +108,6 @@ class InteractiveWidget(QWidget):
         lay.addStretch(1)
 
     def _wire(self) -> None:
-        self._model_file_btn.clicked.connect(self._on_model_file)
         self._image_combo.currentTextChanged.connect(lambda _name: self._refresh_labels())
         self._prompt_btn.clicked.connect(self.prompt_layers)
         self._run_btn.clicked.connect(self._on_run)
@@ -239,24 +235,14 @@ class InteractiveWidget(QWidget):
         return layer
 
     # -- actions -------------------------------------------------------------------------
-    def _on_model_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Interactive TorchScript model (card beside it)", "",
-            "TorchScript (*.pt *.pth *.ts);;All files (*)",
-        )  # fmt: skip
-        if path:
-            self.set_model(path)
-
     def set_model(self, spec: str) -> None:
         """Choose ``builtin:NAME`` or a local interactive model file."""
-        if self._model_combo.findText(spec) < 0:
-            self._model_combo.addItem(spec)
-        self._model_combo.setCurrentText(spec)
+        self._picker.set_model(spec)
 
     def _model(self) -> LoadedModel:
-        spec = self._model_combo.currentText()
+        spec = self._picker.spec
         if spec not in self._models:
-            model = load_model(spec, device="auto")
+            model = load_model(spec, device=self._picker.device)
             check_interactive(model)
             self._models = {spec: model}
         return self._models[spec]

@@ -24,7 +24,6 @@ from napari.utils.notifications import show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -42,12 +41,12 @@ from napari_clinlabel._widgets._common import (
     refill_image_combo,
     volume_of,
 )
+from napari_clinlabel._widgets._model_picker import RUN_TASKS, ModelPicker
 from napari_clinlabel._widgets._proposal_layers import ProposalLayers
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.models import load_model
 from napari_clinlabel.core.models.inference import InferenceCancelled
-from napari_clinlabel.core.models.loader import card_for
-from napari_clinlabel.core.models.run import input_domain_problems, iter_run_model
+from napari_clinlabel.core.models.run import iter_run_model
 from napari_clinlabel.core.proposals.lifecycle import Proposal, add_proposals, load_proposals
 from napari_clinlabel.core.schema import load_schema
 from napari_clinlabel.glue.session import get_session, image_sha256
@@ -55,9 +54,7 @@ from napari_clinlabel.glue.session import get_session, image_sha256
 if TYPE_CHECKING:
     import napari
 
-BUILTINS = ("builtin:baseline", "builtin:phantom-unet")
 LOG_SLICE_S = 0.05  # GUI-thread time per event-loop turn spent logging proposals
-DEVICES = ("auto", "cpu", "cuda")
 LABELS_NAME = "segmentation"  # the final labels layer accepted segment proposals go into
 
 
@@ -95,11 +92,10 @@ class PrelabelWidget(QWidget):
         self._warnings: list[str] = []  # input-domain warnings of the last run, one per property
 
         self._image_combo = QComboBox()
-        self._model_combo = QComboBox()
-        self._model_combo.addItems(BUILTINS)
-        self._model_file_btn = QPushButton("Model file…")
-        self._device_combo = QComboBox()
-        self._device_combo.addItems(DEVICES)
+        self._picker = ModelPicker(
+            self, RUN_TASKS, "TorchScript model (card beside it as .pt.json or .json)"
+        )
+        self._model_combo, self._device_combo = self._picker.model_combo, self._picker.device_combo
         self._run_btn = QPushButton("Run")
         self._cancel_btn = QPushButton("Cancel")
         self._cancel_btn.setEnabled(False)
@@ -114,13 +110,9 @@ class PrelabelWidget(QWidget):
 
     # -- layout and wiring ---------------------------------------------------------------
     def _build(self) -> None:
-        model_row = QHBoxLayout()
-        model_row.addWidget(self._model_combo, 1)
-        model_row.addWidget(self._model_file_btn)
         form = QFormLayout()
         form.addRow("Image", self._image_combo)
-        form.addRow("Model", model_row)
-        form.addRow("Device", self._device_combo)
+        self._picker.add_rows(form)
         buttons = QHBoxLayout()
         buttons.addWidget(self._run_btn)
         buttons.addWidget(self._cancel_btn)
@@ -133,7 +125,6 @@ class PrelabelWidget(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
     def _wire(self) -> None:
-        self._model_file_btn.clicked.connect(self._on_model_file)
         self._run_btn.clicked.connect(self._on_run)
         self._cancel_btn.clicked.connect(self._on_cancel)
         self._viewer.layers.events.inserted.connect(self._refresh_images)
@@ -157,21 +148,9 @@ class PrelabelWidget(QWidget):
         return image_named(self._viewer, name)
 
     # -- handlers ------------------------------------------------------------------------
-    def _on_model_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "TorchScript model (card beside it as .pt.json or .json)",
-            "",
-            "TorchScript (*.pt *.pth *.ts);;All files (*)",
-        )
-        if path:
-            self.set_model(path)
-
     def set_model(self, spec: str) -> None:
         """Choose ``builtin:NAME`` or a local model file (added to the list)."""
-        if self._model_combo.findText(spec) < 0:
-            self._model_combo.addItem(spec)
-        self._model_combo.setCurrentText(spec)
+        self._picker.set_model(spec)
 
     def _on_run(self) -> None:
         image = self._image()
@@ -184,19 +163,18 @@ class PrelabelWidget(QWidget):
         except ClinlabelError as exc:
             self._session.report_error(exc)
             return
-        spec = self._model_combo.currentText()
+        spec = self._picker.spec
         try:
-            problems = input_domain_problems(volume, card_for(spec))
+            self._warnings = self._picker.domain_warnings(volume)
         except ClinlabelError as exc:
             self._session.report_error(exc)
             return
-        self._warnings = [f"Outside {spec}'s input domain: {p}" for p in problems]
         for line in self._warnings:  # before the run: the reader knows what to expect
             show_warning(line)
         self._run_image = image
         self._cancel = threading.Event()
         worker = thread_worker(_run, start_thread=False, ignore_errors=True)(
-            volume, spec, self._device_combo.currentText(), self._cancel
+            volume, spec, self._picker.device, self._cancel
         )
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_done)
