@@ -9,42 +9,32 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
-from support.agreement_fixtures import ellipsoid, write_reader_log
-from support.trusted_roster import write_roster
+from support.adjudication_widget import act_as, dock_adjudication, load_logs, write_reads
+from support.agreement_fixtures import ellipsoid
 from support.viewer_helpers import SHAPE, add_ct
 
-from napari_clinlabel._widgets.adjudication import AdjudicationWidget
-from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.core.quality.adjudication import is_adjudicated
 from napari_clinlabel.core.schema import load_schema
-from napari_clinlabel.glue.session import get_session, image_sha256
+from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.gui
 
 
 def _setup(make_napari_viewer, tmp_path, monkeypatch):
-    monkeypatch.setenv("CLINLABEL_USER", "carol")
-    monkeypatch.setenv("CLINLABEL_ROLE", "adjudicator")
-    write_roster(tmp_path, {"ann": ["annotator"], "ben": ["annotator"], "carol": ["adjudicator"]})
+    roles = {"ann": ["annotator"], "ben": ["annotator"], "carol": ["adjudicator"]}
+    act_as(monkeypatch, tmp_path, "carol", "adjudicator", roles)
     (tmp_path / "adj").mkdir()
     viewer = make_napari_viewer()
     image = add_ct(viewer, tmp_path / "adj")
-    geom = Geometry.from_dict(image.metadata["clinlabel"]["geometry"])
     labels = np.zeros(SHAPE, np.uint8)
     labels[ellipsoid(SHAPE, (6, 30, 30), (4, 12, 12))] = 1
-    birads = load_schema("birads")
-    logs = []
-    for reader, grade in (("ann", "4A"), ("ben", "2")):
-        (tmp_path / reader).mkdir()
-        logs.append(write_reader_log(tmp_path / reader / "ct.nii.gz.clinlabel.jsonl", labels,
-                                     reader, image_sha=image_sha256(image), geom=geom,
-                                     grades={"assessment": grade}, schema=birads))  # fmt: skip
-    widget = AdjudicationWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    errors: list[str] = []
-    monkeypatch.setattr(get_session(viewer), "report_error", lambda exc: errors.append(str(exc)))
+    logs = write_reads(image, tmp_path, "ct.nii.gz.clinlabel.jsonl",
+                       {"ann": labels, "ben": labels},
+                       grades={"ann": {"assessment": "4A"}, "ben": {"assessment": "2"}},
+                       schema=load_schema("birads"))  # fmt: skip
+    widget, errors = dock_adjudication(viewer, monkeypatch)
     return viewer, image, widget, logs, errors
 
 
@@ -52,8 +42,7 @@ def test_grade_dispute_is_shown_chosen_and_recorded(
     make_napari_viewer, tmp_path, monkeypatch, qtbot
 ):
     viewer, image, widget, logs, errors = _setup(make_napari_viewer, tmp_path, monkeypatch)
-    qtbot.keyClicks(widget._logs, ";".join(map(str, logs)))
-    qtbot.mouseClick(widget._load, Qt.MouseButton.LeftButton)
+    load_logs(qtbot, widget, logs)
     assert errors == []
     text = widget._grades.text()
     assert "ann: assessment 4A" in text and "ben: assessment 2" in text

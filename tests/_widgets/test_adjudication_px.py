@@ -8,17 +8,14 @@ import numpy as np
 import pytest
 from qtpy.QtCore import Qt
 from skimage import io as skio
-from support.agreement_fixtures import write_reader_log  # noqa: E402
-from support.trusted_roster import write_roster
+from support.adjudication_widget import act_as, dock_adjudication, load_logs, write_reads
 
-from napari_clinlabel._widgets.adjudication import AdjudicationWidget
-from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.samples import fundus_phantom
 from napari_clinlabel.core.image.volume import PixelGeometry
 from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.core.quality.metrics import label_map_agreement
-from napari_clinlabel.glue.session import get_session, image_sha256
+from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.gui
 LEFT = Qt.MouseButton.LeftButton
@@ -30,9 +27,8 @@ def _disc(shape, centre, r) -> np.ndarray:
 
 
 def test_adjudicating_png_reads_shows_px(make_napari_viewer, qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("CLINLABEL_USER", "carol")
-    monkeypatch.setenv("CLINLABEL_ROLE", "adjudicator")
-    write_roster(tmp_path, {"alice": ["annotator"], "bob": ["annotator"], "carol": ["adjudicator"]})
+    roles = {"alice": ["annotator"], "bob": ["annotator"], "carol": ["adjudicator"]}
+    act_as(monkeypatch, tmp_path, "carol", "adjudicator", roles)
     (tmp_path / "adj").mkdir()
     png = tmp_path / "adj" / "fundus.png"
     skio.imsave(png, np.asarray(fundus_phantom().array)[..., 1], check_contrast=False)
@@ -46,26 +42,10 @@ def test_adjudicating_png_reads_shows_px(make_napari_viewer, qtbot, tmp_path, mo
     b[_disc(shape, (206, 250), 64)] = 1
     a[_disc(shape, (400, 120), 20)] = 2
     b[_disc(shape, (404, 126), 18)] = 2
-    geom = Geometry.from_dict(image.metadata["clinlabel"]["geometry"])
-    logs = []
-    for reader, labels in (("alice", a), ("bob", b)):
-        (tmp_path / reader).mkdir()
-        logs.append(
-            write_reader_log(
-                tmp_path / reader / "fundus.png.clinlabel.jsonl",
-                labels,
-                reader,
-                image_sha=image_sha256(image),
-                geom=geom,
-            )  # fmt: skip
-        )
-    widget = AdjudicationWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    errors: list[str] = []
-    monkeypatch.setattr(get_session(viewer), "report_error", lambda exc: errors.append(str(exc)))
+    logs = write_reads(image, tmp_path, "fundus.png.clinlabel.jsonl", {"alice": a, "bob": b})
+    widget, errors = dock_adjudication(viewer, monkeypatch)
 
-    qtbot.keyClicks(widget._logs, ";".join(map(str, logs)))
-    qtbot.mouseClick(widget._load, LEFT)
+    load_logs(qtbot, widget, logs)
     assert errors == []
     t = widget._table
     header = [t.horizontalHeaderItem(c).text() for c in range(t.columnCount())]

@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
-from support.agreement_fixtures import ellipsoid, write_reader_log  # noqa: E402
-from support.trusted_roster import write_roster
+from support.adjudication_widget import act_as, dock_adjudication, load_logs, write_reads
+from support.agreement_fixtures import ellipsoid, write_reader_log
 from support.viewer_helpers import SHAPE, add_ct
 
-from napari_clinlabel._widgets.adjudication import DISAGREEMENT, DRAFT, AdjudicationWidget
-from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel._widgets.adjudication import DISAGREEMENT, DRAFT
 from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.core.log.verify import verify_log
-from napari_clinlabel.glue.session import get_session, image_sha256
+from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.gui
 
@@ -31,31 +30,13 @@ ROLES = {"alice": ["annotator", "adjudicator"], "bob": ["annotator"], "carol": [
 
 
 def _setup(make_napari_viewer, tmp_path, monkeypatch, user, role):
-    monkeypatch.setenv("CLINLABEL_USER", user)
-    monkeypatch.setenv("CLINLABEL_ROLE", role)
-    write_roster(tmp_path, ROLES)  # adjudicator roles come from an owner-signed roster (and keys)
+    act_as(monkeypatch, tmp_path, user, role, ROLES)  # adjudicator roles: owner-signed roster
     (tmp_path / "adj").mkdir()
     viewer = make_napari_viewer()
     image = add_ct(viewer, tmp_path / "adj")
-    geom = Geometry.from_dict(image.metadata["clinlabel"]["geometry"])
-    sha = image_sha256(image)
     a, b = _reader_labels()
-    logs = []
-    for reader, labels in (("alice", a), ("bob", b)):
-        (tmp_path / reader).mkdir()
-        logs.append(
-            write_reader_log(
-                tmp_path / reader / "ct.nii.gz.clinlabel.jsonl",
-                labels,
-                reader,
-                image_sha=sha,
-                geom=geom,
-            )  # fmt: skip
-        )
-    widget = AdjudicationWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    errors: list[str] = []
-    monkeypatch.setattr(get_session(viewer), "report_error", lambda exc: errors.append(str(exc)))
+    logs = write_reads(image, tmp_path, "ct.nii.gz.clinlabel.jsonl", {"alice": a, "bob": b})
+    widget, errors = dock_adjudication(viewer, monkeypatch)
     return viewer, image, widget, logs, errors, a, b
 
 
@@ -63,8 +44,7 @@ def test_adjudicator_accepts_a_reader_and_signs(make_napari_viewer, tmp_path, mo
     viewer, image, widget, logs, errors, a, b = _setup(
         make_napari_viewer, tmp_path, monkeypatch, "carol", "adjudicator"
     )
-    qtbot.keyClicks(widget._logs, ";".join(map(str, logs)))
-    qtbot.mouseClick(widget._load, Qt.MouseButton.LeftButton)
+    load_logs(qtbot, widget, logs)
     assert errors == []
     np.testing.assert_array_equal(viewer.layers["read: alice"].data, a)
     np.testing.assert_array_equal(viewer.layers["read: bob"].data, b)
@@ -101,8 +81,7 @@ def test_merge_then_paint_is_a_redraw(make_napari_viewer, tmp_path, monkeypatch,
     viewer, image, widget, logs, errors, a, b = _setup(
         make_napari_viewer, tmp_path, monkeypatch, "carol", "adjudicator"
     )
-    qtbot.keyClicks(widget._logs, ";".join(map(str, logs)))
-    qtbot.mouseClick(widget._load, Qt.MouseButton.LeftButton)
+    load_logs(qtbot, widget, logs)
     qtbot.mouseClick(widget._merge, Qt.MouseButton.LeftButton)
     draft = viewer.layers[DRAFT]
     draft.paint((6, 5, 5), 3, refresh=True)  # a label neither reader drew
@@ -117,8 +96,7 @@ def test_reader_cannot_adjudicate_and_is_blinded(make_napari_viewer, tmp_path, m
     viewer, image, widget, logs, errors, a, b = _setup(
         make_napari_viewer, tmp_path, monkeypatch, "alice", "annotator"
     )
-    qtbot.keyClicks(widget._logs, ";".join(map(str, logs)))
-    qtbot.mouseClick(widget._load, Qt.MouseButton.LeftButton)
+    load_logs(qtbot, widget, logs)
     assert errors == []
     assert "read: alice" in viewer.layers and "read: bob" not in viewer.layers
     assert DISAGREEMENT not in viewer.layers and not widget._sign.isEnabled()
@@ -133,7 +111,6 @@ def test_log_of_another_image_is_refused(make_napari_viewer, tmp_path, monkeypat
     other = write_reader_log(
         tmp_path / "other" / "x.clinlabel.jsonl", a, "olga", image_sha="cd" * 32
     )
-    qtbot.keyClicks(widget._logs, f"{logs[0]};{other}")
-    qtbot.mouseClick(widget._load, Qt.MouseButton.LeftButton)
+    load_logs(qtbot, widget, [logs[0], other])
     assert len(errors) == 1 and "log of another image" in errors[0]
     assert not any(lay.name.startswith("read:") for lay in viewer.layers)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
+from support.adjudication_widget import act_as, dock_adjudication
 from support.agreement_fixtures import ellipsoid
-from support.trusted_roster import write_roster
 from support.viewer_helpers import SHAPE, add_ct
 
-from napari_clinlabel._widgets.adjudication import DISAGREEMENT, DRAFT, AdjudicationWidget
+from napari_clinlabel._widgets.adjudication import DISAGREEMENT, DRAFT
 from napari_clinlabel.core.annotate.label_edits import (
     diff_between,
     record_label_change,
@@ -42,9 +42,7 @@ def _read_into(log_path, ref, geometry, reader: str, labels: np.ndarray) -> str:
 
 
 def _setup(make_napari_viewer, tmp_path, monkeypatch, user, role):
-    monkeypatch.setenv("CLINLABEL_USER", user)
-    monkeypatch.setenv("CLINLABEL_ROLE", role)
-    write_roster(tmp_path, ROLES)
+    act_as(monkeypatch, tmp_path, user, role, ROLES)
     viewer = make_napari_viewer()
     image = add_ct(viewer, tmp_path)
     log_path = get_session(viewer).log_path_for(image)
@@ -58,10 +56,7 @@ def _setup(make_napari_viewer, tmp_path, monkeypatch, user, role):
         _read_into(log_path, ref, meta["geometry"], r, m) for r, m in (("alice", a), ("bob", b))
     ]
     assert names == ["segmentation", "segmentation (bob)"]
-    widget = AdjudicationWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    errors: list[str] = []
-    monkeypatch.setattr(get_session(viewer), "report_error", lambda exc: errors.append(str(exc)))
+    widget, errors = dock_adjudication(viewer, monkeypatch)
     return viewer, widget, log_path, errors, a, b
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.viewer_helpers import add_ct
-from vispy.app.canvas import MouseEvent
+from support.viewer_helpers import add_ct, canvas_drag
 
 from napari_clinlabel._widgets.linked_views import CROSSHAIR, LinkedViewsWidget
 from napari_clinlabel.core.annotate.label_edits import bbox_of
@@ -27,16 +26,10 @@ def _canvas_pos(widget, view, world):
 
 
 def _drag(qtbot, widget, view, w0, w1, steps=6):
+    """Drag from world point ``w0`` to ``w1`` in side view ``view``."""
     canvas = widget.qt_viewers[view].canvas._scene_canvas
     p0, p1 = _canvas_pos(widget, view, w0), _canvas_pos(widget, view, w1)
-    press = MouseEvent(pos=p0, type="mouse_press", button=1)
-    canvas.events.mouse_press(pos=p0, modifiers=(), button=1)
-    for t in np.linspace(0.0, 1.0, steps):
-        qtbot.wait(8)  # napari throttles mouse moves
-        pos = np.round(p0 + t * (p1 - p0)).astype(int)
-        canvas.events.mouse_move(pos=pos, modifiers=(), button=1, press_event=press)
-    qtbot.wait(8)
-    canvas.events.mouse_release(pos=p1, modifiers=(), button=1)
+    canvas_drag(qtbot, canvas, p0, p1, steps)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from support.programme_fixtures import make_programme, write_read
+from support.adjudication_fixtures import grade_dispute as make_grade_dispute
 from support.trusted_roster import write_roster
 
 from napari_clinlabel import api
@@ -20,9 +20,6 @@ from napari_clinlabel.cli import main
 from napari_clinlabel.core.log.audit_log import iter_records, sidecar_paths
 from napari_clinlabel.core.log.signing import load_private_key, public_key_b64
 from napari_clinlabel.core.log.verify import verify_log
-from napari_clinlabel.core.programme.assign import assign
-from napari_clinlabel.core.programme.dataset import init_dataset
-from napari_clinlabel.core.programme.manifest import read_design
 from napari_clinlabel.core.quality.adjudication import is_adjudicated
 
 SHAPE = (4, 10, 12)
@@ -139,21 +136,9 @@ def test_shared_log_reads_cite_each_readers_own_last_record(shared, monkeypatch,
 @pytest.fixture
 def grade_dispute(tmp_path, monkeypatch):
     """A programme case read by ann (BI-RADS 4A) and ben (2) with the same outline."""
-    for var in ("CLINLABEL_ROLE", "CLINLABEL_ROSTER"):
-        monkeypatch.delenv(var, raising=False)
-    ds_dir, cases, gold = make_programme(tmp_path, n_cases=2, n_honeypots=1)
-    monkeypatch.setenv("CLINLABEL_USER", "olga")
-    ds = init_dataset(ds_dir, read_design(tmp_path / "design.toml"))
-    ds.add_cases(cases, cls="high-risk")
-    ds.add_cases(gold, honeypot=True, gold_authors=["ann"])
-    for r in ("ann", "ben"):
-        ds.record_calibration(r, {"passed": True, "grading": {"kappa": 0.95, "n": 8}})
-    assign(ds)
-    reads = ds_dir / "reads"
-    write_read(reads / "case000__ann.clinlabel.jsonl", "ann", "case000", (2, 2), "4A")
-    write_read(reads / "case000__ben.clinlabel.jsonl", "ben", "case000", (2, 2), "2")
+    dispute = make_grade_dispute(tmp_path, monkeypatch)
     _as(monkeypatch, "adj", "adjudicator")
-    return ds_dir, [str(reads / f"case000__{u}.clinlabel.jsonl") for u in ("ann", "ben")]
+    return dispute.ds_dir, [str(p) for p in dispute.logs]
 
 
 def test_grade_dispute_is_shown_and_decided_by_the_cli(grade_dispute, capsys):

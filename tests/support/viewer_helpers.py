@@ -52,13 +52,9 @@ def show_slice(viewer: Any, layer: Any, z: int) -> None:
     viewer.dims.set_point(0, float(np.asarray(layer.data_to_world((z, 0, 0)))[0]))
 
 
-def drag(
-    qtbot: Any, viewer: Any, layer: Any, z: int, start: tuple, end: tuple, steps: int = 6
-) -> None:
-    """Press at voxel ``(z, *start)``, move to ``(z, *end)``, release: one stroke, as a user does."""
-    canvas = viewer.window._qt_viewer.canvas._scene_canvas
-    p0 = canvas_pos(viewer, layer, (z, *start))
-    p1 = canvas_pos(viewer, layer, (z, *end))
+def canvas_drag(qtbot: Any, canvas: Any, p0: np.ndarray, p1: np.ndarray, steps: int = 6) -> None:
+    """Press at canvas pixel ``p0``, move in ``steps`` to ``p1``, release: one stroke through a
+    vispy scene canvas (``qt_viewer.canvas._scene_canvas``), as a user's mouse makes it."""
     press = MouseEvent(pos=p0, type="mouse_press", button=1)
     canvas.events.mouse_press(pos=p0, modifiers=(), button=1)
     for t in np.linspace(0.0, 1.0, steps):
@@ -67,6 +63,16 @@ def drag(
         canvas.events.mouse_move(pos=pos, modifiers=(), button=1, press_event=press)
     qtbot.wait(8)
     canvas.events.mouse_release(pos=p1, modifiers=(), button=1)
+
+
+def drag(
+    qtbot: Any, viewer: Any, layer: Any, z: int, start: tuple, end: tuple, steps: int = 6
+) -> None:
+    """Press at voxel ``(z, *start)``, move to ``(z, *end)``, release: one stroke, as a user does."""
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas
+    p0 = canvas_pos(viewer, layer, (z, *start))
+    p1 = canvas_pos(viewer, layer, (z, *end))
+    canvas_drag(qtbot, canvas, p0, p1, steps)
 
 
 def click(qtbot: Any, viewer: Any, layer: Any, z: int, at: tuple) -> None:

@@ -2,7 +2,7 @@
 record holds it, and the programme's queue keeps a high-stakes grade dispute open until a signed
 decision chose the grade.
 
-Oracles: the grades each reader's log was written with (``support.programme_fixtures``), the
+Oracles: the grades each reader's log was written with (``support.adjudication_fixtures``), the
 BI-RADS scale of the built-in schema, the log's verifier.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.programme_fixtures import make_programme, write_read
+from support.adjudication_fixtures import grade_dispute
 
 from napari_clinlabel.core.errors import ClinlabelError, InputError
 from napari_clinlabel.core.image.geometry import Geometry
@@ -19,9 +19,7 @@ from napari_clinlabel.core.log.identity import Actor
 from napari_clinlabel.core.log.image_open import image_open_data, record_image_open
 from napari_clinlabel.core.log.signing import sign_head
 from napari_clinlabel.core.log.verify import verify_log
-from napari_clinlabel.core.programme.assign import assign
-from napari_clinlabel.core.programme.dataset import Dataset, init_dataset
-from napari_clinlabel.core.programme.manifest import read_design
+from napari_clinlabel.core.programme.dataset import Dataset
 from napari_clinlabel.core.programme.report import programme_view
 from napari_clinlabel.core.programme.status import status
 from napari_clinlabel.core.quality.adjudication import (
@@ -34,22 +32,10 @@ from napari_clinlabel.core.quality.adjudication import (
 
 @pytest.fixture
 def programme(tmp_path, monkeypatch):
-    """Two high-risk cases, both double read by ann and ben; case000: same outline, BI-RADS 4A vs 2."""
-    for var in ("CLINLABEL_ROLE", "CLINLABEL_ROSTER"):
-        monkeypatch.delenv(var, raising=False)
-    ds_dir, cases, gold = make_programme(tmp_path, n_cases=2, n_honeypots=1)
-    monkeypatch.setenv("CLINLABEL_USER", "olga")
-    ds = init_dataset(ds_dir, read_design(tmp_path / "design.toml"))
-    ds.add_cases(cases, cls="high-risk")
-    ds.add_cases(gold, honeypot=True, gold_authors=["ann"])
-    for r in ("ann", "ben"):
-        ds.record_calibration(r, {"passed": True, "grading": {"kappa": 0.95, "n": 8}})
-    ds.record_calibration("cat", {"passed": False, "failures": ["kappa low"]})
-    assign(ds)
-    reads = ds_dir / "reads"
-    write_read(reads / "case000__ann.clinlabel.jsonl", "ann", "case000", (2, 2), "4A")
-    write_read(reads / "case000__ben.clinlabel.jsonl", "ben", "case000", (2, 2), "2")
-    return Dataset(ds_dir), reads
+    """Two high-risk cases, both double read by ann and ben; case000: same outline, BI-RADS 4A vs 2
+    (cat failed calibration). The dataset, its reads folder and case000's two reads."""
+    dispute = grade_dispute(tmp_path, monkeypatch, failed_calibration=("cat",))
+    return Dataset(dispute.ds_dir), dispute.reads, dispute.logs
 
 
 def _adj_log(reads, case="case000"):
@@ -67,10 +53,8 @@ def _queue(ds):
 
 
 def test_reads_carry_their_grades_and_the_dispute(programme):
-    ds, reads = programme
-    rd = load_reads(
-        [reads / "case000__ann.clinlabel.jsonl", reads / "case000__ben.clinlabel.jsonl"]
-    )
+    ds, _, logs = programme
+    rd = load_reads(logs)
     assert {r.reader: r.grades for r in rd} == {
         "ann": {"assessment": "4A", "density": "b"},
         "ben": {"assessment": "2", "density": "b"},
@@ -81,10 +65,8 @@ def test_reads_carry_their_grades_and_the_dispute(programme):
 
 
 def test_labels_only_decision_is_refused_and_a_legacy_one_leaves_the_case_queued(programme):
-    ds, reads = programme
-    rd = load_reads(
-        [reads / "case000__ann.clinlabel.jsonl", reads / "case000__ben.clinlabel.jsonl"]
-    )
+    ds, reads, logs = programme
+    rd = load_reads(logs)
     log = _adj_log(reads)
     n = len(log.records())
     with pytest.raises(InputError, match="disagree on grade assessment"):
@@ -114,10 +96,8 @@ def test_labels_only_decision_is_refused_and_a_legacy_one_leaves_the_case_queued
 
 
 def test_explicit_grade_is_checked_against_the_scale(programme):
-    _, reads = programme
-    rd = load_reads(
-        [reads / "case000__ann.clinlabel.jsonl", reads / "case000__ben.clinlabel.jsonl"]
-    )
+    _, reads, logs = programme
+    rd = load_reads(logs)
     log = _adj_log(reads)
     n = len(log.records())
     with pytest.raises(ClinlabelError, match="not a grade"):
