@@ -35,6 +35,13 @@ def _labels_name(attributes: dict[str, Any]) -> str:
     return str(own.get("name") or attributes.get("name") or "labels")
 
 
+def _resampled(attributes: dict[str, Any]) -> bool:
+    """True for a layer of a DICOM series opened resampled: its log is the resampled one, and
+    label maps go back onto the original slices."""
+    meta = (attributes.get("metadata") or {}).get("clinlabel") or {}
+    return bool(meta.get("resampled"))
+
+
 def _labels(path: str, data: Any, attributes: dict[str, Any], fmt: str) -> list[str]:
     res = export(
         _source(path, attributes),
@@ -42,12 +49,13 @@ def _labels(path: str, data: Any, attributes: dict[str, Any], fmt: str) -> list[
         path,
         labels_name=_labels_name(attributes),
         expect_labels=np.asarray(data),
+        resample=_resampled(attributes),
     )
     return [str(o.path) for o in res.outputs]
 
 
 def _tables(path: str, attributes: dict[str, Any], fmt: str) -> list[str]:
-    res = export(_source(path, attributes), fmt, path)
+    res = export(_source(path, attributes), fmt, path, resample=_resampled(attributes))
     return [str(o.path) for o in res.outputs]
 
 

@@ -24,6 +24,7 @@ from napari_clinlabel.core.export.sr_read import (
     sr_files,
 )
 from napari_clinlabel.core.image.dicom.seg_read import read_seg, seg_files, seg_layer_data
+from napari_clinlabel.core.image.dicom.series import RESAMPLE_HINT
 from napari_clinlabel.core.image.io import (
     DICOM_SUFFIXES,
     IMAGE_SUFFIXES,
@@ -81,7 +82,15 @@ def read_layers(path: PathLike | list[PathLike]) -> list[tuple[Any, dict, str]]:
     srs = sr_files(target) if isinstance(target, Path) else []
     if srs:  # a DICOM SR (TID 1500) opens as its lesion boxes, not as an image
         return [_sr_layer(f) for f in srs]
-    return [volume_to_layer_data(v) for v in read_volumes(target)]
+    volumes = read_volumes(target)
+    blocks = [v for v in volumes if v.meta.get("slice_block")]
+    if blocks:  # uneven spacing: say how to get one volume (never resampled unasked)
+        show_info(
+            f"{blocks[0].source_path.name if blocks[0].source_path else 'series'}: uneven slice "
+            f"spacing: opened as {len(blocks)} evenly spaced blocks; to annotate it as one "
+            f"volume, {RESAMPLE_HINT}."
+        )
+    return [volume_to_layer_data(v) for v in volumes]
 
 
 # -- DICOM SR: boxes over the referenced image ------------------------------------------------

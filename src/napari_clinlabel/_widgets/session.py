@@ -1,5 +1,6 @@
-"""Session widget: who is signed in and as what role, where the current image's log is, and a
-reviewer's electronic signature (review / approval) over the log's head."""
+"""Session widget: who is signed in and as what role, where the current image's log is, a
+reviewer's electronic signature (review / approval) over the log's head, and opening a DICOM
+series with uneven slice spacing resampled on request (``glue.resample``; the request is logged)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from collections import deque
 from html import escape
 from typing import Any
 
+from napari.qt.threading import thread_worker
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -23,6 +27,11 @@ from qtpy.QtWidgets import (
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.core.log.identity import Actor
+from napari_clinlabel.glue.resample import (
+    add_resampled,
+    read_series_resampled,
+    uneven_series_folder,
+)
 from napari_clinlabel.glue.session import get_session
 
 
@@ -60,6 +69,24 @@ class SessionWidget(QWidget):
         row.addWidget(self._sign, 1)
         form.addRow("Sign:", row)
         form.addRow("", self._signed)
+        self._spacing = QDoubleSpinBox()
+        self._spacing.setRange(0.0, 50.0)
+        self._spacing.setDecimals(2)
+        self._spacing.setSuffix(" mm")
+        self._spacing.setSpecialValueText("auto")  # 0: as its log recorded, else smallest step
+        self._spacing.setToolTip("Slice spacing of the resampled series; auto: as its log last "
+                                 "recorded, else the smallest original step.")  # fmt: skip
+        self._resample = QPushButton("Open DICOM resampled…")
+        self._resample.setToolTip(
+            "A DICOM series with uneven slice spacing or a missing slice opens as even blocks (or "
+            "is refused); open it here as one volume resampled to even slices. The request is "
+            "recorded in its log (image.resample); exports go back onto the original slices."
+        )
+        row = QHBoxLayout()
+        row.addWidget(self._spacing)
+        row.addWidget(self._resample, 1)
+        form.addRow("Uneven DICOM:", row)
+        self._resample.clicked.connect(self._on_open_resampled)
         self._sign.clicked.connect(self._on_sign)
         self._user.editingFinished.connect(self._on_user_edited)
         self._role.activated.connect(self._on_role_chosen)
@@ -120,6 +147,30 @@ class SessionWidget(QWidget):
             f"Signed seq {t['seq']} ({t['hash'][:12]}…) as {rec['data']['meaning']} — "
             f"record {rec['seq']}."
         )
+
+    def _on_open_resampled(self) -> None:
+        """Ask for a series folder (the active uneven block's by default) and open it resampled
+        off the GUI thread; the layer is added and the request logged when it is read."""
+        start = uneven_series_folder(self._session.active_image())
+        folder = QFileDialog.getExistingDirectory(
+            self, "DICOM series to open resampled", str(start or "")
+        )
+        if not folder:
+            return
+        spacing = self._spacing.value() or None
+        worker = thread_worker(read_series_resampled, start_thread=False,
+                               progress={"desc": "Resampling DICOM series"})(folder, spacing)  # fmt: skip
+        worker.returned.connect(self._on_resampled)
+        worker.errored.connect(self._session.report_error)
+        worker.finished.connect(lambda: self._resample.setEnabled(True))
+        self._resample.setEnabled(False)
+        worker.start()
+
+    def _on_resampled(self, volume: Any) -> None:
+        try:
+            add_resampled(self._viewer, volume)
+        except ClinlabelError as exc:
+            self._session.report_error(exc)
 
     # -- display -----------------------------------------------------------------------------
     def _switch(self, actor: Actor) -> None:

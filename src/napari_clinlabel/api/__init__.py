@@ -49,6 +49,7 @@ from napari_clinlabel.core.log.identity import (
     load_roster,
 )
 from napari_clinlabel.core.log.reader import iter_records
+from napari_clinlabel.core.log.resample import read_resampled, record_resample
 from napari_clinlabel.core.log.verify import VerifyReport
 from napari_clinlabel.core.proposals.model import Proposal, ProposalState
 from napari_clinlabel.core.schema import Schema, load_schema
@@ -90,6 +91,7 @@ def open_image(
     *,
     schema: str | os.PathLike[str] | Schema | None = None,
     series: int | None = None,
+    resample: bool | float = False,
 ) -> AnnotationSession:
     """Open an image and its sidecar log as ``actor`` (default: the signed-in user).
 
@@ -98,11 +100,33 @@ def open_image(
     path : an image file (NIfTI, NRRD, MHA, DICOM, TIFF, PNG) or a DICOM series folder.
     actor : the human acting; a roster beside the image must grant them their role.
     schema : the segmentation schema in force (a built-in name, a file, or a loaded Schema).
-    series : which series, when ``path`` holds several.
+    series : which series, when ``path`` holds several (an uneven series: which even block).
+    resample : a DICOM series with uneven spacing (or a missing slice) resampled to even slices:
+        ``True`` (the spacing its log last recorded, else the smallest step) or a spacing in mm.
+        Its log is ``<folder>.resampled.clinlabel.jsonl``; the request is its ``image.resample``
+        record, right after ``image.open``; exports of its labels go back onto the original
+        slices, one output per even block.
 
     Writes the ``image.open`` record; close the session (or use ``with``) when done.
     """
+    if resample is not False:
+        spacing = None if resample is True else float(resample)
+        volume = read_resampled(path, spacing)
+        base = Path(volume.meta["log_base"])  # its own log: <folder>.resampled.clinlabel.jsonl
+        if actor is None:
+            actor = current_actor(near=base)
+        else:
+            require_granted(find_roster(base), actor)
+        session = AnnotationSession(volume, base, actor, schema_of(schema))
+        record_resample(session.log, volume)
+        return session
     volumes = read_volumes(path)
+    if series is None and len(volumes) > 1 and all(v.meta.get("slice_block") for v in volumes):
+        raise InputError(
+            f"{Path(path).name}: uneven slice spacing: the series opens as {len(volumes)} evenly "
+            f"spaced blocks; pass series=0..{len(volumes) - 1} for one block, or resample=True "
+            "(CLI: --resample) to annotate it as one volume resampled (the request is logged)."
+        )
     if series is None and len(volumes) != 1:
         raise InputError(
             f"{Path(path).name}: holds {len(volumes)} images; pass series=0..{len(volumes) - 1} "

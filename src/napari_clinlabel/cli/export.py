@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="binary",
         help="DICOM SEG: BINARY (default, widest compatibility) or LABELMAP (one frame per slice)",
     )
+    p.add_argument(
+        "--resample",
+        action="store_true",
+        help="the image was annotated resampled (uneven DICOM spacing): resample it again as its "
+        "log recorded and write the labels back onto the original slices, one file per even block",
+    )
     p.set_defaults(func=run)
 
 
@@ -51,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         schema=args.schema,
         include_empty=args.include_empty,
         seg_type=args.seg_type,
+        resample=args.resample,
     )
     for o in res.outputs:
         print(f"{o.path}\t{o.bytes} bytes\tsha256 {o.sha256}")

@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.image.io import read_volumes
 from napari_clinlabel.core.image.volume import Volume
+from napari_clinlabel.core.log.resample import read_resampled
 
 
 def _pixel_type(volume: Volume) -> str:
@@ -46,7 +48,10 @@ def describe(volume: Volume) -> dict[str, Any]:
         "shear_deg": g.shear_angle_deg,
         "gantry_tilt_deg": meta.get("gantry_tilt_deg"),
         "slice_block": meta.get("slice_block"),
-    }
+        "resampled": {k: v for k, v in (meta.get("resampled") or {}).items()
+                      if k in ("from_steps_mm", "to_spacing_mm", "gaps_bridged",
+                               "original_slices", "resampled_slices")} or None,
+    }  # fmt: skip
 
 
 def _fmt(values: list[float]) -> str:
@@ -55,7 +60,12 @@ def _fmt(values: list[float]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print one block (or one JSON document) describing every volume at PATH."""
-    volumes = read_volumes(args.path)
+    if args.spacing is not None and not args.resample:
+        raise ClinlabelError("--spacing applies to --resample only; add --resample or drop it.")
+    # info records nothing: --resample only shows the grid an annotation request would get
+    volumes = (
+        [read_resampled(args.path, args.spacing)] if args.resample else read_volumes(args.path)
+    )
     info = [describe(v) for v in volumes]
     if args.json:
         print(json.dumps({"path": str(args.path), "volumes": info}, indent=2))
@@ -75,7 +85,17 @@ def run(args: argparse.Namespace) -> int:
             )
         if d["slice_block"]:
             first, last, total = d["slice_block"]
-            print(f"  block       slices {first}-{last} of {total} (uneven spacing split)")
+            print(
+                f"  block       slices {first}-{last} of {total} (uneven spacing split; "
+                "--resample shows it as one volume)"
+            )
+        if d["resampled"]:
+            r = d["resampled"]
+            print(
+                f"  resampled   {r['original_slices']} slices {r['from_steps_mm']} mm apart -> "
+                f"{r['resampled_slices']} at {r['to_spacing_mm']:g} mm (linear; "
+                f"{r['gaps_bridged']} gap(s) bridged)"
+            )
         print(f"  pixel type  {d['pixel_type']}{'  (RGB)' if d['rgb'] else ''}")
         print(f"  modality    {d['modality'] or '-'}   series UID {d['series_uid'] or '-'}")
         print(f"  sha256      {d['sha256']} ({d['sha256_of']})")
@@ -91,4 +111,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("path", help="DICOM folder or file, NIfTI, NRRD, MHA/MHD, TIFF/PNG/JPEG")
     p.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    p.add_argument(
+        "--resample",
+        action="store_true",
+        help="a DICOM series with uneven spacing or a missing slice: describe it resampled to "
+        "even slices (as 'prelabel --resample' would open it; nothing is logged)",
+    )
+    p.add_argument("--spacing", type=float, metavar="MM", default=None,
+                   help="with --resample: the slice spacing in mm")  # fmt: skip
     p.set_defaults(func=run)

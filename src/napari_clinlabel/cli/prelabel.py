@@ -56,6 +56,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--labels", default="labels", help="label layer the proposals are for (default: labels)"
     )
+    p.add_argument(
+        "--resample",
+        action="store_true",
+        help="a DICOM series with uneven spacing or a missing slice: resample it to even slices "
+        "(logged as image.resample) and propose on that grid",
+    )
+    p.add_argument(
+        "--spacing",
+        type=float,
+        metavar="MM",
+        default=None,
+        help="with --resample: the slice spacing in mm (default: as the log last recorded, else "
+        "the smallest original step)",
+    )
     p.set_defaults(func=run)
 
 
@@ -91,17 +105,19 @@ def prelabel_one(
     labels_name: str = "labels",
     card: str | None = None,
     warn: Any = None,
+    resample: bool | float = False,
 ) -> dict[str, Any]:
     """Run the model on one image and log its proposals; returns ``{"path", "proposals", …}``.
 
     ``human`` is the acting human's ``{"id","name","role"}`` (default: :func:`current_actor`).
-    The image is opened through the Python API, so the log is the one napari would write.
+    The image is opened through the Python API, so the log is the one napari would write;
+    ``resample`` (True or a spacing in mm) opens an uneven DICOM series resampled (logged).
     ``warn(line)``, when given, is called before the run for each way the image lies outside the
     card's input domain (also returned as ``"warnings"``).
     """
     who = Actor.from_dict(human) if human else None
     model = _model(model_spec, device, card)
-    with open_image(path, who, schema=_card_schema(model)) as image:
+    with open_image(path, who, schema=_card_schema(model), resample=resample) as image:
         problems = input_domain_problems(image.volume, model.card) if model.is_torch else []
         for line in problems if warn is not None else ():
             warn(line)
@@ -119,12 +135,16 @@ def prelabel_one(
 
 def run(args: argparse.Namespace) -> int:
     """Pre-label every PATH; print one line per image."""
+    if args.spacing is not None and not args.resample:
+        raise ClinlabelError("--spacing applies to --resample only; add --resample or drop it.")
     device = resolve_device(args.device)
     card = str(args.card) if args.card else None
     load_model(args.model, device=device, card=card)  # fail fast on a bad model, before any image
     actor = current_actor(near=args.paths[0]).to_dict()
     paths = [str(p) for p in args.paths]
-    kwargs = {"device": device, "human": actor, "labels_name": args.labels, "card": card}
+    resample = (args.spacing if args.spacing is not None else True) if args.resample else False
+    kwargs = {"device": device, "human": actor, "labels_name": args.labels, "card": card,
+              "resample": resample}  # fmt: skip
     failed = 0
     if args.scheduler or args.workers:
         # dask.distributed: an optional extra, and heavy; only these two options need it

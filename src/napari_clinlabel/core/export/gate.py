@@ -38,6 +38,7 @@ from napari_clinlabel.core.export.formats import (  # noqa: F401 - re-exported
 )
 from napari_clinlabel.core.export.seg import build_seg, seg_bytes, source_series_datasets
 from napari_clinlabel.core.export.sr import sr_from_log
+from napari_clinlabel.core.image.dicom.volume import labels_on_original_slices, original_blocks
 from napari_clinlabel.core.image.io import read_volumes
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import (
@@ -48,6 +49,7 @@ from napari_clinlabel.core.log.audit_log import (
     sidecar_paths,
 )
 from napari_clinlabel.core.log.identity import Actor, current_actor, find_roster
+from napari_clinlabel.core.log.resample import last_resample, read_resampled, resampled_log_base
 from napari_clinlabel.core.log.witness import witness_record
 from napari_clinlabel.core.proposals.lifecycle import require_no_pending
 from napari_clinlabel.core.schema import load_schema
@@ -127,6 +129,7 @@ def export(
     log: AuditLog | None = None,
     volume: Volume | None = None,
     scale: str | None = None,
+    resample: bool = False,
 ) -> ExportResult:
     """Export the final labels (or boxes/grades) of ``image_path`` as ``fmt`` to ``out``.
 
@@ -134,10 +137,22 @@ def export(
     replays to; a layer holding changes the log does not know is refused. A caller that holds
     the image's open log and its voxels (a napari widget) passes ``log`` and ``volume``: the
     ``export`` record is then written through that log, and ``image_path`` may be None.
-    ``scale`` (``tiles-csv``) keeps the grades of one tile scale.
+    ``scale`` (``tiles-csv``) keeps the grades of one tile scale. ``resample``: the log's
+    image is its DICOM series resampled on request (``image.resample``); it is read resampled
+    again (the recorded spacing) and label maps go back onto the original slices, one output per
+    even block (``<name>.slices<first>-<last>.<ext>``); without it such a log is refused.
     """
     out_path = output_path(fmt, out)
-    log_path = log.path if log is not None else sidecar_paths(image_path)[0]
+    log_base = resampled_log_base(image_path) if resample and log is None else image_path
+    log_path = log.path if log is not None else sidecar_paths(log_base)[0]
+    if not log_path.is_file() and log is None and not resample:
+        other = sidecar_paths(resampled_log_base(image_path))[0]
+        if other.is_file():
+            raise ExportError(
+                f"{Path(image_path).name}: it was annotated resampled on request (its log is "
+                f"{other.name}); pass --resample to export those labels back onto the original "
+                "slices."
+            )
     if not log_path.is_file():
         raise ExportError(
             f"{Path(image_path or log_path).name}: no sidecar log ({log_path.name}) beside it, so "
@@ -147,7 +162,12 @@ def export(
     who = actor or (log.actor if log is not None else current_actor(image_path or log_path))
     if fmt in LABEL_FORMATS:
         labels_name = _layer_name(records, labels_name, log_path, who)
-    volume = volume if volume is not None else _volume_of(image_path, records)
+    volume = volume if volume is not None else _volume_of(image_path, records, resample)
+    if fmt == "dicom-sr" and volume.meta.get("resampled"):
+        raise ExportError(
+            f"{Path(image_path or log_path).name}: boxes drawn on a resampled series lie on no "
+            "original frame a DICOM SR could reference; export json or csv (positions in mm)."
+        )
     if fmt in LABEL_FORMATS:
         _check_format_fits(fmt, out_path, volume)
     left_out = require_no_pending(log_path, exclude_pending)
@@ -160,7 +180,7 @@ def export(
     schema_ref = schema_obj.ref() if schema_obj is not None else _last_schema_ref(records)
     own_log = log is None
     if own_log:
-        log = AuditLog.for_image(image_path, volume.image_ref(), who, schema_ref)
+        log = AuditLog.for_image(log_base, volume.image_ref(), who, schema_ref)
     head = log.head()
     if fmt in LABEL_FORMATS:
         files = _label_outputs(fmt, out_path, log_path, labels_name, volume, schema_obj, head,
@@ -236,9 +256,33 @@ def _check_format_fits(fmt: str, out: Path, volume: Volume) -> None:
         )
 
 
-def _volume_of(image_path: str | os.PathLike[str], records: list[dict[str, Any]]) -> Volume:
-    volumes = read_volumes(image_path)
+def _volume_of(
+    image_path: str | os.PathLike[str], records: list[dict[str, Any]], resample: bool = False
+) -> Volume:
     ref = next((r.get("image") for r in records if r.get("image")), None) or {}
+    asked = last_resample(records)
+    name = Path(image_path).name
+    if asked is not None and not resample:
+        raise ExportError(
+            f"{name}: its labels were drawn on the series resampled on request (image.resample, "
+            f"seq {asked['seq']}); pass --resample to export them back onto the original slices."
+        )
+    if resample:
+        if asked is None:
+            raise ExportError(
+                f"{name}: its log holds no image.resample record (it was never opened "
+                "resampled); export without --resample."
+            )
+        data = asked.get("data") or {}
+        v = read_resampled(image_path, float(data["to_spacing_mm"]), data.get("series_uid"))
+        if ref.get("sha256") and v.sha256 != ref["sha256"]:
+            raise ExportError(
+                f"{name}: resampled again, the series gives other voxels (digest "
+                f"{v.sha256[:12]}…) than its log records ({str(ref['sha256'])[:12]}…); were "
+                "files added or removed? Restore the series the log was made on."
+            )
+        return v
+    volumes = read_volumes(image_path)
     for v in volumes:
         if not ref.get("sha256") or v.sha256 == ref["sha256"]:
             return v
@@ -332,6 +376,9 @@ def _label_outputs(
             "differs from the log's replay); only logged labels are exported. Redo the change "
             "with the clinlabel tools, or reopen the image."
         )
+    if volume.meta.get("resampled"):
+        return _original_slice_outputs(fmt, out, log_path, labels_name, labels, volume, schema,
+                                       head, records, who, include_empty, seg_type)  # fmt: skip
     if fmt == "dicom-seg":
         return {out: _seg_bytes(labels, log_path, labels_name, volume, schema, records, who,
                                 include_empty, seg_type)}  # fmt: skip
@@ -343,6 +390,42 @@ def _label_outputs(
     return {out: data, side_file_path(out): lm.side_file_bytes(side)}
 
 
+def _original_slice_outputs(
+    fmt: str, out: Path, log_path: Path, labels_name: str, labels: np.ndarray, volume: Volume,
+    schema: Any, head: Head, records: list[dict[str, Any]], who: Actor, include_empty: bool,
+    seg_type: str,
+) -> dict[Path, bytes]:  # fmt: skip
+    """Labels drawn on a resampled series, back on its original slices: one output per even
+    block (each original slice takes the nearest resampled slice), with the block's geometry
+    (label maps, every block) or its original frames (DICOM SEG, blocks holding a label)."""
+    if fmt == "png":
+        raise ExportError(f"{out.name}: PNG holds one 2D slice; export a resampled series as "
+                          "nifti, nrrd, mha or dicom-seg.")  # fmt: skip
+    files: dict[Path, bytes] = {}
+    backs = labels_on_original_slices(labels, volume)
+    for (block, geometry, sops), back in zip(original_blocks(volume), backs, strict=True):
+        stem = _stem(out)
+        path = stem.with_name(
+            f"{stem.name}.slices{block[0]}-{block[1]}{out.name[len(stem.name) :]}"
+        )
+        if fmt == "dicom-seg":
+            if not np.any(back):  # a SEG of no segment is not written (a label map is)
+                continue
+            meta = {k: v for k, v in volume.meta.items() if k != "resampled"}
+            meta["sop_instance_uids"] = sops
+            block_vol = Volume(np.zeros(back.shape, np.uint8), geometry, meta)
+            files[path] = _seg_bytes(back, log_path, labels_name, block_vol, schema, records,
+                                     who, include_empty, seg_type, traced=labels)  # fmt: skip
+            continue
+        files[path] = lm.render_labelmap(back, geometry, lm.suffix_for(fmt, path))
+        side = lm.side_file(back, geometry, schema, head.to_dict(), volume.sha256, labels_name,
+                            path.name)  # fmt: skip
+        files[side_file_path(path)] = lm.side_file_bytes(side)
+    if not files:
+        raise ExportError(f"Labels {labels_name!r} fall on no original slice; nothing to export.")
+    return files
+
+
 def side_file_path(out: str | os.PathLike[str]) -> Path:
     """Where the JSON side file of label map ``out`` goes: ``<output>.json`` beside it."""
     p = Path(out)
@@ -352,6 +435,7 @@ def side_file_path(out: str | os.PathLike[str]) -> Path:
 def _seg_bytes(
     labels: np.ndarray, log_path: Path, labels_name: str, volume: Volume, schema: Any,
     records: list[dict[str, Any]], who: Actor, include_empty: bool, seg_type: str = "binary",
+    traced: np.ndarray | None = None,
 ) -> bytes:  # fmt: skip
     if volume.series_uid is None or volume.source_path is None:
         raise ExportError(
@@ -359,7 +443,10 @@ def _seg_bytes(
             "DICOM, so there is no series for a DICOM SEG to reference; export NIfTI instead."
         )
     state = walk_provenance(log_path, labels_name)
-    if state.labels is None or not np.array_equal(state.labels, labels):
+    # ``traced``: the labels the log holds when ``labels`` were mapped from them (resampled)
+    if state.labels is None or not np.array_equal(
+        state.labels, labels if traced is None else traced
+    ):
         raise ExportError(
             f"{log_path.name}: the provenance of {labels_name!r} cannot be traced for every voxel "
             "(labels loaded from outside the log?); export NIfTI, or redraw them in clinlabel."

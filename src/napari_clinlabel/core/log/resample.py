@@ -4,15 +4,23 @@ Resampling changes voxels, so it happens only on an explicit request, and that r
 record of the image's sidecar log, attributed to the human who asked (the log's actor), with
 ``source`` naming the tool, and ``data`` saying from which slice steps to which spacing, how,
 and how many slices (:func:`~napari_clinlabel.core.image.dicom.volume.resample_record_data`).
+The resampled image is other voxels than the series' even blocks, so it has its own sidecar
+log beside the folder, ``<folder>.resampled.clinlabel.jsonl`` (:func:`resampled_log_base`);
+reopening it without naming a spacing gives the grid that log last recorded, so its labels and
+records stay on one image.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from napari_clinlabel.core.image.dicom.volume import resample_record_data
+from napari_clinlabel.core.errors import LogIntegrityError
+from napari_clinlabel.core.image.dicom.volume import read_dicom_resampled, resample_record_data
 from napari_clinlabel.core.image.volume import Volume
-from napari_clinlabel.core.log.audit_log import AuditLog
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_paths
 
 ACTION = "image.resample"
 TOOL = {"kind": "tool", "name": "clinlabel.resample_uneven", "version": "1"}
@@ -23,4 +31,47 @@ def record_resample(log: AuditLog, volume: Volume) -> dict[str, Any]:
     return log.append(ACTION, None, resample_record_data(volume), TOOL)
 
 
-__all__ = ["ACTION", "record_resample"]
+def resampled_log_base(path: str | os.PathLike[str]) -> Path:
+    """What the log of the series at ``path`` opened resampled is named after:
+    ``<folder>.resampled`` (its log: ``<folder>.resampled.clinlabel.jsonl``)."""
+    p = Path(path).resolve()
+    return p.parent / f"{p.name}.resampled"
+
+
+def last_resample(records: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The log's latest ``image.resample`` record, or None when the image was never resampled."""
+    found = None
+    for rec in records:
+        if rec.get("action") == ACTION:
+            found = rec
+    return found
+
+
+def read_resampled(
+    path: str | os.PathLike[str], spacing_mm: float | None = None, series_uid: str | None = None
+) -> Volume:
+    """The series at ``path`` resampled on request: to ``spacing_mm``, else to the spacing its
+    sidecar log last recorded (the same grid as before), else to the smallest original step.
+    Records nothing: the caller that opens it for a human writes :func:`record_resample`."""
+    if spacing_mm is None:
+        log_path = sidecar_paths(resampled_log_base(path))[0]
+        try:
+            rec = last_resample(iter_records(log_path)) if log_path.is_file() else None
+        except LogIntegrityError:
+            rec = None  # the log is checked (and refused) when it is opened
+        if rec is not None and (series_uid is None or rec["data"].get("series_uid") == series_uid):
+            spacing_mm = float(rec["data"]["to_spacing_mm"])
+            series_uid = series_uid or rec["data"].get("series_uid")
+    volume = read_dicom_resampled(Path(path), spacing_mm, series_uid)
+    volume.meta["log_base"] = str(resampled_log_base(volume.source_path or path))
+    return volume
+
+
+__all__ = [
+    "ACTION",
+    "TOOL",
+    "last_resample",
+    "read_resampled",
+    "record_resample",
+    "resampled_log_base",
+]

@@ -38,6 +38,7 @@ from napari_clinlabel.core.image.dicom.header import (
 )
 
 __all__ = [
+    "RESAMPLE_HINT",
     "SeriesPlan",
     "SliceHeader",
     "group_series",
@@ -118,6 +119,17 @@ class _Uneven(GeometryError):
     """Uneven slice spacing (no slice missing): the series can open as even blocks."""
 
 
+class _Gap(GeometryError):
+    """A missing slice: refused, unless a human asks for the series resampled across the gap."""
+
+
+# how a user asks for a series resampled (named in refusals; the request is logged)
+RESAMPLE_HINT = (
+    "open it resampled on request (napari: Session widget > 'Open DICOM resampled…'; "
+    "CLI: --resample)"
+)
+
+
 def _stack_geometry(
     where: str, positions: np.ndarray, rot: np.ndarray
 ) -> tuple[np.ndarray, float, tuple[float, float, float] | None]:
@@ -136,12 +148,11 @@ def _stack_geometry(
         worst = int(np.argmax(np.abs(steps - small)))
         gap = steps[worst] > 1.5 * small
         kind = "a missing slice" if gap else "uneven slice spacing"
-        cls = GeometryError if gap else _Uneven
+        cls = _Gap if gap else _Uneven
         raise cls(
             f"{where}: {kind}: slices at {ds[worst]:.3f} and {ds[worst + 1]:.3f} mm along the "
             f"normal are {steps[worst]:.3f} mm apart where the others are {small:.3f} mm. "
-            "Find the missing images or resample the series to a regular grid (e.g. with "
-            "dcm2niix or 3D Slicer), then open the result."
+            f"Find the missing images, or {RESAMPLE_HINT}: the gap is then interpolated."
         )
     order = np.argsort(d)
     first, last = positions[order[0]], positions[order[-1]]
@@ -177,13 +188,17 @@ def _even_runs(d_sorted: np.ndarray) -> list[tuple[int, int]]:
     return runs
 
 
-def plan_blocks(headers: list[SliceHeader]) -> list[SeriesPlan]:
+def plan_blocks(headers: list[SliceHeader], bridge_gaps: bool = False) -> list[SeriesPlan]:
     """Plans for one series: one plan, or one per evenly spaced block when the spacing is
-    uneven (no slice missing); each block's ``block`` names its slice range."""
+    uneven (no slice missing); each block's ``block`` names its slice range. ``bridge_gaps``
+    (only for a resampling request): a missing slice splits the series into blocks too."""
     try:
         return [plan_series(headers)]
     except _Uneven:
         pass
+    except _Gap:
+        if not bridge_gaps:
+            raise
     rot = _check_uniform(headers)
     positions = np.array([h.ipp for h in headers], float)
     d = positions @ rot[:, 2]

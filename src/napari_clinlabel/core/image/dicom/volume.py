@@ -383,6 +383,7 @@ def read_dicom_files(paths: Sequence[Path]) -> list[Volume]:
 __all__ = [
     "GeometryError",
     "labels_on_original_slices",
+    "original_blocks",
     "read_dicom_buffers",
     "read_dicom_resampled",
     "read_dicom_file",
@@ -459,12 +460,13 @@ def read_dicom_resampled(
     the last; voxels become float32. In-plane voxels are never touched. ``meta["resampled"]``
     holds what the request changed (original steps, positions, SOP Instance UIDs, blocks) for the
     log record (:func:`resample_record_data`) and for :func:`labels_on_original_slices`.
-    A series that is evenly spaced, sheared, or several volumes is refused (nothing to do, or
-    not supported) with one line.
+    A missing slice (a step over 1.5 times the median) is interpolated across like any other
+    step and counted in ``gaps_bridged``. A series that is evenly spaced, sheared, or several
+    volumes is refused (nothing to do, or not supported) with one line.
     """
     folder = Path(path)
     headers = _series_headers(folder, series_uid)
-    plans = plan_blocks(headers)
+    plans = plan_blocks(headers, bridge_gaps=True)  # asked for: a missing slice is interpolated
     if len(plans) == 1:
         raise InputError(
             f"{folder}: the series is evenly spaced; open it as it is (nothing to resample)."
@@ -507,11 +509,13 @@ def read_dicom_resampled(
         "method": "linear along the slice normal",
         "from_steps_mm": sorted({round(float(s), 4) for s in steps}),
         "to_spacing_mm": step,
+        "gaps_bridged": int(np.sum(steps > 1.5 * float(np.median(steps)))),
         "original_slices": len(depth_a),
         "resampled_slices": n,
         "original_depth_mm": [round(float(d), 6) for d in depth_a],
         "original_sop_instance_uids": [u for v in blocks for u in v.meta["sop_instance_uids"]],
         "blocks": [v.meta["slice_block"] for v in blocks],
+        "block_geometries": [v.geometry.to_dict() for v in blocks],
     }
     vol = Volume(out, geometry, meta)
     _ = vol.sha256
@@ -525,7 +529,25 @@ def resample_record_data(volume: Volume) -> dict:
     if not r:
         raise InputError("this image was not resampled; there is nothing to record.")
     keys = ("method", "from_steps_mm", "to_spacing_mm", "original_slices", "resampled_slices")
-    return {k: r[k] for k in keys} | {"series_uid": volume.series_uid}
+    return {k: r[k] for k in keys} | {
+        "gaps_bridged": int(r.get("gaps_bridged", 0)),
+        "series_uid": volume.series_uid,
+    }
+
+
+def original_blocks(volume: Volume) -> list[tuple[tuple[int, int, int], Geometry, list[str]]]:
+    """The even blocks a resampled ``volume`` came from: ``(first, last, total)`` slice numbers,
+    the block's own geometry and its SOP Instance UIDs, in the order of
+    :func:`labels_on_original_slices`."""
+    r = volume.meta.get("resampled") or {}
+    if not r.get("block_geometries"):
+        raise InputError("this image was not resampled; it has no original blocks.")
+    uids, out, start = list(r["original_sop_instance_uids"]), [], 0
+    for block, geom in zip(r["blocks"], r["block_geometries"], strict=True):
+        n = block[1] - block[0] + 1
+        out.append((tuple(block), Geometry.from_dict(geom), uids[start : start + n]))
+        start += n
+    return out
 
 
 def labels_on_original_slices(labels: np.ndarray, volume: Volume) -> list[np.ndarray]:

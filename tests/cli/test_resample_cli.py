@@ -1,0 +1,197 @@
+"""Uneven DICOM spacing from the command line: without ``--resample`` one line and exit 2 naming
+the flag; with it the series is resampled (``image.resample`` by the acting human, then the
+work), and ``export --resample`` writes the labels back onto the original slices per even block.
+
+Oracles: each file's ImagePositionPatient (pydicom) for where an original slice lies; numpy's
+``interp`` over those positions for resampled voxels; nibabel for the NIfTI affines; highdicom's
+SEG reader for the frames a DICOM SEG gives each original SOP instance; the log's own verifier.
+"""
+
+from __future__ import annotations
+
+import highdicom as hd
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from support.dicom_series_factory import phantom_stored, write_series
+
+from napari_clinlabel import api
+from napari_clinlabel.cli import main
+from napari_clinlabel.core.log.audit_log import iter_records
+
+OFFSETS = [0.0, 2.0, 4.0, 6.0, 7.0, 8.0, 9.0]  # 2 mm then 1 mm: two even blocks
+GAPPED = [0.0, 1.0, 2.0, 3.0, 5.0, 6.0, 7.0]  # 1 mm with one slice missing (4 mm)
+
+
+@pytest.fixture
+def rad(monkeypatch):
+    monkeypatch.setenv("CLINLABEL_USER", "rad1")
+    monkeypatch.delenv("CLINLABEL_ROLE", raising=False)
+    return api.Actor("rad1", "rad1", "annotator")
+
+
+def _depths(files) -> dict[str, float]:
+    """SOP Instance UID -> position along the slice normal (mm), from each file's header."""
+    out = {}
+    for f in files:
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        iop = np.asarray(ds.ImageOrientationPatient, float)
+        normal = np.cross(iop[:3], iop[3:])
+        out[str(ds.SOPInstanceUID)] = float(np.asarray(ds.ImagePositionPatient, float) @ normal)
+    return out
+
+
+def _hu(ds) -> np.ndarray:
+    """Stored values with the file's rescale applied (PS3.3 C.11.1.1.2)."""
+    return ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def test_without_the_flag_each_command_says_how_in_one_line(tmp_path, rad, capsys):
+    write_series(tmp_path / "ct", phantom_stored((7, 6, 5)), offsets_mm=OFFSETS)
+    write_series(tmp_path / "gap", phantom_stored((7, 6, 5)), offsets_mm=GAPPED)
+    assert main(["info", str(tmp_path / "gap")]) == 2
+    assert "a missing slice" in (err := _one_line_error(capsys)) and "--resample" in err
+    assert main(["prelabel", str(tmp_path / "ct"), "--model", "builtin:baseline"]) == 2
+    err = _one_line_error(capsys)
+    assert "uneven slice spacing" in err and "--resample" in err
+    assert main(["prelabel", str(tmp_path / "gap"), "--model", "builtin:baseline"]) == 2
+    assert "--resample" in _one_line_error(capsys)
+    assert main(["info", str(tmp_path / "ct"), "--spacing", "1"]) == 2
+    assert "--spacing applies to --resample only" in _one_line_error(capsys)
+    assert main(["prelabel", str(tmp_path / "ct"), "--model", "builtin:baseline",
+                 "--spacing", "1"]) == 2  # fmt: skip
+    assert "--resample" in _one_line_error(capsys)
+    # nothing was resampled or logged silently
+    assert not list(tmp_path.glob("*.clinlabel.jsonl"))
+
+
+def test_info_resample_shows_the_grid_and_logs_nothing(tmp_path, rad, capsys):
+    ws = write_series(tmp_path / "gap", phantom_stored((7, 6, 5)), offsets_mm=GAPPED)
+    assert main(["info", str(tmp_path / "gap"), "--resample", "--json"]) == 0
+    import json
+
+    (vol,) = json.loads(capsys.readouterr().out)["volumes"]
+    assert vol["size"] == [5, 6, 8] and vol["spacing"][2] == pytest.approx(1.0)
+    assert vol["resampled"]["gaps_bridged"] == 1 and vol["resampled"]["original_slices"] == 7
+    first = min(_depths(ws.files).values())
+    normal = ws.geometry.direction_matrix()[:, 2]
+    assert float(np.asarray(vol["origin"]) @ normal) == pytest.approx(first, abs=1e-4)
+    assert not list(tmp_path.glob("*.clinlabel.jsonl"))
+
+
+def test_prelabel_resample_logs_the_request_then_the_proposals(tmp_path, rad, capsys):
+    write_series(tmp_path / "ct", phantom_stored((7, 6, 5)), offsets_mm=OFFSETS)
+    rc = main(["prelabel", str(tmp_path / "ct"), "--model", "builtin:baseline", "--resample"])
+    assert rc == 0, capsys.readouterr().err
+    log = tmp_path / "ct.resampled.clinlabel.jsonl"
+    recs = list(iter_records(log))
+    assert [r["action"] for r in recs[:2]] == ["image.open", "image.resample"]
+    assert recs[1]["actor"]["id"] == "rad1" and recs[1]["source"]["kind"] == "tool"
+    assert recs[1]["data"]["to_spacing_mm"] == 1.0 and recs[1]["data"]["resampled_slices"] == 10
+    assert recs[0]["data"]["shape"][0] == 10  # the resampled grid is what was opened
+    assert not (tmp_path / "ct.clinlabel.jsonl").exists()  # the blocks' log is untouched
+    assert api.verify_log(log).ok
+
+
+def test_export_resample_writes_each_block_on_its_original_slices(tmp_path, rad, capsys):
+    ws = write_series(tmp_path / "ct", phantom_stored((7, 6, 5)), offsets_mm=OFFSETS)
+    depth = _depths(ws.files)
+    d0 = min(depth.values())
+    with api.open_image(tmp_path / "ct", rad, schema="abdomen-ct", resample=0.5) as image:
+        assert image.shape == (19, 6, 5)
+        # the resampled layer's voxels: linear over the files' true positions
+        stack = np.stack([_hu(pydicom.dcmread(f)) for f in ws.files])
+        pos = np.array([depth[str(pydicom.dcmread(f).SOPInstanceUID)] for f in ws.files]) - d0
+        order = np.argsort(pos)
+        for k in (0, 3, 9, 13, 18):
+            want = np.array([np.interp(k * 0.5, pos[order], stack[order, j, i])
+                             for j in range(6) for i in range(5)]).reshape(6, 5)  # fmt: skip
+            np.testing.assert_allclose(image.volume.array[k], want, atol=1e-3)
+        mask = np.zeros(image.shape, bool)
+        mask[5:14, 1:4, 1:3] = True  # 2.5 .. 6.5 mm along the normal: both blocks
+        image.paint(mask, 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["export", str(tmp_path / "ct"), "--format", "nifti", "-o",
+                 str(out / "lab.nii.gz")]) == 2  # fmt: skip
+    assert "--resample" in _one_line_error(capsys)
+    assert main(["export", str(tmp_path / "ct"), "--format", "nifti", "-o",
+                 str(out / "lab.nii.gz"), "--resample"]) == 0  # fmt: skip
+    written = capsys.readouterr().out
+    assert "lab.slices1-4.nii.gz" in written and "lab.slices5-7.nii.gz" in written
+    # an original slice is labelled iff the nearest resampled slice is (its depth within 2.5..5.5)
+    labelled = {u for u, d in depth.items() if 5 <= round((d - d0) / 0.5) <= 13}
+    seen = set()
+    for name in ("lab.slices1-4.nii.gz", "lab.slices5-7.nii.gz"):
+        img = nib.load(out / name)
+        arr = np.asarray(img.dataobj)  # (x, y, z)
+        for k in range(arr.shape[2]):
+            centre = nib.affines.apply_affine(img.affine, [0, 0, k]) * [-1, -1, 1]  # RAS -> LPS
+            uid = next(u for u, f in zip(depth, ws.files, strict=True)
+                       if np.allclose(pydicom.dcmread(f).ImagePositionPatient, centre, atol=1e-3))  # fmt: skip
+            seen.add(uid)
+            assert bool(arr[:, :, k].any()) == (uid in labelled)
+            if arr[:, :, k].any():
+                np.testing.assert_array_equal(arr[:, :, k].T, mask[5, :, :].astype(arr.dtype))
+    assert seen == set(depth)  # every original slice is in exactly one block file
+    # DICOM SEG: one per block, each frame on an original SOP instance
+    assert main(["export", str(tmp_path / "ct"), "--format", "dicom-seg", "-o",
+                 str(out / "seg.dcm"), "--resample"]) == 0  # fmt: skip
+    frames = {}
+    for f in sorted(out.glob("seg.slices*.dcm")):
+        seg = hd.seg.segread(f)
+        uids = [u for _, _, u in seg.get_source_image_uids()]
+        px = seg.get_pixels_by_source_instance(uids, segment_numbers=[1])
+        frames.update({u: px[i, ..., 0] for i, u in enumerate(uids)})
+    assert {u for u, px in frames.items() if px.any()} == labelled
+    recs = list(iter_records(tmp_path / "ct.resampled.clinlabel.jsonl"))
+    actions = [r["action"] for r in recs]
+    assert actions[:2] == ["image.open", "image.resample"] and "label.paint" in actions
+    assert actions.index("image.resample") < actions.index("label.paint")
+    assert actions[-2:] == ["export", "export"] and all(r["actor"]["id"] == "rad1" for r in recs)
+    assert api.verify_log(tmp_path / "ct.resampled.clinlabel.jsonl").ok
+
+
+def test_real_ct_files_with_a_gap_resample_across_it(shared_data, tmp_path, rad):
+    """dcmqi's three real CT slices (1 mm apart) plus a copy of the first moved to 2 mm past the
+    last (new SOP Instance UID): a real-file series with one slice missing, copied into the
+    test's temporary folder only."""
+    src = shared_data / "dcmqi_ct3slice_seg" / "ct-3slice"
+    folder = tmp_path / "ct4"
+    folder.mkdir()
+    for name in ("01.dcm", "02.dcm", "03.dcm"):
+        (folder / name).write_bytes((src / name).read_bytes())
+    depth = _depths([folder / n for n in ("01.dcm", "02.dcm", "03.dcm")])
+    ds = {n: pydicom.dcmread(folder / n) for n in ("01.dcm", "02.dcm", "03.dcm")}
+    by_depth = sorted(ds.values(), key=lambda d: depth[str(d.SOPInstanceUID)])
+    first, last = by_depth[0], by_depth[-1]
+    step = np.asarray(last.ImagePositionPatient, float) - np.asarray(
+        by_depth[1].ImagePositionPatient, float
+    )
+    moved = pydicom.dcmread(folder / "01.dcm")
+    moved.SOPInstanceUID = pydicom.uid.generate_uid()
+    moved.file_meta.MediaStorageSOPInstanceUID = moved.SOPInstanceUID
+    moved.ImagePositionPatient = [f"{v:.4f}" for v in
+                                  np.asarray(last.ImagePositionPatient, float) + 2 * step]  # fmt: skip
+    moved.InstanceNumber = 99
+    moved.save_as(folder / "99.dcm")
+    assert main(["info", str(folder)]) == 2  # refused as it is: a missing slice
+    with api.open_image(folder, rad, resample=True) as image:
+        vol = image.volume
+        assert vol.array.shape[0] == 5  # 0..4 mm at the smallest step, 1 mm
+        hu = _hu
+        np.testing.assert_allclose(vol.array[0], hu(first), atol=1e-2)
+        np.testing.assert_allclose(vol.array[2], hu(last), atol=1e-2)
+        np.testing.assert_allclose(vol.array[3], (hu(last) + hu(moved)) / 2, atol=1e-2)  # gap
+        np.testing.assert_allclose(vol.array[4], hu(moved), atol=1e-2)
+        recs = image.records()
+    assert recs[1]["action"] == "image.resample" and recs[1]["data"]["gaps_bridged"] == 1
+    assert recs[1]["data"]["from_steps_mm"] == [1.0, 2.0]
+    assert api.verify_log(tmp_path / "ct4.resampled.clinlabel.jsonl").ok
