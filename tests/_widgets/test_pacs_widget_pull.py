@@ -18,9 +18,14 @@ from support.orthanc import _free_port, orthanc  # noqa: F401 - fixture
 
 import napari_clinlabel.core.pacs.client as pacs_client
 from napari_clinlabel._widgets.pacs import PacsWidget
-from napari_clinlabel.core.log.audit_log import iter_records, sidecar_paths
+from napari_clinlabel.core.annotate.boxes import LesionBox, add_box
+from napari_clinlabel.core.export.gate import export
+from napari_clinlabel.core.image.io import read_volumes
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_paths
+from napari_clinlabel.core.log.identity import Actor
 from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.core.pacs import cache_root, push
+from napari_clinlabel.core.schema import load_schema
 from napari_clinlabel.glue.session import get_session
 
 USER = "ann.reader"
@@ -54,8 +59,8 @@ def _no_phi(texts):
             assert v.split("^")[0] not in t
 
 
-def _search_and_pick(w, server, qtbot):
-    """Type the server and credentials, search, select the only series (as a user would)."""
+def _search_and_pick(w, server, qtbot, series=1):
+    """Type the server and credentials, search, select the first series (as a user would)."""
     qtbot.keyClicks(w._url, server.url)
     qtbot.keyClicks(w._user, server.username)
     qtbot.keyClicks(w._secret, server.password)
@@ -63,6 +68,7 @@ def _search_and_pick(w, server, qtbot):
     qtbot.waitUntil(
         lambda: w._worker is None and w._results.topLevelItemCount() == 1, timeout=20000
     )
+    assert w._results.topLevelItem(0).childCount() == series
     w._results.setCurrentItem(w._results.topLevelItem(0).child(0))
     assert w._open_btn.isEnabled()
 
@@ -200,4 +206,38 @@ def test_pull_errors_are_one_line(problem, pacs, tmp_path, make_napari_viewer, q
     assert w.opened == [] and len(viewer.layers) == 0
     assert not list((cache_root() / s.series_uid).glob("*.dcm"))
     assert w._open_btn.isEnabled()
+    _no_phi(said)
+
+
+def test_sr_series_is_pulled_and_opened_by_the_reader(
+    pacs, tmp_path, make_napari_viewer, qtbot, said
+):
+    """An SR series has no pixels to open from memory: it is pulled, then the reader opens the
+    folder as the report's boxes on the series already pulled and shown."""
+    write_series(tmp_path / "scanner", phantom_stored((4, 16, 12)), spacing=(0.7, 0.8, 2.5))
+    vol = read_volumes(tmp_path / "scanner")[0]
+    ann = Actor(USER, "Ann Reader", "annotator")
+    log = AuditLog.for_image(tmp_path / "scanner", vol.image_ref(), ann,
+                             load_schema("lesions").ref())  # fmt: skip
+    add_box(log, LesionBox((2, 4.5, 2.5), (2, 9.5, 7.5), "malignant", 3, {}, "b1"), vol)
+    log.close()
+    (tmp_path / "out").mkdir()
+    sr = export(tmp_path / "scanner", "dicom-sr", tmp_path / "out" / "sr.dcm", actor=ann)
+    push(pacs.connection(), [tmp_path / "scanner", sr.outputs[0].path])
+    viewer = make_napari_viewer()
+    w = PacsWidget(viewer)
+    _search_and_pick(w, pacs, qtbot, series=2)
+    study = w._results.topLevelItem(0)
+    rows = {study.child(k).text(0).split()[0]: study.child(k) for k in range(2)}
+    for modality in ("CT", "SR"):
+        w._results.setCurrentItem(rows[modality])
+        w._open_btn.click()
+        qtbot.waitUntil(lambda: w._worker is None, timeout=30000)
+    image, shapes = viewer.layers
+    assert image._type_string == "image" and shapes._type_string == "shapes"
+    assert w.opened == [shapes]
+    rect = np.asarray(shapes.data[0])  # the box's voxel extents as drawn on the scanner's files
+    np.testing.assert_allclose(rect.min(axis=0), [2, 4.5, 2.5])
+    np.testing.assert_allclose(rect.max(axis=0), [2, 9.5, 7.5])
+    np.testing.assert_allclose(shapes.affine.affine_matrix, image.affine.affine_matrix)
     _no_phi(said)
