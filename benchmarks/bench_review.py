@@ -15,13 +15,10 @@ Needs a display and OpenGL: run under Xvfb, e.g. ``xvfb-run -a python benchmarks
 
 from __future__ import annotations
 
-import os
-import statistics
-import tempfile
-import time
 from typing import Any
 
 import numpy as np
+from _frame_timing import FrameTimer, gui_workspace
 
 N_PROPOSALS = 20
 RADIUS = 12
@@ -60,19 +57,8 @@ def _drafts(n: int) -> list[Any]:
 def bench_review_next(quick: bool) -> dict:
     """Decision (accept handler) → next proposal shown and rendered; median over the proposals."""
     n = 256 if quick else 512
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        # Qt would abort the whole benchmark run without a display: refuse this one cleanly
-        raise RuntimeError("review_next needs a display: run under xvfb-run -a")
-    old_ws = os.environ.get("CLINLABEL_WORKSPACE")
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["CLINLABEL_WORKSPACE"] = tmp
-        try:
-            return _measure(n)
-        finally:
-            if old_ws is None:
-                os.environ.pop("CLINLABEL_WORKSPACE", None)
-            else:
-                os.environ["CLINLABEL_WORKSPACE"] = old_ws
+    with gui_workspace("review_next"):
+        return _measure(n)
 
 
 def _measure(n: int) -> dict:
@@ -96,26 +82,17 @@ def _measure(n: int) -> dict:
         widget = ReviewWidget(viewer)
         app.processEvents()
         viewer.screenshot(canvas_only=True, flash=False)
-        total, before_render = [], []
+        timer = FrameTimer(app, lambda: viewer.screenshot(canvas_only=True, flash=False))
         while widget.current is not None:
-            t0 = time.perf_counter()
-            widget._on_accept()  # what the A key calls
-            app.processEvents()
-            t1 = time.perf_counter()
-            viewer.screenshot(canvas_only=True, flash=False)
-            t2 = time.perf_counter()
-            total.append((t2 - t0) * 1e3)
-            before_render.append((t1 - t0) * 1e3)
+            timer.sample(widget._on_accept)  # what the A key calls
         decided = sum(not p.pending for p in widget.proposals)
         widget.close()
     finally:
         viewer.close()
     return {
         "name": "review_next",
-        "value_ms": statistics.median(total),
+        **timer.summary(),
         "budget_ms": 100,
-        "p90_ms": float(np.percentile(total, 90)),
-        "update_ms": statistics.median(before_render),
         "decisions": decided,
         "size": f"{n}^3",
     }

@@ -26,13 +26,13 @@ Needs a display and OpenGL: ``xvfb-run -a python benchmarks/run.py --only window
 
 from __future__ import annotations
 
-import os
 import statistics
-import tempfile
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
+from _frame_timing import FrameTimer, gui_workspace, ms_summary
 
 SAMPLES = 40
 
@@ -40,18 +40,8 @@ SAMPLES = 40
 def bench_window_preset(quick: bool) -> dict:
     """Preset switch + slice/cursor move → rendered; median over ``SAMPLES``."""
     shape = (64, 256, 256) if quick else (300, 512, 512)
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise RuntimeError("window_preset needs a display: run under xvfb-run -a")
-    old_ws = os.environ.get("CLINLABEL_WORKSPACE")
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["CLINLABEL_WORKSPACE"] = tmp
-        try:
-            return _measure(shape)
-        finally:
-            if old_ws is None:
-                os.environ.pop("CLINLABEL_WORKSPACE", None)
-            else:
-                os.environ["CLINLABEL_WORKSPACE"] = old_ws
+    with gui_workspace("window_preset"):
+        return _measure(shape)
 
 
 class _Move:
@@ -61,51 +51,55 @@ class _Move:
         self.position = tuple(float(v) for v in position)
 
 
+def _preset_and_move(viewer: Any, widget: Any, preset: str, world: Any) -> None:
+    """The timed action: a window preset (what keys 1-8 call), the slice moved to ``world``'s
+    and the value under the cursor there reported."""
+    widget.apply_preset(preset)
+    viewer.dims.set_point(0, float(world[0]))
+    widget._on_mouse_move(viewer, _Move(world))
+
+
+def _ct_layer_data(shape: tuple[int, int, int]) -> tuple[Any, dict]:
+    """A CT-like int16 volume of ``shape`` (seeded) as an image layer's data and kwargs."""
+    from napari_clinlabel.core.image.geometry import Geometry
+    from napari_clinlabel.core.image.volume import Volume
+    from napari_clinlabel.glue.layers import volume_to_layer_data
+
+    rng = np.random.default_rng(0)
+    arr = rng.integers(-1000, 1500, size=shape, dtype=np.int16)
+    geom = Geometry((0.7, 0.7, 1.25), (-180.0, -180.0, -300.0), tuple(np.eye(3).ravel()))
+    data, kwargs, _ = volume_to_layer_data(Volume(arr, geom, {"modality": "CT"}))
+    return data, kwargs
+
+
 def _measure(shape: tuple[int, int, int]) -> dict:
     import napari
     from qtpy.QtWidgets import QApplication
 
     from napari_clinlabel._widgets.viewing import ReadingAidsWidget
-    from napari_clinlabel.core.image.geometry import Geometry
-    from napari_clinlabel.core.image.volume import Volume
     from napari_clinlabel.core.image.windowing import PRESETS
-    from napari_clinlabel.glue.layers import volume_to_layer_data
 
     app = QApplication.instance() or QApplication([])
-    rng = np.random.default_rng(0)
-    arr = rng.integers(-1000, 1500, size=shape, dtype=np.int16)
-    geom = Geometry((0.7, 0.7, 1.25), (-180.0, -180.0, -300.0), tuple(np.eye(3).ravel()))
+    data, kwargs = _ct_layer_data(shape)
     viewer = napari.Viewer(show=False)
     try:
-        data, kwargs, _ = volume_to_layer_data(Volume(arr, geom, {"modality": "CT"}))
         image = viewer.add_image(data, **kwargs)
         widget = ReadingAidsWidget(viewer)
         app.processEvents()
         viewer.screenshot(canvas_only=True, flash=False)
         names = list(PRESETS)
-        total, before = [], []
+        timer = FrameTimer(app, lambda: viewer.screenshot(canvas_only=True, flash=False))
         for i in range(SAMPLES):
             z = (i * 7) % shape[0]
             world = image.data_to_world((z, (i * 13) % shape[1], (i * 29) % shape[2]))
-            t0 = time.perf_counter()
-            widget.apply_preset(names[i % len(names)])
-            viewer.dims.set_point(0, float(world[0]))
-            widget._on_mouse_move(viewer, _Move(world))
-            app.processEvents()
-            t1 = time.perf_counter()
-            viewer.screenshot(canvas_only=True, flash=False)
-            t2 = time.perf_counter()
-            total.append((t2 - t0) * 1e3)
-            before.append((t1 - t0) * 1e3)
+            timer.sample(partial(_preset_and_move, viewer, widget, names[i % len(names)], world))
         widget.close()
     finally:
         viewer.close()
     return {
         "name": "window_preset",
-        "value_ms": statistics.median(total),
+        **timer.summary(),
         "budget_ms": 30,
-        "p90_ms": float(np.percentile(total, 90)),
-        "update_ms": statistics.median(before),
         "samples": SAMPLES,
         "size": "x".join(map(str, shape)),
     }
@@ -114,18 +108,8 @@ def _measure(shape: tuple[int, int, int]) -> dict:
 def bench_linked_view_stroke(quick: bool) -> dict:
     """A brush stroke in the sagittal linked view → one log record, views refreshed; median."""
     shape = (64, 256, 256) if quick else (300, 512, 512)
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise RuntimeError("linked_view_stroke needs a display: run under xvfb-run -a")
-    old_ws = os.environ.get("CLINLABEL_WORKSPACE")
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["CLINLABEL_WORKSPACE"] = tmp
-        try:
-            return _measure_stroke(shape)
-        finally:
-            if old_ws is None:
-                os.environ.pop("CLINLABEL_WORKSPACE", None)
-            else:
-                os.environ["CLINLABEL_WORKSPACE"] = old_ws
+    with gui_workspace("linked_view_stroke"):
+        return _measure_stroke(shape)
 
 
 STROKES = 20
@@ -142,19 +126,13 @@ def _measure_stroke(shape: tuple[int, int, int]) -> dict:
     from qtpy.QtWidgets import QApplication
 
     from napari_clinlabel._widgets.linked_views import LinkedViewsWidget
-    from napari_clinlabel.core.image.geometry import Geometry
-    from napari_clinlabel.core.image.volume import Volume
     from napari_clinlabel.core.log.audit_log import iter_records
-    from napari_clinlabel.glue.layers import volume_to_layer_data
     from napari_clinlabel.glue.session import get_session
 
     app = QApplication.instance() or QApplication([])
-    rng = np.random.default_rng(0)
-    arr = rng.integers(-1000, 1500, size=shape, dtype=np.int16)
-    geom = Geometry((0.7, 0.7, 1.25), (-180.0, -180.0, -300.0), tuple(np.eye(3).ravel()))
+    data, kwargs = _ct_layer_data(shape)
     viewer = napari.Viewer(show=False)
     try:
-        data, kwargs, _ = volume_to_layer_data(Volume(arr, geom, {"modality": "CT"}))
         image = viewer.add_image(data, **kwargs)
         session = get_session(viewer)
         labels = session.labels_layer_for(image)
@@ -210,9 +188,8 @@ def _measure_stroke(shape: tuple[int, int, int]) -> dict:
         viewer.close()
     return {
         "name": "linked_view_stroke",
-        "value_ms": statistics.median(total),
+        **ms_summary(total),
         "budget_ms": 50,
-        "p90_ms": float(np.percentile(total, 90)),
         "brush_ms": statistics.median(brush),
         "commit_ms": statistics.median(np.subtract(total, brush).tolist()),
         "render_ms": statistics.median(render),
