@@ -2,7 +2,7 @@
 
 Run under a display::
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot_adjudication.py
+    xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot_adjudication.py [OUT.png]
 
 Two readers (alice, bob) read the phantom: alice drew the liver a little generously (dilated by
 one voxel in-plane), bob missed one of the liver lesions (left it as liver). Their logs,
@@ -12,7 +12,9 @@ written into the home folder or beside real data.
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -75,26 +77,30 @@ def _write_read(path: Path, labels: np.ndarray, reader: str, image_ref: dict, ge
     return path
 
 
-def main() -> int:
+def main(out: Path = OUT) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="clinlabel-adj-shot-"))
     os.environ["CLINLABEL_WORKSPACE"] = str(tmp / "workspace")
     os.environ["CLINLABEL_KEYS"] = str(tmp / "keys")
     os.environ["CLINLABEL_USER"] = "carol"
     os.environ["CLINLABEL_ROLE"] = "adjudicator"
 
+    from napari_clinlabel.cli.roster import run_sign
     from napari_clinlabel.core.image.samples import ct_phantom_truth
     from napari_clinlabel.core.log.signing import init_keys
 
     vol, truth = ct_phantom_truth()
     _, carol_key = init_keys("carol")
+    _, owner_key = init_keys("owner")  # roles count only in a roster its owner signed
     roster = tmp / "clinlabel-roster.toml"
     roster.write_text(
+        f'[owner]\nid = "owner"\npublic_key = "{owner_key}"\n\n'
         '[[users]]\nid = "alice"\nname = "Dr Alice Reader"\nrole = "annotator"\n\n'
         '[[users]]\nid = "bob"\nname = "Dr Bob Reader"\nrole = "annotator"\n\n'
         f'[[users]]\nid = "carol"\nname = "Dr Carol Senior"\nrole = "adjudicator"\n'
         f'public_key = "{carol_key}"\n',
         encoding="utf-8",
     )
+    run_sign(argparse.Namespace(roster=roster, user="owner"))
     os.environ["CLINLABEL_ROSTER"] = str(roster)
 
     import napari
@@ -135,12 +141,12 @@ def main() -> int:
     viewer.reset_view()
     viewer.scene.camera.zoom *= 1.3
     _settle(800)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(OUT), canvas_only=False)
-    print(f"wrote {OUT} (work in {tmp})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(out), canvas_only=False)
+    print(f"wrote {out} (work in {tmp})")
     viewer.close()
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT))

@@ -28,10 +28,12 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -62,8 +64,10 @@ class AdjudicationWidget(QWidget):
         self._reads: list[adj.Read] = []
         self._image: Any = None
         self._logs = QLineEdit()
-        self._logs.setPlaceholderText(
-            "readers' logs of this image, separated by ';' (empty: the image's own shared log)"
+        self._logs.setPlaceholderText("empty: the image's own shared log")
+        self._logs.setToolTip(
+            "The readers' logs of this image, separated by ';' (Add reader log… appends one); "
+            "empty: the reads in the image's own shared log"
         )
         self._browse = QPushButton("Add reader log…")
         self._load = QPushButton("Load reads")
@@ -79,10 +83,11 @@ class AdjudicationWidget(QWidget):
         self._grades = QLabel("")
         self._grades.setWordWrap(True)
         self._grade_form = QFormLayout()
+        _wrapping(self._grade_form)
         self._grade_pick: dict[str, QComboBox] = {}  # disputed scale -> final grade chooser
         self._accepted: str | None = None  # the reader whose read was accepted into the draft
         self._reason = QLineEdit()
-        self._reason.setPlaceholderText("reason for the decision (required)")
+        self._reason.setPlaceholderText("why this decision (required)")
         self._sign = QPushButton("Sign adjudication")
         self._status = QLabel("load the readers' logs of the open image")
         self._status.setWordWrap(True)
@@ -95,23 +100,24 @@ class AdjudicationWidget(QWidget):
         self._set_deciding(False)
 
     def _build_layout(self) -> None:
+        """Labelled rows in two groups, narrow-dock safe: long rows wrap under their label,
+        choosers shrink to their minimum (their lists still show in full), texts word-wrap."""
+        _narrow(self._reader)
+        self._table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
         layout = QVBoxLayout(self)
-        row = QHBoxLayout()
-        row.addWidget(self._logs, 1)
-        row.addWidget(self._browse)
-        layout.addLayout(row)
-        layout.addWidget(self._load)
-        layout.addWidget(self._table, 1)
-        row = QHBoxLayout()
-        row.addWidget(self._reader, 1)
-        row.addWidget(self._accept)
-        row.addWidget(self._merge)
-        layout.addLayout(row)
-        layout.addWidget(self._grades)
-        layout.addLayout(self._grade_form)
-        layout.addWidget(self._reason)
-        layout.addWidget(self._sign)
+        reads = _form(layout, "Reads")
+        reads.addRow("Reader logs", self._logs)
+        reads.addRow(_row(self._browse, self._load))
+        reads.addRow(self._table)
+        decide = _form(layout, "Decision")
+        decide.addRow("Reader", self._reader)
+        decide.addRow(_row(self._accept, self._merge))
+        decide.addRow(self._grades)
+        decide.addRow(self._grade_form)
+        decide.addRow("Reason", self._reason)
+        decide.addRow(self._sign)
         layout.addWidget(self._status)
+        layout.addStretch(1)  # spare height below the controls, not inside the table
 
     def _set_deciding(self, on: bool) -> None:
         for w in (self._reader, self._accept, self._merge, self._reason, self._sign,
@@ -203,6 +209,7 @@ class AdjudicationWidget(QWidget):
             layer = self._labels_layer(f"read: {r.reader}", r.labels.copy(), opacity=0.5)
             layer.editable = False
         self._table.setRowCount(0)
+        self._table.setMinimumWidth(0)
         self._reader.clear()
         if deciding:
             self._labels_layer(DISAGREEMENT, adj.disagreement_map(reads), opacity=0.7,
@@ -238,6 +245,7 @@ class AdjudicationWidget(QWidget):
                 + " — choose the final grade"
             )
             box = QComboBox()
+            _narrow(box)
             box.addItem("(choose)", None)
             given = [v for v in dict.fromkeys(values.values()) if v is not None]
             for v in given:
@@ -249,7 +257,7 @@ class AdjudicationWidget(QWidget):
                     box.addItem(f"{v.value} {v.label}".strip(), v.value)
             self._grade_form.addRow(f"final {scale}", box)
             self._grade_pick[scale] = box
-        self._grades.setText("grades: " + "; ".join(lines))
+        self._grades.setText("Grades:\n" + "\n".join(lines))
 
     def _fill_table(self, pairs: dict[str, dict[str, dict[str, Any]]]) -> None:
         px = any(distance_units(m) == "px" for p in pairs.values() for m in p.values())
@@ -264,6 +272,9 @@ class AdjudicationWidget(QWidget):
                 for col, text in enumerate(cells):
                     self._table.setItem(row, col, QTableWidgetItem(text))
         self._table.resizeColumnsToContents()
+        # every metric in view: the dock is never narrower than the table's columns
+        frame = 2 * self._table.frameWidth()
+        self._table.setMinimumWidth(self._table.horizontalHeader().length() + frame)
 
     def load_reads(self, paths: list[Path]) -> None:
         """Load these readers' logs of the open image (what the Worklist does from its queue)."""
@@ -273,3 +284,30 @@ class AdjudicationWidget(QWidget):
     def log_paths(self) -> list[Path]:
         """The reader logs named in the widget (for tests and scripting)."""
         return [Path(p.strip()) for p in self._logs.text().split(";") if p.strip()]
+
+
+def _form(layout: QVBoxLayout, title: str) -> QFormLayout:
+    """A titled group with a form whose long rows wrap under their label in a narrow dock."""
+    box = QGroupBox(title)
+    form = QFormLayout(box)
+    _wrapping(form)
+    layout.addWidget(box)
+    return form
+
+
+def _wrapping(form: QFormLayout) -> None:
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+
+
+def _row(*buttons: QPushButton) -> QHBoxLayout:
+    row = QHBoxLayout()
+    for b in buttons:
+        row.addWidget(b, 1)
+    return row
+
+
+def _narrow(box: QComboBox) -> None:
+    """A chooser that does not widen the dock to its longest item (the list shows it in full)."""
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(8)
