@@ -185,8 +185,10 @@ def _orthanc_delete_series(server, series_uid):
     requests.delete(f"{server.rest}{found['Path']}", auth=auth, timeout=10).raise_for_status()
 
 
-@pytest.mark.parametrize("problem", ["server down", "series missing"])
-def test_pull_errors_are_one_line(problem, pacs, tmp_path, make_napari_viewer, qtbot, said):
+@pytest.mark.parametrize("problem", ["server down", "series missing", "link lost"])
+def test_pull_errors_are_one_line(
+    problem, pacs, tmp_path, make_napari_viewer, qtbot, monkeypatch, said
+):
     s = write_series(tmp_path / "src", phantom_stored((3, 8, 8)))
     push(pacs.connection(), [tmp_path / "src"])
     viewer = make_napari_viewer()
@@ -195,16 +197,27 @@ def test_pull_errors_are_one_line(problem, pacs, tmp_path, make_napari_viewer, q
     if problem == "server down":  # the user points the form at a port nothing listens on
         w._url.setText(f"http://127.0.0.1:{_free_port()}/dicom-web")
         expected = "cannot connect"
-    else:  # the series went away on the server after the search
+    elif problem == "series missing":  # the series went away on the server after the search
         _orthanc_delete_series(pacs, s.series_uid)
         expected = f"no series {s.series_uid} there"
+    else:  # the connection drops after two instances were written: they are removed again
+        real_parts = pacs_client._series_parts
+
+        def dropped(client, study, series):
+            for k, part in enumerate(real_parts(client, study, series)):
+                if k == 2:
+                    raise requests.exceptions.ConnectionError("connection reset")
+                yield part
+
+        monkeypatch.setattr(pacs_client, "_series_parts", dropped)
+        expected = "cannot connect while retrieving series"
     w._open_btn.click()
     qtbot.waitUntil(lambda: w._worker is None, timeout=30000)
     errors = [t for t in said if expected in t]
     assert len(errors) == 1 and "\n" not in errors[0] and "Traceback" not in errors[0]
     assert expected in w._status.text()
     assert w.opened == [] and len(viewer.layers) == 0
-    assert not list((cache_root() / s.series_uid).glob("*.dcm"))
+    assert not (cache_root() / s.series_uid).exists()  # nothing short left to open later
     assert w._open_btn.isEnabled()
     _no_phi(said)
 

@@ -9,9 +9,9 @@ voxel digest and ``source_path`` as this plugin's reader gives for that folder),
 carry the reader's metadata and the session writes the same ``image.open`` into the same sidecar
 log beside the cached folder that a later File > Open of it continues. SEG and SR series, which
 the reader opens as labels and boxes, are pulled and then opened from the folder by the reader.
-A cancelled download removes the instances it wrote, so no short series is left to open as if
-whole. Patient ID and accession are shown here to the credentialed user only: nothing of them is
-logged or notified (the Python log carries UIDs and counts).
+A cancelled or failed download removes the instances it wrote, so no short series is left to
+open as if whole. Patient ID and accession are shown here to the credentialed user only:
+nothing of them is logged or notified (the Python log carries UIDs and counts).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.errors import ClinlabelError, PacsError
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.pacs import (
     PacsConnection,
@@ -106,15 +106,21 @@ def pull_for_viewer(
     from_files: bool = False,
 ) -> Pulled:
     """Worker body (Qt-free): pull one series into ``dest`` and open it from memory
-    (``from_files``: pull only). Cancelled: the instances this pull wrote are removed again."""
+    (``from_files``: pull only). Cancelled, or the transfer failed (:class:`PacsError`: the
+    server went away, an instance did not arrive, the disk is full): the instances this pull
+    wrote are removed again, so the cache never holds a short series that opens as if whole."""
     folder = series_folder(series_uid, dest)
     before = _dicom_names(folder)
-    if from_files:
-        pull(conn, dest, series_uid=series_uid, progress=progress, cancelled=cancel.is_set)
-        volumes: list[Volume] = []
-    else:
-        volumes = pull_series_volumes(conn, dest, series_uid, progress=progress,
-                                      cancelled=cancel.is_set)  # fmt: skip
+    try:
+        if from_files:
+            pull(conn, dest, series_uid=series_uid, progress=progress, cancelled=cancel.is_set)
+            volumes: list[Volume] = []
+        else:
+            volumes = pull_series_volumes(conn, dest, series_uid, progress=progress,
+                                          cancelled=cancel.is_set)  # fmt: skip
+    except PacsError:
+        discard_new(folder, before)
+        raise
     if cancel.is_set():  # also when it came after the last instance: nothing is opened
         return Pulled(folder, cancelled=True, removed=discard_new(folder, before))
     return Pulled(folder, volumes)
