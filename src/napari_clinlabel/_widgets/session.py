@@ -158,8 +158,12 @@ class SessionWidget(QWidget):
         if not folder:
             return
         spacing = self._spacing.value() or None
-        worker = thread_worker(read_series_resampled, start_thread=False,
-                               progress={"desc": "Resampling DICOM series"})(folder, spacing)  # fmt: skip
+        worker = thread_worker(
+            read_series_resampled,
+            start_thread=False,
+            ignore_errors=True,  # errors go to the notification below, never a traceback
+            progress={"desc": "Resampling DICOM series"},
+        )(folder, spacing)
         worker.returned.connect(self._on_resampled)
         worker.errored.connect(self._session.report_error)
         worker.finished.connect(lambda: self._resample.setEnabled(True))
