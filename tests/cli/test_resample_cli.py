@@ -9,11 +9,14 @@ SEG reader for the frames a DICOM SEG gives each original SOP instance; the log'
 
 from __future__ import annotations
 
+import json
+
 import highdicom as hd
 import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+import SimpleITK as sitk
 from support.dicom_series_factory import phantom_stored, write_series
 
 from napari_clinlabel import api
@@ -75,8 +78,6 @@ def test_without_the_flag_each_command_says_how_in_one_line(tmp_path, rad, capsy
 def test_info_resample_shows_the_grid_and_logs_nothing(tmp_path, rad, capsys):
     ws = write_series(tmp_path / "gap", phantom_stored((7, 6, 5)), offsets_mm=GAPPED)
     assert main(["info", str(tmp_path / "gap"), "--resample", "--json"]) == 0
-    import json
-
     (vol,) = json.loads(capsys.readouterr().out)["volumes"]
     assert vol["size"] == [5, 6, 8] and vol["spacing"][2] == pytest.approx(1.0)
     assert vol["resampled"]["gaps_bridged"] == 1 and vol["resampled"]["original_slices"] == 7
@@ -195,3 +196,25 @@ def test_real_ct_files_with_a_gap_resample_across_it(shared_data, tmp_path, rad)
     assert recs[1]["action"] == "image.resample" and recs[1]["data"]["gaps_bridged"] == 1
     assert recs[1]["data"]["from_steps_mm"] == [1.0, 2.0]
     assert api.verify_log(tmp_path / "ct4.resampled.clinlabel.jsonl").ok
+
+
+def test_api_export_of_a_resampled_image_goes_back_per_block(tmp_path, rad):
+    ws = write_series(tmp_path / "ct", phantom_stored((7, 6, 5)), offsets_mm=OFFSETS)
+    depth = _depths(ws.files)
+    with api.open_image(tmp_path / "ct", rad, resample=True) as image:  # 1 mm: 10 slices
+        image.paint((np.array([6]), np.array([2]), np.array([3])), 1)  # 6 mm: slice 4 of 7
+        res = image.export("nrrd", tmp_path / "lab.nrrd")
+    names = sorted(o.path.name for o in res.outputs if o.path.suffix == ".nrrd")
+    assert names == ["lab.slices1-4.nrrd", "lab.slices5-7.nrrd"]
+    block = sitk.ReadImage(str(tmp_path / "lab.slices1-4.nrrd"))
+    arr = sitk.GetArrayFromImage(block)
+    (k,) = np.nonzero(arr.reshape(arr.shape[0], -1).any(axis=1))[0]
+    centre = np.asarray(block.TransformIndexToPhysicalPoint((0, 0, int(k))))
+    sixth = [u for u, d in depth.items() if round(d - min(depth.values())) == 6]
+    ipp = next(np.asarray(pydicom.dcmread(f).ImagePositionPatient, float) for f in ws.files
+               if str(pydicom.dcmread(f).SOPInstanceUID) == sixth[0])  # fmt: skip
+    np.testing.assert_allclose(centre, ipp, atol=1e-4)  # the slice the label was drawn on
+    assert arr[k, 2, 3] == 1 and arr.sum() == 1
+    assert not sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "lab.slices5-7.nrrd"))).any()
+    assert res.record["actor"]["id"] == "rad1"
+    assert api.verify_log(tmp_path / "ct.resampled.clinlabel.jsonl").ok
