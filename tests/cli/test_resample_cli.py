@@ -218,3 +218,50 @@ def test_api_export_of_a_resampled_image_goes_back_per_block(tmp_path, rad):
     assert not sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "lab.slices5-7.nrrd"))).any()
     assert res.record["actor"]["id"] == "rad1"
     assert api.verify_log(tmp_path / "ct.resampled.clinlabel.jsonl").ok
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["info", "{tmp}/img.nii.gz", "--resample"], "not a DICOM image"),
+        (["info", "{tmp}/nowhere", "--resample"], "no such file or folder"),
+        (["info", "{tmp}/even", "--resample"], "evenly spaced"),
+        (["info", "{tmp}/ct", "--resample", "--spacing", "-1"], "positive number of mm"),
+        (["info", "{tmp}/ct", "--resample", "--spacing", "0.0001"], "choose a larger spacing"),
+        (["export", "{tmp}/ct", "--resample", "--format", "nifti", "-o", "{tmp}/o.nii.gz"],
+         "no sidecar log"),
+        (["prelabel", "{tmp}/even", "--resample", "--model", "builtin:baseline"],
+         "evenly spaced"),
+    ],
+)  # fmt: skip
+def test_bad_resample_requests_are_one_line_exit_2(tmp_path, rad, capsys, args, expect):
+    write_series(tmp_path / "ct", phantom_stored((7, 6, 5)), offsets_mm=OFFSETS)
+    write_series(tmp_path / "even", phantom_stored((4, 6, 5), seed=3))
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((3, 4, 5), np.int16)),
+                    str(tmp_path / "img.nii.gz"))  # fmt: skip
+    assert main([a.format(tmp=tmp_path) for a in args]) == 2
+    assert expect in _one_line_error(capsys)
+    assert not list(tmp_path.glob("*.clinlabel.jsonl")) and not (tmp_path / "o.nii.gz").exists()
+
+
+def test_a_slice_within_a_block_matches_simpleitk_resample_of_that_block(tmp_path, rad):
+    """SimpleITK reads the second even block itself and resamples it (linear) onto the same
+    target slices: inside a block both must agree."""
+    ws = write_series(tmp_path / "ct", phantom_stored((7, 6, 5)), offsets_mm=OFFSETS)
+    with api.open_image(tmp_path / "ct", rad, resample=0.25) as image:
+        vol = image.volume
+    depth = _depths(ws.files)
+    d0 = min(depth.values())
+    block = [f for f in ws.files
+             if depth[str(pydicom.dcmread(f).SOPInstanceUID)] - d0 >= 6 - 1e-6]  # fmt: skip
+    reader = sitk.ImageSeriesReader()
+    block.sort(key=lambda f: depth[str(pydicom.dcmread(f).SOPInstanceUID)])
+    reader.SetFileNames([str(f) for f in block])
+    img = sitk.Cast(reader.Execute(), sitk.sitkFloat32)
+    target = sitk.Image(img.GetSize()[0], img.GetSize()[1], 13, sitk.sitkFloat32)
+    target.SetSpacing((*img.GetSpacing()[:2], 0.25))
+    target.SetOrigin(img.GetOrigin())
+    target.SetDirection(img.GetDirection())
+    theirs = sitk.GetArrayFromImage(sitk.Resample(img, target, sitk.Transform(), sitk.sitkLinear))
+    ours = vol.array[24:37]  # 6 mm .. 9 mm at 0.25 mm
+    np.testing.assert_allclose(ours, theirs, atol=1e-2)

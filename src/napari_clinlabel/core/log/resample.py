@@ -19,6 +19,7 @@ from typing import Any
 
 from napari_clinlabel.core.errors import LogIntegrityError
 from napari_clinlabel.core.image.dicom.volume import read_dicom_resampled, resample_record_data
+from napari_clinlabel.core.image.io import is_dicom_file
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_paths
 
@@ -32,9 +33,11 @@ def record_resample(log: AuditLog, volume: Volume) -> dict[str, Any]:
 
 
 def resampled_log_base(path: str | os.PathLike[str]) -> Path:
-    """What the log of the series at ``path`` opened resampled is named after:
-    ``<folder>.resampled`` (its log: ``<folder>.resampled.clinlabel.jsonl``)."""
+    """What the log of the series at ``path`` (its folder, or one DICOM file of it) opened
+    resampled is named after: ``<folder>.resampled`` (its log: ``<folder>.resampled.clinlabel.jsonl``)."""
     p = Path(path).resolve()
+    if p.is_file() and is_dicom_file(p):
+        p = p.parent
     return p.parent / f"{p.name}.resampled"
 
 

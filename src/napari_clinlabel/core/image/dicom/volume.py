@@ -465,6 +465,18 @@ def read_dicom_resampled(
     volumes is refused (nothing to do, or not supported) with one line.
     """
     folder = Path(path)
+    if folder.is_file():  # one file of the series: its folder, that series
+        h = read_header(folder)
+        if h is None:
+            raise InputError(
+                f"{folder}: not a DICOM image; resampling applies to a DICOM series (give the "
+                "series' folder or one of its files)."
+            )
+        folder, series_uid = folder.parent, series_uid or h.series_uid or None
+    elif not folder.is_dir():
+        raise InputError(
+            f"{folder}: no such file or folder; give the folder of the DICOM series to resample."
+        )
     headers = _series_headers(folder, series_uid)
     plans = plan_blocks(headers, bridge_gaps=True)  # asked for: a missing slice is interpolated
     if len(plans) == 1:
