@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from napari.layers import Shapes
 from support.viewer_helpers import add_ct, canvas_drag
 
-from napari_clinlabel._widgets.linked_views import CROSSHAIR, LinkedViewsWidget
+from napari_clinlabel._widgets.linked_views import CROSSHAIR, CROSSHAIR_NAME, LinkedViewsWidget
 from napari_clinlabel.core.annotate.label_edits import bbox_of
 from napari_clinlabel.core.log.audit_log import iter_records
 from napari_clinlabel.glue.session import get_session
@@ -122,6 +123,26 @@ def test_sliders_keep_the_image_step(make_napari_viewer, tmp_path):
     assert [CROSSHAIR in layer.name for layer in viewer.layers].count(True) == 1
     assert [r.step for r in viewer.dims.range] == pytest.approx(before)
     assert viewer.dims.nsteps[0] == SHAPE[0]
+
+
+def test_crosshair_layer_is_inert(linked, qtbot):
+    """The main view's crosshair, the one listed, can be neither deleted nor edited by the user."""
+    viewer, image, labels, widget = linked
+    [cross] = [layer for layer in viewer.layers if layer.name.startswith(CROSSHAIR)]
+    assert cross.name == CROSSHAIR_NAME and isinstance(cross, Shapes)
+    assert viewer.layers.selection.active is not cross  # docking did not make it the target
+    # napari's own delete (the layer list's button, the Delete key) refuses it
+    viewer.layers.selection.active = cross
+    viewer.layers.remove_selected()
+    assert cross in viewer.layers
+    # no drawing tool can be chosen on it, even after a move (napari re-enables editing on
+    # every data change of a Shapes layer)
+    widget.set_crosshair(image.data_to_world((3, 10, 20)))
+    assert not cross.editable
+    for mode in ("add_line", "select", "direct", "add_polygon"):
+        cross.mode = mode
+        assert str(cross.mode) == "pan_zoom"
+    assert len(cross.data) == 2  # still the two lines, untouched by the tries
 
 
 def test_side_views_letters_superior_up():

@@ -12,7 +12,13 @@ been painted in the main view. Undo/redo in a side view call the main layer's (t
 
 Crosshair: all views share one world point (``dims.point``). A click (no drag, in pan/zoom
 mode) or a Shift+move in any view sets it; each view then shows the slice through it and two
-lines crossing at it.
+lines crossing at it. napari 0.9 has no public way to draw lines on a canvas other than a layer
+(no hidden layers: napari #3691, #5764; custom overlays need its private vispy mapping), so the
+main view's crosshair is a Shapes layer named ``crosshair (linked views)`` that is inert: locked
+against deletion (napari's ``LayerLock.DELETION``: the delete button refuses it, its lock shows
+in the layer list), never editable (no shape tool can be chosen on it) and never made the
+active layer by this widget. The side views' crosshairs live in their own viewer models, listed
+nowhere.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 import numpy as np
 from napari.components import ViewerModel
 from napari.components.overlays import TextOverlay
-from napari.layers import Image, Labels, Layer, Shapes
+from napari.layers import Image, Labels, Layer, LayerLock, Shapes
 from napari.qt import QtViewer
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
@@ -34,6 +40,7 @@ from napari_clinlabel.glue.layers import LABELS_META
 from napari_clinlabel.glue.session import get_session
 
 CROSSHAIR = "crosshair"
+CROSSHAIR_NAME = f"{CROSSHAIR} (linked views)"  # what it is, in the layer list
 LINKED = "clinlabel_linked"  # metadata key of a side view's linked copy: the view's name
 # dims.order of each side view: its last two axes are shown (vertical, horizontal); world axes
 # are LPS (z=S, y=P, x=L), shown superior up (camera "up"), patient's right on the screen's left
@@ -407,7 +414,7 @@ class LinkedViewsWidget(QWidget):
             edge_color="yellow",
             edge_width=0.5,
             opacity=0.7,
-            name=CROSSHAIR,
+            name=CROSSHAIR_NAME,
             metadata={OVERLAY: True, LINKED: "crosshair"},
             units=self._reference().units,  # mixed units: no scale bar
             scale=self._reference().scale,
@@ -416,6 +423,7 @@ class LinkedViewsWidget(QWidget):
             shear=self._reference().shear,
             affine=self._reference().affine,
         )
+        _make_inert(layer)
         self._crosshairs[id(viewer)] = layer  # before adding: the insert re-enters the sync
         viewer.add_layer(layer)
         if active is not None:
@@ -466,6 +474,23 @@ class LinkedViewsWidget(QWidget):
         """Unlink the views (see :meth:`_teardown`)."""
         self._teardown()
         super().closeEvent(event)
+
+
+def _make_inert(layer: Shapes) -> None:
+    """Lock ``layer`` against deletion and editing, for good.
+
+    napari makes a Shapes layer editable again whenever its data is set (each crosshair move)
+    or the view turns 2D; the editable event puts it back, and napari refuses any tool but
+    pan/zoom on a layer that is not editable.
+    """
+    layer.locked = LayerLock.DELETION
+
+    def keep_read_only(_event: Any = None) -> None:
+        if layer.editable:
+            layer.editable = False
+
+    layer.events.editable.connect(keep_read_only)
+    keep_read_only()
 
 
 def _redraw_regions(layer: Labels, regions: list[tuple[slice, ...]]) -> bool:
