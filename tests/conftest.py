@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data (real scanner DICOM) is not present on this machine")
     return SHARED_DATA.resolve()
+
+
+def pytest_collection_finish(session):
+    """Freeze what collection imported (napari, Qt, torch, SimpleITK: millions of objects that
+    live until exit) out of the cyclic GC, so each viewer teardown's ``gc.collect`` scans only
+    what tests made since, not every module ever imported (the widget tests ran 15-20 % faster
+    with it, measured side by side)."""
+    gc.collect()
+    gc.freeze()
