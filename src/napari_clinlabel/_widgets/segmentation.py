@@ -116,6 +116,7 @@ class SegmentationWidget(QWidget):
         # the tools below scroll: together they need ~800 px, and a 1080p laptop has less
         body = QWidget()
         layout.addWidget(VerticalScroll(body), 1)
+        layout.addWidget(self._status)  # below the scroll: a notice is seen wherever it scrolled
         layout = QVBoxLayout(body)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._overwrite)
@@ -129,7 +130,6 @@ class SegmentationWidget(QWidget):
             (self._interp_btn,), (self._islands_btn, self._islands),
             (self._holes_btn, self._holes_per_slice),
         ])  # fmt: skip
-        layout.addWidget(self._status)
         layout.addStretch(1)  # spare height below the tools, not between them
 
     @staticmethod
