@@ -11,21 +11,16 @@ import tempfile
 from pathlib import Path
 
 import napari
+import numpy as np
 from qtpy.QtWidgets import QApplication
 
 from napari_clinlabel._widgets._common import add_volume
 from napari_clinlabel._widgets.segmentation import SegmentationWidget
 from napari_clinlabel.core.image import samples
 
-# (label, seed (z, y, x), window low, high) for region growing
-GROWS = [
-    (samples.LIVER, (24, 80, 50), 56, 66),
-    (samples.SPLEEN, (24, 96, 118), 46, 56),
-    (samples.KIDNEY_R, (24, 109, 54), 120, 180),
-    (samples.KIDNEY_L, (24, 109, 106), 120, 180),
-    (samples.AORTA, (24, 97, 84), 170, 230),
-    (samples.LESION, (24, 58, 62), 0, 40),
-]
+# drawn in this order: the lesion last, inside the liver
+LABELS = (samples.LIVER, samples.SPLEEN, samples.KIDNEY_R, samples.KIDNEY_L, samples.AORTA,
+          samples.LESION)  # fmt: skip
 
 
 def main(out: str) -> None:
@@ -33,26 +28,22 @@ def main(out: str) -> None:
     os.environ["CLINLABEL_WORKSPACE"] = str(tmp / "workspace")
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1400, 900)
-    vol = samples.ct_phantom()
+    vol, truth = samples.ct_phantom_truth()
     vol.meta["source_path"] = str(tmp / "ct.nii.gz")
     image = add_volume(viewer, vol, name="CT phantom")
     image.contrast_limits = (-160, 240)
     widget = SegmentationWidget(viewer)
     viewer.window.add_dock_widget(widget, area="right", name="Segmentation")
     widget._start_btn.click()
-    widget._grow_window.setChecked(True)
-    for value, seed, low, high in GROWS:
-        widget._label_table.select_value(value)
-        widget._low.setValue(low)
-        widget._high.setValue(high)
-        widget.grow_at(seed)
-    widget._label_table.select_value(samples.LIVER)
-    widget._holes_per_slice.setChecked(True)
-    widget._holes_btn.click()
-    widget._low.setValue(56)
-    widget._high.setValue(66)
-    widget._window_check.setChecked(True)
     labels = widget._labels
+    for value in LABELS:  # each organ painted as one logged edit (napari's data_setitem)
+        labels.data_setitem(np.nonzero(truth == value), value)
+    widget._label_table.select_value(samples.LIVER)
+    widget.tools.select_tool("Local threshold")  # the tool a reader would click next
+    liver = vol.array[truth == samples.LIVER]
+    widget._low.setValue(round(float(np.percentile(liver, 2))))  # paint within the liver's HU
+    widget._high.setValue(round(float(np.percentile(liver, 98))))
+    widget._window_check.setChecked(True)
     labels.mode = "paint"
     labels.brush_size = 12
     viewer.dims.set_point(0, float(image.data_to_world((24, 0, 0))[0]))
