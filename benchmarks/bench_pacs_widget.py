@@ -12,27 +12,16 @@ starts from an empty cache and a new viewer (made outside the timing), alternati
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _support(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "support" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look the module up while it loads
-    spec.loader.exec_module(mod)
-    return mod
+from bench_pacs import _support
 
 
 def _wait(app: Any, done: Any, what: str, limit_s: float = 300.0) -> None:

@@ -19,18 +19,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from _shot import settle
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img" / "adjudication.png"
 SIZE = (1500, 900)
-
-
-def _settle(ms: int = 400) -> None:
-    from qtpy.QtCore import QCoreApplication, QEventLoop, QTimer
-
-    loop = QEventLoop()
-    QTimer.singleShot(ms, loop.quit)
-    loop.exec()
-    QCoreApplication.processEvents()
 
 
 def _reader_maps(truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -127,7 +119,7 @@ def main(out: Path = OUT) -> int:
     viewer.window.add_dock_widget(widget, name="Adjudication", area="right")
     widget._logs.setText(";".join(map(str, logs)))
     widget._load.click()
-    _settle(200)
+    settle(200)
     for name in (DRAFT,):
         viewer.layers[name].visible = False
     viewer.layers[DISAGREEMENT].opacity = 0.9
@@ -140,7 +132,7 @@ def main(out: Path = OUT) -> int:
     viewer.dims.set_point(0, float(np.asarray(image.data_to_world((z, 0, 0)))[0]))
     viewer.reset_view()
     viewer.scene.camera.zoom *= 1.3
-    _settle(800)
+    settle(800)
     out.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(out), canvas_only=False)
     print(f"wrote {out} (work in {tmp})")

@@ -17,18 +17,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from _shot import settle
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img" / "linked_views_ct.png"
 SIZE = (1700, 1000)
-
-
-def _settle(ms: int = 400) -> None:
-    from qtpy.QtCore import QCoreApplication, QEventLoop, QTimer
-
-    loop = QEventLoop()
-    QTimer.singleShot(ms, loop.quit)
-    loop.exec()
-    QCoreApplication.processEvents()
 
 
 def main(out: Path = OUT) -> int:
@@ -72,7 +64,7 @@ def main(out: Path = OUT) -> int:
     shapes.mode = "pan_zoom"
     viewer.layers.selection.active = image
     viewer.reset_view()
-    _settle(1200)
+    settle(1200)
     out.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(out), canvas_only=False)
     print(f"wrote {out} (work in {tmp})")
