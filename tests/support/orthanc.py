@@ -103,13 +103,10 @@ def start_orthanc(folder: Path) -> tuple[subprocess.Popen, Orthanc]:
 
 
 def stop_orthanc(proc: subprocess.Popen) -> None:
-    """Terminate the Orthanc process (kill it if it does not stop within 10 s)."""
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    """Stop a test Orthanc at once: its storage is thrown away with it, so nothing is lost by
+    not waiting for its ~2 s orderly shutdown (which every PACS test used to pay)."""
+    proc.kill()
+    proc.wait(10)
 
 
 @pytest.fixture
