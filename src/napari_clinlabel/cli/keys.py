@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--folder",
         type=Path,
         default=None,
-        help="key folder (default: $CLINLABEL_KEYS or ~/.clinlabel/keys)",
+        help="key folder (default: $CLINLABEL_KEYS, else $CLINLABEL_HOME/keys, else ~/.clinlabel/keys)",
     )
     i.set_defaults(func=run_init)
 

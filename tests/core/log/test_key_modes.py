@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
 from napari_clinlabel.cli import main
 from napari_clinlabel.core.errors import ClinlabelError
-from napari_clinlabel.core.log.signing import init_keys, load_private_key
+from napari_clinlabel.core.log.signing import init_keys, keys_folder, load_private_key
 
 
 @pytest.fixture
@@ -67,3 +68,14 @@ def test_a_symlinked_key_is_refused(tmp_path):
     os.symlink(path, tmp_path / "keys" / "ana.ed25519.pem")
     with pytest.raises(ClinlabelError, match="cannot open the key"):
         load_private_key("ana", tmp_path / "keys")
+
+
+def test_key_folder_follows_keys_then_home_then_the_user_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLINLABEL_KEYS", str(tmp_path / "k"))
+    monkeypatch.setenv("CLINLABEL_HOME", str(tmp_path / "h"))
+    assert keys_folder() == tmp_path / "k"
+    monkeypatch.delenv("CLINLABEL_KEYS")
+    assert keys_folder() == tmp_path / "h" / "keys"  # the home the witness files use
+    monkeypatch.delenv("CLINLABEL_HOME")
+    assert keys_folder() == Path.home() / ".clinlabel" / "keys"
+    assert keys_folder(tmp_path / "given") == tmp_path / "given"

@@ -49,11 +49,15 @@ _STATEMENT_FIELDS = ("log", "seq", "hash", "meaning", "signer", "role", "time")
 
 
 def keys_folder(folder: str | os.PathLike[str] | None = None) -> Path:
-    """Where keys live: ``folder``, else ``$CLINLABEL_KEYS``, else ``~/.clinlabel/keys``."""
+    """Where keys live: ``folder``, else ``$CLINLABEL_KEYS``, else ``$CLINLABEL_HOME/keys``,
+    else ``~/.clinlabel/keys`` (the clinlabel home the witness files use too)."""
     if folder is not None:
         return Path(folder)
     env = os.environ.get("CLINLABEL_KEYS")
-    return Path(env) if env else Path.home() / ".clinlabel" / "keys"
+    if env:
+        return Path(env)
+    home = os.environ.get("CLINLABEL_HOME")
+    return Path(home) / "keys" if home else Path.home() / ".clinlabel" / "keys"
 
 
 def _key_path(user_id: str, folder: str | os.PathLike[str] | None) -> Path:
