@@ -88,6 +88,9 @@ def test_second_scripted_reader_starts_empty_and_never_gets_the_first_read(nifti
     n_before = len(_records(nifti))
     with pytest.raises(PermissionRefused, match="another reader's read"):  # Bea, by script
         api.final_labels(nifti, actor=BEA)
+    with pytest.raises(PermissionRefused, match="may not act as reviewer"):  # a claimed role
+        api.final_labels(nifti, actor=api.Actor("bea", "Bea Lind", "reviewer"))
+    assert not hasattr(api, "replay_labels")  # the API offers no unblinded replay
     np.testing.assert_array_equal(
         api.final_labels(nifti, "segmentation (bea)", actor=BEA), np.where(mask_b, 2, 0)
     )
@@ -126,6 +129,14 @@ def test_cli_export_refuses_another_readers_read_to_an_annotator(nifti, tmp_path
     assert code == 2 and len(err) == 1 and "another reader's read" in err[0], err
     assert not replayed.exists()
     assert main(["log", "replay", log, "-o", str(replayed)]) == 0  # her own, the only one shown
+    code = main(["agreement", log, log, "--labels", "segmentation"])  # Ana's read vs itself
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "another reader's read" in err[0], err
+    assert "No agreement was computed" in err[0]
+    monkeypatch.setenv("CLINLABEL_USER", "carl")  # read none of it (a researcher): may compare
+    assert main(["agreement", log, log, "--labels", "segmentation", "--json"]) == 0
+    assert '"dice"' in capsys.readouterr().out
+    monkeypatch.setenv("CLINLABEL_USER", "bea")
     got = sitk.GetArrayFromImage(sitk.ReadImage(str(replayed)))
     np.testing.assert_array_equal(got, np.where(mask_b, 2, 0))
 

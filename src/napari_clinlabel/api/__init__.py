@@ -33,7 +33,7 @@ from napari_clinlabel.api.session import LABELS, AnnotationSession, schema_of
 from napari_clinlabel.core.annotate.boxes import LesionBox
 from napari_clinlabel.core.annotate.grading import Grade
 from napari_clinlabel.core.annotate.reads import require_readable, shared_by_readers
-from napari_clinlabel.core.annotate.replay import replay_labels
+from napari_clinlabel.core.annotate.replay import replay_labels as _replay_labels
 from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.export.gate import ExportResult
 from napari_clinlabel.core.image import samples
@@ -171,10 +171,14 @@ def final_labels(
     log_path = Path(path) if str(path).endswith(".clinlabel.jsonl") else sidecar_paths(path)[0]
     records = list(iter_records(log_path))
     if actor is not None or shared_by_readers(records):  # a shared log: it depends on who asks
-        who = actor if actor is not None else current_actor(near=log_path)
         roster = find_roster(log_path)
+        if actor is None:
+            who = current_actor(near=log_path)
+        else:  # a role is what a signed roster grants, not what the caller claims
+            require_granted(roster, actor)
+            who = actor
         require_readable(records, name, who, roster, log_path.name, "Nothing was returned.")
-    labels = replay_labels(log_path).labels
+    labels = _replay_labels(log_path).labels
     if name not in labels:
         raise InputError(
             f"{log_path.name}: holds no labels {name!r} (it has: {', '.join(labels) or 'none'})."

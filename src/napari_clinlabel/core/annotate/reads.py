@@ -128,24 +128,40 @@ def hidden_reader(
     return arr.first_editor
 
 
-def shared_by_readers(records: Iterable[dict[str, Any]], base: str = READS_BASE) -> bool:
-    """Whether two or more readers keep arrays of ``base`` in these records (a shared log,
-    where who asks decides what they may see)."""
-    people = set()
+def readers_in(records: Iterable[dict[str, Any]], base: str = READS_BASE) -> set[str]:
+    """Ids of the readers who keep an array of ``base`` in these records (made or changed it)."""
+    people: set[str] = set()
     for arr in label_arrays(records).values():
         if is_of_base(arr.name, base):
             people.update(p for p in (arr.maker, arr.first_editor) if p is not None)
-    return len(people) > 1
+    return people
+
+
+def shared_by_readers(records: Iterable[dict[str, Any]], base: str = READS_BASE) -> bool:
+    """Whether two or more readers keep arrays of ``base`` in these records (a shared log,
+    where who asks decides what they may see)."""
+    return len(readers_in(records, base)) > 1
+
+
+def _blinded(actor: Actor, readers: set[str]) -> bool:
+    """Whether blinding concerns ``actor`` here: they read this image themselves, or several
+    readers did (someone outside a single read, e.g. a researcher, is no reader to blind)."""
+    return actor.id in readers or len(readers) > 1
 
 
 def readable_arrays(
-    records: list[dict[str, Any]], actor: Actor, roster: Roster | None
+    records: list[dict[str, Any]],
+    actor: Actor,
+    roster: Roster | None,
+    readers: set[str] | None = None,
 ) -> tuple[list[str], str | None]:
     """The labels arrays ``actor`` may read in ``records`` (in order of first appearance) and
-    why they may read the other readers' (None: only their own and nobody's)."""
+    why they may read the other readers' (None: only their own and nobody's). ``readers``: the
+    image's readers when more logs than these records tell (default: these records')."""
     arrays = label_arrays(records)
+    readers = readers_in(records) if readers is None else readers
     why = may_see_other_reads(actor, roster, records_adjudicated(records))
-    if why is not None:
+    if why is not None or not _blinded(actor, readers):
         return list(arrays), why
     return [n for n in arrays if hidden_reader(arrays, n, actor.id) is None], None
 
@@ -157,11 +173,14 @@ def require_readable(
     roster: Roster | None,
     where: str,
     nothing: str = "Nothing was exported.",
+    readers: set[str] | None = None,
 ) -> None:
     """Refuse (:class:`PermissionRefused`, one line) array ``name`` when it is another
-    reader's read that ``actor`` may not see yet."""
+    reader's read that ``actor`` may not see yet (``readers`` as for :func:`readable_arrays`)."""
     arrays = label_arrays(records)
     if hidden_reader(arrays, name, actor.id) is None:
+        return
+    if not _blinded(actor, readers_in(records) if readers is None else readers):
         return
     if may_see_other_reads(actor, roster, records_adjudicated(records)) is None:
         raise PermissionRefused(
@@ -195,6 +214,7 @@ __all__ = [
     "hidden_reader",
     "may_see_other_reads",
     "readable_arrays",
+    "readers_in",
     "records_adjudicated",
     "require_readable",
     "shared_by_readers",

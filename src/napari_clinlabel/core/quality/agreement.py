@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from napari_clinlabel.core.annotate.reads import readers_in, require_readable
 from napari_clinlabel.core.annotate.replay import (
     _TIFF,
     _image_beside,
@@ -48,6 +49,7 @@ from napari_clinlabel.core.errors import (
 from napari_clinlabel.core.image.geometry import Geometry
 from napari_clinlabel.core.image.volume import PixelGeometry, spacing_known
 from napari_clinlabel.core.log.audit_log import iter_records
+from napari_clinlabel.core.log.identity import current_actor, find_roster, login_name
 from napari_clinlabel.core.log.verify import verify_log
 from napari_clinlabel.core.proposals.lifecycle import pending_count
 from napari_clinlabel.core.quality.kappa import (
@@ -391,10 +393,25 @@ def logs_agreement(
                     f"{p}: holds several label layers ({', '.join(ns)}); choose one with --labels NAME"
                 )
             chosen.append(common[0])
+    _require_may_compare(paths, recs, chosen)
     replayed = [final_labels_from_log(p, n) for p, n in zip(paths, chosen, strict=True)]
     arrays, geoms = [r[0] for r in replayed], [r[1] for r in replayed]
     _check_same_grid(arrays[0].shape, geoms[0], arrays[1].shape, geoms[1], paths[0], paths[1])
     return {"labels": label_map_agreement(arrays[0], arrays[1], geoms[0])}
+
+
+def _require_may_compare(
+    paths: tuple[Path, Path], recs: list[list[dict[str, Any]]], chosen: list[str]
+) -> None:
+    """A reader of this image may not compare with another reader's read before adjudication
+    (someone who read none of it, e.g. a researcher, may; roles that may see reads may)."""
+    readers = set().union(*(readers_in(r) for r in recs))
+    if (os.environ.get("CLINLABEL_USER") or login_name()) not in readers:
+        return
+    actor = current_actor(near=paths[0])
+    for p, r, name in zip(paths, recs, chosen, strict=True):
+        require_readable(r, name, actor, find_roster(p), str(p), "No agreement was computed.",
+                         readers=readers)  # fmt: skip
 
 
 def agreement(
