@@ -384,3 +384,4 @@ def test_owner_only_in_owner_table_opens_the_worklist(
     assert not errors, errors
     assert w.user == "olga" and "olga (owner)" in w._who.text(), w._who.text()
     assert not w._next.isEnabled() and w._cases.isHidden()
+    assert "no reading role" in w._status.text() and "dataset status" in w._status.text()

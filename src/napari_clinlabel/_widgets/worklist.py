@@ -153,6 +153,12 @@ class WorklistWidget(QWidget):
             w.setVisible(adj)
         self._next.setEnabled(annot or review or adj)  # the owner role alone reads nothing
         self._refresh.setEnabled(self.ds is not None)
+        if not (annot or review or adj):  # say why the panel is empty, and where to look instead
+            self._status.setText(
+                "You hold no reading role here (owner only): no cases to read, review or "
+                "adjudicate. The programme's progress: 'clinlabel dataset status' or "
+                "'clinlabel report'."
+            )
 
     # -- dataset -----------------------------------------------------------------------------
     def open_dataset(self, folder: str | Path) -> None:
@@ -220,9 +226,12 @@ class WorklistWidget(QWidget):
             entry = self._next_entry()
             if entry is None:
                 skipped = f" ({len(self.failed)} skipped: PACS pull failed)" if self.failed else ""
-                self._status.setText(
-                    f"nothing to do: every case of yours is done or flagged{skipped}"
-                )
+                roles = self.ds.roster.roles_of(self.user)
+                what = [w for r, w in (("annotator", "every case of yours is done or flagged"),
+                                       ("reviewer", "no read waits for your review"),
+                                       ("adjudicator", "no case waits for adjudication"))
+                        if r in roles]  # fmt: skip
+                self._status.setText(f"nothing to do: {'; '.join(what)}{skipped}")
                 return
             self.open_entry(entry)  # refreshes the tables once the case is open
         except ClinlabelError as exc:
