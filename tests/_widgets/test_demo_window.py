@@ -40,3 +40,15 @@ def _parents(widget, stop):
     while parent is not None and parent is not stop:
         yield parent
         parent = parent.parentWidget()
+
+
+def test_mammogram_demo_window_fits_1000px(make_napari_viewer, tmp_path):
+    """The tallest task docks (Lesion boxes with the mammogram's header rows, BI-RADS grading)
+    beside the Session/Audit log tabs: the window still fits (it was 1094 px)."""
+    viewer = make_napari_viewer(show=True)
+    set_up(viewer, "mammogram", tmp_path)
+    window = viewer.window._qt_window
+    window.layout().activate()
+    QApplication.processEvents()
+    assert window.minimumSizeHint().height() <= MAX_HEIGHT_PX
+    assert window.geometry().height() <= MAX_HEIGHT_PX

@@ -164,7 +164,9 @@ class AuditWidget(QWidget):
         self._table.verticalHeader().setVisible(False)
         # column widths from the rows in view, not from the first thousand of a long log
         self._table.verticalHeader().setResizeContentsPrecision(0)
-        self._table.setMinimumHeight(240)
+        # a few rows at least; it scrolls, and a tab beside the task widgets must not make the
+        # window taller than a 1080p screen (the mammogram demo was 1094 px with 240)
+        self._table.setMinimumHeight(4 * self._table.verticalHeader().defaultSectionSize())
         self._count = QLabel()
         self._read_timer = QTimer(self)  # reads the log a slice per event-loop turn
         self._read_timer.setInterval(0)
