@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from napari.utils.notifications import show_info
 
 from napari_clinlabel.core.errors import ExportError
 from napari_clinlabel.core.export.gate import export
@@ -51,6 +52,8 @@ def _labels(path: str, data: Any, attributes: dict[str, Any], fmt: str) -> list[
         expect_labels=np.asarray(data),
         resample=_resampled(attributes),
     )
+    for note in res.notes:  # e.g. labels carried between original slices: said, never silent
+        show_info(f"Export: {note}")
     return [str(o.path) for o in res.outputs]
 
 

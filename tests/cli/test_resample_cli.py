@@ -19,6 +19,7 @@ import pytest
 import SimpleITK as sitk
 from support.dicom_series_factory import phantom_stored, write_series
 
+from napari_clinlabel import _export_writers as writers
 from napari_clinlabel import api
 from napari_clinlabel.cli import main
 from napari_clinlabel.core.log.audit_log import iter_records
@@ -48,6 +49,23 @@ def _depths(files) -> dict[str, float]:
 def _hu(ds) -> np.ndarray:
     """Stored values with the file's rescale applied (PS3.3 C.11.1.1.2)."""
     return ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+
+
+def _labelled_originals(depth: dict[str, float], d0: float, grid_mm, drawn) -> set[str]:
+    """The SOP instances a label drawn on resampled slices ``drawn`` (indices into ``grid_mm``,
+    mm past the first slice) must reach, from the files' own positions: the nearest original
+    slice of each drawn one (a tie: the lower), and an original slice no grid slice is nearest
+    to whose own nearest grid slice (a tie: the lower) is drawn."""
+    uids = sorted(depth, key=depth.get)
+    pos = np.array([depth[u] - d0 for u in uids])
+    grid = np.asarray(grid_mm, float)
+    owner = [int(np.flatnonzero(np.abs(pos - t) <= np.abs(pos - t).min() + 1e-6)[0]) for t in grid]
+    out = {uids[owner[k]] for k in drawn}
+    for i, d in enumerate(pos):
+        dist = np.abs(grid - d)
+        if i not in owner and int(np.flatnonzero(dist <= dist.min() + 1e-6)[0]) in set(drawn):
+            out.add(uids[i])
+    return out
 
 
 def _one_line_error(capsys) -> str:
@@ -127,8 +145,9 @@ def test_export_resample_writes_each_block_on_its_original_slices(tmp_path, rad,
                  str(out / "lab.nii.gz"), "--resample"]) == 0  # fmt: skip
     written = capsys.readouterr().out
     assert "lab.slices1-4.nii.gz" in written and "lab.slices5-7.nii.gz" in written
-    # an original slice is labelled iff the nearest resampled slice is (its depth within 2.5..5.5)
-    labelled = {u for u, d in depth.items() if 5 <= round((d - d0) / 0.5) <= 13}
+    # an original slice is labelled iff its nearest resampled slice is, or a labelled resampled
+    # slice (2.5 .. 6.5 mm) is nearer to it than to any other original slice (tie: the lower)
+    labelled = _labelled_originals(depth, d0, 0.5 * np.arange(19), range(5, 14))
     seen = set()
     for name in ("lab.slices1-4.nii.gz", "lab.slices5-7.nii.gz"):
         img = nib.load(out / name)
@@ -265,3 +284,112 @@ def test_a_slice_within_a_block_matches_simpleitk_resample_of_that_block(tmp_pat
     theirs = sitk.GetArrayFromImage(sitk.Resample(img, target, sitk.Transform(), sitk.sitkLinear))
     ours = vol.array[24:37]  # 6 mm .. 9 mm at 0.25 mm
     np.testing.assert_allclose(ours, theirs, atol=1e-2)
+
+
+REPRO = [0.0, 2.0, 4.0, 7.0, 9.0, 11.0, 13.0]  # the trial's series: 2 mm, then 3, then 2 mm
+
+
+def _labelled_by_uid(path, fmt: str, files) -> dict[str, int]:
+    """SOP Instance UID -> labelled voxels of that original slice in one exported block, the
+    slice found by its physical position (SimpleITK) against each file's ImagePositionPatient."""
+    if fmt == "dicom-seg":
+        seg = hd.seg.segread(path)
+        uids = [u for _, _, u in seg.get_source_image_uids()]
+        px = seg.get_pixels_by_source_instance(uids, segment_numbers=[1])
+        return {u: int(np.count_nonzero(px[i])) for i, u in enumerate(uids)}
+    img = sitk.ReadImage(str(path))
+    arr = sitk.GetArrayFromImage(img)
+    ipp = {str(pydicom.dcmread(f).SOPInstanceUID): np.asarray(pydicom.dcmread(f).ImagePositionPatient, float)
+           for f in files}  # fmt: skip
+    out = {}
+    for k in range(arr.shape[0]):
+        centre = np.asarray(img.TransformIndexToPhysicalPoint((0, 0, k)))
+        (uid,) = [u for u, p in ipp.items() if np.allclose(p, centre, atol=1e-3)]
+        out[uid] = int(np.count_nonzero(arr[k]))
+    return out
+
+
+def test_a_label_drawn_only_between_original_slices_is_exported_and_said(tmp_path, rad, capsys):
+    """The trial's repro: a lesion painted only on the resampled 10 mm slice of a series at
+    0, 2, 4, 7, 9, 11, 13 mm lands on the 9 mm original slice (10 mm is as near 9 as 11 mm: a tie
+    goes to the lower), with its voxel count, in every format, and the export says so."""
+    ws = write_series(tmp_path / "ct", phantom_stored((7, 6, 5)), offsets_mm=REPRO)
+    depth = _depths(ws.files)
+    d0 = min(depth.values())
+    (at9,) = [u for u, d in depth.items() if abs(d - d0 - 9.0) < 1e-3]
+    with api.open_image(tmp_path / "ct", rad, resample=1.0) as image:
+        assert image.shape == (14, 6, 5)  # 0..13 mm
+        mask = np.zeros(image.shape, bool)
+        mask[10, 1:4, 2:4] = True  # 10 mm only: no original slice there
+        image.paint(mask, 1)
+        layer = image.labels()
+        name = image.labels_name
+    out = tmp_path / "out"
+    out.mkdir()
+    for fmt, suffix in (("nifti", ".nii.gz"), ("nrrd", ".nrrd"), ("mha", ".mha"),
+                        ("dicom-seg", ".dcm")):  # fmt: skip
+        assert main(["export", str(tmp_path / "ct"), "--format", fmt, "-o",
+                     str(out / f"lab{suffix}"), "--resample"]) == 0  # fmt: skip
+        printed = capsys.readouterr().out
+        assert "6 labelled voxel(s) drawn on resampled slices between original ones were " \
+               "carried onto the nearest original slice(s): 5." in printed  # fmt: skip
+        counts: dict[str, int] = {}
+        for f in sorted(out.glob(f"lab.slices*{suffix}")):
+            counts.update(_labelled_by_uid(f, fmt, ws.files))
+        assert {u: c for u, c in counts.items() if c} == {at9: 6}, fmt
+        rec = list(iter_records(tmp_path / "ct.resampled.clinlabel.jsonl"))[-1]
+        assert rec["action"] == "export" and rec["data"]["carried_between_slices"] == {
+            "voxels": 6,
+            "onto_slices": [5],
+            "from_resampled_slices": [10],
+            "shadowed_voxels": 0,
+        }
+    # napari's File > Save through the export writer: same mapping, said as a notification
+    attrs = {"name": name, "metadata": {"clinlabel": {"source_path": str(tmp_path / "ct"),
+                                                      "resampled": True}}}  # fmt: skip
+    written = writers.write_labels_nrrd(str(out / "saved.nrrd"), layer, attrs)
+    counts = {}
+    for f in written:
+        if f.endswith(".nrrd"):
+            counts.update(_labelled_by_uid(f, "nrrd", ws.files))
+    assert {u: c for u, c in counts.items() if c} == {at9: 6}
+    rec = list(iter_records(tmp_path / "ct.resampled.clinlabel.jsonl"))[-1]
+    assert rec["data"]["carried_between_slices"]["voxels"] == 6
+    assert api.verify_log(tmp_path / "ct.resampled.clinlabel.jsonl").ok
+
+
+def test_the_grid_spans_the_first_to_the_last_original_slice_exactly(tmp_path, rad, capsys):
+    """0..13 mm asked at 2 mm: 8 slices 13/7 mm apart (not 0..12 mm, where 12 mm is a blend and
+    the true 13 mm slice is never shown); first and last resampled slices are the first and last
+    files' pixel values exactly, and lie at their ImagePositionPatient."""
+    ws = write_series(tmp_path / "ct", phantom_stored((7, 6, 5)), offsets_mm=REPRO)
+    depth = _depths(ws.files)
+    by_depth = sorted(ws.files, key=lambda f: depth[str(pydicom.dcmread(f).SOPInstanceUID)])
+    first, last = pydicom.dcmread(by_depth[0]), pydicom.dcmread(by_depth[-1])
+    assert main(["info", str(tmp_path / "ct"), "--resample"]) == 0  # logs nothing
+    printed = capsys.readouterr().out
+    assert "8 at 1.857142857 mm (asked 2 mm;" in printed
+    with api.open_image(tmp_path / "ct", rad, resample=True) as image:  # smallest step: 2 mm
+        vol = image.volume
+        rec = image.records()[1]
+    assert vol.array.shape[0] == 8 and vol.geometry.spacing[2] == pytest.approx(13 / 7)
+    np.testing.assert_array_equal(vol.array[0], _hu(first).astype(np.float32))
+    np.testing.assert_array_equal(vol.array[-1], _hu(last).astype(np.float32))
+    size = (vol.array.shape[2], vol.array.shape[1], vol.array.shape[0])
+    img = sitk.Image(size, sitk.sitkUInt8)
+    img.SetSpacing(vol.geometry.spacing)
+    img.SetOrigin(vol.geometry.origin)
+    img.SetDirection(vol.geometry.direction)
+    for k, ds in ((0, first), (7, last)):
+        np.testing.assert_allclose(img.TransformIndexToPhysicalPoint((0, 0, k)),
+                                   np.asarray(ds.ImagePositionPatient, float), atol=1e-4)  # fmt: skip
+    assert rec["action"] == "image.resample"
+    assert rec["data"]["to_spacing_mm"] == pytest.approx(13 / 7)
+    assert rec["data"]["asked_spacing_mm"] == 2.0 and rec["data"]["resampled_slices"] == 8
+    # reopened at the recorded spacing (the log's, or typed as info prints it): the same voxels
+    with api.open_image(tmp_path / "ct", rad, resample=True) as again:
+        assert again.volume.sha256 == vol.sha256
+    assert api.verify_log(tmp_path / "ct.resampled.clinlabel.jsonl").ok
+    assert main(["info", str(tmp_path / "ct"), "--resample", "--spacing", "1.857142857",
+                 "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["volumes"][0]["sha256"] == vol.sha256

@@ -49,7 +49,8 @@ def describe(volume: Volume) -> dict[str, Any]:
         "gantry_tilt_deg": meta.get("gantry_tilt_deg"),
         "slice_block": meta.get("slice_block"),
         "resampled": {k: v for k, v in (meta.get("resampled") or {}).items()
-                      if k in ("from_steps_mm", "to_spacing_mm", "gaps_bridged",
+                      if k in ("from_steps_mm", "to_spacing_mm", "asked_spacing_mm",
+                               "gaps_bridged",
                                "original_slices", "resampled_slices")} or None,
     }  # fmt: skip
 
@@ -93,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
             r = d["resampled"]
             print(
                 f"  resampled   {r['original_slices']} slices {r['from_steps_mm']} mm apart -> "
-                f"{r['resampled_slices']} at {r['to_spacing_mm']:g} mm (linear; "
+                f"{r['resampled_slices']} at {r['to_spacing_mm']:.10g} mm (asked "
+                f"{r['asked_spacing_mm']:.10g} mm; first to last original slice exactly; linear; "
                 f"{r['gaps_bridged']} gap(s) bridged)"
             )
         print(f"  pixel type  {d['pixel_type']}{'  (RGB)' if d['rgb'] else ''}")

@@ -19,9 +19,12 @@ from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.export.labelmap import write_labels
 from napari_clinlabel.core.image.dicom.volume import (
     labels_on_original_slices,
+    map_to_original_slices,
     read_dicom_folder,
     read_dicom_resampled,
 )
+from napari_clinlabel.core.image.geometry import Geometry
+from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
 from napari_clinlabel.core.log.identity import Actor
 from napari_clinlabel.core.log.resample import record_resample
@@ -75,14 +78,16 @@ def test_labels_go_back_onto_the_original_slices_and_export_with_their_geometry(
     blocks = read_dicom_folder(folder)
     back = labels_on_original_slices(labels, vol)
     assert [b.shape for b in back] == [v.array.shape for v in blocks]
-    # an original slice is labelled iff its true position (from its file) lies in 3..7 mm
+    # an original slice is labelled iff its true position (from its file) lies in 3..7 mm, or
+    # a labelled resampled slice lies nearer to it than to any other (3 mm: a tie of 2 and 4 mm,
+    # given to the lower, 2 mm) — nothing drawn is dropped
     by_uid = {pydicom.dcmread(f).SOPInstanceUID: pydicom.dcmread(f) for f in ws.files}
     first = np.asarray(ws.geometry.origin)
     normal = ws.geometry.direction_matrix()[:, 2]
     for v, lab in zip(blocks, back, strict=True):
         for k, uid in enumerate(v.meta["sop_instance_uids"]):
             depth = (np.asarray(by_uid[uid].ImagePositionPatient, float) - first) @ normal
-            assert bool(lab[k].any()) == (3.0 - 1e-6 <= depth <= 7.0 + 1e-6)
+            assert bool(lab[k].any()) == (2.0 - 1e-6 <= depth <= 7.0 + 1e-6)
             if lab[k].any():
                 np.testing.assert_array_equal(lab[k], labels[3, :, :])
     # a block's labels export with the block's own (original) geometry
@@ -109,3 +114,28 @@ def test_bad_requests_are_refused_in_one_line(uneven, tmp_path):
         with pytest.raises(InputError) as exc:
             call()
         assert "\n" not in str(exc.value)
+
+
+def test_every_resampled_slice_reaches_an_original_slice_on_the_reported_grid():
+    """The trial's repro: originals at 0, 2, 4, 7, 9, 11, 13 mm on a 2 mm grid 0..12 mm. The
+    slices at 6 and 10 mm were no original slice's nearest (round half to even); what is drawn on them is carried to
+    their nearest original slice (10 mm: a tie of 9 and 11 mm, given to the lower, 9 mm)."""
+    depth = [0.0, 2.0, 4.0, 7.0, 9.0, 11.0, 13.0]
+    meta = {"resampled": {"to_spacing_mm": 2.0, "original_depth_mm": depth,
+                          "blocks": [[1, 3, 7], [4, 7, 7]]}}  # fmt: skip
+    vol = Volume(
+        np.zeros((7, 4, 4), np.float32),
+        Geometry((1.0, 1.0, 2.0), (0.0, 0.0, 0.0), tuple(np.eye(3).ravel())),
+        meta,
+    )
+    labels = np.zeros((7, 4, 4), np.uint8)
+    labels[5, 1:3, 1:3] = 2  # only the 10 mm slice
+    labels[3, 0, 0] = 1  # only the 6 mm slice (nearest original: 7 mm)
+    back, carried = map_to_original_slices(labels, vol)
+    flat = np.concatenate(back)
+    assert np.count_nonzero(flat == 2) == 4 and np.count_nonzero(flat == 1) == 1
+    np.testing.assert_array_equal(flat[4], labels[5])  # 9 mm (slice 5) holds the 10 mm label
+    assert flat[3, 0, 0] == 1 and np.count_nonzero(flat[3]) == 1  # 7 mm holds the 6 mm one
+    # 6 mm is 7 mm's own nearest (a tie of 6 and 8 mm: the lower); 10 mm is no one's nearest
+    assert carried["voxels"] == 4 and carried["onto_slices"] == [5]
+    assert carried["from_resampled_slices"] == [5] and carried["shadowed_voxels"] == 0

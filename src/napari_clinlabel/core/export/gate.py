@@ -38,7 +38,7 @@ from napari_clinlabel.core.export.formats import (  # noqa: F401 - re-exported
 )
 from napari_clinlabel.core.export.seg import build_seg, seg_bytes, source_series_datasets
 from napari_clinlabel.core.export.sr import sr_from_log
-from napari_clinlabel.core.image.dicom.volume import labels_on_original_slices, original_blocks
+from napari_clinlabel.core.image.dicom.volume import map_to_original_slices, original_blocks
 from napari_clinlabel.core.image.io import read_volumes
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import (
@@ -182,9 +182,11 @@ def export(
     if own_log:
         log = AuditLog.for_image(log_base, volume.image_ref(), who, schema_ref)
     head = log.head()
+    carry: dict[str, Any] = {}  # labels carried between original slices (a resampled image)
     if fmt in LABEL_FORMATS:
         files = _label_outputs(fmt, out_path, log_path, labels_name, volume, schema_obj, head,
-                               records, who, include_empty, expect_labels, seg_type)  # fmt: skip
+                               records, who, include_empty, expect_labels, seg_type,
+                               carry)  # fmt: skip
     elif fmt == "tiles-csv":
         files = {out_path: _tile_grades_bytes(log_path, scale)}
     elif fmt == "dicom-sr":
@@ -201,6 +203,9 @@ def export(
     }
     if fmt in LABEL_FORMATS:
         data["labels"] = labels_name
+    if carry:
+        data["carried_between_slices"] = carry
+        notes.extend(carry_notes(carry))
     if scale is not None and fmt == "tiles-csv":
         data["scale"] = scale
     try:
@@ -367,7 +372,7 @@ def _final_labels(log_path: Path, labels_name: str, shape: tuple[int, ...]) -> n
 def _label_outputs(
     fmt: str, out: Path, log_path: Path, labels_name: str, volume: Volume, schema: Any,
     head: Head, records: list[dict[str, Any]], who: Actor, include_empty: bool,
-    expect: np.ndarray | None, seg_type: str = "binary",
+    expect: np.ndarray | None, seg_type: str = "binary", carry: dict | None = None,
 ) -> dict[Path, bytes]:  # fmt: skip
     labels = _final_labels(log_path, labels_name, volume.spatial_shape)
     if expect is not None and not np.array_equal(np.asarray(expect), labels):
@@ -378,7 +383,8 @@ def _label_outputs(
         )
     if volume.meta.get("resampled"):
         return _original_slice_outputs(fmt, out, log_path, labels_name, labels, volume, schema,
-                                       head, records, who, include_empty, seg_type)  # fmt: skip
+                                       head, records, who, include_empty, seg_type,
+                                       carry)  # fmt: skip
     if fmt == "dicom-seg":
         return {out: _seg_bytes(labels, log_path, labels_name, volume, schema, records, who,
                                 include_empty, seg_type)}  # fmt: skip
@@ -393,16 +399,20 @@ def _label_outputs(
 def _original_slice_outputs(
     fmt: str, out: Path, log_path: Path, labels_name: str, labels: np.ndarray, volume: Volume,
     schema: Any, head: Head, records: list[dict[str, Any]], who: Actor, include_empty: bool,
-    seg_type: str,
+    seg_type: str, carry: dict | None = None,
 ) -> dict[Path, bytes]:  # fmt: skip
     """Labels drawn on a resampled series, back on its original slices: one output per even
-    block (each original slice takes the nearest resampled slice), with the block's geometry
-    (label maps, every block) or its original frames (DICOM SEG, blocks holding a label)."""
+    block (each original slice takes its nearest resampled slice, and where that is 0 the labels
+    of the resampled slices nearest to it: nothing drawn is dropped), with the block's geometry
+    (label maps, every block) or its original frames (DICOM SEG, blocks holding a label).
+    ``carry`` receives what was carried (:func:`map_to_original_slices`) when any was."""
     if fmt == "png":
         raise ExportError(f"{out.name}: PNG holds one 2D slice; export a resampled series as "
                           "nifti, nrrd, mha or dicom-seg.")  # fmt: skip
     files: dict[Path, bytes] = {}
-    backs = labels_on_original_slices(labels, volume)
+    backs, carried = map_to_original_slices(labels, volume)
+    if carry is not None and (carried["voxels"] or carried["shadowed_voxels"]):
+        carry.update(carried)
     for (block, geometry, sops), back in zip(original_blocks(volume), backs, strict=True):
         stem = _stem(out)
         path = stem.with_name(
@@ -424,6 +434,23 @@ def _original_slice_outputs(
     if not files:
         raise ExportError(f"Labels {labels_name!r} fall on no original slice; nothing to export.")
     return files
+
+
+def carry_notes(carry: dict[str, Any]) -> list[str]:
+    """The export's lines about labels carried between original slices (a resampled image)."""
+    notes = []
+    if carry.get("voxels"):
+        onto = ", ".join(str(k) for k in carry["onto_slices"])
+        notes.append(
+            f"{carry['voxels']} labelled voxel(s) drawn on resampled slices between original "
+            f"ones were carried onto the nearest original slice(s): {onto}."
+        )
+    if carry.get("shadowed_voxels"):
+        notes.append(
+            f"{carry['shadowed_voxels']} labelled voxel(s) of a resampled slice between original "
+            "ones were not carried: a nearer resampled slice gives that voxel another label."
+        )
+    return notes
 
 
 def side_file_path(out: str | os.PathLike[str]) -> Path:

@@ -383,6 +383,7 @@ def read_dicom_files(paths: Sequence[Path]) -> list[Volume]:
 __all__ = [
     "GeometryError",
     "labels_on_original_slices",
+    "map_to_original_slices",
     "original_blocks",
     "read_dicom_buffers",
     "read_dicom_resampled",
@@ -455,9 +456,10 @@ def read_dicom_resampled(
     """An unevenly spaced series resampled to even slices along the normal — only on request.
 
     The series' even blocks (what :func:`read_dicom_folder` opens) are read as they are and
-    interpolated linearly along the normal between the true slice positions onto slices
-    ``spacing_mm`` apart (default: the smallest original step), from the first original slice to
-    the last; voxels become float32. In-plane voxels are never touched. ``meta["resampled"]``
+    interpolated linearly along the normal between the true slice positions onto even slices
+    from the first original slice to the last, exactly: ``n = ceil(extent / spacing_mm) + 1``
+    slices ``extent / (n - 1)`` apart, at most ``spacing_mm`` (default: the smallest original
+    step); the spacing used is ``meta["resampled"]["to_spacing_mm"]``. Voxels become float32. In-plane voxels are never touched. ``meta["resampled"]``
     holds what the request changed (original steps, positions, SOP Instance UIDs, blocks) for the
     log record (:func:`resample_record_data`) and for :func:`labels_on_original_slices`.
     A missing slice (a step over 1.5 times the median) is interpolated across like any other
@@ -499,13 +501,20 @@ def read_dicom_resampled(
     depth_a = np.asarray(depth)
     stack = np.concatenate([np.asarray(v.array, np.float32) for v in blocks])
     steps = np.diff(depth_a)
-    step = float(spacing_mm) if spacing_mm is not None else float(steps.min())
-    if not np.isfinite(step) or step <= 0:
+    asked = float(spacing_mm) if spacing_mm is not None else float(steps.min())
+    if not np.isfinite(asked) or asked <= 0:
         raise InputError(f"{folder}: a resampling spacing must be a positive number of mm.")
-    n = int(np.floor((depth_a[-1] - depth_a[0]) / step + 1e-6)) + 1
+    # the grid spans the first to the last original slice exactly: n slices at extent/(n-1)
+    # (at most the spacing asked), so the last true slice is shown, not a blend before it;
+    # the spacing depends on n only, so reopening at the recorded spacing gives the same grid
+    extent = float(depth_a[-1] - depth_a[0])
+    # a remainder under 0.01 mm (or 1 % of the spacing) is header rounding, not a slice more
+    n = int(np.ceil((extent - min(0.01, 0.01 * asked)) / asked)) + 1
     if n > 4096:
-        raise InputError(f"{folder}: {step:g} mm would make {n} slices; choose a larger spacing.")
-    targets = depth_a[0] + step * np.arange(n)
+        raise InputError(f"{folder}: {asked:g} mm would make {n} slices; choose a larger spacing.")
+    step = extent / (n - 1)
+    targets = depth_a[0] + extent * np.arange(n) / (n - 1)
+    targets[-1] = depth_a[-1]  # exactly the last true slice (no rounding blend)
     upper = np.clip(np.searchsorted(depth_a, targets, side="right"), 1, len(depth_a) - 1)
     lower = upper - 1
     w = np.clip((targets - depth_a[lower]) / (depth_a[upper] - depth_a[lower]), 0.0, 1.0)
@@ -521,6 +530,7 @@ def read_dicom_resampled(
         "method": "linear along the slice normal",
         "from_steps_mm": sorted({round(float(s), 4) for s in steps}),
         "to_spacing_mm": step,
+        "asked_spacing_mm": asked,
         "gaps_bridged": int(np.sum(steps > 1.5 * float(np.median(steps)))),
         "original_slices": len(depth_a),
         "resampled_slices": n,
@@ -540,7 +550,8 @@ def resample_record_data(volume: Volume) -> dict:
     r = volume.meta.get("resampled")
     if not r:
         raise InputError("this image was not resampled; there is nothing to record.")
-    keys = ("method", "from_steps_mm", "to_spacing_mm", "original_slices", "resampled_slices")
+    keys = ("method", "from_steps_mm", "to_spacing_mm", "asked_spacing_mm", "original_slices",
+            "resampled_slices")  # fmt: skip
     return {k: r[k] for k in keys} | {
         "gaps_bridged": int(r.get("gaps_bridged", 0)),
         "series_uid": volume.series_uid,
@@ -563,10 +574,29 @@ def original_blocks(volume: Volume) -> list[tuple[tuple[int, int, int], Geometry
 
 
 def labels_on_original_slices(labels: np.ndarray, volume: Volume) -> list[np.ndarray]:
-    """Labels drawn on a resampled volume, back on the original slices: each original slice
-    takes the labels of the resampled slice nearest to it along the normal. One array per even
-    block, in the order :func:`read_dicom_folder` opens them, so the existing exporters (DICOM
-    SEG on the original frames, NIfTI/NRRD of a block) write them with the original geometry."""
+    """Labels drawn on a resampled volume, back on the original slices, losing no labelled
+    voxel (:func:`map_to_original_slices`). One array per even block, in the order
+    :func:`read_dicom_folder` opens them, so the existing exporters (DICOM SEG on the original
+    frames, NIfTI/NRRD of a block) write them with the original geometry."""
+    return map_to_original_slices(labels, volume)[0]
+
+
+def map_to_original_slices(labels: np.ndarray, volume: Volume) -> tuple[list[np.ndarray], dict]:
+    """Labels of a resampled volume on the original slices, and what was carried.
+
+    Every resampled slice is assigned to its nearest original slice along the normal (a tie goes
+    to the original slice of lower depth, the earlier one in the series), and each original slice
+    takes the labels of the resampled slices assigned to it, the nearest first, each filling only
+    voxels still 0; an original slice that none is assigned to (the grid coarser than the series
+    there) takes its nearest resampled slice's labels (a tie: the lower). So every labelled voxel
+    drawn lands on an original slice, even one drawn only on a resampled slice that is no
+    original slice's nearest. Returns the per-block arrays and ``{"voxels": n, "onto_slices":
+    [1-based slice numbers], "from_resampled_slices": [0-based resampled indices],
+    "shadowed_voxels": m}``: ``voxels`` labelled voxels an original slice took from a resampled
+    slice other than its own nearest one (what a nearest-slice rule would drop);
+    ``shadowed_voxels`` labelled voxels not carried because a nearer resampled slice assigned to
+    the same original slice gives that voxel another label.
+    """
     r = volume.meta.get("resampled")
     if not r:
         raise InputError(
@@ -577,12 +607,38 @@ def labels_on_original_slices(labels: np.ndarray, volume: Volume) -> list[np.nda
         raise InputError(
             f"labels of shape {lab.shape} do not match the resampled grid {volume.spatial_shape}."
         )
-    depth = np.asarray(r["original_depth_mm"])
-    idx = np.clip(np.rint((depth - depth[0]) / r["to_spacing_mm"]).astype(int), 0, lab.shape[0] - 1)
-    back = lab[idx]
+    depth = np.asarray(r["original_depth_mm"], float) - float(r["original_depth_mm"][0])
+    n_res = lab.shape[0]
+    grid = float(r["to_spacing_mm"]) * np.arange(n_res)
+    eps = 1e-6 * max(float(r["to_spacing_mm"]), 1e-9)  # positions equal within rounding: a tie
+    # nearest resampled slice of each original slice (tie: the lower one)
+    dist = np.abs(depth[:, None] - grid[None, :])
+    nearest_res = np.argmax(dist <= dist.min(axis=1, keepdims=True) + eps, axis=1)
+    # nearest original slice of each resampled slice (tie: the lower one)
+    dist_t = dist.T
+    owner = np.argmax(dist_t <= dist_t.min(axis=1, keepdims=True) + eps, axis=1)
+    back = np.zeros((len(depth), *lab.shape[1:]), lab.dtype)
+    carried, shadowed, onto, sources = 0, 0, set(), set()
+    for i in range(len(depth)):
+        own = [int(k) for k in np.flatnonzero(owner == i)] or [int(nearest_res[i])]
+        for k in sorted(own, key=lambda k: (abs(grid[k] - depth[i]), k)):
+            src = lab[k]
+            fill = (back[i] == 0) & (src != 0)
+            shadowed += int(np.count_nonzero((back[i] != 0) & (src != 0) & (back[i] != src)))
+            back[i][fill] = src[fill]
+            if k != nearest_res[i] and fill.any():
+                carried += int(np.count_nonzero(fill))
+                onto.add(i + 1)
+                sources.add(k)
     out, start = [], 0
     for first, last, _total in r["blocks"]:
         n = last - first + 1
         out.append(np.ascontiguousarray(back[start : start + n]))
         start += n
-    return out
+    info = {
+        "voxels": carried,
+        "onto_slices": sorted(onto),
+        "from_resampled_slices": sorted(sources),
+        "shadowed_voxels": shadowed,
+    }
+    return out, info
