@@ -22,6 +22,7 @@ from support.dicom_series_factory import phantom_stored, write_series
 from napari_clinlabel import _export_writers as writers
 from napari_clinlabel import api
 from napari_clinlabel.cli import main
+from napari_clinlabel.core.errors import InputError
 from napari_clinlabel.core.log.audit_log import iter_records
 
 OFFSETS = [0.0, 2.0, 4.0, 6.0, 7.0, 8.0, 9.0]  # 2 mm then 1 mm: two even blocks
@@ -81,7 +82,8 @@ def test_without_the_flag_each_command_says_how_in_one_line(tmp_path, rad, capsy
     assert "a missing slice" in (err := _one_line_error(capsys)) and "--resample" in err
     assert main(["prelabel", str(tmp_path / "ct"), "--model", "builtin:baseline"]) == 2
     err = _one_line_error(capsys)
-    assert "uneven slice spacing" in err and "--resample" in err
+    assert "uneven slice spacing" in err and "--resample [--spacing MM]" in err
+    assert "series=" not in err and "resample=" not in err  # CLI flags only, no API terms
     assert main(["prelabel", str(tmp_path / "gap"), "--model", "builtin:baseline"]) == 2
     assert "--resample" in _one_line_error(capsys)
     assert main(["info", str(tmp_path / "ct"), "--spacing", "1"]) == 2
@@ -249,6 +251,8 @@ def test_api_export_of_a_resampled_image_goes_back_per_block(tmp_path, rad):
         (["info", "{tmp}/ct", "--resample", "--spacing", "0.0001"], "choose a larger spacing"),
         (["export", "{tmp}/ct", "--resample", "--format", "nifti", "-o", "{tmp}/o.nii.gz"],
          "no sidecar log"),
+        (["export", "{tmp}/img.nii.gz", "--resample", "--format", "nifti", "-o",
+          "{tmp}/o.nii.gz"], "--resample applies to an unevenly spaced DICOM series only"),
         (["prelabel", "{tmp}/even", "--resample", "--model", "builtin:baseline"],
          "evenly spaced"),
     ],
@@ -393,3 +397,24 @@ def test_the_grid_spans_the_first_to_the_last_original_slice_exactly(tmp_path, r
     assert main(["info", str(tmp_path / "ct"), "--resample", "--spacing", "1.857142857",
                  "--json"]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out)["volumes"][0]["sha256"] == vol.sha256
+
+
+def test_reopening_at_another_spacing_names_the_recorded_one(tmp_path, rad, capsys):
+    write_series(tmp_path / "ct", phantom_stored((7, 6, 5)), offsets_mm=OFFSETS)
+    with api.open_image(tmp_path / "ct", rad, resample=1.0):
+        pass
+    log = tmp_path / "ct.resampled.clinlabel.jsonl"
+    before = log.read_bytes()
+    assert main(["prelabel", str(tmp_path / "ct"), "--model", "builtin:baseline", "--resample",
+                 "--spacing", "0.5"]) == 2  # fmt: skip
+    err = _one_line_error(capsys)
+    assert "recorded the series resampled to 1 mm (10 slices), not 0.5 mm" in err
+    assert "move the log aside" in err and "belongs to another image" not in err
+    with pytest.raises(InputError) as exc:
+        api.open_image(tmp_path / "ct", rad, resample=0.5)
+    assert "recorded the series resampled to 1 mm" in str(exc.value)
+    assert log.read_bytes() == before  # nothing appended by a refused reopening
+    # at the recorded spacing (or none) it reopens on the same log
+    assert main(["prelabel", str(tmp_path / "ct"), "--model", "builtin:baseline",
+                 "--resample"]) == 0  # fmt: skip
+    assert api.verify_log(log).ok

@@ -49,7 +49,11 @@ from napari_clinlabel.core.log.identity import (
     load_roster,
 )
 from napari_clinlabel.core.log.reader import iter_records
-from napari_clinlabel.core.log.resample import read_resampled, record_resample
+from napari_clinlabel.core.log.resample import (
+    read_resampled,
+    record_resample,
+    require_recorded_grid,
+)
 from napari_clinlabel.core.log.verify import VerifyReport
 from napari_clinlabel.core.proposals.model import Proposal, ProposalState
 from napari_clinlabel.core.schema import Schema, load_schema
@@ -85,6 +89,11 @@ def write_sample(name: str, folder: str | os.PathLike[str]) -> Path:
     return path
 
 
+class UnevenSpacingError(InputError):
+    """The series opens as evenly spaced blocks (uneven slice spacing) and none was chosen;
+    the message names the API's ways (``series=``, ``resample=``), a CLI names its flags."""
+
+
 def open_image(
     path: str | os.PathLike[str],
     actor: Actor | None = None,
@@ -112,6 +121,7 @@ def open_image(
     if resample is not False:
         spacing = None if resample is True else float(resample)
         volume = read_resampled(path, spacing)
+        require_recorded_grid(volume)
         base = Path(volume.meta["log_base"])  # its own log: <folder>.resampled.clinlabel.jsonl
         if actor is None:
             actor = current_actor(near=base)
@@ -122,7 +132,7 @@ def open_image(
         return session
     volumes = read_volumes(path)
     if series is None and len(volumes) > 1 and all(v.meta.get("slice_block") for v in volumes):
-        raise InputError(
+        raise UnevenSpacingError(
             f"{Path(path).name}: uneven slice spacing: the series opens as {len(volumes)} evenly "
             f"spaced blocks; pass series=0..{len(volumes) - 1} for one block, or resample=True "
             "(CLI: --resample) to annotate it as one volume resampled (the request is logged)."
@@ -189,6 +199,7 @@ def final_labels(
 __all__ = [
     "LABELS",
     "SAMPLE_FILES",
+    "UnevenSpacingError",
     "Actor",
     "AnnotationSession",
     "ExportResult",

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from napari_clinlabel.api import open_image
+from napari_clinlabel.api import UnevenSpacingError, open_image
 from napari_clinlabel.core.errors import ClinlabelError
 from napari_clinlabel.core.log.identity import Actor, current_actor
 from napari_clinlabel.core.models.loader import LoadedModel, load_model, resolve_device
@@ -117,7 +117,15 @@ def prelabel_one(
     """
     who = Actor.from_dict(human) if human else None
     model = _model(model_spec, device, card)
-    with open_image(path, who, schema=_card_schema(model), resample=resample) as image:
+    try:
+        image = open_image(path, who, schema=_card_schema(model), resample=resample)
+    except UnevenSpacingError:  # the API's message names series=/resample=: say the flags
+        raise ClinlabelError(
+            f"{Path(path).name}: uneven slice spacing (the series is several evenly spaced "
+            "blocks); pass --resample [--spacing MM] to pre-label it as one volume resampled "
+            "(the request is logged), or give the files of one block."
+        ) from None
+    with image:
         problems = input_domain_problems(image.volume, model.card) if model.is_torch else []
         for line in problems if warn is not None else ():
             warn(line)

@@ -18,7 +18,11 @@ from napari.layers import Image
 
 from napari_clinlabel.core.errors import ClinlabelError, InputError
 from napari_clinlabel.core.image.volume import Volume
-from napari_clinlabel.core.log.resample import read_resampled, record_resample
+from napari_clinlabel.core.log.resample import (
+    read_resampled,
+    record_resample,
+    require_recorded_grid,
+)
 from napari_clinlabel.glue.layers import volume_to_layer_data
 from napari_clinlabel.glue.session import get_session
 
@@ -46,6 +50,7 @@ def add_resampled(viewer: Any, volume: Volume) -> Image:
     Nothing stays open unless the request is recorded: when the log refuses (no one signed in,
     patient identifiers, a log of other voxels) the layer is removed and the error raised.
     """
+    require_recorded_grid(volume)  # another spacing than the log's: say so, add no layer
     data, kwargs, _ = volume_to_layer_data(volume)
     session = get_session(viewer)
     layer = viewer.add_image(data, **kwargs)  # the session writes image.open on insertion

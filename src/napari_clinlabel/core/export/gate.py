@@ -39,7 +39,7 @@ from napari_clinlabel.core.export.formats import (  # noqa: F401 - re-exported
 from napari_clinlabel.core.export.seg import build_seg, seg_bytes, source_series_datasets
 from napari_clinlabel.core.export.sr import sr_from_log
 from napari_clinlabel.core.image.dicom.volume import map_to_original_slices, original_blocks
-from napari_clinlabel.core.image.io import read_volumes
+from napari_clinlabel.core.image.io import is_dicom_file, read_volumes
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import (
     AuditLog,
@@ -143,6 +143,8 @@ def export(
     even block (``<name>.slices<first>-<last>.<ext>``); without it such a log is refused.
     """
     out_path = output_path(fmt, out)
+    if resample and log is None:
+        _require_dicom_series(image_path)
     log_base = resampled_log_base(image_path) if resample and log is None else image_path
     log_path = log.path if log is not None else sidecar_paths(log_base)[0]
     if not log_path.is_file() and log is None and not resample:
@@ -224,6 +226,16 @@ def export(
     if left_out:
         notes.append(f"{left_out} undecided proposal(s) left out (they are not final labels).")
     return ExportResult(fmt, outputs, rec, int(left_out), notes)
+
+
+def _require_dicom_series(image_path: str | os.PathLike[str] | None) -> None:
+    """``resample`` names a DICOM series (its folder or one of its files), nothing else."""
+    p = Path(image_path) if image_path is not None else None
+    if p is not None and p.is_file() and not is_dicom_file(p):
+        raise ExportError(
+            f"{p.name}: --resample applies to an unevenly spaced DICOM series only (its folder "
+            "or one of its files); export this image without --resample."
+        )
 
 
 def _layer_name(

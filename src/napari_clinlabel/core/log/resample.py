@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from napari_clinlabel.core.errors import LogIntegrityError
+from napari_clinlabel.core.errors import InputError, LogIntegrityError
 from napari_clinlabel.core.image.dicom.volume import read_dicom_resampled, resample_record_data
 from napari_clinlabel.core.image.io import is_dicom_file
 from napari_clinlabel.core.image.volume import Volume
@@ -70,11 +70,44 @@ def read_resampled(
     return volume
 
 
+def require_recorded_grid(volume: Volume) -> None:
+    """Refuse, in one line, opening a resampled ``volume`` whose grid is not the one its
+    sidecar log was made on (another spacing than the log recorded), before the log is opened
+    (which would say only that the log belongs to other voxels)."""
+    base = volume.meta.get("log_base")
+    log_path = sidecar_paths(base)[0] if base else None
+    if log_path is None or not log_path.is_file():
+        return
+    try:
+        records = list(iter_records(log_path))
+    except LogIntegrityError:
+        return  # the log is checked (and refused) when it is opened
+    ref = next((r.get("image") for r in records if r.get("image")), None) or {}
+    rec = last_resample(records)
+    if rec is None or not ref.get("sha256") or ref["sha256"] == volume.sha256:
+        return
+    data = rec.get("data") or {}
+    recorded = float(data.get("to_spacing_mm", 0.0))
+    used = float((volume.meta.get("resampled") or {}).get("to_spacing_mm", 0.0))
+    if recorded > 0 and abs(recorded - used) > 1e-9 * max(recorded, 1.0):
+        raise InputError(
+            f"{log_path.name}: this log recorded the series resampled to {recorded:.10g} mm "
+            f"({data.get('resampled_slices', '?')} slices), not {used:.10g} mm; pass that "
+            "spacing (or none: the log's is used), or move the log aside to start a new one."
+        )
+    raise InputError(
+        f"{log_path.name}: resampled again at the recorded {recorded:.10g} mm the series gives "
+        "other voxels than this log records (files added or removed, or a log made before the "
+        "grid ended on the last slice); restore the series, or move the log aside to start anew."
+    )
+
+
 __all__ = [
     "ACTION",
     "TOOL",
     "last_resample",
     "read_resampled",
     "record_resample",
+    "require_recorded_grid",
     "resampled_log_base",
 ]
