@@ -9,6 +9,7 @@ SEG reader for the frames a DICOM SEG gives each original SOP instance; the log'
 
 from __future__ import annotations
 
+import csv
 import json
 
 import highdicom as hd
@@ -418,3 +419,46 @@ def test_reopening_at_another_spacing_names_the_recorded_one(tmp_path, rad, caps
     assert main(["prelabel", str(tmp_path / "ct"), "--model", "builtin:baseline",
                  "--resample"]) == 0  # fmt: skip
     assert api.verify_log(log).ok
+
+
+def test_box_tables_of_a_resampled_image_name_the_grid_and_the_original_slices(
+    tmp_path, rad, capsys
+):
+    """Slice indices of boxes drawn on the resampled grid (0..13 mm, 1 mm) come with the grid
+    and the series' own slice numbers; the oracle is each file's ImagePositionPatient and
+    InstanceNumber order (the writer numbers slices by position)."""
+    ws = write_series(tmp_path / "ct", phantom_stored((7, 6, 5)), offsets_mm=REPRO)
+    depth = _depths(ws.files)
+    d0 = min(depth.values())
+    pos = sorted(d - d0 for d in depth.values())  # series order: slice n is pos[n - 1]
+    with api.open_image(tmp_path / "ct", rad, schema="lesions", resample=1.0) as image:
+        a = image.add_box((9, 1, 1), (10, 3, 3))  # resampled 9..10 mm
+        b = image.add_box((5, 1, 1), (8, 3, 3))  # resampled 5..8 mm
+        world = {a.id: image.volume.geometry.index_to_world(a.zyx_min)}
+
+    def owners(lo_mm: float, hi_mm: float) -> tuple[int, int]:
+        """1-based slices whose position is nearest (tie: lower) to a drawn 1 mm slice."""
+        hits = set()
+        for t in np.arange(lo_mm, hi_mm + 0.5):
+            dist = np.abs(np.asarray(pos) - t)
+            hits.add(int(np.flatnonzero(dist <= dist.min() + 1e-6)[0]) + 1)
+        return min(hits), max(hits)
+
+    assert main(["export", str(tmp_path / "ct"), "--format", "json", "-o",
+                 str(tmp_path / "boxes.json"), "--resample"]) == 0  # fmt: skip
+    doc = json.loads((tmp_path / "boxes.json").read_text())
+    assert doc["slice_grid"]["resampled"] is True and doc["slice_grid"]["spacing_mm"] == 1.0
+    rows = {r["id"]: r for r in doc["boxes"]}
+    assert (rows[a.id]["slice_first"], rows[a.id]["slice_last"]) == (9, 10)  # resampled grid
+    assert (rows[a.id]["original_slice_first"], rows[a.id]["original_slice_last"]) == owners(9, 10)
+    assert (rows[b.id]["original_slice_first"], rows[b.id]["original_slice_last"]) == owners(5, 8)
+    np.testing.assert_allclose(rows[a.id]["world_min_zyx_mm"], world[a.id], atol=1e-3)
+    assert main(["export", str(tmp_path / "ct"), "--format", "csv", "-o",
+                 str(tmp_path / "boxes.csv"), "--resample"]) == 0  # fmt: skip
+    with open(tmp_path / "boxes.csv", newline="") as fh:
+        got = {r["id"]: r for r in csv.DictReader(fh)}
+    assert got[b.id]["slice_grid"] == "resampled 1 mm"
+    assert (int(got[b.id]["original_slice_first"]), int(got[b.id]["original_slice_last"])) == (
+        owners(5, 8)
+    )
+    capsys.readouterr()

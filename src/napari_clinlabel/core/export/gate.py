@@ -38,7 +38,11 @@ from napari_clinlabel.core.export.formats import (  # noqa: F401 - re-exported
 )
 from napari_clinlabel.core.export.seg import build_seg, seg_bytes, source_series_datasets
 from napari_clinlabel.core.export.sr import sr_from_log
-from napari_clinlabel.core.image.dicom.volume import map_to_original_slices, original_blocks
+from napari_clinlabel.core.image.dicom.volume import (
+    map_to_original_slices,
+    original_blocks,
+    original_slice_span,
+)
 from napari_clinlabel.core.image.io import is_dicom_file, read_volumes
 from napari_clinlabel.core.image.volume import Volume
 from napari_clinlabel.core.log.audit_log import (
@@ -530,13 +534,31 @@ def _table_outputs(
         )
     extra = {"schema": schema.ref() if schema is not None else None, "log_head": head.to_dict(),
              "image_sha256": volume.sha256}  # fmt: skip
+    span, grid = None, ""
+    r = volume.meta.get("resampled")
+    if r:  # slice indices are on the resampled grid: say so, and give the series' own slices
+
+        def span(first: int, last: int) -> tuple[int, int] | None:
+            return original_slice_span(volume, first, last)
+
+        grid = f"resampled {float(r['to_spacing_mm']):.10g} mm"
+        extra["slice_grid"] = {
+            "resampled": True,
+            "spacing_mm": float(r["to_spacing_mm"]),
+            "slices": int(volume.spatial_shape[0]),
+            "original_slices": int(r["original_slices"]),
+            "note": "slice_first/slice_last and voxel z are on the resampled grid; "
+            "original_slice_first/original_slice_last are the series' slice numbers (1-based) "
+            "the box goes onto, as labels do on export; world mm are unchanged",
+        }
     if fmt == "json":
         if measures:
             extra["measurements"] = measures
-        return {out: tb.tables_json(boxes, grades, volume.geometry, extra)}
+        return {out: tb.tables_json(boxes, grades, volume.geometry, extra, span)}
     if fmt == "csv":
         grades_path = _stem(out).with_name(_stem(out).name + ".grades.csv")
-        outs = {out: tb.boxes_csv(boxes, volume.geometry), grades_path: tb.grades_csv(grades)}
+        outs = {out: tb.boxes_csv(boxes, volume.geometry, span, grid),
+                grades_path: tb.grades_csv(grades)}  # fmt: skip
         if measures:
             outs[_stem(out).with_name(_stem(out).name + ".measurements.csv")] = measurements_csv(
                 measures

@@ -14,6 +14,12 @@ world coordinates are null in JSON and blank in CSV (columns ``size_z_px, size_y
 spacing_known`` come last, the same for every image). COCO ``bbox`` and ``area`` are pixels by
 COCO's own convention, whatever the spacing, and COCO carries no mm.
 
+Resampled image (an uneven DICOM series opened resampled): ``slice_first``/``slice_last`` and the
+voxel z are on the resampled grid; each box also carries ``original_slice_first``/``_last``, the
+series' own slice numbers (1-based) it goes onto as labels do on export, and CSV adds the
+``slice_grid``, ``original_slice_first``, ``original_slice_last`` columns last (JSON: a top-level
+``slice_grid``). World mm are unchanged.
+
 Not set: a class or confidence no human chose is ``null`` in JSON (as in the log), ``not set`` in
 CSV, and the category ``not set`` in COCO; an attribute nobody set is left out. Never ``None``.
 """
@@ -23,7 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from napari_clinlabel.core.annotate.box_view import NOT_SET
@@ -100,33 +106,58 @@ def box_row(box: LesionBox, geometry: Geometry) -> dict[str, Any]:
     }
 
 
-def boxes_json_obj(boxes: Iterable[LesionBox], geometry: Geometry) -> list[dict[str, Any]]:
-    """Boxes as a list of JSON objects."""
+#: resampled slices (first, last) -> the original slice numbers they go onto, or None
+OriginalSpan = Callable[[int, int], "tuple[int, int] | None"]
+RESAMPLED_COLUMNS = ["slice_grid", "original_slice_first", "original_slice_last"]
+
+
+def _original(row: dict[str, Any], span: OriginalSpan) -> tuple[Any, Any]:
+    if row["slice_first"] is None:
+        return None, None
+    got = span(row["slice_first"], row["slice_last"])
+    return (None, None) if got is None else got
+
+
+def boxes_json_obj(
+    boxes: Iterable[LesionBox], geometry: Geometry, original_span: OriginalSpan | None = None
+) -> list[dict[str, Any]]:
+    """Boxes as a list of JSON objects (``original_span``: a resampled image's mapping)."""
     out = []
     for b in boxes:
         row = box_row(b, geometry)
         row.pop("_flat")
+        if original_span is not None:
+            row["original_slice_first"], row["original_slice_last"] = _original(row, original_span)
         out.append(row)
     return out
 
 
-def boxes_csv(boxes: Iterable[LesionBox], geometry: Geometry) -> bytes:
+def boxes_csv(
+    boxes: Iterable[LesionBox],
+    geometry: Geometry,
+    original_span: OriginalSpan | None = None,
+    slice_grid: str = "",
+) -> bytes:
     """Boxes as CSV (one row per box; attributes as ``key=value;…``); mm columns blank and
-    ``spacing_known`` false when the image states no pixel size."""
+    ``spacing_known`` false when the image states no pixel size. A resampled image
+    (``original_span``) adds :data:`RESAMPLED_COLUMNS` last, ``slice_grid`` naming the grid."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(BOX_COLUMNS)
+    w.writerow(BOX_COLUMNS + (RESAMPLED_COLUMNS if original_span is not None else []))
     for b in boxes:
         r = box_row(b, geometry)
         lo, hi, wl, wh, size, size_px = r["_flat"]
         attrs = ";".join(f"{k}={v}" for k, v in sorted(r["attributes"].items()))
+        tail = []
+        if original_span is not None:
+            tail = [slice_grid, *(_blank(v) for v in _original(r, original_span))]
         w.writerow(csv_row(
             [r["id"], _not_set(r["class"]), _not_set(r["confidence"]), attrs,
              _blank(r["slice_first"]),
              _blank(r["slice_last"]), *lo, *hi, *(_mm(v) for v in wl), *(_mm(v) for v in wh),
              *(_mm(v) for v in size), _blank(r["volume_ml"]), r["confirmed_by"] or "",
              r["model"] or "", *(round(v, 4) for v in size_px),
-             "true" if r["spacing_known"] else "false"]
+             "true" if r["spacing_known"] else "false", *tail]
         ))  # fmt: skip
     return buf.getvalue().encode("utf-8")
 
@@ -164,12 +195,16 @@ def grades_csv(grades: Iterable[Grade]) -> bytes:
 
 
 def tables_json(
-    boxes: Iterable[LesionBox], grades: Iterable[Grade], geometry: Geometry, extra: dict[str, Any]
+    boxes: Iterable[LesionBox],
+    grades: Iterable[Grade],
+    geometry: Geometry,
+    extra: dict[str, Any],
+    original_span: OriginalSpan | None = None,
 ) -> bytes:
     """One JSON document with boxes, grades and the ``extra`` context (schema, log head)."""
     doc = {
         **extra,
-        "boxes": boxes_json_obj(boxes, geometry),
+        "boxes": boxes_json_obj(boxes, geometry, original_span),
         "grades": [grade_obj(g) for g in grades],
     }
     return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")

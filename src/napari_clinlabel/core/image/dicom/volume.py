@@ -384,6 +384,7 @@ __all__ = [
     "GeometryError",
     "labels_on_original_slices",
     "map_to_original_slices",
+    "original_slice_span",
     "original_blocks",
     "read_dicom_buffers",
     "read_dicom_resampled",
@@ -581,6 +582,35 @@ def labels_on_original_slices(labels: np.ndarray, volume: Volume) -> list[np.nda
     return map_to_original_slices(labels, volume)[0]
 
 
+def _sources_per_original(r: dict, n_res: int) -> tuple[np.ndarray, list[list[int]]]:
+    """For each original slice: its nearest resampled slice, and the resampled slices whose
+    labels it takes, nearest first (see :func:`map_to_original_slices`)."""
+    depth = np.asarray(r["original_depth_mm"], float) - float(r["original_depth_mm"][0])
+    grid = float(r["to_spacing_mm"]) * np.arange(n_res)
+    eps = 1e-6 * max(float(r["to_spacing_mm"]), 1e-9)  # positions equal within rounding: a tie
+    dist = np.abs(depth[:, None] - grid[None, :])
+    # nearest resampled slice of each original slice (tie: the lower one)
+    nearest_res = np.argmax(dist <= dist.min(axis=1, keepdims=True) + eps, axis=1)
+    # nearest original slice of each resampled slice (tie: the lower one)
+    owner = np.argmax(dist.T <= dist.T.min(axis=1, keepdims=True) + eps, axis=1)
+    out = []
+    for i in range(len(depth)):
+        own = [int(k) for k in np.flatnonzero(owner == i)] or [int(nearest_res[i])]
+        out.append(sorted(own, key=lambda k: (abs(grid[k] - depth[i]), k)))
+    return nearest_res, out
+
+
+def original_slice_span(volume: Volume, first: int, last: int) -> tuple[int, int] | None:
+    """The original slices (1-based numbers in the series) that resampled slices ``first`` ..
+    ``last`` (inclusive) go onto, as labels do on export; None when the volume is not resampled."""
+    r = volume.meta.get("resampled")
+    if not r:
+        return None
+    _, per_original = _sources_per_original(r, volume.spatial_shape[0])
+    hit = [i + 1 for i, own in enumerate(per_original) if any(first <= k <= last for k in own)]
+    return (min(hit), max(hit)) if hit else None
+
+
 def map_to_original_slices(labels: np.ndarray, volume: Volume) -> tuple[list[np.ndarray], dict]:
     """Labels of a resampled volume on the original slices, and what was carried.
 
@@ -607,21 +637,11 @@ def map_to_original_slices(labels: np.ndarray, volume: Volume) -> tuple[list[np.
         raise InputError(
             f"labels of shape {lab.shape} do not match the resampled grid {volume.spatial_shape}."
         )
-    depth = np.asarray(r["original_depth_mm"], float) - float(r["original_depth_mm"][0])
-    n_res = lab.shape[0]
-    grid = float(r["to_spacing_mm"]) * np.arange(n_res)
-    eps = 1e-6 * max(float(r["to_spacing_mm"]), 1e-9)  # positions equal within rounding: a tie
-    # nearest resampled slice of each original slice (tie: the lower one)
-    dist = np.abs(depth[:, None] - grid[None, :])
-    nearest_res = np.argmax(dist <= dist.min(axis=1, keepdims=True) + eps, axis=1)
-    # nearest original slice of each resampled slice (tie: the lower one)
-    dist_t = dist.T
-    owner = np.argmax(dist_t <= dist_t.min(axis=1, keepdims=True) + eps, axis=1)
-    back = np.zeros((len(depth), *lab.shape[1:]), lab.dtype)
+    nearest_res, per_original = _sources_per_original(r, lab.shape[0])
+    back = np.zeros((len(per_original), *lab.shape[1:]), lab.dtype)
     carried, shadowed, onto, sources = 0, 0, set(), set()
-    for i in range(len(depth)):
-        own = [int(k) for k in np.flatnonzero(owner == i)] or [int(nearest_res[i])]
-        for k in sorted(own, key=lambda k: (abs(grid[k] - depth[i]), k)):
+    for i, own in enumerate(per_original):
+        for k in own:
             src = lab[k]
             fill = (back[i] == 0) & (src != 0)
             shadowed += int(np.count_nonzero((back[i] != 0) & (src != 0) & (back[i] != src)))
