@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from napari_clinlabel.core.errors import ClinlabelError
+from napari_clinlabel.core.errors import ClinlabelError, LogError
 from napari_clinlabel.core.log.audit_log import AuditLog
 from napari_clinlabel.core.log.identity import Roster
 from napari_clinlabel.core.privacy.phi_scan import Finding, scan_path
@@ -46,6 +46,11 @@ class PhiCheck:
 _Outcome = tuple[list[Finding], PhiDecision | None, str | None]  # findings, decision, error
 
 
+class SharedBlockLogError(LogError):
+    """An even block of an unevenly spaced series whose folder log belongs to another block:
+    it is shown, but nothing of it can be logged (the session says how to annotate it)."""
+
+
 class PhiChecks:
     """The PHI checks of one session (by image digest and by layer)."""
 
@@ -59,6 +64,8 @@ class PhiChecks:
         self._by_image: dict[str, _Outcome] = {}
         self._by_layer: dict[int, PhiCheck] = {}
         self._clean: set[str] = set()  # images scanned without findings (never scanned again)
+        self._logged: dict[str, PhiDecision] = {}  # source -> decision its phi.warning records
+        self._shared: set[str] = set()  # blocks whose files' phi.warning another block logged
 
     def known(self, layer: Any) -> PhiCheck | None:
         """The check already made for ``layer`` (None when it was never checked)."""
@@ -79,8 +86,9 @@ class PhiChecks:
             if not findings:
                 self._clean.add(sha)
                 return None
-            self._by_image[sha] = self._decide(layer, findings)
+            self._by_image[sha] = self._decide(layer, findings, source, sha)
         findings, decision, error = self._by_image[sha]
+        repeat = repeat or sha in self._shared  # the same files' warning was already told
         check = PhiCheck(layer, findings, decision, error, inserting, repeat)
         self._by_layer[id(layer)] = check
         return check
@@ -95,8 +103,12 @@ class PhiChecks:
             return None
         return error or "this dataset's policy refuses annotation of identified data"
 
-    def _decide(self, layer: Any, findings: list[Finding]) -> _Outcome:
-        """Apply the roster's policy and log ``phi.warning``; a failure refuses (and says why)."""
+    def _decide(self, layer: Any, findings: list[Finding], source: str, sha: str) -> _Outcome:
+        """Apply the roster's policy and log ``phi.warning``; a failure refuses (and says why).
+
+        A block of an uneven series whose folder log is another block's: the ``phi.warning`` of
+        these same files is already in that log, so the block keeps that decision (it is shown,
+        and gets no log of its own: :class:`SharedBlockLogError`)."""
         try:
             decision = decide(findings, self._roster_for(layer))
         except ClinlabelError as exc:
@@ -104,9 +116,16 @@ class PhiChecks:
         assert decision is not None  # decide() gives None only for no findings
         try:
             self._open_log(layer).append(PHI_WARNING, dict(TARGET), decision.record_data())
+        except SharedBlockLogError as exc:
+            logged = self._logged.get(source)
+            if logged is None:
+                return findings, None, f"its PHI warning cannot be logged ({exc})"
+            self._shared.add(sha)
+            return findings, logged, None
         except ClinlabelError as exc:
             return findings, None, f"its PHI warning cannot be logged ({exc})"
+        self._logged[source] = decision
         return findings, decision, None
 
 
-__all__ = ["PhiCheck", "PhiChecks"]
+__all__ = ["PhiCheck", "PhiChecks", "SharedBlockLogError"]

@@ -46,7 +46,7 @@ from napari_clinlabel.core.privacy.policy import DEID, TARGET, deid_folder, deid
 from napari_clinlabel.core.quality.adjudication import is_adjudicated
 from napari_clinlabel.glue.label_recorder import LabelRecorder, recorder_by_token
 from napari_clinlabel.glue.layers import LABELS_META
-from napari_clinlabel.glue.phi_check import PhiCheck, PhiChecks
+from napari_clinlabel.glue.phi_check import PhiCheck, PhiChecks, SharedBlockLogError
 
 _log = logging.getLogger(__name__)
 _SESSIONS: dict[int, Session] = {}
@@ -453,6 +453,8 @@ class Session:
         self._adopt_roster(self.roster_for(image_layer))
         near = _log_base(image_layer)  # beside the image, or where a programme keeps the read
         log_path, objects = sidecar_paths(near or workspace_dir() / sha)
+        if meta.get("slice_block"):
+            _require_block_log(image_layer, log_path, sha)
         image_ref = {"uid": meta.get("series_uid"), "sha256": sha}
         log = SessionLog(log_path, image_ref, self._actor, self._schemas.get(sha), objects)
         log.on_append = self.record_appended.emit
@@ -570,6 +572,24 @@ def _near_key(layer: Any) -> str | None:
 
 def _meta(layer: Any) -> dict[str, Any]:
     return dict(layer.metadata.get("clinlabel") or {}) if layer is not None else {}
+
+
+def _require_block_log(image_layer: Any, log_path: Path, sha: str) -> None:
+    """An even block of an uneven series shares the folder's log (DESIGN: beside the folder),
+    which belongs to the block that opened it first: refuse another block in one line."""
+    try:
+        first = next(iter_records(log_path), None) if log_path.is_file() else None
+    except ClinlabelError:
+        return  # a damaged log is refused, with its own message, when it is opened
+    theirs = ((first or {}).get("image") or {}).get("sha256")
+    if theirs and theirs != sha:
+        a, b, n = _meta(image_layer)["slice_block"]
+        raise SharedBlockLogError(
+            f"{_display(image_layer)} slices {a}-{b} of {n}: shown, not logged — the folder's log "
+            "belongs to another block of this unevenly spaced series; to annotate, open the "
+            "series resampled (Session widget > 'Open DICOM resampled…') or this block's files "
+            "as their own series."
+        )
 
 
 def _display(layer: Any) -> str:
