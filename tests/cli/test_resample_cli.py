@@ -314,7 +314,9 @@ def _labelled_by_uid(path, fmt: str, files) -> dict[str, int]:
     return out
 
 
-def test_a_label_drawn_only_between_original_slices_is_exported_and_said(tmp_path, rad, capsys):
+def test_a_label_drawn_only_between_original_slices_is_exported_and_said(
+    tmp_path, rad, capsys, monkeypatch
+):
     """The trial's repro: a lesion painted only on the resampled 10 mm slice of a series at
     0, 2, 4, 7, 9, 11, 13 mm lands on the 9 mm original slice (10 mm is as near 9 as 11 mm: a tie
     goes to the lower), with its voxel count, in every format, and the export says so."""
@@ -352,7 +354,10 @@ def test_a_label_drawn_only_between_original_slices_is_exported_and_said(tmp_pat
     # napari's File > Save through the export writer: same mapping, said as a notification
     attrs = {"name": name, "metadata": {"clinlabel": {"source_path": str(tmp_path / "ct"),
                                                       "resampled": True}}}  # fmt: skip
+    told = []
+    monkeypatch.setattr(writers, "show_info", told.append)
     written = writers.write_labels_nrrd(str(out / "saved.nrrd"), layer, attrs)
+    assert any("6 labelled voxel(s)" in t and t.endswith(": 5.") for t in told)
     counts = {}
     for f in written:
         if f.endswith(".nrrd"):
