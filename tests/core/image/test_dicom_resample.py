@@ -139,3 +139,19 @@ def test_every_resampled_slice_reaches_an_original_slice_on_the_reported_grid():
     # 6 mm is 7 mm's own nearest (a tie of 6 and 8 mm: the lower); 10 mm is no one's nearest
     assert carried["voxels"] == 4 and carried["onto_slices"] == [5]
     assert carried["from_resampled_slices"] == [5] and carried["shadowed_voxels"] == 0
+
+
+def test_a_nearer_slice_wins_a_voxel_and_the_other_label_is_counted_as_shadowed():
+    """Originals at 0 and 4 mm on a 1 mm grid: 1 mm goes to 0 mm and 2 mm (a tie) too; a voxel
+    labelled 1 on the 1 mm slice and 2 on the 2 mm slice keeps the nearer 1, and the 2 is
+    counted, never silently lost; a voxel only the 2 mm slice labels is carried."""
+    meta = {"resampled": {"to_spacing_mm": 1.0, "original_depth_mm": [10.0, 14.0],
+                          "blocks": [[1, 2, 2]]}}  # fmt: skip
+    geom = Geometry((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), tuple(np.eye(3).ravel()))
+    vol = Volume(np.zeros((5, 2, 2), np.float32), geom, meta)
+    labels = np.zeros((5, 2, 2), np.uint8)
+    labels[1, 0, 0], labels[2, 0, 0], labels[2, 1, 1] = 1, 2, 2
+    (back,), carried = map_to_original_slices(labels, vol)
+    assert back[0, 0, 0] == 1 and back[0, 1, 1] == 2 and not back[1].any()
+    assert carried == {"voxels": 2, "onto_slices": [1], "from_resampled_slices": [1, 2],
+                       "shadowed_voxels": 1}  # fmt: skip
