@@ -21,6 +21,7 @@ from napari_clinlabel.core.annotate.tools.grow_seeds import background_seed_valu
 from napari_clinlabel.core.export.gate import export
 from napari_clinlabel.core.image.io import read_volumes
 from napari_clinlabel.core.log.audit_log import ObjectStore, iter_records
+from napari_clinlabel.core.quality.report import _segment_origins as report_origins
 from napari_clinlabel.glue.session import get_session
 
 pytestmark = pytest.mark.gui
@@ -168,6 +169,23 @@ def test_margin_with_a_locked_label_and_cancel(ct, qtbot):
     grown = labels.data == SPLEEN
     expect = (d <= 5.0) & ~b
     assert (grown != expect).sum() <= 0.01 * expect.sum()
+    # undo then redo the margin: the report and the SEG both still say a tool made its voxels
+    recorder = session.recorder_for(labels)
+    recorder.undo()
+    recorder.redo()
+    undo, redo = records(log_path)[-2:]
+    assert undo["data"]["undoes"] == rec["seq"] and redo["data"]["redoes"] == undo["seq"]
+    assert ((labels.data == SPLEEN) == grown).all()
+    res = export(tmp / "ct", "dicom-seg", tmp / "seg_redo.dcm", actor=session.actor,
+                 labels_name=recorder.name)  # fmt: skip
+    seg = pydicom.dcmread(res.outputs[0].path)
+    kinds = [str(s.SegmentAlgorithmType) for s in seg.SegmentSequence]  # labels 2, 3 in order
+    origins = report_origins(log_path, recorder.name)
+    assert origins == {SPLEEN: "tool", 3: "manual"}, origins
+    assert kinds == ["SEMIAUTOMATIC", "MANUAL"], kinds  # the SEG says what the report says
+    recorder.undo()  # undone for good: the spleen is the brush's again, manual
+    assert report_origins(log_path, recorder.name)[SPLEEN] == "manual"
+    recorder.redo()
     # the brush cannot paint over the locked label either
     n = len(records(log_path))
     stroke(qtbot, viewer, labels, SPLEEN, (220, 245), (220, 255), size=5)

@@ -105,6 +105,9 @@ def walk_provenance(
     touched: dict[int, set[tuple[str, str]]] = {}
     proposal_sources: dict[Any, dict[str, Any]] = {}
     edited_proposals: set[Any] = set()
+    # undo/redo give voxels back their earlier origin: what each record changed, from what
+    steps: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}  # seq -> (indices, tags before, tag)
+    undone: dict[int, int] = {}  # an undo record's seq -> the seq it undid
 
     def tag(kind: str, model: tuple[str, str] | None, actor: str) -> int:
         key = (kind, model, actor)
@@ -158,6 +161,17 @@ def walk_provenance(
             continue
         assert labels is not None and tag_map is not None
         idx = np.asarray(diff["indices"], dtype=np.int64)
+        data = rec.get("data") if isinstance(rec.get("data"), dict) else {}
+        step = _undo_redo(data, steps, undone)
+        if step is not None:  # the voxels take back the origin they had before / after that edit
+            apply_diff(labels, {"indices": idx, "old": diff["old"], "new": diff["new"]})
+            before = tag_map.reshape(-1)[idx].copy()
+            tag_map.reshape(-1)[idx] = _restore_tags(step, idx, before)
+            if step[2] < 0:  # an undo: a later redo of it gives the undone edit's origin back
+                undone[int(rec["seq"])] = int(data["undoes"])
+            else:  # a redo: undoing it later gives these voxels' origin before it
+                steps[int(rec["seq"])] = (idx, before, step[2])
+            continue
         if action == "proposal.accept":
             pid = _proposal_id(rec)
             kind = _KIND_EDITED if pid in edited_proposals else _KIND_MODEL
@@ -179,8 +193,42 @@ def walk_provenance(
         t = tag(kind, model, actor)
         if len(tags) > np.iinfo(np.uint16).max:
             raise LogError(f"{log_path}: too many distinct provenance tags to track.")
+        steps[int(rec["seq"])] = (idx, tag_map.reshape(-1)[idx].copy(), t)
         tag_map.reshape(-1)[idx] = t
     return ProvenanceState(labels, tag_map, tags, touched)
+
+
+def _undo_redo(
+    data: dict[str, Any],
+    steps: dict[int, tuple[np.ndarray, np.ndarray, int]],
+    undone: dict[int, int],
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """For an undo: (indices, tags before, -1) of the edit it undoes; for a redo: (indices,
+    tags before, tag) of the edit its undo had undone; None for any other record (or one naming
+    an edit this walk did not see)."""
+    if isinstance(data.get("undoes"), int) and data["undoes"] in steps:
+        idx, before, _ = steps[data["undoes"]]
+        return idx, before, -1
+    if isinstance(data.get("redoes"), int) and undone.get(data["redoes"]) in steps:
+        return steps[undone[data["redoes"]]]
+    return None
+
+
+def _restore_tags(
+    step: tuple[np.ndarray, np.ndarray, int], idx: np.ndarray, current: np.ndarray
+) -> np.ndarray:
+    """The tags of voxels ``idx`` after an undo (their tags before the undone edit) or a redo
+    (the redone edit's tag); a voxel the step did not cover keeps ``current``."""
+    step_idx, before, t = step
+    out = current.copy()
+    if step_idx.size == 0 or idx.size == 0:
+        return out
+    order = np.argsort(step_idx, kind="stable")
+    sorted_idx = step_idx[order]
+    pos = np.clip(np.searchsorted(sorted_idx, idx), 0, sorted_idx.size - 1)
+    hit = sorted_idx[pos] == idx
+    out[hit] = before[order[pos[hit]]] if t < 0 else t
+    return out
 
 
 def _models_in_reads(
