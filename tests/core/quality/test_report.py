@@ -134,6 +134,8 @@ def test_html_has_plots_and_no_phi(dataset):
         assert section in html
     for phi in (SECRET_NAME, "SECRETNAME", SECRET_ID, "19770101"):
         assert phi not in html
+    # the proposal table says undecided, not "proposed" (read as the total a model made)
+    assert '<td class="l">still undecided</td>' in html and '"l">proposed</td>' not in html
 
 
 def test_demographics_helpers(tmp_path):

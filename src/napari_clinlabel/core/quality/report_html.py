@@ -157,7 +157,13 @@ def _verification(rep: DatasetReport) -> str:
 def _provenance(rep: DatasetReport) -> str:
     rows = [[o, rep.origins.get(o, 0)] for o in ORIGINS]
     p = rep.proposals
-    prop_rows = [[k, p.get(k, 0)] for k in ("accepted", "edited", "rejected", "proposed")]
+    shown = {
+        "accepted": "accepted",
+        "edited": "edited",
+        "rejected": "rejected",
+        "proposed": "still undecided",
+    }  # "proposed" is the state, not the total made
+    prop_rows = [[text, p.get(k, 0)] for k, text in shown.items()]
     text = (
         f"<p>Proposals decided: accepted unchanged {_fmt(rep.unchanged_rate * 100, 1)} %, accepted "
         f"(unchanged or edited) {_fmt(rep.acceptance_rate * 100, 1)} %. Undecided proposals never "
