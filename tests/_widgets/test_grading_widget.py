@@ -61,7 +61,9 @@ def test_keyboard_grading_done_and_reopen(make_napari_viewer, qtbot, images, mon
     _keys(qtbot, viewer, Qt.Key.Key_B)
     _keys(qtbot, viewer, Qt.Key.Key_Return)  # still refused: density missing
     assert "Breast composition" in errors[-1] and "assessment" not in errors[-1].split(":")[-1]
-    _keys(qtbot, viewer, Qt.Key.Key_C, Qt.Key.Key_Return)
+    # the grade moved the active scale on to density; a Down there stays (no wrap back to the
+    # assessment, where a trial user's 'c' overwrote her 4B with 4C)
+    _keys(qtbot, viewer, Qt.Key.Key_Down, Qt.Key.Key_C, Qt.Key.Key_Return)
     mg_log = session.log_path_for(mg)
     assert _grades(mg_log) == [("assessment", "4B", "birads"), ("density", "c", "birads")]
     done = [r for r in iter_records(mg_log) if r["action"] == "image.done"]

@@ -189,8 +189,9 @@ class GradingWidget(ImageWidget):
 
     def _move_active(self, step: int) -> None:
         n = len(self._scales())
-        if n:
-            self._active = (self._active + step) % n
+        if n:  # no wrap-around: Down on the last scale stays there (a wrap sent a reader's next
+            # key to the first scale, overwriting the grade she had just given)
+            self._active = min(max(self._active + step, 0), n - 1)
             self._mark_active()
 
     def _mark_active(self) -> None:
@@ -220,7 +221,7 @@ class GradingWidget(ImageWidget):
         self._grades[scale_id] = value
         self._note.clear()
         ids = [s.id for s in self._scales()]
-        self._active = (ids.index(scale_id) + 1) % len(ids)
+        self._active = min(ids.index(scale_id) + 1, len(ids) - 1)  # on to the next scale
         self._sync_buttons()
         self._mark_active()
         self._show_status(False)
