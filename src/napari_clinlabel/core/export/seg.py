@@ -52,15 +52,26 @@ def source_series_datasets(
     else:
         files = [Path(f) for f in source]
     out: list[Dataset] = []
+    unplaced: list[str] = []  # the series' files with no position (projection images: MG, DX, CR)
     for f in files:
         try:
             ds = pydicom.dcmread(f, stop_before_pixels=True)
         except Exception:
             continue  # not DICOM (a sidecar log, a README): skip
-        if "ImagePositionPatient" not in ds or "SOPInstanceUID" not in ds:
+        if "SOPInstanceUID" not in ds:
             continue
-        if series_uid is None or str(ds.get("SeriesInstanceUID", "")) == series_uid:
-            out.append(ds)
+        if series_uid is not None and str(ds.get("SeriesInstanceUID", "")) != series_uid:
+            continue
+        if "ImagePositionPatient" not in ds:
+            unplaced.append(str(ds.get("Modality", "?")))
+            continue
+        out.append(ds)
+    if not out and unplaced:
+        raise ExportError(
+            f"{source}: the source is a projection image ({unplaced[0]}, no ImagePositionPatient), "
+            "and this DICOM SEG writer places frames by slice position; export the labels as NIfTI, "
+            "NRRD or PNG instead."
+        )
     if not out:
         raise ExportError(
             f"{source}: no DICOM slices of series {series_uid} found; DICOM SEG needs the source "
