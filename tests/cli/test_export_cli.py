@@ -11,7 +11,7 @@ import SimpleITK as sitk
 from napari_clinlabel.cli import main
 from napari_clinlabel.core.annotate.label_edits import record_label_change, record_labels_create
 from napari_clinlabel.core.image.io import read_volumes
-from napari_clinlabel.core.log.audit_log import AuditLog, iter_records, sidecar_paths
+from napari_clinlabel.core.log.audit_log import AuditLog, iter_records
 from napari_clinlabel.core.log.identity import Actor
 from napari_clinlabel.core.proposals.lifecycle import ProposalDraft, add_proposals
 from napari_clinlabel.core.schema import load_schema
@@ -67,23 +67,3 @@ def test_subprocess_dicom_seg_refused_for_nrrd(tmp_path, monkeypatch):
     )  # fmt: skip
     assert r.returncode == 2 and "not read from DICOM" in r.stderr and "NIfTI instead" in r.stderr
     assert not (tmp_path / "s.dcm").exists()
-
-
-def test_dicom_seg_of_a_mammogram_says_it_is_a_projection_image(tmp_path, monkeypatch, capsys):
-    """An MG file has no ImagePositionPatient: one line naming that and the formats that work
-    (it used to say the source series was missing while it lay beside the log)."""
-    from napari_clinlabel import api
-
-    monkeypatch.setenv("CLINLABEL_USER", "rita")
-    path = api.write_sample("mammogram", tmp_path)
-    with api.open_image(path) as image:
-        mask = np.zeros(image.shape, bool)
-        mask[..., 100:140, 100:140] = True
-        image.paint(mask, 1)
-    n = len(list(iter_records(sidecar_paths(path)[0])))
-    out = tmp_path / "seg.dcm"
-    assert main(["export", str(path), "--format", "dicom-seg", "-o", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "projection image (MG, no ImagePositionPatient)" in err[0], err
-    assert "NIfTI" in err[0] and not out.exists()
-    assert len(list(iter_records(sidecar_paths(path)[0]))) == n

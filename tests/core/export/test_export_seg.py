@@ -240,3 +240,28 @@ def test_dcmqi_partial_overlaps_second_oracle(tmp_path, shared_data):
             )  # fmt: skip
             assert mine.any()
             np.testing.assert_array_equal(mine.astype(bool), theirs.astype(bool))
+
+
+def test_dicom_seg_of_a_mammogram_is_one_frame_on_the_projection_image(tmp_path, monkeypatch):
+    """A mammogram has no slice position: its SEG is one frame referencing the MG instance
+    (highdicom reads it back voxel for voxel; dciodvfy finds no error). It used to be refused
+    with a message saying the source was missing while it lay beside the log."""
+    from napari_clinlabel import api
+
+    monkeypatch.setenv("CLINLABEL_USER", "rita")
+    path = api.write_sample("mammogram", tmp_path)
+    mask = np.zeros((1400, 1000), bool)
+    mask[100:140, 200:260] = True
+    with api.open_image(path) as image:
+        assert image.shape == mask.shape
+        image.paint(mask, 1)
+        res = image.export("dicom-seg", tmp_path / "mg_seg.dcm")
+    out = res.outputs[0].path
+    assert dciodvfy_errors(out) == []
+    seg = hd.seg.segread(out)
+    src = pydicom.dcmread(path)
+    px = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=[src.SOPInstanceUID], combine_segments=True
+    )
+    np.testing.assert_array_equal(px[0] > 0, mask)
+    assert seg.SegmentSequence[0].SegmentAlgorithmType == "MANUAL"

@@ -64,13 +64,16 @@ def source_series_datasets(
             continue
         if "ImagePositionPatient" not in ds:
             unplaced.append(str(ds.get("Modality", "?")))
+            unplaced_ds = ds
             continue
         out.append(ds)
+    if not out and len(unplaced) == 1:  # one projection image (MG, DX, CR): its own frame
+        return [unplaced_ds]
     if not out and unplaced:
         raise ExportError(
-            f"{source}: the source is a projection image ({unplaced[0]}, no ImagePositionPatient), "
-            "and this DICOM SEG writer places frames by slice position; export the labels as NIfTI, "
-            "NRRD or PNG instead."
+            f"{source}: the source holds {len(unplaced)} images without a slice position "
+            f"({unplaced[0]}); a DICOM SEG of a projection image is made on one file: export "
+            "from that file, or as NIfTI, NRRD or PNG."
         )
     if not out:
         raise ExportError(
@@ -124,6 +127,19 @@ def order_by_grid(
             "every slice. Export NIfTI instead."
         )
     return [by_k[k] for k in range(shape[0])]
+
+
+def _projection_frame(ds: Dataset, labels: np.ndarray) -> np.ndarray:
+    """``labels`` of a projection image as one (1, rows, columns) frame, checked against it."""
+    frame = labels.reshape(labels.shape[-2:]) if labels.size and labels.ndim in (2, 3) else labels
+    if labels.ndim == 3 and labels.shape[0] != 1:
+        raise ExportError("A projection image has one frame; these labels have several slices.")
+    if frame.shape != (int(ds.Rows), int(ds.Columns)):
+        raise ExportError(
+            f"The image is {ds.Rows}×{ds.Columns} but the labels are {frame.shape[0]}×"
+            f"{frame.shape[1]}; labels must be drawn on the image's own grid."
+        )
+    return frame[None]
 
 
 # Patient/study attributes highdicom copies from the sources (Type 2 in SEG and SR)
@@ -218,7 +234,12 @@ def build_seg(
     """
     import highdicom as hd  # lazy: ~1 s to import; only SEG/SR export needs it
 
-    ordered = prepare_sources(order_by_grid(source_datasets, geometry, labels.shape))
+    projection = len(source_datasets) == 1 and "ImagePositionPatient" not in source_datasets[0]
+    if projection:  # a mammogram, DX or CR image: one frame, no plane position (highdicom)
+        labels = _projection_frame(source_datasets[0], labels)
+        ordered = prepare_sources(source_datasets)
+    else:
+        ordered = prepare_sources(order_by_grid(source_datasets, geometry, labels.shape))
     present = [int(v) for v in np.unique(labels) if v != 0]
     values = sorted(
         set(present) | ({lab.value for lab in schema.labels} if include_empty and schema else set())
@@ -282,6 +303,8 @@ def build_seg(
     except (ValueError, TypeError) as exc:
         raise ExportError(f"highdicom refused the segmentation: {exc}") from None
     minimize_identifiers(seg)
+    if projection and "PatientOrientation" not in seg:  # Type 2C without plane orientation
+        seg.PatientOrientation = ordered[0].get("PatientOrientation", "")
     seg.DeviceSerialNumber = "0"  # ours (Type 1 in Enhanced General Equipment), not the scanner's
     seg.SeriesDescription = series_description[:64]
     return seg
