@@ -15,13 +15,16 @@ and writing the same 100 groups as its documentation shows, alternating in the s
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,14 +39,13 @@ def _support(name: str):
     return mod
 
 
-def bench_pacs_pull(quick: bool) -> dict:
-    """300 slices of 512×512 int16 (quick: 40)."""
-    from napari_clinlabel.core.pacs import pull_series_volumes, push
-    from napari_clinlabel.core.pacs.client import connect
+@contextlib.contextmanager
+def served_ct(tmp: Path, nz: int) -> Iterator[tuple[Any, Any, Any]]:
+    """A test Orthanc (under ``tmp``) holding one random nz×512×512 12-bit CT series:
+    (server, the written series, a connection); the server is stopped afterwards."""
+    from napari_clinlabel.core.pacs import push
 
     orthanc = _support("orthanc")
-    nz = 40 if quick else 300
-    tmp = Path(tempfile.mkdtemp(prefix="clinlabel-bench-pacs-"))
     proc, server = orthanc.start_orthanc(tmp / "orthanc")
     try:
         stored = np.random.default_rng(0).integers(0, 2000, size=(nz, 512, 512), dtype=np.int16)
@@ -52,31 +54,44 @@ def bench_pacs_pull(quick: bool) -> dict:
         )
         conn = server.connection()
         push(conn, [tmp / "src"])
-        study = s.meta["study_uid"]
-        client = connect(conn)
-        ours, anchor = [], []
-        for i in range(3):
-            dest = tmp / f"pull{i}"
-            t = time.perf_counter()
-            (vol,) = pull_series_volumes(conn, dest, s.series_uid)
-            ours.append(time.perf_counter() - t)
-            assert len(list(dest.joinpath(s.series_uid).glob("*.dcm"))) == nz
-            assert np.array_equal(vol.array, s.array)
-            t = time.perf_counter()
-            got = client.retrieve_series(study, s.series_uid)
-            anchor.append(time.perf_counter() - t)
-            assert len(got) == nz
-            shutil.rmtree(dest)
-        return {
-            "ours_s": min(ours),
-            "anchor_s": min(anchor),
-            "ratio": min(ours) / min(anchor),
-            "median_ratio": statistics.median(ours) / statistics.median(anchor),
-            "budget": 1.2,
-            "slices": nz,
-        }
+        yield server, s, conn
     finally:
         orthanc.stop_orthanc(proc)
+
+
+def bench_pacs_pull(quick: bool) -> dict:
+    """300 slices of 512×512 int16 (quick: 40)."""
+    from napari_clinlabel.core.pacs import pull_series_volumes
+    from napari_clinlabel.core.pacs.client import connect
+
+    nz = 40 if quick else 300
+    tmp = Path(tempfile.mkdtemp(prefix="clinlabel-bench-pacs-"))
+    try:
+        with served_ct(tmp, nz) as (_server, s, conn):
+            study = s.meta["study_uid"]
+            client = connect(conn)
+            ours, anchor = [], []
+            for i in range(3):
+                dest = tmp / f"pull{i}"
+                t = time.perf_counter()
+                (vol,) = pull_series_volumes(conn, dest, s.series_uid)
+                ours.append(time.perf_counter() - t)
+                assert len(list(dest.joinpath(s.series_uid).glob("*.dcm"))) == nz
+                assert np.array_equal(vol.array, s.array)
+                t = time.perf_counter()
+                got = client.retrieve_series(study, s.series_uid)
+                anchor.append(time.perf_counter() - t)
+                assert len(got) == nz
+                shutil.rmtree(dest)
+            return {
+                "ours_s": min(ours),
+                "anchor_s": min(anchor),
+                "ratio": min(ours) / min(anchor),
+                "median_ratio": statistics.median(ours) / statistics.median(anchor),
+                "budget": 1.2,
+                "slices": nz,
+            }
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 

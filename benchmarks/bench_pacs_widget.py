@@ -19,9 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
-from bench_pacs import _support
+from bench_pacs import served_ct
 
 
 def _wait(app: Any, done: Any, what: str, limit_s: float = 300.0) -> None:
@@ -42,76 +43,61 @@ def bench_pacs_widget_open(quick: bool = False) -> dict[str, Any]:
     from napari.qt import get_qapp
 
     from napari_clinlabel._widgets.pacs import PacsWidget
-    from napari_clinlabel.core.pacs import cache_root, pull, push
+    from napari_clinlabel.core.pacs import cache_root, pull
 
-    orthanc = _support("orthanc")
     nz, reps = (20, 2) if quick else (100, 3)
     tmp = Path(tempfile.mkdtemp(prefix="clinlabel-bench-pacsw-"))
-    saved = {k: os.environ.get(k) for k in ("CLINLABEL_WORKSPACE", "CLINLABEL_KEYS")}
-    os.environ["CLINLABEL_WORKSPACE"] = str(tmp / "ws")
-    os.environ["CLINLABEL_KEYS"] = str(tmp / "keys")
-    proc, server = orthanc.start_orthanc(tmp / "orthanc")
+    scratch = {"CLINLABEL_WORKSPACE": str(tmp / "ws"), "CLINLABEL_KEYS": str(tmp / "keys")}
     try:
-        stored = np.random.default_rng(0).integers(0, 2000, size=(nz, 512, 512), dtype=np.int16)
-        s = _support("dicom_series_factory").write_series(
-            tmp / "src", stored, spacing=(0.7, 0.7, 1.0), bits_stored=12
-        )
-        conn = server.connection()
-        push(conn, [tmp / "src"])
-        app = get_qapp()
+        with mock.patch.dict(os.environ, scratch), served_ct(tmp, nz) as (server, s, conn):
+            app = get_qapp()
 
-        def widget_open() -> float:
-            shutil.rmtree(cache_root(), ignore_errors=True)
-            viewer = napari.Viewer(show=True)
-            w = PacsWidget(viewer)
-            w._url.setText(server.url)
-            w._user.setText(server.username)
-            w._secret.setText(server.password)
-            w._search_btn.click()
-            _wait(app, lambda: w._worker is None and w._results.topLevelItemCount(), "search")
-            w._results.setCurrentItem(w._results.topLevelItem(0).child(0))
-            t = time.perf_counter()
-            w._open_btn.click()
-            _wait(app, lambda: bool(w.opened) and w._worker is None, "the pull")
-            viewer.screenshot(canvas_only=True)
-            dt = time.perf_counter() - t
-            assert np.array_equal(np.asarray(w.opened[0].data), s.array)
-            viewer.close()
-            return dt
+            def widget_open() -> float:
+                shutil.rmtree(cache_root(), ignore_errors=True)
+                viewer = napari.Viewer(show=True)
+                w = PacsWidget(viewer)
+                w._url.setText(server.url)
+                w._user.setText(server.username)
+                w._secret.setText(server.password)
+                w._search_btn.click()
+                _wait(app, lambda: w._worker is None and w._results.topLevelItemCount(), "search")
+                w._results.setCurrentItem(w._results.topLevelItem(0).child(0))
+                t = time.perf_counter()
+                w._open_btn.click()
+                _wait(app, lambda: bool(w.opened) and w._worker is None, "the pull")
+                viewer.screenshot(canvas_only=True)
+                dt = time.perf_counter() - t
+                assert np.array_equal(np.asarray(w.opened[0].data), s.array)
+                viewer.close()
+                return dt
 
-        def pull_then_read() -> float:
-            shutil.rmtree(cache_root(), ignore_errors=True)
-            viewer = napari.Viewer(show=True)
-            app.processEvents()
-            t = time.perf_counter()
-            pull(conn, cache_root(), series_uid=s.series_uid)
-            (layer,) = viewer.open(str(cache_root() / s.series_uid), plugin="napari-clinlabel")
-            viewer.screenshot(canvas_only=True)
-            dt = time.perf_counter() - t
-            assert np.array_equal(np.asarray(layer.data), s.array)
-            viewer.close()
-            return dt
+            def pull_then_read() -> float:
+                shutil.rmtree(cache_root(), ignore_errors=True)
+                viewer = napari.Viewer(show=True)
+                app.processEvents()
+                t = time.perf_counter()
+                pull(conn, cache_root(), series_uid=s.series_uid)
+                (layer,) = viewer.open(str(cache_root() / s.series_uid), plugin="napari-clinlabel")
+                viewer.screenshot(canvas_only=True)
+                dt = time.perf_counter() - t
+                assert np.array_equal(np.asarray(layer.data), s.array)
+                viewer.close()
+                return dt
 
-        widget_open()  # warm-up: imports, the server's caches (not counted)
-        ours, anchor = [], []
-        for i in range(reps):
-            pair = [(ours, widget_open), (anchor, pull_then_read)]
-            for out, fn in pair if i % 2 == 0 else pair[::-1]:
-                out.append(fn())
-        return {
-            "name": "pacs_widget_open",
-            "ours_s": statistics.median(ours),
-            "anchor_s": statistics.median(anchor),
-            "budget": 1.0,
-            "slices": nz,
-        }
+            widget_open()  # warm-up: imports, the server's caches (not counted)
+            ours, anchor = [], []
+            for i in range(reps):
+                pair = [(ours, widget_open), (anchor, pull_then_read)]
+                for out, fn in pair if i % 2 == 0 else pair[::-1]:
+                    out.append(fn())
+            return {
+                "name": "pacs_widget_open",
+                "ours_s": statistics.median(ours),
+                "anchor_s": statistics.median(anchor),
+                "budget": 1.0,
+                "slices": nz,
+            }
     finally:
-        orthanc.stop_orthanc(proc)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         shutil.rmtree(tmp, ignore_errors=True)
 
 

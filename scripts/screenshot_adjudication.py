@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _shot import settle
+from _shot import settle, shoot
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img" / "adjudication.png"
 SIZE = (1500, 900)
@@ -132,12 +132,7 @@ def main(out: Path = OUT) -> int:
     viewer.dims.set_point(0, float(np.asarray(image.data_to_world((z, 0, 0)))[0]))
     viewer.reset_view()
     viewer.scene.camera.zoom *= 1.3
-    settle(800)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(out), canvas_only=False)
-    print(f"wrote {out} (work in {tmp})")
-    viewer.close()
-    return 0
+    return shoot(viewer, out, tmp, 800)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _shot import settle
+from _shot import shoot
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img" / "linked_views_ct.png"
 SIZE = (1700, 1000)
@@ -64,12 +64,7 @@ def main(out: Path = OUT) -> int:
     shapes.mode = "pan_zoom"
     viewer.layers.selection.active = image
     viewer.reset_view()
-    settle(1200)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(out), canvas_only=False)
-    print(f"wrote {out} (work in {tmp})")
-    viewer.close()
-    return 0
+    return shoot(viewer, out, tmp, 1200)
 
 
 if __name__ == "__main__":
