@@ -26,12 +26,6 @@ REV = api.Actor("rev", "Rui Vaz", "reviewer")
 CAROL = api.Actor("carol", "Carol Wu", "adjudicator")
 
 
-@pytest.fixture(autouse=True)
-def _no_env_identity(monkeypatch):
-    for var in ("CLINLABEL_USER", "CLINLABEL_ROLE", "CLINLABEL_ROSTER"):
-        monkeypatch.delenv(var, raising=False)
-
-
 @pytest.fixture
 def nifti(tmp_path):
     img = sitk.GetImageFromArray(np.arange(np.prod(SHAPE), dtype=np.int16).reshape(SHAPE))

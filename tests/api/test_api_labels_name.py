@@ -20,12 +20,6 @@ BEA = api.Actor("bea", "Bea Lind", "annotator")
 CAROL = api.Actor("carol", "Carol Wu", "adjudicator")
 
 
-@pytest.fixture(autouse=True)
-def _no_env_identity(monkeypatch):
-    for var in ("CLINLABEL_USER", "CLINLABEL_ROLE", "CLINLABEL_ROSTER"):
-        monkeypatch.delenv(var, raising=False)
-
-
 @pytest.fixture
 def painted(tmp_path):
     write_roster(tmp_path, {"ana": ["annotator"], "bea": ["annotator"], "carol": ["adjudicator"]})
